@@ -1,0 +1,27 @@
+"""Where the project keeps its files. One place, so tests and the CLI can redirect it.
+
+Defaults are relative to the project root; `LITONG_DATA_RAW`, `LITONG_OUTPUT` and
+`LITONG_DB` override them (read when a path is asked for, never at import).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = PROJECT_ROOT / "schemas"
+REFERENCE_DIR = PROJECT_ROOT / "reference"
+RULES_DIR = PROJECT_ROOT / "rules"
+
+
+def data_raw_dir() -> Path:
+    return Path(os.environ.get("LITONG_DATA_RAW", PROJECT_ROOT / "data_raw"))
+
+
+def output_dir() -> Path:
+    return Path(os.environ.get("LITONG_OUTPUT", PROJECT_ROOT / "output"))
+
+
+def database_path() -> Path:
+    return Path(os.environ.get("LITONG_DB", output_dir() / "litong.duckdb"))
