@@ -1,0 +1,200 @@
+"""Normalise raw survey text into typed columns, as one DuckDB query per kind.
+
+Everything here is generated from the template definitions: the SQL reads the current
+file versions of `raw_<kind>` and writes `norm_<kind>`, which holds for every field
+  * `<key>`       the normalised, typed value (NULL when empty or unknown),
+  * `<key>__txt`  for numbers, years and dates: the cleaned text the type is read from,
+and one boolean `_chk_<id>` per cross-field check (NULL when an input is missing).
+Great Expectations then validates `norm_<kind>` (see validate.py).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipeline.intake.credit_code import CHARSET, WEIGHTS
+from pipeline.intake.schema import UNKNOWN_MARKERS, Field, Template, towns, units
+from pipeline.store import quote, raw_table, staging_table
+
+FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
+HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "
+DELETED = "\ufeff\u200b"  # in FROM with no counterpart in TO: removed
+NUMBER_UNITS = "平方米|㎡|m2|千米|km|毫米|mm|MPa|mpa|米|m|吨|t|%|‰|度|°|辆|人|层|万元"
+DATE_MIN = "1950-01-01"
+
+
+def lit(value: str) -> str:
+    """A SQL string literal for our own definition data (never for uploaded values)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def lit_list(values) -> str:
+    return "(" + ", ".join(lit(v) for v in values) + ")"
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Text cleaning and the GB 32100 check digit as DuckDB macros (one place each)."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO clean_text(s) AS "
+        f"nullif(trim(translate(s, {lit(FULL_WIDTH + DELETED)}, {lit(HALF_WIDTH)})), '')"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO clean_number(s) AS nullif(regexp_replace("
+        f"replace(replace(s, ',', ''), ' ', ''), '({NUMBER_UNITS})$', ''), '')"
+    )
+    weights = "[" + ", ".join(str(w) for w in WEIGHTS) + "]"
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO gb32100_ok(code) AS "
+        f"CASE WHEN NOT regexp_full_match(code, '[{CHARSET}]{{18}}') THEN false ELSE "
+        f"substr({lit(CHARSET)}, ((31 - list_sum(list_transform(range(17), lambda i: "
+        f"({weights})[i + 1] * (instr({lit(CHARSET)}, substr(code, i + 1, 1)) - 1))) % 31) % 31)::BIGINT + 1, 1)"
+        " = substr(code, 18, 1) END"
+    )
+
+
+def _not_unknown(expr: str, f: Field) -> str:
+    markers = [m for m in UNKNOWN_MARKERS if m not in f.spelling_map()]
+    return f"CASE WHEN {expr} IN {lit_list(markers)} THEN NULL ELSE {expr} END"
+
+
+def _town_code_of(expr: str) -> str:
+    """Town code from a code or a town name."""
+    cases = " ".join(f"WHEN {lit(n)} THEN {lit(c)}" for c, n in towns().items())
+    return f"CASE {expr} {cases} ELSE {expr} END"
+
+
+def _town_name_of(expr: str) -> str:
+    cases = " ".join(f"WHEN {lit(c)} THEN {lit(n)}" for c, n in towns().items())
+    return f"CASE {expr} {cases} END"
+
+
+def field_columns(f: Field) -> list[str]:
+    """SQL select items for one field, reading the cleaned column `c."<key>"`."""
+    c = f"c.{quote(f.key)}"
+    k = quote(f.key)
+    txt = quote(f.key + "__txt")
+    if f.type in ("text", "unit_code", "credit_code"):
+        expr = _not_unknown(c, f)
+        if f.type != "text":
+            expr = f"upper(replace({expr}, ' ', ''))"
+        return [f"{expr} AS {k}"]
+    if f.type in ("enum", "bool"):
+        cases = " ".join(f"WHEN {lit(a)} THEN {lit(v)}" for a, v in f.spelling_map().items())
+        return [f"CASE {c} {cases} ELSE {_not_unknown(c, f)} END AS {k}"]
+    if f.type == "town_code":
+        name = "c.town_name" if f.key == "town_code" else "NULL"
+        return [f"coalesce({_town_code_of(_not_unknown(c, f))}, {_town_code_of(name)}) AS {k}"]
+    if f.type == "town_list":
+        parts = f"list_filter(string_split_regex({_not_unknown(c, f)}, '[;；、,，\\s]+'), lambda x: x <> '')"
+        mapped = f"list_transform({parts}, lambda x: {_town_code_of('x')})"
+        codes = lit_list(towns())
+        return [
+            f"nullif(array_to_string({mapped}, ';'), '') AS {k}",
+            f"nullif(array_to_string(list_filter({parts}, lambda x: {_town_code_of('x')} NOT IN {codes}), '、'), '') "
+            f"AS {quote(f.key + '__bad')}",
+        ]
+    if f.type in ("integer", "decimal"):
+        t = f"clean_number({_not_unknown(c, f)})"
+        sql_type = "BIGINT" if f.type == "integer" else "DOUBLE"
+        pattern = r"[-+]?\d+(\.0+)?" if f.type == "integer" else r"[-+]?(\d+\.?\d*|\.\d+)"
+        typed = f"CASE WHEN regexp_full_match({t}, '{pattern}') THEN TRY_CAST(TRY_CAST({t} AS DOUBLE) AS {sql_type}) END"
+        return [f"{t} AS {txt}", f"{typed} AS {k}"]
+    if f.type == "year":
+        t = _not_unknown(c, f)
+        canon = f"CASE WHEN regexp_full_match({t}, '\\d{{4}}(年.*|[-/.]\\d{{1,2}}.*)?') THEN left({t}, 4) ELSE {t} END"
+        return [
+            f"{canon} AS {txt}",
+            f"TRY_CAST(CASE WHEN regexp_full_match({canon}, '\\d{{4}}') THEN {canon} END AS INTEGER) AS {k}",
+        ]
+    if f.type == "date":
+        t = _not_unknown(c, f)
+        unified = (
+            f"regexp_replace(replace(replace(replace(replace(split_part({t}, ' ', 1), '年', '-'), '月', '-'), '日', ''), "
+            f"'/', '-'), '\\.', '-', 'g')"
+        )
+        parsed = f"coalesce(try_strptime({unified}, '%Y-%m-%d'), try_strptime({t}, '%Y%m%d'))::DATE"
+        return [
+            f"CASE WHEN {parsed} IS NOT NULL THEN strftime({parsed}, '%Y-%m-%d') ELSE {t} END AS {txt}",
+            f"{parsed} AS {k}",
+        ]
+    raise ValueError(f"unhandled field type {f.type}")
+
+
+def builtin_checks(t: Template) -> list[str]:
+    """Checks every template of this shape gets: town code/name agreement, credit-code digit."""
+    out = []
+    if t.has("town_code") and t.has("town_name"):
+        names = lit_list(towns().values())
+        out.append(
+            f"CASE WHEN t.town_name IS NULL OR t._town_code_given IS NULL THEN NULL "
+            f"WHEN t.town_name NOT IN {names} THEN false "
+            f"ELSE {_town_name_of('t.town_code')} IS NOT DISTINCT FROM t.town_name END AS _chk_town_agree"
+        )
+    for f in t.fields:
+        if f.type == "credit_code":
+            out.append(f"gb32100_ok(t.{quote(f.key)}) AS {quote('_chk_' + f.key + '_checksum')}")
+    return out
+
+
+def normalize_sql(t: Template) -> str:
+    clean = ", ".join(f"clean_text(r.{quote(k)}) AS {quote(k)}" for k in t.keys)
+    typed = ", ".join(item for f in t.fields for item in field_columns(f))
+    checks = [f"({chk.sql}) AS {quote('_chk_' + chk.id)}" for chk in t.checks]
+    checks += builtin_checks(t)
+    for chk in t.cross_kind:
+        cols = ", ".join(f"t.{quote(col)}" for col in chk.columns)
+        ref = ", ".join(quote(col) for col in chk.columns)
+        checks.append(
+            f"CASE WHEN {' OR '.join(f't.{quote(col)} IS NULL' for col in chk.columns)} THEN NULL "
+            f"ELSE ({cols}) IN (SELECT ({ref}) FROM {staging_table(chk.requires)}) END AS {quote('_chk_' + chk.id)}"
+        )
+    given = ", c.town_code AS _town_code_given" if t.has("town_code") else ""
+    id_expr = "concat_ws('|', " + ", ".join(f"t.{quote(k)}::VARCHAR" for k in t.id_keys) + ")"
+    content = (
+        "md5(concat_ws('\x1f', "
+        + ", ".join(f"coalesce(t.{quote(k)}::VARCHAR, '\x00')" for k in t.keys)
+        + "))"
+    )
+    return f"""
+    CREATE OR REPLACE TABLE norm_{t.kind} AS
+    WITH files AS (
+        SELECT file_id, rel_path, sha256, uploaded_at, department, survey_round
+        FROM intake_files WHERE kind = {lit(t.kind)} AND is_current AND status = 'ingested'
+    ),
+    c AS (
+        SELECT r.file_id, r.row_no, {clean}
+        FROM {raw_table(t.kind)} r JOIN files USING (file_id)
+    ),
+    t AS (
+        SELECT c.file_id, c.row_no, {typed}{given} FROM c
+    ),
+    k AS (
+        SELECT t.*, {", ".join(checks) + "," if checks else ""}
+            {id_expr} AS _record_id, {content} AS _content
+        FROM t
+    )
+    SELECT
+        row_number() OVER (ORDER BY f.rel_path, k.row_no) AS _row_key,
+        k.*,
+        f.rel_path AS source_file, f.sha256 AS file_sha256, f.uploaded_at, f.department, f.survey_round,
+        CASE WHEN {" AND ".join(f"k.{quote(i)} IS NOT NULL" for i in t.id_keys)} THEN
+            count(DISTINCT k._content) OVER w = 1 END AS _chk_id_unique,
+        CASE WHEN {" AND ".join(f"k.{quote(i)} IS NOT NULL" for i in t.id_keys)} THEN
+            row_number() OVER (PARTITION BY k.survey_round_key, k._content ORDER BY f.rel_path, k.row_no) = 1
+            END AS _chk_not_repeat,
+        CASE WHEN count(*) OVER w > 1 THEN
+            list(f.rel_path || '第' || k.row_no || '行') OVER w END AS _dup_where
+    FROM (SELECT k.*, f2.survey_round AS survey_round_key FROM k JOIN files f2 USING (file_id)) k
+    JOIN files f USING (file_id)
+    WINDOW w AS (PARTITION BY k.survey_round_key, k._record_id)
+    """
+
+
+def normalize(con: duckdb.DuckDBPyConnection, t: Template) -> int:
+    install_macros(con)
+    con.execute(normalize_sql(t))
+    return con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
+
+
+def unit_codes() -> list[str]:
+    return list(units())

@@ -1,0 +1,120 @@
+"""The embedded DuckDB store: connection and the tables every stage shares.
+
+Tables are created from the template definitions, so a new column in
+`schemas/<kind>.yaml` is a new column here without touching SQL by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipeline.intake.schema import KINDS, Template, load_template
+
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "integer": "BIGINT",
+    "decimal": "DOUBLE",
+    "year": "INTEGER",
+    "date": "DATE",
+    "enum": "VARCHAR",
+    "bool": "BOOLEAN",
+    "town_code": "VARCHAR",
+    "town_list": "VARCHAR",
+    "unit_code": "VARCHAR",
+    "credit_code": "VARCHAR",
+}
+
+PROVENANCE_COLUMNS = """
+    file_id VARCHAR, source_file VARCHAR, file_sha256 VARCHAR, row_no INTEGER,
+    uploaded_at TIMESTAMP, department VARCHAR, survey_round VARCHAR
+"""
+
+INTAKE_FILES_DDL = """
+CREATE TABLE IF NOT EXISTS intake_files (
+    file_id VARCHAR PRIMARY KEY,      -- hash of (kind, path, content): a changed file is a new id
+    kind VARCHAR NOT NULL,
+    rel_path VARCHAR NOT NULL,        -- path under data_raw
+    department VARCHAR,
+    survey_round VARCHAR,
+    sha256 VARCHAR NOT NULL,
+    size_bytes BIGINT,
+    file_format VARCHAR,              -- csv / xlsx
+    encoding VARCHAR,
+    uploaded_at TIMESTAMP,            -- first time the pipeline saw this version
+    status VARCHAR NOT NULL,          -- ingested / unreadable
+    problem_zh VARCHAR,               -- why the file could not be read (Chinese)
+    rows_read INTEGER,                -- data rows, blank rows excluded
+    blank_rows INTEGER,
+    unknown_headers VARCHAR[],
+    header_map VARCHAR,               -- JSON: source header -> field key
+    is_current BOOLEAN NOT NULL DEFAULT TRUE,
+    version INTEGER                   -- 1, 2, ... for successive contents at one path
+)
+"""
+
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    kind VARCHAR, file_id VARCHAR, source_file VARCHAR, row_no INTEGER,
+    department VARCHAR, survey_round VARCHAR, record_id VARCHAR,
+    n_reasons INTEGER, reasons_zh VARCHAR, raw_json VARCHAR
+)
+"""
+
+FAILURES_DDL = """
+CREATE TABLE IF NOT EXISTS validation_failures (
+    kind VARCHAR, file_id VARCHAR, source_file VARCHAR, row_no INTEGER, record_id VARCHAR,
+    check_id VARCHAR, columns VARCHAR, headers_zh VARCHAR, values_raw VARCHAR,
+    problem_zh VARCHAR, message_zh VARCHAR
+)
+"""
+
+
+def raw_table(kind: str) -> str:
+    return f"raw_{kind}"
+
+
+def staging_table(kind: str) -> str:
+    return f"stg_{kind}"
+
+
+def quote(identifier: str) -> str:
+    """Quote an identifier (column names come from our YAML, never from uploads)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def raw_ddl(t: Template) -> str:
+    cols = ", ".join(f"{quote(k)} VARCHAR" for k in t.keys)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {raw_table(t.kind)} "
+        f"(file_id VARCHAR NOT NULL, row_no INTEGER NOT NULL, {cols})"
+    )
+
+
+def staging_ddl(t: Template) -> str:
+    cols = ", ".join(f"{quote(f.key)} {SQL_TYPES[f.type]}" for f in t.fields)
+    return f"CREATE TABLE IF NOT EXISTS {staging_table(t.kind)} ({cols}, {PROVENANCE_COLUMNS})"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(INTAKE_FILES_DDL)
+    con.execute(QUARANTINE_DDL)
+    con.execute(FAILURES_DDL)
+    for kind in KINDS:
+        t = load_template(kind)
+        con.execute(raw_ddl(t))
+        con.execute(staging_ddl(t))
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
+    try:
+        ensure_schema(con)
+        yield con
+    finally:
+        con.close()
