@@ -144,7 +144,8 @@ def run_suite(
             frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
                                         "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
     empty = pd.DataFrame(
-        {"row_key": pd.array([], dtype="int64"), "check_id": [], "columns": [], "problem_zh": []}
+        {"row_key": pd.Series([], dtype="int64")}
+        | {c: pd.Series([], dtype="str") for c in ("check_id", "columns", "problem_zh")}
     )
     return (pd.concat(frames, ignore_index=True) if frames else empty), bool(result.success)
 
