@@ -88,10 +88,7 @@ def quote(identifier: str) -> str:
 
 def raw_ddl(t: Template) -> str:
     cols = ", ".join(f"{quote(k)} VARCHAR" for k in t.keys)
-    return (
-        f"CREATE TABLE IF NOT EXISTS {raw_table(t.kind)} "
-        f"(file_id VARCHAR NOT NULL, row_no INTEGER NOT NULL, {cols})"
-    )
+    return f"CREATE TABLE IF NOT EXISTS {raw_table(t.kind)} (file_id VARCHAR NOT NULL, row_no INTEGER NOT NULL, {cols})"
 
 
 def staging_ddl(t: Template) -> str:

@@ -88,13 +88,10 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
             result = validate(con, template)
             receipts = write_receipts(con, store.out_dir() / "receipts", kind)
             unreadable = con.execute(
-                "SELECT rel_path, problem_zh FROM intake_files "
-                "WHERE kind = ? AND is_current AND status <> 'ingested'",
+                "SELECT rel_path, problem_zh FROM intake_files WHERE kind = ? AND is_current AND status <> 'ingested'",
                 [kind],
             ).fetchall()
-            conservation = con.execute(
-                CONSERVATION_SQL.format(stg=f"stg_{kind}"), [kind]
-            ).fetchall()
+            conservation = con.execute(CONSERVATION_SQL.format(stg=f"stg_{kind}"), [kind]).fetchall()
         context.log.info(f"{kind}: {result.valid} valid, {result.quarantined} quarantined")
         yield dg.MaterializeResult(
             metadata={
@@ -145,16 +142,12 @@ def _check_results(kind, result, unreadable, conservation):
     )  # fmt: skip
 
 
-@dg.asset(
-    group_name="intake", description="Blank upload templates (XLSX and CSV) for every survey kind."
-)
+@dg.asset(group_name="intake", description="Blank upload templates (XLSX and CSV) for every survey kind.")
 def blank_templates(store: LitongStore) -> dg.MaterializeResult:
     from pipeline.intake.blank_templates import write_blank_templates
 
     written = write_blank_templates(store.out_dir() / "templates")
-    return dg.MaterializeResult(
-        metadata={"files": dg.MetadataValue.json([str(p) for p in written])}
-    )
+    return dg.MaterializeResult(metadata={"files": dg.MetadataValue.json([str(p) for p in written])})
 
 
 raw_assets = [build_raw_asset(k) for k in KINDS]

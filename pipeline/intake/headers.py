@@ -35,9 +35,7 @@ def load_mapping(path: Path, template: Template) -> tuple[dict[str, str], list[s
             if not own or not target:
                 problems.append(f"{path.name}第{line_no}行：本单位列名和模板列名都必须填写")
             elif header_key(target) not in lookup:
-                problems.append(
-                    f"{path.name}第{line_no}行：模板列名“{target}”不是{template.title}模板中的列"
-                )
+                problems.append(f"{path.name}第{line_no}行：模板列名“{target}”不是{template.title}模板中的列")
             else:
                 mapping[header_key(own)] = lookup[header_key(target)]
     return mapping, problems
@@ -55,9 +53,7 @@ def match_headers(source: list[str], template: Template, mapping: dict[str, str]
             continue
         if key in result.columns:
             first = result.columns[key]
-            result.problems.append(
-                f"列“{first}”和列“{col}”都对应模板列“{template.field(key).header}”，请删除其中一列"
-            )
+            result.problems.append(f"列“{first}”和列“{col}”都对应模板列“{template.field(key).header}”，请删除其中一列")
             continue
         result.columns[key] = col
     missing = [f.header for f in template.fields if f.required and f.key not in result.columns]

@@ -38,9 +38,7 @@ class Upload:
 
     @property
     def file_id(self) -> str:
-        return hashlib.sha256(f"{self.kind}\0{self.rel_path}\0{self.sha256}".encode()).hexdigest()[
-            :20
-        ]
+        return hashlib.sha256(f"{self.kind}\0{self.rel_path}\0{self.sha256}".encode()).hexdigest()[:20]
 
 
 @dataclass
@@ -73,9 +71,7 @@ def discover(data_raw: Path, kind: str) -> list[Upload]:
         parts = path.relative_to(base).parts
         dept = parts[0] if len(parts) == 3 else None
         rnd = parts[1] if len(parts) == 3 else None
-        uploads.append(
-            Upload(path, rel, kind, dept, rnd, sha256_of(path), _layout_problem(path, parts, kind))
-        )
+        uploads.append(Upload(path, rel, kind, dept, rnd, sha256_of(path), _layout_problem(path, parts, kind)))
     return uploads
 
 
@@ -96,10 +92,7 @@ def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str) -> In
     template = load_template(kind)
     summary = IngestSummary(kind)
     uploads = discover(data_raw, kind)
-    known = {
-        r[0]
-        for r in con.execute("SELECT file_id FROM intake_files WHERE kind = ?", [kind]).fetchall()
-    }
+    known = {r[0] for r in con.execute("SELECT file_id FROM intake_files WHERE kind = ?", [kind]).fetchall()}
     for up in uploads:
         if up.file_id in known:
             summary.unchanged_files.append(up.rel_path)
@@ -125,9 +118,7 @@ def _mark_current(con: duckdb.DuckDBPyConnection, kind: str, current_ids: list[s
     )
 
 
-def _load_one(
-    con: duckdb.DuckDBPyConnection, up: Upload, template: Template
-) -> tuple[int, str | None]:
+def _load_one(con: duckdb.DuckDBPyConnection, up: Upload, template: Template) -> tuple[int, str | None]:
     """Load one file version; returns (rows loaded, problem or None). Registers it either way.
 
     The file is read into a temp table first; its rows and its registry entry are then
@@ -169,9 +160,7 @@ def _load_one(
     return record["rows_read"], record["problem_zh"]
 
 
-def _stage_upload(
-    con: duckdb.DuckDBPyConnection, up: Upload, template: Template, record: dict
-) -> str:
+def _stage_upload(con: duckdb.DuckDBPyConnection, up: Upload, template: Template, record: dict) -> str:
     """Read the file into the temp table, match its headers, count its rows.
 
     Returns the INSERT statement (file_id as its one parameter) that copies it to raw."""
@@ -184,16 +173,12 @@ def _stage_upload(
     else:
         record["encoding"] = read_csv(con, up.path, UPLOAD_TABLE)
         row_no_sql = "rowid + 2"  # Excel numbering: the header is row 1
-    source_cols = [
-        r[0] for r in con.execute(f"DESCRIBE {UPLOAD_TABLE}").fetchall() if r[0] != "__excel_row"
-    ]
+    source_cols = [r[0] for r in con.execute(f"DESCRIBE {UPLOAD_TABLE}").fetchall() if r[0] != "__excel_row"]
     match = match_headers(source_cols, template, mapping)
     if match.problems:
         raise UnreadableFile("；".join(match.problems))
     record["unknown_headers"] = match.unknown
-    record["header_map"] = json.dumps(
-        {src: key for key, src in match.columns.items()}, ensure_ascii=False
-    )
+    record["header_map"] = json.dumps({src: key for key, src in match.columns.items()}, ensure_ascii=False)
     select = [quote(match.columns[k]) if k in match.columns else "NULL" for k in template.keys]
     blank = " AND ".join(f"nullif(trim({quote(c)}), '') IS NULL" for c in match.columns.values())
     record["blank_rows"], total = con.execute(

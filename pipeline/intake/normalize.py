@@ -3,7 +3,8 @@
 Everything here is generated from the template definitions: the SQL reads the current
 file versions of `raw_<kind>` and writes `norm_<kind>`, which holds for every field
   * `<key>`       the normalised, typed value (NULL when empty or unknown),
-  * `<key>__txt`  for numbers, years and dates: the cleaned text the type is read from,
+  * `<key>__txt`  for numbers, years and dates: the cleaned text the type is read from
+                  (dates: the ISO form when the text is a real date, else marked as not one),
 and one boolean `_chk_<id>` per cross-field check (NULL when an input is missing).
 Great Expectations then validates `norm_<kind>` (see validate.py).
 """
@@ -97,7 +98,9 @@ def field_columns(f: Field) -> list[str]:
         t = f"clean_number({_not_unknown(c, f)})"
         sql_type = "BIGINT" if f.type == "integer" else "DOUBLE"
         pattern = r"[-+]?\d+(\.0+)?" if f.type == "integer" else r"[-+]?(\d+\.?\d*|\.\d+)"
-        typed = f"CASE WHEN regexp_full_match({t}, '{pattern}') THEN TRY_CAST(TRY_CAST({t} AS DOUBLE) AS {sql_type}) END"
+        typed = (
+            f"CASE WHEN regexp_full_match({t}, '{pattern}') THEN TRY_CAST(TRY_CAST({t} AS DOUBLE) AS {sql_type}) END"
+        )
         return [f"{t} AS {txt}", f"{typed} AS {k}"]
     if f.type == "year":
         t = _not_unknown(c, f)
@@ -112,9 +115,9 @@ def field_columns(f: Field) -> list[str]:
             f"regexp_replace(replace(replace(replace(replace(split_part({t}, ' ', 1), '年', '-'), '月', '-'), '日', ''), "
             f"'/', '-'), '\\.', '-', 'g')"
         )
-        parsed = f"coalesce(try_strptime({unified}, '%Y-%m-%d'), try_strptime({t}, '%Y%m%d'))::DATE"
+        parsed = f"coalesce(try_strptime({unified}, '%Y-%m-%d'), CASE WHEN regexp_full_match({t}, '\\d{{8}}') THEN try_strptime({t}, '%Y%m%d') END)::DATE"
         return [
-            f"CASE WHEN {parsed} IS NOT NULL THEN strftime({parsed}, '%Y-%m-%d') ELSE {t} END AS {txt}",
+            f"CASE WHEN {parsed} IS NOT NULL THEN strftime({parsed}, '%Y-%m-%d') ELSE {t} || ' (not a date)' END AS {txt}",
             f"{parsed} AS {k}",
         ]
     raise ValueError(f"unhandled field type {f.type}")
@@ -150,11 +153,7 @@ def normalize_sql(t: Template) -> str:
         )
     given = ", c.town_code AS _town_code_given" if t.has("town_code") else ""
     id_expr = "concat_ws('|', " + ", ".join(f"t.{quote(k)}::VARCHAR" for k in t.id_keys) + ")"
-    content = (
-        "md5(concat_ws('\x1f', "
-        + ", ".join(f"coalesce(t.{quote(k)}::VARCHAR, '\x00')" for k in t.keys)
-        + "))"
-    )
+    content = "md5(concat_ws('\x1f', " + ", ".join(f"coalesce(t.{quote(k)}::VARCHAR, '\x00')" for k in t.keys) + "))"
     return f"""
     CREATE OR REPLACE TABLE norm_{t.kind} AS
     WITH files AS (

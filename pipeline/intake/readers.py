@@ -44,9 +44,7 @@ def detect_encoding(path: Path) -> str:
         return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     if _decodes_as(path, "gb18030"):
         return "gb18030"
-    raise UnreadableFile(
-        "文件编码无法识别：请在Excel中“另存为”CSV UTF-8（逗号分隔）或XLSX格式后重新上传"
-    )
+    raise UnreadableFile("文件编码无法识别：请在Excel中“另存为”CSV UTF-8（逗号分隔）或XLSX格式后重新上传")
 
 
 def _transcode_to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
@@ -64,9 +62,7 @@ def read_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str:
     """Load `path` into temp table `table` (all VARCHAR, file order kept). Returns the encoding."""
     encoding = detect_encoding(path)
     with tempfile.TemporaryDirectory(prefix="litong-") as tmp:
-        source = (
-            path if encoding.startswith("utf-8") else _transcode_to_utf8(path, encoding, Path(tmp))
-        )
+        source = path if encoding.startswith("utf-8") else _transcode_to_utf8(path, encoding, Path(tmp))
         try:
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv(?, "

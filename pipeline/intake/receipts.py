@@ -57,12 +57,9 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path) -> dict:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    accepted = con.execute(
-        f"SELECT count(*) FROM stg_{f['kind']} WHERE file_id = ?", [f["file_id"]]
-    ).fetchall()[0][0]
+    accepted = con.execute(f"SELECT count(*) FROM stg_{f['kind']} WHERE file_id = ?", [f["file_id"]]).fetchall()[0][0]
     refused_rows = con.execute(
-        "SELECT row_no, record_id, n_reasons, reasons_zh FROM quarantine "
-        "WHERE file_id = ? ORDER BY row_no",
+        "SELECT row_no, record_id, n_reasons, reasons_zh FROM quarantine WHERE file_id = ? ORDER BY row_no",
         [f["file_id"]],
     ).fetchall()
     problems = con.execute(
@@ -98,9 +95,7 @@ def _bold(ws, value: str, font):
 
 def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
     """A receipt for every current file version of `kind`."""
-    cur = con.execute(
-        "SELECT * FROM intake_files WHERE kind = ? AND is_current ORDER BY rel_path", [kind]
-    )
+    cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_current ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     out = []

@@ -223,9 +223,7 @@ def units() -> dict[str, dict[str, str]]:
         return {r["unit_code"]: r for r in csv.DictReader(f)}
 
 
-_UNIT_SUFFIX = re.compile(
-    r"\((米|m|平方米|m2|㎡|吨|t|千米|km|毫米|mm|mpa|%|‰|度|°|辆|人|万元)\)$", re.IGNORECASE
-)
+_UNIT_SUFFIX = re.compile(r"\((米|m|平方米|m2|㎡|吨|t|千米|km|毫米|mm|mpa|%|‰|度|°|辆|人|万元)\)$", re.IGNORECASE)
 
 
 def header_key(text: str) -> str:

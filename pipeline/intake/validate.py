@@ -18,8 +18,8 @@ from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
 
 TYPE_REGEX = {
-    "integer": r"^[-+]?\d+(\.0+)?$",
-    "decimal": r"^[-+]?(\d+\.?\d*|\.\d+)$",
+    "integer": r"^[-+]?\d+(?:\.0+)?$",
+    "decimal": r"^[-+]?(?:\d+\.?\d*|\.\d+)$",
     "year": r"^\d{4}$",
     "date": r"^\d{4}-\d{2}-\d{2}$",
 }
@@ -111,9 +111,7 @@ def build_expectations(t: Template, today: dt.date) -> list[Expectation]:
     return out
 
 
-def run_suite(
-    df: pd.DataFrame, t: Template, expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
+def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
     """Run the suite with Great Expectations; returns one row per (row key, failed check)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
@@ -129,9 +127,7 @@ def run_suite(
     suite = context.suites.add(gx.ExpectationSuite(name=f"survey_{t.kind}"))
     for i, e in enumerate(expectations):
         cls = getattr(gxe, e.ge_type)
-        suite.add_expectation(
-            cls(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
-        )
+        suite.add_expectation(cls(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id}))
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     frames = []
@@ -150,22 +146,16 @@ def run_suite(
     return (pd.concat(frames, ignore_index=True) if frames else empty), bool(result.success)
 
 
-def load_frame(
-    con: duckdb.DuckDBPyConnection, t: Template, expectations: list[Expectation]
-) -> pd.DataFrame:
+def load_frame(con: duckdb.DuckDBPyConnection, t: Template, expectations: list[Expectation]) -> pd.DataFrame:
     """The columns the suite reads, via Arrow (much faster than `.df()`), indexed by row key."""
     cols = sorted({e.column for e in expectations})
-    table = con.sql(
-        f"SELECT _row_key, {', '.join(quote(c) for c in cols)} FROM norm_{t.kind}"
-    ).to_arrow_table()
+    table = con.sql(f"SELECT _row_key, {', '.join(quote(c) for c in cols)} FROM norm_{t.kind}").to_arrow_table()
     df = table.to_pandas(date_as_object=False).set_index("_row_key")
     df.index.name = None  # GE then reports plain index values
     return df
 
 
-def validate(
-    con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None
-) -> ValidationResult:
+def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> ValidationResult:
     """Validate the normalised rows of one kind and rewrite its staging and quarantine rows."""
     expectations = build_expectations(t, today or dt.date.today())
     df = load_frame(con, t, expectations)
@@ -175,15 +165,9 @@ def validate(
         _write_results(con, t)
     finally:
         con.unregister("__failures")
-    by_check = (
-        dict(failures.groupby("check_id").size().sort_values(ascending=False).items())
-        if len(failures)
-        else {}
-    )
+    by_check = dict(failures.groupby("check_id").size().sort_values(ascending=False).items()) if len(failures) else {}
     n_bad = failures["row_key"].nunique() if len(failures) else 0
-    return ValidationResult(
-        t.kind, len(df), len(df) - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success
-    )
+    return ValidationResult(t.kind, len(df), len(df) - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success)
 
 
 def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
@@ -243,13 +227,8 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             WHERE v.kind = '{kind}'
             GROUP BY ALL
         """)
-        typed = ", ".join(
-            f"(n.{quote(f.key)} = '是')" if f.type == "bool" else f"n.{quote(f.key)}"
-            for f in t.fields
-        )
-        prov = ", ".join(
-            c.split()[0] for c in PROVENANCE_COLUMNS.replace("\n", " ").split(",") if c.strip()
-        )
+        typed = ", ".join(f"(n.{quote(f.key)} = '是')" if f.type == "bool" else f"n.{quote(f.key)}" for f in t.fields)
+        prov = ", ".join(c.split()[0] for c in PROVENANCE_COLUMNS.replace("\n", " ").split(",") if c.strip())
         con.execute(f"""
             INSERT INTO {staging_table(kind)}
             SELECT {typed}, {", ".join("n." + c for c in prov.split(", "))}

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine:  `make run` (set up + run on the sample)  and  `make test`.
+SHELL := /bin/bash
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export DAGSTER_DISABLE_TELEMETRY := 1
+PY := .venv/bin/python
+
+.PHONY: setup run test dev templates sample bench lint
+
+.venv/.synced: pyproject.toml uv.lock
+	command -v uv >/dev/null || python3 -m pip install -q uv
+	uv sync --frozen --compile-bytecode
+	@touch $@
+
+# CJK font for the Chinese chart labels (Debian package; no runtime download).
+/usr/share/fonts/truetype/wqy/wqy-microhei.ttc:
+	(apt-get install -y -q fonts-wqy-microhei || (apt-get update -q && apt-get install -y -q fonts-wqy-microhei)) >/dev/null
+	rm -rf ~/.cache/matplotlib
+
+setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+	@mkdir -p $(DAGSTER_HOME)
+	@cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+
+run: setup
+	$(PY) -m pipeline.cli run
+
+test: setup
+	$(PY) -m pytest
+
+dev: setup
+	.venv/bin/dagster dev -m pipeline.definitions
+
+templates: setup
+	$(PY) -m pipeline.intake.blank_templates --out output/templates
+
+sample: setup
+	$(PY) -m pipeline.sample_data --out data_raw
+
+bench: setup
+	$(PY) benchmarks/bench_intake.py
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -1,0 +1,105 @@
+"""Command line for people who do not use the Dagster UI.
+
+python -m pipeline.cli run        ingest, validate and write receipts for everything in data_raw/
+python -m pipeline.cli status     counts per survey kind and the files that could not be read
+python -m pipeline.cli templates  write the blank upload templates
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pipeline import paths
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from pipeline.definitions import defs
+
+    print(f"读取上传文件：{paths.data_raw_dir()}", flush=True)
+    job = defs.resolve_job_def("main_job")
+    result = job.execute_in_process(instance=_instance(), raise_on_error=False)
+    failed_checks = [
+        f"{e.asset_key.to_user_string()}.{e.check_name}"
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    print_status()
+    if failed_checks:
+        print("未通过的阻断性检查：" + "、".join(failed_checks))
+    if not result.success:
+        for ev in result.all_events:
+            if ev.is_step_failure:
+                print(f"步骤失败：{ev.step_key}: {ev.event_specific_data.error.message.strip()}")
+        return 1
+    return 0
+
+
+def print_status() -> None:
+    from pipeline import store
+
+    db = paths.database_path()
+    if not db.exists():
+        print(f"尚未运行：{db} 不存在")
+        return
+    with store.connect(db) as con:
+        rows = con.execute(
+            """
+            SELECT kind, count(*) FILTER (WHERE status = 'ingested'), count(*) FILTER (WHERE status <> 'ingested'),
+                   coalesce(sum(rows_read), 0)
+            FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
+            """
+        ).fetchall()
+        print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
+        for kind, ok, bad, n in rows:
+            valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
+            refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
+            print(f"{kind:<20}{ok + bad:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
+        for rel, problem in con.execute(
+            "SELECT rel_path, problem_zh FROM intake_files WHERE is_current AND status <> 'ingested'"
+        ).fetchall():
+            print(f"无法读取：{rel}：{problem}")
+    out = paths.output_dir()
+    print(f"\n数据库：{db}\n回执：{out / 'receipts'}\n空白模板：{out / 'templates'}")
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    print_status()
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from pipeline.intake.blank_templates import write_blank_templates
+
+    for p in write_blank_templates(paths.output_dir() / "templates"):
+        print(p)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件").set_defaults(fn=cmd_run)
+    sub.add_parser("status", help="查看各类数据的接收情况").set_defaults(fn=cmd_status)
+    sub.add_parser("templates", help="生成空白填报模板").set_defaults(fn=cmd_templates)
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a message, not a traceback, for people at the command line
+        print(f"错误：{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Shared fixtures: a throw-away deployment (data_raw, output, DuckDB file) per test."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline import store
+from pipeline.intake.ingest import ingest_kind
+from pipeline.intake.normalize import normalize
+from pipeline.intake.schema import load_template
+from pipeline.intake.validate import validate
+from pipeline.resources import LitongStore
+
+
+def example_row(kind: str, **overrides: str) -> dict[str, str]:
+    """The template's own example row, by field key, with overrides."""
+    row = {f.key: f.example for f in load_template(kind).fields}
+    row.update(overrides)
+    return row
+
+
+def csv_bytes(kind: str, rows: list[dict[str, str]], encoding: str = "utf-8", newline: str = "\n",
+              headers: list[str] | None = None) -> bytes:  # fmt: skip
+    t = load_template(kind)
+    keys = t.keys
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator=newline)
+    w.writerow(headers or [t.field(k).header for k in keys])
+    for r in rows:
+        w.writerow([r.get(k, "") for k in keys])
+    return buf.getvalue().encode(encoding)
+
+
+class Deployment:
+    def __init__(self, root: Path):
+        self.root = root
+        self.data_raw = root / "data_raw"
+        self.output = root / "output"
+        self.db = root / "test.duckdb"
+        self.data_raw.mkdir()
+
+    def drop(self, kind: str, name: str, data: bytes, unit: str = "ZJJ", rnd: str = "2023-1") -> Path:
+        path = self.data_raw / kind / unit / rnd / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def resource(self) -> LitongStore:
+        return LitongStore(database=str(self.db), data_raw=str(self.data_raw), output=str(self.output))
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(str(self.db))
+        store.ensure_schema(con)
+        return con
+
+    def intake(self, *kinds: str):
+        """Ingest + normalise + validate, as the assets do; returns {kind: ValidationResult}."""
+        out = {}
+        with store.connect(self.db) as con:
+            for kind in kinds:
+                ingest_kind(con, self.data_raw, kind)
+                t = load_template(kind)
+                normalize(con, t)
+                out[kind] = validate(con, t)
+        return out
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with store.connect(self.db) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Deployment:
+    return Deployment(tmp_path)

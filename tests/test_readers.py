@@ -1,0 +1,73 @@
+"""Real bytes, as Excel writes them: GBK, UTF-8 with BOM and CRLF, UTF-16, XLSX."""
+
+from __future__ import annotations
+
+import duckdb
+import openpyxl
+import pytest
+
+from pipeline.intake.readers import UnreadableFile, detect_encoding, read_csv, read_xlsx
+from tests.conftest import csv_bytes, example_row
+
+
+@pytest.mark.parametrize(
+    ("encoding", "newline", "expected"),
+    [
+        ("gbk", "\r\n", "gb18030"),
+        ("utf-8-sig", "\r\n", "utf-8-sig"),
+        ("utf-8", "\n", "utf-8"),
+        ("utf-16", "\r\n", "utf-16"),
+    ],
+)
+def test_csv_encodings_read_to_the_same_text(tmp_path, encoding, newline, expected):
+    data = csv_bytes("buildings", [example_row("buildings", address="金积镇金积村三组12号")], encoding, newline)
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    assert detect_encoding(path) == expected
+    con = duckdb.connect()
+    read_csv(con, path, "t")
+    row = con.execute('SELECT "房屋编码", "详细地址", "是否抗震设防" FROM t').fetchall()
+    assert row == [("JZ-640302100-000001", "金积镇金积村三组12号", "是")]
+
+
+def test_gbk_file_is_not_valid_utf8(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes("房屋编码,详细地址\r\nA,金积镇\r\n".encode("gbk"))
+    with pytest.raises(UnicodeDecodeError):
+        path.read_bytes().decode("utf-8")
+    assert detect_encoding(path) == "gb18030"
+
+
+def test_binary_garbage_is_unreadable_with_a_chinese_message(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(bytes([0x81, 0x20, 0xFF, 0xFE, 0x00, 0x81]) * 50)
+    with pytest.raises(UnreadableFile, match="编码无法识别"):
+        detect_encoding(path)
+
+
+def test_xlsx_keeps_excel_row_numbers_and_cell_text(tmp_path):
+    import datetime as dt
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["房屋编码", "地上层数", "调查日期", "建筑面积(平方米)"])
+    ws.append(["A1", 3.0, dt.datetime(2023, 5, 12), 2350.5])
+    ws.append([None, None, None, None])
+    ws.append(["A2", 2, dt.date(2023, 6, 1), "1,200"])
+    path = tmp_path / "f.xlsx"
+    wb.save(path)
+    con = duckdb.connect()
+    read_xlsx(con, path, "t")
+    rows = con.execute('SELECT __excel_row, "房屋编码", "地上层数", "调查日期", "建筑面积(平方米)" FROM t').fetchall()
+    assert rows == [
+        (2, "A1", "3", "2023-05-12", "2350.5"),
+        (3, None, None, None, None),
+        (4, "A2", "2", "2023-06-01", "1,200"),
+    ]
+
+
+def test_broken_xlsx_is_unreadable(tmp_path):
+    path = tmp_path / "f.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UnreadableFile, match="XLSX"):
+        read_xlsx(duckdb.connect(), path, "t")
