@@ -1,0 +1,147 @@
+"""Benchmark: ingest + validation of N building rows, against the same checks as bare DuckDB SQL.
+
+    python benchmarks/bench_intake.py                 # 100 000 and 1 000 000 rows
+    python benchmarks/bench_intake.py --rows 200000
+
+Each measurement runs in a fresh subprocess so its peak memory (max RSS) is its own.
+Generated files are cached under benchmarks/data/ (git-ignored).
+Target (issue 2): 1 M rows ingested and validated within 5x the bare-DuckDB time, peak < 3 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / "data"
+
+
+def ensure_data(rows: int) -> Path:
+    out = DATA / f"buildings_{rows}"
+    if not (out / "done").exists():
+        from pipeline.sample_data import generate
+
+        t = time.perf_counter()
+        generate(out, buildings=rows, bridges=0, sites=0, pipelines=0, seed=7, formats="csv")
+        (out / "done").write_text(f"{time.perf_counter() - t:.1f}")
+    return out
+
+
+def bare_duckdb_sql(files_glob: str) -> str:
+    """The same per-field checks as the suite, as one DuckDB query over the raw CSV."""
+    from pipeline.intake.normalize import lit_list
+    from pipeline.intake.schema import load_template, towns, units
+
+    t = load_template("buildings")
+    casts = {"integer": "BIGINT", "decimal": "DOUBLE", "year": "INTEGER", "date": "DATE"}
+    fails = []
+    for f in t.fields:
+        col = '"' + f.header + '"'
+        v = f"nullif(trim({col}), '')"
+        if f.required:
+            fails.append(f"{v} IS NULL OR {v} IN ('无', '/', '不详', '未知')")
+        if f.type in casts:
+            fails.append(f"{v} IS NOT NULL AND TRY_CAST(replace({v}, ',', '') AS {casts[f.type]}) IS NULL")
+            typed = f"TRY_CAST(replace({v}, ',', '') AS {casts[f.type]})"
+            if f.min is not None:
+                fails.append(f"{typed} < {f.min}")
+            if f.max is not None:
+                fails.append(f"{typed} > {f.max}")
+        if f.allowed_values():
+            fails.append(f"{v} NOT IN {lit_list(f.allowed_values())}")
+        if f.type == "town_code":
+            fails.append(f"{v} NOT IN {lit_list(towns())}")
+        if f.type == "unit_code":
+            fails.append(f"{v} NOT IN {lit_list(units())}")
+    any_fail = " OR ".join(f"coalesce({x}, false)" for x in fails)
+    return (
+        f"SELECT count(*), count(*) FILTER (WHERE {any_fail}), "
+        f"count(*) - count(DISTINCT \"房屋编码\") "
+        f"FROM read_csv('{files_glob}', all_varchar=true, header=true, union_by_name=true)"
+    )
+
+
+def run_bare(data: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    t = time.perf_counter()
+    total, failing, dup = con.execute(bare_duckdb_sql(str(data / "buildings" / "*" / "*" / "*.csv"))).fetchall()[0]
+    return {"seconds": time.perf_counter() - t, "rows": total, "failing_rows": failing, "duplicate_ids": dup}
+
+
+def run_pipeline(data: Path) -> dict:
+    from pipeline import store
+    from pipeline.intake.ingest import ingest_kind
+    from pipeline.intake.normalize import normalize
+    from pipeline.intake.receipts import write_receipts
+    from pipeline.intake.schema import load_template
+    from pipeline.intake.validate import validate
+
+    import great_expectations  # noqa: F401  (import time is not intake time)
+
+    template = load_template("buildings")
+    with tempfile.TemporaryDirectory() as tmp, store.connect(Path(tmp) / "bench.duckdb") as con:
+        phases = {}
+        t = time.perf_counter()
+        ingest_kind(con, data, "buildings")
+        phases["ingest"] = time.perf_counter() - t
+        t = time.perf_counter()
+        normalize(con, template)
+        phases["normalize"] = time.perf_counter() - t
+        t = time.perf_counter()
+        result = validate(con, template)
+        phases["validate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        write_receipts(con, Path(tmp) / "receipts", "buildings")
+        phases["receipts"] = time.perf_counter() - t
+    intake = phases["ingest"] + phases["normalize"] + phases["validate"]
+    return {"seconds": intake, "phases": phases, "rows": result.rows, "valid": result.valid,
+            "quarantined": result.quarantined}  # fmt: skip
+
+
+def child(mode: str, data: Path) -> None:
+    out = run_bare(data) if mode == "bare" else run_pipeline(data)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def measure(mode: str, data: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(data)], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    for rows in args.rows:
+        data = ensure_data(rows)
+        bare = measure("bare", data)
+        pipe = measure("pipeline", data)
+        ratio = pipe["seconds"] / bare["seconds"]
+        print(f"\n== {rows:,} building rows ==")
+        print(f"bare DuckDB read + checks : {bare['seconds']:7.2f} s  {rows / bare['seconds']:>12,.0f} rows/s  "
+              f"peak {bare['peak_rss_mb']:7.0f} MB  ({bare['failing_rows']:,} failing rows)")  # fmt: skip
+        phases = "  ".join(f"{k} {v:.2f}s" for k, v in pipe["phases"].items())
+        print(f"pipeline ingest+validate  : {pipe['seconds']:7.2f} s  {rows / pipe['seconds']:>12,.0f} rows/s  "
+              f"peak {pipe['peak_rss_mb']:7.0f} MB  ({pipe['quarantined']:,} quarantined)")  # fmt: skip
+        print(f"  phases: {phases}")
+        print(f"ratio pipeline / bare     : {ratio:5.1f}x   (target <= 5x; peak target < 3072 MB)")
+
+
+if __name__ == "__main__":
+    main()
