@@ -85,12 +85,40 @@ def cmd_templates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from pipeline import store
+    from pipeline.scoring.explain import explain
+
+    with store.connect(paths.database_path()) as con:
+        print(explain(con, args.asset_id))
+    return 0
+
+
+def cmd_rules(_: argparse.Namespace) -> int:
+    from pipeline.scoring.ruleset import RuleSetError, load_ruleset
+
+    try:
+        ruleset = load_ruleset()
+    except RuleSetError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(f"规则集版本 {ruleset.version}：{len(ruleset.rules)}条规则，全部示例通过")
+    for r in ruleset.rules:
+        flags = ("硬性 " if r.hard else "") + (f"隐患({r.hazard_grade})" if r.hazard else "")
+        print(f"  {r.id:<5}{r.kind:<15}{r.points:>5g}分  {r.title_zh}  {flags}  [{r.confidence}]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件").set_defaults(fn=cmd_run)
     sub.add_parser("status", help="查看各类数据的接收情况").set_defaults(fn=cmd_status)
     sub.add_parser("templates", help="生成空白填报模板").set_defaults(fn=cmd_templates)
+    explain_cmd = sub.add_parser("explain", help="解释某资产的风险等级")
+    explain_cmd.add_argument("asset_id", help="资产编码，如房屋编码、桥梁编码、统一社会信用代码、管段编码")
+    explain_cmd.set_defaults(fn=cmd_explain)
+    sub.add_parser("rules", help="检查规则集并列出全部规则").set_defaults(fn=cmd_rules)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

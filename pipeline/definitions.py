@@ -6,8 +6,9 @@ import dagster as dg
 
 from pipeline.intake.assets import intake_assets
 from pipeline.resources import LitongStore
+from pipeline.scoring.assets import scoring_assets
 
-all_assets = [*intake_assets]
+all_assets = [*intake_assets, *scoring_assets]
 
 main_job = dg.define_asset_job(
     "main_job",

@@ -1,0 +1,153 @@
+"""Score one asset kind: every rule as set-based SQL over its view, in DuckDB.
+
+Writes, for the kind, `findings` (asset, rule, points, evidence values) and `scores`
+(asset, total, level, hard rule, top reasons), and records the run in `scoring_runs` with
+the rule set's version, so a score can be reproduced. One transaction per kind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.scoring.ruleset import RuleSet, install
+from pipeline.store import quote
+
+SCORING_DDL = [
+    """CREATE TABLE IF NOT EXISTS rules (
+        ruleset_version VARCHAR, rule_id VARCHAR, kind VARCHAR, file VARCHAR, title_zh VARCHAR, title_en VARCHAR,
+        condition_sql VARCHAR, points DOUBLE, hard BOOLEAN, hazard BOOLEAN, hazard_grade VARCHAR,
+        rectification VARCHAR, deadline_days INTEGER, measure_zh VARCHAR, responsible VARCHAR,
+        source_ref VARCHAR, confidence VARCHAR, source_doc VARCHAR,
+        PRIMARY KEY (ruleset_version, rule_id))""",
+    """CREATE TABLE IF NOT EXISTS findings (
+        run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, rule_id VARCHAR,
+        points DOUBLE, hard BOOLEAN, hazard BOOLEAN, evidence JSON, survey_round VARCHAR, survey_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, asset_name VARCHAR,
+        town_code VARCHAR, lon DOUBLE, lat DOUBLE, responsible_unit VARCHAR, survey_round VARCHAR,
+        survey_date DATE, raw_points DOUBLE, score DOUBLE, level VARCHAR, level_zh VARCHAR, colour VARCHAR,
+        hard_rule VARCHAR, n_findings INTEGER, n_hazards INTEGER, top_reasons VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS scoring_runs (
+        run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, scored_at TIMESTAMP, assets INTEGER,
+        findings INTEGER, seconds DOUBLE)""",
+]
+
+
+@dataclass
+class ScoringResult:
+    kind: str
+    run_id: str
+    ruleset_version: str
+    assets: int
+    findings: int
+    levels: dict[str, int]
+    seconds: float
+
+
+def ensure_scoring_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in SCORING_DDL:
+        con.execute(ddl)
+
+
+def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
+    """Keep every rule of this version, so an old score can be explained with the rule it used."""
+    rows = [
+        (ruleset.version, r.id, r.kind, r.file, r.title_zh, r.title_en, r.when, r.points, r.hard, r.hazard,
+         r.hazard_grade, r.rectification, r.deadline_days, r.measure_zh, r.responsible, r.source_ref,
+         r.confidence, r.source_doc)
+        for r in ruleset.rules
+    ]  # fmt: skip
+    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 18) + ")", rows)
+
+
+def findings_sql(ruleset: RuleSet, kind: str) -> str:
+    spec = ruleset.kinds[kind]
+    parts = []
+    for r in ruleset.for_kind(kind):
+        evidence = ", ".join(f"{quote(c)}: {quote(c)}" for c in r.evidence)
+        parts.append(
+            f"SELECT {quote(spec.id)}::VARCHAR AS asset_id, '{r.id}' AS rule_id, {r.points} AS points, "
+            f"{str(r.hard).lower()} AS hard, {str(r.hazard).lower()} AS hazard, "
+            f"to_json({{{evidence}}}) AS evidence, survey_round, survey_date "
+            f"FROM {spec.view} WHERE coalesce(({r.when}), false)"
+        )
+    if not parts:
+        return "SELECT NULL::VARCHAR AS asset_id, NULL AS rule_id, 0.0 AS points, false AS hard, false AS hazard, " \
+               "NULL::JSON AS evidence, NULL AS survey_round, NULL::DATE AS survey_date WHERE false"  # fmt: skip
+    return "\nUNION ALL\n".join(parts)
+
+
+def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
+    spec = ruleset.kinds[kind]
+    v = ruleset.version
+    return f"""
+    WITH totals AS (
+        SELECT f.asset_id, sum(f.points) AS raw_points, count(*) AS n_findings,
+               count(*) FILTER (WHERE f.hazard) AS n_hazards,
+               min(f.rule_id) FILTER (WHERE f.hard) AS hard_rule,
+               string_agg(f.rule_id || ' ' || r.title_zh || '（' || f.points::INTEGER || '分）', '；'
+                          ORDER BY f.points DESC, f.rule_id) AS reasons
+        FROM findings f JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = '{v}'
+        WHERE f.run_id = '{run_id}'
+        GROUP BY f.asset_id
+    ),
+    assets AS (
+        SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, town_code,
+               ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date
+        FROM {spec.view}
+    ),
+    scored AS (
+        SELECT a.*, coalesce(t.raw_points, 0) AS raw_points, least(100, coalesce(t.raw_points, 0)) AS score,
+               t.hard_rule, coalesce(t.n_findings, 0) AS n_findings, coalesce(t.n_hazards, 0) AS n_hazards,
+               t.reasons
+        FROM assets a LEFT JOIN totals t USING (asset_id)
+    ),
+    thresholds AS (
+        SELECT * FROM ref_level_thresholds
+        WHERE kind = (SELECT CASE WHEN count(*) FILTER (WHERE kind = '{kind}') > 0 THEN '{kind}' ELSE '*' END
+                      FROM ref_level_thresholds)
+    )
+    SELECT '{run_id}', '{v}', '{kind}', s.asset_id, s.asset_name, s.town_code, s.lon, s.lat,
+           s.responsible_unit, s.survey_round, s.survey_date, s.raw_points, s.score,
+           l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons
+    FROM scored s
+    JOIN thresholds l ON l.level = CASE WHEN s.hard_rule IS NOT NULL THEN 'red' ELSE (
+        SELECT level FROM thresholds WHERE s.score >= min_score ORDER BY min_score DESC LIMIT 1) END
+    """
+
+
+def score_kind(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, kind: str) -> ScoringResult:
+    """Replace the kind's findings and scores with a fresh, versioned scoring."""
+    started = time.perf_counter()
+    ensure_scoring_schema(con)
+    install(con, ruleset.rules_dir)
+    run_id = uuid.uuid4().hex[:12]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        record_rules(con, ruleset)
+        con.execute("DELETE FROM findings WHERE kind = ?", [kind])
+        con.execute("DELETE FROM scores WHERE kind = ?", [kind])
+        con.execute(
+            f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({findings_sql(ruleset, kind)})"
+        )
+        con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id)}")
+        assets, n_findings = con.execute(
+            "SELECT (SELECT count(*) FROM scores WHERE kind = ?), (SELECT count(*) FROM findings WHERE kind = ?)",
+            [kind, kind],
+        ).fetchall()[0]
+        seconds = time.perf_counter() - started
+        con.execute(
+            "INSERT INTO scoring_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [run_id, ruleset.version, kind, dt.datetime.now(), assets, n_findings, seconds],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())
+    return ScoringResult(kind, run_id, ruleset.version, assets, n_findings, levels, seconds)

@@ -1,0 +1,257 @@
+"""Load the rule set from `rules/` and refuse it whole if anything in it is broken.
+
+A broken rule set raises `RuleSetError` whose message names every broken file and rule;
+no scoring runs on a half-loaded set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from pipeline.paths import RULES_DIR
+from pipeline.store import ensure_schema, quote, staging_table
+
+RECTIFICATION = {"immediate": "立即整改", "project": "项目整改", "control": "管控措施"}
+HAZARD_GRADES = {"重大", "一般"}
+CONFIDENCE = {"V", "S", "J", "U"}
+REQUIRED_KEYS = {
+    "id": str, "title_zh": str, "title_en": str, "when": str, "points": (int, float),
+    "source": dict, "examples": dict,
+}  # fmt: skip
+HAZARD_KEYS = {"hazard_grade": str, "rectification": str, "deadline_days": int, "measure_zh": str}
+
+
+class RuleSetError(Exception):
+    """The rule set is refused; the message lists each problem as `file: rule: what`."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    kind: str
+    file: str
+    title_zh: str
+    title_en: str
+    when: str
+    points: float
+    hard: bool
+    hazard: bool
+    hazard_grade: str | None
+    rectification: str | None
+    deadline_days: int | None
+    measure_zh: str | None
+    responsible: str
+    source_ref: str
+    confidence: str
+    source_doc: str
+    evidence: tuple[str, ...]
+    fires: tuple[dict, ...]
+    silent: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: str
+    view: str
+    id: str
+    name: str
+    lon: str
+    lat: str
+
+
+@dataclass
+class RuleSet:
+    rules: list[Rule]
+    kinds: dict[str, KindSpec]
+    version: str
+    rules_dir: Path
+    problems: list[str] = field(default_factory=list)
+
+    def for_kind(self, kind: str) -> list[Rule]:
+        return [r for r in self.rules if r.kind == kind]
+
+
+def ruleset_version(rules_dir: Path) -> str:
+    """Hash of every file of the rule set (rules, views, reference tables)."""
+    h = hashlib.sha256()
+    for p in sorted(q for q in rules_dir.rglob("*") if q.is_file() and q.suffix in {".yaml", ".sql", ".csv"}):
+        h.update(p.relative_to(rules_dir).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | None:
+    rid = raw.get("id", "?") if isinstance(raw, dict) else "?"
+    where = f"{file}: rule {rid}"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: not a mapping")
+        return None
+    bad = [k for k, t in REQUIRED_KEYS.items() if not isinstance(raw.get(k), t)]
+    hazard = bool(raw.get("hazard", False))
+    if hazard:
+        bad += [k for k, t in HAZARD_KEYS.items() if not isinstance(raw.get(k), t)]
+    if bad:
+        problems.append(f"{where}: missing or wrong type: {', '.join(bad)}")
+        return None
+    unknown = set(raw) - {*REQUIRED_KEYS, *HAZARD_KEYS, "hard", "hazard", "responsible", "evidence"}
+    if unknown:
+        problems.append(f"{where}: unknown keys {sorted(unknown)}")
+    src = raw["source"]
+    if not src.get("ref") or src.get("confidence") not in CONFIDENCE:
+        problems.append(f"{where}: source needs ref and confidence (one of V, S, J, U)")
+    if hazard and raw["hazard_grade"] not in HAZARD_GRADES:
+        problems.append(f"{where}: hazard_grade must be 重大 or 一般")
+    if hazard and raw["rectification"] not in RECTIFICATION:
+        problems.append(f"{where}: rectification must be one of {sorted(RECTIFICATION)}")
+    ex = raw["examples"]
+    if not ex.get("fires") or "silent" not in ex:
+        problems.append(f"{where}: examples need at least one 'fires' and a 'silent' list")
+    return Rule(
+        id=str(raw["id"]), kind=kind, file=file, title_zh=raw["title_zh"], title_en=raw["title_en"],
+        when=raw["when"], points=float(raw["points"]), hard=bool(raw.get("hard", False)), hazard=hazard,
+        hazard_grade=raw.get("hazard_grade"), rectification=raw.get("rectification"),
+        deadline_days=raw.get("deadline_days"), measure_zh=raw.get("measure_zh"),
+        responsible=str(raw.get("responsible", "asset")), source_ref=str(src.get("ref", "")),
+        confidence=str(src.get("confidence", "")), source_doc=str(src.get("doc", "")),
+        evidence=tuple(raw.get("evidence", [])), fires=tuple(ex.get("fires") or ()),
+        silent=tuple(ex.get("silent") or ()),
+    )  # fmt: skip
+
+
+def _load_kinds(rules_dir: Path) -> dict[str, KindSpec]:
+    raw = yaml.safe_load((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
+    return {k: KindSpec(kind=k, **v) for k, v in raw.items()}
+
+
+def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
+    """Read every rule file; structural problems are collected in `problems`."""
+    kinds = _load_kinds(rules_dir)
+    problems: list[str] = []
+    rules: list[Rule] = []
+    for path in sorted(rules_dir.glob("*.yaml")):
+        if path.name == "kinds.yaml":
+            continue
+        file = path.relative_to(rules_dir.parent).as_posix()
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            problems.append(f"{file}: not valid YAML: {e}")
+            continue
+        if not isinstance(doc, dict) or doc.get("kind") not in kinds or not isinstance(doc.get("rules"), list):
+            problems.append(f"{file}: needs 'kind' (one of {sorted(kinds)}) and a 'rules' list")
+            continue
+        rules += [r for raw in doc["rules"] if (r := _parse_rule(raw, doc["kind"], file, problems))]
+    seen: dict[str, str] = {}
+    for r in rules:
+        if r.id in seen:
+            problems.append(f"{r.file}: rule {r.id}: id already used in {seen[r.id]}")
+        seen.setdefault(r.id, r.file)
+    units_codes = _unit_codes()
+    for r in rules:
+        if r.responsible != "asset" and r.responsible not in units_codes:
+            problems.append(f"{r.file}: rule {r.id}: responsible {r.responsible!r} is not 'asset' or a unit code")
+    return RuleSet(rules, kinds, ruleset_version(rules_dir), rules_dir, problems)
+
+
+def _unit_codes() -> set[str]:
+    from pipeline.intake.schema import units
+
+    return set(units())
+
+
+def install(con: duckdb.DuckDBPyConnection, rules_dir: Path = RULES_DIR) -> None:
+    """Reference tables (`ref_<name>`) and the views the rules read."""
+    for csv_path in sorted((rules_dir / "reference").glob("*.csv")):
+        con.execute(
+            f"CREATE OR REPLACE TABLE ref_{csv_path.stem} AS SELECT * FROM read_csv(?, header=true)",
+            [str(csv_path)],
+        )
+    for sql_path in sorted((rules_dir / "views").glob("*.sql")):
+        con.execute(sql_path.read_text(encoding="utf-8"))
+
+
+def verify(ruleset: RuleSet) -> None:
+    """Compile every condition and run every example in a scratch database; raise on any problem."""
+    problems = list(ruleset.problems)
+    con = duckdb.connect()
+    try:
+        ensure_schema(con)
+        try:
+            install(con, ruleset.rules_dir)
+        except duckdb.Error as e:
+            raise RuleSetError(f"rules/views or rules/reference do not load: {e}") from e
+        for r in ruleset.rules:
+            problems += _verify_rule(con, ruleset.kinds[r.kind], r)
+    finally:
+        con.close()
+    if problems:
+        raise RuleSetError("rule set refused:\n  " + "\n  ".join(problems))
+
+
+def _verify_rule(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> list[str]:
+    where = f"{r.file}: rule {r.id}"
+    try:
+        cols = ", ".join(quote(c) for c in r.evidence) or "1"
+        con.execute(f"SELECT {cols} FROM {spec.view} WHERE ({r.when}) LIMIT 0").fetchall()
+    except duckdb.Error as e:
+        return [f"{where}: condition or evidence does not compile: {str(e).splitlines()[0]}"]
+    out = []
+    for expected, examples in ((True, r.fires), (False, r.silent)):
+        for i, example in enumerate(examples, start=1):
+            try:
+                fired = fires_on(con, spec, r, example)
+            except duckdb.Error as e:
+                out.append(f"{where}: example {i} does not load: {str(e).splitlines()[0]}")
+                continue
+            if fired != expected:
+                verb = "should fire but does not" if expected else "should stay silent but fires"
+                out.append(f"{where}: example {example} {verb}")
+    return out
+
+
+def fires_on(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule, example: dict) -> bool:
+    """Does rule `r` fire on one example record? (the record goes through the real view)."""
+    record = {k: v for k, v in example.items() if not k.startswith("_")}
+    record.setdefault(spec.id, "EXAMPLE-1")
+    record.setdefault("survey_round", "2023-1")
+    record.setdefault("survey_date", "2023-06-01")
+    _insert(con, staging_table(spec.kind), record)
+    for inv in example.get("_inventory", []):
+        _insert(
+            con, "stg_hazchem_inventory", {"site_id": record[spec.id], "survey_round": record["survey_round"], **inv}
+        )
+    try:
+        n = con.execute(f"SELECT count(*) FROM {spec.view} WHERE coalesce(({r.when}), false)").fetchall()[0][0]
+    finally:
+        con.execute(f"DELETE FROM {staging_table(spec.kind)}")
+        con.execute("DELETE FROM stg_hazchem_inventory")
+    return n > 0
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, record: dict) -> None:
+    cols = list(record)
+    con.execute(
+        f"INSERT INTO {table} BY NAME SELECT {', '.join('?::' + _col_type(con, table, c) + ' AS ' + quote(c) for c in cols)}",
+        [record[c] for c in cols],
+    )
+
+
+def _col_type(con: duckdb.DuckDBPyConnection, table: str, col: str) -> str:
+    rows = con.execute(
+        "SELECT data_type FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, col]
+    ).fetchall()
+    if not rows:
+        raise duckdb.BinderException(f"{table} has no column {col!r}")
+    return rows[0][0]
+
+
+def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
+    """Parse and verify; the only way the scoring stage gets rules."""
+    ruleset = parse_rules(rules_dir)
+    verify(ruleset)
+    return ruleset
