@@ -97,7 +97,7 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
         GROUP BY f.asset_id
     ),
     assets AS (
-        SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, town_code,
+        SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
                ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date
         FROM {spec.view}
     ),

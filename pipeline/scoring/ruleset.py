@@ -60,6 +60,7 @@ class KindSpec:
     view: str
     id: str
     name: str
+    town: str
     lon: str
     lat: str
 
