@@ -19,23 +19,27 @@ SELECT i.site_id, i.unit_name, i.unit_kind, i.chemical, i.cas, i.category, i.max
          WHEN c.critical_t IS NOT NULL THEN '类别' END AS critical_source,
     coalesce(n.beta, c.beta, 1.0) AS beta,
     i.max_quantity_t / coalesce(i.critical_quantity_t, n.critical_t, c.critical_t) AS q_over_q
-FROM stg_hazchem_inventory i
-JOIN v_hazchem_sites_latest s ON s.site_id = i.site_id AND s.survey_round = i.survey_round
+FROM (  -- the latest inventory round of each site (a resurvey of the site alone keeps its inventory)
+    SELECT * FROM stg_hazchem_inventory
+    QUALIFY survey_round = max(survey_round) OVER (PARTITION BY site_id)
+) i
+JOIN v_hazchem_sites_latest s ON s.site_id = i.site_id
 LEFT JOIN named n ON n.name = i.chemical OR (i.cas IS NOT NULL AND n.cas = i.cas)
 LEFT JOIN ref_gb18218_categories c ON c.category = i.category
 QUALIFY row_number() OVER (PARTITION BY i.site_id, i.unit_name, i.chemical ORDER BY n.critical_t NULLS LAST) = 1;
 
 CREATE OR REPLACE VIEW v_hazchem_units AS
-SELECT u.*, a.alpha, round(a.alpha * u.sum_beta_q, 3) AS r_value, u.s_value >= 1 AS is_major
+SELECT u.*, coalesce(a.alpha, 2.0) AS alpha,   -- population unknown: the highest α (J, conservative)
+       round(coalesce(a.alpha, 2.0) * u.sum_beta_q, 3) AS r_value, u.s_value >= 1 AS is_major
 FROM (
     SELECT i.site_id, i.unit_name, any_value(i.unit_kind) AS unit_kind,
-           round(sum(i.q_over_q), 4) AS s_value, sum(i.beta * i.q_over_q) AS sum_beta_q,
+           sum(i.q_over_q) AS s_value, sum(i.beta * i.q_over_q) AS sum_beta_q,
            count(*) FILTER (WHERE i.critical_t IS NULL) AS chemicals_without_q,
            count(*) AS chemicals
     FROM v_hazchem_inventory i GROUP BY ALL
 ) u
 JOIN v_hazchem_sites_latest s USING (site_id)
-JOIN ref_alpha a ON s.population_500m >= a.min_people AND (a.max_people IS NULL OR s.population_500m <= a.max_people);
+LEFT JOIN ref_alpha a ON s.population_500m >= a.min_people AND (a.max_people IS NULL OR s.population_500m <= a.max_people);
 
 -- v_hazchem_sites: the latest survey of every site, with its computed major-hazard grade.
 CREATE OR REPLACE VIEW v_hazchem_sites AS
@@ -52,7 +56,7 @@ graded AS (
     QUALIFY row_number() OVER (PARTITION BY su.site_id ORDER BY g.min_r DESC NULLS LAST) = 1
 )
 SELECT s.*,
-    coalesce(g.max_s, 0) AS gb18218_s, g.max_r AS gb18218_r,
+    round(coalesce(g.max_s, 0), 4) AS gb18218_s, g.max_r AS gb18218_r,
     coalesce(g.is_major_source, false) AS is_major_source,
     coalesce(g.computed_grade, '非重大危险源') AS computed_grade,
     coalesce(g.computed_rank, 5) AS computed_rank,
