@@ -63,7 +63,7 @@ def bare_duckdb_sql(files_glob: str) -> str:
     any_fail = " OR ".join(f"coalesce({x}, false)" for x in fails)
     return (
         f"SELECT count(*), count(*) FILTER (WHERE {any_fail}), "
-        f"count(*) - count(DISTINCT \"房屋编码\") "
+        f'count(*) - count(DISTINCT "房屋编码") '
         f"FROM read_csv('{files_glob}', all_varchar=true, header=true, union_by_name=true)"
     )
 
@@ -78,14 +78,14 @@ def run_bare(data: Path) -> dict:
 
 
 def run_pipeline(data: Path) -> dict:
+    import great_expectations  # noqa: F401  (import time is not intake time)
+
     from pipeline import store
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.normalize import normalize
     from pipeline.intake.receipts import write_receipts
     from pipeline.intake.schema import load_template
     from pipeline.intake.validate import validate
-
-    import great_expectations  # noqa: F401  (import time is not intake time)
 
     template = load_template("buildings")
     with tempfile.TemporaryDirectory() as tmp, store.connect(Path(tmp) / "bench.duckdb") as con:
