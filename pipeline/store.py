@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.intake.schema import KINDS, Template, load_template
+from pipeline.intake.schema import TEMPLATE_KINDS, Template, load_template
 
 SQL_TYPES = {
     "text": "VARCHAR",
@@ -100,7 +100,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(INTAKE_FILES_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(FAILURES_DDL)
-    for kind in KINDS:
+    for kind in TEMPLATE_KINDS:
         t = load_template(kind)
         con.execute(raw_ddl(t))
         con.execute(staging_ddl(t))

@@ -23,7 +23,7 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.intake.schema import (
-    KINDS,
+    TEMPLATE_KINDS,
     UNKNOWN_MARKERS,
     Field,
     Template,
@@ -54,7 +54,7 @@ def write_blank_templates(out_dir: Path) -> list[Path]:
     """Write `<title>_<kind>_模板.xlsx` and `.csv` for every kind; return the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for kind in KINDS:
+    for kind in TEMPLATE_KINDS:
         template = load_template(kind)
         stem = template_stem(template)
         paths.append(write_xlsx(template, out_dir / f"{stem}.xlsx"))

@@ -24,6 +24,8 @@ KINDS: tuple[str, ...] = (
     "hazchem_inventory",
     "pipelines",
 )
+# Every template, including the rectification feedback (template part 5), which is not a survey.
+TEMPLATE_KINDS: tuple[str, ...] = (*KINDS, "feedback")
 FIELD_TYPES = {
     "text",
     "integer",
@@ -84,6 +86,7 @@ class Field:
     max: float | None = None
     pattern: str | None = None
     aliases: tuple[str, ...] = ()
+    allow_future: bool = False  # dates: a future date is allowed (e.g. an extension)
     note: str = ""
     example: str = ""
 
@@ -167,6 +170,7 @@ def _field(raw: dict, kind: str) -> Field:
         max=raw.get("max"),
         pattern=raw.get("pattern"),
         aliases=tuple(raw.get("aliases", [])),
+        allow_future=bool(raw.get("allow_future", False)),
         note=str(raw.get("note", "")),
         example=str(raw.get("example", "")),
     )

@@ -64,9 +64,10 @@ def _field_expectations(f: Field, today: dt.date) -> list[Expectation]:
                                {"min_value": f.min, "max_value": f.max}, f"{k}:range", cols,
                                f"超出允许范围，应为{f.expected_zh()}"))  # fmt: skip
     if f.type == "date":
-        out.append(Expectation("ExpectColumnValuesToBeBetween", k,
-                               {"min_value": DATE_MIN, "max_value": dt.datetime.combine(today, dt.time())},
-                               f"{k}:date_range", cols, "日期不合理：应在1950年之后且不晚于今天"))  # fmt: skip
+        latest = dt.datetime(2100, 1, 1) if f.allow_future else dt.datetime.combine(today, dt.time())
+        problem = "日期不合理：应在1950年之后" + ("" if f.allow_future else "且不晚于今天")
+        out.append(Expectation("ExpectColumnValuesToBeBetween", k, {"min_value": DATE_MIN, "max_value": latest},
+                               f"{k}:date_range", cols, problem))  # fmt: skip
     if f.allowed_values():
         out.append(Expectation("ExpectColumnValuesToBeInSet", k, {"value_set": list(f.allowed_values())},
                                f"{k}:allowed", cols, f"不是允许的取值，应为：{'、'.join(f.allowed_values())}"))  # fmt: skip
