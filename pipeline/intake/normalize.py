@@ -151,6 +151,7 @@ def normalize_sql(t: Template) -> str:
             f"CASE WHEN {' OR '.join(f't.{quote(col)} IS NULL' for col in chk.columns)} THEN NULL "
             f"ELSE ({cols}) IN (SELECT ({ref}) FROM {staging_table(chk.requires)}) END AS {quote('_chk_' + chk.id)}"
         )
+    scope = "k.file_id" if t.unique_within == "file" else "f2.survey_round"  # where ids must be unique
     given = ", c.town_code AS _town_code_given" if t.has("town_code") else ""
     id_expr = "concat_ws('|', " + ", ".join(f"t.{quote(k)}::VARCHAR" for k in t.id_keys) + ")"
     content = "md5(concat_ws('\x1f', " + ", ".join(f"coalesce(t.{quote(k)}::VARCHAR, '\x00')" for k in t.keys) + "))"
@@ -183,7 +184,7 @@ def normalize_sql(t: Template) -> str:
             END AS _chk_not_repeat,
         CASE WHEN count(*) OVER w > 1 THEN
             list(f.rel_path || '第' || k.row_no || '行') OVER w END AS _dup_where
-    FROM (SELECT k.*, f2.survey_round AS survey_round_key FROM k JOIN files f2 USING (file_id)) k
+    FROM (SELECT k.*, {scope} AS survey_round_key FROM k JOIN files f2 USING (file_id)) k
     JOIN files f USING (file_id)
     WINDOW w AS (PARTITION BY k.survey_round_key, k._record_id)
     """

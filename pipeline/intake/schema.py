@@ -137,6 +137,7 @@ class Template:
     fields: tuple[Field, ...]
     checks: tuple[Check, ...]
     cross_kind: tuple[Check, ...]
+    unique_within: str = "round"  # ids must be unique per survey round, or per "file"
 
     @property
     def keys(self) -> list[str]:
@@ -206,6 +207,7 @@ def load_template(kind: str, schemas_dir: Path = SCHEMAS_DIR) -> Template:
         fields=fields,
         checks=tuple(_check(c) for c in raw.get("checks") or []),
         cross_kind=tuple(_check(c) for c in raw.get("cross_kind") or []),
+        unique_within=raw.get("unique_within", "round"),
     )
 
 

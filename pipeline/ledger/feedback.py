@@ -1,0 +1,211 @@
+"""Rectification feedback files (template part 5): preview, then apply row by row.
+
+Files come from `data_raw/feedback/<unit>/<batch>/`, are ingested and validated like surveys
+(GE suite from schemas/feedback.yaml), and are then applied in file order: each row either
+changes its hazard (status, measures, …, plus an event) or is refused with a reason and
+changes nothing; the rest of the file still applies. A file is applied once, in one
+transaction; `preview` runs the same logic and rolls back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline.intake.ingest import ingest_kind
+from pipeline.intake.normalize import normalize
+from pipeline.intake.schema import load_template, units
+from pipeline.intake.validate import validate
+from pipeline.ledger.model import ensure_ledger_schema, record_events, unit_actor
+
+FEEDBACK_COLUMNS = (
+    "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
+    "monitoring, plan_no, acceptor, accept_date, accept_result, row_no"
+)
+
+
+@dataclass
+class RowResult:
+    row_no: int
+    hazard_no: str | None
+    unit: str | None
+    outcome: str  # 已执行 / 退回
+    reason_zh: str
+    from_status: str | None = None
+    to_status: str | None = None
+
+
+@dataclass
+class FileResult:
+    file_id: str
+    rel_path: str
+    department: str | None
+    rows: list[RowResult] = field(default_factory=list)
+
+    @property
+    def applied(self) -> int:
+        return sum(r.outcome == "已执行" for r in self.rows)
+
+    @property
+    def refused(self) -> int:
+        return sum(r.outcome == "退回" for r in self.rows)
+
+
+def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> None:
+    template = load_template("feedback")
+    ingest_kind(con, data_raw, "feedback")
+    normalize(con, template)
+    validate(con, template)
+
+
+def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    return con.execute(
+        "SELECT file_id, rel_path, department FROM intake_files WHERE kind = 'feedback' AND is_current "
+        "AND status = 'ingested' AND file_id NOT IN (SELECT file_id FROM feedback_applied) ORDER BY rel_path"
+    ).fetchall()
+
+
+def _check(h: dict | None, row: dict) -> tuple[str | None, str | None]:
+    """(reason to refuse, target status). The reason is Chinese, for the unit."""
+    if h is None:
+        return f"隐患编号“{row['hazard_no']}”在台账中不存在", None
+    target = row["status"]
+    if target == "已销号" and row["accept_result"] == "不通过":
+        target = "整改中"  # acceptance failed: back to rectification
+    actor = unit_actor(h["status"], target)
+    if actor is None:
+        return f"不允许的状态变更：当前为“{h['status']}”，不能改为“{row['status']}”", None
+    supervisor = units().get(h["responsible_unit"] or "", {}).get("supervisor_code")
+    if actor == "responsible" and row["unit"] != h["responsible_unit"]:
+        return f"不是本单位负责的隐患（责任单位为{h['responsible_unit']}）", None
+    if actor == "supervisor" and row["unit"] == h["responsible_unit"]:
+        return "责任单位不能验收自己的整改，验收销号须由监管单位填报", None
+    if actor == "supervisor" and row["unit"] != supervisor:
+        return f"验收销号须由该隐患责任单位的监管单位（{supervisor}）填报", None
+    if target == "管控中" and h["hazard_grade"] == "重大" and not row["plan_no"]:
+        return "重大隐患转为管控中须填写应急预案编号", None
+    if h["updated_on"] and row["report_date"] < h["updated_on"]:
+        return f"填报日期早于该隐患最近一次变更日期（{h['updated_on']}），请核对", None
+    if row["extend_to"] and row["extend_to"] <= h["deadline"]:
+        return f"申请延期至应晚于原整改时限（{h['deadline']}）", None
+    return None, target
+
+
+def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, source: str) -> None:
+    accepting = unit_actor(h["status"], target) == "supervisor"
+    con.execute(
+        """
+        UPDATE hazards SET status = ?, measures = ?, person = ?, funds_wan = coalesce(?, funds_wan),
+            extend_to = coalesce(?, extend_to), extend_reason = coalesce(?, extend_reason),
+            monitoring = coalesce(?, monitoring), plan_no = coalesce(?, plan_no),
+            acceptor = CASE WHEN ? THEN ? ELSE acceptor END, accept_date = CASE WHEN ? THEN ? ELSE accept_date END,
+            accept_result = CASE WHEN ? THEN ? ELSE accept_result END, updated_on = ?
+        WHERE hazard_no = ?
+        """,
+        [target, row["measures"], row["person"], row["funds_wan"], row["extend_to"], row["extend_reason"],
+         row["monitoring"], row["plan_no"], accepting, row["acceptor"], accepting, row["accept_date"],
+         accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
+    )  # fmt: skip
+    note = row["measures"] + (f"；申请延期至{row['extend_to']}：{row['extend_reason']}" if row["extend_to"] else "")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE feedback_change AS SELECT ?::VARCHAR AS hazard_no, ?::DATE AS event_date, "
+        "?::VARCHAR AS from_status, ?::VARCHAR AS to_status, ?::VARCHAR AS unit, ?::VARCHAR AS source_file, "
+        "?::VARCHAR AS note",
+        [row["hazard_no"], row["report_date"], h["status"], target, row["unit"], source, note],
+    )
+    record_events(con, "feedback_change")
+
+
+def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
+    cur = con.execute(
+        "SELECT status, responsible_unit, hazard_grade, deadline, updated_on FROM hazards WHERE hazard_no = ?",
+        [hazard_no],
+    )
+    rows = cur.fetchall()
+    return dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
+
+
+def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept: str | None) -> FileResult:
+    result = FileResult(file_id, rel_path, dept)
+    cur = con.execute(f"SELECT {FEEDBACK_COLUMNS} FROM stg_feedback WHERE file_id = ? ORDER BY row_no", [file_id])
+    names = [d[0] for d in cur.description]
+    valid = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    refused = con.execute(
+        "SELECT row_no, json_extract_string(raw_json, '$.hazard_no'), json_extract_string(raw_json, '$.unit'), "
+        "reasons_zh FROM quarantine WHERE kind = 'feedback' AND file_id = ?",
+        [file_id],
+    ).fetchall()
+    result.rows += [RowResult(r, h, u, "退回", reason) for r, h, u, reason in refused]
+    for row in valid:
+        h = _hazard(con, row["hazard_no"])
+        reason, target = _check(h, row)
+        if reason:
+            result.rows.append(RowResult(row["row_no"], row["hazard_no"], row["unit"], "退回", reason))
+            continue
+        _apply_row(con, row, target, h, rel_path)
+        result.rows.append(RowResult(row["row_no"], row["hazard_no"], row["unit"], "已执行", "", h["status"], target))
+    result.rows.sort(key=lambda r: r.row_no)
+    return result
+
+
+def preview(con: duckdb.DuckDBPyConnection, file_id: str) -> FileResult:
+    """What applying the file would do; nothing is changed."""
+    ensure_ledger_schema(con)
+    rel_path, dept = con.execute(
+        "SELECT rel_path, department FROM intake_files WHERE file_id = ?", [file_id]
+    ).fetchall()[0]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        return _run_file(con, file_id, rel_path, dept)
+    finally:
+        con.execute("ROLLBACK")
+
+
+def apply_pending(con: duckdb.DuckDBPyConnection) -> list[FileResult]:
+    """Apply every current feedback file not applied before; one transaction per file."""
+    ensure_ledger_schema(con)
+    results = []
+    for file_id, rel_path, dept in pending_files(con):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result = _run_file(con, file_id, rel_path, dept)
+            con.executemany(
+                "INSERT INTO feedback_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(file_id, rel_path, r.row_no, r.hazard_no, r.unit, r.outcome, r.reason_zh, r.from_status,
+                  r.to_status) for r in result.rows],
+            )  # fmt: skip
+            con.execute(
+                "INSERT INTO feedback_applied VALUES (?, ?, ?, ?, ?)",
+                [file_id, rel_path, dt.datetime.now(), result.applied, result.refused],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        results.append(result)
+    return results
+
+
+def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
+    from openpyxl import Workbook
+
+    from pipeline.excel_safe import safe_cell
+    from pipeline.intake.receipts import receipt_path
+
+    path = receipt_path(receipts_dir, result.rel_path, result.department)
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("回执")
+    for row in [("项目", "内容"), ("文件", result.rel_path), ("执行行数", result.applied),
+                ("退回行数", result.refused), ("说明", "退回的行未作任何更改，其余行已执行")]:  # fmt: skip
+        ws.append([safe_cell(v) for v in row])
+    ws = wb.create_sheet("逐行结果")
+    ws.append(["行号", "隐患编号", "填报单位", "结果", "原状态", "新状态", "退回原因"])
+    for r in result.rows:
+        ws.append([safe_cell(v) for v in (r.row_no, r.hazard_no, r.unit, r.outcome, r.from_status, r.to_status,
+                                          r.reason_zh)])  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path

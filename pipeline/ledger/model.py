@@ -1,0 +1,90 @@
+"""The hazard ledger's tables, statuses and legal transitions (from reference/ledger_transitions.csv)."""
+
+from __future__ import annotations
+
+import csv
+from functools import cache
+
+import duckdb
+
+from pipeline.paths import REFERENCE_DIR
+
+OPEN_STATUSES = ("待整改", "整改中", "已整改待验收", "管控中")
+CLOSED = "已销号"
+# Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
+OVERDUE_STATUSES = ("待整改", "整改中")
+KIND_PREFIX = {"buildings": "JZ", "bridges": "QL", "hazchem_sites": "WH", "pipelines": "GD"}
+HARM_ZH = {
+    "buildings": "地震时可能倒塌或局部破坏，造成人员伤亡",
+    "bridges": "地震时可能落梁或垮塌，中断救灾通道",
+    "hazchem_sites": "地震时可能引发危险化学品泄漏、火灾或爆炸",
+    "pipelines": "地震时可能破裂泄漏，引发火灾爆炸或环境污染",
+}
+
+HAZARD_COLUMNS = """
+    hazard_no VARCHAR PRIMARY KEY, kind VARCHAR, asset_id VARCHAR, asset_name VARCHAR, rule_id VARCHAR,
+    town_code VARCHAR, lon DOUBLE, lat DOUBLE, description VARCHAR, hazard_grade VARCHAR, risk_level VARCHAR,
+    risk_level_zh VARCHAR, rule_title VARCHAR, source_ref VARCHAR, rectification VARCHAR,
+    found_date DATE, last_survey_date DATE, last_seen_round VARCHAR, responsible_unit VARCHAR,
+    person VARCHAR, measures VARCHAR, funds_wan DOUBLE, deadline DATE, extend_to DATE,
+    extend_reason VARCHAR, monitoring VARCHAR, plan_no VARCHAR, status VARCHAR,
+    acceptor VARCHAR, accept_date DATE, accept_result VARCHAR, updated_on DATE
+"""
+
+LEDGER_DDL = [
+    f"CREATE TABLE IF NOT EXISTS hazards ({HAZARD_COLUMNS})",
+    """CREATE TABLE IF NOT EXISTS hazard_events (
+        seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
+        to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",
+    "CREATE SEQUENCE IF NOT EXISTS hazard_event_seq",
+    """CREATE TABLE IF NOT EXISTS feedback_applied (
+        file_id VARCHAR PRIMARY KEY, rel_path VARCHAR, applied_at TIMESTAMP, applied INTEGER, refused INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS feedback_results (
+        file_id VARCHAR, rel_path VARCHAR, row_no INTEGER, hazard_no VARCHAR, unit VARCHAR, outcome VARCHAR,
+        reason_zh VARCHAR, from_status VARCHAR, to_status VARCHAR)""",
+]
+
+
+def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in LEDGER_DDL:
+        con.execute(ddl)
+
+
+@cache
+def transitions() -> dict[tuple[str, str], frozenset[str]]:
+    """(from, to) -> who may make it: survey, responsible and/or supervisor."""
+    out: dict[tuple[str, str], set[str]] = {}
+    with open(REFERENCE_DIR / "ledger_transitions.csv", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            out.setdefault((r["from_status"], r["to_status"]), set()).add(r["actor"])
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def unit_actor(from_status: str, to_status: str) -> str | None:
+    """Which unit may report this change: 'responsible', 'supervisor', or None (not by a unit)."""
+    actors = transitions().get((from_status, to_status), frozenset())
+    return "supervisor" if "supervisor" in actors else "responsible" if "responsible" in actors else None
+
+
+def hazard_no_sql(kind_col: str = "kind", asset_col: str = "asset_id", rule_col: str = "rule_id") -> str:
+    """The hazard number: kind prefix, asset id, rule id (e.g. JZ-640302100-000123-B07).
+
+    Derived, so it is the same in every re-run and every survey round."""
+    cases = " ".join(f"WHEN '{k}' THEN '{p}'" for k, p in KIND_PREFIX.items())
+    prefix = f"CASE {kind_col} {cases} END"
+    return (
+        f"CASE WHEN starts_with({asset_col}, {prefix} || '-') THEN {asset_col} "
+        f"ELSE {prefix} || '-' || {asset_col} END || '-' || {rule_col}"
+    )
+
+
+def record_events(con: duckdb.DuckDBPyConnection, changes_table: str) -> None:
+    """Append one event per row of `changes_table` (hazard_no, event_date, from_status, to_status, unit,
+    source_file, note), with the hazard's full state after the change."""
+    con.execute(f"""
+        INSERT INTO hazard_events
+        SELECT nextval('hazard_event_seq'), c.hazard_no, c.event_date, now()::TIMESTAMP, c.from_status,
+               c.to_status, c.unit, c.source_file, c.note, to_json(h)
+        FROM {changes_table} c JOIN hazards h USING (hazard_no)
+        ORDER BY c.hazard_no
+    """)

@@ -1,0 +1,141 @@
+"""Bring the ledger up to date with the latest scoring: set-based, one transaction.
+
+* a hazard rule firing on an asset with no ledger entry      -> new hazard, 待整改
+* an open hazard that still fires                            -> last survey date/round, level refreshed
+* a closed (已销号) hazard that fires in a newer survey round  -> reopened, 待整改, same number
+* an open hazard whose asset was resurveyed in a newer round
+  and no longer shows it                                     -> 已整改待验收 ("复查未再发现")
+Re-running with the same findings changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from pipeline.ledger.model import HARM_ZH, ensure_ledger_schema, hazard_no_sql, record_events
+
+CURRENT_SQL = """
+CREATE OR REPLACE TEMP TABLE ledger_current AS
+SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
+       coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。依据：' || f.evidence::VARCHAR || '。'
+           || harm.harm_zh AS description,
+       CASE WHEN r.hazard_grade = '重大' OR s.level = 'red' THEN '重大' ELSE '一般' END AS hazard_grade,
+       s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
+       r.rectification, f.survey_date, f.survey_round,
+       CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
+       r.measure_zh, r.deadline_days
+FROM findings f
+JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
+JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
+JOIN harm ON harm.kind = f.kind
+WHERE f.hazard
+"""
+
+
+@dataclass
+class LedgerUpdate:
+    new: int
+    reopened: int
+    refreshed: int
+    resurvey_cleared: int
+
+
+def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
+    ensure_ledger_schema(con)
+    harm = ", ".join(f"('{k}', '{v}')" for k, v in HARM_ZH.items())
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE harm AS SELECT * FROM (VALUES {harm}) t(kind, harm_zh)")
+        con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id")))
+        counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def _changes(con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_changes AS {select_sql}")
+    return con.execute("SELECT count(*) FROM ledger_changes").fetchall()[0][0]
+
+
+def _open_new(con: duckdb.DuckDBPyConnection) -> int:
+    n = _changes(
+        con,
+        """
+        SELECT c.hazard_no, c.survey_date AS event_date, NULL AS from_status, '待整改' AS to_status,
+               NULL AS unit, NULL AS source_file, '调查发现，登记入账' AS note
+        FROM ledger_current c WHERE c.hazard_no NOT IN (SELECT hazard_no FROM hazards)""",
+    )
+    con.execute("""
+        INSERT INTO hazards BY NAME
+        SELECT c.hazard_no, c.kind, c.asset_id, c.asset_name, c.rule_id, c.town_code, c.lon, c.lat,
+               c.description, c.hazard_grade, c.risk_level, c.risk_level_zh, c.rule_title, c.source_ref,
+               c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
+               c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
+               c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
+               c.survey_date AS updated_on
+        FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _reopen(con: duckdb.DuckDBPyConnection) -> int:
+    n = _changes(
+        con,
+        """
+        SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, '待整改' AS to_status,
+               NULL AS unit, NULL AS source_file, '复查再次发现，重新打开（编号不变）' AS note
+        FROM ledger_current c JOIN hazards h USING (hazard_no)
+        WHERE h.status = '已销号' AND c.survey_round > h.last_seen_round""",
+    )
+    con.execute("""
+        UPDATE hazards h SET status = '待整改', last_survey_date = c.survey_date, last_seen_round = c.survey_round,
+               deadline = c.survey_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
+               acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
+               risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
+               updated_on = c.survey_date
+        FROM ledger_current c WHERE c.hazard_no = h.hazard_no AND h.hazard_no IN (SELECT hazard_no FROM ledger_changes)""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _refresh(con: duckdb.DuckDBPyConnection) -> int:
+    """Open hazards seen again in a newer survey: record the new survey (status unchanged)."""
+    n = _changes(
+        con,
+        """
+        SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, h.status AS to_status,
+               NULL AS unit, NULL AS source_file, '复查仍存在（' || c.survey_round || '）' AS note
+        FROM ledger_current c JOIN hazards h USING (hazard_no)
+        WHERE h.status <> '已销号' AND c.survey_round > h.last_seen_round""",
+    )
+    con.execute("""
+        UPDATE hazards h SET last_survey_date = c.survey_date, last_seen_round = c.survey_round,
+               hazard_grade = CASE WHEN h.hazard_grade = '重大' THEN '重大' ELSE c.hazard_grade END,
+               risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
+               updated_on = c.survey_date
+        FROM ledger_current c WHERE c.hazard_no = h.hazard_no AND h.hazard_no IN (SELECT hazard_no FROM ledger_changes)""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
+    n = _changes(
+        con,
+        """
+        SELECT h.hazard_no, s.survey_date AS event_date, h.status AS from_status, '已整改待验收' AS to_status,
+               NULL AS unit, NULL AS source_file,
+               '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
+        FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+        WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
+          AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
+    )
+    con.execute("""
+        UPDATE hazards h SET status = '已整改待验收', last_survey_date = c.event_date, updated_on = c.event_date
+        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n

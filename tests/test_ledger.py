@@ -1,0 +1,206 @@
+"""The hazard ledger: survey rounds, the closed loop, feedback files, history, safety."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+from pipeline import store
+from pipeline.intake.ingest import ingest_kind
+from pipeline.intake.normalize import normalize
+from pipeline.intake.schema import load_template
+from pipeline.intake.validate import validate
+from pipeline.ledger import survey_update
+from pipeline.ledger.feedback import apply_pending, pending_files, preview, validate_feedback
+from pipeline.ledger.history import current_ledger, ledger_as_of
+from pipeline.scoring.engine import score_kind
+from pipeline.scoring.ruleset import load_ruleset
+from tests.conftest import csv_bytes, example_row
+
+RULESET = load_ruleset()
+BASE = {"structure_type": "剪力墙", "year_built": "2012", "seismic_design": "是", "use": "住宅", "occupants": "10",
+        "responsible_unit": "T100", "appraisal_grade": "A"}  # fmt: skip
+
+
+def building(bid: str, **overrides) -> dict:
+    return example_row("buildings", building_id=bid, **{**BASE, **overrides})
+
+
+def survey(deployment, rnd: str, rows: list[dict]) -> survey_update.LedgerUpdate:
+    deployment.drop("buildings", f"{rnd}.csv", csv_bytes("buildings", rows), unit="ZJJ", rnd=rnd)
+    with store.connect(deployment.db) as con:
+        ingest_kind(con, deployment.data_raw, "buildings")
+        normalize(con, load_template("buildings"))
+        validate(con, load_template("buildings"))
+        score_kind(con, RULESET, "buildings")
+        return survey_update.update_from_findings(con)
+
+
+def feedback(deployment, name: str, rows: list[dict], unit: str = "T100", batch: str = "2023-08"):
+    deployment.drop("feedback", name, csv_bytes("feedback", rows), unit=unit, rnd=batch)
+    with store.connect(deployment.db) as con:
+        validate_feedback(con, deployment.data_raw)
+        return apply_pending(con)
+
+
+def fb(hazard_no: str, status: str, unit: str = "T100", report_date: str = "2023-08-15", **kw) -> dict:
+    row = {"hazard_no": hazard_no, "unit": unit, "status": status, "measures": "已落实", "person": "马建国",
+           "report_date": report_date}  # fmt: skip
+    row.update(kw)
+    return row
+
+
+def statuses(deployment) -> dict[str, str]:
+    return dict(deployment.query("SELECT hazard_no, status FROM hazards"))
+
+
+A_FALL, A_DAMAGE, B_D = "JZ-A-B11", "JZ-A-B09", "JZ-B-B01"
+
+
+def round_one(deployment):
+    rows = [building("JZ-A", falling_hazard="是", visible_damage="是"), building("JZ-B", appraisal_grade="D")]
+    return survey(deployment, "2023-1", rows)
+
+
+def test_hazards_appear_with_stable_numbers_units_and_deadlines(deployment):
+    counts = round_one(deployment)
+    assert counts.new == 3
+    rows = deployment.query(
+        "SELECT hazard_no, status, hazard_grade, risk_level, responsible_unit, found_date, deadline "
+        "FROM hazards ORDER BY hazard_no"
+    )
+    assert rows == [
+        (A_DAMAGE, "待整改", "一般", "yellow", "T100", dt.date(2023, 5, 12), dt.date(2023, 8, 10)),
+        (A_FALL, "待整改", "一般", "yellow", "T100", dt.date(2023, 5, 12), dt.date(2023, 6, 11)),
+        (B_D, "待整改", "重大", "red", "T100", dt.date(2023, 5, 12), dt.date(2024, 5, 11)),
+    ]
+    again = round_one(deployment)  # re-running changes nothing
+    assert (again.new, again.reopened, again.refreshed, again.resurvey_cleared) == (0, 0, 0, 0)
+    assert deployment.query("SELECT count(*) FROM hazard_events") == [(3,)]
+
+
+def test_lifecycle_over_rounds_persist_vanish_reappear(deployment):
+    round_one(deployment)
+    r2 = [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
+          building("JZ-B", appraisal_grade="D", survey_date="2024-05-01")]  # fmt: skip
+    counts = survey(deployment, "2024-1", r2)
+    assert (counts.new, counts.refreshed, counts.resurvey_cleared) == (0, 2, 1)
+    assert statuses(deployment)[A_FALL] == "已整改待验收"
+    note = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq DESC LIMIT 1", [A_FALL])
+    assert "复查未再发现" in note[0][0]
+    # the supervisor accepts it, then it fires again in round 3: reopened with the same number
+    feedback(deployment, "accept.csv", [fb(A_FALL, "已销号", unit="YJJ", report_date="2024-06-01",
+                                           acceptor="李验收", accept_date="2024-06-01", accept_result="通过")],
+             unit="YJJ", batch="2024-06")  # fmt: skip
+    assert statuses(deployment)[A_FALL] == "已销号"
+    r3 = [building("JZ-A", falling_hazard="是", survey_date="2025-04-01")]
+    counts = survey(deployment, "2025-1", r3)
+    assert counts.reopened == 1
+    assert statuses(deployment)[A_FALL] == "待整改"
+    history = deployment.query("SELECT from_status, to_status FROM hazard_events WHERE hazard_no = ? ORDER BY seq",
+                               [A_FALL])  # fmt: skip
+    assert history == [(None, "待整改"), ("待整改", "已整改待验收"), ("已整改待验收", "已销号"), ("已销号", "待整改")]
+
+
+def test_feedback_closed_loop_and_refusals(deployment):
+    round_one(deployment)
+    rows = [
+        fb(A_DAMAGE, "整改中"),                                   # 2 legal
+        fb("JZ-X-B01", "整改中"),                                 # 3 unknown number
+        fb(B_D, "已整改待验收"),                                   # 4 illegal: 待整改 -> 已整改待验收
+        fb(A_FALL, "整改中", unit="T101"),                        # 5 another unit's hazard
+        fb(B_D, "管控中", monitoring="每周巡查"),                   # 6 重大 under control without a plan number
+        fb(A_FALL, "管控中"),                                     # 7 no monitoring: refused by validation
+        fb(A_DAMAGE, "已整改待验收", report_date="2023-08-20"),      # 8 legal, after row 2
+        fb(A_FALL, "整改中", report_date="2099-01-01"),             # 9 future date: refused by validation
+    ]  # fmt: skip
+    (result,) = feedback(deployment, "进展.csv", rows)
+    outcome = {r.row_no: (r.outcome, r.reason_zh) for r in result.rows}
+    assert outcome[2] == ("已执行", "") and outcome[8] == ("已执行", "")
+    assert "在台账中不存在" in outcome[3][1]
+    assert "不允许的状态变更：当前为“待整改”，不能改为“已整改待验收”" == outcome[4][1]
+    assert "不是本单位负责的隐患（责任单位为T100）" == outcome[5][1]
+    assert "应急预案编号" in outcome[6][1]
+    assert "监测方式及频次" in outcome[7][1]
+    assert "不晚于今天" in outcome[9][1]
+    assert (result.applied, result.refused) == (2, 6)
+    assert statuses(deployment) == {A_DAMAGE: "已整改待验收", A_FALL: "待整改", B_D: "待整改"}
+    # the responsible unit may not accept its own work; the supervisor may
+    accept = dict(acceptor="张", accept_date="2023-09-01", accept_result="通过", report_date="2023-09-01")
+    (own,) = feedback(deployment, "自验.csv", [fb(A_DAMAGE, "已销号", **accept)], batch="2023-09")
+    assert own.rows[0].reason_zh.startswith("责任单位不能验收自己的整改")
+    (sup,) = feedback(
+        deployment, "验收.csv", [fb(A_DAMAGE, "已销号", unit="YJJ", **accept)], unit="YJJ", batch="2023-09"
+    )
+    assert sup.applied == 1 and statuses(deployment)[A_DAMAGE] == "已销号"
+    assert deployment.query("SELECT acceptor, accept_result FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
+        ("张", "通过")
+    ]
+
+
+def test_a_feedback_file_is_applied_once_and_preview_changes_nothing(deployment):
+    round_one(deployment)
+    deployment.drop("feedback", "p.csv", csv_bytes("feedback", [fb(A_DAMAGE, "整改中")]), unit="T100", rnd="2023-08")
+    with store.connect(deployment.db) as con:
+        validate_feedback(con, deployment.data_raw)
+        (file_id, _, _) = pending_files(con)[0]
+        seen = preview(con, file_id)
+        assert seen.applied == 1
+        assert con.execute("SELECT status FROM hazards WHERE hazard_no = ?", [A_DAMAGE]).fetchall() == [("待整改",)]
+        assert len(apply_pending(con)) == 1
+        assert apply_pending(con) == []  # nothing left to apply on a re-run
+    assert deployment.query("SELECT count(*) FROM hazard_events WHERE unit = 'T100'") == [(1,)]
+
+
+def test_control_measures_for_a_major_hazard(deployment):
+    round_one(deployment)
+    row = fb(B_D, "管控中", monitoring="每周巡查一次", plan_no="YJYA-2023-017")
+    (result,) = feedback(deployment, "管控.csv", [row])
+    assert result.applied == 1
+    assert deployment.query("SELECT status, monitoring, plan_no FROM hazards WHERE hazard_no = ?", [B_D]) == [
+        ("管控中", "每周巡查一次", "YJYA-2023-017")
+    ]
+
+
+def test_the_ledger_as_of_a_past_date_is_rebuilt_from_events(deployment):
+    round_one(deployment)
+    feedback(deployment, "a.csv", [fb(A_DAMAGE, "整改中")])
+    with store.connect(deployment.db) as con:
+        saved = current_ledger(con)
+    r2 = [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
+          building("JZ-C", falling_hazard="是", survey_date="2024-05-01")]  # fmt: skip
+    survey(deployment, "2024-1", r2)
+    feedback(deployment, "b.csv", [fb(A_DAMAGE, "已整改待验收", report_date="2024-06-01")], batch="2024-06")
+    with store.connect(deployment.db) as con:
+        assert ledger_as_of(con, dt.date(2023, 12, 31)) == saved
+        assert current_ledger(con) != saved
+        assert ledger_as_of(con, dt.date(2023, 5, 11)) == []
+        assert ledger_as_of(con, dt.date.today()) == current_ledger(con)
+
+
+def test_a_crash_in_the_middle_of_an_update_leaves_the_ledger_as_before(deployment, monkeypatch):
+    round_one(deployment)
+    before = deployment.query("SELECT * FROM hazards ORDER BY hazard_no")
+    events = deployment.query("SELECT count(*) FROM hazard_events")
+
+    def crash(con):
+        raise RuntimeError("simulated crash after new hazards were written")
+
+    monkeypatch.setattr(survey_update, "_clear_on_resurvey", crash)
+    r2 = [building("JZ-A", survey_date="2024-05-01"), building("JZ-D", falling_hazard="是", survey_date="2024-05-01")]
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        survey(deployment, "2024-1", r2)
+    assert deployment.query("SELECT * FROM hazards ORDER BY hazard_no") == before
+    assert deployment.query("SELECT count(*) FROM hazard_events") == events
+
+
+def test_no_uploaded_value_reaches_sql_text(deployment):
+    round_one(deployment)
+    evil = "JZ-A-B09'; DROP TABLE hazards; --"
+    (result,) = feedback(deployment, "evil.csv", [fb(evil, "整改中")])
+    assert result.rows[0].outcome == "退回"
+    assert deployment.query("SELECT count(*) FROM hazards") == [(3,)]
+    with pytest.raises(duckdb.Error):
+        deployment.query("SELECT * FROM no_such_table")
