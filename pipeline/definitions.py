@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from pipeline.intake.assets import intake_assets
+from pipeline.ledger.assets import ledger_assets
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import scoring_assets
 
-all_assets = [*intake_assets, *scoring_assets]
+all_assets = [*intake_assets, *scoring_assets, *ledger_assets]
 
 main_job = dg.define_asset_job(
     "main_job",

@@ -1,0 +1,74 @@
+"""Dagster assets of the ledger stage (group "ledger").
+
+hazard_ledger    brings the ledger up to date with the latest scores (one transaction)
+ledger_feedback  validates and applies the units' feedback files, writes their receipts
+ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
+"""
+
+import datetime as dt
+
+import dagster as dg
+
+from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
+from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipt
+from pipeline.ledger.survey_update import update_from_findings
+from pipeline.resources import LitongStore
+from pipeline.scoring.assets import SCORED_KINDS
+
+SUMMARY_PERIOD_DAYS = 30
+
+
+@dg.asset(group_name="ledger", deps=[f"scores_{k}" for k in SCORED_KINDS], kinds={"duckdb"},
+          description="隐患台账: one hazard per hazard rule firing on an asset, followed through rectification.")  # fmt: skip
+def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
+    with store.connect() as con:
+        counts = update_from_findings(con)
+        by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
+    return dg.MaterializeResult(
+        metadata={"new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
+                  "cleared_by_resurvey": counts.resurvey_cleared, "by_status": dg.MetadataValue.json(by_status)}
+    )  # fmt: skip
+
+
+@dg.asset(group_name="ledger", deps=[hazard_ledger], kinds={"duckdb"},
+          description="Rectification feedback files from data_raw/feedback/<unit>/, applied row by row.")  # fmt: skip
+def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+    with store.connect() as con:
+        validate_feedback(con, store.raw_dir())
+        results = apply_pending(con)
+        unreadable = con.execute(
+            "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'feedback' AND is_current "
+            "AND status <> 'ingested'"
+        ).fetchall()
+    receipts = [str(write_feedback_receipt(r, store.out_dir() / "receipts")) for r in results]
+    for rel, problem in unreadable:
+        context.log.warning(f"{rel}: {problem}")
+    return dg.MaterializeResult(
+        metadata={"files_applied": len(results), "rows_applied": sum(r.applied for r in results),
+                  "rows_refused": sum(r.refused for r in results), "receipts": dg.MetadataValue.json(receipts),
+                  "unreadable_files": dg.MetadataValue.json(dict(unreadable))}
+    )  # fmt: skip
+
+
+@dg.asset(group_name="ledger", deps=[ledger_feedback],
+          description="The ledger as XLSX (sheet per asset kind) and Excel-safe CSV, with summaries.")  # fmt: skip
+def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
+    as_of = dt.date.today()
+    period_start = as_of - dt.timedelta(days=SUMMARY_PERIOD_DAYS)
+    out = store.out_dir() / "ledger"
+    with store.connect() as con:
+        rows = ledger_rows(con, as_of)
+        by_town = summary(con, "town", as_of, period_start)
+        by_unit = summary(con, "unit", as_of, period_start)
+    xlsx = write_xlsx(rows, by_town, out / "隐患台账.xlsx")
+    csv_path = write_csv(rows, out / "隐患台账.csv")
+    by_unit.to_csv(out / "责任单位汇总.csv", index=False, encoding="utf-8-sig")
+    by_town.to_csv(out / "乡镇汇总.csv", index=False, encoding="utf-8-sig")
+    return dg.MaterializeResult(
+        metadata={"hazards": len(rows), "overdue": int(rows["overdue_days"].notna().sum()),
+                  "xlsx": str(xlsx), "csv": str(csv_path),
+                  "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
+    )  # fmt: skip
+
+
+ledger_assets = [hazard_ledger, ledger_feedback, ledger_exports]

@@ -1,0 +1,141 @@
+"""The ledger for people: summary tables per town and per unit, XLSX and Excel-safe CSV exports.
+
+Overdue (逾期) is derived here, as of a date, never stored: an open hazard in 待整改 or 整改中
+whose deadline (or recorded extension) has passed. 管控中 and 已整改待验收 are not counted as
+overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.excel_safe import safe_cell
+from pipeline.intake.schema import towns, units
+from pipeline.ledger.model import OVERDUE_STATUSES
+
+KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
+LEDGER_COLUMNS = {
+    "hazard_no": "隐患编号", "kind_zh": "资产类别", "asset_id": "资产编码", "asset_name": "资产名称",
+    "town_name": "乡镇", "lon": "经度", "lat": "纬度", "description": "隐患描述", "hazard_grade": "隐患等级",
+    "risk_level_zh": "风险等级", "rule": "规则及依据", "found_date": "发现日期",
+    "last_survey_date": "最近一次调查日期", "unit_name": "责任单位", "person": "责任人", "measures": "整改措施",
+    "funds_wan": "整改资金(万元)", "deadline": "整改时限", "extend_to": "延期至", "extend_reason": "延期原因",
+    "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "status": "整改状态", "overdue_days": "逾期天数",
+    "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
+}  # fmt: skip
+LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
+
+
+def _register_reference(con: duckdb.DuckDBPyConnection) -> None:
+    con.register("ref_towns_list", pd.DataFrame({"town_code": list(towns()), "town_name": list(towns().values())}))
+    con.register("ref_units_list", pd.DataFrame({"unit_code": list(units()),
+                                                 "unit_name": [u["unit_name"] for u in units().values()]}))  # fmt: skip
+    con.register("ref_kinds_list", pd.DataFrame({"kind": list(KIND_ZH), "kind_zh": list(KIND_ZH.values())}))
+
+
+LEDGER_SQL = """
+SELECT h.*, k.kind_zh, t.town_name, u.unit_name,
+       h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
+       CASE WHEN h.status IN {overdue} AND ? > coalesce(h.extend_to, h.deadline)
+            THEN date_diff('day', coalesce(h.extend_to, h.deadline), ?::DATE) END AS overdue_days
+FROM hazards h
+LEFT JOIN ref_kinds_list k USING (kind)
+LEFT JOIN ref_towns_list t USING (town_code)
+LEFT JOIN ref_units_list u ON u.unit_code = h.responsible_unit
+ORDER BY h.kind, h.town_code, h.hazard_no
+"""
+
+SUMMARY_SQL = """
+WITH l AS ({ledger})
+SELECT {key} AS "{key_zh}", {name} AS "名称",
+       count(*) AS "发现隐患", count(*) FILTER (WHERE status <> '已销号') AS "未销号",
+       count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大') AS "未销号重大隐患",
+       count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '一般') AS "未销号一般隐患",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'red') AS "红",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'orange') AS "橙",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'yellow') AS "黄",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'blue') AS "蓝",
+       count(*) FILTER (WHERE status = '已销号') AS "已销号",
+       round(count(*) FILTER (WHERE status = '已销号') / count(*), 4) AS "整改率",
+       count(overdue_days) AS "逾期数", coalesce(sum(overdue_days), 0) AS "逾期总天数",
+       count(*) FILTER (WHERE status = '管控中') AS "管控中",
+       count(*) FILTER (WHERE found_date >= ?) AS "本期新增",
+       count(*) FILTER (WHERE status = '已销号' AND accept_date >= ?) AS "本期销号"
+FROM l GROUP BY ALL ORDER BY 1
+"""
+
+
+def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
+    _register_reference(con)
+    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES))
+    return con.execute(sql, [as_of, as_of]).df()
+
+
+def summary(con: duckdb.DuckDBPyConnection, by: str, as_of: dt.date, period_start: dt.date) -> pd.DataFrame:
+    """Per town (`by="town"`) or per responsible unit (`by="unit"`)."""
+    _register_reference(con)
+    key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
+                         "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
+    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES))
+    sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
+    return con.execute(sql, [as_of, as_of, period_start, period_start]).df()
+
+
+def _display(df: pd.DataFrame) -> pd.DataFrame:
+    out = df[list(LEDGER_COLUMNS)].rename(columns=LEDGER_COLUMNS)
+    return out.astype(object).where(out.notna(), None)
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    """UTF-8 with BOM (Excel opens it as Chinese), every cell neutralised against formulas."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shown = _display(df)
+    with open(path, "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(shown.columns)
+        for row in shown.itertuples(index=False):
+            w.writerow(["" if v is None else safe_cell(str(v)) for v in row])
+    return path
+
+
+def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
+    """A summary sheet, then one sheet per asset kind: frozen header, filters, colour by level."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "汇总"
+    _write_sheet(ws, list(by_town.columns), by_town.astype(object).where(by_town.notna(), None).values.tolist())
+    for kind, kind_zh in KIND_ZH.items():
+        part = df[df["kind"] == kind]
+        ws = wb.create_sheet(kind_zh)
+        shown = _display(part)
+        _write_sheet(ws, list(shown.columns), shown.values.tolist())
+        for i, level in enumerate(part["risk_level"], start=2):
+            fill = PatternFill("solid", fgColor=LEVEL_FILL.get(level, "FFFFFF"))
+            for cell in ws[i]:
+                cell.fill = fill
+    for ws in wb.worksheets:
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        for i in range(1, ws.max_column + 1):
+            ws.column_dimensions[get_column_letter(i)].width = 14
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(path)
+    return path
+
+
+def _write_sheet(ws, header: list[str], rows: list[list]) -> None:
+    ws.append(header)
+    for row in rows:
+        ws.append([safe_cell(v) if isinstance(v, str) else v for v in row])
+    ws.freeze_panes = "A2"
+    if rows:
+        ws.auto_filter.ref = ws.dimensions

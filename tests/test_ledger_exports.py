@@ -1,0 +1,60 @@
+"""Exports: formula neutralisation in both files, Excel layout, summaries with derived overdue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import openpyxl
+import pandas as pd
+
+from pipeline import store
+from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
+from tests.test_ledger import A_DAMAGE, B_D, building, fb, feedback, survey
+
+
+def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
+    rows = [building("JZ-A", name="=HYPERLINK(\"http://x\")", falling_hazard="是"),
+            building("JZ-B", name="@SUM(A1)", appraisal_grade="D")]  # fmt: skip
+    survey(deployment, "2023-1", rows)
+    feedback(deployment, "f.csv", [fb(B_D, "整改中", measures="-1+2 加固", person="+张三")])
+    with store.connect(deployment.db) as con:
+        df = ledger_rows(con, dt.date(2023, 9, 1))
+        by_town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1))
+    csv_path = write_csv(df, tmp_path / "l.csv")
+    raw = csv_path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    for formula in ("=HYPERLINK", "@SUM", "-1+2", "+张三"):
+        assert f"'{formula}" in text
+        assert f",{formula}" not in text and f'"{formula}' not in text
+    xlsx = write_xlsx(df, by_town, tmp_path / "l.xlsx")
+    wb = openpyxl.load_workbook(xlsx)
+    assert wb.sheetnames == ["汇总", "房屋建筑", "桥梁", "危险化学品单位", "油气长输管道"]
+    ws = wb["房屋建筑"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref
+    cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in cells)
+    assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
+    header = [c.value for c in ws[1]]
+    level_col = header.index("风险等级")
+    red_rows = [r for r in ws.iter_rows(min_row=2) if r[level_col].value == "重大风险"]
+    assert red_rows and red_rows[0][0].fill.fgColor.rgb.endswith("FFC7CE")
+
+
+def test_overdue_is_derived_as_of_a_date_and_summed_per_town(deployment):
+    survey(deployment, "2023-1", [building("JZ-A", falling_hazard="是", visible_damage="是"),
+                                  building("JZ-B", appraisal_grade="D")])  # fmt: skip
+    # falling hazard deadline 2023-06-11, visible damage 2023-08-10 (extended to 2023-12-31), D grade 2024-05-11
+    feedback(deployment, "f.csv", [fb(A_DAMAGE, "整改中", extend_to="2023-12-31", extend_reason="资金未到位")])
+    with store.connect(deployment.db) as con:
+        df = ledger_rows(con, dt.date(2023, 9, 1))
+        overdue = dict(zip(df["hazard_no"], df["overdue_days"], strict=True))
+        assert overdue["JZ-A-B11"] == (dt.date(2023, 9, 1) - dt.date(2023, 6, 11)).days
+        assert overdue["JZ-A-B09"] is pd.NA  # the extension has not passed
+        town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1)).iloc[0]
+        assert (town["发现隐患"], town["未销号重大隐患"], town["逾期数"], town["逾期总天数"]) == (3, 1, 1, 82)
+        assert (town["红"], town["本期新增"], town["整改率"]) == (1, 3, 0.0)
+        unit = summary(con, "unit", dt.date(2023, 9, 1), dt.date(2023, 5, 1))
+        assert list(unit["名称"]) == ["金积镇人民政府"]
+        later = ledger_rows(con, dt.date(2024, 1, 10))
+        assert dict(zip(later["hazard_no"], later["overdue_days"], strict=True))["JZ-A-B09"] == 10
