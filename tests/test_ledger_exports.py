@@ -38,7 +38,7 @@ def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
     header = [c.value for c in ws[1]]
     level_col = header.index("风险等级")
     red_rows = [r for r in ws.iter_rows(min_row=2) if r[level_col].value == "重大风险"]
-    assert red_rows and red_rows[0][0].fill.fgColor.rgb.endswith("FFC7CE")
+    assert red_rows and red_rows[0][level_col].fill.fgColor.rgb.endswith("FFC7CE")
 
 
 def test_overdue_is_derived_as_of_a_date_and_summed_per_town(deployment):

@@ -28,6 +28,7 @@ LEDGER_COLUMNS = {
     "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "status": "整改状态", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
+COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
 
 
@@ -104,38 +105,47 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
 
 
 def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
-    """A summary sheet, then one sheet per asset kind: frozen header, filters, colour by level."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
+    """A summary sheet, then one sheet per asset kind: frozen header, filters, colour by level.
 
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "汇总"
-    _write_sheet(ws, list(by_town.columns), by_town.astype(object).where(by_town.notna(), None).values.tolist())
+    Written in openpyxl's write-only mode: styling cell by cell in normal mode is quadratic."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    summary_rows = by_town.astype(object).where(by_town.notna(), None).values.tolist()
+    _write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows))
     for kind, kind_zh in KIND_ZH.items():
         part = df[df["kind"] == kind]
-        ws = wb.create_sheet(kind_zh)
         shown = _display(part)
-        _write_sheet(ws, list(shown.columns), shown.values.tolist())
-        for i, level in enumerate(part["risk_level"], start=2):
-            fill = PatternFill("solid", fgColor=LEVEL_FILL.get(level, "FFFFFF"))
-            for cell in ws[i]:
-                cell.fill = fill
-    for ws in wb.worksheets:
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for i in range(1, ws.max_column + 1):
-            ws.column_dimensions[get_column_letter(i)].width = 14
+        _write_sheet(wb, kind_zh, list(shown.columns), shown.values.tolist(), list(part["risk_level"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path
 
 
-def _write_sheet(ws, header: list[str], rows: list[list]) -> None:
-    ws.append(header)
-    for row in rows:
-        ws.append([safe_cell(v) if isinstance(v, str) else v for v in row])
+def _write_sheet(wb, title: str, header: list[str], rows: list[list], levels: list[str | None]) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(title)
     ws.freeze_panes = "A2"
+    for i in range(1, len(header) + 1):
+        ws.column_dimensions[get_column_letter(i)].width = 14
     if rows:
-        ws.auto_filter.ref = ws.dimensions
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
+    bold = Font(bold=True)
+    fills = {lv: PatternFill("solid", fgColor=colour) for lv, colour in LEVEL_FILL.items()}
+
+    def cell(value, font=None, fill=None):
+        c = WriteOnlyCell(ws, value=safe_cell(value) if isinstance(value, str) else value)
+        if font:
+            c.font = font
+        if fill:
+            c.fill = fill
+        return c
+
+    ws.append([cell(h, font=bold) for h in header])
+    coloured = {i for i, h in enumerate(header) if h in COLOURED_COLUMNS}  # whole-row fills are slow
+    for row, level in zip(rows, levels, strict=True):
+        fill = fills.get(level)
+        ws.append([cell(v, fill=fill) if i in coloured and fill else safe_cell(v) for i, v in enumerate(row)])
