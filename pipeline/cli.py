@@ -109,6 +109,61 @@ def cmd_rules(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preview_feedback(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pipeline import store
+    from pipeline.ledger.feedback import preview, validate_feedback
+
+    target = Path(args.file).resolve()
+    with store.connect(paths.database_path()) as con:
+        validate_feedback(con, paths.data_raw_dir())
+        rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
+        rows = con.execute(
+            "SELECT file_id, status, problem_zh FROM intake_files WHERE rel_path = ? AND is_current", [rel]
+        ).fetchall()
+        if not rows:
+            print(f"不是 data_raw/feedback/<单位代码>/<批次>/ 下的反馈文件：{args.file}")
+            return 1
+        file_id, status, problem = rows[0]
+        if status != "ingested":
+            print(f"文件无法读取：{problem}")
+            return 1
+        result = preview(con, file_id)
+    print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（未做任何更改）")
+    for r in result.rows:
+        change = f"{r.from_status} → {r.to_status}" if r.outcome == "已执行" else r.reason_zh
+        print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from pipeline import store
+    from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
+    from pipeline.ledger.history import ledger_as_of
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    out = paths.output_dir() / "ledger"
+    with store.connect(paths.database_path()) as con:
+        if args.as_of:  # rebuild the past ledger from the history into a scratch table first
+            con.execute("CREATE OR REPLACE TEMP TABLE hazards_as_of AS SELECT * FROM hazards WHERE false")
+            for state in ledger_as_of(con, as_of):
+                cols = list(state)
+                con.execute(
+                    f"INSERT INTO hazards_as_of ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    [state[c] for c in cols],
+                )
+        rows = ledger_rows(con, as_of, table="hazards_as_of" if args.as_of else "hazards")
+        by_town = summary(con, "town", as_of, as_of - dt.timedelta(days=30),
+                          table="hazards_as_of" if args.as_of else "hazards")  # fmt: skip
+    stem = f"隐患台账_{as_of.isoformat()}"
+    for p in (write_xlsx(rows, by_town, out / f"{stem}.xlsx"), write_csv(rows, out / f"{stem}.csv")):
+        print(p)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     explain_cmd.add_argument("asset_id", help="资产编码，如房屋编码、桥梁编码、统一社会信用代码、管段编码")
     explain_cmd.set_defaults(fn=cmd_explain)
     sub.add_parser("rules", help="检查规则集并列出全部规则").set_defaults(fn=cmd_rules)
+    fb = sub.add_parser("preview-feedback", help="预览整改反馈文件将做的更改（不做任何更改）")
+    fb.add_argument("file")
+    fb.set_defaults(fn=cmd_preview_feedback)
+    ex = sub.add_parser("export", help="导出隐患台账（XLSX、CSV）")
+    ex.add_argument("--as-of", help="按某日的台账导出，如 2023-12-31（由变更历史重建）")
+    ex.set_defaults(fn=cmd_export)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

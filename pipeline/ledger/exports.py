@@ -44,7 +44,7 @@ SELECT h.*, k.kind_zh, t.town_name, u.unit_name,
        h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
        CASE WHEN h.status IN {overdue} AND ? > coalesce(h.extend_to, h.deadline)
             THEN date_diff('day', coalesce(h.extend_to, h.deadline), ?::DATE) END AS overdue_days
-FROM hazards h
+FROM {table} h
 LEFT JOIN ref_kinds_list k USING (kind)
 LEFT JOIN ref_towns_list t USING (town_code)
 LEFT JOIN ref_units_list u ON u.unit_code = h.responsible_unit
@@ -71,18 +71,21 @@ FROM l GROUP BY ALL ORDER BY 1
 """
 
 
-def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
+def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
+    """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy)."""
     _register_reference(con)
-    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES))
+    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
     return con.execute(sql, [as_of, as_of]).df()
 
 
-def summary(con: duckdb.DuckDBPyConnection, by: str, as_of: dt.date, period_start: dt.date) -> pd.DataFrame:
+def summary(
+    con: duckdb.DuckDBPyConnection, by: str, as_of: dt.date, period_start: dt.date, table: str = "hazards"
+) -> pd.DataFrame:
     """Per town (`by="town"`) or per responsible unit (`by="unit"`)."""
     _register_reference(con)
     key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
                          "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
-    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES))
+    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
     sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
     return con.execute(sql, [as_of, as_of, period_start, period_start]).df()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -186,21 +187,63 @@ def verify(ruleset: RuleSet) -> None:
             install(con, ruleset.rules_dir)
         except duckdb.Error as e:
             raise RuleSetError(f"rules/views or rules/reference do not load: {e}") from e
-        for r in ruleset.rules:
-            problems += _verify_rule(con, ruleset.kinds[r.kind], r)
+        for kind, spec in ruleset.kinds.items():
+            problems += _verify_kind(con, spec, ruleset.for_kind(kind))
     finally:
         con.close()
     if problems:
         raise RuleSetError("rule set refused:\n  " + "\n  ".join(problems))
 
 
-def _verify_rule(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> list[str]:
-    where = f"{r.file}: rule {r.id}"
+def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rule]) -> list[str]:
+    """Verify a kind's rules with all their examples loaded at once (one query per rule).
+
+    Each example gets its own asset id. A rule whose examples name the id themselves, or
+    whose batch result is wrong, is checked one example at a time for a precise message."""
+    problems = [p for r in rules if (p := _compile_problem(con, spec, r))]
+    compiled = [r for r in rules if not _compile_problem(con, spec, r)]
+    batched = [r for r in compiled if not any(spec.id in ex for ex in (*r.fires, *r.silent))]
+    one_by_one = [r for r in compiled if r not in batched]
+    try:
+        expected: dict[str, dict[str, bool]] = {}
+        for r in batched:
+            cases = [(e, True) for e in r.fires] + [(e, False) for e in r.silent]
+            expected[r.id] = {f"EX-{r.id}-{n}": fires for n, (_, fires) in enumerate(cases)}
+            for n, (example, _) in enumerate(cases):
+                _load_example(con, spec, {**example, spec.id: f"EX-{r.id}-{n}"})
+        for r in batched:
+            ids = list(expected[r.id])
+            rows = con.execute(
+                f"SELECT {quote(spec.id)} FROM {spec.view} "
+                f"WHERE list_contains(?::VARCHAR[], {quote(spec.id)}) AND coalesce(({r.when}), false)",
+                [ids],
+            ).fetchall()
+            fired = {row[0] for row in rows}
+            if any((i in fired) != want for i, want in expected[r.id].items()):
+                one_by_one.append(r)
+    except duckdb.Error:
+        one_by_one = compiled  # an example that does not load: find it one at a time
+    finally:
+        _clear_examples(con, spec)
+    for r in one_by_one:
+        problems += _verify_rule(con, spec, r)
+    return problems
+
+
+def _compile_problem(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> str | None:
     try:
         cols = ", ".join(quote(c) for c in r.evidence) or "1"
         con.execute(f"SELECT {cols} FROM {spec.view} WHERE ({r.when}) LIMIT 0").fetchall()
     except duckdb.Error as e:
-        return [f"{where}: condition or evidence does not compile: {str(e).splitlines()[0]}"]
+        return f"{r.file}: rule {r.id}: condition or evidence does not compile: {str(e).splitlines()[0]}"
+    return None
+
+
+def _verify_rule(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> list[str]:
+    """Each example of one rule, one at a time: the precise message for each that misbehaves."""
+    where = f"{r.file}: rule {r.id}"
+    if problem := _compile_problem(con, spec, r):
+        return [problem]
     out = []
     for expected, examples in ((True, r.fires), (False, r.silent)):
         for i, example in enumerate(examples, start=1):
@@ -217,8 +260,17 @@ def _verify_rule(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> lis
 
 def fires_on(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule, example: dict) -> bool:
     """Does rule `r` fire on one example record? (the record goes through the real view)."""
+    try:
+        _load_example(con, spec, {spec.id: "EXAMPLE-1", **example})
+        n = con.execute(f"SELECT count(*) FROM {spec.view} WHERE coalesce(({r.when}), false)").fetchall()[0][0]
+    finally:
+        _clear_examples(con, spec)
+    return n > 0
+
+
+def _load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) -> None:
+    """An example record into the staging table (with its inventory rows, for hazchem sites)."""
     record = {k: v for k, v in example.items() if not k.startswith("_")}
-    record.setdefault(spec.id, "EXAMPLE-1")
     record.setdefault("survey_round", "2023-1")
     record.setdefault("survey_date", "2023-06-01")
     _insert(con, staging_table(spec.kind), record)
@@ -226,12 +278,11 @@ def fires_on(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule, example: d
         _insert(
             con, "stg_hazchem_inventory", {"site_id": record[spec.id], "survey_round": record["survey_round"], **inv}
         )
-    try:
-        n = con.execute(f"SELECT count(*) FROM {spec.view} WHERE coalesce(({r.when}), false)").fetchall()[0][0]
-    finally:
-        con.execute(f"DELETE FROM {staging_table(spec.kind)}")
-        con.execute("DELETE FROM stg_hazchem_inventory")
-    return n > 0
+
+
+def _clear_examples(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+    con.execute(f"DELETE FROM {staging_table(spec.kind)}")
+    con.execute("DELETE FROM stg_hazchem_inventory")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, record: dict) -> None:
@@ -243,16 +294,31 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, record: dict) -> None:
 
 
 def _col_type(con: duckdb.DuckDBPyConnection, table: str, col: str) -> str:
-    rows = con.execute(
-        "SELECT data_type FROM information_schema.columns WHERE table_name = ? AND column_name = ?", [table, col]
-    ).fetchall()
-    if not rows:
+    types = _table_types(table)
+    if col not in types:
         raise duckdb.BinderException(f"{table} has no column {col!r}")
-    return rows[0][0]
+    return types[col]
+
+
+@cache
+def _table_types(table: str) -> dict[str, str]:
+    """Column types of a staging table (the same in every database: built from the templates)."""
+    con = duckdb.connect()
+    ensure_schema(con)
+    rows = con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [table])
+    return dict(rows.fetchall())
+
+
+_VERIFIED: set[tuple[str, str]] = set()
 
 
 def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
-    """Parse and verify; the only way the scoring stage gets rules."""
+    """Parse and verify; the only way the scoring stage gets rules.
+
+    A version already verified in this process (same hash of every rule file) is not re-run."""
     ruleset = parse_rules(rules_dir)
-    verify(ruleset)
+    key = (str(rules_dir.resolve()), ruleset.version)
+    if key not in _VERIFIED or ruleset.problems:
+        verify(ruleset)
+        _VERIFIED.add(key)
     return ruleset
