@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import openpyxl
 import pytest
@@ -11,7 +9,6 @@ import pytest
 from pipeline.intake.assets import intake_assets
 from pipeline.intake.blank_templates import write_blank_templates
 from pipeline.intake.schema import KINDS
-from pipeline.paths import PROJECT_ROOT
 from tests.conftest import csv_bytes, example_row
 
 
@@ -110,23 +107,3 @@ def test_blank_templates_round_trip_through_the_parser(deployment, tmp_path, suf
     for kind in KINDS:
         assert deployment.query(f"SELECT count(*) FROM stg_{kind}") == [(1,)], kind
     assert deployment.query("SELECT count(*) FROM quarantine") == [(0,)]
-
-
-def test_the_committed_sample_district(deployment):
-    """The bundled sample: every kind present, every row accounted for, a few % refused."""
-    shutil.rmtree(deployment.data_raw)
-    shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
-    result = materialize(deployment)
-    assert result.success
-    c = checks(result)
-    assert all(v for k, v in c.items() if not k.endswith("quarantine_share")), c
-    for kind, low in [("buildings", 15000), ("bridges", 100), ("hazchem_sites", 30), ("pipelines", 10)]:
-        (n,) = deployment.query(f"SELECT count(*) FROM stg_{kind}")[0]
-        assert n >= low, kind
-    rows_in, valid, refused = deployment.query(
-        "SELECT sum(rows_read), (SELECT count(*) FROM stg_buildings), "
-        "(SELECT count(*) FROM quarantine WHERE kind = 'buildings') "
-        "FROM intake_files WHERE kind = 'buildings' AND is_current AND status = 'ingested'"
-    )[0]
-    assert rows_in == valid + refused
-    assert 0.01 <= refused / rows_in <= 0.10

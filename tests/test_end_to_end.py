@@ -1,0 +1,92 @@
+"""The main job through Dagster: the bundled sample district, and two survey rounds with feedback."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import openpyxl
+import pytest
+
+from pipeline.definitions import all_assets
+from pipeline.paths import PROJECT_ROOT
+from tests.conftest import Deployment, csv_bytes
+from tests.test_ledger import building, fb
+
+
+def run_all(deployment: Deployment) -> dg.ExecuteInProcessResult:
+    return dg.materialize(all_assets, resources={"store": deployment.resource()}, raise_on_error=False)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
+    deployment = Deployment(tmp_path_factory.mktemp("sample"))
+    shutil.rmtree(deployment.data_raw)
+    shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
+    return deployment, run_all(deployment)
+
+
+def test_sample_intake_accounts_for_every_row(sample):
+    deployment, result = sample
+    assert result.success
+    checks = {f"{e.asset_key.to_user_string()}.{e.check_name}": e.passed for e in result.get_asset_check_evaluations()}
+    assert all(v for k, v in checks.items() if not k.endswith("quarantine_share")), checks
+    per_kind = dict(deployment.query(
+        "SELECT kind, sum(rows_read) FROM intake_files WHERE is_current AND status = 'ingested' GROUP BY kind"))  # fmt: skip
+    assert per_kind == {"buildings": 20000, "bridges": 150, "hazchem_sites": 40, "hazchem_inventory": 101,
+                        "pipelines": 15}  # fmt: skip
+    for kind, rows in per_kind.items():
+        valid = deployment.query(f"SELECT count(*) FROM stg_{kind}")[0][0]
+        refused = deployment.query("SELECT count(*) FROM quarantine WHERE kind = ?", [kind])[0][0]
+        assert valid + refused == rows, kind
+    refused_share = deployment.query("SELECT count(*) FROM quarantine WHERE kind = 'buildings'")[0][0] / 20000
+    assert 0.02 <= refused_share <= 0.05
+    receipts = list((deployment.output / "receipts").rglob("*_回执.xlsx"))
+    assert len(receipts) == 19  # one per survey file
+
+
+def test_sample_scores_have_sensible_level_shares(sample):
+    deployment, _ = sample
+    shares = dict(deployment.query(
+        "SELECT level, count(*) / sum(count(*)) OVER () FROM scores WHERE kind = 'buildings' GROUP BY level"))  # fmt: skip
+    assert set(shares) == {"red", "orange", "yellow", "blue"}
+    assert 0.02 <= shares["red"] <= 0.20, shares
+    assert shares["blue"] >= 0.10, shares
+    versions = deployment.query("SELECT DISTINCT ruleset_version FROM scores")
+    assert len(versions) == 1
+    hard = deployment.query("SELECT count(*) FROM scores WHERE hard_rule IS NOT NULL AND level <> 'red'")
+    assert hard == [(0,)]
+    per_kind = dict(deployment.query("SELECT kind, count(*) FROM scores GROUP BY kind"))
+    assert per_kind["hazchem_sites"] == 39 and per_kind["pipelines"] == 14
+
+
+def test_sample_ledger_and_exports(sample):
+    deployment, _ = sample
+    (n_hazards, n_findings) = deployment.query(
+        "SELECT (SELECT count(*) FROM hazards), (SELECT count(*) FROM findings WHERE hazard)")[0]  # fmt: skip
+    assert n_hazards == n_findings > 0
+    wb = openpyxl.load_workbook(deployment.output / "ledger" / "隐患台账.xlsx", read_only=True)
+    assert wb.sheetnames[0] == "汇总"
+    assert (deployment.output / "ledger" / "隐患台账.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_two_rounds_and_feedback_through_dagster(tmp_path):
+    deployment = Deployment(tmp_path)
+    r1 = [building("JZ-A", falling_hazard="是", visible_damage="是"), building("JZ-B", appraisal_grade="D")]
+    deployment.drop("buildings", "r1.csv", csv_bytes("buildings", r1), unit="ZJJ", rnd="2023-1")
+    assert run_all(deployment).success
+    feedback = [fb("JZ-A-B09", "整改中"), fb("JZ-A-B11", "整改中", unit="T105")]
+    deployment.drop("feedback", "f1.csv", csv_bytes("feedback", feedback), unit="T100", rnd="2023-08")
+    assert run_all(deployment).success
+    r2 = [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
+          building("JZ-B", appraisal_grade="D", survey_date="2024-05-01"),
+          building("JZ-C", geo_hazard_nearby="是", survey_date="2024-05-01")]  # fmt: skip
+    deployment.drop("buildings", "r2.csv", csv_bytes("buildings", r2), unit="ZJJ", rnd="2024-1")
+    assert run_all(deployment).success
+    assert run_all(deployment).success  # a run with nothing new changes nothing
+    assert dict(deployment.query("SELECT hazard_no, status FROM hazards")) == {
+        "JZ-A-B09": "整改中", "JZ-A-B11": "已整改待验收", "JZ-B-B01": "待整改", "JZ-C-B13": "待整改"}  # fmt: skip
+    assert deployment.query("SELECT count(*) FROM hazard_events") == [(8,)]
+    receipt = deployment.output / "receipts" / "T100" / "feedback" / "f1_回执.xlsx"
+    rows = list(openpyxl.load_workbook(receipt)["逐行结果"].iter_rows(min_row=2, values_only=True))
+    assert [(r[0], r[3]) for r in rows] == [(2, "已执行"), (3, "退回")]
