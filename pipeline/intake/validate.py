@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cache
 
 import duckdb
 import pandas as pd
@@ -112,23 +113,49 @@ def build_expectations(t: Template, today: dt.date) -> list[Expectation]:
     return out
 
 
-def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
-    """Run the suite with Great Expectations; returns one row per (row key, failed check)."""
+@cache
+def _context():
+    """One ephemeral GE context per process (it writes nothing to disk), progress bars off."""
     import great_expectations as gx
-    import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+_SUITES: dict[tuple[str, str], tuple] = {}
+
+
+def _suite_for(kind: str, expectations: list[Expectation]):
+    """The batch definition and suite of one template's expectations, built once per process.
+
+    The suite is created with all its expectations at once: adding them one by one makes GE
+    re-serialise the whole suite each time (quadratic; seconds per validation)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    key = (kind, repr(expectations))
+    if key in _SUITES:
+        return _SUITES[key]
+    context = _context()
+    name = f"survey_{kind}_{len(_SUITES)}"
     batch_def = (
-        context.data_sources.add_pandas(f"survey_{t.kind}")
-        .add_dataframe_asset(f"norm_{t.kind}")
+        context.data_sources.add_pandas(name).add_dataframe_asset(f"norm_{kind}")
         .add_batch_definition_whole_dataframe("current_files")
-    )
-    suite = context.suites.add(gx.ExpectationSuite(name=f"survey_{t.kind}"))
-    for i, e in enumerate(expectations):
-        cls = getattr(gxe, e.ge_type)
-        suite.add_expectation(cls(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id}))
+    )  # fmt: skip
+    ge_expectations = [
+        getattr(gxe, e.ge_type)(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
+        for i, e in enumerate(expectations)
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=ge_expectations))
+    _SUITES[key] = (batch_def, suite)
+    return _SUITES[key]
+
+
+def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
+    """Run the suite with Great Expectations; returns one row per (row key, failed check)."""
+    batch_def, suite = _suite_for(t.kind, expectations)
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     frames = []
