@@ -13,8 +13,10 @@ PY := .venv/bin/python
 
 # CJK font for the Chinese chart labels (Debian package; no runtime download).
 /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:
-	(apt-get install -y -q fonts-wqy-microhei || (apt-get update -q && apt-get install -y -q fonts-wqy-microhei)) >/dev/null
-	rm -rf ~/.cache/matplotlib
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	( $$SUDO apt-get install -y -q fonts-wqy-microhei || ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q fonts-wqy-microhei ) ) >/dev/null 2>&1 \
+	  && rm -rf ~/.cache/matplotlib \
+	  || echo "warning: could not install fonts-wqy-microhei (Chinese chart labels need a CJK font)"
 
 setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 	@mkdir -p $(DAGSTER_HOME)
