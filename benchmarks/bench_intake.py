@@ -35,29 +35,39 @@ def ensure_data(rows: int) -> Path:
 
 
 def bare_duckdb_sql(files_glob: str) -> str:
-    """The same per-field checks as the suite, as one DuckDB query over the raw CSV."""
-    from pipeline.intake.normalize import lit_list
-    from pipeline.intake.schema import load_template, towns, units
+    """The same per-field checks as the suite, as one DuckDB query over the raw CSV.
+
+    Light cleaning only (trim, thousands separators, unit suffixes, accepted spellings), no
+    provenance, no messages: what a hand-written SQL check would do."""
+    from pipeline.intake.normalize import NUMBER_UNITS, lit_list
+    from pipeline.intake.schema import UNKNOWN_MARKERS, load_template, towns, units
 
     t = load_template("buildings")
-    casts = {"integer": "BIGINT", "decimal": "DOUBLE", "year": "INTEGER", "date": "DATE"}
     fails = []
     for f in t.fields:
-        col = '"' + f.header + '"'
-        v = f"nullif(trim({col}), '')"
+        v = f"nullif(trim(\"{f.header}\"), '')"
+        if f.type in ("integer", "decimal", "year", "date"):
+            v = f"CASE WHEN regexp_matches({v}, '[０-９]') THEN translate({v}, '０１２３４５６７８９．', '0123456789.') ELSE {v} END"
+        unknown = [m for m in UNKNOWN_MARKERS if m not in f.spelling_map()]
         if f.required:
-            fails.append(f"{v} IS NULL OR {v} IN ('无', '/', '不详', '未知')")
-        if f.type in casts:
-            fails.append(f"{v} IS NOT NULL AND TRY_CAST(replace({v}, ',', '') AS {casts[f.type]}) IS NULL")
-            typed = f"TRY_CAST(replace({v}, ',', '') AS {casts[f.type]})"
+            fails.append(f"{v} IS NULL OR {v} IN {lit_list(unknown)}")
+        if f.type in ("integer", "decimal"):
+            num = f"TRY_CAST(regexp_replace(replace({v}, ',', ''), '({NUMBER_UNITS})$', '') AS DOUBLE)"
+            fails.append(f"{v} IS NOT NULL AND {v} NOT IN {lit_list(unknown)} AND {num} IS NULL")
             if f.min is not None:
-                fails.append(f"{typed} < {f.min}")
+                fails.append(f"{num} < {f.min}")
             if f.max is not None:
-                fails.append(f"{typed} > {f.max}")
+                fails.append(f"{num} > {f.max}")
+        if f.type == "year":
+            fails.append(f"{v} IS NOT NULL AND {v} NOT IN {lit_list(unknown)} AND NOT regexp_matches({v}, '^\\d{{4}}')")
+        if f.type == "date":
+            parsed = f"try_strptime(replace(replace(replace(replace({v}, '/', '-'), '年', '-'), '月', '-'), '日', ''), '%Y-%m-%d')"
+            fails.append(f"{v} IS NOT NULL AND {v} NOT IN {lit_list(unknown)} AND {parsed} IS NULL")
         if f.allowed_values():
-            fails.append(f"{v} NOT IN {lit_list(f.allowed_values())}")
+            accepted = set(f.spelling_map()) | set(UNKNOWN_MARKERS)
+            fails.append(f"{v} NOT IN {lit_list(sorted(accepted))}")
         if f.type == "town_code":
-            fails.append(f"{v} NOT IN {lit_list(towns())}")
+            fails.append(f"{v} NOT IN {lit_list([*towns(), *towns().values()])}")
         if f.type == "unit_code":
             fails.append(f"{v} NOT IN {lit_list(units())}")
     any_fail = " OR ".join(f"coalesce({x}, false)" for x in fails)

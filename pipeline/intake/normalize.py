@@ -20,6 +20,7 @@ from pipeline.store import quote, raw_table, staging_table
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "
 DELETED = "\ufeff\u200b"  # in FROM with no counterpart in TO: removed
+NEEDS_TRANSLATE = "[\uff01-\uff5e\u3000\u00a0\ufeff\u200b]"
 NUMBER_UNITS = "平方米|㎡|m2|千米|km|毫米|mm|MPa|mpa|米|m|吨|t|%|‰|度|°|辆|人|层|万元"
 DATE_MIN = "1950-01-01"
 
@@ -36,8 +37,9 @@ def lit_list(values) -> str:
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     """Text cleaning and the GB 32100 check digit as DuckDB macros (one place each)."""
     con.execute(
-        f"CREATE OR REPLACE TEMP MACRO clean_text(s) AS "
-        f"nullif(trim(translate(s, {lit(FULL_WIDTH + DELETED)}, {lit(HALF_WIDTH)})), '')"
+        # translate() is slow in DuckDB (~7 µs a call): only call it on text that needs it.
+        f"CREATE OR REPLACE TEMP MACRO clean_text(s) AS nullif(trim(CASE WHEN regexp_matches(s, {lit(NEEDS_TRANSLATE)}) "
+        f"THEN translate(s, {lit(FULL_WIDTH + DELETED)}, {lit(HALF_WIDTH)}) ELSE s END), '')"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO clean_number(s) AS nullif(regexp_replace("

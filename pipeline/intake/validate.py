@@ -154,24 +154,32 @@ def _suite_for(kind: str, expectations: list[Expectation]):
 
 
 def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
-    """Run the suite with Great Expectations; returns one row per (row key, failed check)."""
-    batch_def, suite = _suite_for(t.kind, expectations)
-    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    frames = []
-    for r in result.results:
-        e = expectations[r.expectation_config.meta["index"]]
-        if r.exception_info.get("raised_exception"):
-            raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
-        keys = r.result.get("unexpected_index_list") or []
-        if keys:
-            frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
-                                        "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
+    """Run the suite with Great Expectations; returns one row per (row key, failed check).
+
+    The expectations of each column are validated on a one-column frame: GE filters the
+    whole batch frame for every metric, so one wide batch costs columns x expectations."""
+    frames, success = [], True
+    by_column: dict[str, list[tuple[int, Expectation]]] = {}
+    for i, e in enumerate(expectations):
+        by_column.setdefault(e.column, []).append((i, e))
+    for column, group in by_column.items():
+        batch_def, suite = _suite_for(t.kind, [e for _, e in group])
+        batch = batch_def.get_batch(batch_parameters={"dataframe": df[[column]]})
+        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        success = success and bool(result.success)
+        for r in result.results:
+            e = group[r.expectation_config.meta["index"]][1]
+            if r.exception_info.get("raised_exception"):
+                raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
+            keys = r.result.get("unexpected_index_list") or []
+            if keys:
+                frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
+                                            "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
     empty = pd.DataFrame(
         {"row_key": pd.Series([], dtype="int64")}
         | {c: pd.Series([], dtype="str") for c in ("check_id", "columns", "problem_zh")}
     )
-    return (pd.concat(frames, ignore_index=True) if frames else empty), bool(result.success)
+    return (pd.concat(frames, ignore_index=True) if frames else empty), success
 
 
 def load_frame(con: duckdb.DuckDBPyConnection, t: Template, expectations: list[Expectation]) -> pd.DataFrame:
