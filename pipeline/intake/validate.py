@@ -9,6 +9,7 @@ pattern, towns, units, cross-field checks, unique ids). Each expectation carries
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -153,22 +154,25 @@ def _suite_for(kind: str, expectations: list[Expectation]):
     return _SUITES[key]
 
 
-def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
+def run_suite(
+    load_column: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation]
+) -> tuple[pd.DataFrame, bool]:
     """Run the suite with Great Expectations; returns one row per (row key, failed check).
 
-    The expectations of each column are validated on a one-column frame: GE filters the
-    whole batch frame for every metric, so one wide batch costs columns x expectations."""
+    The expectations of each column are validated on a one-column frame, loaded just for
+    them: GE filters the whole batch frame for every metric (one wide frame costs columns x
+    expectations), and one column at a time keeps memory to one column."""
     frames, success = [], True
-    by_column: dict[str, list[tuple[int, Expectation]]] = {}
-    for i, e in enumerate(expectations):
-        by_column.setdefault(e.column, []).append((i, e))
+    by_column: dict[str, list[Expectation]] = {}
+    for e in expectations:
+        by_column.setdefault(e.column, []).append(e)
     for column, group in by_column.items():
-        batch_def, suite = _suite_for(t.kind, [e for _, e in group])
-        batch = batch_def.get_batch(batch_parameters={"dataframe": df[[column]]})
+        batch_def, suite = _suite_for(t.kind, group)
+        batch = batch_def.get_batch(batch_parameters={"dataframe": load_column(column)})
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
         success = success and bool(result.success)
         for r in result.results:
-            e = group[r.expectation_config.meta["index"]][1]
+            e = group[r.expectation_config.meta["index"]]
             if r.exception_info.get("raised_exception"):
                 raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
             keys = r.result.get("unexpected_index_list") or []
@@ -182,20 +186,23 @@ def run_suite(df: pd.DataFrame, t: Template, expectations: list[Expectation]) ->
     return (pd.concat(frames, ignore_index=True) if frames else empty), success
 
 
-def load_frame(con: duckdb.DuckDBPyConnection, t: Template, expectations: list[Expectation]) -> pd.DataFrame:
-    """The columns the suite reads, via Arrow (much faster than `.df()`), indexed by row key."""
-    cols = sorted({e.column for e in expectations})
-    table = con.sql(f"SELECT _row_key, {', '.join(quote(c) for c in cols)} FROM norm_{t.kind}").to_arrow_table()
-    df = table.to_pandas(date_as_object=False).set_index("_row_key")
-    df.index.name = None  # GE then reports plain index values
-    return df
+def column_loader(con: duckdb.DuckDBPyConnection, t: Template) -> Callable[[str], pd.DataFrame]:
+    """Loads one column of norm_<kind> via Arrow (much faster than `.df()`), indexed by row key."""
+
+    def load(column: str) -> pd.DataFrame:
+        table = con.sql(f"SELECT _row_key, {quote(column)} FROM norm_{t.kind}").to_arrow_table()
+        df = table.to_pandas(date_as_object=False).set_index("_row_key")
+        df.index.name = None  # GE then reports plain index values
+        return df
+
+    return load
 
 
 def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> ValidationResult:
     """Validate the normalised rows of one kind and rewrite its staging and quarantine rows."""
     expectations = build_expectations(t, today or dt.date.today())
-    df = load_frame(con, t, expectations)
-    failures, success = run_suite(df, t, expectations)
+    rows = con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
+    failures, success = run_suite(column_loader(con, t), t, expectations)
     con.register("__failures", failures)
     try:
         _write_results(con, t)
@@ -203,7 +210,7 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
         con.unregister("__failures")
     by_check = dict(failures.groupby("check_id").size().sort_values(ascending=False).items()) if len(failures) else {}
     n_bad = failures["row_key"].nunique() if len(failures) else 0
-    return ValidationResult(t.kind, len(df), len(df) - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success)
+    return ValidationResult(t.kind, rows, rows - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success)
 
 
 def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
