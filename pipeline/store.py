@@ -14,6 +14,9 @@ import duckdb
 
 from pipeline.intake.schema import TEMPLATE_KINDS, Template, load_template
 
+# DuckDB's default is 80 % of RAM; a bound makes big sorts and windows spill to disk instead.
+MEMORY_LIMIT = "1536MB"
+
 SQL_TYPES = {
     "text": "VARCHAR",
     "integer": "BIGINT",
@@ -109,7 +112,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 @contextmanager
 def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config={"memory_limit": MEMORY_LIMIT})
     try:
         ensure_schema(con)
         yield con
