@@ -17,6 +17,8 @@ import duckdb
 from pipeline.scoring.ruleset import RuleSet, install
 from pipeline.store import quote
 
+SCORING_INPUT = "scoring_input"  # temp table: one scan of the kind's view with the rules that fire
+
 SCORING_DDL = [
     """CREATE TABLE IF NOT EXISTS rules (
         ruleset_version VARCHAR, rule_id VARCHAR, kind VARCHAR, file VARCHAR, title_zh VARCHAR, title_en VARCHAR,
@@ -65,25 +67,37 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 18) + ")", rows)
 
 
-def findings_sql(ruleset: RuleSet, kind: str) -> str:
+def input_sql(ruleset: RuleSet, kind: str) -> str:
+    """One scan of the kind's view: the asset's identity and the list of rules that fire on it.
+
+    Every condition is evaluated in the same pass (like a hand-written CASE per rule); the
+    evidence JSON is built only where the rule fires."""
     spec = ruleset.kinds[kind]
-    parts = []
+    hits = []
     for r in ruleset.for_kind(kind):
         evidence = ", ".join(f"{quote(c)}: {quote(c)}" for c in r.evidence)
-        parts.append(
-            f"SELECT {quote(spec.id)}::VARCHAR AS asset_id, '{r.id}' AS rule_id, {r.points} AS points, "
-            f"{str(r.hard).lower()} AS hard, {str(r.hazard).lower()} AS hazard, "
-            f"to_json({{{evidence}}}) AS evidence, survey_round, survey_date "
-            f"FROM {spec.view} WHERE coalesce(({r.when}), false)"
+        hits.append(
+            f"CASE WHEN coalesce(({r.when}), false) THEN {{'rule_id': '{r.id}', 'points': {r.points}::DOUBLE, "
+            f"'hard': {str(r.hard).lower()}, 'hazard': {str(r.hazard).lower()}, "
+            f"'evidence': to_json({{{evidence}}})}} END"
         )
-    if not parts:
-        return "SELECT NULL::VARCHAR AS asset_id, NULL AS rule_id, 0.0 AS points, false AS hard, false AS hazard, " \
-               "NULL::JSON AS evidence, NULL AS survey_round, NULL::DATE AS survey_date WHERE false"  # fmt: skip
-    return "\nUNION ALL\n".join(parts)
+    hit_list = f"list_filter([{', '.join(hits)}], lambda h: h IS NOT NULL)" if hits else "[]"
+    return f"""
+    CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS
+    SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
+           ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date,
+           {hit_list} AS hits
+    FROM {spec.view}
+    """
+
+
+FINDINGS_SQL = f"""
+SELECT asset_id, h.rule_id, h.points, h.hard, h.hazard, h.evidence, survey_round, survey_date
+FROM (SELECT asset_id, survey_round, survey_date, unnest(hits) AS h FROM {SCORING_INPUT})
+"""
 
 
 def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
-    spec = ruleset.kinds[kind]
     v = ruleset.version
     return f"""
     WITH totals AS (
@@ -97,9 +111,8 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
         GROUP BY f.asset_id
     ),
     assets AS (
-        SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
-               ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date
-        FROM {spec.view}
+        SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date
+        FROM {SCORING_INPUT}
     ),
     scored AS (
         SELECT a.*, coalesce(t.raw_points, 0) AS raw_points, least(100, coalesce(t.raw_points, 0)) AS score,
@@ -126,15 +139,14 @@ def score_kind(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, kind: str) -> S
     started = time.perf_counter()
     ensure_scoring_schema(con)
     install(con, ruleset.rules_dir)
+    con.execute(input_sql(ruleset, kind))
     run_id = uuid.uuid4().hex[:12]
     con.execute("BEGIN TRANSACTION")
     try:
         record_rules(con, ruleset)
         con.execute("DELETE FROM findings WHERE kind = ?", [kind])
         con.execute("DELETE FROM scores WHERE kind = ?", [kind])
-        con.execute(
-            f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({findings_sql(ruleset, kind)})"
-        )
+        con.execute(f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})")
         con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id)}")
         assets, n_findings = con.execute(
             "SELECT (SELECT count(*) FROM scores WHERE kind = ?), (SELECT count(*) FROM findings WHERE kind = ?)",
