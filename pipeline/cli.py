@@ -27,7 +27,8 @@ def cmd_run(_: argparse.Namespace) -> int:
 
     print(f"读取上传文件：{paths.data_raw_dir()}", flush=True)
     job = defs.resolve_job_def("main_job")
-    result = job.execute_in_process(instance=_instance(), raise_on_error=False)
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the stages' progress, not DEBUG events
+    result = job.execute_in_process(instance=_instance(), raise_on_error=False, run_config=quiet)
     failed_checks = [
         f"{e.asset_key.to_user_string()}.{e.check_name}"
         for e in result.get_asset_check_evaluations()
@@ -69,7 +70,7 @@ def print_status() -> None:
         ).fetchall():
             print(f"无法读取：{rel}：{problem}")
     out = paths.output_dir()
-    print(f"\n数据库：{db}\n回执：{out / 'receipts'}\n空白模板：{out / 'templates'}")
+    print(f"\n数据库：{db}\n回执：{out / 'receipts'}\n空白模板：{out / 'templates'}\n隐患台账：{out / 'ledger'}")
 
 
 def cmd_status(_: argparse.Namespace) -> int:
