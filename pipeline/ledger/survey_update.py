@@ -98,7 +98,8 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
                acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
                updated_on = c.survey_date
-        FROM ledger_current c WHERE c.hazard_no = h.hazard_no AND h.hazard_no IN (SELECT hazard_no FROM ledger_changes)""")
+        FROM (SELECT c.* FROM ledger_current c SEMI JOIN ledger_changes USING (hazard_no)) c
+        WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
 
@@ -118,7 +119,8 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
                hazard_grade = CASE WHEN h.hazard_grade = '重大' THEN '重大' ELSE c.hazard_grade END,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
                updated_on = c.survey_date
-        FROM ledger_current c WHERE c.hazard_no = h.hazard_no AND h.hazard_no IN (SELECT hazard_no FROM ledger_changes)""")
+        FROM (SELECT c.* FROM ledger_current c SEMI JOIN ledger_changes USING (hazard_no)) c
+        WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
 
