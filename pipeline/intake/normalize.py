@@ -14,7 +14,7 @@ from __future__ import annotations
 import duckdb
 
 from pipeline.intake.credit_code import CHARSET, WEIGHTS
-from pipeline.intake.schema import UNKNOWN_MARKERS, Field, Template, towns, units
+from pipeline.intake.schema import UNKNOWN_MARKERS, Field, Template, towns
 from pipeline.store import quote, raw_table, staging_table
 
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
@@ -22,7 +22,6 @@ HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "
 DELETED = "\ufeff\u200b"  # in FROM with no counterpart in TO: removed
 NEEDS_TRANSLATE = "[\uff01-\uff5e\u3000\u00a0\ufeff\u200b]"
 NUMBER_UNITS = "平方米|㎡|m2|千米|km|毫米|mm|MPa|mpa|米|m|吨|t|%|‰|度|°|辆|人|层|万元"
-DATE_MIN = "1950-01-01"
 
 
 def lit(value: str) -> str:
@@ -196,7 +195,3 @@ def normalize(con: duckdb.DuckDBPyConnection, t: Template) -> int:
     install_macros(con)
     con.execute(normalize_sql(t))
     return con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
-
-
-def unit_codes() -> list[str]:
-    return list(units())

@@ -9,8 +9,6 @@ import duckdb
 
 from pipeline.paths import REFERENCE_DIR
 
-OPEN_STATUSES = ("待整改", "整改中", "已整改待验收", "管控中")
-CLOSED = "已销号"
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
 OVERDUE_STATUSES = ("待整改", "整改中")
 KIND_PREFIX = {"buildings": "JZ", "bridges": "QL", "hazchem_sites": "WH", "pipelines": "GD"}
