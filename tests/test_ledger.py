@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import pytest
 
 from pipeline import store
@@ -200,7 +199,7 @@ def test_no_uploaded_value_reaches_sql_text(deployment):
     round_one(deployment)
     evil = "JZ-A-B09'; DROP TABLE hazards; --"
     (result,) = feedback(deployment, "evil.csv", [fb(evil, "整改中")])
-    assert result.rows[0].outcome == "退回"
+    assert (result.rows[0].outcome, result.rows[0].hazard_no) == ("退回", evil)
+    assert result.rows[0].reason_zh == f"隐患编号“{evil}”在台账中不存在"  # looked up as a value, verbatim
     assert deployment.query("SELECT count(*) FROM hazards") == [(3,)]
-    with pytest.raises(duckdb.Error):
-        deployment.query("SELECT * FROM no_such_table")
+    assert deployment.query("SELECT count(*) FROM hazard_events WHERE unit IS NOT NULL") == [(0,)]

@@ -200,8 +200,9 @@ def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rul
 
     Each example gets its own asset id. A rule whose examples name the id themselves, or
     whose batch result is wrong, is checked one example at a time for a precise message."""
-    problems = [p for r in rules if (p := _compile_problem(con, spec, r))]
-    compiled = [r for r in rules if not _compile_problem(con, spec, r)]
+    compile_problems = {r.id: _compile_problem(con, spec, r) for r in rules}
+    problems = [p for p in compile_problems.values() if p]
+    compiled = [r for r in rules if not compile_problems[r.id]]
     batched = [r for r in compiled if not any(spec.id in ex for ex in (*r.fires, *r.silent))]
     one_by_one = [r for r in compiled if r not in batched]
     try:
