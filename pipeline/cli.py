@@ -1,48 +1,101 @@
-"""Command line for people who do not use the Dagster UI.
+"""Command line for people who do not use the Dagster UI (`python -m pipeline.cli <command>`).
 
-python -m pipeline.cli run        ingest, validate and write receipts for everything in data_raw/
-python -m pipeline.cli status     counts per survey kind and the files that could not be read
-python -m pipeline.cli templates  write the blank upload templates
+run               everything: uploads in data_raw/ -> receipts, scores, ledger, charts, briefing
+refresh           only what depends on the date: overdue, ledger exports, charts, briefing
+status            last run, counts per stage, failing checks
+feedback FILE     preview a rectification feedback file; --apply to apply it (asks first)
+explain ID        why an asset has its risk level, rule by rule
+export            the ledger as XLSX/CSV, optionally --as-of a past date
+rules             check the rule set and list its rules
+templates         write the blank upload templates
+
+Messages are Chinese (the bureau's staff read them); errors are messages, never tracebacks.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import shutil
 import sys
+from pathlib import Path
 
 from pipeline import paths
 
+IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+class CliError(Exception):
+    """A message for the person at the command line."""
+
 
 def _instance():
+    """The Dagster instance in DAGSTER_HOME (project's dagster_home/ by default), so CLI runs are in the
+    same history the UI shows, and the run queue sees them."""
     import dagster as dg
 
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    if not os.environ.get("DAGSTER_HOME"):
+        home = paths.PROJECT_ROOT / "dagster_home"
+        home.mkdir(exist_ok=True)
+        if not (home / "dagster.yaml").exists():
+            shutil.copy(paths.PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
 
 
-def cmd_run(_: argparse.Namespace) -> int:
+def _refuse_if_busy(instance) -> None:
+    import dagster as dg
+
+    busy = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus[s] for s in IN_PROGRESS], tags={"litong/database": "write"}
+        ),
+        limit=1,
+    )
+    if busy:
+        raise CliError(
+            f"已有运行在进行（{busy[0].job_name}，{busy[0].run_id[:8]}）：数据库同一时间只允许一个运行写入，请等它结束后再试"
+        )
+
+
+def _execute(job_name: str) -> int:
+    """Run a job in this process with stage progress on the screen; 0 if it succeeded."""
     import dagster as dg
 
     from pipeline.definitions import defs
 
+    instance = _instance()
+    _refuse_if_busy(instance)
+    job = defs.resolve_job_def(job_name)
+    steps = len(job.graph.node_defs)
+    config = {"loggers": {"progress": {"config": {"steps": steps}}}}
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
+    failed = [f"{e.asset_key.to_user_string()}.{e.check_name}" for e in result.get_asset_check_evaluations()
+              if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]  # fmt: skip
+    if failed:
+        print("未通过的阻断性检查：" + "、".join(failed))
+    return 0 if result.success else 1
+
+
+def cmd_run(_: argparse.Namespace) -> int:
     print(f"读取上传文件：{paths.data_raw_dir()}", flush=True)
-    job = defs.resolve_job_def("main_job")
-    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the stages' progress, not DEBUG events
-    result = job.execute_in_process(instance=_instance(), raise_on_error=False, run_config=quiet)
-    failed_checks = [
-        f"{e.asset_key.to_user_string()}.{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-    ]
+    code = _execute("main_job")
     print_status()
-    if failed_checks:
-        print("未通过的阻断性检查：" + "、".join(failed_checks))
-    if not result.success:
-        for ev in result.all_events:
-            if ev.is_step_failure:
-                print(f"步骤失败：{ev.step_key}: {ev.event_specific_data.error.message.strip()}")
-        return 1
-    return 0
+    _print_outputs()
+    return code
+
+
+def cmd_refresh(_: argparse.Namespace) -> int:
+    code = _execute("daily_job")
+    _print_outputs()
+    return code
+
+
+def _print_outputs() -> None:
+    out = paths.output_dir()
+    print(f"\n数据库：{paths.database_path()}\n回执：{out / 'receipts'}\n空白模板：{out / 'templates'}")
+    print(f"隐患台账：{out / 'ledger'}\n图表：{out / 'charts'}\n简报：{out / 'briefing' / '简报.pdf'}")
 
 
 def print_status() -> None:
@@ -50,30 +103,79 @@ def print_status() -> None:
 
     db = paths.database_path()
     if not db.exists():
-        print(f"尚未运行：{db} 不存在")
+        print(f"尚未运行：{db} 不存在。先运行：python -m pipeline.cli run")
         return
     with store.connect(db) as con:
-        rows = con.execute(
-            """
-            SELECT kind, count(*) FILTER (WHERE status = 'ingested'), count(*) FILTER (WHERE status <> 'ingested'),
-                   coalesce(sum(rows_read), 0)
-            FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
-            """
-        ).fetchall()
-        print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
-        for kind, ok, bad, n in rows:
-            valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
-            refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
-            print(f"{kind:<20}{ok + bad:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
-        for rel, problem in con.execute(
-            "SELECT rel_path, problem_zh FROM intake_files WHERE is_current AND status <> 'ingested'"
-        ).fetchall():
-            print(f"无法读取：{rel}：{problem}")
-    out = paths.output_dir()
-    print(f"\n数据库：{db}\n回执：{out / 'receipts'}\n空白模板：{out / 'templates'}\n隐患台账：{out / 'ledger'}")
+        _print_intake(con)
+        _print_ledger(con)
+
+
+def _print_intake(con) -> None:
+    rows = con.execute(
+        """
+        SELECT kind, count(*) FILTER (WHERE status = 'ingested'), count(*) FILTER (WHERE status <> 'ingested'),
+               coalesce(sum(rows_read), 0)
+        FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
+        """
+    ).fetchall()
+    print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
+    for kind, ok, bad, n in rows:
+        valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
+        refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
+        print(f"{kind:<20}{ok + bad:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
+    for rel, problem in con.execute(
+        "SELECT rel_path, problem_zh FROM intake_files WHERE is_current AND status <> 'ingested'"
+    ).fetchall():
+        print(f"无法读取：{rel}：{problem}")
+
+
+def _print_ledger(con) -> None:
+    from pipeline.clock import district_today
+    from pipeline.ledger.model import OVERDUE_STATUSES, ensure_ledger_schema
+    from pipeline.scoring.engine import ensure_scoring_schema
+
+    ensure_scoring_schema(con)
+    ensure_ledger_schema(con)
+    today = district_today()
+    levels = dict(con.execute("SELECT level, count(*) FROM scores GROUP BY level").fetchall())
+    by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
+    overdue = con.execute(
+        f"SELECT count(*) FROM hazards WHERE status IN {OVERDUE_STATUSES} AND ? > coalesce(extend_to, deadline)",
+        [today],
+    ).fetchall()[0][0]
+    found = sum(by_status.values())
+    closed = by_status.get("已销号", 0)
+    print(f"\n已评分资产 {sum(levels.values()):,}：红 {levels.get('red', 0):,}  橙 {levels.get('orange', 0):,}  "
+          f"黄 {levels.get('yellow', 0):,}  蓝 {levels.get('blue', 0):,}")  # fmt: skip
+    rate = f"{closed / found:.1%}" if found else "—"
+    print(f"隐患 {found:,}：已销号 {closed:,}（整改率 {rate}），逾期 {overdue:,}（按 {today} 计），管控中 "
+          f"{by_status.get('管控中', 0):,}")  # fmt: skip
+    print("  " + "  ".join(f"{s} {n:,}" for s, n in sorted(by_status.items())))
+
+
+def _print_last_run() -> None:
+    import dagster as dg
+
+    instance = _instance()
+    runs = instance.get_runs(limit=1)
+    if not runs:
+        print("运行记录：无")
+        return
+    run = runs[0]
+    stats = instance.get_run_stats(run.run_id)
+    started = dt.datetime.fromtimestamp(stats.start_time).strftime("%Y-%m-%d %H:%M:%S") if stats.start_time else "—"
+    took = f"，用时 {stats.end_time - stats.start_time:.0f} 秒" if stats.end_time and stats.start_time else ""
+    print(f"最近一次运行：{run.job_name}  {run.status.value}  开始于 {started}{took}  （{run.run_id[:8]}）")
+    failed = []
+    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        check = record.dagster_event.event_specific_data
+        if not check.passed:
+            failed.append(f"{check.asset_key.to_user_string()}.{check.check_name}（{check.severity.value}）")
+    print("未通过的检查：" + ("、".join(failed) if failed else "无"))
 
 
 def cmd_status(_: argparse.Namespace) -> int:
+    _print_last_run()
     print_status()
     return 0
 
@@ -90,6 +192,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from pipeline import store
     from pipeline.scoring.explain import explain
 
+    _require_database()
     with store.connect(paths.database_path()) as con:
         print(explain(con, args.asset_id))
     return 0
@@ -101,8 +204,7 @@ def cmd_rules(_: argparse.Namespace) -> int:
     try:
         ruleset = load_ruleset()
     except RuleSetError as e:
-        print(str(e), file=sys.stderr)
-        return 1
+        raise CliError(str(e)) from e
     print(f"规则集版本 {ruleset.version}：{len(ruleset.rules)}条规则，全部示例通过")
     for r in ruleset.rules:
         flags = ("硬性 " if r.hard else "") + (f"隐患({r.hazard_grade})" if r.hazard else "")
@@ -110,43 +212,94 @@ def cmd_rules(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_preview_feedback(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _require_database() -> None:
+    if not paths.database_path().exists():
+        raise CliError(f"尚未运行：{paths.database_path()} 不存在。先运行：python -m pipeline.cli run")
 
+
+def _place_feedback_file(source: Path, unit: str | None) -> Path:
+    """A file already under data_raw/feedback/<unit>/<batch>/ stays; any other file is copied there."""
+    feedback_root = (paths.data_raw_dir() / "feedback").resolve()
+    if not source.is_file():
+        raise CliError(f"找不到文件：{source}")
+    if source.resolve().is_relative_to(feedback_root):
+        return source.resolve()
+    if not unit:
+        raise CliError(f"{source} 不在 data_raw/feedback/<单位代码>/<批次>/ 下：请用 --unit 指明填报单位代码")
+    from pipeline.intake.schema import units
+
+    if unit not in units():
+        raise CliError(f"单位代码 {unit} 不在 reference/units.csv 中")
+    from pipeline.clock import district_today
+
+    target = feedback_root / unit / f"{district_today():%Y-%m-%d}" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    print(f"已复制到 {target}")
+    return target
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
     from pipeline import store
-    from pipeline.ledger.feedback import preview, validate_feedback
+    from pipeline.ledger.feedback import apply_pending, preview, validate_feedback, write_feedback_receipt
 
-    target = Path(args.file).resolve()
+    _require_database()
+    target = _place_feedback_file(Path(args.file), args.unit)
+    rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
     with store.connect(paths.database_path()) as con:
         validate_feedback(con, paths.data_raw_dir())
-        rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
         rows = con.execute(
-            "SELECT file_id, status, problem_zh FROM intake_files WHERE rel_path = ? AND is_current", [rel]
+            "SELECT f.file_id, f.status, f.problem_zh, a.applied_at FROM intake_files f "
+            "LEFT JOIN feedback_applied a USING (file_id) WHERE f.rel_path = ? AND f.is_current",
+            [rel],
         ).fetchall()
         if not rows:
-            print(f"不是 data_raw/feedback/<单位代码>/<批次>/ 下的反馈文件：{args.file}")
-            return 1
-        file_id, status, problem = rows[0]
+            raise CliError(f"不是 data_raw/feedback/<单位代码>/<批次>/ 下的反馈文件：{rel}")
+        file_id, status, problem, applied_at = rows[0]
         if status != "ingested":
-            print(f"文件无法读取：{problem}")
-            return 1
+            raise CliError(f"文件无法读取：{rel}：{problem}")
+        if applied_at is not None:
+            print(f"{rel} 已于 {applied_at:%Y-%m-%d %H:%M} 执行过，不再重复执行（修改内容请另存为新文件上传）")
+            return 0
         result = preview(con, file_id)
-    print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（未做任何更改）")
-    for r in result.rows:
-        change = f"{r.from_status} → {r.to_status}" if r.outcome == "已执行" else r.reason_zh
-        print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
-    return 0
+        print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行")
+        for r in result.rows:
+            change = f"{r.from_status} → {r.to_status}" if r.outcome == "已执行" else r.reason_zh
+            print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
+        if not args.apply:
+            print("（仅预览，未做任何更改；确认无误后加 --apply 执行）")
+            return 0
+        if not args.yes and not _confirm("确认执行以上更改？[y/N] "):
+            print("已取消，未做任何更改")
+            return 0
+        applied = apply_pending(con, only=file_id)
+    for r in applied:
+        print(
+            f"已执行 {r.applied} 行，退回 {r.refused} 行；回执：{write_feedback_receipt(r, paths.output_dir() / 'receipts')}"
+        )
+    print("更新台账、图表和简报：")
+    return _execute("daily_job")
+
+
+def _confirm(prompt: str) -> bool:
+    if not sys.stdin.isatty():
+        raise CliError("需要确认：在终端中运行，或加 --yes 直接执行")
+    return input(prompt).strip().lower() in {"y", "yes", "是"}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import datetime as dt
-
     from pipeline import store
+    from pipeline.clock import district_today
     from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
     from pipeline.ledger.history import ledger_as_of
 
-    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    _require_database()
+    try:
+        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else district_today()
+    except ValueError as e:
+        raise CliError(f"--as-of 日期格式应为 2023-12-31：{args.as_of}") from e
     out = paths.output_dir() / "ledger"
+    table = "hazards_as_of" if args.as_of else "hazards"
     with store.connect(paths.database_path()) as con:
         if args.as_of:  # rebuild the past ledger from the history into a scratch table first
             con.execute("CREATE OR REPLACE TEMP TABLE hazards_as_of AS SELECT * FROM hazards WHERE false")
@@ -156,39 +309,57 @@ def cmd_export(args: argparse.Namespace) -> int:
                     f"INSERT INTO hazards_as_of ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                     [state[c] for c in cols],
                 )
-        rows = ledger_rows(con, as_of, table="hazards_as_of" if args.as_of else "hazards")
-        by_town = summary(con, "town", as_of, as_of - dt.timedelta(days=30),
-                          table="hazards_as_of" if args.as_of else "hazards")  # fmt: skip
+        rows = ledger_rows(con, as_of, table=table)
+        by_town = summary(con, "town", as_of, as_of - dt.timedelta(days=30), table=table)
     stem = f"隐患台账_{as_of.isoformat()}"
+    print(f"{as_of} 的台账：{len(rows):,} 项隐患")
     for p in (write_xlsx(rows, by_town, out / f"{stem}.xlsx"), write_csv(rows, out / f"{stem}.csv")):
         print(p)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件").set_defaults(fn=cmd_run)
-    sub.add_parser("status", help="查看各类数据的接收情况").set_defaults(fn=cmd_status)
+    sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件，更新台账、图表和简报").set_defaults(fn=cmd_run)
+    sub.add_parser("refresh", help="按今天的日期更新逾期、台账导出、图表和简报").set_defaults(fn=cmd_refresh)
+    sub.add_parser("status", help="最近一次运行、各阶段数量、未通过的检查").set_defaults(fn=cmd_status)
     sub.add_parser("templates", help="生成空白填报模板").set_defaults(fn=cmd_templates)
-    explain_cmd = sub.add_parser("explain", help="解释某资产的风险等级")
-    explain_cmd.add_argument("asset_id", help="资产编码，如房屋编码、桥梁编码、统一社会信用代码、管段编码")
-    explain_cmd.set_defaults(fn=cmd_explain)
+    explain = sub.add_parser("explain", help="解释某资产的风险等级")
+    explain.add_argument("asset_id", help="资产编码，如房屋编码、桥梁编码、统一社会信用代码、管段编码")
+    explain.set_defaults(fn=cmd_explain)
     sub.add_parser("rules", help="检查规则集并列出全部规则").set_defaults(fn=cmd_rules)
-    fb = sub.add_parser("preview-feedback", help="预览整改反馈文件将做的更改（不做任何更改）")
-    fb.add_argument("file")
-    fb.set_defaults(fn=cmd_preview_feedback)
+    fb = sub.add_parser("feedback", help="导入整改反馈文件：先预览，加 --apply 执行")
+    fb.add_argument("file", help="反馈文件（XLSX 或 CSV）")
+    fb.add_argument("--unit", help="填报单位代码（文件不在 data_raw/feedback/<单位代码>/ 下时必填）")
+    fb.add_argument("--apply", action="store_true", help="预览后执行")
+    fb.add_argument("--yes", action="store_true", help="执行前不再询问")
+    fb.set_defaults(fn=cmd_feedback)
     ex = sub.add_parser("export", help="导出隐患台账（XLSX、CSV）")
     ex.add_argument("--as-of", help="按某日的台账导出，如 2023-12-31（由变更历史重建）")
     ex.set_defaults(fn=cmd_export)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
     except KeyboardInterrupt:
         return 130
-    except Exception as e:  # a message, not a traceback, for people at the command line
-        print(f"错误：{type(e).__name__}: {e}", file=sys.stderr)
+    except CliError as e:
+        print(f"错误：{e}", file=sys.stderr)
         return 1
+    except Exception as e:  # a message, not a traceback, for people at the command line
+        print(f"错误：{_explain_error(e)}", file=sys.stderr)
+        return 1
+
+
+def _explain_error(e: Exception) -> str:
+    text = str(e)
+    if "lock" in text.lower() and "duckdb" in type(e).__module__:
+        return f"数据库 {paths.database_path()} 正被另一个进程使用（可能有运行正在进行）：请稍后再试"
+    return f"{type(e).__name__}: {text}"
 
 
 if __name__ == "__main__":

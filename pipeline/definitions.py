@@ -1,30 +1,28 @@
-"""Dagster definitions: only assembles what the stage modules define."""
+"""Dagster definitions: only assembles what the stage modules define.
 
-from __future__ import annotations
+Stages, as asset groups in the UI: intake -> validation -> scoring -> ledger -> publish.
+"""
 
 import dagster as dg
 
 from pipeline.intake.assets import intake_assets
+from pipeline.jobs import daily_job, feedback_job, intake_job, main_job
 from pipeline.ledger.assets import ledger_assets
+from pipeline.progress import progress_logger
+from pipeline.publish.assets import publish_assets
 from pipeline.resources import LitongStore
+from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
+from pipeline.sensors import data_raw_sensor
 
-all_assets = [*intake_assets, *scoring_assets, *ledger_assets]
-
-main_job = dg.define_asset_job(
-    "main_job",
-    selection=dg.AssetSelection.all(),
-    description="Everything, from uploads to outputs.",
-)
-intake_job = dg.define_asset_job(
-    "intake_job",
-    selection=dg.AssetSelection.groups("intake", "validation"),
-    description="Ingest and validate the survey uploads, write receipts.",
-)
+all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets]
 
 defs = dg.Definitions(
     assets=all_assets,
-    jobs=[main_job, intake_job],
+    jobs=[main_job, intake_job, feedback_job, daily_job],
+    schedules=[daily_refresh],
+    sensors=[data_raw_sensor],
     resources={"store": LitongStore()},
+    loggers={"progress": progress_logger},
     executor=dg.in_process_executor,
 )

@@ -16,6 +16,7 @@ from functools import cache
 import duckdb
 import pandas as pd
 
+from pipeline.clock import district_today
 from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
 
@@ -200,7 +201,7 @@ def column_loader(con: duckdb.DuckDBPyConnection, t: Template) -> Callable[[str]
 
 def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> ValidationResult:
     """Validate the normalised rows of one kind and rewrite its staging and quarantine rows."""
-    expectations = build_expectations(t, today or dt.date.today())
+    expectations = build_expectations(t, today or district_today())
     rows = con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
     failures, success = run_suite(column_loader(con, t), t, expectations)
     con.register("__failures", failures)

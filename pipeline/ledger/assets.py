@@ -9,6 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
+from pipeline.clock import district_today
 from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipt
 from pipeline.ledger.survey_update import update_from_findings
@@ -53,7 +54,7 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
 @dg.asset(group_name="ledger", deps=[ledger_feedback],
           description="The ledger as XLSX (sheet per asset kind) and Excel-safe CSV, with summaries.")  # fmt: skip
 def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
-    as_of = dt.date.today()
+    as_of = district_today()
     period_start = as_of - dt.timedelta(days=SUMMARY_PERIOD_DAYS)
     out = store.out_dir() / "ledger"
     with store.connect() as con:

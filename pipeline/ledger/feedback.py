@@ -164,11 +164,14 @@ def preview(con: duckdb.DuckDBPyConnection, file_id: str) -> FileResult:
         con.execute("ROLLBACK")
 
 
-def apply_pending(con: duckdb.DuckDBPyConnection) -> list[FileResult]:
-    """Apply every current feedback file not applied before; one transaction per file."""
+def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> list[FileResult]:
+    """Apply every current feedback file not applied before (or only the file `only`); one transaction
+    per file."""
     ensure_ledger_schema(con)
     results = []
     for file_id, rel_path, dept in pending_files(con):
+        if only is not None and file_id != only:
+            continue
         con.execute("BEGIN TRANSACTION")
         try:
             result = _run_file(con, file_id, rel_path, dept)

@@ -1,0 +1,321 @@
+"""The leaders' charts. Each chart is a `Chart`: the numbers it shows (a table, saved beside the PNG),
+how to draw them on a (sub)figure, and two totals that must agree: the total the chart shows and the
+same total counted independently from its source. The briefing draws the same charts, compact.
+
+Every draw function takes a Figure or SubFigure, so a chart looks the same alone and in the briefing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.intake.schema import towns
+from pipeline.ledger.exports import KIND_ZH
+from pipeline.publish.inputs import GRADES, PublishInputs, short_town
+from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR
+
+EMPTY_ZH = "暂无数据"
+OPEN_PARTS = {  # open hazards by where they stand; together they are every hazard not 已销号
+    "逾期": OVERDUE_COLOUR,
+    "整改期限内": "#f28e2b",
+    "已整改待验收": "#59a14f",
+    "管控中": "#9c755f",
+}
+MAX_UNITS = 20  # the rest of the units are summed as 其他单位, so the total still adds up
+
+
+@dataclass(frozen=True)
+class Chart:
+    name: str  # file stem and asset name: chart_<name>
+    title_zh: str
+    source: str  # "scores" or "ledger": which stage the asset waits for
+    table: Callable[[PublishInputs], pd.DataFrame]
+    draw: Callable[..., None]  # draw(figure, table, inputs, compact=False)
+    shown_total: Callable[[pd.DataFrame], int]
+    expected_total: Callable[[PublishInputs], int]
+    total_zh: str  # what the total counts, for the check's message
+    size: tuple[float, float] = (10, 6)
+
+
+def _empty(fig, title: str) -> None:
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.text(0.5, 0.5, EMPTY_ZH, ha="center", va="center", fontsize=16, color=MUTED, transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _stacked_barh(ax, labels: list[str], parts: dict[str, list[int]], colours: dict[str, str]) -> None:
+    """Horizontal stacked bars, first label on top, each bar's total written at its end."""
+    left = [0] * len(labels)
+    for part, values in parts.items():
+        ax.barh(labels, values, left=left, color=colours[part], label=part, height=0.7)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total:,}", va="center", fontsize=8, color=INK)
+    if not ax.yaxis_inverted():  # first label on top (a shared axis is inverted once)
+        ax.invert_yaxis()
+    ax.set_xlim(0, max(left + [1]) * 1.15)
+    ax.grid(axis="x", alpha=0.3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Risk levels by town and asset kind
+# ---------------------------------------------------------------------------------------------
+def levels_by_town_table(inp: PublishInputs) -> pd.DataFrame:
+    s = inp.scores
+    table = pd.crosstab([s["kind_zh"], s["town_name"]], s["level"]).reindex(columns=LEVELS, fill_value=0)
+    table["合计"] = table.sum(axis=1)
+    return table.reset_index().rename(columns={"kind_zh": "资产类别", "town_name": "乡镇"})
+
+
+def draw_levels_by_town(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = "各乡镇风险等级（按资产类别）"
+    if table.empty:
+        _empty(fig, title)
+        return
+    if compact:  # all kinds together, one bar per town
+        merged = table.groupby("乡镇", sort=False)[LEVELS].sum()
+        merged = merged.loc[merged.sum(axis=1).sort_values(ascending=False).index]
+        ax = fig.add_subplot()
+        _stacked_barh(ax, [short_town(t) for t in merged.index], {LEVEL_ZH[lv]: merged[lv].tolist() for lv in LEVELS},
+                      {LEVEL_ZH[lv]: LEVEL_COLOUR[lv] for lv in LEVELS})  # fmt: skip
+        ax.set_title("各乡镇资产风险等级（全部类别）")
+        fig.legend(loc="outside lower center", ncol=2, frameon=False, fontsize=7)
+        return
+    kinds = [k for k in KIND_ZH.values() if k in set(table["资产类别"])]
+    town_order = [t for t in (*towns().values(), "乡镇不明") if t in set(table["乡镇"])]
+    axes = fig.subplots(1, len(kinds), squeeze=False, sharey=True)[0]
+    for ax, kind in zip(axes, kinds, strict=True):
+        part = table[table["资产类别"] == kind].set_index("乡镇")[[*LEVELS, "合计"]].reindex(town_order, fill_value=0)
+        _stacked_barh(ax, [short_town(t) for t in town_order], {LEVEL_ZH[lv]: part[lv].tolist() for lv in LEVELS},
+                      {LEVEL_ZH[lv]: LEVEL_COLOUR[lv] for lv in LEVELS})  # fmt: skip
+        ax.set_title(f"{kind}（{int(part['合计'].sum()):,}）", fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, frameon=False)
+    fig.suptitle(title)
+
+
+# ---------------------------------------------------------------------------------------------
+# Open hazards by responsible unit, overdue marked
+# ---------------------------------------------------------------------------------------------
+def open_by_unit_table(inp: PublishInputs) -> pd.DataFrame:
+    led = inp.ledger
+    open_ = led[led["status"] != "已销号"]
+    part = pd.Series("整改期限内", index=open_.index)
+    part[open_["overdue_days"].notna()] = "逾期"
+    part[open_["status"] == "已整改待验收"] = "已整改待验收"
+    part[open_["status"] == "管控中"] = "管控中"
+    table = pd.crosstab(open_["unit_name"], part).reindex(columns=list(OPEN_PARTS), fill_value=0)
+    table["合计"] = table.sum(axis=1)
+    table = table.sort_values(["合计", "逾期"], ascending=False)
+    if len(table) > MAX_UNITS:
+        rest = table.iloc[MAX_UNITS - 1 :].sum().rename("其他单位")
+        table = pd.concat([table.iloc[: MAX_UNITS - 1], rest.to_frame().T])
+    return table.rename_axis("责任单位").reset_index()
+
+
+def draw_open_by_unit(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = "各责任单位未销号隐患（深红为逾期）"
+    if table.empty:
+        _empty(fig, title)
+        return
+    ax = fig.add_subplot()
+    labels = [u if len(u) <= 16 else u[:15] + "…" for u in table["责任单位"]]
+    _stacked_barh(ax, labels, {p: table[p].tolist() for p in OPEN_PARTS}, OPEN_PARTS)
+    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncol=2 if compact else 4, frameon=False, fontsize=7 if compact else 8)
+    if compact:
+        ax.tick_params(axis="y", labelsize=7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rectification progress over time
+# ---------------------------------------------------------------------------------------------
+def progress_table(inp: PublishInputs) -> pd.DataFrame:
+    """Per day with a change: hazards found so far, and hazards closed (已销号) as of that day."""
+    ev = inp.events
+    if ev.empty:
+        return pd.DataFrame({"日期": [], "累计发现": [], "累计销号": [], "未销号": []})
+    found = ev["from_status"].isna().astype(int)
+    closed = (ev["to_status"] == "已销号").astype(int) - (ev["from_status"] == "已销号").astype(int)
+    daily = pd.DataFrame({"日期": pd.to_datetime(ev["event_date"]), "found": found, "closed": closed})
+    daily = daily.groupby("日期", as_index=False).sum()
+    table = pd.DataFrame({"日期": daily["日期"], "累计发现": daily["found"].cumsum(),
+                          "累计销号": daily["closed"].cumsum()})  # fmt: skip
+    table["未销号"] = table["累计发现"] - table["累计销号"]
+    return table
+
+
+def draw_progress(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = "隐患整改进度（累计）"
+    if table.empty:
+        _empty(fig, title)
+        return
+    ax = fig.add_subplot()
+    ax.step(table["日期"], table["累计发现"], where="post", color=LEVEL_COLOUR["red"], label="累计发现")
+    ax.step(table["日期"], table["累计销号"], where="post", color="#2ca02c", label="累计销号")
+    ax.fill_between(table["日期"], table["累计销号"], table["累计发现"], step="post", color="#f4b6b6", alpha=0.5,
+                    label="未销号")  # fmt: skip
+    last = table.iloc[-1]
+    for col, colour in (("累计发现", LEVEL_COLOUR["red"]), ("累计销号", "#2ca02c")):
+        ax.annotate(f"{int(last[col]):,}", (last["日期"], last[col]), textcoords="offset points", xytext=(4, 0),
+                    va="center", color=colour, fontsize=9)  # fmt: skip
+    rate = last["累计销号"] / last["累计发现"] if last["累计发现"] else 0
+    ax.set_title(f"{title}：已销号 {int(last['累计销号']):,} / 发现 {int(last['累计发现']):,}（{rate:.1%}）")
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate() if not compact else ax.tick_params(axis="x", labelsize=7, rotation=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Map of assets coloured by level
+# ---------------------------------------------------------------------------------------------
+MARKERS = {"房屋建筑": ("o", 4), "桥梁": ("^", 28), "危险化学品单位": ("s", 30), "油气长输管道": ("D", 26)}
+
+
+def map_table(inp: PublishInputs) -> pd.DataFrame:
+    s = inp.scores
+    table = pd.crosstab(s["kind_zh"], s["level"]).reindex(columns=LEVELS, fill_value=0)
+    table["无坐标"] = s[s["lon"].isna() | s["lat"].isna()].groupby("kind_zh").size()
+    table = table.fillna(0).astype(int)
+    table["合计"] = table[LEVELS].sum(axis=1)
+    return table.rename_axis("资产类别").reset_index()
+
+
+def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    """Assets by position (no basemap); town labels at the centre of each town's surveyed assets."""
+    title = "资产风险等级分布图"
+    points = inp.scores
+    if points.empty:
+        _empty(fig, title)
+        return
+    ax = fig.add_subplot()
+    located = points.dropna(subset=["lon", "lat"])
+    for kind, (marker, size) in MARKERS.items():
+        for level in reversed(LEVELS):  # red drawn last, on top
+            sel = located[(located["kind_zh"] == kind) & (located["level"] == level)]
+            if len(sel):
+                ax.scatter(sel["lon"], sel["lat"], s=size * (0.5 if compact else 1), marker=marker, alpha=0.75,
+                           color=LEVEL_COLOUR[level], edgecolors="none" if marker == "o" else INK, linewidths=0.4)  # fmt: skip
+    centres = located.groupby("town_name")[["lon", "lat"]].median()
+    for town, (lon, lat) in centres.iterrows():
+        ax.text(lon, lat, short_town(town), fontsize=7 if compact else 9, ha="center", va="center", color=INK,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": MUTED, "alpha": 0.8})  # fmt: skip
+    ax.set_aspect(1 / 0.79)  # a degree of longitude is cos(38°) of a degree of latitude
+    ax.set_xlabel("经度（°E）")
+    ax.set_ylabel("纬度（°N）")
+    ax.set_title(title)
+    from matplotlib.lines import Line2D
+
+    totals = table[LEVELS].sum()
+    handles = [Line2D([], [], marker="o", ls="", color=LEVEL_COLOUR[lv], label=f"{LEVEL_ZH[lv]} {int(totals[lv]):,}")
+               for lv in LEVELS]  # fmt: skip
+    handles += [Line2D([], [], marker=m, ls="", color="white", markeredgecolor=INK, label=k)
+                for k, (m, _) in MARKERS.items() if k in set(table["资产类别"])]  # fmt: skip
+    unlocated = int(table["无坐标"].sum())
+    if unlocated:
+        handles.append(Line2D([], [], ls="", label=f"无坐标未标注 {unlocated:,}"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
+    ax.grid(alpha=0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Top ten assets
+# ---------------------------------------------------------------------------------------------
+TOP_N = 10
+
+
+def top_assets_table(inp: PublishInputs) -> pd.DataFrame:
+    s = inp.scores.sort_values(["score", "raw_points", "asset_id"], ascending=[False, False, True]).head(TOP_N)
+    return pd.DataFrame({
+        "排名": range(1, len(s) + 1), "资产类别": s["kind_zh"], "资产编码": s["asset_id"], "名称": s["asset_name"],
+        "乡镇": s["town_name"], "得分": s["score"].round(1),
+        "原始分": s["raw_points"].round(1), "风险等级": s["level"].map(LEVEL_ZH),
+        "主要原因": s["top_reasons"].fillna(""), "level": s["level"],
+    })  # fmt: skip
+
+
+def _clip(text: str, n: int) -> str:
+    text = str(text or "")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = f"风险最高的{TOP_N}个资产"
+    if table.empty:
+        _empty(fig, title)
+        return
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    shown = table.drop(columns="level").copy()
+    shown["名称"] = shown["名称"].map(lambda t: _clip(t, 14))
+    shown["主要原因"] = shown["主要原因"].map(lambda t: _clip(t, 46))
+    tbl = ax.table(cellText=shown.values.tolist(), colLabels=list(shown.columns), loc="upper center",
+                   cellLoc="left", colLoc="left")  # fmt: skip
+    tbl.auto_set_font_size(False)
+    tbl.set_fontsize(8)
+    tbl.auto_set_column_width(list(range(len(shown.columns))))
+    tbl.scale(1, 1.6)
+    level_col = list(shown.columns).index("风险等级")
+    for row, level in enumerate(table["level"], start=1):
+        tbl[row, level_col].set_facecolor(LEVEL_COLOUR.get(level, "white"))
+        tbl[row, level_col].get_text().set_color("white" if level in ("red", "blue") else INK)
+    for col in range(len(shown.columns)):
+        tbl[0, col].set_facecolor("#e8e8e8")
+    ax.set_title(title)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hazchem major hazard sources by grade
+# ---------------------------------------------------------------------------------------------
+def hazchem_table(inp: PublishInputs) -> pd.DataFrame:
+    g = inp.hazchem_grades
+    computed = g["computed_grade"].value_counts().reindex(GRADES, fill_value=0)
+    declared = g["declared_grade"].fillna("未申报").value_counts().reindex([*GRADES, "未申报"], fill_value=0)
+    table = pd.DataFrame({"等级": [*GRADES, "未申报"], "按GB 18218计算": [*computed.tolist(), 0],
+                          "单位申报": declared.tolist()})  # fmt: skip
+    return table
+
+
+def draw_hazchem(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = "危险化学品重大危险源分级（GB 18218—2018）"
+    if table.empty or table["按GB 18218计算"].sum() == 0:
+        _empty(fig, title)
+        return
+    ax = fig.add_subplot()
+    x = range(len(table))
+    width = 0.38
+    bars_c = ax.bar([i - width / 2 for i in x], table["按GB 18218计算"], width, color=LEVEL_COLOUR["red"],
+                    label="按GB 18218计算")  # fmt: skip
+    bars_d = ax.bar([i + width / 2 for i in x], table["单位申报"], width, color="#9aa5b1", label="单位申报")
+    ax.bar_label(bars_c, fontsize=8)
+    ax.bar_label(bars_d, fontsize=8)
+    ax.set_xticks(list(x), table["等级"])
+    ax.set_ylabel("单位数")
+    total = int(table["按GB 18218计算"].sum())
+    ax.set_title(f"{title}：共{total}家")
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+CHARTS: list[Chart] = [
+    Chart("levels_by_town", "各乡镇风险等级", "scores", levels_by_town_table, draw_levels_by_town,
+          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: len(i.scores), "已评分资产", (16, 7)),
+    Chart("open_hazards_by_unit", "各责任单位未销号隐患", "ledger", open_by_unit_table, draw_open_by_unit,
+          lambda t: int(t["合计"].sum()) if len(t) else 0,
+          lambda i: int((i.ledger["status"] != "已销号").sum()), "未销号隐患", (10, 6)),
+    Chart("rectification_progress", "隐患整改进度", "ledger", progress_table, draw_progress,
+          lambda t: int(t["未销号"].iloc[-1]) if len(t) else 0,
+          lambda i: int((i.ledger["status"] != "已销号").sum()), "未销号隐患", (10, 5)),
+    Chart("asset_map", "资产风险等级分布图", "scores", map_table, draw_map,
+          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: len(i.scores), "已评分资产", (9, 8)),
+    Chart("top_assets", "风险最高的资产", "scores", top_assets_table, draw_top_assets,
+          lambda t: len(t), lambda i: min(TOP_N, len(i.scores)), "列出的资产", (14, 4.5)),
+    Chart("hazchem_grades", "危险化学品重大危险源分级", "scores", hazchem_table, draw_hazchem,
+          lambda t: int(t["按GB 18218计算"].sum()) if len(t) else 0,
+          lambda i: int((i.scores["kind"] == "hazchem_sites").sum()), "已评分危险化学品单位", (9, 5)),
+]  # fmt: skip
+CHARTS_BY_NAME = {c.name: c for c in CHARTS}

@@ -1,0 +1,53 @@
+"""Turn a chart into files: the PNG leaders read and the CSV of the numbers it shows."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.publish.charts import Chart
+from pipeline.publish.inputs import PublishInputs
+from pipeline.publish.style import check_cjk_font, use_cjk_style
+
+PNG_DPI = 110
+
+
+@dataclass
+class RenderedChart:
+    chart: Chart
+    png: Path
+    csv: Path
+    table: pd.DataFrame
+    shown_total: int
+    expected_total: int
+    missing_glyphs: list[str]  # matplotlib's "Glyph … missing from font" warnings while drawing
+
+    @property
+    def adds_up(self) -> bool:
+        return self.shown_total == self.expected_total
+
+
+def new_figure(size: tuple[float, float]):
+    from matplotlib.figure import Figure  # not pyplot: no global state, nothing left open
+
+    return Figure(figsize=size, layout="constrained")
+
+
+def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedChart:
+    use_cjk_style()
+    check_cjk_font()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = chart.table(inp)
+    fig = new_figure(chart.size)
+    png = out_dir / f"{chart.name}.png"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chart.draw(fig, table, inp)
+        fig.savefig(png, dpi=PNG_DPI)
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    csv_path = out_dir / f"{chart.name}.csv"
+    table.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    return RenderedChart(chart, png, csv_path, table, chart.shown_total(table), chart.expected_total(inp), missing)

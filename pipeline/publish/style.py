@@ -1,0 +1,66 @@
+"""matplotlib set up for Chinese labels, and the colours every chart shares.
+
+The CJK font is a system package (Debian fonts-wqy-microhei, installed by `make run`/`make test`),
+never downloaded at run time. matplotlib only warns ("Glyph … missing from font") when a font
+lacks a character, so `check_cjk_font` makes the missing font an error the analyst can act on.
+"""
+
+from __future__ import annotations
+
+CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC"]
+LEVELS = ["red", "orange", "yellow", "blue"]  # most to least severe: stacking and legend order
+LEVEL_ZH = {"red": "重大风险（红）", "orange": "较大风险（橙）", "yellow": "一般风险（黄）", "blue": "低风险（蓝）"}
+LEVEL_COLOUR = {"red": "#d62728", "orange": "#ff8c1a", "yellow": "#f2c500", "blue": "#2f6fd0"}
+OVERDUE_COLOUR = "#8b0000"
+INK = "#222222"
+MUTED = "#777777"
+
+
+class FontMissingError(RuntimeError):
+    pass
+
+
+def use_cjk_style() -> None:
+    """Agg backend, a CJK sans-serif font first, ASCII minus (the CJK fonts lack U+2212)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update(
+        {
+            "font.family": "sans-serif",
+            "font.sans-serif": [*CJK_FONTS, "DejaVu Sans"],
+            "axes.unicode_minus": False,
+            "pdf.fonttype": 42,  # TrueType in the PDF: text stays selectable and searchable
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titleweight": "normal",  # the CJK fonts have no bold face
+            "axes.titlesize": 12,
+            "font.size": 9,
+        }
+    )
+
+
+def check_cjk_font() -> str:
+    """The CJK font matplotlib will use; FontMissingError with the fix if there is none."""
+    from matplotlib import font_manager
+
+    available = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in available:
+            return name
+    raise FontMissingError(
+        "No Chinese font for the charts: install Debian's fonts-wqy-microhei (or fonts-noto-cjk), "
+        "then delete matplotlib's font cache (~/.cache/matplotlib) so it is found. `make setup` does both."
+    )
+
+
+def round_keeping_total(values: list[float], decimals: int = 1) -> list[float]:
+    """Round so the rounded parts still add up to the rounded total (largest remainder method)."""
+    scale = 10**decimals
+    scaled = [v * scale for v in values]
+    target = round(sum(scaled))
+    floors = [int(s // 1) for s in scaled]
+    order = sorted(range(len(values)), key=lambda i: scaled[i] - floors[i], reverse=True)
+    for i in order[: max(target - sum(floors), 0)]:
+        floors[i] += 1
+    return [f / scale for f in floors]

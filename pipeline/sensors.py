@@ -1,0 +1,77 @@
+"""The upload sensor: a new, changed or removed file in data_raw/ starts a run.
+
+Survey files start the whole pipeline (main_job); when only feedback files changed, feedback_job
+applies them and republishes. The cursor keeps (size, mtime) of every file already handed to a run,
+so an unchanged file never starts one. A file written in the last SETTLE_SECONDS is left for the
+next tick: a department's copy may still be in progress. Office lock files (~$…) and hidden files
+are ignored.
+"""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from pipeline.jobs import feedback_job, main_job
+from pipeline.resources import LitongStore
+
+SETTLE_SECONDS = 10
+Stamps = dict[str, list[int]]
+
+
+def _ignored(path: Path) -> bool:
+    return path.name.startswith((".", "~$")) or path.suffix.lower() in {".tmp", ".part", ".crdownload"}
+
+
+def scan(root: Path, now: float | None = None) -> tuple[Stamps, list[str]]:
+    """(size, mtime_ns) of every settled upload under root, and the files still being written."""
+    now = time.time() if now is None else now
+    settled: Stamps = {}
+    settling: list[str] = []
+    if not root.is_dir():
+        return settled, settling
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or _ignored(p) or any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        st = p.stat()
+        rel = p.relative_to(root).as_posix()
+        if now - st.st_mtime < SETTLE_SECONDS:
+            settling.append(rel)
+        else:
+            settled[rel] = [st.st_size, st.st_mtime_ns]
+    return settled, settling
+
+
+def changes(previous: Stamps, current: Stamps) -> list[str]:
+    """Files added, changed or removed since the previous run request."""
+    return sorted(rel for rel in previous.keys() | current.keys() if previous.get(rel) != current.get(rel))
+
+
+@dg.sensor(
+    name="data_raw_sensor",
+    jobs=[main_job, feedback_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts a run when a department drops a new or changed file in data_raw/.",
+)
+def data_raw_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
+    previous: Stamps = json.loads(context.cursor) if context.cursor else {}
+    settled, settling = scan(store.raw_dir())
+    # a file still being written keeps its old stamp (or stays absent) until it settles
+    current = {**{r: s for r, s in previous.items() if r in settling}, **settled}
+    changed = changes(previous, current)
+    if not changed:
+        waiting = f"; waiting for {len(settling)} file(s) still being written" if settling else ""
+        return dg.SkipReason(f"No new or changed files in data_raw/{waiting}")
+    only_feedback = all(rel.startswith("feedback/") for rel in changed)
+    job = feedback_job if only_feedback else main_job
+    digest = hashlib.sha256(json.dumps({r: current.get(r) for r in changed}, sort_keys=True).encode()).hexdigest()
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    context.log.info(f"{len(changed)} changed file(s) -> {job.name}: {', '.join(changed[:10])}")
+    return dg.RunRequest(
+        run_key=digest[:32],
+        job_name=job.name,
+        tags={"litong/trigger": "data_raw_sensor", "litong/changed_files": str(len(changed))},
+    )
