@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -14,6 +16,7 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate
+from pipeline.paths import PROJECT_ROOT
 from pipeline.resources import LitongStore
 
 
@@ -77,3 +80,19 @@ class Deployment:
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
     return Deployment(tmp_path)
+
+
+def run_all(deployment: Deployment) -> dg.ExecuteInProcessResult:
+    from pipeline.definitions import all_assets
+
+    return dg.materialize(all_assets, resources={"store": deployment.resource()}, raise_on_error=False)
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
+    """The bundled sample district through every asset once (about a minute), shared by the tests
+    that read its results and never change it."""
+    deployment = Deployment(tmp_path_factory.mktemp("sample"))
+    shutil.rmtree(deployment.data_raw)
+    shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
+    return deployment, run_all(deployment)

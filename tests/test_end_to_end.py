@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
-import dagster as dg
 import openpyxl
-import pytest
 
-from pipeline.definitions import all_assets
-from pipeline.paths import PROJECT_ROOT
-from tests.conftest import Deployment, csv_bytes
+from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building, fb
-
-
-def run_all(deployment: Deployment) -> dg.ExecuteInProcessResult:
-    return dg.materialize(all_assets, resources={"store": deployment.resource()}, raise_on_error=False)
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
-    deployment = Deployment(tmp_path_factory.mktemp("sample"))
-    shutil.rmtree(deployment.data_raw)
-    shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
-    return deployment, run_all(deployment)
 
 
 def test_sample_intake_accounts_for_every_row(sample):

@@ -52,15 +52,3 @@ def check_cjk_font() -> str:
         "No Chinese font for the charts: install Debian's fonts-wqy-microhei (or fonts-noto-cjk), "
         "then delete matplotlib's font cache (~/.cache/matplotlib) so it is found. `make setup` does both."
     )
-
-
-def round_keeping_total(values: list[float], decimals: int = 1) -> list[float]:
-    """Round so the rounded parts still add up to the rounded total (largest remainder method)."""
-    scale = 10**decimals
-    scaled = [v * scale for v in values]
-    target = round(sum(scaled))
-    floors = [int(s // 1) for s in scaled]
-    order = sorted(range(len(values)), key=lambda i: scaled[i] - floors[i], reverse=True)
-    for i in order[: max(target - sum(floors), 0)]:
-        floors[i] += 1
-    return [f / scale for f in floors]
