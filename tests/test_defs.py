@@ -11,11 +11,27 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     kinds = ["buildings", "bridges", "hazchem_sites", "hazchem_inventory", "pipelines"]
     scored = ["buildings", "bridges", "hazchem_sites", "pipelines"]
     expected = {f"raw_{k}" for k in kinds} | {f"stg_{k}" for k in kinds} | {f"scores_{k}" for k in scored}
-    expected |= {"blank_templates", "hazard_ledger", "ledger_feedback", "ledger_exports"}
+    expected |= {"blank_templates", "hazard_ledger", "ledger_feedback", "ledger_exports", "briefing"}
+    expected |= {f"chart_{c}" for c in ["levels_by_town", "open_hazards_by_unit", "rectification_progress",
+                                         "asset_map", "top_assets", "hazchem_grades"]}  # fmt: skip
     assert keys == expected
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups["raw_buildings"] == "intake" and groups["stg_buildings"] == "validation"
     assert groups["scores_buildings"] == "scoring" and groups["hazard_ledger"] == "ledger"
+    assert groups["briefing"] == "publish" and groups["chart_asset_map"] == "publish"
     checks = {c.name for c in graph.asset_check_keys}
-    assert {"files_readable", "rows_accounted_for", "quarantine_share"} <= checks
-    assert {j.name for j in defs.jobs} >= {"main_job", "intake_job"}
+    assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
+    assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job"}
+    assert [s.name for s in defs.sensors] == ["data_raw_sensor"] and [s.name for s in defs.schedules] == [
+        "daily_refresh"
+    ]
+
+
+def test_loading_the_definitions_does_not_import_matplotlib_or_great_expectations():
+    """The code server and the sensor load the definitions often: heavy libraries load inside assets."""
+    import subprocess
+    import sys
+
+    code = "import sys, pipeline.definitions; print('matplotlib' in sys.modules, 'great_expectations' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

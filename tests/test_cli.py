@@ -1,0 +1,119 @@
+"""The command line end to end in a temporary folder: run, status, explain, feedback (preview, then
+apply), export (today and as of a past date), refresh; errors are messages, not tracebacks."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+
+import dagster as dg
+import pytest
+
+from pipeline import sample_data
+from pipeline.cli import main
+from pipeline.paths import PROJECT_ROOT
+from tests.conftest import csv_bytes
+from tests.test_ledger import fb
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A small generated district in its own folder, run once through `cli run`."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "dagster_home").mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    sample_data.generate(root / "data_raw", buildings=400, bridges=20, sites=6, pipelines=4, formats="csv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LITONG_DATA_RAW", str(root / "data_raw"))
+        mp.setenv("LITONG_OUTPUT", str(root / "output"))
+        mp.setenv("LITONG_DB", str(root / "litong.duckdb"))
+        mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        assert main(["run"]) == 0
+        yield root
+
+
+def _query(root, sql: str, params: list | None = None) -> list[tuple]:
+    from pipeline import store
+
+    with store.connect(root / "litong.duckdb") as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def test_run_shows_progress_and_writes_every_output(home, capsys):
+    assert main(["refresh"]) == 0
+    out = capsys.readouterr().out
+    assert "[ 1/8]" in out and "[ 8/8]" in out and "完成 briefing" in out
+    assert (home / "output" / "briefing" / "简报.pdf").exists()
+    assert len(list((home / "output" / "charts").glob("*.png"))) == 6
+    assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()
+
+
+def test_status_shows_last_run_counts_and_failing_checks(home, capsys):
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "最近一次运行：" in out and "SUCCESS" in out and "未通过的检查：" in out
+    (found,) = _query(home, "SELECT count(*) FROM hazards")[0]
+    assert f"隐患 {found:,}：" in out and "buildings" in out
+
+
+def test_explain_an_asset(home, capsys):
+    (asset_id,) = _query(home, "SELECT asset_id FROM scores ORDER BY score DESC, asset_id LIMIT 1")[0]
+    assert main(["explain", asset_id]) == 0
+    assert asset_id in capsys.readouterr().out
+
+
+def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tmp_path, capsys):
+    hazard_no, unit = _query(
+        home, "SELECT hazard_no, responsible_unit FROM hazards WHERE status = '待整改' ORDER BY hazard_no LIMIT 1"
+    )[0]
+    upload = tmp_path / "整改反馈.csv"
+    upload.write_bytes(csv_bytes("feedback", [fb(hazard_no, "整改中", unit=unit, report_date="2024-03-01")]))
+
+    assert main(["feedback", str(upload), "--unit", unit]) == 0
+    out = capsys.readouterr().out
+    assert "将执行 1 行，退回 0 行" in out and "仅预览" in out
+    assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("待整改",)]
+
+    assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "已执行 1 行" in out and "完成 briefing" in out
+    assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
+    assert list((home / "output" / "receipts" / unit / "feedback").glob("*_回执.xlsx"))
+
+    assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
+    assert "不再重复执行" in capsys.readouterr().out
+
+
+def test_export_today_and_as_of_a_past_date(home, capsys):
+    assert main(["export"]) == 0
+    assert main(["export", "--as-of", "2023-01-01"]) == 0
+    out = capsys.readouterr().out
+    (found,) = _query(home, "SELECT count(*) FROM hazards")[0]
+    assert f"{found:,} 项隐患" in out and "2023-01-01 的台账：0 项隐患" in out
+    assert (home / "output" / "ledger" / "隐患台账_2023-01-01.xlsx").exists()
+
+
+def test_errors_are_messages_not_tracebacks(home, tmp_path, capsys, monkeypatch):
+    assert main(["export", "--as-of", "2023-13-45"]) == 1
+    assert main(["feedback", str(tmp_path / "nope.csv")]) == 1
+    stray = tmp_path / "f.csv"
+    stray.write_text("x")
+    assert main(["feedback", str(stray)]) == 1
+    err = capsys.readouterr().err
+    assert "日期格式" in err and "找不到文件" in err and "--unit" in err and "Traceback" not in err
+
+    monkeypatch.setenv("LITONG_DB", str(tmp_path / "none.duckdb"))
+    assert main(["explain", "X"]) == 1
+    assert "尚未运行" in capsys.readouterr().err
+
+
+def test_run_refuses_while_another_run_writes_the_database(home, capsys):
+    instance = dg.DagsterInstance.get()
+    run_id = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name="main_job", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
+                                   tags={"litong/database": "write"}))  # fmt: skip
+    try:
+        assert main(["run"]) == 1
+        assert "已有运行在进行" in capsys.readouterr().err
+    finally:
+        instance.delete_run(run_id)
