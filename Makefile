@@ -20,7 +20,7 @@ PY := .venv/bin/python
 
 setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 	@mkdir -p $(DAGSTER_HOME)
-	@cp -n dagster.yaml $(DAGSTER_HOME)/dagster.yaml 2>/dev/null || true
+	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: setup
 	$(PY) -m pipeline.cli run

@@ -7,7 +7,14 @@ lacks a character, so `check_cjk_font` makes the missing font an error the analy
 
 from __future__ import annotations
 
+from pathlib import Path
+
 CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC"]
+# Where Debian puts them: added explicitly when matplotlib's font cache predates their installation.
+CJK_FONT_FILES = [
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+]
 LEVELS = ["red", "orange", "yellow", "blue"]  # most to least severe: stacking and legend order
 LEVEL_ZH = {"red": "重大风险（红）", "orange": "较大风险（橙）", "yellow": "一般风险（黄）", "blue": "低风险（蓝）"}
 LEVEL_COLOUR = {"red": "#d62728", "orange": "#ff8c1a", "yellow": "#f2c500", "blue": "#2f6fd0"}
@@ -44,10 +51,15 @@ def check_cjk_font() -> str:
     """The CJK font matplotlib will use; FontMissingError with the fix if there is none."""
     from matplotlib import font_manager
 
-    available = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in available:
-            return name
+    for attempt in range(2):
+        available = {f.name for f in font_manager.fontManager.ttflist}
+        for name in CJK_FONTS:
+            if name in available:
+                return name
+        if attempt == 0:  # a font cache written before the font was installed does not list it
+            for path in CJK_FONT_FILES:
+                if Path(path).exists():
+                    font_manager.fontManager.addfont(path)
     raise FontMissingError(
         "No Chinese font for the charts: install Debian's fonts-wqy-microhei (or fonts-noto-cjk), "
         "then delete matplotlib's font cache (~/.cache/matplotlib) so it is found. `make setup` does both."
