@@ -82,10 +82,13 @@ def deployment(tmp_path: Path) -> Deployment:
     return Deployment(tmp_path)
 
 
-def run_all(deployment: Deployment) -> dg.ExecuteInProcessResult:
+def run_all(deployment: Deployment, publish: bool = True) -> dg.ExecuteInProcessResult:
+    """Every asset (without the charts and briefing when `publish` is False: they cost seconds a run)."""
     from pipeline.definitions import all_assets
 
-    return dg.materialize(all_assets, resources={"store": deployment.resource()}, raise_on_error=False)
+    selection = None if publish else dg.AssetSelection.all() - dg.AssetSelection.groups("publish")
+    return dg.materialize(all_assets, selection=selection, resources={"store": deployment.resource()},
+                          raise_on_error=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -56,16 +56,16 @@ def test_two_rounds_and_feedback_through_dagster(tmp_path):
     deployment = Deployment(tmp_path)
     r1 = [building("JZ-A", falling_hazard="是", visible_damage="是"), building("JZ-B", appraisal_grade="D")]
     deployment.drop("buildings", "r1.csv", csv_bytes("buildings", r1), unit="ZJJ", rnd="2023-1")
-    assert run_all(deployment).success
+    assert run_all(deployment, publish=False).success
     feedback = [fb("JZ-A-B09", "整改中"), fb("JZ-A-B11", "整改中", unit="T105")]
     deployment.drop("feedback", "f1.csv", csv_bytes("feedback", feedback), unit="T100", rnd="2023-08")
-    assert run_all(deployment).success
+    assert run_all(deployment, publish=False).success
     r2 = [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
           building("JZ-B", appraisal_grade="D", survey_date="2024-05-01"),
           building("JZ-C", geo_hazard_nearby="是", survey_date="2024-05-01")]  # fmt: skip
     deployment.drop("buildings", "r2.csv", csv_bytes("buildings", r2), unit="ZJJ", rnd="2024-1")
-    assert run_all(deployment).success
-    assert run_all(deployment).success  # a run with nothing new changes nothing
+    assert run_all(deployment, publish=False).success
+    assert run_all(deployment, publish=False).success  # a run with nothing new changes nothing
     assert dict(deployment.query("SELECT hazard_no, status FROM hazards")) == {
         "JZ-A-B09": "整改中", "JZ-A-B11": "已整改待验收", "JZ-B-B01": "待整改", "JZ-C-B13": "待整改"}  # fmt: skip
     assert deployment.query("SELECT count(*) FROM hazard_events") == [(8,)]

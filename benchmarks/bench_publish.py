@@ -1,0 +1,72 @@
+"""Benchmark: the charts and the briefing over a large ledger.
+
+    python -m benchmarks.bench_publish                 # 1 M buildings (~1.2 M hazards)
+    python -m benchmarks.bench_publish --rows 100000
+
+Scores and opens the ledger on the scoring benchmark's database (not timed), then times loading
+what the charts read, each chart (PNG + CSV) and the briefing PDF, and reports the PNG sizes (the
+chart is also embedded in the Dagster asset's metadata). No target was set; this shows where the
+publish stage's time goes as the district grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from benchmarks.bench_scoring import staged_db
+
+
+def main() -> None:
+    from pipeline.clock import district_today
+    from pipeline.ledger.survey_update import update_from_findings
+    from pipeline.publish.briefing import write_briefing
+    from pipeline.publish.charts import CHARTS
+    from pipeline.publish.inputs import PublishInputs
+    from pipeline.publish.render import render_chart
+    from pipeline.scoring.engine import score_kind
+    from pipeline.scoring.ruleset import load_ruleset
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = Path(str(staged_db(args.rows)).replace(".duckdb", "_publish.duckdb"))
+    if not work.exists():
+        shutil.copy(staged_db(args.rows), work)
+        con = duckdb.connect(str(work))
+        ruleset = load_ruleset()
+        for kind in ruleset.kinds:
+            score_kind(con, ruleset, kind)
+        update_from_findings(con)
+        con.close()
+    out = Path(tempfile.mkdtemp(prefix="bench_publish_"))
+    con = duckdb.connect(str(work))
+    inp = PublishInputs(con, district_today())
+    t = time.perf_counter()
+    n_scores, n_hazards, n_events = len(inp.scores), len(inp.ledger), len(inp.events)
+    print(f"load scores {n_scores:,}, ledger {n_hazards:,}, events {n_events:,}: {time.perf_counter() - t:.1f} s")
+    total = time.perf_counter() - t
+    for chart in CHARTS:
+        t = time.perf_counter()
+        r = render_chart(chart, inp, out)
+        took = time.perf_counter() - t
+        total += took
+        print(f"chart {chart.name:<24}{took:6.1f} s  {r.png.stat().st_size / 1e3:7.0f} kB  adds up: {r.adds_up}")
+    t = time.perf_counter()
+    write_briefing(inp, out / "简报.pdf")
+    took = time.perf_counter() - t
+    total += took
+    print(f"briefing                      {took:6.1f} s  {(out / '简报.pdf').stat().st_size / 1e3:7.0f} kB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"publish stage in all: {total:.1f} s, peak RSS {peak:.2f} GB")
+    shutil.rmtree(out)
+
+
+if __name__ == "__main__":
+    main()
