@@ -71,10 +71,15 @@ FROM l GROUP BY ALL ORDER BY 1
 """
 
 
-def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
-    """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy)."""
+def ledger_rows(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards", columns: list[str] | None = None
+) -> pd.DataFrame:
+    """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy);
+    only `columns` of it when given (a chart needs a few of the 30 columns of a million hazards)."""
     _register_reference(con)
     sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
+    if columns:
+        sql = f"SELECT {', '.join(columns)} FROM ({sql})"
     return con.execute(sql, [as_of, as_of]).df()
 
 

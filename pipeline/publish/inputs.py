@@ -18,6 +18,8 @@ from pipeline.ledger.model import ensure_ledger_schema
 from pipeline.scoring.engine import ensure_scoring_schema
 
 SCORE_COLUMNS = "kind, asset_id, asset_name, town_code, lon, lat, score, raw_points, level, hard_rule, top_reasons"
+LEDGER_COLUMNS = ["hazard_no", "asset_name", "status", "hazard_grade", "deadline", "overdue_days",
+                  "responsible_unit", "unit_name", "town_name"]  # fmt: skip
 GRADES = ["一级", "二级", "三级", "四级", "非重大危险源"]
 
 
@@ -44,7 +46,7 @@ class PublishInputs:
 
     @cached_property
     def ledger(self) -> pd.DataFrame:
-        df = ledger_rows(self.con, self.as_of)
+        df = ledger_rows(self.con, self.as_of, columns=LEDGER_COLUMNS)
         df["unit_name"] = df["unit_name"].fillna(df["responsible_unit"]).fillna("未明确")
         df["town_name"] = df["town_name"].fillna("乡镇不明")
         return df
