@@ -39,6 +39,9 @@ sample: setup
 
 bench: setup
 	$(PY) benchmarks/bench_intake.py
+	$(PY) -m benchmarks.bench_scoring
+	$(PY) -m benchmarks.bench_ledger
+	$(PY) -m benchmarks.bench_publish
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
