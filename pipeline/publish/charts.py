@@ -47,6 +47,14 @@ def _empty(fig, title: str) -> None:
     ax.set_axis_off()
 
 
+def _axes_or_empty(fig, title: str, empty: bool):
+    """The chart's axes, or None after drawing 暂无数据 under the title when there is nothing to show."""
+    if empty:
+        _empty(fig, title)
+        return None
+    return fig.add_subplot()
+
+
 def _stacked_barh(ax, labels: list[str], parts: dict[str, list[int]], colours: dict[str, str]) -> None:
     """Horizontal stacked bars, first label on top, each bar's total written at its end."""
     left = [0] * len(labels)
@@ -119,10 +127,9 @@ def open_by_unit_table(inp: PublishInputs) -> pd.DataFrame:
 
 def draw_open_by_unit(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
     title = "各责任单位未销号隐患（深红为逾期）"
-    if table.empty:
-        _empty(fig, title)
+    ax = _axes_or_empty(fig, title, table.empty)
+    if ax is None:
         return
-    ax = fig.add_subplot()
     labels = [u if len(u) <= 16 else u[:15] + "…" for u in table["责任单位"]]
     _stacked_barh(ax, labels, {p: table[p].tolist() for p in OPEN_PARTS}, OPEN_PARTS)
     ax.set_title(title)
@@ -151,10 +158,9 @@ def progress_table(inp: PublishInputs) -> pd.DataFrame:
 
 def draw_progress(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
     title = "隐患整改进度（累计）"
-    if table.empty:
-        _empty(fig, title)
+    ax = _axes_or_empty(fig, title, table.empty)
+    if ax is None:
         return
-    ax = fig.add_subplot()
     ax.step(table["日期"], table["累计发现"], where="post", color=LEVEL_COLOUR["red"], label="累计发现")
     ax.step(table["日期"], table["累计销号"], where="post", color="#2ca02c", label="累计销号")
     ax.fill_between(table["日期"], table["累计销号"], table["累计发现"], step="post", color="#f4b6b6", alpha=0.5,
@@ -189,10 +195,9 @@ def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False
     """Assets by position (no basemap); town labels at the centre of each town's surveyed assets."""
     title = "资产风险等级分布图"
     points = inp.scores
-    if points.empty:
-        _empty(fig, title)
+    ax = _axes_or_empty(fig, title, points.empty)
+    if ax is None:
         return
-    ax = fig.add_subplot()
     located = points.dropna(subset=["lon", "lat"])
     for kind, (marker, size) in MARKERS.items():
         for level in reversed(LEVELS):  # red drawn last, on top
@@ -245,10 +250,9 @@ def _clip(text: str, n: int) -> str:
 
 def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
     title = f"风险最高的{TOP_N}个资产"
-    if table.empty:
-        _empty(fig, title)
+    ax = _axes_or_empty(fig, title, table.empty)
+    if ax is None:
         return
-    ax = fig.add_subplot()
     ax.set_axis_off()
     shown = table.drop(columns="level").copy()
     shown["名称"] = shown["名称"].map(lambda t: _clip(t, 14))
@@ -282,10 +286,9 @@ def hazchem_table(inp: PublishInputs) -> pd.DataFrame:
 
 def draw_hazchem(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
     title = "危险化学品重大危险源分级（GB 18218—2018）"
-    if table.empty or table["按GB 18218计算"].sum() == 0:
-        _empty(fig, title)
+    ax = _axes_or_empty(fig, title, table.empty or table["按GB 18218计算"].sum() == 0)
+    if ax is None:
         return
-    ax = fig.add_subplot()
     x = range(len(table))
     width = 0.38
     bars_c = ax.bar([i - width / 2 for i in x], table["按GB 18218计算"], width, color=LEVEL_COLOUR["red"],
