@@ -28,6 +28,8 @@ def test_every_chart_of_the_sample_run_is_written_and_its_checks_pass(sample):
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 10_000, chart.name
         assert checks[(f"chart_{chart.name}", "numbers_add_up")], chart.name
         assert checks[(f"chart_{chart.name}", "all_glyphs_drawn")], chart.name
+        shown_in_ui = result.asset_materializations_for_node(f"chart_{chart.name}")[0].metadata["chart"].value
+        assert shown_in_ui.startswith("![chart](data:image/png;base64,") and len(shown_in_ui) < 200_000, chart.name
 
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda c: c.name)
