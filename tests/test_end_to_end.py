@@ -16,7 +16,7 @@ def test_sample_intake_accounts_for_every_row(sample):
     per_kind = dict(deployment.query(
         "SELECT kind, sum(rows_read) FROM intake_files WHERE is_current AND status = 'ingested' GROUP BY kind"))  # fmt: skip
     assert per_kind == {"buildings": 20000, "bridges": 150, "hazchem_sites": 40, "hazchem_inventory": 101,
-                        "pipelines": 15}  # fmt: skip
+                        "pipelines": 15, "feedback": 1651}  # fmt: skip
     for kind, rows in per_kind.items():
         valid = deployment.query(f"SELECT count(*) FROM stg_{kind}")[0][0]
         refused = deployment.query("SELECT count(*) FROM quarantine WHERE kind = ?", [kind])[0][0]
@@ -24,7 +24,8 @@ def test_sample_intake_accounts_for_every_row(sample):
     refused_share = deployment.query("SELECT count(*) FROM quarantine WHERE kind = 'buildings'")[0][0] / 20000
     assert 0.02 <= refused_share <= 0.05
     receipts = list((deployment.output / "receipts").rglob("*_回执.xlsx"))
-    assert len(receipts) == 19  # one per survey file
+    assert len([r for r in receipts if r.parent.name != "feedback"]) == 19  # one per survey file
+    assert len([r for r in receipts if r.parent.name == "feedback"]) == 11  # one per feedback file
 
 
 def test_sample_scores_have_sensible_level_shares(sample):
@@ -50,6 +51,27 @@ def test_sample_ledger_and_exports(sample):
     wb = openpyxl.load_workbook(deployment.output / "ledger" / "隐患台账.xlsx", read_only=True)
     assert wb.sheetnames[0] == "汇总"
     assert (deployment.output / "ledger" / "隐患台账.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_sample_feedback_closes_the_loop(sample):
+    """The bundled feedback (pipeline/sample_feedback.py) moves hazards through every status; only its two
+    deliberately wrong rows are refused."""
+    deployment, _ = sample
+    statuses = dict(deployment.query("SELECT status, count(*) FROM hazards GROUP BY status"))
+    assert set(statuses) == {"待整改", "整改中", "已整改待验收", "管控中", "已销号"}, statuses
+    refused = deployment.query("SELECT reason_zh FROM feedback_results WHERE outcome = '退回' ORDER BY reason_zh")
+    assert [r[0] for r in refused] == [
+        "不是本单位负责的隐患（责任单位为T107）",
+        "隐患编号“JZ-640302100-999999-B01”在台账中不存在",
+    ]
+    accepted = deployment.query(
+        "SELECT count(*) FROM hazards WHERE status = '已销号' AND accept_result = '通过' AND acceptor IS NOT NULL"
+    )
+    assert accepted == [(statuses["已销号"],)]
+    major_control = deployment.query(
+        "SELECT count(*) FROM hazards WHERE status = '管控中' AND hazard_grade = '重大' AND plan_no IS NULL"
+    )
+    assert major_control == [(0,)]  # fmt: skip
 
 
 def test_two_rounds_and_feedback_through_dagster(tmp_path):

@@ -86,3 +86,24 @@ def record_events(con: duckdb.DuckDBPyConnection, changes_table: str) -> None:
         FROM {changes_table} c JOIN hazards h USING (hazard_no)
         ORDER BY c.hazard_no
     """)
+
+
+def record_event(
+    con: duckdb.DuckDBPyConnection,
+    hazard_no: str,
+    event_date,
+    from_status: str | None,
+    to_status: str,
+    unit: str | None,
+    source_file: str | None,
+    note: str | None,
+) -> None:
+    """One event, as `record_events` writes it, without a scratch table (feedback applies row by row)."""
+    con.execute(
+        """
+        INSERT INTO hazard_events
+        SELECT nextval('hazard_event_seq'), h.hazard_no, ?::DATE, now()::TIMESTAMP, ?, ?, ?, ?, ?, to_json(h)
+        FROM hazards h WHERE h.hazard_no = ?
+        """,
+        [event_date, from_status, to_status, unit, source_file, note, hazard_no],
+    )
