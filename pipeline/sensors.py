@@ -1,7 +1,9 @@
 """The upload sensor: a new, changed or removed file in data_raw/ starts a run.
 
-Survey files start the whole pipeline (main_job); when only feedback files changed, feedback_job
-applies them and republishes. The cursor keeps (size, mtime) of every file already handed to a run,
+A run covers what depends on the changed files: the changed survey kinds' assets and everything
+downstream of them (ledger, charts, briefing), plus the feedback step when feedback changed; when
+only feedback files changed, feedback_job applies them and republishes. A file outside the kind
+folders starts everything (intake registers it as misplaced, with a receipt). The cursor keeps (size, mtime) of every file already handed to a run,
 so an unchanged file never starts one. A file written in the last SETTLE_SECONDS is left for the
 next tick: a department's copy may still be in progress. Office lock files (~$…) and hidden files
 are ignored.
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.intake.schema import KINDS
 from pipeline.jobs import feedback_job, main_job
 from pipeline.resources import LitongStore
 
@@ -49,6 +52,21 @@ def changes(previous: Stamps, current: Stamps) -> list[str]:
     return sorted(rel for rel in previous.keys() | current.keys() if previous.get(rel) != current.get(rel))
 
 
+def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
+    """The job, and the assets of it to run (None: the whole job), for these changed files."""
+    folders = {rel.split("/", 1)[0] if "/" in rel else "" for rel in changed}
+    if folders == {"feedback"}:
+        return feedback_job.name, None
+    if not folders <= {*KINDS, "feedback"}:
+        return main_job.name, None
+    from pipeline.definitions import defs  # here, not at import: the definitions import this module
+
+    roots = [f"raw_{k}" for k in sorted(folders - {"feedback"})] + (
+        ["ledger_feedback"] if "feedback" in folders else []
+    )
+    return main_job.name, sorted(dg.AssetSelection.assets(*roots).downstream().resolve(defs.resolve_asset_graph()))
+
+
 @dg.sensor(
     name="data_raw_sensor",
     jobs=[main_job, feedback_job],
@@ -65,13 +83,13 @@ def data_raw_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
     if not changed:
         waiting = f"; waiting for {len(settling)} file(s) still being written" if settling else ""
         return dg.SkipReason(f"No new or changed files in data_raw/{waiting}")
-    only_feedback = all(rel.startswith("feedback/") for rel in changed)
-    job = feedback_job if only_feedback else main_job
+    job_name, selection = what_to_run(changed)
     digest = hashlib.sha256(json.dumps({r: current.get(r) for r in changed}, sort_keys=True).encode()).hexdigest()
     context.update_cursor(json.dumps(current, sort_keys=True))
-    context.log.info(f"{len(changed)} changed file(s) -> {job.name}: {', '.join(changed[:10])}")
+    context.log.info(f"{len(changed)} changed file(s) -> {job_name}: {', '.join(changed[:10])}")
     return dg.RunRequest(
         run_key=digest[:32],
-        job_name=job.name,
+        job_name=job_name,
+        asset_selection=selection,
         tags={"litong/trigger": "data_raw_sensor", "litong/changed_files": str(len(changed))},
     )

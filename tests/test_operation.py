@@ -12,7 +12,7 @@ import yaml
 from pipeline.definitions import defs
 from pipeline.paths import PROJECT_ROOT
 from pipeline.schedules import daily_refresh
-from pipeline.sensors import SETTLE_SECONDS, data_raw_sensor
+from pipeline.sensors import SETTLE_SECONDS, data_raw_sensor, what_to_run
 from tests.conftest import csv_bytes, example_row
 
 
@@ -36,6 +36,9 @@ def test_sensor_requests_a_run_for_a_new_file_and_not_for_an_unchanged_one(deplo
     _age(f)
     first, cursor = _tick(deployment, None)
     assert [r.job_name for r in _requests(first)] == ["main_job"]
+    selected = {k.to_user_string() for k in _requests(first)[0].asset_selection}
+    assert {"raw_buildings", "stg_buildings", "scores_buildings", "hazard_ledger", "briefing"} <= selected
+    assert not selected & {"raw_bridges", "stg_bridges", "scores_bridges"}  # unchanged kinds are not redone
     assert "buildings/ZJJ/2023-1/b.csv" in json.loads(cursor)
 
     again, cursor_again = _tick(deployment, cursor)
@@ -71,6 +74,15 @@ def test_sensor_runs_only_the_feedback_job_for_feedback_files_and_notices_remova
     survey.unlink()
     removed, _ = _tick(deployment, cursor)
     assert [r.job_name for r in _requests(removed)] == ["main_job"]
+
+
+def test_what_a_change_runs():
+    assert what_to_run(["feedback/T100/2023-10/f.csv"]) == ("feedback_job", None)
+    assert what_to_run(["misplaced.csv"]) == ("main_job", None)  # intake registers it as misplaced
+    job, keys = what_to_run(["hazchem_sites/GXJ/2023-1/s.xlsx", "feedback/T100/2023-10/f.csv"])
+    names = {k.to_user_string() for k in keys}
+    assert job == "main_job" and {"stg_hazchem_inventory", "scores_hazchem_sites", "ledger_feedback"} <= names
+    assert "raw_buildings" not in names and "raw_hazchem_inventory" not in names
 
 
 def test_daily_schedule_refreshes_overdue_charts_and_briefing_in_beijing_time():
