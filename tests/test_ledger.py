@@ -103,6 +103,32 @@ def test_lifecycle_over_rounds_persist_vanish_reappear(deployment):
     assert history == [(None, "待整改"), ("待整改", "已整改待验收"), ("已整改待验收", "已销号"), ("已销号", "待整改")]
 
 
+def test_feedback_files_of_one_run_apply_in_report_date_order(deployment):
+    """The supervisor's folder (YJJ) sorts before ZJJ's, but its acceptance was reported later."""
+    deployment.drop("buildings", "z.csv", csv_bytes("buildings", [building("JZ-Z", appraisal_grade="D", responsible_unit="ZJJ")]),
+                    unit="ZJJ")  # fmt: skip
+    with store.connect(deployment.db) as con:
+        ingest_kind(con, deployment.data_raw, "buildings")
+        normalize(con, load_template("buildings"))
+        validate(con, load_template("buildings"))
+        score_kind(con, RULESET, "buildings")
+        survey_update.update_from_findings(con)
+    hazard = "JZ-Z-B01"
+    assert deployment.query("SELECT responsible_unit FROM hazards WHERE hazard_no = ?", [hazard]) == [("ZJJ",)]
+    accept = dict(acceptor="张", accept_date="2024-01-10", accept_result="通过", report_date="2024-01-10")
+    deployment.drop("feedback", "验收.csv", csv_bytes("feedback", [fb(hazard, "已销号", unit="YJJ", **accept)]),
+                    unit="YJJ", rnd="2024-01")  # fmt: skip
+    done = [fb(hazard, "整改中", unit="ZJJ", report_date="2023-10-01"),
+            fb(hazard, "已整改待验收", unit="ZJJ", report_date="2023-12-01")]  # fmt: skip
+    deployment.drop("feedback", "进展.csv", csv_bytes("feedback", done), unit="ZJJ", rnd="2023-12")
+    with store.connect(deployment.db) as con:
+        validate_feedback(con, deployment.data_raw)
+        results = apply_pending(con)
+    assert [r.rel_path.split("/")[1] for r in results] == ["ZJJ", "YJJ"]
+    assert [(r.applied, r.refused) for r in results] == [(2, 0), (1, 0)]
+    assert statuses(deployment)[hazard] == "已销号"
+
+
 def test_feedback_closed_loop_and_refusals(deployment):
     round_one(deployment)
     rows = [

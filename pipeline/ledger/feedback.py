@@ -62,9 +62,17 @@ def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> None:
 
 
 def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """Files not applied yet, in the order their reports were made (earliest report date first), so that
+    a supervisor's acceptance arriving in the same run as the unit's 'done' report follows it."""
     return con.execute(
-        "SELECT file_id, rel_path, department FROM intake_files WHERE kind = 'feedback' AND is_current "
-        "AND status = 'ingested' AND file_id NOT IN (SELECT file_id FROM feedback_applied) ORDER BY rel_path"
+        """
+        SELECT f.file_id, f.rel_path, f.department FROM intake_files f
+        LEFT JOIN (SELECT file_id, min(report_date) AS first_report FROM stg_feedback GROUP BY file_id) r
+            USING (file_id)
+        WHERE f.kind = 'feedback' AND f.is_current AND f.status = 'ingested'
+          AND f.file_id NOT IN (SELECT file_id FROM feedback_applied)
+        ORDER BY r.first_report NULLS LAST, f.rel_path
+        """
     ).fetchall()
 
 
