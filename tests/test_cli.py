@@ -121,3 +121,11 @@ def test_run_refuses_while_another_run_writes_the_database(home, capsys):
         assert "已有运行在进行" in capsys.readouterr().err
     finally:
         instance.delete_run(run_id)
+
+
+def test_rules_and_templates(home, capsys):
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    assert "全部示例通过" in out and "B01" in out and "H01" in out
+    assert main(["templates"]) == 0
+    assert len(list((home / "output" / "templates").glob("*模板.xlsx"))) == 6
