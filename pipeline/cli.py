@@ -131,7 +131,8 @@ def _print_intake(con) -> None:
 
 def _print_ledger(con) -> None:
     from pipeline.clock import district_today
-    from pipeline.ledger.model import OVERDUE_STATUSES, ensure_ledger_schema
+    from pipeline.ledger.exports import summary
+    from pipeline.ledger.model import ensure_ledger_schema
     from pipeline.scoring.engine import ensure_scoring_schema
 
     ensure_scoring_schema(con)
@@ -139,10 +140,7 @@ def _print_ledger(con) -> None:
     today = district_today()
     levels = dict(con.execute("SELECT level, count(*) FROM scores GROUP BY level").fetchall())
     by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
-    overdue = con.execute(
-        f"SELECT count(*) FROM hazards WHERE status IN {OVERDUE_STATUSES} AND ? > coalesce(extend_to, deadline)",
-        [today],
-    ).fetchall()[0][0]
+    overdue = int(summary(con, "town", today, today)["逾期数"].sum())  # the ledger's own definition of overdue
     found = sum(by_status.values())
     closed = by_status.get("已销号", 0)
     print(f"\n已评分资产 {sum(levels.values()):,}：红 {levels.get('red', 0):,}  橙 {levels.get('orange', 0):,}  "
@@ -290,30 +288,19 @@ def _confirm(prompt: str) -> bool:
 def cmd_export(args: argparse.Namespace) -> int:
     from pipeline import store
     from pipeline.clock import district_today
-    from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
-    from pipeline.ledger.history import ledger_as_of
+    from pipeline.ledger.exports import export_ledger
+    from pipeline.ledger.history import materialize_as_of
 
     _require_database()
     try:
         as_of = dt.date.fromisoformat(args.as_of) if args.as_of else district_today()
     except ValueError as e:
         raise CliError(f"--as-of 日期格式应为 2023-12-31：{args.as_of}") from e
-    out = paths.output_dir() / "ledger"
-    table = "hazards_as_of" if args.as_of else "hazards"
     with store.connect(paths.database_path()) as con:
-        if args.as_of:  # rebuild the past ledger from the history into a scratch table first
-            con.execute("CREATE OR REPLACE TEMP TABLE hazards_as_of AS SELECT * FROM hazards WHERE false")
-            for state in ledger_as_of(con, as_of):
-                cols = list(state)
-                con.execute(
-                    f"INSERT INTO hazards_as_of ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                    [state[c] for c in cols],
-                )
-        rows = ledger_rows(con, as_of, table=table)
-        by_town = summary(con, "town", as_of, as_of - dt.timedelta(days=30), table=table)
-    stem = f"隐患台账_{as_of.isoformat()}"
-    print(f"{as_of} 的台账：{len(rows):,} 项隐患")
-    for p in (write_xlsx(rows, by_town, out / f"{stem}.xlsx"), write_csv(rows, out / f"{stem}.csv")):
+        table = materialize_as_of(con, as_of) if args.as_of else "hazards"  # the past, rebuilt from the history
+        result = export_ledger(con, as_of, paths.output_dir() / "ledger", suffix=f"_{as_of.isoformat()}", table=table)
+    print(f"{as_of} 的台账：{result.hazards:,} 项隐患")
+    for p in result.files:
         print(p)
     return 0
 

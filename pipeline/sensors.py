@@ -24,8 +24,10 @@ SETTLE_SECONDS = 10
 Stamps = dict[str, list[int]]
 
 
-def _ignored(path: Path) -> bool:
-    return path.name.startswith((".", "~$")) or path.suffix.lower() in {".tmp", ".part", ".crdownload"}
+def _ignored(rel: Path) -> bool:
+    """Hidden files and folders, Office lock files, unfinished downloads."""
+    hidden = any(part.startswith(".") for part in rel.parts)
+    return hidden or rel.name.startswith("~$") or rel.suffix.lower() in {".tmp", ".part", ".crdownload"}
 
 
 def scan(root: Path, now: float | None = None) -> tuple[Stamps, list[str]]:
@@ -36,7 +38,7 @@ def scan(root: Path, now: float | None = None) -> tuple[Stamps, list[str]]:
     if not root.is_dir():
         return settled, settling
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or _ignored(p) or any(part.startswith(".") for part in p.relative_to(root).parts):
+        if not p.is_file() or _ignored(p.relative_to(root)):
             continue
         st = p.stat()
         rel = p.relative_to(root).as_posix()

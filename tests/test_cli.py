@@ -4,6 +4,7 @@ apply), export (today and as of a past date), refresh; errors are messages, not 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import shutil
 import uuid
@@ -95,6 +96,10 @@ def test_export_today_and_as_of_a_past_date(home, capsys):
     (found,) = _query(home, "SELECT count(*) FROM hazards")[0]
     assert f"{found:,} 项隐患" in out and "2023-01-01 的台账：0 项隐患" in out
     assert (home / "output" / "ledger" / "隐患台账_2023-01-01.xlsx").exists()
+    today = _query(home, "SELECT max(event_date) FROM hazard_events")[0][0] + dt.timedelta(days=1)
+    assert main(["export", "--as-of", today.isoformat()]) == 0  # rebuilt from the history alone
+    assert f"{today} 的台账：{found:,} 项隐患" in capsys.readouterr().out
+    assert (home / "output" / "ledger" / f"责任单位汇总_{today}.csv").exists()
 
 
 def test_errors_are_messages_not_tracebacks(home, tmp_path, capsys, monkeypatch):

@@ -4,7 +4,6 @@ and totals that add up; the briefing is one A4 page carrying the headline number
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 
 import pytest
 from pypdf import PdfReader
@@ -35,10 +34,9 @@ def test_every_chart_of_the_sample_run_is_written_and_its_checks_pass(sample):
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda c: c.name)
 def test_chart_from_the_sample_has_no_missing_glyph_and_adds_up(sample, chart, tmp_path):
     deployment, _ = sample
-    with store.connect(deployment.db) as con, warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*missing from font.*")  # a missing glyph fails the test
+    with store.connect(deployment.db) as con:
         r = render_chart(chart, PublishInputs(con, district_today()), tmp_path)
-    assert r.missing_glyphs == []
+    assert r.missing_glyphs == []  # render_chart records every "missing from font" warning while drawing
     assert r.shown_total == r.expected_total > 0
 
 
@@ -65,8 +63,7 @@ def test_chart_numbers_match_the_database(sample):
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda c: c.name)
 def test_chart_from_an_empty_ledger(deployment, chart, tmp_path):
-    with store.connect(deployment.db) as con, warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*missing from font.*")
+    with store.connect(deployment.db) as con:
         r = render_chart(chart, PublishInputs(con, dt.date(2024, 1, 1)), tmp_path)
     assert r.png.read_bytes()[:8] == PNG_MAGIC
     assert r.missing_glyphs == [] and r.shown_total == r.expected_total == 0

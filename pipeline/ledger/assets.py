@@ -5,18 +5,14 @@ ledger_feedback  validates and applies the units' feedback files, writes their r
 ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
 """
 
-import datetime as dt
-
 import dagster as dg
 
 from pipeline.clock import district_today
-from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
+from pipeline.ledger.exports import export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipt
 from pipeline.ledger.survey_update import update_from_findings
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
-
-SUMMARY_PERIOD_DAYS = 30
 
 
 @dg.asset(group_name="ledger", deps=[f"scores_{k}" for k in SCORED_KINDS], kinds={"duckdb"},
@@ -54,20 +50,12 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
 @dg.asset(group_name="ledger", deps=[ledger_feedback],
           description="The ledger as XLSX (sheet per asset kind) and Excel-safe CSV, with summaries.")  # fmt: skip
 def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
-    as_of = district_today()
-    period_start = as_of - dt.timedelta(days=SUMMARY_PERIOD_DAYS)
-    out = store.out_dir() / "ledger"
     with store.connect() as con:
-        rows = ledger_rows(con, as_of)
-        by_town = summary(con, "town", as_of, period_start)
-        by_unit = summary(con, "unit", as_of, period_start)
-    xlsx = write_xlsx(rows, by_town, out / "隐患台账.xlsx")
-    csv_path = write_csv(rows, out / "隐患台账.csv")
-    by_unit.to_csv(out / "责任单位汇总.csv", index=False, encoding="utf-8-sig")
-    by_town.to_csv(out / "乡镇汇总.csv", index=False, encoding="utf-8-sig")
+        result = export_ledger(con, district_today(), store.out_dir() / "ledger")
+    by_town = result.by_town
     return dg.MaterializeResult(
-        metadata={"hazards": len(rows), "overdue": int(rows["overdue_days"].notna().sum()),
-                  "xlsx": str(xlsx), "csv": str(csv_path),
+        metadata={"hazards": result.hazards, "overdue": result.overdue,
+                  "xlsx": str(result.files[0]), "csv": str(result.files[1]),
                   "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
     )  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -93,6 +94,38 @@ def summary(
     ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
     sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
     return con.execute(sql, [as_of, as_of, period_start, period_start]).df()
+
+
+@dataclass
+class LedgerExport:
+    hazards: int
+    overdue: int
+    by_town: pd.DataFrame
+    files: list[Path]
+
+
+def export_ledger(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    out_dir: Path,
+    suffix: str = "",
+    table: str = "hazards",
+    period_days: int = 30,
+) -> LedgerExport:
+    """隐患台账.xlsx/.csv and the summaries per town and per unit (new/closed over the last `period_days`),
+    as of `as_of`, named 隐患台账{suffix}.xlsx etc. The one export both the Dagster asset and the CLI use."""
+    period_start = as_of - dt.timedelta(days=period_days)
+    rows = ledger_rows(con, as_of, table)
+    by_town = summary(con, "town", as_of, period_start, table)
+    by_unit = summary(con, "unit", as_of, period_start, table)
+    files = [
+        write_xlsx(rows, by_town, out_dir / f"隐患台账{suffix}.xlsx"),
+        write_csv(rows, out_dir / f"隐患台账{suffix}.csv"),
+    ]
+    for name, frame in (("乡镇汇总", by_town), ("责任单位汇总", by_unit)):
+        files.append(out_dir / f"{name}{suffix}.csv")
+        frame.to_csv(files[-1], index=False, encoding="utf-8-sig")
+    return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, files)
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template, units
 from pipeline.intake.validate import validate
-from pipeline.ledger.model import ensure_ledger_schema, record_event, unit_actor
+from pipeline.ledger.model import ONE_CHANGE, ensure_ledger_schema, record_events, unit_actor
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
@@ -118,7 +118,9 @@ def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, 
          accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
     )  # fmt: skip
     note = row["measures"] + (f"；申请延期至{row['extend_to']}：{row['extend_reason']}" if row["extend_to"] else "")
-    record_event(con, row["hazard_no"], row["report_date"], h["status"], target, row["unit"], source, note)
+    record_events(
+        con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], target, row["unit"], source, note]
+    )
 
 
 def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:

@@ -76,34 +76,21 @@ def hazard_no_sql(kind_col: str = "kind", asset_col: str = "asset_id", rule_col:
     )
 
 
-def record_events(con: duckdb.DuckDBPyConnection, changes_table: str) -> None:
-    """Append one event per row of `changes_table` (hazard_no, event_date, from_status, to_status, unit,
-    source_file, note), with the hazard's full state after the change."""
-    con.execute(f"""
+def record_events(con: duckdb.DuckDBPyConnection, changes: str, params: list | None = None) -> None:
+    """Append one event per row of `changes` (a table, or a parenthesised SELECT with `params`, giving
+    hazard_no, event_date, from_status, to_status, unit, source_file, note), with the hazard's full state
+    after the change."""
+    con.execute(
+        f"""
         INSERT INTO hazard_events
         SELECT nextval('hazard_event_seq'), c.hazard_no, c.event_date, now()::TIMESTAMP, c.from_status,
                c.to_status, c.unit, c.source_file, c.note, to_json(h)
-        FROM {changes_table} c JOIN hazards h USING (hazard_no)
+        FROM {changes} c JOIN hazards h USING (hazard_no)
         ORDER BY c.hazard_no
-    """)
-
-
-def record_event(
-    con: duckdb.DuckDBPyConnection,
-    hazard_no: str,
-    event_date,
-    from_status: str | None,
-    to_status: str,
-    unit: str | None,
-    source_file: str | None,
-    note: str | None,
-) -> None:
-    """One event, as `record_events` writes it, without a scratch table (feedback applies row by row)."""
-    con.execute(
-        """
-        INSERT INTO hazard_events
-        SELECT nextval('hazard_event_seq'), h.hazard_no, ?::DATE, now()::TIMESTAMP, ?, ?, ?, ?, ?, to_json(h)
-        FROM hazards h WHERE h.hazard_no = ?
         """,
-        [event_date, from_status, to_status, unit, source_file, note, hazard_no],
+        params or [],
     )
+
+
+ONE_CHANGE = """(SELECT ?::VARCHAR AS hazard_no, ?::DATE AS event_date, ?::VARCHAR AS from_status,
+    ?::VARCHAR AS to_status, ?::VARCHAR AS unit, ?::VARCHAR AS source_file, ?::VARCHAR AS note)"""

@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
-from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, check_cjk_font, use_cjk_style
+from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, check_cjk_font, clip, use_cjk_style
 
 A4_INCHES = (8.27, 11.69)
 BRIEFING_CHARTS = ("levels_by_town", "open_hazards_by_unit", "rectification_progress")
@@ -114,7 +114,7 @@ def _overdue_list(fig, rows: pd.DataFrame) -> None:
     per_unit = "；".join(f"{u} {n:,}" for u, n in by_unit.items())
     ax.text(0, 1.0, per_unit, fontsize=7.5, va="top", wrap=True, transform=ax.transAxes, color=INK)
     listed = rows.head(MAX_LISTED)
-    cells = [[r.hazard_no, _clip(r.asset_name, 16), short_town(r.town_name), _clip(r.unit_name, 14),
+    cells = [[r.hazard_no, clip(r.asset_name, 16), short_town(r.town_name), clip(r.unit_name, 14),
               f"{r.deadline:%Y-%m-%d}", f"{int(r.overdue_days):,}"] for r in listed.itertuples()]  # fmt: skip
     tbl = ax.table(cellText=cells, colLabels=["隐患编号", "资产名称", "乡镇", "责任单位", "整改时限", "逾期天数"],
                    bbox=[0, 0.02, 1, 0.72], cellLoc="left", colLoc="left",
@@ -126,8 +126,3 @@ def _overdue_list(fig, rows: pd.DataFrame) -> None:
     more = len(rows) - len(listed)
     note = f"逾期最久的 {len(listed)} 项如上" + (f"，其余 {more:,} 项见隐患台账。" if more else "。")
     ax.text(0, 0.78, note, fontsize=7.5, color=MUTED, transform=ax.transAxes)
-
-
-def _clip(text: str | None, n: int) -> str:
-    text = str(text or "")
-    return text if len(text) <= n else text[: n - 1] + "…"

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.publish.inputs import GRADES, PublishInputs, short_town
-from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR
+from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip
 
 EMPTY_ZH = "暂无数据"
 OPEN_PARTS = {  # open hazards by where they stand; together they are every hazard not 已销号
@@ -130,7 +130,7 @@ def draw_open_by_unit(fig, table: pd.DataFrame, inp: PublishInputs, compact: boo
     ax = _axes_or_empty(fig, title, table.empty)
     if ax is None:
         return
-    labels = [u if len(u) <= 16 else u[:15] + "…" for u in table["责任单位"]]
+    labels = [clip(u, 16) for u in table["责任单位"]]
     _stacked_barh(ax, labels, {p: table[p].tolist() for p in OPEN_PARTS}, OPEN_PARTS)
     ax.set_title(title)
     fig.legend(loc="outside lower center", ncol=2 if compact else 4, frameon=False, fontsize=7 if compact else 8)
@@ -243,11 +243,6 @@ def top_assets_table(inp: PublishInputs) -> pd.DataFrame:
     })  # fmt: skip
 
 
-def _clip(text: str, n: int) -> str:
-    text = str(text or "")
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
     title = f"风险最高的{TOP_N}个资产"
     ax = _axes_or_empty(fig, title, table.empty)
@@ -255,8 +250,8 @@ def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool 
         return
     ax.set_axis_off()
     shown = table.drop(columns="level").copy()
-    shown["名称"] = shown["名称"].map(lambda t: _clip(t, 14))
-    shown["主要原因"] = shown["主要原因"].map(lambda t: _clip(t, 46))
+    shown["名称"] = shown["名称"].map(lambda t: clip(t, 14))
+    shown["主要原因"] = shown["主要原因"].map(lambda t: clip(t, 46))
     tbl = ax.table(cellText=shown.values.tolist(), colLabels=list(shown.columns), loc="upper center",
                    cellLoc="left", colLoc="left")  # fmt: skip
     tbl.auto_set_font_size(False)

@@ -64,3 +64,9 @@ def check_cjk_font() -> str:
         "No Chinese font for the charts: install Debian's fonts-wqy-microhei (or fonts-noto-cjk), "
         "then delete matplotlib's font cache (~/.cache/matplotlib) so it is found. `make setup` does both."
     )
+
+
+def clip(text: object, n: int) -> str:
+    """A label cut to n characters with an ellipsis (long unit and asset names break table layouts)."""
+    text = "" if text is None else str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
