@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline import registry
 from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
 
 KINDS: tuple[str, ...] = (
@@ -222,11 +223,12 @@ def towns() -> dict[str, str]:
         return {r["town_code"]: r["town_name"] for r in csv.DictReader(f)}
 
 
-@cache
 def units() -> dict[str, dict[str, str]]:
-    """unit_code → row of the responsible-units directory."""
-    with open(REFERENCE_DIR / "units.csv", encoding="utf-8") as f:
-        return {r["unit_code"]: r for r in csv.DictReader(f)}
+    """unit_code → row of the responsible-units directory (the one registry, pipeline/registry.py)."""
+    return {
+        c: {"unit_code": u.code, "unit_name": u.name, "kind": u.kind, "supervisor_code": u.supervisor or ""}
+        for c, u in registry.units().items()
+    }
 
 
 _UNIT_SUFFIX = re.compile(r"\((米|m|平方米|m2|㎡|吨|t|千米|km|毫米|mm|mpa|%|‰|度|°|辆|人|万元)\)$", re.IGNORECASE)
