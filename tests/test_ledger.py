@@ -135,7 +135,7 @@ def test_feedback_closed_loop_and_refusals(deployment):
         fb(A_DAMAGE, "整改中"),                                   # 2 legal
         fb("JZ-X-B01", "整改中"),                                 # 3 unknown number
         fb(B_D, "已整改待验收"),                                   # 4 illegal: 待整改 -> 已整改待验收
-        fb(A_FALL, "整改中", unit="T101"),                        # 5 another unit's hazard
+        fb(A_FALL, "整改中", unit="T101"),                        # 5 another unit typed in: forged
         fb(B_D, "管控中", monitoring="每周巡查"),                   # 6 重大 under control without a plan number
         fb(A_FALL, "管控中"),                                     # 7 no monitoring: refused by validation
         fb(A_DAMAGE, "已整改待验收", report_date="2023-08-20"),      # 8 legal, after row 2
@@ -146,7 +146,7 @@ def test_feedback_closed_loop_and_refusals(deployment):
     assert outcome[2] == ("已执行", "") and outcome[8] == ("已执行", "")
     assert "在台账中不存在" in outcome[3][1]
     assert "不允许的状态变更：当前为“待整改”，不能改为“已整改待验收”" == outcome[4][1]
-    assert "不是本单位负责的隐患（责任单位为T100）" == outcome[5][1]
+    assert outcome[5][1].startswith("填报单位T101（金银滩镇人民政府）与报送单位T100（金积镇人民政府）不一致")
     assert "应急预案编号" in outcome[6][1]
     assert "监测方式及频次" in outcome[7][1]
     assert "不晚于今天" in outcome[9][1]
@@ -228,4 +228,4 @@ def test_no_uploaded_value_reaches_sql_text(deployment):
     assert (result.rows[0].outcome, result.rows[0].hazard_no) == ("退回", evil)
     assert result.rows[0].reason_zh == f"隐患编号“{evil}”在台账中不存在"  # looked up as a value, verbatim
     assert deployment.query("SELECT count(*) FROM hazards") == [(3,)]
-    assert deployment.query("SELECT count(*) FROM hazard_events WHERE unit IS NOT NULL") == [(0,)]
+    assert deployment.query("SELECT count(*) FROM hazard_events WHERE source_file LIKE 'feedback/%'") == [(0,)]

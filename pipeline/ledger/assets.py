@@ -7,9 +7,10 @@ ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
 
 import dagster as dg
 
+from pipeline import faults
 from pipeline.clock import district_today
 from pipeline.ledger.exports import export_ledger
-from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipt
+from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 from pipeline.ledger.survey_update import update_from_findings
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
@@ -21,6 +22,7 @@ def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
         counts = update_from_findings(con)
         by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
+    faults.point("hazard_ledger:done")
     return dg.MaterializeResult(
         metadata={"new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
                   "cleared_by_resurvey": counts.resurvey_cleared, "by_status": dg.MetadataValue.json(by_status)}
@@ -33,11 +35,11 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
     with store.connect() as con:
         validate_feedback(con, store.raw_dir())
         results = apply_pending(con)
+        receipts = [str(p) for p in write_feedback_receipts(con, store.out_dir() / "receipts")]
         unreadable = con.execute(
             "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'feedback' AND is_current "
             "AND status <> 'ingested'"
         ).fetchall()
-    receipts = [str(write_feedback_receipt(r, store.out_dir() / "receipts")) for r in results]
     for rel, problem in unreadable:
         context.log.warning(f"{rel}: {problem}")
     return dg.MaterializeResult(

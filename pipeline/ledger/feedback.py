@@ -5,6 +5,11 @@ Files come from `data_raw/feedback/<unit>/<batch>/`, are ingested and validated 
 changes its hazard (status, measures, …, plus an event) or is refused with a reason and
 changes nothing; the rest of the file still applies. A file is applied once, in one
 transaction; `preview` runs the same logic and rolls back.
+
+The acting unit of every row is the unit the file came from (its folder; later the web page's
+account), resolved by pipeline/registry.py — never the 填报单位 typed in the row. An empty 填报单位
+takes the folder's unit; a different one refuses the row. Acceptance (已销号 / 验收不通过) is taken
+only from the supervising unit's own folder.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline import faults
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.normalize import normalize
-from pipeline.intake.schema import load_template, units
+from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate
 from pipeline.ledger.model import ONE_CHANGE, ensure_ledger_schema, record_events, unit_actor
+from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
@@ -31,8 +38,8 @@ FEEDBACK_COLUMNS = (
 class RowResult:
     row_no: int
     hazard_no: str | None
-    unit: str | None
-    outcome: str  # 已执行 / 退回
+    unit: str | None  # the acting unit (the file's folder), not the value typed in the row
+    outcome: str  # 已执行 / 退回 (将执行 in a preview)
     reason_zh: str
     from_status: str | None = None
     to_status: str | None = None
@@ -47,7 +54,7 @@ class FileResult:
 
     @property
     def applied(self) -> int:
-        return sum(r.outcome == "已执行" for r in self.rows)
+        return sum(r.outcome in ("已执行", "将执行") for r in self.rows)
 
     @property
     def refused(self) -> int:
@@ -76,8 +83,15 @@ def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     ).fetchall()
 
 
-def _check(h: dict | None, row: dict) -> tuple[str | None, str | None]:
-    """(reason to refuse, target status). The reason is Chinese, for the unit."""
+def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | None]:
+    """(reason to refuse, target status). The reason is Chinese, for the unit. `acting` is the unit the
+    file came from; the row's own 填报单位 may only repeat it."""
+    if row["unit"] and row["unit"] != acting:
+        return (
+            f"填报单位{unit_label(row['unit'])}与报送单位{unit_label(acting)}不一致：本文件由{acting}报送，"
+            "只能以本单位身份填报（填报单位可不填）",
+            None,
+        )
     if h is None:
         return f"隐患编号“{row['hazard_no']}”在台账中不存在", None
     target = row["status"]
@@ -86,13 +100,13 @@ def _check(h: dict | None, row: dict) -> tuple[str | None, str | None]:
     actor = unit_actor(h["status"], target)
     if actor is None:
         return f"不允许的状态变更：当前为“{h['status']}”，不能改为“{row['status']}”", None
-    supervisor = units().get(h["responsible_unit"] or "", {}).get("supervisor_code")
-    if actor == "responsible" and row["unit"] != h["responsible_unit"]:
-        return f"不是本单位负责的隐患（责任单位为{h['responsible_unit']}）", None
-    if actor == "supervisor" and row["unit"] == h["responsible_unit"]:
+    supervisor = supervisor_of(h["responsible_unit"])
+    if actor == "responsible" and acting != h["responsible_unit"]:
+        return f"不是本单位负责的隐患（责任单位为{unit_label(h['responsible_unit'])}）", None
+    if actor == "supervisor" and acting == h["responsible_unit"]:
         return "责任单位不能验收自己的整改，验收销号须由监管单位填报", None
-    if actor == "supervisor" and row["unit"] != supervisor:
-        return f"验收销号须由该隐患责任单位的监管单位（{supervisor}）填报", None
+    if actor == "supervisor" and acting != supervisor:
+        return f"验收销号须由该隐患责任单位的监管单位{unit_label(supervisor)}报送", None
     if target == "管控中" and h["hazard_grade"] == "重大" and not row["plan_no"]:
         return "重大隐患转为管控中须填写应急预案编号", None
     if h["updated_on"] and row["report_date"] < h["updated_on"]:
@@ -102,7 +116,7 @@ def _check(h: dict | None, row: dict) -> tuple[str | None, str | None]:
     return None, target
 
 
-def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, source: str) -> None:
+def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, acting: str, source: str) -> None:
     accepting = unit_actor(h["status"], target) == "supervisor"
     con.execute(
         """
@@ -118,9 +132,7 @@ def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, 
          accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
     )  # fmt: skip
     note = row["measures"] + (f"；申请延期至{row['extend_to']}：{row['extend_reason']}" if row["extend_to"] else "")
-    record_events(
-        con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], target, row["unit"], source, note]
-    )
+    record_events(con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], target, acting, source, note])
 
 
 def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
@@ -134,23 +146,24 @@ def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
 
 def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept: str | None) -> FileResult:
     result = FileResult(file_id, rel_path, dept)
+    acting = resolve_acting_unit(dept)  # the folder's unit; intake refused files from unknown folders
     cur = con.execute(f"SELECT {FEEDBACK_COLUMNS} FROM stg_feedback WHERE file_id = ? ORDER BY row_no", [file_id])
     names = [d[0] for d in cur.description]
     valid = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     refused = con.execute(
-        "SELECT row_no, json_extract_string(raw_json, '$.hazard_no'), json_extract_string(raw_json, '$.unit'), "
-        "reasons_zh FROM quarantine WHERE kind = 'feedback' AND file_id = ?",
+        "SELECT row_no, json_extract_string(raw_json, '$.hazard_no'), reasons_zh FROM quarantine "
+        "WHERE kind = 'feedback' AND file_id = ?",
         [file_id],
     ).fetchall()
-    result.rows += [RowResult(r, h, u, "退回", reason) for r, h, u, reason in refused]
+    result.rows += [RowResult(r, h, acting, "退回", reason) for r, h, reason in refused]
     for row in valid:
         h = _hazard(con, row["hazard_no"])
-        reason, target = _check(h, row)
+        reason, target = _check(h, row, acting)
         if reason:
-            result.rows.append(RowResult(row["row_no"], row["hazard_no"], row["unit"], "退回", reason))
+            result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))
             continue
-        _apply_row(con, row, target, h, rel_path)
-        result.rows.append(RowResult(row["row_no"], row["hazard_no"], row["unit"], "已执行", "", h["status"], target))
+        _apply_row(con, row, target, h, acting, rel_path)
+        result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], target))
     result.rows.sort(key=lambda r: r.row_no)
     return result
 
@@ -163,9 +176,12 @@ def preview(con: duckdb.DuckDBPyConnection, file_id: str) -> FileResult:
     ).fetchall()[0]
     con.execute("BEGIN TRANSACTION")
     try:
-        return _run_file(con, file_id, rel_path, dept)
+        result = _run_file(con, file_id, rel_path, dept)
     finally:
         con.execute("ROLLBACK")
+    for r in result.rows:  # nothing was applied: say what would be
+        r.outcome = "将执行" if r.outcome == "已执行" else r.outcome
+    return result
 
 
 def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> list[FileResult]:
@@ -193,26 +209,53 @@ def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> li
             con.execute("ROLLBACK")
             raise
         results.append(result)
+        faults.point("ledger_feedback:after_first_file")
     return results
+
+
+def applied_results(con: duckdb.DuckDBPyConnection) -> list[FileResult]:
+    """Every current feedback file already applied, with its rows' outcomes as recorded in the ledger's
+    database (so a receipt can always be written again from what was applied, e.g. after a crash)."""
+    ensure_ledger_schema(con)
+    files = con.execute(
+        "SELECT a.file_id, a.rel_path, f.department FROM feedback_applied a JOIN intake_files f USING (file_id) "
+        "WHERE f.is_current ORDER BY a.rel_path"
+    ).fetchall()
+    rows = con.execute(
+        "SELECT file_id, row_no, hazard_no, unit, outcome, reason_zh, from_status, to_status FROM feedback_results "
+        "ORDER BY file_id, row_no"
+    ).fetchall()
+    by_file: dict[str, list[RowResult]] = {}
+    for file_id, *r in rows:
+        by_file.setdefault(file_id, []).append(RowResult(*r))
+    return [FileResult(fid, rel, dept, by_file.get(fid, [])) for fid, rel, dept in files]
+
+
+def write_feedback_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path) -> list[Path]:
+    """The receipt of every applied feedback file, (re)written from the database: a file whose rows are
+    in the ledger always has its receipt, even when the run that applied it died before writing it."""
+    return [write_feedback_receipt(r, receipts_dir) for r in applied_results(con)]
 
 
 def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
     from openpyxl import Workbook
 
+    from pipeline.atomic import atomic_path
     from pipeline.excel_safe import safe_cell
     from pipeline.intake.receipts import receipt_path
 
     path = receipt_path(receipts_dir, result.rel_path, result.department)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("回执")
-    for row in [("项目", "内容"), ("文件", result.rel_path), ("执行行数", result.applied),
-                ("退回行数", result.refused), ("说明", "退回的行未作任何更改，其余行已执行")]:  # fmt: skip
+    for row in [("项目", "内容"), ("文件", result.rel_path), ("报送单位", unit_label(result.department)),
+                ("执行行数", result.applied), ("退回行数", result.refused),
+                ("说明", "退回的行未作任何更改，其余行已执行")]:  # fmt: skip
         ws.append([safe_cell(v) for v in row])
     ws = wb.create_sheet("逐行结果")
-    ws.append(["行号", "隐患编号", "填报单位", "结果", "原状态", "新状态", "退回原因"])
+    ws.append(["行号", "隐患编号", "报送单位", "结果", "原状态", "新状态", "退回原因"])
     for r in result.rows:
         ws.append([safe_cell(v) for v in (r.row_no, r.hazard_no, r.unit, r.outcome, r.from_status, r.to_status,
                                           r.reason_zh)])  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path

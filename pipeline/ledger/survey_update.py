@@ -5,7 +5,11 @@
 * a closed (已销号) hazard that fires in a newer survey round  -> reopened, 待整改, same number
 * an open hazard whose asset was resurveyed in a newer round
   and no longer shows it                                     -> 已整改待验收 ("复查未再发现")
-Re-running with the same findings changes nothing.
+Re-running with the same findings changes nothing. Every event records the unit whose file carried the
+survey (its folder: the acting unit) and that file.
+
+Rounds are compared as text: reference/survey_rounds.csv guarantees that its codes sort in the order of
+the rounds, and intake refuses a folder that is not one of them.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days
+       r.measure_zh, r.deadline_days, s.source_file, s.department
 FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
@@ -67,7 +71,7 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
         con,
         """
         SELECT c.hazard_no, c.survey_date AS event_date, NULL AS from_status, '待整改' AS to_status,
-               NULL AS unit, NULL AS source_file, '调查发现，登记入账' AS note
+               c.department AS unit, c.source_file, '调查发现，登记入账' AS note
         FROM ledger_current c WHERE c.hazard_no NOT IN (SELECT hazard_no FROM hazards)""",
     )
     con.execute("""
@@ -88,7 +92,7 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
         con,
         """
         SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, '待整改' AS to_status,
-               NULL AS unit, NULL AS source_file, '复查再次发现，重新打开（编号不变）' AS note
+               c.department AS unit, c.source_file, '复查再次发现，重新打开（编号不变）' AS note
         FROM ledger_current c JOIN hazards h USING (hazard_no)
         WHERE h.status = '已销号' AND c.survey_round > h.last_seen_round""",
     )
@@ -110,7 +114,7 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
         con,
         """
         SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, h.status AS to_status,
-               NULL AS unit, NULL AS source_file, '复查仍存在（' || c.survey_round || '）' AS note
+               c.department AS unit, c.source_file, '复查仍存在（' || c.survey_round || '）' AS note
         FROM ledger_current c JOIN hazards h USING (hazard_no)
         WHERE h.status <> '已销号' AND c.survey_round > h.last_seen_round""",
     )
@@ -130,7 +134,7 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
         con,
         """
         SELECT h.hazard_no, s.survey_date AS event_date, h.status AS from_status, '已整改待验收' AS to_status,
-               NULL AS unit, NULL AS source_file,
+               s.department AS unit, s.source_file,
                '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
         FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round

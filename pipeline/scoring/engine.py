@@ -33,7 +33,11 @@ SCORING_DDL = [
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, asset_name VARCHAR,
         town_code VARCHAR, lon DOUBLE, lat DOUBLE, responsible_unit VARCHAR, survey_round VARCHAR,
         survey_date DATE, raw_points DOUBLE, score DOUBLE, level VARCHAR, level_zh VARCHAR, colour VARCHAR,
-        hard_rule VARCHAR, n_findings INTEGER, n_hazards INTEGER, top_reasons VARCHAR)""",
+        hard_rule VARCHAR, n_findings INTEGER, n_hazards INTEGER, top_reasons VARCHAR, source_file VARCHAR,
+        department VARCHAR)""",
+    # the file and unit the latest record came from (the ledger's survey events record them)
+    "ALTER TABLE scores ADD COLUMN IF NOT EXISTS source_file VARCHAR",
+    "ALTER TABLE scores ADD COLUMN IF NOT EXISTS department VARCHAR",
     """CREATE TABLE IF NOT EXISTS scoring_runs (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, scored_at TIMESTAMP, assets INTEGER,
         findings INTEGER, seconds DOUBLE)""",
@@ -86,7 +90,7 @@ def input_sql(ruleset: RuleSet, kind: str) -> str:
     CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS
     SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
            ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date,
-           {hit_list} AS hits
+           source_file, department, {hit_list} AS hits
     FROM {spec.view}
     """
 
@@ -111,7 +115,8 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
         GROUP BY f.asset_id
     ),
     assets AS (
-        SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date
+        SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date,
+               source_file, department
         FROM {SCORING_INPUT}
     ),
     scored AS (
@@ -127,7 +132,8 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
     )
     SELECT '{run_id}', '{v}', '{kind}', s.asset_id, s.asset_name, s.town_code, s.lon, s.lat,
            s.responsible_unit, s.survey_round, s.survey_date, s.raw_points, s.score,
-           l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons
+           l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons, s.source_file,
+           s.department
     FROM scored s
     JOIN thresholds l ON l.level = CASE WHEN s.hard_rule IS NOT NULL THEN 'red' ELSE (
         SELECT level FROM thresholds WHERE s.score >= min_score ORDER BY min_score DESC LIMIT 1) END
