@@ -10,11 +10,11 @@ module only decides how to lay it out.
 from __future__ import annotations
 
 import argparse
-import csv
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font
@@ -22,6 +22,8 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from pipeline.atomic import atomic_path
+from pipeline.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.schema import (
     TEMPLATE_KINDS,
     UNKNOWN_MARKERS,
@@ -66,12 +68,9 @@ def write_blank_templates(out_dir: Path) -> list[Path]:
 
 
 def write_csv(template: Template, path: Path) -> Path:
-    """UTF-8 with BOM and CRLF line ends: the variant Excel opens without mojibake."""
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.writer(f, lineterminator="\r\n")
-        writer.writerow([fld.header for fld in template.fields])
-        writer.writerow([fld.example for fld in template.fields])
-    return path
+    """UTF-8 with BOM and CRLF line ends: the variant Excel opens without mojibake; Excel-safe, atomic."""
+    example = pd.DataFrame([[fld.example for fld in template.fields]], columns=[fld.header for fld in template.fields])
+    return write_safe_csv(example, path, lineterminator="\r\n")
 
 
 # --- XLSX --------------------------------------------------------------------------
@@ -88,14 +87,15 @@ def write_xlsx(template: Template, path: Path) -> Path:
     if VALUES_SHEET in wb.sheetnames:  # keep the hidden list sheet last
         wb.move_sheet(VALUES_SHEET, offset=len(wb.sheetnames) - 1)
     wb.active = 0
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path
 
 
 def _write_data_sheet(ws: Worksheet, template: Template) -> None:
     for col, fld in enumerate(template.fields, start=1):
         _write_header_cell(ws, col, fld)
-        example = ws.cell(row=2, column=col, value=fld.example or None)
+        example = ws.cell(row=2, column=col, value=safe_cell(fld.example) or None)
         example.number_format = TEXT_FORMAT
         letter = get_column_letter(col)
         ws.column_dimensions[letter].width = _column_width(fld.header, fld.example)
@@ -105,7 +105,7 @@ def _write_data_sheet(ws: Worksheet, template: Template) -> None:
 
 
 def _write_header_cell(ws: Worksheet, col: int, fld: Field) -> None:
-    cell = ws.cell(row=1, column=col, value=fld.header)
+    cell = ws.cell(row=1, column=col, value=safe_cell(fld.header))
     cell.font = REQUIRED_FONT if fld.required else OPTIONAL_FONT
     cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     cell.number_format = TEXT_FORMAT
@@ -163,9 +163,9 @@ def _values_range(wb: Workbook, fld: Field, values: Sequence[str]) -> str:
         sheet = wb.create_sheet(VALUES_SHEET)
         sheet.sheet_state = "hidden"
         col = 1
-    sheet.cell(row=1, column=col, value=fld.header)
+    sheet.cell(row=1, column=col, value=safe_cell(fld.header))
     for row, value in enumerate(values, start=2):
-        sheet.cell(row=row, column=col, value=value).number_format = TEXT_FORMAT
+        sheet.cell(row=row, column=col, value=safe_cell(value)).number_format = TEXT_FORMAT
     letter = get_column_letter(col)
     return f"{quote_sheetname(VALUES_SHEET)}!${letter}$2:${letter}${len(values) + 1}"
 
@@ -224,7 +224,7 @@ def guide_row(fld: Field) -> list[str]:
 def _write_guide_sheet(ws: Worksheet, template: Template) -> None:
     intro = guide_intro(template)
     for line in intro:
-        ws.append([line])
+        ws.append([safe_cell(line)])
     ws["A1"].font = Font(bold=True, size=12)
     ws.append([])
     ws.append(list(GUIDE_COLUMNS))
@@ -232,7 +232,7 @@ def _write_guide_sheet(ws: Worksheet, template: Template) -> None:
     for cell in ws[header_row]:
         cell.font = Font(bold=True)
     for fld in template.fields:
-        ws.append(guide_row(fld))
+        ws.append([safe_cell(v) for v in guide_row(fld)])
         _format_guide_row(ws, ws.max_row, fld)
     for letter, width in zip("ABCDEF", (28, 22, 10, 50, 50, 24), strict=True):
         ws.column_dimensions[letter].width = width
@@ -257,10 +257,10 @@ def _write_codes_sheet(ws: Worksheet) -> None:
 
 def _write_table(ws: Worksheet, first_col: int, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for offset, header in enumerate(headers):
-        ws.cell(row=1, column=first_col + offset, value=header).font = Font(bold=True)
+        ws.cell(row=1, column=first_col + offset, value=safe_cell(header)).font = Font(bold=True)
     for r, row in enumerate(rows, start=2):
         for offset, value in enumerate(row):
-            cell = ws.cell(row=r, column=first_col + offset, value=value)
+            cell = ws.cell(row=r, column=first_col + offset, value=safe_cell(value))
             cell.number_format = TEXT_FORMAT
 
 

@@ -7,7 +7,6 @@ overdue: the unit has done its part (control measures in place, or work awaiting
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline.excel_safe import safe_cell
+from pipeline import faults
+from pipeline.atomic import atomic_path
+from pipeline.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import OVERDUE_STATUSES
 
@@ -30,6 +31,7 @@ LEDGER_COLUMNS = {
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
+EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("乡镇汇总", ".csv"), ("责任单位汇总", ".csv")]
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
 
 
@@ -118,14 +120,20 @@ def export_ledger(
     rows = ledger_rows(con, as_of, table)
     by_town = summary(con, "town", as_of, period_start, table)
     by_unit = summary(con, "unit", as_of, period_start, table)
-    files = [
-        write_xlsx(rows, by_town, out_dir / f"隐患台账{suffix}.xlsx"),
-        write_csv(rows, out_dir / f"隐患台账{suffix}.csv"),
-    ]
-    for name, frame in (("乡镇汇总", by_town), ("责任单位汇总", by_unit)):
-        files.append(out_dir / f"{name}{suffix}.csv")
-        frame.to_csv(files[-1], index=False, encoding="utf-8-sig")
-    return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, files)
+    paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]
+    for path in paths:
+        remove_leftover_temps(path)
+    write_xlsx(rows, by_town, paths[0])
+    write_csv(rows, paths[1])
+    write_safe_csv(by_town, paths[2])
+    write_safe_csv(by_unit, paths[3])
+    return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, paths)
+
+
+def remove_leftover_temps(path: Path) -> None:
+    """Temporary files of `path` left by a killed writer (atomic_path names them `.<stem>.<random>.tmp<suffix>`)."""
+    for tmp in path.parent.glob(f".{path.stem[:40]}.*.tmp{path.suffix}"):
+        tmp.unlink(missing_ok=True)
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
@@ -134,15 +142,9 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """UTF-8 with BOM (Excel opens it as Chinese), every cell neutralised against formulas."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    shown = _display(df)
-    with open(path, "w", encoding="utf-8-sig", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(shown.columns)
-        for row in shown.itertuples(index=False):
-            w.writerow(["" if v is None else safe_cell(str(v)) for v in row])
-    return path
+    """UTF-8 with BOM (Excel opens it as Chinese), every text cell neutralised against formulas, written
+    to a temporary file and renamed; the fault point `ledger_exports:mid` is half-way through the rows."""
+    return write_safe_csv(_display(df), path, midway=lambda: faults.point("ledger_exports:mid"))
 
 
 def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
@@ -158,8 +160,8 @@ def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
         part = df[df["kind"] == kind]
         shown = _display(part)
         _write_sheet(wb, kind_zh, list(shown.columns), shown.values.tolist(), list(part["risk_level"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return path
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.atomic import write_bytes_atomic
 from pipeline.clock import district_today
 from pipeline.publish.charts import CHARTS, Chart
 from pipeline.resources import LitongStore
@@ -88,10 +89,10 @@ def briefing(store: LitongStore) -> dg.MaterializeResult:
 
     as_of = district_today()
     out = store.out_dir() / "briefing"
+    dated = out / f"简报_{as_of.isoformat()}.pdf"
     with store.connect() as con:
-        head = write_briefing(PublishInputs(con, as_of), out / f"简报_{as_of.isoformat()}.pdf")
-    latest = out / "简报.pdf"  # the newest one under a fixed name, for bookmarks and the README
-    latest.write_bytes((out / f"简报_{as_of.isoformat()}.pdf").read_bytes())
+        head = write_briefing(PublishInputs(con, as_of), dated)
+    latest = write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
     return dg.MaterializeResult(
         metadata={
             "pdf": dg.MetadataValue.path(str(latest)),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.atomic import atomic_path
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
@@ -84,8 +85,8 @@ def write_briefing(inp: PublishInputs, path: Path) -> Headline:
     _overdue_list(overdue, overdue_major(inp))
     footer.text(0.01, 0.5, f"数据：各部门地震风险隐患调查上报及整改反馈；逾期按{inp.as_of:%Y年%m月%d日}计。"
                 "详见隐患台账（output/ledger/隐患台账.xlsx）。", fontsize=7, color=MUTED, va="center")  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Title": f"利通区地震风险隐患排查整治简报 {inp.as_of.isoformat()}"})
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"Title": f"利通区地震风险隐患排查整治简报 {inp.as_of.isoformat()}"})
     return head
 
 
@@ -111,10 +112,10 @@ def _overdue_list(fig, rows: pd.DataFrame) -> None:
         return
     by_unit = rows.groupby("unit_name").size().sort_values(ascending=False)
     ax.set_title(f"逾期重大隐患共 {len(rows):,} 项，按责任单位：", loc="left", fontsize=11)
-    per_unit = "；".join(f"{u} {n:,}" for u, n in by_unit.items())
+    per_unit = "；".join(f"{clip(u, 20)} {n:,}" for u, n in by_unit.items())
     ax.text(0, 1.0, per_unit, fontsize=7.5, va="top", wrap=True, transform=ax.transAxes, color=INK)
     listed = rows.head(MAX_LISTED)
-    cells = [[r.hazard_no, clip(r.asset_name, 16), short_town(r.town_name), clip(r.unit_name, 14),
+    cells = [[clip(r.hazard_no, 40), clip(r.asset_name, 16), short_town(r.town_name), clip(r.unit_name, 14),
               f"{r.deadline:%Y-%m-%d}", f"{int(r.overdue_days):,}"] for r in listed.itertuples()]  # fmt: skip
     tbl = ax.table(cellText=cells, colLabels=["隐患编号", "资产名称", "乡镇", "责任单位", "整改时限", "逾期天数"],
                    bbox=[0, 0.02, 1, 0.72], cellLoc="left", colLoc="left",

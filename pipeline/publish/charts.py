@@ -250,6 +250,7 @@ def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool 
         return
     ax.set_axis_off()
     shown = table.drop(columns="level").copy()
+    shown["资产编码"] = shown["资产编码"].map(lambda t: clip(t, 30))
     shown["名称"] = shown["名称"].map(lambda t: clip(t, 14))
     shown["主要原因"] = shown["主要原因"].map(lambda t: clip(t, 46))
     tbl = ax.table(cellText=shown.values.tolist(), colLabels=list(shown.columns), loc="upper center",

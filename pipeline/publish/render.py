@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.atomic import atomic_path
+from pipeline.excel_safe import write_safe_csv
 from pipeline.publish.charts import Chart
 from pipeline.publish.inputs import PublishInputs
 from pipeline.publish.style import check_cjk_font, use_cjk_style
@@ -46,8 +48,8 @@ def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedCha
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chart.draw(fig, table, inp)
-        fig.savefig(png, dpi=PNG_DPI)
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, dpi=PNG_DPI, format="png")
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
-    csv_path = out_dir / f"{chart.name}.csv"
-    table.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    csv_path = write_safe_csv(table, out_dir / f"{chart.name}.csv")
     return RenderedChart(chart, png, csv_path, table, chart.shown_total(table), chart.expected_total(inp), missing)

@@ -7,6 +7,7 @@ lacks a character, so `check_cjk_font` makes the missing font an error the analy
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC"]
@@ -66,7 +67,16 @@ def check_cjk_font() -> str:
     )
 
 
-def clip(text: object, n: int) -> str:
-    """A label cut to n characters with an ellipsis (long unit and asset names break table layouts)."""
+def printable(text: object) -> str:
+    """Text as the font can draw it on one line: control and format characters (tab, line break,
+    zero-width space …: the font has no glyph for them) become spaces, and runs of blanks one space."""
     text = "" if text is None else str(text)
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return " ".join("".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text).split())
+
+
+def clip(text: object, n: int) -> str:
+    """The one helper for labels from the data: printable, cut to n characters with an ellipsis (long
+    unit and asset names break table layouts), `$` escaped so that a name is never read as mathtext."""
+    text = printable(text)
+    text = text if len(text) <= n else text[: n - 1] + "…"
+    return text.replace("$", r"\$")
