@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
+
+from pipeline.intake.schema import load_template
 
 EXPLAIN_SQL = """
 SELECT f.rule_id, r.title_zh, f.points, f.hard, f.hazard, f.evidence, r.source_ref, r.confidence, r.file
@@ -13,15 +17,23 @@ ORDER BY f.points DESC, f.rule_id
 """
 
 
+QUARANTINE_SQL = """
+SELECT kind, source_file, row_no, department, survey_round, reasons_zh
+FROM quarantine
+WHERE kind <> 'feedback' AND (record_id = ? OR (kind = 'hazchem_inventory' AND starts_with(record_id, ?)))
+ORDER BY kind, source_file, row_no
+"""
+
+
 def explain(con: duckdb.DuckDBPyConnection, asset_id: str) -> str:
     """A plain-text explanation of every scored record with this id (any kind)."""
-    scores = con.execute(
-        "SELECT kind, asset_name, score, raw_points, level_zh, colour, hard_rule, ruleset_version, survey_round "
-        "FROM scores WHERE asset_id = ? ORDER BY kind",
-        [asset_id],
-    ).fetchall()
+    scores = _scores(con, asset_id)
+    quarantined = quarantined_rows(con, asset_id)
     if not scores:
-        return f"没有找到编码为“{asset_id}”的已评分资产（请先运行评分）。"
+        if quarantined:
+            return quarantine_explanation(asset_id, quarantined)
+        return (f"没有找到编码为“{asset_id}”的资产：它没有评分，也不在未通过校验的记录中。"
+                "请核对编码；若文件刚上传，请先运行（make run）。")  # fmt: skip
     out = []
     for kind, name, score, raw, level_zh, colour, hard_rule, version, rnd in scores:
         head = f"{asset_id} {name or ''}（{kind}，调查轮次 {rnd}）：{score:g}分，{level_zh}（{colour}）"
@@ -38,7 +50,65 @@ def explain(con: duckdb.DuckDBPyConnection, asset_id: str) -> str:
             out.append(f"  {rule_id} {title}  +{points:g}分" + (f"（{tags}）" if tags else ""))
             out.append(f"      依据值：{evidence}")
             out.append(f"      来源：{source} [{conf}]（{file}）")
+    if quarantined:
+        out.append(f"另有 {len(quarantined)} 行同一编码的记录未通过校验，未参与评分：")
+        out += _quarantine_lines(quarantined)
     return "\n".join(out)
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Read-only connections (a published snapshot) cannot create missing tables: look first."""
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
+
+
+def _scores(con: duckdb.DuckDBPyConnection, asset_id: str) -> list[tuple]:
+    if not _has_table(con, "scores"):
+        return []
+    return con.execute(
+        "SELECT kind, asset_name, score, raw_points, level_zh, colour, hard_rule, ruleset_version, survey_round "
+        "FROM scores WHERE asset_id = ? ORDER BY kind",
+        [asset_id],
+    ).fetchall()
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    kind: str
+    source_file: str
+    row_no: int
+    department: str | None
+    survey_round: str | None
+    reasons_zh: str
+
+
+def quarantined_rows(con: duckdb.DuckDBPyConnection, asset_id: str) -> list[QuarantinedRow]:
+    """Survey rows with this id (a hazchem inventory row by its site) that failed validation."""
+    if not _has_table(con, "quarantine"):
+        return []
+    rows = con.execute(QUARANTINE_SQL, [asset_id, asset_id + "|"]).fetchall()
+    return [QuarantinedRow(*r) for r in rows]
+
+
+def quarantine_explanation(asset_id: str, rows: list[QuarantinedRow]) -> str:
+    """Why an id has no score: its rows are in quarantine, where, why, and what to do."""
+    lines = [f"编码为“{asset_id}”的记录未通过校验（已隔离），因此没有评分："]
+    lines += _quarantine_lines(rows)
+    lines.append("请按上述原因改正该行后，将整个文件以原文件名重新上传到原目录（data_raw/<类别>/<单位代码>/<调查轮次>/），"
+                 "重新运行后即参与评分；每个文件的回执在 output/receipts/<单位代码>/ 下。")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _quarantine_lines(rows: list[QuarantinedRow]) -> list[str]:
+    out = []
+    for r in rows:
+        out.append(f"  {_kind_zh(r.kind)}：文件 {r.source_file} 第{r.row_no}行"
+                   f"（单位 {r.department}，调查轮次 {r.survey_round}）")  # fmt: skip
+        out.append(f"      原因：{r.reasons_zh}")
+    return out
+
+
+def _kind_zh(kind: str) -> str:
+    return f"{load_template(kind).title}（{kind}）"
 
 
 def top_assets_markdown(con: duckdb.DuckDBPyConnection, kind: str, limit: int = 10) -> str:
