@@ -19,11 +19,11 @@ import datetime as dt
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import paths
-
-IN_PROGRESS = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 class CliError(Exception):
@@ -44,50 +44,61 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-def _refuse_if_busy(instance) -> None:
-    import dagster as dg
+@contextmanager
+def _writing(what: str, wait: float | None = None) -> Iterator[None]:
+    """Hold the database's writer lock for the block (waiting a bounded time, with a message), after
+    marking failed any run whose process died. Every CLI command that writes goes through here."""
+    from pipeline.writer_lock import CLI_WAIT_SECONDS, WriterBusy, fail_dead_runs, wait_seconds, writer_lock
 
-    busy = instance.get_runs(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus[s] for s in IN_PROGRESS], tags={"litong/database": "write"}
-        ),
-        limit=1,
-    )
-    if busy:
-        raise CliError(
-            f"已有运行在进行（{busy[0].job_name}，{busy[0].run_id[:8]}）：数据库同一时间只允许一个运行写入，请等它结束后再试"
-        )
+    db = paths.database_path()
+    try:
+        with writer_lock(db, what, wait if wait is not None else wait_seconds(CLI_WAIT_SECONDS), _say):
+            for run_id in fail_dead_runs(_instance(), db):
+                print(f"运行 {run_id[:8]} 的进程已不存在（被终止或崩溃），已标记为失败")
+            yield
+    except WriterBusy as e:
+        raise CliError(str(e)) from e
 
 
-def _execute(job_name: str) -> int:
-    """Run a job in this process with stage progress on the screen; 0 if it succeeded."""
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _execute(job_name: str) -> tuple[int, str | None]:
+    """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
+    the run succeeded and no check of ERROR severity failed; failed warnings are printed."""
     import dagster as dg
 
     from pipeline.definitions import defs
 
     instance = _instance()
-    _refuse_if_busy(instance)
-    job = defs.resolve_job_def(job_name)
-    steps = len(job.graph.node_defs)
-    config = {"loggers": {"progress": {"config": {"steps": steps}}}}
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
-    failed = [f"{e.asset_key.to_user_string()}.{e.check_name}" for e in result.get_asset_check_evaluations()
-              if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]  # fmt: skip
-    if failed:
-        print("未通过的阻断性检查：" + "、".join(failed))
-    return 0 if result.success else 1
+    with _writing(f"命令行 {job_name}"):
+        job = defs.resolve_job_def(job_name)
+        steps = len(job.graph.node_defs)
+        config = {"loggers": {"progress": {"config": {"steps": steps}}}}
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
+    evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    errors = [e for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR]
+    for e in evaluations:
+        if e.severity != dg.AssetCheckSeverity.ERROR:
+            print(f"提示：检查 {e.asset_key.to_user_string()}.{e.check_name} 未通过（警告）")
+    if errors:
+        print("未通过的检查：" + "、".join(f"{e.asset_key.to_user_string()}.{e.check_name}" for e in errors))
+    if not result.success:
+        print(f"运行未成功完成（{result.run_id[:8]}）：详见 Dagster 界面或 status 命令")
+    return (0 if result.success and not errors else 1), result.run_id
 
 
 def cmd_run(_: argparse.Namespace) -> int:
     print(f"读取上传文件：{paths.data_raw_dir()}", flush=True)
-    code = _execute("main_job")
-    print_status()
+    code, run_id = _execute("main_job")
+    print_status(run_id)
     _print_outputs()
     return code
 
 
 def cmd_refresh(_: argparse.Namespace) -> int:
-    code = _execute("daily_job")
+    code, _ = _execute("daily_job")
     _print_outputs()
     return code
 
@@ -98,14 +109,25 @@ def _print_outputs() -> None:
     print(f"隐患台账：{out / 'ledger'}\n图表：{out / 'charts'}\n简报：{out / 'briefing' / '简报.pdf'}")
 
 
-def print_status() -> None:
+def print_status(this_run: str | None = None) -> None:
+    """Counts per stage and the ledger's figures, from the published snapshot (never waits behind a run).
+    After a run (`this_run`), figures that are not from that run are marked as such."""
     from pipeline import store
+    from pipeline.publish.snapshot import snapshot_info
 
-    db = paths.database_path()
-    if not db.exists():
-        print(f"尚未运行：{db} 不存在。先运行：python -m pipeline.cli run")
+    published, live = paths.published_database_path(), paths.database_path()
+    if not published.exists() and not live.exists():
+        print(f"尚未运行：{live} 不存在。先运行：python -m pipeline.cli run")
         return
-    with store.connect(db) as con:
+    info = snapshot_info(published)
+    if info is None:
+        print("注意：尚无发布的快照，以下数字直接读自数据库")
+    elif this_run is not None and info["run_id"] != this_run:
+        print(f"注意：本次运行未完成发布，以下数字不是本次运行的结果，而是 {info['published_at']} 发布的"
+              f"上一次结果（运行 {info['run_id'][:8]}）")  # fmt: skip
+    else:
+        print(f"数据发布于 {info['published_at']}（运行 {info['run_id'][:8]}）")
+    with store.connect_read(published, live) as con:
         _print_intake(con)
         _print_ledger(con)
 
@@ -120,8 +142,7 @@ def _print_intake(con) -> None:
     ).fetchall()
     print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
     for kind, ok, bad, n in rows:
-        valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
-        refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
+        valid, refused = _accepted_refused(con, kind)
         print(f"{kind:<20}{ok + bad:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
     for rel, problem in con.execute(
         "SELECT rel_path, problem_zh FROM intake_files WHERE is_current AND status <> 'ingested'"
@@ -129,14 +150,37 @@ def _print_intake(con) -> None:
         print(f"无法读取：{rel}：{problem}")
 
 
+def _accepted_refused(con, kind: str) -> tuple[int, int]:
+    """Rows accepted and refused. Feedback rows count as the ledger applied or refused them (a row can pass
+    validation and still be refused: not the unit's hazard, an illegal change); rows of files not yet
+    applied count as validated."""
+    valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
+    refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
+    if kind != "feedback" or not _has_table(con, "feedback_results"):
+        return valid, refused
+    return con.execute(
+        """
+        SELECT (SELECT count(*) FROM stg_feedback WHERE file_id NOT IN (SELECT file_id FROM feedback_applied))
+               + count(*) FILTER (WHERE r.outcome = '已执行'),
+               (SELECT count(*) FROM quarantine q WHERE q.kind = 'feedback'
+                  AND q.file_id NOT IN (SELECT file_id FROM feedback_applied))
+               + count(*) FILTER (WHERE r.outcome = '退回')
+        FROM feedback_results r JOIN intake_files f USING (file_id) WHERE f.is_current
+        """
+    ).fetchall()[0]
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
+
+
 def _print_ledger(con) -> None:
     from pipeline.clock import district_today
     from pipeline.ledger.exports import summary
-    from pipeline.ledger.model import ensure_ledger_schema
-    from pipeline.scoring.engine import ensure_scoring_schema
 
-    ensure_scoring_schema(con)
-    ensure_ledger_schema(con)
+    if not (_has_table(con, "scores") and _has_table(con, "hazards")):
+        print("\n尚未评分，台账为空")
+        return
     today = district_today()
     levels = dict(con.execute("SELECT level, count(*) FROM scores GROUP BY level").fetchall())
     by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
@@ -191,7 +235,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from pipeline.scoring.explain import explain
 
     _require_database()
-    with store.connect(paths.database_path()) as con:
+    with store.connect_read(paths.published_database_path(), paths.database_path()) as con:
         print(explain(con, args.asset_id))
     return 0
 
@@ -211,38 +255,48 @@ def cmd_rules(_: argparse.Namespace) -> int:
 
 
 def _require_database() -> None:
-    if not paths.database_path().exists():
+    if not paths.database_path().exists() and not paths.published_database_path().exists():
         raise CliError(f"尚未运行：{paths.database_path()} 不存在。先运行：python -m pipeline.cli run")
 
 
 def _place_feedback_file(source: Path, unit: str | None) -> Path:
-    """A file already under data_raw/feedback/<unit>/<batch>/ stays; any other file is copied there."""
+    """A file already under data_raw/feedback/<unit>/<batch>/ stays (and acts as that folder's unit; a
+    different --unit is refused); any other file is copied into the folder of --unit, the acting unit."""
+    from pipeline.registry import AuthorityError, acting_unit_of, resolve_acting_unit
+
     feedback_root = (paths.data_raw_dir() / "feedback").resolve()
     if not source.is_file():
         raise CliError(f"找不到文件：{source}")
-    if source.resolve().is_relative_to(feedback_root):
+    inside = source.resolve().is_relative_to(feedback_root)
+    folder_unit = acting_unit_of(source.resolve().relative_to(feedback_root.parent).as_posix()) if inside else None
+    if inside and folder_unit is None:
+        raise CliError(f"{source} 所在文件夹不是责任单位代码：反馈文件应放在 data_raw/feedback/<单位代码>/<批次>/ 下")
+    try:
+        acting = resolve_acting_unit(folder_unit, unit)
+    except AuthorityError as e:
+        raise CliError(str(e)) from e
+    if inside:
         return source.resolve()
-    if not unit:
-        raise CliError(f"{source} 不在 data_raw/feedback/<单位代码>/<批次>/ 下：请用 --unit 指明填报单位代码")
-    from pipeline.intake.schema import units
-
-    if unit not in units():
-        raise CliError(f"单位代码 {unit} 不在 reference/units.csv 中")
     from pipeline.clock import district_today
 
-    target = feedback_root / unit / f"{district_today():%Y-%m-%d}" / source.name
+    target = feedback_root / acting / f"{district_today():%Y-%m-%d}" / source.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)
-    print(f"已复制到 {target}")
+    print(f"已复制到 {target}（报送单位 {acting}）")
     return target
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from pipeline import store
-    from pipeline.ledger.feedback import apply_pending, preview, validate_feedback, write_feedback_receipt
-
     _require_database()
     target = _place_feedback_file(Path(args.file), args.unit)
+    with _writing(f"命令行 feedback {target.name}"):  # preview too: it validates into the database
+        return _feedback(target, args)
+
+
+def _feedback(target: Path, args: argparse.Namespace) -> int:
+    from pipeline import store
+    from pipeline.ledger.feedback import apply_pending, preview, validate_feedback, write_feedback_receipts
+
     rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
     with store.connect(paths.database_path()) as con:
         validate_feedback(con, paths.data_raw_dir())
@@ -260,9 +314,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             print(f"{rel} 已于 {applied_at:%Y-%m-%d %H:%M} 执行过，不再重复执行（修改内容请另存为新文件上传）")
             return 0
         result = preview(con, file_id)
-        print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行")
+        print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（尚未做任何更改）")
         for r in result.rows:
-            change = f"{r.from_status} → {r.to_status}" if r.outcome == "已执行" else r.reason_zh
+            change = f"{r.from_status} → {r.to_status}" if r.outcome == "将执行" else r.reason_zh
             print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
         if not args.apply:
             print("（仅预览，未做任何更改；确认无误后加 --apply 执行）")
@@ -271,12 +325,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
             print("已取消，未做任何更改")
             return 0
         applied = apply_pending(con, only=file_id)
+        write_feedback_receipts(con, paths.output_dir() / "receipts")
     for r in applied:
-        print(
-            f"已执行 {r.applied} 行，退回 {r.refused} 行；回执：{write_feedback_receipt(r, paths.output_dir() / 'receipts')}"
-        )
+        print(f"已执行 {r.applied} 行，退回 {r.refused} 行；回执已写入 {paths.output_dir() / 'receipts'}")
     print("更新台账、图表和简报：")
-    return _execute("daily_job")
+    return _execute("daily_job")[0]
 
 
 def _confirm(prompt: str) -> bool:
@@ -296,7 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         as_of = dt.date.fromisoformat(args.as_of) if args.as_of else district_today()
     except ValueError as e:
         raise CliError(f"--as-of 日期格式应为 2023-12-31：{args.as_of}") from e
-    with store.connect(paths.database_path()) as con:
+    with store.connect_read(paths.published_database_path(), paths.database_path()) as con:
         table = materialize_as_of(con, as_of) if args.as_of else "hazards"  # the past, rebuilt from the history
         result = export_ledger(con, as_of, paths.output_dir() / "ledger", suffix=f"_{as_of.isoformat()}", table=table)
     print(f"{as_of} 的台账：{result.hazards:,} 项隐患")
@@ -318,7 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rules", help="检查规则集并列出全部规则").set_defaults(fn=cmd_rules)
     fb = sub.add_parser("feedback", help="导入整改反馈文件：先预览，加 --apply 执行")
     fb.add_argument("file", help="反馈文件（XLSX 或 CSV）")
-    fb.add_argument("--unit", help="填报单位代码（文件不在 data_raw/feedback/<单位代码>/ 下时必填）")
+    fb.add_argument(
+        "--unit", help="报送单位代码：本单位（文件不在 data_raw/feedback/<单位代码>/ 下时必填；在其下时须与文件夹一致）"
+    )
     fb.add_argument("--apply", action="store_true", help="预览后执行")
     fb.add_argument("--yes", action="store_true", help="执行前不再询问")
     fb.set_defaults(fn=cmd_feedback)

@@ -10,12 +10,13 @@ from pipeline.jobs import daily_job, feedback_job, intake_job, main_job
 from pipeline.ledger.assets import ledger_assets
 from pipeline.progress import progress_logger
 from pipeline.publish.assets import publish_assets
+from pipeline.publish.snapshot import published_snapshot
 from pipeline.resources import LitongStore
 from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
 from pipeline.sensors import data_raw_sensor
 
-all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets]
+all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets, published_snapshot]
 
 defs = dg.Definitions(
     assets=all_assets,

@@ -13,8 +13,8 @@ main_job = dg.define_asset_job(
 )
 intake_job = dg.define_asset_job(
     "intake_job",
-    selection=dg.AssetSelection.groups("intake", "validation"),
-    description="Ingest and validate the survey uploads, write receipts.",
+    selection=dg.AssetSelection.groups("intake", "validation") | dg.AssetSelection.assets("published_snapshot"),
+    description="Ingest and validate the survey uploads, write receipts, publish the snapshot.",
     tags=WRITES_DATABASE,
 )
 feedback_job = dg.define_asset_job(

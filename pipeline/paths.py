@@ -25,3 +25,12 @@ def output_dir() -> Path:
 
 def database_path() -> Path:
     return Path(os.environ.get("LITONG_DB", output_dir() / "litong.duckdb"))
+
+
+PUBLISHED_DB_NAME = "litong.duckdb"
+
+
+def published_database_path() -> Path:
+    """The read-only snapshot of the database published at the end of every run: what status, explain,
+    export, the web page and the earthquake response read, so they never wait behind a writer."""
+    return output_dir() / "published" / PUBLISHED_DB_NAME

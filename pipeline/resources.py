@@ -1,4 +1,4 @@
-"""Dagster resources: where the store, the uploads and the outputs are."""
+"""Dagster resources: where the store, the uploads and the outputs are; one writer per database."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,11 +8,16 @@ import dagster as dg
 import duckdb
 
 from pipeline import paths, store
+from pipeline.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
 
 
 class LitongStore(dg.ConfigurableResource):
     """The DuckDB file and the folders of one deployment. Empty = the defaults of paths.py
-    (project folders, overridable by LITONG_DB / LITONG_DATA_RAW / LITONG_OUTPUT)."""
+    (project folders, overridable by LITONG_DB / LITONG_DATA_RAW / LITONG_OUTPUT).
+
+    In a run, the resource holds the database's writer lock from the run's first step to its last
+    (pipeline/writer_lock.py), and first marks failed any earlier run whose process died. Outside a run
+    (a sensor reading data_raw/) it takes no lock."""
 
     database: str = ""
     data_raw: str = ""
@@ -27,7 +32,25 @@ class LitongStore(dg.ConfigurableResource):
     def out_dir(self) -> Path:
         return Path(self.output) if self.output else paths.output_dir()
 
+    def published_db_path(self) -> Path:
+        """The snapshot readers use (published at the end of every run)."""
+        return self.out_dir() / "published" / paths.PUBLISHED_DB_NAME
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with store.connect(self.db_path()) as con:
             yield con
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["LitongStore"]:
+        run = context.dagster_run
+        if run is None:
+            yield self
+            return
+        db = self.db_path()
+        what = f"Dagster 运行 {run.job_name}（{run.run_id[:8]}）"
+        with run_alive(db, run.run_id), writer_lock(db, what, wait_seconds(RUN_WAIT_SECONDS), context.log.info):
+            if context.instance is not None:
+                for run_id in fail_dead_runs(context.instance, db, run.run_id):
+                    context.log.warning(f"运行 {run_id[:8]} 的进程已不存在，已标记为失败")
+            yield self

@@ -110,6 +110,18 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @contextmanager
+def connect_read(published: Path, live: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Read-only: the published snapshot when there is one (it never waits behind a writer), else the live
+    database. Temp tables work; nothing is written."""
+    path = published if published.exists() else live
+    con = duckdb.connect(str(path), read_only=True, config={"memory_limit": MEMORY_LIMIT})
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
 def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), config={"memory_limit": MEMORY_LIMIT})

@@ -7,6 +7,8 @@ import contextlib
 import datetime as dt
 import io
 import shutil
+import subprocess
+import sys
 import uuid
 
 import dagster as dg
@@ -47,7 +49,7 @@ def _query(root, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_run_shows_progress_and_writes_every_output(home):
     out = (home / "run_output.txt").read_text()
-    assert "[ 1/25]" in out and "[25/25]" in out and "完成 stg_buildings" in out and "简报：" in out
+    assert "[ 1/26]" in out and "[26/26]" in out and "完成 stg_buildings" in out and "简报：" in out
     assert (home / "output" / "briefing" / "简报.pdf").exists()
     assert len(list((home / "output" / "charts").glob("*.png"))) == 6
     assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()
@@ -81,7 +83,9 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
 
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert "已执行 1 行" in out and "[ 1/8]" in out and "[ 8/8]" in out and "完成 briefing" in out  # the refresh
+    assert (
+        "已执行 1 行" in out and "[ 1/9]" in out and "[ 9/9]" in out and "完成 published_snapshot" in out
+    )  # the refresh
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
     assert list((home / "output" / "receipts" / unit / "feedback").glob("*_回执.xlsx"))
 
@@ -112,18 +116,57 @@ def test_errors_are_messages_not_tracebacks(home, tmp_path, capsys, monkeypatch)
     assert "日期格式" in err and "找不到文件" in err and "--unit" in err and "Traceback" not in err
 
     monkeypatch.setenv("LITONG_DB", str(tmp_path / "none.duckdb"))
+    monkeypatch.setenv("LITONG_OUTPUT", str(tmp_path / "no_output"))  # no published snapshot either
     assert main(["explain", "X"]) == 1
     assert "尚未运行" in capsys.readouterr().err
 
 
-def test_run_refuses_while_another_run_writes_the_database(home, capsys):
+def test_a_second_writer_waits_then_refuses_clearly_and_changes_nothing(home, capsys, monkeypatch):
+    """Another process holds the writer lock (as a long run would): `run` and `feedback` wait a bounded
+    time, say so, then refuse with the holder named; nothing was written."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(home / "litong.duckdb")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        monkeypatch.setenv("LITONG_WRITER_WAIT", "1")
+        events = _query(home, "SELECT count(*) FROM hazard_events")
+        assert main(["run"]) == 1
+        captured = capsys.readouterr()
+        assert "等待其结束（最多 1 秒）" in captured.out
+        assert "正被另一个运行写入" in captured.err and "测试中的长运行" in captured.err
+        assert "Traceback" not in captured.err
+        assert _query(home, "SELECT count(*) FROM hazard_events") == events
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["refresh"]) == 0  # the holder died: its lock went with it
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from pipeline.writer_lock import writer_lock
+with writer_lock(Path(sys.argv[1]), "测试中的长运行"):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_whose_process_died_is_marked_failed_and_blocks_nothing(home, capsys):
+    from pipeline.writer_lock import runs_dir
+
     instance = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())
     instance.add_run(dg.DagsterRun(job_name="main_job", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
                                    tags={"litong/database": "write"}))  # fmt: skip
+    dead_lock = runs_dir(home / "litong.duckdb") / f"{run_id}.lock"
+    dead_lock.parent.mkdir(exist_ok=True)
+    dead_lock.touch()  # its process held this until it died; nobody holds it now
     try:
-        assert main(["run"]) == 1
-        assert "已有运行在进行" in capsys.readouterr().err
+        assert main(["refresh"]) == 0
+        assert f"运行 {run_id[:8]} 的进程已不存在" in capsys.readouterr().out
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
     finally:
         instance.delete_run(run_id)
 
