@@ -111,3 +111,23 @@ def test_briefing_of_an_empty_ledger(deployment, tmp_path):
     pages, text, _ = _pdf_text(tmp_path / "b.pdf")
     assert pages == 1 and head.found == 0
     assert "逾期重大隐患：无" in text and "暂无数据" in text and "2024年01月01日" in text
+
+
+def test_sample_outputs_are_whole_and_excel_safe(sample):
+    """No temporary file is left beside any output; every CSV is UTF-8 with BOM and no cell in it
+    starts like a formula unless neutralised with an apostrophe."""
+    import csv
+
+    from pipeline.excel_safe import is_formula_like
+
+    deployment, _ = sample
+    for folder in ("charts", "ledger", "briefing", "templates"):
+        path = deployment.output / folder
+        if not path.exists():
+            continue
+        assert not [p.name for p in path.iterdir() if p.name.startswith(".")], folder
+        for f in path.glob("*.csv"):
+            raw = f.read_bytes()
+            assert raw.startswith(b"\xef\xbb\xbf"), f.name
+            cells = [c for row in csv.reader(raw.decode("utf-8-sig").splitlines()) for c in row]
+            assert not [c for c in cells if is_formula_like(c)], f.name
