@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.intake.assets import intake_assets
 from pipeline.intake.blank_templates import write_blank_templates
-from pipeline.intake.schema import KINDS
+from pipeline.intake.schema import KINDS, load_template
 from tests.conftest import csv_bytes, example_row
 
 
@@ -100,7 +100,7 @@ def test_blank_templates_round_trip_through_the_parser(deployment, tmp_path, suf
     written = write_blank_templates(tmp_path / "templates")
     for kind in KINDS:
         (template,) = [p for p in written if f"_{kind}_" in p.name and p.suffix == suffix]
-        unit = "YJJ" if kind.startswith("hazchem") else "ZJJ"
+        unit = load_template(kind).departments[0]  # a unit the template lists for this kind
         deployment.drop(kind, template.name, template.read_bytes(), unit=unit)
     result = materialize(deployment)
     assert result.success

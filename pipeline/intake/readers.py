@@ -1,25 +1,75 @@
-"""Read one uploaded CSV or XLSX file into a DuckDB temp table of text columns.
+"""Read one uploaded CSV or XLSX file into Arrow tables of text, one per sheet, rows numbered as
+Excel shows them.
 
-Excel writes CSV as UTF-8, UTF-8 with BOM, GBK/GB18030 (Chinese Windows "CSV") or
-UTF-16 ("Unicode text"). DuckDB reads UTF-8 only and cannot download its encodings
-extension here, so anything else is transcoded to a temporary UTF-8 file first,
-streaming, chunk by chunk.
+Files arrive as departments make them: Excel writes CSV as UTF-8, UTF-8 with BOM, GBK/GB18030
+(Chinese Windows "CSV") or UTF-16 tab-delimited ("Unicode text"); government forms put a title
+row and a 填报单位 row above the header; cells hold line breaks (Alt+Enter). So:
+
+* the header row is chosen by the caller (`choose_header`, best match with a template) among
+  the first `HEADER_SCAN_ROWS` rows; rows above it are ignored;
+* a CSV is read by Arrow's CSV reader (fast, quoted line breaks allowed) when every record has
+  the same number of fields, which is what Excel writes; any other file (ragged rows, a title
+  row of one cell, odd quoting) is read exactly by Python's csv module, record by record;
+* a value in a column without a header, right of the table (an unquoted comma shifts every
+  later column), and a cell longer than `MAX_CELL_CHARS`, are row problems: the row is kept
+  and refused later with the reason, the file's other rows are not affected.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import datetime as dt
-import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CHUNK = 1 << 20
+HEADER_SCAN_ROWS = 10
+MAX_CELL_CHARS = 2000  # longer is a pasting accident, not survey data
+SHOWN_CHARS = 50  # how much of an over-long cell is kept (and shown on the receipt)
+BATCH_ROWS = 50_000
+ARROW_BLOCK = 1 << 24  # one CSV record must fit in a block, else the exact reader takes over
+csv.field_size_limit(1 << 30)  # a 1 MB cell is a row problem, not a reader error
+
+# Sheets of our own blank template that carry no records.
+TEMPLATE_AUX_SHEETS = ("填写说明", "代码表", "取值")
+
+HeaderChooser = Callable[[list[list[str | None]]], int]
 
 
 class UnreadableFile(Exception):
     """The file cannot be read at all; the message is Chinese, for the department."""
+
+
+@dataclass
+class RowProblem:
+    row_no: int
+    column: str | None  # the source header of the cell, or None for the whole row
+    problem_zh: str
+
+
+@dataclass
+class Sheet:
+    """One table of an upload: its header and its data rows as text."""
+
+    header: list[str]  # source headers, made unique; '' headers become `column<i>`
+    header_row: int  # as Excel numbers it
+    data: pa.Table  # `__row_no` (int32) + one string column per header
+    sheet_name: str | None = None  # XLSX only
+    encoding: str = "xlsx"
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def found_headers(self) -> list[str]:
+        return [h for h in self.header if not h.startswith("column")]
+
+
+# --- encodings ------------------------------------------------------------------------------
 
 
 def _decodes_as(path: Path, encoding: str) -> bool:
@@ -38,6 +88,8 @@ def detect_encoding(path: Path) -> str:
     """utf-8 (with or without BOM), utf-16, or gb18030 (a superset of GBK)."""
     with open(path, "rb") as f:
         head = f.read(4)
+    if not head:
+        raise UnreadableFile("文件为空（0字节）：请在Excel中重新保存后上传")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
     if _decodes_as(path, "utf-8"):
@@ -47,32 +99,144 @@ def detect_encoding(path: Path) -> str:
     raise UnreadableFile("文件编码无法识别：请在Excel中“另存为”CSV UTF-8（逗号分隔）或XLSX格式后重新上传")
 
 
-def _transcode_to_utf8(path: Path, encoding: str, workdir: Path) -> Path:
-    out = workdir / (path.stem + ".utf8.csv")
-    with (
-        open(path, encoding=encoding, newline="") as src,
-        open(out, "w", encoding="utf-8", newline="") as dst,
-    ):
-        while chunk := src.read(CHUNK):
-            dst.write(chunk)
-    return out
+def _head_lines(path: Path, encoding: str, n: int = HEADER_SCAN_ROWS) -> list[str]:
+    with open(path, encoding=encoding, newline="") as f:
+        return [line for _, line in zip(range(n), f, strict=False)]
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str:
-    """Load `path` into temp table `table` (all VARCHAR, file order kept). Returns the encoding."""
+def sniff_delimiter(path: Path, encoding: str) -> str:
+    """Tab for Excel's "Unicode text" (and any file whose first lines hold more tabs than commas)."""
+    head = "".join(_head_lines(path, encoding))
+    return "\t" if head.count("\t") > head.count(",") else ","
+
+
+def read_text_rows(path: Path) -> tuple[list[list[str]], str]:
+    """A small CSV (a department's 列映射.csv) as rows of text, in any encoding an upload may have."""
     encoding = detect_encoding(path)
-    with tempfile.TemporaryDirectory(prefix="litong-") as tmp:
-        source = path if encoding.startswith("utf-8") else _transcode_to_utf8(path, encoding, Path(tmp))
-        try:
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_csv(?, "
-                "header=true, all_varchar=true, null_padding=true, normalize_names=false, "
-                "auto_detect=true)",
-                [str(source)],
-            )
-        except duckdb.Error as e:
-            raise UnreadableFile(f"文件无法按CSV格式读取（{_first_line(e)}）") from e
-    return encoding
+    with open(path, encoding=encoding, newline="") as f:
+        return list(csv.reader(f, delimiter=sniff_delimiter(path, encoding))), encoding
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def read_csv(path: Path, choose_header: HeaderChooser) -> Sheet:
+    """Read a CSV upload; `choose_header` picks the header among the first rows (0-based index)."""
+    encoding = detect_encoding(path)
+    delimiter = sniff_delimiter(path, encoding)
+    grid = _arrow_grid(path, encoding, delimiter)
+    if grid is not None:
+        head = [list(r.values()) for r in grid.slice(0, HEADER_SCAN_ROWS).to_pylist()]
+        h = _header_index(head, choose_header)
+        sheet = _sheet_from_grid(grid.slice(h + 1), [_text(v) for v in head[h]], h + 1)
+    else:
+        sheet = _read_csv_exact(path, encoding, delimiter, choose_header)
+    sheet.encoding = encoding
+    return sheet
+
+
+def _arrow_grid(path: Path, encoding: str, delimiter: str) -> pa.Table | None:
+    """Every record as a row of text columns f0…fn, or None when the records are not all the same
+    width (or Arrow cannot parse the file): the exact reader then handles it."""
+    import pyarrow.csv as pacsv
+
+    first = next(csv.reader(_head_lines(path, encoding, 1), delimiter=delimiter), None)
+    if not first:
+        return None
+    names = [f"f{i}" for i in range(len(first))]
+    try:
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names, encoding=_arrow_encoding(encoding),
+                                           block_size=ARROW_BLOCK),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )  # fmt: skip
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeError):
+        return None
+
+
+def _arrow_encoding(encoding: str) -> str:
+    # Arrow strips a UTF-8 BOM itself and decodes UTF-8 natively; other encodings go through Python.
+    return "utf8" if encoding.startswith("utf-8") else encoding
+
+
+def _read_csv_exact(path: Path, encoding: str, delimiter: str, choose_header: HeaderChooser) -> Sheet:
+    """Record by record with Python's csv module: ragged rows, any quoting, exact record numbers."""
+    with open(path, encoding=encoding, newline="") as f:
+        records = enumerate(csv.reader(f, delimiter=delimiter), start=1)
+        head = [(n, rec) for n, rec in zip(range(HEADER_SCAN_ROWS), records, strict=False)]
+        h = _header_index([r for _, (_, r) in head], choose_header)
+        header = _trim_header([_text(v) for v in head[h][1][1]])
+        rest = (item for _, item in head[h + 1 :])
+        return _sheet_from_records(_chain(rest, records), header, head[h][1][0])
+
+
+def _chain(first: Iterable, then: Iterator) -> Iterator:
+    yield from first
+    yield from then
+
+
+# --- XLSX ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_xlsx(path: Path):
+    """The workbook, read-only; a file openpyxl cannot open is unreadable."""
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as e:  # openpyxl raises many kinds for a broken file
+        raise UnreadableFile(f"XLSX文件无法打开（{type(e).__name__}），请确认文件未损坏") from e
+    try:
+        yield wb
+    finally:
+        wb.close()
+
+
+def sheet_names(wb) -> list[str]:
+    """Visible sheets that may hold records, the data sheet 填报表 first."""
+    names = [ws.title for ws in wb.worksheets if ws.sheet_state == "visible" and ws.title not in TEMPLATE_AUX_SHEETS]
+    return sorted(names, key=lambda n: n != "填报表")
+
+
+def head_rows(wb, name: str) -> list[list[str | None]]:
+    """The first rows of a sheet, as text, to choose its header from."""
+    return [[_cell_text(v) for v in row] for _, row in _sheet_rows(wb, name, HEADER_SCAN_ROWS)]
+
+
+def read_sheet(wb, name: str, header_index: int) -> Sheet:
+    """One sheet, its header at `header_index` (0-based) of its rows."""
+    rows = _sheet_rows(wb, name)
+    header: list[str] = []
+    header_row = header_index + 1
+    for excel_row, row in rows:
+        if excel_row == header_row:
+            header = _trim_header([_cell_text(v) for v in row])
+            break
+    if not header:
+        raise UnreadableFile(f"工作表“{name}”为空")
+    records = ((n, [_cell_text(v) for v in row]) for n, row in rows)
+    sheet = _sheet_from_records(records, header, header_row)
+    sheet.sheet_name = name
+    return sheet
+
+
+def _sheet_rows(wb, name: str, limit: int | None = None) -> Iterator[tuple[int, tuple]]:
+    """(Excel row number, values); a damaged sheet or cell is the file's refusal, naming where."""
+    last = 0
+    try:
+        for last, row in enumerate(wb[name].iter_rows(values_only=True, max_row=limit), start=1):  # noqa: B007
+            yield last, row
+    except UnreadableFile:
+        raise
+    except Exception as e:
+        raise UnreadableFile(
+            f"XLSX文件已损坏：工作表“{name}”第{last + 1}行无法读取（{type(e).__name__}，如数字格式的单元格中含有文字）。"
+            "请在Excel中打开，检查该行后另存为新的XLSX文件再上传"
+        ) from e
 
 
 def _cell_text(value: object) -> str | None:
@@ -90,54 +254,114 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
-def read_xlsx(con: duckdb.DuckDBPyConnection, path: Path, table: str) -> str:
-    """Load the first sheet (or the one named 填报表) into temp table `table`.
-
-    Rows are numbered as Excel numbers them; the header is the first non-empty row."""
-    import openpyxl
-    import pyarrow as pa
-
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many kinds for a broken file
-        raise UnreadableFile(f"XLSX文件无法打开（{type(e).__name__}），请确认文件未损坏") from e
-    try:
-        ws = wb["填报表"] if "填报表" in wb.sheetnames else wb.worksheets[0]
-        rows = ws.iter_rows(values_only=True)
-        header, header_row = None, 0
-        for header_row, row in enumerate(rows, start=1):  # noqa: B007
-            if any(v not in (None, "") for v in row):
-                header = [_cell_text(v) or f"column{i}" for i, v in enumerate(row)]
-                break
-        if header is None:
-            raise UnreadableFile("XLSX文件的第一个工作表为空")
-        columns: list[list[str | None]] = [[] for _ in header]
-        excel_rows: list[int] = []
-        for excel_row, row in enumerate(rows, start=header_row + 1):
-            excel_rows.append(excel_row)
-            for i in range(len(header)):
-                columns[i].append(_cell_text(row[i]) if i < len(row) else None)
-    finally:
-        wb.close()
-    arrow = pa.table(
-        {"__excel_row": pa.array(excel_rows, pa.int32())}
-        | {name: pa.array(col, pa.string()) for name, col in _dedupe(header, columns)}
-    )
-    con.register("__xlsx_upload", arrow)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM __xlsx_upload")
-    con.unregister("__xlsx_upload")
-    return "xlsx"
+# --- shared: header, rows, problems --------------------------------------------------------
 
 
-def _dedupe(header: list[str], columns: list[list]) -> list[tuple[str, list]]:
+def _text(v: object) -> str:
+    return "" if v is None else str(v)
+
+
+def _header_index(head: list[list], choose_header: HeaderChooser) -> int:
+    if not any(_text(v).strip() for row in head for v in row):
+        raise UnreadableFile("文件为空：前10行没有任何内容")
+    return choose_header(head)
+
+
+def _trim_header(cells: list[str]) -> list[str]:
+    """Header cells up to the last non-empty one: columns right of it have no header."""
+    while cells and not cells[-1].strip():
+        cells.pop()
+    return cells
+
+
+def _unique_names(header: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
-    for name, col in zip(header, columns, strict=True):
+    for i, cell in enumerate(header):
+        name = cell.strip() or f"column{i}"
         n = seen.get(name, 0)
         seen[name] = n + 1
-        out.append((name if n == 0 else f"{name}_{n}", col))
+        out.append(name if n == 0 else f"{name}_{n}")
     return out
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0][:200]
+def _extra_values_problem(row_no: int, extras: list[str], width: int) -> RowProblem:
+    shown = "、".join(f"“{_short(v)}”" for v in extras if v and v.strip())
+    return RowProblem(
+        row_no, None,
+        f"此行在表头以外的列（第{width + 1}列起）还有内容{shown}：可能某个单元格中有英文逗号而未加引号，使其后各列错位；"
+        "请检查此行，把内容放回对应的列后重新上传",
+    )  # fmt: skip
+
+
+def _short(v: str) -> str:
+    return v if len(v) <= SHOWN_CHARS else v[:SHOWN_CHARS] + "…"
+
+
+def _sheet_from_grid(grid: pa.Table, header_cells: list[str], header_row: int) -> Sheet:
+    """Arrow's rectangular grid → a Sheet; values right of the header are row problems."""
+    header = _trim_header(header_cells)
+    width = len(header)
+    row_no = pa.array(range(header_row + 1, header_row + 1 + grid.num_rows), pa.int32())
+    problems = []
+    if grid.num_columns > width:
+        extra = grid.select(list(range(width, grid.num_columns)))
+        mask = None
+        for col in extra.columns:
+            filled = pc.not_equal(pc.utf8_trim_whitespace(col), "")
+            mask = filled if mask is None else pc.or_(mask, filled)
+        for i in pc.indices_nonzero(mask).to_pylist():
+            values = [extra.column(c)[i].as_py() for c in range(extra.num_columns)]
+            problems.append(_extra_values_problem(row_no[i].as_py(), values, width))
+    names = _unique_names(header)
+    data = pa.table([row_no, *grid.columns[:width]], names=["__row_no", *names])
+    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems))
+
+
+def _sheet_from_records(records: Iterator[tuple[int, list]], header: list[str], header_row: int) -> Sheet:
+    """Numbered records → a Sheet, in batches; short rows are padded, long ones are row problems."""
+    width = len(header)
+    names = _unique_names(header)
+    schema = pa.schema([("__row_no", pa.int32()), *((n, pa.string()) for n in names)])
+    problems: list[RowProblem] = []
+    batches, numbers, rows = [], [], []
+
+    def flush() -> None:
+        columns = list(zip(*rows, strict=True)) if rows else [()] * width
+        arrays = [pa.array(numbers, pa.int32()), *(pa.array(c, pa.string()) for c in columns)]
+        batches.append(pa.record_batch(arrays, schema=schema))
+        numbers.clear()
+        rows.clear()
+
+    for row_no, rec in records:
+        if len(rec) != width:
+            if len(rec) > width and any(v and str(v).strip() for v in rec[width:]):
+                problems.append(_extra_values_problem(row_no, rec[width:], width))
+            rec = (list(rec) + [None] * width)[:width]
+        numbers.append(row_no)
+        rows.append(rec)
+        if len(rows) >= BATCH_ROWS:
+            flush()
+    flush()
+    data = pa.Table.from_batches(batches, schema=schema)
+    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems))
+
+
+def _with_long_cells_cut(sheet: Sheet) -> Sheet:
+    """Cells over MAX_CELL_CHARS become row problems; the stored text keeps only its start."""
+    columns = []
+    for name, col in zip(sheet.data.column_names, sheet.data.columns, strict=True):
+        if name != "__row_no" and col.null_count < len(col):
+            lengths = pc.utf8_length(col)
+            if (pc.max(lengths).as_py() or 0) > MAX_CELL_CHARS:
+                too_long = pc.greater(lengths, MAX_CELL_CHARS)
+                for i in pc.indices_nonzero(too_long).to_pylist():
+                    n = lengths[i].as_py()
+                    sheet.problems.append(RowProblem(sheet.data.column("__row_no")[i].as_py(), name,
+                                                     f"内容过长（{n}个字符，上限{MAX_CELL_CHARS}个）：请检查是否误粘贴了大段内容"))  # fmt: skip
+                cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(col, 0, SHOWN_CHARS), "…(已截断)", "")
+                col = pc.if_else(too_long, cut, col)
+        columns.append(col)
+    sheet.data = pa.table(columns, names=sheet.data.column_names)
+    sheet.problems.sort(key=lambda p: p.row_no)
+    return sheet
