@@ -21,6 +21,8 @@ FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "
 DELETED = "\ufeff\u200b"  # in FROM with no counterpart in TO: removed
 NEEDS_TRANSLATE = "[\uff01-\uff5e\u3000\u00a0\ufeff\u200b]"
+ZERO_WIDTH = "\ufeff\u200b\u200c\u200d\u2060"
+EDGE_SPACE = " \t\r\n\u3000\u00a0"
 NUMBER_UNITS = "平方米|㎡|m2|千米|km|毫米|mm|MPa|mpa|米|m|吨|t|%|‰|度|°|辆|人|层|万元"
 
 
@@ -39,6 +41,12 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
         # translate() is slow in DuckDB (~7 µs a call): only call it on text that needs it.
         f"CREATE OR REPLACE TEMP MACRO clean_text(s) AS nullif(trim(CASE WHEN regexp_matches(s, {lit(NEEDS_TRANSLATE)}) "
         f"THEN translate(s, {lit(FULL_WIDTH + DELETED)}, {lit(HALF_WIDTH)}) ELSE s END), '')"
+    )
+    # Free text (addresses, measures, names) is kept as typed, full-width "，" included: only the
+    # edges are trimmed and zero-width characters dropped.
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO clean_free_text(s) AS nullif(trim(CASE WHEN regexp_matches(s, {lit('[' + ZERO_WIDTH + ']')}) "
+        f"THEN translate(s, {lit(ZERO_WIDTH)}, '') ELSE s END, {lit(EDGE_SPACE)}), '')"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO clean_number(s) AS nullif(regexp_replace("
@@ -140,8 +148,16 @@ def builtin_checks(t: Template) -> list[str]:
     return out
 
 
+def is_free_text(f: Field, t: Template) -> bool:
+    """Text typed by people (not an id key, not a code with a pattern): kept as typed."""
+    return f.type == "text" and f.key not in t.id_keys and not f.pattern
+
+
 def normalize_sql(t: Template) -> str:
-    clean = ", ".join(f"clean_text(r.{quote(k)}) AS {quote(k)}" for k in t.keys)
+    clean = ", ".join(
+        f"{'clean_free_text' if is_free_text(f, t) else 'clean_text'}(r.{quote(f.key)}) AS {quote(f.key)}"
+        for f in t.fields
+    )
     typed = ", ".join(item for f in t.fields for item in field_columns(f))
     checks = [f"({chk.sql}) AS {quote('_chk_' + chk.id)}" for chk in t.checks]
     checks += builtin_checks(t)

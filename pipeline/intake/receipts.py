@@ -1,8 +1,11 @@
-"""Receipts (回执): one XLSX per uploaded file version, for the department that sent it.
+"""Receipts (回执): one XLSX per uploaded file and kind of records, for the department that sent it.
 
-`output/receipts/<unit>/<kind>/<file name>_回执.xlsx` says how many rows were accepted and
-refused, and lists every refused row with every reason (file, row, column, value, what
-was expected). A file that could not be read gets a receipt that says why.
+`output/receipts/<unit>/<kind>/<round>/<file name>_回执.xlsx` (the full file name, extension
+included, so `a.csv` and `a.xlsx`, or one name in two rounds, never share a receipt) says how many
+rows were accepted and refused, lists every refused row with every reason (row, column, value,
+what was expected) and every hint (提示: accepted, but worth a look). A file that could not be
+read gets a receipt that says why and which columns it did find; when an older version of it is
+still in use, the receipt says which, with its accepted rows.
 """
 
 from __future__ import annotations
@@ -12,51 +15,95 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
+from pipeline.atomic import atomic_path
 from pipeline.excel_safe import safe_cell
-from pipeline.intake.schema import load_template, units
+from pipeline.intake.ingest import ensure_intake_tables
+from pipeline.intake.schema import Template, load_template
+from pipeline.registry import unit_label, units
+from pipeline.store import quote
 
 RECEIPT_SUFFIX = "_回执.xlsx"
+UNKNOWN_UNIT = "_未识别单位"
+UNKNOWN_ROUND = "_未识别轮次"
 
 
-def receipt_path(receipts_dir: Path, rel_path: str, department: str | None) -> Path:
+def receipt_path(receipts_dir: Path, rel_path: str, department: str | None, kind: str | None = None) -> Path:
+    """`<receipts>/<unit>/<kind>/<round or batch>/<file name>_回执.xlsx`.
+
+    `rel_path` is the file's path under data_raw (`<folder kind>/<unit>/<round>/<name>`); `kind` is the
+    kind of the records (a hazchem workbook gets one receipt per kind), the folder's by default."""
     p = PurePosixPath(rel_path)
-    unit = department if department in units() else "_未识别单位"
-    return receipts_dir / unit / p.parts[0] / f"{p.stem}{RECEIPT_SUFFIX}"
+    unit = department if department in units() else UNKNOWN_UNIT
+    rnd = "/".join(p.parts[2:-1]) or UNKNOWN_ROUND
+    return receipts_dir / unit / (kind or p.parts[0]) / rnd / f"{p.name}{RECEIPT_SUFFIX}"
 
 
-def _summary_rows(f: dict, accepted: int, refused: int) -> list[tuple[str, object]]:
-    template = load_template(f["kind"])
+def _unit_name(code: str | None) -> str:
+    return units()[code].name if code in units() else unit_label(code)
+
+
+def _verdict(f: dict, refused: int, in_use: tuple[int, int] | None) -> str:
     if f["status"] != "ingested":
-        verdict = "文件无法读取，全部未接收，请修改后重新上传"
-    elif refused == 0:
-        verdict = "全部接收"
-    else:
-        verdict = f"部分退回：{refused}行未通过校验，请按“退回明细”修改后重新上传整个文件"
-    unit = units().get(f["department"] or "", {}).get("unit_name", f["department"] or "未识别")
-    return [
+        if in_use:
+            return f"本版本无法读取，未接收；第{in_use[0]}版（接收{in_use[1]}行）仍在使用，请修改后重新上传"
+        return "文件无法读取，全部未接收，请修改后重新上传"
+    if refused == 0:
+        return "全部接收"
+    return f"部分退回：{refused}行未通过校验，请按“退回明细”修改后重新上传整个文件"
+
+
+def _summary_rows(f: dict, accepted: int, refused: int, in_use: tuple[int, int] | None) -> list[tuple[str, object]]:
+    template = load_template(f["kind"])
+    rows = [
         ("文件", f["rel_path"]),
+        ("工作表", f["sheet_name"] or ""),
         ("调查类别", template.title),
-        ("报送单位", unit),
+        ("报送单位", _unit_name(f["department"])),
         ("调查轮次", f["survey_round"] or ""),
         ("文件版本", f["version"]),
-        ("文件指纹(SHA-256)", f["sha256"][:16]),
+        ("文件指纹(SHA-256)", f["sha256"]),
         ("接收时间", str(f["uploaded_at"])),
         ("回执生成时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")),
-        ("处理结果", verdict),
+        ("处理结果", _verdict(f, refused, in_use)),
         ("数据行数", f["rows_read"] or 0),
         ("接收行数", accepted),
         ("退回行数", refused),
         ("空行(已忽略)", f["blank_rows"] or 0),
+        ("表头所在行", f["header_row"] or ""),
         ("未识别的列(已忽略)", "、".join(f["unknown_headers"] or []) or "无"),
         ("文件问题", f["problem_zh"] or "无"),
     ]
+    if f["status"] != "ingested":
+        rows.append(("文件中找到的列", "、".join(f["found_headers"] or []) or "（未找到表头）"))
+    if in_use:
+        rows.append(("仍在使用的版本", f"第{in_use[0]}版，接收{in_use[1]}行；直到本文件可以读取的新版本替换它"))
+    for note in f["notes_zh"] or []:
+        rows.append(("说明", note))
+    return rows
 
 
-def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path) -> dict:
-    """Write one file's receipt; returns its counts."""
+def _warnings(con: duckdb.DuckDBPyConnection, f: dict, template: Template) -> list[tuple]:
+    """Hints on accepted rows (提示): valid, but unusual enough for the unit to check."""
+    out = []
+    id_expr = "concat_ws('|', " + ", ".join(f"{quote(k)}::VARCHAR" for k in template.id_keys) + ")"
+    for fld in template.fields:
+        if fld.warn_below is None:
+            continue
+        out += con.execute(
+            f"SELECT row_no, {id_expr}, ?, {quote(fld.key)}::VARCHAR, ? FROM stg_{template.kind} "
+            f"WHERE file_id = ? AND {quote(fld.key)} < ? ORDER BY row_no",
+            [fld.header, fld.warn_message, f["file_id"], fld.warn_below],
+        ).fetchall()
+    return sorted(out)
+
+
+def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: tuple[int, int] | None = None) -> dict:
+    """Write one file's receipt (atomically); returns its counts. `in_use`: (version, accepted rows) of
+    an older version still in use while this one cannot be read."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    template = load_template(f["kind"])
     accepted = con.execute(f"SELECT count(*) FROM stg_{f['kind']} WHERE file_id = ?", [f["file_id"]]).fetchall()[0][0]
     refused_rows = con.execute(
         "SELECT row_no, record_id, n_reasons, reasons_zh FROM quarantine WHERE file_id = ? ORDER BY row_no",
@@ -70,9 +117,10 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path) -> dict:
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
     sheets = [
-        ("回执", ("项目", "内容"), _summary_rows(f, accepted, len(refused_rows))),
+        ("回执", ("项目", "内容"), _summary_rows(f, accepted, len(refused_rows), in_use)),
         ("退回明细", ("行号", "记录编码", "问题数", "退回原因"), refused_rows),
         ("问题明细", ("行号", "记录编码", "列", "填写值", "问题"), problems),
+        ("提示", ("行号", "记录编码", "列", "填写值", "提示(已接收)"), _warnings(con, f, template)),
     ]
     for title, header, rows in sheets:
         ws = wb.create_sheet(title)
@@ -80,8 +128,8 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path) -> dict:
         ws.append([_bold(ws, h, bold) for h in header])
         for row in rows:
             ws.append([safe_cell(v) for v in row])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
     return {"accepted": accepted, "refused": len(refused_rows), "path": str(path)}
 
 
@@ -94,12 +142,27 @@ def _bold(ws, value: str, font):
 
 
 def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
-    """A receipt for every current file version of `kind`."""
-    cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_current ORDER BY rel_path", [kind])
+    """A receipt for the latest version of every file of `kind` (one per path)."""
+    ensure_intake_tables(con)
+    cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_latest ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    in_use = _versions_in_use(con, kind)
     out = []
     for f in files:
-        path = receipt_path(receipts_dir, f["rel_path"], f["department"])
-        out.append({"file": f["rel_path"], **write_receipt(con, f, path)})
+        path = receipt_path(receipts_dir, f["rel_path"], f["department"], kind)
+        out.append({"file": f["rel_path"], **write_receipt(con, f, path, in_use.get(f["rel_path"]))})
     return out
+
+
+def _versions_in_use(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, tuple[int, int]]:
+    """rel_path → (version, accepted rows) of an older version still in use because the latest cannot be read."""
+    rows = con.execute(
+        f"""
+        SELECT f.rel_path, f.version, (SELECT count(*) FROM stg_{kind} s WHERE s.file_id = f.file_id)
+        FROM intake_files f
+        WHERE f.kind = ? AND f.is_current AND NOT coalesce(f.is_latest, false) AND f.status = 'ingested'
+        """,
+        [kind],
+    ).fetchall()
+    return {rel: (version, accepted) for rel, version, accepted in rows}

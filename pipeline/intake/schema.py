@@ -88,6 +88,8 @@ class Field:
     pattern: str | None = None
     aliases: tuple[str, ...] = ()
     allow_future: bool = False  # dates: a future date is allowed (e.g. an extension)
+    warn_below: float | None = None  # a valid value below this gets a hint (提示) on the receipt
+    warn_message: str = ""
     note: str = ""
     example: str = ""
 
@@ -173,6 +175,8 @@ def _field(raw: dict, kind: str) -> Field:
         pattern=raw.get("pattern"),
         aliases=tuple(raw.get("aliases", [])),
         allow_future=bool(raw.get("allow_future", False)),
+        warn_below=(raw.get("warn") or {}).get("below"),
+        warn_message=str((raw.get("warn") or {}).get("message", "")),
         note=str(raw.get("note", "")),
         example=str(raw.get("example", "")),
     )

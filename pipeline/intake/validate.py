@@ -17,6 +17,8 @@ import duckdb
 import pandas as pd
 
 from pipeline.clock import district_today
+from pipeline.intake.ingest import TOO_BIG_ZH, ensure_intake_tables, refresh_current
+from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
 
@@ -204,6 +206,7 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
     expectations = build_expectations(t, today or district_today())
     rows = con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
     failures, success = run_suite(column_loader(con, t), t, expectations)
+    failures = pd.concat([failures, _reading_problems(con, t)], ignore_index=True)
     con.register("__failures", failures)
     try:
         _write_results(con, t)
@@ -212,6 +215,47 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
     by_check = dict(failures.groupby("check_id").size().sort_values(ascending=False).items()) if len(failures) else {}
     n_bad = failures["row_key"].nunique() if len(failures) else 0
     return ValidationResult(t.kind, rows, rows - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success)
+
+
+def _reading_problems(con: duckdb.DuckDBPyConnection, t: Template) -> pd.DataFrame:
+    """Rows refused while the file was read (values right of the header, a cell too long), as failures
+    of the check `read_problem`, each with its own reason."""
+    ensure_intake_tables(con)
+    df = con.execute(f"""
+        SELECT n._row_key AS row_key, 'read_problem' AS check_id, coalesce(p.column_key, '') AS columns,
+               p.problem_zh
+        FROM norm_{t.kind} n JOIN intake_row_problems p USING (file_id, row_no)
+        ORDER BY n._row_key
+    """).df()
+    return df.astype({"row_key": "int64", "check_id": "str", "columns": "str", "problem_zh": "str"})
+
+
+def validate_kind(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> ValidationResult:
+    """Normalise and validate one kind. When DuckDB runs out of memory, the largest current file of the
+    kind is refused (too large for this server) and the rest is tried again: one file never costs the
+    other files their rows."""
+    while True:
+        try:
+            normalize(con, t)
+            return validate(con, t, today)
+        except duckdb.OutOfMemoryException:
+            largest = con.execute(
+                "SELECT file_id FROM intake_files WHERE kind = ? AND is_current AND status = 'ingested' "
+                "ORDER BY rows_read DESC, size_bytes DESC LIMIT 1",
+                [t.kind],
+            ).fetchall()
+            if not largest:
+                raise
+            refuse_file(con, largest[0][0], TOO_BIG_ZH)
+
+
+def refuse_file(con: duckdb.DuckDBPyConnection, file_id: str, problem_zh: str) -> None:
+    """Refuse a registered file version after the fact; its previous readable version, if any, is in use again."""
+    kind = con.execute(
+        "UPDATE intake_files SET status = 'unreadable', problem_zh = ? WHERE file_id = ? RETURNING kind",
+        [problem_zh, file_id],
+    ).fetchall()[0][0]
+    refresh_current(con, kind)
 
 
 def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
@@ -254,10 +298,10 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             )
             SELECT '{kind}', f.file_id, f.source_file, f.row_no, f._record_id, f.check_id, f.columns,
                    d.headers_zh, d.values_raw, f.problem_zh,
-                   '第' || f.row_no || '行：' || d.values_raw || '，' || f.problem_zh ||
+                   '第' || f.row_no || '行：' || coalesce(d.values_raw || '，', '') || f.problem_zh ||
                    CASE WHEN f.check_id IN ('id_conflict', 'exact_repeat')
                         THEN '（同一编码出现在：' || array_to_string(f._dup_where, '、') || '）' ELSE '' END
-            FROM f JOIN described d USING (row_key, check_id)
+            FROM f LEFT JOIN described d USING (row_key, check_id)  -- a whole-row problem names no cell
             ORDER BY f.source_file, f.row_no, f.check_id
         """)
         con.execute(f"""
