@@ -16,6 +16,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     atomic on one file system), on error it is removed and `path` is left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -24,6 +25,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Temp files of `path` left by a writer that was killed before its rename. Only the holder of the
+    writer lock writes outputs, so any such file is an orphan."""
+    for stale in Path(path).parent.glob(f".{_glob_escape(Path(path).stem[:40])}.*.tmp{Path(path).suffix}*"):
+        stale.unlink(missing_ok=True)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:

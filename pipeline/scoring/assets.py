@@ -7,6 +7,7 @@ scores. The rule set's version is in every row and in the asset metadata.
 
 import dagster as dg
 
+from pipeline import faults
 from pipeline.resources import LitongStore
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.explain import top_assets_markdown
@@ -34,6 +35,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
             result = score_kind(con, ruleset, kind)
             top = top_assets_markdown(con, kind)
         context.log.info(f"{kind}: {result.assets} assets, {result.findings} findings, levels {result.levels}")
+        faults.point(f"scores_{kind}:done")
         return dg.MaterializeResult(
             metadata={
                 "ruleset_version": result.ruleset_version,
