@@ -99,13 +99,18 @@ def test_the_cli_unit_is_the_acting_unit(cli_env, tmp_path, capsys):
     assert main(["feedback", str(upload), "--unit", "T100", "--apply", "--yes"]) == 0  # the refresh still runs
     out = capsys.readouterr().out
     assert "执行 0 行，退回 1 行" in out and "与报送单位T100（金积镇人民政府）不一致" in out
-    assert (deployment.data_raw / "feedback" / "T100").is_dir() and not (deployment.data_raw / "feedback" / "T107").exists()
+    assert (deployment.data_raw / "feedback" / "T100").is_dir() and not (
+        deployment.data_raw / "feedback" / "T107"
+    ).exists()
     # a file in T100's folder cannot be sent as T107
     placed = next((deployment.data_raw / "feedback" / "T100").rglob("反馈.csv"))
     assert main(["feedback", str(placed), "--unit", "T107"]) == 1
     err = capsys.readouterr().err
     assert "与文件所在文件夹的单位 T100（金积镇人民政府） 不一致" in err and "Traceback" not in err
     assert ledger_state(deployment)[0] == before[0]
+    assert main(["status"]) == 0  # the refused row is counted as refused, though it passed validation
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("feedback")]
+    assert line.split()[-2:] == ["0", "1"]
 
 
 def intake_buildings(deployment) -> None:

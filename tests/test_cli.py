@@ -78,7 +78,7 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
 
     assert main(["feedback", str(upload), "--unit", unit]) == 0
     out = capsys.readouterr().out
-    assert "将执行 1 行，退回 0 行" in out and "仅预览" in out
+    assert "将执行 1 行，退回 0 行" in out and "仅预览" in out and "已执行" not in out  # nothing applied yet
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("待整改",)]
 
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
@@ -87,7 +87,7 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
         "已执行 1 行" in out and "[ 1/9]" in out and "[ 9/9]" in out and "完成 published_snapshot" in out
     )  # the refresh
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
-    assert list((home / "output" / "receipts" / unit / "feedback").glob("*_回执.xlsx"))
+    assert list((home / "output" / "receipts" / unit / "feedback").rglob("*_回执.xlsx"))
 
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     assert "不再重复执行" in capsys.readouterr().out
