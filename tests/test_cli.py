@@ -124,30 +124,34 @@ def test_errors_are_messages_not_tracebacks(home, tmp_path, capsys, monkeypatch)
 def test_a_second_writer_waits_then_refuses_clearly_and_changes_nothing(home, capsys, monkeypatch):
     """Another process holds the writer lock (as a long run would): `run` and `feedback` wait a bounded
     time, say so, then refuse with the holder named; nothing was written."""
+    events = _query(home, "SELECT count(*) FROM hazard_events")
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(home / "litong.duckdb")], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
         monkeypatch.setenv("LITONG_WRITER_WAIT", "1")
-        events = _query(home, "SELECT count(*) FROM hazard_events")
+        assert main(["status"]) == 0 and main(["explain", "NO-SUCH-ID"]) == 0  # readers read the snapshot
+        capsys.readouterr()
         assert main(["run"]) == 1
         captured = capsys.readouterr()
         assert "等待其结束（最多 1 秒）" in captured.out
         assert "正被另一个运行写入" in captured.err and "测试中的长运行" in captured.err
         assert "Traceback" not in captured.err
-        assert _query(home, "SELECT count(*) FROM hazard_events") == events
     finally:
         holder.kill()
         holder.wait()
+    assert _query(home, "SELECT count(*) FROM hazard_events") == events
     assert main(["refresh"]) == 0  # the holder died: its lock went with it
 
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
+import duckdb
 from pipeline.writer_lock import writer_lock
 with writer_lock(Path(sys.argv[1]), "测试中的长运行"):
+    con = duckdb.connect(sys.argv[1])  # a writer has the live database open (DuckDB locks the file)
     print("holding", flush=True)
     time.sleep(600)
 """
