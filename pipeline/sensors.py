@@ -69,6 +69,19 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
     return main_job.name, sorted(dg.AssetSelection.assets(*roots).downstream().resolve(defs.resolve_asset_graph()))
 
 
+def _fail_dead_runs(context: dg.SensorEvaluationContext, store: LitongStore) -> None:
+    """A run killed without a word (kill -9) would hold the UI's one-writer queue slot forever: mark it
+    failed on every tick (pipeline/writer_lock.py tells a dead run by its free run lock)."""
+    from pipeline.writer_lock import fail_dead_runs
+
+    try:
+        instance = context.instance
+    except dg.DagsterInvariantViolationError:  # a sensor context built without an instance (tests)
+        return
+    for run_id in fail_dead_runs(instance, store.db_path()):
+        context.log.warning(f"run {run_id} was still shown in progress but its process is gone: marked failed")
+
+
 @dg.sensor(
     name="data_raw_sensor",
     jobs=[main_job, feedback_job],
@@ -77,6 +90,7 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
     description="Starts a run when a department drops a new or changed file in data_raw/.",
 )
 def data_raw_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
+    _fail_dead_runs(context, store)
     previous: Stamps = json.loads(context.cursor) if context.cursor else {}
     settled, settling = scan(store.raw_dir())
     # a file still being written keeps its old stamp (or stays absent) until it settles

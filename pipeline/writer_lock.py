@@ -7,8 +7,9 @@
   half-way and fails later.
 * Every run also holds a **run lock** (`<database folder>/.litong-runs/<run id>.lock`) for as long as its
   process lives. A run that Dagster still shows as STARTED but whose run lock is free died without
-  telling anyone (kill -9, power loss); the next writer marks it failed, so it blocks neither the
-  CLI nor the UI's run queue.
+  telling anyone (kill -9, power loss); the next writer, and the upload sensor on every tick, mark it
+  failed, so it blocks neither the CLI nor the UI's run queue (whose tag limit would otherwise wait for
+  it forever).
 
 Reentrant within one process: `cli feedback --apply` holds the lock and then runs the daily job, whose
 run takes the same lock again.
@@ -30,6 +31,7 @@ RUN_WAIT_SECONDS = 900.0  # a run queued behind another waits up to 15 minutes
 CLI_WAIT_SECONDS = 60.0
 POLL_SECONDS = 0.2
 DEAD_RUN_GRACE_SECONDS = 60  # a STARTED run with no run-lock file yet may still be starting up
+RECHECK_SECONDS = 1.0  # a run whose lock is free is looked at again after this, before it is failed
 WRITE_TAG = ("litong/database", "write")
 
 _held: dict[str, list[int]] = {}  # lock file -> [fd, depth], for this process
@@ -139,18 +141,21 @@ def run_alive(db_path: Path, run_id: str) -> Iterator[None]:
         raise RuntimeError(f"run {run_id} is already running in another process")
 
     path = runs_dir(db_path) / f"{run_id}.lock"
-    with _flock(path, never_busy):
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
+    with _flock(path, never_busy):  # the file stays: free and present = the run's process has ended
+        yield
 
 
 def _run_is_dead(db_path: Path, run_id: str, started: float | None) -> bool:
+    """The run's lock file is free (its process ended), or it never appeared long after the run started."""
     path = runs_dir(db_path) / f"{run_id}.lock"
     if not path.exists():
         return started is not None and time.time() - started > DEAD_RUN_GRACE_SECONDS
-    fd = os.open(path, os.O_RDWR)
+    if str(path.absolute()) in _held or str(path.resolve()) in _held:
+        return False  # held by this very process
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
     try:
         if not _try_flock(fd):
             return False
@@ -161,19 +166,40 @@ def _run_is_dead(db_path: Path, run_id: str, started: float | None) -> bool:
 
 
 def fail_dead_runs(instance, db_path: Path, current_run_id: str | None = None) -> list[str]:
-    """Mark failed every run that Dagster shows as in progress on this database but whose process is gone.
-    Call it while holding the writer lock. Returns their run ids."""
+    """Mark failed every run that Dagster shows as in progress on this database but whose process is gone;
+    remove the run-lock files of finished runs. Returns the run ids marked failed.
+
+    A run that has just released its lock may not have recorded its success yet: a run found dead is
+    looked at again a moment later and marked only if it is still shown in progress."""
     import dagster as dg
 
     in_progress = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
     runs = instance.get_runs(filters=dg.RunsFilter(statuses=in_progress, tags={WRITE_TAG[0]: WRITE_TAG[1]}))
-    dead = []
+    candidates = []
     for run in runs:
         if run.run_id == current_run_id:
             continue
         record = instance.get_run_record_by_id(run.run_id)
-        started = record.start_time if record else None
-        if _run_is_dead(db_path, run.run_id, started or (record.create_timestamp.timestamp() if record else None)):
+        started = (record.start_time or record.create_timestamp.timestamp()) if record else None
+        if _run_is_dead(db_path, run.run_id, started):
+            candidates.append(run.run_id)
+    _remove_finished_run_locks(db_path, {r.run_id for r in runs})
+    if not candidates:
+        return []
+    time.sleep(RECHECK_SECONDS)
+    dead = []
+    for run_id in candidates:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status in in_progress and _run_is_dead(db_path, run_id, None):
             instance.report_run_failed(run, message="运行进程已不存在（被终止或崩溃），标记为失败；数据库未被锁定")
-            dead.append(run.run_id)
+            dead.append(run_id)
     return dead
+
+
+def _remove_finished_run_locks(db_path: Path, in_progress: set[str]) -> None:
+    folder = runs_dir(db_path)
+    if not folder.is_dir():
+        return
+    for path in folder.glob("*.lock"):
+        if path.stem not in in_progress and _run_is_dead(db_path, path.stem, None):
+            path.unlink(missing_ok=True)

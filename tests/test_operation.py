@@ -23,8 +23,8 @@ def _age(path, seconds: float = 60) -> None:
 
 
 def _tick(deployment, cursor: str | None):
-    context = dg.build_sensor_context(cursor=cursor, resources={"store": deployment.resource()})
-    return data_raw_sensor(context), context.cursor
+    with dg.build_sensor_context(cursor=cursor, resources={"store": deployment.resource()}) as context:
+        return data_raw_sensor(context), context.cursor
 
 
 def _requests(result) -> list[dg.RunRequest]:
@@ -103,3 +103,23 @@ def test_every_job_is_limited_to_one_database_writer_at_a_time():
         assert job.tags.get("litong/database") == "write", job.name
     sensor = defs.resolve_sensor_def("data_raw_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_the_sensor_marks_failed_a_run_whose_process_died(deployment):
+    """Without this a run killed by kill -9 would hold the UI queue's one writer slot forever."""
+    import uuid
+
+    from pipeline.writer_lock import run_alive, runs_dir
+
+    instance = dg.DagsterInstance.ephemeral()
+    dead, alive = str(uuid.uuid4()), str(uuid.uuid4())
+    for run_id in (dead, alive):
+        instance.add_run(dg.DagsterRun(job_name="main_job", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
+                                       tags={"litong/database": "write"}))  # fmt: skip
+    runs_dir(deployment.db).mkdir(parents=True)
+    (runs_dir(deployment.db) / f"{dead}.lock").touch()  # its process held this lock until it was killed
+    with run_alive(deployment.db, alive):  # this one is still running
+        with dg.build_sensor_context(instance=instance, resources={"store": deployment.resource()}) as context:
+            data_raw_sensor(context)
+        assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.STARTED
