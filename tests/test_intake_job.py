@@ -89,6 +89,13 @@ def test_an_unreadable_file_warns_gets_a_receipt_and_stops_nothing(deployment):
     c = checks(result)
     assert c["stg_buildings.files_readable"] is False
     assert c["stg_buildings.rows_accounted_for"] is True
+    (warning,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "files_readable" and not e.passed]
+    assert warning.severity == dg.AssetCheckSeverity.WARN
+    refused = warning.metadata["refused"].value
+    assert (
+        list(refused) == ["buildings/ZJJ/2023-1/坏文件.csv"]
+        and "编码无法识别" in refused["buildings/ZJJ/2023-1/坏文件.csv"]
+    )
     assert deployment.query("SELECT count(*) FROM stg_buildings") == [(4,)]  # the others went through
     wb = openpyxl.load_workbook(
         deployment.output / "receipts" / "ZJJ" / "buildings" / "2023-1" / "坏文件.csv_回执.xlsx"

@@ -111,7 +111,7 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: t
     ).fetchall()
     problems = con.execute(
         "SELECT row_no, record_id, headers_zh, values_raw, problem_zh FROM validation_failures "
-        "WHERE file_id = ? ORDER BY row_no, check_id",
+        "WHERE file_id = ? ORDER BY row_no, check_id <> 'read_problem', check_id",
         [f["file_id"]],
     ).fetchall()
     wb = Workbook(write_only=True)

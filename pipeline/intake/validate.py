@@ -307,7 +307,7 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
         con.execute(f"""
             INSERT INTO quarantine
             SELECT '{kind}', n.file_id, n.source_file, n.row_no, n.department, n.survey_round,
-                   n._record_id, count(*), string_agg(v.message_zh, '；' ORDER BY v.check_id),
+                   n._record_id, count(*), string_agg(v.message_zh, '；' ORDER BY v.check_id <> 'read_problem', v.check_id),
                    any_value(to_json(r))
             FROM validation_failures v
             JOIN norm_{kind} n ON n.file_id = v.file_id AND n.row_no = v.row_no
