@@ -23,6 +23,7 @@ DELETED = "\ufeff\u200b"  # in FROM with no counterpart in TO: removed
 NEEDS_TRANSLATE = "[\uff01-\uff5e\u3000\u00a0\ufeff\u200b]"
 ZERO_WIDTH = "\ufeff\u200b\u200c\u200d\u2060"
 EDGE_SPACE = " \t\r\n\u3000\u00a0"
+FREE_TEXT_SPECIAL = "[" + ZERO_WIDTH + EDGE_SPACE[1:] + "]"  # plain trim() is enough without these
 NUMBER_UNITS = "平方米|㎡|m2|千米|km|毫米|mm|MPa|mpa|米|m|吨|t|%|‰|度|°|辆|人|层|万元"
 
 
@@ -45,8 +46,8 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
     # Free text (addresses, measures, names) is kept as typed, full-width "，" included: only the
     # edges are trimmed and zero-width characters dropped.
     con.execute(
-        f"CREATE OR REPLACE TEMP MACRO clean_free_text(s) AS nullif(trim(CASE WHEN regexp_matches(s, {lit('[' + ZERO_WIDTH + ']')}) "
-        f"THEN translate(s, {lit(ZERO_WIDTH)}, '') ELSE s END, {lit(EDGE_SPACE)}), '')"
+        f"CREATE OR REPLACE TEMP MACRO clean_free_text(s) AS nullif(CASE WHEN regexp_matches(s, {lit(FREE_TEXT_SPECIAL)}) "
+        f"THEN trim(translate(s, {lit(ZERO_WIDTH)}, ''), {lit(EDGE_SPACE)}) ELSE trim(s) END, '')"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO clean_number(s) AS nullif(regexp_replace("
