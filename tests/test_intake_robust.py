@@ -238,6 +238,18 @@ def test_a_two_sheet_hazchem_workbook_feeds_both_kinds(deployment):
     # an unchanged workbook adds nothing on the next run, and its inventory stays current
     deployment.intake("hazchem_sites", "hazchem_inventory")
     assert deployment.query("SELECT count(*), count(*) FILTER (WHERE is_current) FROM intake_files") == [(2, 2)]
+    # a damaged new version keeps both kinds' rows in use
+    path = deployment.drop("hazchem_sites", "危化.xlsx", b"PK\x03\x04 damaged", unit="YJJ")
+    results = deployment.intake("hazchem_sites", "hazchem_inventory")
+    assert (results["hazchem_sites"].valid, results["hazchem_inventory"].valid) == (1, 1)
+    assert deployment.query("SELECT kind, version FROM intake_files WHERE status = 'unreadable' ORDER BY kind") == [
+        ("hazchem_inventory", 2), ("hazchem_sites", 2)]  # fmt: skip
+    # removed: the inventory rows go too, though only the sites folder is read again (as the sensor does)
+    path.unlink()
+    with store.connect(deployment.db) as con:
+        ingest_kind(con, deployment.data_raw, "hazchem_sites")
+        validate_kind(con, load_template("hazchem_inventory"))
+    assert deployment.query("SELECT count(*) FROM stg_hazchem_inventory") == [(0,)]
 
 
 def _with_title_rows(rows: list[list[str]]) -> list[list[str]]:

@@ -206,7 +206,14 @@ def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str) -> In
     summary = IngestSummary(kind)
     uploads = discover(data_raw, kind)
     known = {r[0] for r in con.execute("SELECT file_id FROM intake_files").fetchall()}
-    touched = {kind}
+    # every kind read from this folder's files (sheets of other kinds): a removed or changed
+    # workbook changes what is latest for them too
+    touched = {kind} | {
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT kind FROM intake_files WHERE starts_with(rel_path, ?)", [kind + "/"]
+        ).fetchall()
+    }
     for up in uploads:
         if not _needs_reading(con, data_raw, up, known):
             summary.unchanged_files.append(up.rel_path)
