@@ -92,10 +92,6 @@ def header_score(cells: list[str | None], template: Template, mapping: Mapping) 
     return len({key for c in cells if c and (key := _key_of(str(c), lookup, mapping))})
 
 
-def missing_required(source: list[str], template: Template, mapping: Mapping) -> list[str]:
-    return match_headers(source, template, mapping).missing
-
-
 def match_headers(source: list[str], template: Template, mapping: Mapping | None = None) -> HeaderMatch:
     mapping = mapping or Mapping()
     lookup = header_lookup(template)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,17 +166,12 @@ def _arrow_encoding(encoding: str) -> str:
 def _read_csv_exact(path: Path, encoding: str, delimiter: str, choose_header: HeaderChooser) -> Sheet:
     """Record by record with Python's csv module: ragged rows, any quoting, exact record numbers."""
     with open(path, encoding=encoding, newline="") as f:
-        records = enumerate(csv.reader(f, delimiter=delimiter), start=1)
-        head = [(n, rec) for n, rec in zip(range(HEADER_SCAN_ROWS), records, strict=False)]
-        h = _header_index([r for _, (_, r) in head], choose_header)
-        header = _trim_header([_text(v) for v in head[h][1][1]])
-        rest = (item for _, item in head[h + 1 :])
-        return _sheet_from_records(_chain(rest, records), header, head[h][1][0])
-
-
-def _chain(first: Iterable, then: Iterator) -> Iterator:
-    yield from first
-    yield from then
+        records = enumerate(csv.reader(f, delimiter=delimiter), start=1)  # (record number, cells)
+        head = list(itertools.islice(records, HEADER_SCAN_ROWS))
+        h = _header_index([cells for _, cells in head], choose_header)
+        header_no, header_cells = head[h]
+        header = _trim_header([_text(v) for v in header_cells])
+        return _sheet_from_records(itertools.chain(head[h + 1 :], records), header, header_no)
 
 
 # --- XLSX ----------------------------------------------------------------------------------
