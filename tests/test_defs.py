@@ -11,7 +11,14 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     kinds = ["buildings", "bridges", "hazchem_sites", "hazchem_inventory", "pipelines"]
     scored = ["buildings", "bridges", "hazchem_sites", "pipelines"]
     expected = {f"raw_{k}" for k in kinds} | {f"stg_{k}" for k in kinds} | {f"scores_{k}" for k in scored}
-    expected |= {"blank_templates", "hazard_ledger", "ledger_feedback", "ledger_exports", "briefing"}
+    expected |= {
+        "blank_templates",
+        "hazard_ledger",
+        "ledger_feedback",
+        "ledger_exports",
+        "briefing",
+        "published_snapshot",
+    }
     expected |= {f"chart_{c}" for c in ["levels_by_town", "open_hazards_by_unit", "rectification_progress",
                                          "asset_map", "top_assets", "hazchem_grades"]}  # fmt: skip
     assert keys == expected
@@ -19,6 +26,7 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     assert groups["raw_buildings"] == "intake" and groups["stg_buildings"] == "validation"
     assert groups["scores_buildings"] == "scoring" and groups["hazard_ledger"] == "ledger"
     assert groups["briefing"] == "publish" and groups["chart_asset_map"] == "publish"
+    assert groups["published_snapshot"] == "publish"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
     assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job"}

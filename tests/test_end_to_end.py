@@ -24,8 +24,9 @@ def test_sample_intake_accounts_for_every_row(sample):
     refused_share = deployment.query("SELECT count(*) FROM quarantine WHERE kind = 'buildings'")[0][0] / 20000
     assert 0.02 <= refused_share <= 0.05
     receipts = list((deployment.output / "receipts").rglob("*_回执.xlsx"))
-    assert len([r for r in receipts if r.parent.name != "feedback"]) == 19  # one per survey file
-    assert len([r for r in receipts if r.parent.name == "feedback"]) == 11  # one per feedback file
+    feedback_receipts = [r for r in receipts if r.parent.parent.name == "feedback"]
+    assert len(receipts) - len(feedback_receipts) == 19  # one per survey file
+    assert len(feedback_receipts) == 11  # one per feedback file
 
 
 def test_sample_scores_have_sensible_level_shares(sample):
@@ -61,7 +62,7 @@ def test_sample_feedback_closes_the_loop(sample):
     assert set(statuses) == {"待整改", "整改中", "已整改待验收", "管控中", "已销号"}, statuses
     refused = deployment.query("SELECT reason_zh FROM feedback_results WHERE outcome = '退回' ORDER BY reason_zh")
     assert [r[0] for r in refused] == [
-        "不是本单位负责的隐患（责任单位为T107）",
+        "不是本单位负责的隐患（责任单位为T107（胜利镇人民政府））",
         "隐患编号“JZ-640302100-999999-B01”在台账中不存在",
     ]
     accepted = deployment.query(
@@ -79,7 +80,7 @@ def test_two_rounds_and_feedback_through_dagster(tmp_path):
     r1 = [building("JZ-A", falling_hazard="是", visible_damage="是"), building("JZ-B", appraisal_grade="D")]
     deployment.drop("buildings", "r1.csv", csv_bytes("buildings", r1), unit="ZJJ", rnd="2023-1")
     assert run_all(deployment, publish=False).success
-    feedback = [fb("JZ-A-B09", "整改中"), fb("JZ-A-B11", "整改中", unit="T105")]
+    feedback = [fb("JZ-A-B09", "整改中"), fb("JZ-A-B11", "整改中", unit="T105")]  # row 3 types another unit
     deployment.drop("feedback", "f1.csv", csv_bytes("feedback", feedback), unit="T100", rnd="2023-08")
     assert run_all(deployment, publish=False).success
     r2 = [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
@@ -91,6 +92,6 @@ def test_two_rounds_and_feedback_through_dagster(tmp_path):
     assert dict(deployment.query("SELECT hazard_no, status FROM hazards")) == {
         "JZ-A-B09": "整改中", "JZ-A-B11": "已整改待验收", "JZ-B-B01": "待整改", "JZ-C-B13": "待整改"}  # fmt: skip
     assert deployment.query("SELECT count(*) FROM hazard_events") == [(8,)]
-    receipt = deployment.output / "receipts" / "T100" / "feedback" / "f1_回执.xlsx"
+    receipt = deployment.output / "receipts" / "T100" / "feedback" / "2023-08" / "f1.csv_回执.xlsx"
     rows = list(openpyxl.load_workbook(receipt)["逐行结果"].iter_rows(min_row=2, values_only=True))
     assert [(r[0], r[3]) for r in rows] == [(2, "已执行"), (3, "退回")]
