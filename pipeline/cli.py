@@ -135,19 +135,24 @@ def print_status(this_run: str | None = None) -> None:
 def _print_intake(con) -> None:
     rows = con.execute(
         """
-        SELECT kind, count(*) FILTER (WHERE status = 'ingested'), count(*) FILTER (WHERE status <> 'ingested'),
-               coalesce(sum(rows_read), 0)
+        SELECT kind, count(DISTINCT rel_path), count(*) FILTER (WHERE is_latest AND status <> 'ingested'),
+               coalesce(sum(rows_read) FILTER (WHERE status = 'ingested'), 0)
         FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
         """
     ).fetchall()
     print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
-    for kind, ok, bad, n in rows:
+    for kind, files, bad, n in rows:
         valid, refused = _accepted_refused(con, kind)
-        print(f"{kind:<20}{ok + bad:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
-    for rel, problem in con.execute(
-        "SELECT rel_path, problem_zh FROM intake_files WHERE is_current AND status <> 'ingested'"
+        print(f"{kind:<20}{files:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
+    for rel, problem, in_use in con.execute(
+        """
+        SELECT f.rel_path, f.problem_zh, (SELECT max(o.version) FROM intake_files o WHERE o.rel_path = f.rel_path
+                                          AND o.kind = f.kind AND o.is_current AND o.status = 'ingested')
+        FROM intake_files f WHERE f.is_latest AND f.status <> 'ingested' ORDER BY f.rel_path
+        """
     ).fetchall():
-        print(f"无法读取：{rel}：{problem}")
+        kept = f"（仍沿用第{in_use}版）" if in_use else ""
+        print(f"无法读取：{rel}：{problem}{kept}")
 
 
 def _accepted_refused(con, kind: str) -> tuple[int, int]:
@@ -302,7 +307,7 @@ def _feedback(target: Path, args: argparse.Namespace) -> int:
         validate_feedback(con, paths.data_raw_dir())
         rows = con.execute(
             "SELECT f.file_id, f.status, f.problem_zh, a.applied_at FROM intake_files f "
-            "LEFT JOIN feedback_applied a USING (file_id) WHERE f.rel_path = ? AND f.is_current",
+            "LEFT JOIN feedback_applied a USING (file_id) WHERE f.rel_path = ? AND f.is_latest",
             [rel],
         ).fetchall()
         if not rows:

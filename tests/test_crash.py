@@ -28,6 +28,7 @@ from tests.conftest import Deployment, run_all
 
 # (fault point, what it interrupts): stage boundaries and the middle of stages
 KILLS = [
+    ("ingest_buildings:after_one_file", "one survey file registered, the others not yet"),
     ("scores_buildings:done", "between scoring stages"),
     ("hazard_ledger:done", "after the ledger update, before feedback"),
     ("ledger_feedback:after_first_file", "feedback half applied, no receipt written yet"),

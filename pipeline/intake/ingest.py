@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
+from pipeline import faults
 from pipeline.intake.headers import (
     MAPPING_FILE,
     Mapping,
@@ -223,6 +224,7 @@ def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str) -> In
             known.add(file_id)
             touched.add(reg_kind)
             summary.rows_added += rows if reg_kind == kind else 0
+        faults.point(f"ingest_{kind}:after_one_file")  # crash tests: a file registered, the others not yet
     for k in sorted(touched):
         refresh_latest(con, data_raw, k, uploads if k == kind else None)
     summary.unreadable = dict(

@@ -22,9 +22,8 @@ import duckdb
 
 from pipeline import faults
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate
+from pipeline.intake.validate import validate_kind
 from pipeline.ledger.model import ONE_CHANGE, ensure_ledger_schema, record_events, unit_actor
 from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
@@ -62,10 +61,8 @@ class FileResult:
 
 
 def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> None:
-    template = load_template("feedback")
     ingest_kind(con, data_raw, "feedback")
-    normalize(con, template)
-    validate(con, template)
+    validate_kind(con, load_template("feedback"))
 
 
 def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
