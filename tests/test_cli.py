@@ -181,3 +181,15 @@ def test_rules_and_templates(home, capsys):
     assert "全部示例通过" in out and "B01" in out and "H01" in out
     assert main(["templates"]) == 0
     assert len(list((home / "output" / "templates").glob("*模板.xlsx"))) == 6
+
+
+def test_a_run_that_fails_says_its_figures_are_not_from_this_run(home, capsys, monkeypatch):
+    import pipeline.publish.snapshot as snapshot
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(snapshot, "publish_snapshot", broken)
+    assert main(["run"]) == 1
+    out = capsys.readouterr().out
+    assert "运行未成功完成" in out and "注意：本次运行未完成发布，以下数字不是本次运行的结果" in out
