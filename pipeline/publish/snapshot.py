@@ -7,7 +7,6 @@ place whole. A run that failed publishes nothing, and readers keep the last comp
 `snapshot_info` dates.
 """
 
-
 import datetime as dt
 import shutil
 from pathlib import Path
