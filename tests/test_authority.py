@@ -7,17 +7,10 @@ import shutil
 
 import pytest
 
-from pipeline import store
 from pipeline.cli import main
-from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.normalize import normalize
-from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate
-from pipeline.ledger import survey_update
 from pipeline.paths import PROJECT_ROOT
-from pipeline.scoring.engine import score_kind
 from tests.conftest import csv_bytes
-from tests.test_ledger import A_DAMAGE, RULESET, building, fb, feedback, round_one, statuses, survey
+from tests.test_ledger import A_DAMAGE, building, fb, feedback, round_one, statuses, survey, update_buildings
 
 
 def ledger_state(deployment) -> tuple[list, list]:
@@ -113,27 +106,18 @@ def test_the_cli_unit_is_the_acting_unit(cli_env, tmp_path, capsys):
     assert line.split()[-2:] == ["0", "1"]
 
 
-def intake_buildings(deployment) -> None:
-    with store.connect(deployment.db) as con:
-        ingest_kind(con, deployment.data_raw, "buildings")
-        normalize(con, load_template("buildings"))
-        validate(con, load_template("buildings"))
-        score_kind(con, RULESET, "buildings")
-        survey_update.update_from_findings(con)
-
-
 def test_an_unknown_round_or_a_unit_outside_the_template_cannot_resurvey(deployment):
     round_one(deployment)
     before = ledger_state(deployment)
     clean = [building("JZ-A"), building("JZ-B")]  # the hazards are gone in these "surveys"
     deployment.drop("buildings", "新.csv", csv_bytes("buildings", clean), unit="ZJJ", rnd="9999")
     deployment.drop("buildings", "越权.csv", csv_bytes("buildings", clean), unit="YJJ", rnd="2023-2")
-    intake_buildings(deployment)
+    update_buildings(deployment)
     assert ledger_state(deployment) == before
     problems = dict(deployment.query("SELECT rel_path, problem_zh FROM intake_files WHERE status <> 'ingested'"))
     assert "不是区里确定的调查轮次" in problems["buildings/ZJJ/9999/新.csv"]
     assert "YJJ" in problems["buildings/YJJ/2023-2/越权.csv"]
     # a town may survey its village houses
     deployment.drop("buildings", "村.csv", csv_bytes("buildings", [building("JZ-T")]), unit="T100", rnd="2023-2")
-    intake_buildings(deployment)
+    update_buildings(deployment)
     assert deployment.query("SELECT department FROM stg_buildings WHERE building_id = 'JZ-T'") == [("T100",)]

@@ -29,6 +29,11 @@ def building(bid: str, **overrides) -> dict:
 
 def survey(deployment, rnd: str, rows: list[dict]) -> survey_update.LedgerUpdate:
     deployment.drop("buildings", f"{rnd}.csv", csv_bytes("buildings", rows), unit="ZJJ", rnd=rnd)
+    return update_buildings(deployment)
+
+
+def update_buildings(deployment) -> survey_update.LedgerUpdate:
+    """Intake, scoring and the ledger update of every buildings file dropped so far."""
     with store.connect(deployment.db) as con:
         ingest_kind(con, deployment.data_raw, "buildings")
         normalize(con, load_template("buildings"))
@@ -107,12 +112,7 @@ def test_feedback_files_of_one_run_apply_in_report_date_order(deployment):
     """The supervisor's folder (YJJ) sorts before ZJJ's, but its acceptance was reported later."""
     deployment.drop("buildings", "z.csv", csv_bytes("buildings", [building("JZ-Z", appraisal_grade="D", responsible_unit="ZJJ")]),
                     unit="ZJJ")  # fmt: skip
-    with store.connect(deployment.db) as con:
-        ingest_kind(con, deployment.data_raw, "buildings")
-        normalize(con, load_template("buildings"))
-        validate(con, load_template("buildings"))
-        score_kind(con, RULESET, "buildings")
-        survey_update.update_from_findings(con)
+    update_buildings(deployment)
     hazard = "JZ-Z-B01"
     assert deployment.query("SELECT responsible_unit FROM hazards WHERE hazard_no = ?", [hazard]) == [("ZJJ",)]
     accept = dict(acceptor="张", accept_date="2024-01-10", accept_result="通过", report_date="2024-01-10")
