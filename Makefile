@@ -45,6 +45,7 @@ bench: setup
 	$(PY) -m benchmarks.bench_scoring
 	$(PY) -m benchmarks.bench_ledger
 	$(PY) -m benchmarks.bench_publish
+	$(PY) -m benchmarks.bench_snapshot
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
