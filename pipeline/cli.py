@@ -190,6 +190,7 @@ def _print_ledger(con) -> None:
     levels = dict(con.execute("SELECT level, count(*) FROM scores GROUP BY level").fetchall())
     by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
     overdue = int(summary(con, "town", today, today)["逾期数"].sum())  # the ledger's own definition of overdue
+    withdrawn = by_status.pop("已撤销", 0)  # no hazard under today's rules: not in the figures
     found = sum(by_status.values())
     closed = by_status.get("已销号", 0)
     print(f"\n已评分资产 {sum(levels.values()):,}：红 {levels.get('red', 0):,}  橙 {levels.get('orange', 0):,}  "
@@ -198,6 +199,8 @@ def _print_ledger(con) -> None:
     print(f"隐患 {found:,}：已销号 {closed:,}（整改率 {rate}），逾期 {overdue:,}（按 {today} 计），管控中 "
           f"{by_status.get('管控中', 0):,}")  # fmt: skip
     print("  " + "  ".join(f"{s} {n:,}" for s, n in sorted(by_status.items())))
+    if withdrawn:
+        print(f"  另有 {withdrawn:,} 项因规则调整撤销（编号和历史保留，不计入以上数字）")
 
 
 def _print_last_run() -> None:

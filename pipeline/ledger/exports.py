@@ -18,7 +18,7 @@ from pipeline import faults
 from pipeline.atomic import atomic_path
 from pipeline.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.schema import towns, units
-from pipeline.ledger.model import OVERDUE_STATUSES
+from pipeline.ledger.model import OVERDUE_STATUSES, WITHDRAWN
 
 KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
 LEDGER_COLUMNS = {
@@ -51,6 +51,7 @@ FROM {table} h
 LEFT JOIN ref_kinds_list k USING (kind)
 LEFT JOIN ref_towns_list t USING (town_code)
 LEFT JOIN ref_units_list u ON u.unit_code = h.responsible_unit
+WHERE h.status <> '{withdrawn}'
 ORDER BY h.kind, h.town_code, h.hazard_no
 """
 
@@ -80,7 +81,7 @@ def ledger_rows(
     """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy);
     only `columns` of it when given (a chart needs a few of the 30 columns of a million hazards)."""
     _register_reference(con)
-    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
+    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN)
     if columns:
         sql = f"SELECT {', '.join(columns)} FROM ({sql})"
     return con.execute(sql, [as_of, as_of]).df()
@@ -93,7 +94,7 @@ def summary(
     _register_reference(con)
     key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
                          "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
-    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table)
+    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN)
     sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
     return con.execute(sql, [as_of, as_of, period_start, period_start]).df()
 

@@ -5,6 +5,10 @@
 * a closed (已销号) hazard that fires in a newer survey round  -> reopened, 待整改, same number
 * an open hazard whose asset was resurveyed in a newer round
   and no longer shows it                                     -> 已整改待验收 ("复查未再发现")
+* an open hazard on the same survey that the rule set, changed
+  since it last confirmed it, no longer finds (rule retired,
+  made a weighting rule, or its condition changed)           -> 已撤销 ("规则调整撤销", both versions)
+* a withdrawn hazard found again                             -> reopened, 待整改, same number
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
 survey (its folder: the acting unit) and that file.
 
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.ledger.model import HARM_ZH, ensure_ledger_schema, hazard_no_sql, record_events
+from pipeline.clock import district_today
+from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
 
 CURRENT_SQL = """
 CREATE OR REPLACE TEMP TABLE ledger_current AS
@@ -29,7 +34,7 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days, s.source_file, s.department
+       r.measure_zh, r.deadline_days, s.source_file, s.department, f.ruleset_version
 FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
@@ -44,6 +49,7 @@ class LedgerUpdate:
     reopened: int
     refreshed: int
     resurvey_cleared: int
+    withdrawn: int = 0
 
 
 def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
@@ -54,6 +60,8 @@ def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
         con.execute(f"CREATE OR REPLACE TEMP TABLE harm AS SELECT * FROM (VALUES {harm}) t(kind, harm_zh)")
         con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id")))
         counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con))
+        counts.withdrawn = _withdraw_on_rule_change(con)
+        _stamp_ruleset_version(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -61,8 +69,8 @@ def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
     return counts
 
 
-def _changes(con: duckdb.DuckDBPyConnection, select_sql: str) -> int:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_changes AS {select_sql}")
+def _changes(con: duckdb.DuckDBPyConnection, select_sql: str, params: list | None = None) -> int:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_changes AS {select_sql}", params or [])
     return con.execute("SELECT count(*) FROM ledger_changes").fetchall()[0][0]
 
 
@@ -81,28 +89,35 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
                c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
                c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
                c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
-               c.survey_date AS updated_on
+               c.survey_date AS updated_on, c.ruleset_version
         FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
     record_events(con, "ledger_changes")
     return n
 
 
 def _reopen(con: duckdb.DuckDBPyConnection) -> int:
+    """A closed hazard found again in a newer round (dated by that survey), or a withdrawn hazard found again
+    (dated today: the rule set changed back)."""
     n = _changes(
         con,
-        """
-        SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, '待整改' AS to_status,
-               c.department AS unit, c.source_file, '复查再次发现，重新打开（编号不变）' AS note
+        f"""
+        SELECT c.hazard_no,
+               CASE WHEN h.status = '已销号' THEN c.survey_date ELSE greatest(?::DATE, h.updated_on) END
+                   AS event_date,
+               h.status AS from_status, '待整改' AS to_status, c.department AS unit, c.source_file,
+               CASE WHEN h.status = '已销号' THEN '复查再次发现，重新打开（编号不变）'
+                    ELSE '规则调整后再次构成隐患，重新打开（编号不变）' END AS note
         FROM ledger_current c JOIN hazards h USING (hazard_no)
-        WHERE h.status = '已销号' AND c.survey_round > h.last_seen_round""",
+        WHERE (h.status = '已销号' AND c.survey_round > h.last_seen_round) OR h.status = '{WITHDRAWN}'""",
+        [district_today()],
     )
     con.execute("""
         UPDATE hazards h SET status = '待整改', last_survey_date = c.survey_date, last_seen_round = c.survey_round,
-               deadline = c.survey_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
+               deadline = ch.event_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
                acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
-               updated_on = c.survey_date
-        FROM (SELECT c.* FROM ledger_current c SEMI JOIN ledger_changes USING (hazard_no)) c
+               updated_on = ch.event_date, ruleset_version = c.ruleset_version
+        FROM ledger_current c JOIN ledger_changes ch USING (hazard_no)
         WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
@@ -116,7 +131,7 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
         SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, h.status AS to_status,
                c.department AS unit, c.source_file, '复查仍存在（' || c.survey_round || '）' AS note
         FROM ledger_current c JOIN hazards h USING (hazard_no)
-        WHERE h.status <> '已销号' AND c.survey_round > h.last_seen_round""",
+        WHERE h.status NOT IN ('已销号', '已撤销') AND c.survey_round > h.last_seen_round""",
     )
     con.execute("""
         UPDATE hazards h SET last_survey_date = c.survey_date, last_seen_round = c.survey_round,
@@ -145,3 +160,42 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
         FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
+
+
+def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
+    """Open hazards on an unchanged survey that a changed rule set no longer finds: withdrawn with an event
+    naming the rule and both rule-set versions, never dropped silently. (A newer survey that no longer shows
+    a hazard is a resurvey, handled above; the same rule set on a corrected file of the same round changes
+    nothing here.)"""
+    open_statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    n = _changes(
+        con,
+        f"""
+        SELECT h.hazard_no, greatest(?::DATE, h.updated_on) AS event_date, h.status AS from_status,
+               '{WITHDRAWN}' AS to_status, NULL AS unit, NULL AS source_file,
+               '规则调整撤销：规则' || h.rule_id ||
+               CASE WHEN r.rule_id IS NULL THEN '已从规则集中删除'
+                    WHEN NOT r.hazard THEN '不再作为隐患规则（仅计分）'
+                    ELSE '调整后不再对该资产触发' END ||
+               '（规则集版本 ' || coalesce(h.ruleset_version, '旧版') || ' → ' || s.ruleset_version || '）' AS note
+        FROM hazards h
+        JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+        LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
+        WHERE h.status IN ({open_statuses}) AND s.survey_round = h.last_seen_round
+          AND h.ruleset_version IS DISTINCT FROM s.ruleset_version
+          AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
+        [district_today()],
+    )
+    con.execute(f"""
+        UPDATE hazards h SET status = '{WITHDRAWN}', updated_on = c.event_date
+        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
+    """Hazards the current rule set still finds are confirmed by it (no event: nothing changed for them)."""
+    con.execute("""
+        UPDATE hazards h SET ruleset_version = c.ruleset_version
+        FROM ledger_current c
+        WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
+from pipeline.ledger.model import WITHDRAWN
 from pipeline.publish.inputs import GRADES, PublishInputs, short_town
 from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip
 
@@ -146,7 +147,10 @@ def progress_table(inp: PublishInputs) -> pd.DataFrame:
     ev = inp.events
     if ev.empty:
         return pd.DataFrame({"日期": [], "累计发现": [], "累计销号": [], "未销号": []})
-    found = ev["from_status"].isna().astype(int)
+    # found: new hazards, less those withdrawn by a rule change (plus those that came back)
+    found = (ev["from_status"].isna() | (ev["from_status"] == WITHDRAWN)).astype(int) - (
+        ev["to_status"] == WITHDRAWN
+    ).astype(int)
     closed = (ev["to_status"] == "已销号").astype(int) - (ev["from_status"] == "已销号").astype(int)
     daily = pd.DataFrame({"日期": pd.to_datetime(ev["event_date"]), "found": found, "closed": closed})
     daily = daily.groupby("日期", as_index=False).sum()
