@@ -255,11 +255,36 @@ def cmd_rules(_: argparse.Namespace) -> int:
         ruleset = load_ruleset()
     except RuleSetError as e:
         raise CliError(str(e)) from e
+    rates, note = _fire_rates(ruleset.version)
     print(f"规则集版本 {ruleset.version}：{len(ruleset.rules)}条规则，全部示例通过")
+    if note:
+        print(note)
     for r in ruleset.rules:
         flags = ("硬性 " if r.hard else "") + (f"隐患({r.hazard_grade})" if r.hazard else "")
-        print(f"  {r.id:<5}{r.kind:<15}{r.points:>5g}分  {r.title_zh}  {flags}  [{r.confidence}]")
+        rate = rates.get((r.kind, r.id))
+        fired = f"  触发 {rate[0]:,}/{rate[1]:,}（{rate[0] / rate[1]:.1%}）" if rate else ""
+        print(f"  {r.id:<5}{r.kind:<15}{r.points:>5g}分  {r.title_zh}  {flags}  [{r.confidence}]{fired}")
     return 0
+
+
+def _fire_rates(version: str) -> tuple[dict[tuple[str, str], tuple[int, int]], str]:
+    """(kind, rule) -> (assets it fires on, assets of the kind) from the published data, and a note."""
+    from pipeline import store
+    from pipeline.scoring.fire_rates import fire_rates, scored_versions
+
+    published, live = paths.published_database_path(), paths.database_path()
+    if not published.exists() and not live.exists():
+        return {}, "（尚未运行，没有触发率；运行后再看）"
+    with store.connect_read(published, live) as con:
+        if not _has_table(con, "findings"):
+            return {}, "（尚未评分，没有触发率）"
+        versions = scored_versions(con)
+        rates = fire_rates(con)
+    counts = {(k, r): (int(f), int(a)) for k, r, f, a in rates[["kind", "rule_id", "fired", "assets"]].values}
+    note = "触发率：每条规则在已评分资产中触发的数量和比例（当前数据）"
+    if versions != [version]:
+        note += f"；注意：当前评分用的规则集版本为 {'、'.join(versions) or '无'}，运行后按新版本重算"
+    return counts, note
 
 
 def _require_database() -> None:

@@ -179,6 +179,10 @@ def test_rules_and_templates(home, capsys):
     assert main(["rules"]) == 0
     out = capsys.readouterr().out
     assert "全部示例通过" in out and "B01" in out and "H01" in out
+    fired = _query(home, "SELECT count(DISTINCT asset_id) FROM findings WHERE rule_id = 'B09'")[0][0]
+    assets = _query(home, "SELECT count(*) FROM scores WHERE kind = 'buildings'")[0][0]
+    (b09,) = [line for line in out.splitlines() if line.strip().startswith("B09")]
+    assert f"触发 {fired:,}/{assets:,}（{fired / assets:.1%}）" in b09  # how often it fires on the current data
     assert main(["templates"]) == 0
     assert len(list((home / "output" / "templates").glob("*模板.xlsx"))) == 6
 
