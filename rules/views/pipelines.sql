@@ -1,4 +1,5 @@
--- v_pipelines: the latest survey of every segment, with ALA (2001) repair-rate figures (rules-reference §4, S/U).
+-- v_pipelines: the latest survey of every segment, with ALA (2001) repair-rate figures (rules-reference §4, S/U)
+--   and the fault crossing's GB/T 50470-2017 design status.
 --   wave passage RR = K1 · 0.00187 · PGV  repairs per 1000 ft, PGV in in/s
 CREATE OR REPLACE VIEW v_pipelines AS
 WITH latest AS (
@@ -23,8 +24,9 @@ SELECT j.*,
     CASE WHEN j.diameter_mm / 25.4 >= 16 THEN j.k1_large ELSE j.k1_small END AS ala_k1,
     round(ala_k1 * 0.00187 * (t.pgv_m_s / 0.0254), 5) AS repair_rate_per_kft,
     round(repair_rate_per_kft * j.length_km * 3.28084, 4) AS expected_repairs_wave,
-    CASE WHEN NOT j.fault_crossing THEN NULL WHEN j.fault_offset_m IS NULL THEN NULL
-         WHEN j.fault_offset_m <= 12 THEN 0.5 WHEN j.fault_offset_m <= 24 THEN 0.25 ELSE 0.05 END
-        AS fault_no_failure_prob   -- O'Rourke simplified; offset units ambiguous in the source (U)
+    -- Fault crossing: designed or verified to GB/T 50470-2017 (是/否/不详); a crossing left blank counts as 不详 (J).
+    -- The offset (fault_offset_m, metres, GB/T 50470-2017 §5.1.7) is evidence only: no offset bins are applied,
+    -- the no-failure bins of the simplified O'Rourke model have no unit we can cite (issue 10 §3).
+    CASE WHEN j.fault_crossing THEN coalesce(j.fault_seismic_design, '不详') END AS fault_design_status
 FROM joined j
 LEFT JOIN ref_town_seismic t ON t.town_code = j.first_town_code;
