@@ -181,6 +181,11 @@ YEARS: dict[str, tuple[int, int, int]] = {
 ENGINEERED = ("框架", "框架-剪力墙", "剪力墙", "底部框架-抗震墙", "钢结构")
 MASONRY = ("砖混", "砖木", "土木(生土)", "石木", "混杂结构")
 TRADITIONAL = ("砖木", "土木(生土)", "石木", "窑洞", "混杂结构", "其他")
+SELF_BUILT_MIX = {  # 自建房安全排查结论 by the house's state
+    "damaged": _w("存在严重安全隐患 .35 存在一般安全隐患 .45 未发现安全隐患 .2"),
+    "traditional": _w("存在严重安全隐患 .04 存在一般安全隐患 .26 未发现安全隐患 .7"),
+    "other": _w("存在严重安全隐患 .005 存在一般安全隐患 .08 未发现安全隐患 .915"),
+}
 DAMAGE_RATE = _w("土木(生土) .09 窑洞 .12 石木 .07 砖木 .05 砖混 .022 混杂结构 .05 其他 .03")
 # use: (footprint median m², lognormal sigma, storey height m, m² per occupant)
 USE_SIZE: dict[str, tuple[float, float, float, float]] = {
@@ -983,6 +988,21 @@ def _appraisal(rng: Rng, b: Mapping[str, Any], st: np.ndarray, damage: np.ndarra
     return np.where(rng.random(n) < 0.05, "", grade)
 
 
+def _self_built(rng: Rng, b: Mapping[str, Any], st: np.ndarray, damage: np.ndarray) -> np.ndarray:
+    """自建房安全排查结论 (国办发明电〔2022〕10号) for self-built houses and shops: village houses and
+    non-engineered town houses and shops; damaged and traditional houses are found wanting more often."""
+    n = len(st)
+    self_built = (
+        (b["group"] == "ZJJ") & _in(b["use"], ("住宅", "商业", "其他")) & (~b["urban"] | _in(st, MASONRY + TRADITIONAL))
+    )
+    finding = np.select(
+        [damage, _in(st, TRADITIONAL)],
+        [_pick(rng, SELF_BUILT_MIX["damaged"], n), _pick(rng, SELF_BUILT_MIX["traditional"], n)],
+        _pick(rng, SELF_BUILT_MIX["other"], n),
+    )
+    return np.where(self_built & (rng.random(n) < 0.95), finding, "")
+
+
 def _condition(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any], year: np.ndarray) -> dict:
     n, st, floors = len(b["use"]), s["structure"], s["floors"]
     damage = rng.random(n) < _lookup(st, DAMAGE_RATE, 0.008).astype(float) + (year < 1980) * 0.03
@@ -1009,6 +1029,7 @@ def _condition(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any], year: np.nd
         "fall": _yes(rng.random(n) < fall_p), "fire": np.where(high, _yes(rng.random(n) < 0.85), ""),
         "geo": _yes(rng.random(n) < np.where(hilly, 0.12, 0.01)),
         "altered": _yes(rng.random(n) < np.where(b["use"] == "商业", 0.12, 0.05)),
+        "self_built": _self_built(rng, b, st, damage),
     }  # fmt: skip
 
 
@@ -1125,7 +1146,8 @@ def _buildings_frame(rng: Rng, n: int) -> Frame:
         "year_built": e["year"], "seismic_design": e["seismic"], "design_intensity": e["intensity"],
         "ring_beam_tie_column": e["ring"], "slab_type": e["slab"], "retrofitted": _yes(e["retro"]),
         "retrofit_year": e["retro_year"], "altered": c["altered"], "visible_damage": c["damage"],
-        "tilt_permille": c["tilt"], "appraisal_grade": c["grade"], "vertical_irregularity": c["vert"],
+        "tilt_permille": c["tilt"], "appraisal_grade": c["grade"], "self_built_finding": c["self_built"],
+        "vertical_irregularity": c["vert"],
         "plan_irregularity": c["plan"], "site_class": c["site"], "falling_hazard": c["fall"],
         "fire_facilities_ok": c["fire"], "geo_hazard_nearby": c["geo"],
         "occupants": _occupants(rng, b, s["area"]), "owner": lab["owner"],

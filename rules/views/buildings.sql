@@ -1,6 +1,10 @@
 -- v_buildings: the latest survey of every building, with the derived quantities the rules read.
--- Screening score S in the manner of FEMA P-154 (3rd ed., 2015), high seismicity:
---   S = max(basic + adjustment + Σ modifiers, minimum)   (rules-reference §1, S)
+-- Screening score S in the manner of FEMA P-154 (3rd ed., 2015), Level 1, high seismicity:
+--   S = max(basic + adjustment + Σ modifiers, minimum)   (rules-reference §1, S; table ref_p154_scores)
+-- A modifier the form marks NA (empty in the table) adds nothing. S ranks the appraisal worklist
+-- (待鉴定清单); it opens no hazard.
+-- Site intensity is kept at half-degree resolution: 7.5 = 7度(0.15g), 8.5 = 8度(0.30g) (GB 50011-2010
+-- Table 3.2.2); the masonry storey and height limits are GB 50011-2010 Table 7.1.2 at the site's PGA.
 CREATE OR REPLACE VIEW v_buildings AS
 WITH latest AS (
     SELECT * FROM stg_buildings
@@ -11,10 +15,18 @@ typed AS (
     SELECT b.*,
         coalesce(m_exact.fema_type, m_any.fema_type, 'URM') AS fema_type,
         coalesce(m_exact.basic_adjustment, m_any.basic_adjustment, 0.0) AS basic_adjustment,
-        t.design_pga_g, t.design_intensity AS site_design_intensity, t.verified AS town_params_verified,
-        b.structure_type IN ('砖混', '砖木', '石木', '混杂结构', '土木(生土)', '窑洞') AS is_masonry,
+        -- a bottom-frame masonry building is a soft storey whatever the surveyor ticked
+        CASE WHEN coalesce(m_exact.forced_vertical_irregularity, m_any.forced_vertical_irregularity) = '严重'
+                  OR b.vertical_irregularity = '严重' THEN '严重'
+             ELSE b.vertical_irregularity END AS p154_vertical_irregularity,
+        t.design_pga_g, t.design_intensity::DOUBLE AS site_design_intensity, t.intensity_zh AS site_intensity_zh,
+        t.verified AS town_params_verified,
+        b.structure_type IN ('砖混', '砖木', '石木', '混杂结构', '土木(生土)', '窑洞', '底部框架-抗震墙') AS is_masonry,
+        CASE b.structure_type WHEN '砖混' THEN '多层砌体房屋' WHEN '底部框架-抗震墙' THEN '底部框架-抗震墙砌体房屋' END
+            AS masonry_category,
         coalesce(b.height_m > CASE WHEN b."use" = '住宅' THEN 27 ELSE 24 END, b.floors_above >= 10) AS is_high_rise,
         b."use" IN ('学校', '幼儿园', '医院', '养老机构') AS is_key_fortification,
+        b."use" IN ('学校', '幼儿园', '医院', '养老机构', '商业', '宗教') AS is_crowded_place,
         year(b.survey_date) - b.year_built AS age_years,
         TRY_CAST(nullif(b.design_intensity, '不设防') AS DOUBLE) AS design_intensity_num
     FROM latest b
@@ -24,17 +36,34 @@ typed AS (
        AND m_exact.ring_beam_tie_column = CASE b.ring_beam_tie_column WHEN true THEN '是' WHEN false THEN '否' END
     LEFT JOIN ref_structure_type_map m_any
         ON m_any.structure_type = b.structure_type AND m_any.ring_beam_tie_column IS NULL
+),
+limited AS (
+    -- GB 50011-2010 Table 7.1.2, note 3: a 乙类 (key fortification) multi-storey masonry building has
+    -- one storey less and 3 m less than the table, and must not be a bottom-frame masonry building
+    SELECT typed.*,
+        ml.max_storeys - CASE WHEN typed.is_key_fortification THEN 1 ELSE 0 END AS masonry_max_storeys,
+        ml.max_height_m - CASE WHEN typed.is_key_fortification THEN 3 ELSE 0 END AS masonry_max_height_m,
+        ml.allowed AND NOT (typed.is_key_fortification AND typed.masonry_category = '底部框架-抗震墙砌体房屋')
+            AS masonry_type_allowed
+    FROM typed
+    LEFT JOIN ref_masonry_limits ml
+        ON ml.masonry_category = typed.masonry_category AND round(ml.design_pga_g, 2) = round(typed.design_pga_g, 2)
 )
-SELECT typed.*,
-    p.basic + typed.basic_adjustment AS p154_basic,
+SELECT limited.*,
+    masonry_category IS NOT NULL AND (NOT masonry_type_allowed OR floors_above > masonry_max_storeys
+                                      OR height_m > masonry_max_height_m) AS exceeds_masonry_limit,
+    p.basic + limited.basic_adjustment AS p154_basic,
     p.minimum AS p154_minimum,
-    CASE typed.vertical_irregularity WHEN '严重' THEN p.vert_severe WHEN '中等' THEN p.vert_moderate ELSE 0 END
-      + CASE WHEN typed.plan_irregularity THEN p.plan_irregular ELSE 0 END
-      + CASE WHEN typed.year_built < 1990 AND NOT coalesce(typed.retrofitted, false) THEN p.pre_code ELSE 0 END
-      + CASE WHEN typed.year_built >= 2001 AND typed.seismic_design = '是' THEN p.post_benchmark ELSE 0 END
-      + CASE WHEN typed.site_class IN ('I0', 'I1') THEN p.soil_ab
-             WHEN typed.site_class = 'IV' AND typed.floors_above <= 3 THEN p.soil_e_low
-             WHEN typed.site_class = 'IV' THEN p.soil_e_high ELSE 0 END AS p154_modifiers,
-    round(greatest(p.basic + typed.basic_adjustment + p154_modifiers, p.minimum), 2) AS screening_score
-FROM typed
-LEFT JOIN ref_p154_scores p ON p.fema_type = typed.fema_type;
+    CASE limited.p154_vertical_irregularity WHEN '严重' THEN coalesce(p.vert_severe, 0)
+                                            WHEN '中等' THEN coalesce(p.vert_moderate, 0) ELSE 0 END
+      + CASE WHEN limited.plan_irregularity THEN coalesce(p.plan_irregular, 0) ELSE 0 END
+      + CASE WHEN limited.year_built < 1990 AND NOT coalesce(limited.retrofitted, false)
+             THEN coalesce(p.pre_code, 0) ELSE 0 END
+      + CASE WHEN limited.year_built >= 2001 AND limited.seismic_design = '是'
+             THEN coalesce(p.post_benchmark, 0) ELSE 0 END
+      + CASE WHEN limited.site_class IN ('I0', 'I1') THEN coalesce(p.soil_ab, 0)
+             WHEN limited.site_class = 'IV' AND limited.floors_above <= 3 THEN coalesce(p.soil_e_low, 0)
+             WHEN limited.site_class = 'IV' THEN coalesce(p.soil_e_high, 0) ELSE 0 END AS p154_modifiers,
+    round(greatest(p.basic + limited.basic_adjustment + p154_modifiers, p.minimum), 2) AS screening_score
+FROM limited
+LEFT JOIN ref_p154_scores p ON p.fema_type = limited.fema_type;
