@@ -1496,6 +1496,7 @@ def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
         "start_lat": f"{y0:.5f}", "end_lon": f"{x1:.5f}", "end_lat": f"{y1:.5f}",
         "town_codes": _towns_along(line, f0, f1), "location_class": loc,
         "hca_grade": _hca(rng, line.medium, loc), "fault_crossing": "否", "fault_offset_m": "",
+        "fault_seismic_design": "",
         "ground_failure": "是" if rng.random() < 0.35 else "否",
         "max_metal_loss_pct": _num1(rng.uniform(2, 32), 1), "last_ili": ili,
         "cathodic_ok": "是" if rng.random() < 0.85 else "否",
@@ -1503,14 +1504,23 @@ def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
     }  # fmt: skip
 
 
+# The planted active-fault crossings, in planting order: (offset in metres, designed or verified to
+# GB/T 50470-2017). The trunk gas line (2011) was verified against the 2017 code; the oil line (built before
+# it) was never verified; the gas branch's operator finds no design or verification records (nor an offset).
+FAULT_CROSSINGS = (("3.2", "是"), ("1.8", "否"), ("", "不详"))
+
+
 def _plant_pipeline_hazards(rng: Rng, rows: list[dict[str, str]]) -> dict[str, int]:
-    """Two fault crossings (one a gas line in an HCA III), corrosion, stale inspections."""
+    """Up to three fault crossings (the first a gas line in an HCA III; designed or verified to GB/T 50470-2017,
+    not, and unknown), corrosion, stale inspections."""
     n = len(rows)
     gas = [i for i, r in enumerate(rows) if r["medium"] == "天然气"]
     oil = [i for i, r in enumerate(rows) if r["medium"] != "天然气"]
+    branch = [i for i in gas if rows[i]["pipeline_name"] != rows[gas[len(gas) // 2]]["pipeline_name"]]
     faults = ([gas[len(gas) // 2]] if gas else []) + ([oil[len(oil) // 2]] if oil and n >= 6 else [])
-    for i, offset in zip(faults, ("3.2", "1.8"), strict=False):
-        rows[i].update(fault_crossing="是", fault_offset_m=offset)
+    faults += [branch[len(branch) // 2]] if branch and n >= 9 else []
+    for i, (offset, designed) in zip(faults, FAULT_CROSSINGS, strict=False):
+        rows[i].update(fault_crossing="是", fault_offset_m=offset, fault_seismic_design=designed)
     if faults and gas:
         rows[faults[0]].update(hca_grade="III", location_class="4")
     crude = [i for i, r in enumerate(rows) if r["medium"] == "原油"] or list(range(n))
@@ -1520,7 +1530,9 @@ def _plant_pipeline_hazards(rng: Rng, rows: list[dict[str, str]]) -> dict[str, i
     stale = [i for i in range(n) if i not in corroded and i not in faults][-3:] if n >= 5 else []
     for i, when in zip(stale, ("2012-06-18", "2014-09-03", ""), strict=False):
         rows[i].update(last_ili=when, max_metal_loss_pct=rows[i]["max_metal_loss_pct"] if when else "")
-    return {"fault_crossings": len(faults), "metal_loss_ge_40": len(corroded),
+    designed = [rows[i]["fault_seismic_design"] for i in faults]
+    return {"fault_crossings": len(faults), "fault_crossings_not_verified": designed.count("否"),
+            "fault_crossings_design_unknown": designed.count("不详"), "metal_loss_ge_40": len(corroded),
             "stale_or_no_ili": len(stale)}  # fmt: skip
 
 
@@ -1964,7 +1976,8 @@ def generate(
     if pipelines > 0:
         frame, planted = _pipelines_frame(rng[3], pipelines)
         specs = _one_file("FGJ", "油气长输管道调查", encoding="utf-8", newline="\n", styles=("slash_unknown",))
-        results["pipelines"] = _finish("pipelines", frame, specs, rng[3], defect_rate)
+        crossings = frame.equals("fault_crossing", "是")  # no defect on a planted fault crossing: it reaches scoring
+        results["pipelines"] = _finish("pipelines", frame, specs, rng[3], defect_rate, crossings)
         results["pipelines"].planted = planted
     files = [p for kind, r in results.items() for p in _write_kind(out, kind, r.frame, r.specs, mixed)]
     return _summary(out, files, results, formats, seed, defect_rate)
