@@ -13,6 +13,7 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     expected = {f"raw_{k}" for k in kinds} | {f"stg_{k}" for k in kinds} | {f"scores_{k}" for k in scored}
     expected |= {
         "blank_templates",
+        "appraisal_worklist",
         "hazard_ledger",
         "ledger_feedback",
         "ledger_exports",
@@ -27,6 +28,7 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     assert groups["scores_buildings"] == "scoring" and groups["hazard_ledger"] == "ledger"
     assert groups["briefing"] == "publish" and groups["chart_asset_map"] == "publish"
     assert groups["published_snapshot"] == "publish"
+    assert groups["appraisal_worklist"] == "scoring"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
     assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job"}
