@@ -242,6 +242,11 @@ WORKLIST_RECORDS = [
     {"building_id": "S-SCHOOL", "name": "金积镇中心小学教学楼", "use": "学校", "structure_type": "框架",
      "floors_above": 3, "year_built": 1995, "seismic_design": "否", "appraisal_grade": "未鉴定",
      "occupants": 600, "responsible_unit": "JYJ"},
+    # a shop used by 80 people, no seismic design: a crowded place, after the school; a kiosk only by its S
+    {"building_id": "C-SHOP", "use": "商业", "structure_type": "砖混", "floors_above": 2, "year_built": 1995,
+     "seismic_design": "否", "occupants": 80, "responsible_unit": "GXJ"},
+    {"building_id": "C-KIOSK", "use": "商业", "structure_type": "砖木", "floors_above": 1, "year_built": 2000,
+     "seismic_design": "否", "occupants": 5, "responsible_unit": "T100"},
     # appraised already, or good: not on the list
     {"building_id": "H-APPRAISED", "use": "住宅", "structure_type": "砖木", "year_built": 1990,
      "appraisal_grade": "B", "responsible_unit": "T100"},
@@ -258,29 +263,31 @@ def test_the_worklist_lists_an_unappraised_school_first_then_low_s_by_score(con,
         _insert(con, "stg_buildings", {"survey_round": "2023-1", "survey_date": "2023-06-01", "town_code": TOWN,
                                        "address": "金积镇金积村", "owner": "业主", **r})  # fmt: skip
     result = write_worklist(con, tmp_path)
-    assert (result.rows, result.legal, result.low_score) == (3, 1, 2)
+    assert (result.rows, result.legal, result.low_score) == (5, 2, 3)
     table = con.execute(
         f"SELECT building_id, worklist_class, screening_score, reason_zh, legal_basis_zh, responsible_unit "
         f"FROM {WORKLIST_TABLE} ORDER BY priority"
     ).fetchall()
-    assert [r[0] for r in table] == ["S-SCHOOL", "H-EARTH", "H-BRICK"]
-    assert [r[1] for r in table] == [1, 2, 2]
-    assert table[1][2] == pytest.approx(0.7) and table[2][2] == pytest.approx(1.0)
+    order = ["S-SCHOOL", "C-SHOP", "H-EARTH", "C-KIOSK", "H-BRICK"]
+    assert [r[0] for r in table] == order
+    assert [r[1] for r in table] == [1, 1, 2, 2, 2]
+    assert table[0][2] > table[1][2]  # the school comes first although the shop scores lower
+    assert [r[2] for r in table[2:]] == [pytest.approx(0.7), pytest.approx(1.0), pytest.approx(1.0)]
     assert "未进行抗震设防" in table[0][3] and "第三十九条" in table[0][4] and "国务院令第744号" in table[0][4]
-    assert "S=0.7" in table[1][3] and "FEMA P-154" in table[1][4]
+    assert "人员密集场所" in table[1][3] and "S=0.7" in table[2][3] and "FEMA P-154" in table[2][4]
     # the exports people open: same order, town and unit names, formulas neutralised, written whole
     xlsx, csv_path = result.files
     assert xlsx == tmp_path / f"{WORKLIST_NAME}.xlsx" and csv_path == tmp_path / f"{WORKLIST_NAME}.csv"
     data = csv_path.read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert [r["房屋编码"] for r in rows] == ["S-SCHOOL", "H-EARTH", "H-BRICK"]
+    assert [r["房屋编码"] for r in rows] == order
     assert rows[0]["乡镇"] == "金积镇" and rows[0]["责任单位"] and rows[0]["序号"] == "1"
-    assert rows[1]["建筑名称"].startswith("'=")
+    assert rows[2]["建筑名称"].startswith("'=")
     sheet = openpyxl.load_workbook(xlsx, read_only=True)[WORKLIST_NAME]
     cells = list(sheet.iter_rows(values_only=True))
-    assert cells[0][0] == "序号" and [c[2] for c in cells[1:]] == ["S-SCHOOL", "H-EARTH", "H-BRICK"]
-    assert str(cells[2][3]).startswith("'=")
+    assert cells[0][0] == "序号" and [c[2] for c in cells[1:]] == order
+    assert str(cells[3][3]).startswith("'=")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 

@@ -2,8 +2,8 @@
 
 Two classes, each row with its reason and legal basis in Chinese:
 
-一类 依法应当鉴定  学校、幼儿园、医院、养老机构 and the other crowded places (商业、宗教 buildings) that
-                 have no appraisal (房屋安全鉴定等级 empty or 未鉴定) and have not been shown to meet the
+一类 依法应当鉴定  学校、幼儿园、医院、养老机构 (listed first), then the other crowded places (商业、宗教
+                 buildings used by 50 people or more: our reading of 人员密集场所, J) that have no appraisal (房屋安全鉴定等级 empty or 未鉴定) and have not been shown to meet the
                  current code: no seismic design, design unknown, designed below the site's intensity, or
                  built before 2001 (GB 50023-2009 A/B class), and not retrofitted since.
                  防震减灾法 Art. 39 (4): 学校、医院等人员密集场所的建设工程 that took no seismic measures
@@ -34,7 +34,8 @@ from pipeline.intake.schema import towns, units
 WORKLIST_TABLE = "appraisal_worklist"
 WORKLIST_NAME = "待鉴定清单"
 S_CUTOFF = 2.0
-CROWDED_USES = ("学校", "幼儿园", "医院", "养老机构", "商业", "宗教")
+CROWDED_USES = ("商业", "宗教")  # other crowded places, when used by CROWDED_OCCUPANTS or more (J)
+CROWDED_OCCUPANTS = 50
 
 LEGAL_BASIS = (
     "《中华人民共和国防震减灾法》第三十九条第（四）项；《建设工程抗震管理条例》（国务院令第744号）"
@@ -61,15 +62,16 @@ WITH b AS (
 ),
 listed AS (
     SELECT *,
-        CASE WHEN "use" IN {CROWDED_USES} AND shortfall IS NOT NULL AND NOT coalesce(retrofitted, false)
+        CASE WHEN (is_key_fortification OR ("use" IN {CROWDED_USES} AND occupants >= {CROWDED_OCCUPANTS}))
+                  AND shortfall IS NOT NULL AND NOT coalesce(retrofitted, false)
              THEN 1
              WHEN screening_score < {S_CUTOFF} THEN 2 END AS worklist_class
     FROM b
     WHERE unappraised
 )
 SELECT
-    row_number() OVER (ORDER BY worklist_class, screening_score NULLS LAST, occupants DESC NULLS LAST, building_id)
-        AS priority,
+    row_number() OVER (ORDER BY worklist_class, worklist_class = 1 AND NOT is_key_fortification,
+                             screening_score NULLS LAST, occupants DESC NULLS LAST, building_id) AS priority,
     worklist_class,
     CASE worklist_class WHEN 1 THEN '一类：依法应当鉴定（人员密集场所）' ELSE '二类：初步筛查得分低' END AS class_zh,
     building_id, name, town_code, village, address, "use", structure_type, fema_type, year_built, floors_above,
