@@ -87,13 +87,14 @@ def _warnings(con: duckdb.DuckDBPyConnection, f: dict, template: Template) -> li
     out = []
     id_expr = "concat_ws('|', " + ", ".join(f"{quote(k)}::VARCHAR" for k in template.id_keys) + ")"
     for fld in template.fields:
-        if fld.warn_below is None:
-            continue
-        out += con.execute(
-            f"SELECT row_no, {id_expr}, ?, {quote(fld.key)}::VARCHAR, ? FROM stg_{template.kind} "
-            f"WHERE file_id = ? AND {quote(fld.key)} < ? ORDER BY row_no",
-            [fld.header, fld.warn_message, f["file_id"], fld.warn_below],
-        ).fetchall()
+        for op, bound in (("<", fld.warn_below), (">", fld.warn_above)):
+            if bound is None:
+                continue
+            out += con.execute(
+                f"SELECT row_no, {id_expr}, ?, {quote(fld.key)}::VARCHAR, ? FROM stg_{template.kind} "
+                f"WHERE file_id = ? AND {quote(fld.key)} {op} ? ORDER BY row_no",
+                [fld.header, fld.warn_message, f["file_id"], bound],
+            ).fetchall()
     return sorted(out)
 
 

@@ -89,6 +89,7 @@ class Field:
     aliases: tuple[str, ...] = ()
     allow_future: bool = False  # dates: a future date is allowed (e.g. an extension)
     warn_below: float | None = None  # a valid value below this gets a hint (提示) on the receipt
+    warn_above: float | None = None  # a valid value above this gets a hint (提示) on the receipt
     warn_message: str = ""
     note: str = ""
     example: str = ""
@@ -176,6 +177,7 @@ def _field(raw: dict, kind: str) -> Field:
         aliases=tuple(raw.get("aliases", [])),
         allow_future=bool(raw.get("allow_future", False)),
         warn_below=(raw.get("warn") or {}).get("below"),
+        warn_above=(raw.get("warn") or {}).get("above"),
         warn_message=str((raw.get("warn") or {}).get("message", "")),
         note=str(raw.get("note", "")),
         example=str(raw.get("example", "")),
