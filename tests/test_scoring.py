@@ -81,15 +81,16 @@ def _site(con, population: int, inventory: list[dict], declared: str | None = No
 
 def test_gb18218_several_chemicals_named_and_category_based(scratch):
     inventory = [
-        # storage unit: ammonia 40 t (named, Q 10, beta 2) -> 4; methanol 500 t (W5.3, Q 1000, beta 1) -> 0.5
+        # storage unit: ammonia 40 t (named, Q 10, beta 2) -> 4; methanol 500 t (named in Table 1: Q 500, beta 1,
+        # whatever category is typed) -> 1
         {"unit_name": "罐区", "unit_kind": "储存单元", "chemical": "液氨", "max_quantity_t": 40},
         {"unit_name": "罐区", "unit_kind": "储存单元", "chemical": "甲醇", "category": "W5.3", "max_quantity_t": 500},
         # production unit: chlorine 2 t (Q 5, beta 4) -> 0.4: not a major hazard source on its own
         {"unit_name": "车间", "unit_kind": "生产单元", "chemical": "氯气", "max_quantity_t": 2},
     ]
     s, r, major, grade, declared, computed = _site(scratch, 60, inventory, declared="四级")
-    assert s == pytest.approx(4.5)
-    assert r == pytest.approx(1.5 * (2 * 4 + 1 * 0.5))  # alpha 1.5 for 50-99 people: 12.75
+    assert s == pytest.approx(5.0)
+    assert r == pytest.approx(1.5 * (2 * 4 + 1 * 1))  # alpha 1.5 for 50-99 people: 13.5
     assert (major, grade, declared, computed) == (True, "三级", 4, 3)  # declared lower than computed
 
 
@@ -99,8 +100,8 @@ def test_gb18218_declared_critical_quantity_and_first_grade(scratch):
     assert (s, r, major, grade) == (pytest.approx(3.0), pytest.approx(2.0 * 20 * 3.0), True, "一级")
     inventory = [{"unit_name": "仓库", "unit_kind": "储存单元", "chemical": "某溶剂", "category": "W5.4",
                   "max_quantity_t": 100, "critical_quantity_t": 200}]  # fmt: skip
-    s, r, major, grade, *_ = _site(scratch, 10, inventory)
-    assert (s, major, grade) == (pytest.approx(0.5), False, "非重大危险源")
+    s, r, major, grade, *_ = _site(scratch, 10, inventory)  # the declared Q never replaces the category's 5000 t
+    assert (s, major, grade) == (pytest.approx(0.02), False, "非重大危险源")
 
 
 @pytest.mark.parametrize(("people", "alpha"), [(0, 0.5), (1, 1.0), (29, 1.0), (30, 1.2), (49, 1.2), (50, 1.5),
