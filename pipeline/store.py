@@ -107,6 +107,24 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         t = load_template(kind)
         con.execute(raw_ddl(t))
         con.execute(staging_ddl(t))
+        add_new_columns(con, t)
+
+
+def add_new_columns(con: duckdb.DuckDBPyConnection, t: Template) -> None:
+    """A column added to a template since the database was made is added to its tables (inserts are by
+    name), so an existing deployment keeps working after a template change."""
+    existing = {
+        (table, col)
+        for table, col in con.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN (?, ?)",
+            [raw_table(t.kind), staging_table(t.kind)],
+        ).fetchall()
+    }
+    for f in t.fields:
+        if (raw_table(t.kind), f.key) not in existing:
+            con.execute(f"ALTER TABLE {raw_table(t.kind)} ADD COLUMN {quote(f.key)} VARCHAR")
+        if (staging_table(t.kind), f.key) not in existing:
+            con.execute(f"ALTER TABLE {staging_table(t.kind)} ADD COLUMN {quote(f.key)} {SQL_TYPES[f.type]}")
 
 
 @contextmanager

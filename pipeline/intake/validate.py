@@ -315,10 +315,13 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             WHERE v.kind = '{kind}'
             GROUP BY ALL
         """)
-        typed = ", ".join(f"(n.{quote(f.key)} = '是')" if f.type == "bool" else f"n.{quote(f.key)}" for f in t.fields)
+        typed = ", ".join(
+            f"(n.{quote(f.key)} = '是') AS {quote(f.key)}" if f.type == "bool" else f"n.{quote(f.key)}"
+            for f in t.fields
+        )
         prov = ", ".join(c.split()[0] for c in PROVENANCE_COLUMNS.replace("\n", " ").split(",") if c.strip())
         con.execute(f"""
-            INSERT INTO {staging_table(kind)}
+            INSERT INTO {staging_table(kind)} BY NAME
             SELECT {typed}, {", ".join("n." + c for c in prov.split(", "))}
             FROM norm_{kind} n
             WHERE n._row_key NOT IN (SELECT row_key FROM __failures)
