@@ -44,30 +44,6 @@ def _view_row(con, table: str, view: str, record: dict, columns: str):
     return con.execute(f"SELECT {columns} FROM {view}").fetchall()[0]
 
 
-@pytest.mark.parametrize(
-    ("record", "fema", "score"),
-    [
-        # C1 1.5, vertical severe -0.9, plan -0.6, soil A/B +0.6 -> 0.6
-        ({"structure_type": "框架", "year_built": 1995, "floors_above": 5, "vertical_irregularity": "严重",
-          "plan_irregularity": True, "site_class": "I1"}, "C1", 0.6),
-        # RM1 1.7 + post-benchmark 1.3 -> 3.0
-        ({"structure_type": "砖混", "ring_beam_tie_column": True, "year_built": 2005, "seismic_design": "是",
-          "site_class": "II"}, "RM1", 3.0),
-        # earth: URM 1.0 - 0.3, vertical severe -0.7, soil E low -0.2 -> -0.2, minimum 0.2
-        ({"structure_type": "土木(生土)", "year_built": 1975, "floors_above": 1, "vertical_irregularity": "严重",
-          "site_class": "IV"}, "URM", 0.2),
-        # C2 2.0 + post-benchmark 1.5 -> 3.5
-        ({"structure_type": "剪力墙", "year_built": 2012, "seismic_design": "是"}, "C2", 3.5),
-        # masonry with ring beams unknown: URM, conservative
-        ({"structure_type": "砖混", "year_built": 1998}, "URM", 1.0),
-    ],
-)  # fmt: skip
-def test_screening_score_by_hand(scratch, record, fema, score):
-    got = _view_row(scratch, "stg_buildings", "v_buildings", {"building_id": "X", **record},
-                    "fema_type, screening_score")  # fmt: skip
-    assert got == (fema, pytest.approx(score))
-
-
 def _site(con, population: int, inventory: list[dict], declared: str | None = None):
     con.execute("DELETE FROM stg_hazchem_inventory")
     for inv in inventory:

@@ -58,7 +58,8 @@ def snapshot_info(path: Path) -> dict | None:
 
 @dg.asset(
     group_name="publish",
-    deps=["briefing", "ledger_exports", *(f"stg_{k}" for k in KINDS), *(f"scores_{k}" for k in SCORED_KINDS)],
+    deps=["briefing", "ledger_exports", "appraisal_worklist", *(f"stg_{k}" for k in KINDS),
+          *(f"scores_{k}" for k in SCORED_KINDS)],
     description="A read-only copy of the database published at the end of the run (output/published/), "
     "for status, explain, export, the web page and the earthquake response.",
 )  # fmt: skip
