@@ -69,7 +69,8 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
             else:
                 row = _row(hazard_no, unit, "整改中", rng, person, "2023-10-20")
                 if rng.random() < 0.08:
-                    row.update(extend_to=(deadline + dt.timedelta(days=182)).isoformat(),
+                    after = max(deadline, dt.date(2023, 10, 20))  # an extension runs past the deadline and the report
+                    row.update(extend_to=(after + dt.timedelta(days=182)).isoformat(),
                                extend_reason="加固资金待县级财政下达")  # fmt: skip
                 if rng.random() < 0.5:
                     later.append(_row(hazard_no, unit, "已整改待验收", rng, person, "2023-12-15",
