@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -75,6 +77,20 @@ class Deployment:
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with store.connect(self.db) as con:
             return con.execute(sql, params or []).fetchall()
+
+
+@contextmanager
+def rules_scratch() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB with the store's tables and the rules' reference tables and views."""
+    from pipeline.scoring.ruleset import install
+
+    con = duckdb.connect()
+    try:
+        store.ensure_schema(con)
+        install(con)
+        yield con
+    finally:
+        con.close()
 
 
 @pytest.fixture

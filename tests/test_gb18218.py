@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import re
 
-import duckdb
 import pytest
 
 from pipeline.intake.receipts import _warnings
 from pipeline.intake.schema import load_template
 from pipeline.paths import RULES_DIR
-from pipeline.scoring.ruleset import _insert, fires_on, install, load_ruleset, parse_rules
-from pipeline.store import ensure_schema
+from pipeline.scoring.ruleset import _insert, fires_on, load_ruleset, parse_rules
+from tests.conftest import rules_scratch
 
 REF = RULES_DIR / "reference"
 RULESET = parse_rules()
@@ -38,11 +37,8 @@ def _entry(name: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def con():
-    c = duckdb.connect()
-    ensure_schema(c)
-    install(c)
-    yield c
-    c.close()
+    with rules_scratch() as c:
+        yield c
 
 
 def _site(con, inventory: list[dict], population: int = 150, declared: str | None = None, site: str = "S1"):

@@ -18,9 +18,9 @@ from pipeline.intake.schema import load_template
 from pipeline.paths import PROJECT_ROOT
 from pipeline.sample_data import FAULT_CROSSINGS, generate
 from pipeline.scoring.engine import score_kind
-from pipeline.scoring.ruleset import _insert, _verify_rule, install, parse_rules
+from pipeline.scoring.ruleset import _insert, _verify_rule, parse_rules
 from pipeline.store import ensure_schema
-from tests.conftest import Deployment, csv_bytes, example_row
+from tests.conftest import Deployment, csv_bytes, example_row, rules_scratch
 
 RULESET = parse_rules()
 LIFELINE_RULES = [r for r in RULESET.rules if r.kind in ("pipelines", "bridges")]
@@ -30,11 +30,8 @@ DESIGN_HEADER = "断层段是否按GB/T 50470-2017抗震设计或校核"
 
 @pytest.fixture
 def con():
-    con = duckdb.connect()
-    ensure_schema(con)
-    install(con)
-    yield con
-    con.close()
+    with rules_scratch() as c:
+        yield c
 
 
 def _segment(segment_id: str, **fields) -> dict:

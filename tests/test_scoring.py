@@ -10,19 +10,17 @@ import pytest
 
 from pipeline.paths import RULES_DIR
 from pipeline.scoring.engine import score_kind
-from pipeline.scoring.ruleset import RuleSetError, _insert, _verify_rule, install, load_ruleset, parse_rules
+from pipeline.scoring.ruleset import RuleSetError, _insert, _verify_rule, load_ruleset, parse_rules
 from pipeline.store import ensure_schema
+from tests.conftest import rules_scratch
 
 RULESET = parse_rules()
 
 
 @pytest.fixture(scope="module")
 def scratch():
-    con = duckdb.connect()
-    ensure_schema(con)
-    install(con)
-    yield con
-    con.close()
+    with rules_scratch() as con:
+        yield con
 
 
 def test_the_shipped_rule_set_is_accepted_and_versioned():
