@@ -18,7 +18,7 @@ from pipeline import faults
 from pipeline.atomic import atomic_path
 from pipeline.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.schema import towns, units
-from pipeline.ledger.model import OVERDUE_STATUSES, WITHDRAWN
+from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
 
 KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
 LEDGER_COLUMNS = {
@@ -27,7 +27,8 @@ LEDGER_COLUMNS = {
     "risk_level_zh": "风险等级", "rule": "规则及依据", "found_date": "发现日期",
     "last_survey_date": "最近一次调查日期", "unit_name": "责任单位", "person": "责任人", "measures": "整改措施",
     "funds_wan": "整改资金(万元)", "deadline": "整改时限", "extend_to": "延期至", "extend_reason": "延期原因",
-    "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "status": "整改状态", "overdue_days": "逾期天数",
+    "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "rectification_zh": "整改类型", "status": "整改状态",
+    "next_review": "下次复核日期", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
@@ -45,8 +46,13 @@ def _register_reference(con: duckdb.DuckDBPyConnection) -> None:
 LEDGER_SQL = """
 SELECT h.*, k.kind_zh, t.town_name, u.unit_name,
        h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
-       CASE WHEN h.status IN {overdue} AND ? > coalesce(h.extend_to, h.deadline)
-            THEN date_diff('day', coalesce(h.extend_to, h.deadline), ?::DATE) END AS overdue_days
+       CASE h.rectification {rect_cases} END AS rectification_zh,
+       CASE WHEN h.status = '管控中' THEN h.updated_on + coalesce(h.review_days, {review_days})::INTEGER END
+           AS next_review,
+       CASE WHEN h.status IN {overdue} AND $as_of > coalesce(h.extend_to, h.deadline)
+                THEN date_diff('day', coalesce(h.extend_to, h.deadline), $as_of::DATE)
+            WHEN h.status = '管控中' AND $as_of > next_review  -- under control: a missed review
+                THEN date_diff('day', next_review, $as_of::DATE) END AS overdue_days
 FROM {table} h
 LEFT JOIN ref_kinds_list k USING (kind)
 LEFT JOIN ref_towns_list t USING (town_code)
@@ -69,10 +75,21 @@ SELECT {key} AS "{key_zh}", {name} AS "名称",
        round(count(*) FILTER (WHERE status = '已销号') / count(*), 4) AS "整改率",
        count(overdue_days) AS "逾期数", coalesce(sum(overdue_days), 0) AS "逾期总天数",
        count(*) FILTER (WHERE status = '管控中') AS "管控中",
-       count(*) FILTER (WHERE found_date >= ?) AS "本期新增",
-       count(*) FILTER (WHERE status = '已销号' AND accept_date >= ?) AS "本期销号"
+       count(*) FILTER (WHERE status <> '已销号' AND rectification = 'immediate') AS "未销号立即消除类",
+       count(*) FILTER (WHERE status <> '已销号' AND rectification = 'project') AS "未销号限期整改类",
+       count(*) FILTER (WHERE status <> '已销号' AND rectification = 'control') AS "未销号管控类",
+       count(*) FILTER (WHERE found_date >= $period_start) AS "本期新增",
+       count(*) FILTER (WHERE status = '已销号' AND accept_date >= $period_start) AS "本期销号"
 FROM l GROUP BY ALL ORDER BY 1
 """
+
+
+def ledger_sql(table: str = "hazards") -> str:
+    """The ledger with display names, rectification kind, next review and overdue days as of `$as_of`.
+    Overdue: 待整改/整改中 past the deadline (or extension); 管控中 past its next review (a missed review)."""
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RECTIFICATION_ZH.items())
+    return LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN,
+                             rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS)  # fmt: skip
 
 
 def ledger_rows(
@@ -81,10 +98,10 @@ def ledger_rows(
     """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy);
     only `columns` of it when given (a chart needs a few of the 30 columns of a million hazards)."""
     _register_reference(con)
-    sql = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN)
+    sql = ledger_sql(table)
     if columns:
         sql = f"SELECT {', '.join(columns)} FROM ({sql})"
-    return con.execute(sql, [as_of, as_of]).df()
+    return con.execute(sql, {"as_of": as_of}).df()
 
 
 def summary(
@@ -94,9 +111,9 @@ def summary(
     _register_reference(con)
     key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
                          "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
-    ledger = LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN)
+    ledger = ledger_sql(table)
     sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
-    return con.execute(sql, [as_of, as_of, period_start, period_start]).df()
+    return con.execute(sql, {"as_of": as_of, "period_start": period_start}).df()
 
 
 @dataclass

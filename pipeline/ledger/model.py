@@ -12,6 +12,11 @@ from pipeline.paths import REFERENCE_DIR
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
 OVERDUE_STATUSES = ("待整改", "整改中")
 OPEN_STATUSES = ("待整改", "整改中", "管控中", "已整改待验收")
+# A hazard under control measures is reviewed this often when its rule sets no cycle (J: quarterly, as a
+# 一般 control-only rule); a review not reported in time makes it overdue.
+DEFAULT_REVIEW_DAYS = 90
+# The rectification kind as the ledger names it (rules say immediate / project / control).
+RECTIFICATION_ZH = {"immediate": "立即消除", "project": "限期整改", "control": "管控"}
 # Withdrawn: a change of the rule set means it is no longer a hazard. Kept with its number and history,
 # left out of the ledger's figures (it was never closed, and is no hazard under today's rules).
 WITHDRAWN = "已撤销"
@@ -30,13 +35,16 @@ HAZARD_COLUMNS = """
     found_date DATE, last_survey_date DATE, last_seen_round VARCHAR, responsible_unit VARCHAR,
     person VARCHAR, measures VARCHAR, funds_wan DOUBLE, deadline DATE, extend_to DATE,
     extend_reason VARCHAR, monitoring VARCHAR, plan_no VARCHAR, status VARCHAR,
-    acceptor VARCHAR, accept_date DATE, accept_result VARCHAR, updated_on DATE, ruleset_version VARCHAR
+    acceptor VARCHAR, accept_date DATE, accept_result VARCHAR, updated_on DATE, ruleset_version VARCHAR,
+    review_days INTEGER
 """
 
 LEDGER_DDL = [
     f"CREATE TABLE IF NOT EXISTS hazards ({HAZARD_COLUMNS})",
     # the rule set that last confirmed the hazard (a rule change is told from a resurvey by it)
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS ruleset_version VARCHAR",
+    # under control (管控中): the review cycle of its rule (DEFAULT_REVIEW_DAYS when the rule has none)
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS review_days INTEGER",
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

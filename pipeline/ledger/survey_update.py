@@ -34,7 +34,7 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days, s.source_file, s.department, f.ruleset_version
+       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version
 FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
@@ -89,7 +89,7 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
                c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
                c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
                c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
-               c.survey_date AS updated_on, c.ruleset_version
+               c.survey_date AS updated_on, c.ruleset_version, c.review_days
         FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
     record_events(con, "ledger_changes")
     return n
@@ -116,7 +116,7 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
                deadline = ch.event_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
                acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
-               updated_on = ch.event_date, ruleset_version = c.ruleset_version
+               updated_on = ch.event_date, ruleset_version = c.ruleset_version, review_days = c.review_days
         FROM ledger_current c JOIN ledger_changes ch USING (hazard_no)
         WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
@@ -137,7 +137,7 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
         UPDATE hazards h SET last_survey_date = c.survey_date, last_seen_round = c.survey_round,
                hazard_grade = CASE WHEN h.hazard_grade = '重大' THEN '重大' ELSE c.hazard_grade END,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
-               updated_on = c.survey_date
+               updated_on = c.survey_date, review_days = c.review_days
         FROM (SELECT c.* FROM ledger_current c SEMI JOIN ledger_changes USING (hazard_no)) c
         WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
@@ -196,6 +196,6 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
 def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
     """Hazards the current rule set still finds are confirmed by it (no event: nothing changed for them)."""
     con.execute("""
-        UPDATE hazards h SET ruleset_version = c.ruleset_version
+        UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days
         FROM ledger_current c
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")

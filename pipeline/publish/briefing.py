@@ -104,6 +104,11 @@ def _tiles(fig, head: Headline) -> None:
         fig.text(x, 0.2, label, ha="center", va="center", fontsize=8, color=MUTED)
 
 
+def _due(r):
+    """The date it is overdue from: the deadline, or for a hazard under control its missed review."""
+    return r.next_review if r.status == "管控中" and pd.notna(r.next_review) else r.deadline
+
+
 def _overdue_list(fig, rows: pd.DataFrame) -> None:
     ax = fig.add_subplot()
     ax.set_axis_off()
@@ -116,8 +121,8 @@ def _overdue_list(fig, rows: pd.DataFrame) -> None:
     ax.text(0, 1.0, per_unit, fontsize=7.5, va="top", wrap=True, transform=ax.transAxes, color=INK)
     listed = rows.head(MAX_LISTED)
     cells = [[clip(r.hazard_no, 40), clip(r.asset_name, 16), short_town(r.town_name), clip(r.unit_name, 14),
-              f"{r.deadline:%Y-%m-%d}", f"{int(r.overdue_days):,}"] for r in listed.itertuples()]  # fmt: skip
-    tbl = ax.table(cellText=cells, colLabels=["隐患编号", "资产名称", "乡镇", "责任单位", "整改时限", "逾期天数"],
+              f"{_due(r):%Y-%m-%d}", f"{int(r.overdue_days):,}"] for r in listed.itertuples()]  # fmt: skip
+    tbl = ax.table(cellText=cells, colLabels=["隐患编号", "资产名称", "乡镇", "责任单位", "时限/复核", "逾期天数"],
                    bbox=[0, 0.02, 1, 0.72], cellLoc="left", colLoc="left",
                    colWidths=[0.24, 0.22, 0.1, 0.22, 0.12, 0.1])  # fmt: skip
     tbl.auto_set_font_size(False)

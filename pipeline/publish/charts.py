@@ -114,9 +114,9 @@ def open_by_unit_table(inp: PublishInputs) -> pd.DataFrame:
     led = inp.ledger
     open_ = led[led["status"] != "已销号"]
     part = pd.Series("整改期限内", index=open_.index)
-    part[open_["overdue_days"].notna()] = "逾期"
     part[open_["status"] == "已整改待验收"] = "已整改待验收"
     part[open_["status"] == "管控中"] = "管控中"
+    part[open_["overdue_days"].notna()] = "逾期"  # past the deadline, or (管控中) a missed review
     table = pd.crosstab(open_["unit_name"], part).reindex(columns=list(OPEN_PARTS), fill_value=0)
     table["合计"] = table.sum(axis=1)
     table = table.sort_values(["合计", "逾期"], ascending=False)

@@ -18,7 +18,7 @@ from pipeline.ledger.model import ensure_ledger_schema
 from pipeline.scoring.engine import ensure_scoring_schema
 
 SCORE_COLUMNS = "kind, asset_id, asset_name, town_code, lon, lat, score, raw_points, level, hard_rule, top_reasons"
-LEDGER_COLUMNS = ["hazard_no", "asset_name", "status", "hazard_grade", "deadline", "overdue_days",
+LEDGER_COLUMNS = ["hazard_no", "asset_name", "status", "hazard_grade", "deadline", "next_review", "overdue_days",
                   "responsible_unit", "unit_name", "town_name"]  # fmt: skip
 GRADES = ["一级", "二级", "三级", "四级", "非重大危险源"]
 

@@ -26,6 +26,7 @@ SCORING_DDL = [
         rectification VARCHAR, deadline_days INTEGER, measure_zh VARCHAR, responsible VARCHAR,
         source_ref VARCHAR, confidence VARCHAR, source_doc VARCHAR,
         PRIMARY KEY (ruleset_version, rule_id))""",
+    "ALTER TABLE rules ADD COLUMN IF NOT EXISTS review_days INTEGER",
     """CREATE TABLE IF NOT EXISTS findings (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, rule_id VARCHAR,
         points DOUBLE, hard BOOLEAN, hazard BOOLEAN, evidence JSON, survey_round VARCHAR, survey_date DATE)""",
@@ -65,10 +66,10 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     rows = [
         (ruleset.version, r.id, r.kind, r.file, r.title_zh, r.title_en, r.when, r.points, r.hard, r.hazard,
          r.hazard_grade, r.rectification, r.deadline_days, r.measure_zh, r.responsible, r.source_ref,
-         r.confidence, r.source_doc)
+         r.confidence, r.source_doc, r.review_days)
         for r in ruleset.rules
     ]  # fmt: skip
-    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 18) + ")", rows)
+    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 19) + ")", rows)
 
 
 def input_sql(ruleset: RuleSet, kind: str) -> str:

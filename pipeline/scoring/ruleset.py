@@ -44,7 +44,7 @@ class Rule:
     hazard: bool
     hazard_grade: str | None
     rectification: str | None
-    deadline_days: int | None
+    deadline_days: int | None  # days to eliminate it, or (control) to put the control measures in place
     measure_zh: str | None
     responsible: str
     source_ref: str
@@ -53,6 +53,7 @@ class Rule:
     evidence: tuple[str, ...]
     fires: tuple[dict, ...]
     silent: tuple[dict, ...]
+    review_days: int | None = None  # under control (管控中): the review cycle; a missed review is overdue
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
     if bad:
         problems.append(f"{where}: missing or wrong type: {', '.join(bad)}")
         return None
-    unknown = set(raw) - {*REQUIRED_KEYS, *HAZARD_KEYS, "hard", "hazard", "responsible", "evidence"}
+    unknown = set(raw) - {*REQUIRED_KEYS, *HAZARD_KEYS, "hard", "hazard", "responsible", "evidence", "review_days"}
     if unknown:
         problems.append(f"{where}: unknown keys {sorted(unknown)}")
     src = raw["source"]
@@ -110,6 +111,8 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         problems.append(f"{where}: hazard_grade must be 重大 or 一般")
     if hazard and raw["rectification"] not in RECTIFICATION:
         problems.append(f"{where}: rectification must be one of {sorted(RECTIFICATION)}")
+    if hazard and raw["rectification"] == "control" and not isinstance(raw.get("review_days"), int):
+        problems.append(f"{where}: a control-only hazard needs review_days (its review cycle under control)")
     ex = raw["examples"]
     if not ex.get("fires") or "silent" not in ex:
         problems.append(f"{where}: examples need at least one 'fires' and a 'silent' list")
@@ -121,7 +124,7 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         responsible=str(raw.get("responsible", "asset")), source_ref=str(src.get("ref", "")),
         confidence=str(src.get("confidence", "")), source_doc=str(src.get("doc", "")),
         evidence=tuple(raw.get("evidence", [])), fires=tuple(ex.get("fires") or ()),
-        silent=tuple(ex.get("silent") or ()),
+        silent=tuple(ex.get("silent") or ()), review_days=raw.get("review_days"),
     )  # fmt: skip
 
 
