@@ -51,7 +51,7 @@ MONITORING = ["每周巡查一次，雨季加密", "每月专业监测一次", "
 def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tuple[str, str], list[dict]]:
     """(unit, batch) -> feedback rows."""
     files: dict[tuple[str, str], list[dict]] = {}
-    done: list[tuple[str, str]] = []  # (hazard_no, unit) reported done, for the acceptance batch
+    done: list[tuple[str, str, str]] = []  # (hazard_no, unit, grade) reported done, for the acceptance batch
     for unit in UNITS:
         hazards = con.execute(
             "SELECT hazard_no, hazard_grade, rectification, deadline FROM hazards WHERE responsible_unit = ? "
@@ -68,6 +68,11 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
                            plan_no=f"LT-YA-2023-{rng.integers(1, 400):03d}" if grade == "重大" else "")  # fmt: skip
             else:
                 row = _row(hazard_no, unit, "整改中", rng, person, "2023-10-20")
+            if grade == "重大":  # 五落实: funds, a finish date and an emergency plan, besides person and measures
+                row.setdefault("funds_wan", f"{rng.uniform(5, 80):.1f}")
+                row.update(
+                    plan_finish="2024-09-30", plan_no=row.get("plan_no") or f"LT-YA-2023-{rng.integers(1, 400):03d}"
+                )
                 if rng.random() < 0.08:
                     after = max(deadline, dt.date(2023, 10, 20))  # an extension runs past the deadline and the report
                     row.update(extend_to=(after + dt.timedelta(days=182)).isoformat(),
@@ -75,15 +80,15 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
                 if rng.random() < 0.5:
                     later.append(_row(hazard_no, unit, "已整改待验收", rng, person, "2023-12-15",
                                       funds_wan=f"{rng.uniform(0.5, 30):.1f}"))  # fmt: skip
-                    done.append((hazard_no, unit))
+                    done.append((hazard_no, unit, grade))
             started.append(row)
         files[(unit, "2023-10")] = started
         files[(unit, "2023-12")] = later
     files[("T100", "2023-10")].append(_row("JZ-640302100-999999-B01", "T100", "整改中", rng, "马建国", "2023-10-20"))
-    other = next(h for h, u in done if u != "T100")
+    other = next(h for h, u, _ in done if u != "T100")
     files[("T100", "2023-10")].append(_row(other, "T100", "整改中", rng, "马建国", "2023-10-20"))
     accepted = []
-    for hazard_no, unit in done:
+    for hazard_no, unit, grade in done:
         if unit.startswith("T") and rng.random() < 0.8:
             passed = rng.random() < 0.9
             accepted.append(_row(hazard_no, SUPERVISOR, "已销号" if passed else "整改中", rng, "张伟", "2024-01-15",
@@ -91,6 +96,8 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
                                  accept_result="通过" if passed else "不通过"))  # fmt: skip
             if not passed:
                 accepted[-1]["measures"] = "验收不通过：加固不到位，退回整改"
+            if grade == "重大":  # accepted on an assessment report
+                accepted[-1]["assessment_no"] = f"LT-PG-2024-{rng.integers(1, 200):03d}"
     files[(SUPERVISOR, "2024-01")] = accepted
     return {k: v for k, v in files.items() if v}
 

@@ -61,6 +61,7 @@ def statuses(deployment) -> dict[str, str]:
 
 
 A_FALL, A_DAMAGE, B_D = "JZ-A-B11", "JZ-A-B09", "JZ-B-B01"
+FIVE = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}  # 五落实 of a 重大 hazard
 
 
 def round_one(deployment):
@@ -82,7 +83,9 @@ def test_hazards_appear_with_stable_numbers_units_and_deadlines(deployment):
     ]
     again = round_one(deployment)  # re-running changes nothing
     assert (again.new, again.reopened, again.refreshed, again.resurvey_cleared) == (0, 0, 0, 0)
-    assert deployment.query("SELECT count(*) FROM hazard_events") == [(3,)]
+    assert deployment.query("SELECT count(*) FROM hazard_events") == [(4,)]  # 3 found, B_D (重大) 挂牌督办
+    assert deployment.query("SELECT supervise_unit, supervise_date, supervise_no FROM hazards WHERE hazard_no = ?",
+                            [B_D]) == [("YJJ", dt.date(2023, 5, 12), f"督办-{B_D}")]  # fmt: skip
 
 
 def test_lifecycle_over_rounds_persist_vanish_reappear(deployment):
@@ -115,10 +118,16 @@ def test_feedback_files_of_one_run_apply_in_report_date_order(deployment):
     update_buildings(deployment)
     hazard = "JZ-Z-B01"
     assert deployment.query("SELECT responsible_unit FROM hazards WHERE hazard_no = ?", [hazard]) == [("ZJJ",)]
-    accept = dict(acceptor="张", accept_date="2024-01-10", accept_result="通过", report_date="2024-01-10")
+    accept = dict(
+        acceptor="张",
+        accept_date="2024-01-10",
+        accept_result="通过",
+        report_date="2024-01-10",
+        assessment_no="PG-2024-003",
+    )  # a 重大 hazard is accepted on an assessment
     deployment.drop("feedback", "验收.csv", csv_bytes("feedback", [fb(hazard, "已销号", unit="YJJ", **accept)]),
                     unit="YJJ", rnd="2024-01")  # fmt: skip
-    done = [fb(hazard, "整改中", unit="ZJJ", report_date="2023-10-01"),
+    done = [fb(hazard, "整改中", unit="ZJJ", report_date="2023-10-01", **FIVE),
             fb(hazard, "已整改待验收", unit="ZJJ", report_date="2023-12-01")]  # fmt: skip
     deployment.drop("feedback", "进展.csv", csv_bytes("feedback", done), unit="ZJJ", rnd="2023-12")
     with store.connect(deployment.db) as con:
@@ -181,8 +190,13 @@ def test_a_feedback_file_is_applied_once_and_preview_changes_nothing(deployment)
 
 def test_control_measures_for_a_major_hazard(deployment):
     round_one(deployment)
-    row = fb(B_D, "管控中", monitoring="每周巡查一次", plan_no="YJYA-2023-017")
-    (result,) = feedback(deployment, "管控.csv", [row])
+    bare = fb(B_D, "管控中", monitoring="每周巡查一次", plan_no="YJYA-2023-017")
+    (refused,) = feedback(deployment, "管控.csv", [bare])
+    assert refused.rows[0].reason_zh == (
+        "重大隐患转为管控中须“五落实”（责任、措施、资金、时限、预案），缺少：整改资金(万元)、计划完成时限"
+    )
+    row = fb(B_D, "管控中", monitoring="每周巡查一次", **FIVE)
+    (result,) = feedback(deployment, "管控2.csv", [row], batch="2023-09")
     assert result.applied == 1
     assert deployment.query("SELECT status, monitoring, plan_no FROM hazards WHERE hazard_no = ?", [B_D]) == [
         ("管控中", "每周巡查一次", "YJYA-2023-017")
@@ -229,3 +243,22 @@ def test_no_uploaded_value_reaches_sql_text(deployment):
     assert result.rows[0].reason_zh == f"隐患编号“{evil}”在台账中不存在"  # looked up as a value, verbatim
     assert deployment.query("SELECT count(*) FROM hazards") == [(3,)]
     assert deployment.query("SELECT count(*) FROM hazard_events WHERE source_file LIKE 'feedback/%'") == [(0,)]
+
+
+def test_a_major_hazard_needs_five_in_place_before_work_and_an_assessment_before_acceptance(deployment):
+    round_one(deployment)
+    (bare,) = feedback(deployment, "开工.csv", [fb(B_D, "整改中")])
+    assert "缺少：整改资金(万元)、计划完成时限、应急预案编号" in bare.rows[0].reason_zh
+    assert statuses(deployment)[B_D] == "待整改"
+    (ok,) = feedback(deployment, "开工2.csv", [fb(B_D, "整改中", **FIVE)], batch="2023-09")
+    (done,) = feedback(deployment, "完成.csv", [fb(B_D, "已整改待验收", report_date="2023-09-20")], batch="2023-09")
+    assert ok.applied == done.applied == 1
+    accept = dict(acceptor="张", accept_date="2023-10-01", accept_result="通过", report_date="2023-10-01", unit="")
+    (no_report,) = feedback(deployment, "验收.csv", [fb(B_D, "已销号", **accept)], unit="YJJ", batch="2023-10")
+    assert no_report.rows[0].reason_zh == "重大隐患验收销号须填写评估报告编号或评估专家"
+    (accepted,) = feedback(deployment, "验收2.csv", [fb(B_D, "已销号", expert="王振华", **accept)], unit="YJJ",
+                           batch="2023-11")  # fmt: skip
+    assert accepted.applied == 1
+    assert deployment.query("SELECT status, expert, plan_finish FROM hazards WHERE hazard_no = ?", [B_D]) == [
+        ("已销号", "王振华", dt.date(2024, 6, 30))
+    ]

@@ -29,7 +29,7 @@ from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
-    "monitoring, plan_no, acceptor, accept_date, accept_result, row_no"
+    "monitoring, plan_no, plan_finish, assessment_no, expert, acceptor, accept_date, accept_result, row_no"
 )
 
 
@@ -80,6 +80,11 @@ def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
     ).fetchall()
 
 
+# 五落实 of a 重大 hazard (责任、措施、资金、时限、预案): the label and the feedback/ledger column that carries it
+FIVE_IN_PLACE = (("责任人", "person"), ("整改(管控)措施", "measures"), ("整改资金(万元)", "funds_wan"),
+                 ("计划完成时限", "plan_finish"), ("应急预案编号", "plan_no"))  # fmt: skip
+
+
 def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | None]:
     """(reason to refuse, target status). The reason is Chinese, for the unit. `acting` is the unit the
     file came from; the row's own 填报单位 may only repeat it."""
@@ -104,8 +109,12 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
         return "责任单位不能验收自己的整改，验收销号须由监管单位填报", None
     if actor == "supervisor" and acting != supervisor:
         return f"验收销号须由该隐患责任单位的监管单位{unit_label(supervisor)}报送", None
-    if target == "管控中" and h["hazard_grade"] == "重大" and not row["plan_no"]:
-        return "重大隐患转为管控中须填写应急预案编号", None
+    if h["hazard_grade"] == "重大" and target in ("整改中", "管控中") and h["status"] != target:
+        missing = [name for name, key in FIVE_IN_PLACE if row[key] is None and h.get(key) is None]
+        if missing:
+            return f"重大隐患转为{target}须“五落实”（责任、措施、资金、时限、预案），缺少：{'、'.join(missing)}", None
+    if h["hazard_grade"] == "重大" and target == "已销号" and not (row["assessment_no"] or row["expert"]):
+        return "重大隐患验收销号须填写评估报告编号或评估专家", None
     if h["updated_on"] and row["report_date"] < h["updated_on"]:
         return f"填报日期早于该隐患最近一次变更日期（{h['updated_on']}），请核对", None
     if row["extend_to"] and row["extend_to"] <= h["deadline"]:
@@ -120,12 +129,14 @@ def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, 
         UPDATE hazards SET status = ?, measures = ?, person = ?, funds_wan = coalesce(?, funds_wan),
             extend_to = coalesce(?, extend_to), extend_reason = coalesce(?, extend_reason),
             monitoring = coalesce(?, monitoring), plan_no = coalesce(?, plan_no),
+            plan_finish = coalesce(?, plan_finish), assessment_no = coalesce(?, assessment_no),
+            expert = coalesce(?, expert),
             acceptor = CASE WHEN ? THEN ? ELSE acceptor END, accept_date = CASE WHEN ? THEN ? ELSE accept_date END,
             accept_result = CASE WHEN ? THEN ? ELSE accept_result END, updated_on = ?
         WHERE hazard_no = ?
         """,
         [target, row["measures"], row["person"], row["funds_wan"], row["extend_to"], row["extend_reason"],
-         row["monitoring"], row["plan_no"], accepting, row["acceptor"], accepting, row["accept_date"],
+         row["monitoring"], row["plan_no"], row["plan_finish"], row["assessment_no"], row["expert"], accepting, row["acceptor"], accepting, row["accept_date"],
          accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
     )  # fmt: skip
     note = row["measures"] + (f"；申请延期至{row['extend_to']}：{row['extend_reason']}" if row["extend_to"] else "")
@@ -134,7 +145,8 @@ def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, 
 
 def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
     cur = con.execute(
-        "SELECT status, responsible_unit, hazard_grade, deadline, updated_on FROM hazards WHERE hazard_no = ?",
+        "SELECT status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
+        "plan_finish, plan_no FROM hazards WHERE hazard_no = ?",
         [hazard_no],
     )
     rows = cur.fetchall()

@@ -36,7 +36,8 @@ HAZARD_COLUMNS = """
     person VARCHAR, measures VARCHAR, funds_wan DOUBLE, deadline DATE, extend_to DATE,
     extend_reason VARCHAR, monitoring VARCHAR, plan_no VARCHAR, status VARCHAR,
     acceptor VARCHAR, accept_date DATE, accept_result VARCHAR, updated_on DATE, ruleset_version VARCHAR,
-    review_days INTEGER
+    review_days INTEGER, plan_finish DATE, assessment_no VARCHAR, expert VARCHAR,
+    supervise_unit VARCHAR, supervise_date DATE, supervise_no VARCHAR
 """
 
 LEDGER_DDL = [
@@ -45,6 +46,18 @@ LEDGER_DDL = [
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS ruleset_version VARCHAR",
     # under control (管控中): the review cycle of its rule (DEFAULT_REVIEW_DAYS when the rule has none)
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS review_days INTEGER",
+    # 重大隐患: 五落实 (the plan's finish date), the acceptance's assessment, and 挂牌督办 (who, when, number)
+    *(
+        f"ALTER TABLE hazards ADD COLUMN IF NOT EXISTS {c}"
+        for c in (
+            "plan_finish DATE",
+            "assessment_no VARCHAR",
+            "expert VARCHAR",
+            "supervise_unit VARCHAR",
+            "supervise_date DATE",
+            "supervise_no VARCHAR",
+        )
+    ),
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

@@ -9,6 +9,8 @@
   since it last confirmed it, no longer finds (rule retired,
   made a weighting rule, or its condition changed)           -> 已撤销 ("规则调整撤销", both versions)
 * a withdrawn hazard found again                             -> reopened, 待整改, same number
+* every open 重大 hazard not yet under supervision            -> 挂牌督办 by its responsible unit's
+                                                                supervisor (an event, number 督办-<hazard>)
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
 survey (its folder: the acting unit) and that file.
 
@@ -22,14 +24,16 @@ from dataclasses import dataclass
 
 import duckdb
 
+from pipeline import registry
 from pipeline.clock import district_today
+from pipeline.ledger import describe
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
 
 CURRENT_SQL = """
 CREATE OR REPLACE TEMP TABLE ledger_current AS
 SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
-       coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。依据：' || f.evidence::VARCHAR || '。'
-           || harm.harm_zh AS description,
+       coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。'
+           || coalesce('依据：' || evidence_zh(f.kind, f.evidence) || '。', '') || harm.harm_zh AS description,
        CASE WHEN r.hazard_grade = '重大' OR s.level = 'red' THEN '重大' ELSE '一般' END AS hazard_grade,
        s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
        r.rectification, f.survey_date, f.survey_round,
@@ -50,6 +54,7 @@ class LedgerUpdate:
     refreshed: int
     resurvey_cleared: int
     withdrawn: int = 0
+    supervised: int = 0
 
 
 def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
@@ -58,10 +63,12 @@ def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE harm AS SELECT * FROM (VALUES {harm}) t(kind, harm_zh)")
+        describe.install(con)  # evidence_zh(): the evidence in Chinese (隐患描述)
         con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id")))
         counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con))
         counts.withdrawn = _withdraw_on_rule_change(con)
         _stamp_ruleset_version(con)
+        counts.supervised = _supervise_major(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -199,3 +206,28 @@ def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
         UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days
         FROM ledger_current c
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
+
+
+def _supervise_major(con: duckdb.DuckDBPyConnection) -> int:
+    """挂牌督办: every open 重大 hazard is put under the supervision of its responsible unit's supervising unit
+    (the district government for the bureau's own), dated the day it became 重大, numbered after the hazard."""
+    units = [(code, u.supervisor or code) for code, u in registry.units().items()]
+    con.execute("CREATE OR REPLACE TEMP TABLE ledger_supervisors (unit_code VARCHAR, supervisor VARCHAR)")
+    con.executemany("INSERT INTO ledger_supervisors VALUES (?, ?)", units)
+    open_statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
+    n = _changes(
+        con,
+        f"""
+        SELECT h.hazard_no, h.updated_on AS event_date, h.status AS from_status, h.status AS to_status,
+               NULL AS unit, NULL AS source_file,
+               '重大隐患挂牌督办：督办单位' || coalesce(s.supervisor, '{registry.TOP_UNIT}') || '，督办编号督办-' || h.hazard_no
+                   AS note, coalesce(s.supervisor, '{registry.TOP_UNIT}') AS supervisor
+        FROM hazards h LEFT JOIN ledger_supervisors s ON s.unit_code = h.responsible_unit
+        WHERE h.hazard_grade = '重大' AND h.supervise_no IS NULL AND h.status IN ({open_statuses})""",
+    )
+    con.execute("""
+        UPDATE hazards h SET supervise_unit = c.supervisor, supervise_date = c.event_date,
+               supervise_no = '督办-' || h.hazard_no
+        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n
