@@ -11,12 +11,15 @@ from pipeline import store
 from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
 from tests.test_ledger import A_DAMAGE, B_D, building, fb, feedback, survey
 
+# 五落实 of a 重大 hazard (funds, finish date, plan) before it may be 整改中
+FIVE = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}
+
 
 def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
     rows = [building("JZ-A", name="=HYPERLINK(\"http://x\")", falling_hazard="是"),
             building("JZ-B", name="@SUM(A1)", appraisal_grade="D")]  # fmt: skip
     survey(deployment, "2023-1", rows)
-    feedback(deployment, "f.csv", [fb(B_D, "整改中", measures="-1+2 加固", person="+张三")])
+    feedback(deployment, "f.csv", [fb(B_D, "整改中", measures="-1+2 加固", person="+张三", **FIVE)])  # 重大: 五落实
     with store.connect(deployment.db) as con:
         df = ledger_rows(con, dt.date(2023, 9, 1))
         by_town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1))

@@ -8,6 +8,7 @@ overdue: the unit has done its part (control measures in place, or work awaiting
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,15 @@ LEDGER_COLUMNS = {
     "last_survey_date": "最近一次调查日期", "unit_name": "责任单位", "person": "责任人", "measures": "整改措施",
     "funds_wan": "整改资金(万元)", "deadline": "整改时限", "extend_to": "延期至", "extend_reason": "延期原因",
     "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "rectification_zh": "整改类型", "status": "整改状态",
-    "next_review": "下次复核日期", "overdue_days": "逾期天数",
+    "next_review": "下次复核日期", "supervise_unit": "督办单位", "supervise_date": "督办日期",
+    "supervise_no": "督办编号", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("乡镇汇总", ".csv"), ("责任单位汇总", ".csv")]
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
+EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included: a bigger kind takes several sheets
+RATE_COLUMN, RATE_FORMAT, PERCENT_FORMAT = "整改率", ".1%", "0.0%"  # 12.5% in the CSV, a percent cell in the XLSX
 
 
 def _register_reference(con: duckdb.DuckDBPyConnection) -> None:
@@ -143,8 +147,8 @@ def export_ledger(
         remove_leftover_temps(path)
     write_xlsx(rows, by_town, paths[0])
     write_csv(rows, paths[1])
-    write_safe_csv(by_town, paths[2])
-    write_safe_csv(by_unit, paths[3])
+    write_summary_csv(by_town, paths[2])
+    write_summary_csv(by_unit, paths[3])
     return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, paths)
 
 
@@ -154,36 +158,84 @@ def remove_leftover_temps(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _display(df: pd.DataFrame) -> pd.DataFrame:
+def _display(df: pd.DataFrame, dates: str = "text") -> pd.DataFrame:
+    """The ledger's columns under their Chinese names, missing values as None. Dates as the clerk reads them:
+    `dates="text"` gives 2023-05-11 (the CSV), `dates="date"` gives datetime.date (a date cell in the XLSX)."""
     out = df[list(LEDGER_COLUMNS)].rename(columns=LEDGER_COLUMNS)
-    return out.astype(object).where(out.notna(), None)
+    out = out.astype(object).where(out.notna(), None)
+    for i, column in enumerate(df[list(LEDGER_COLUMNS)].columns):
+        values = df[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            shown = values.dt.strftime("%Y-%m-%d") if dates == "text" else values.dt.date
+            out.isetitem(i, shown.astype(object).where(values.notna(), None))
+    return out
+
+
+def _summary_display(df: pd.DataFrame) -> pd.DataFrame:
+    """A summary as the CSV shows it: 整改率 as a percentage (12.5%)."""
+    out = df.astype(object).where(df.notna(), None)
+    if RATE_COLUMN in out.columns:
+        out[RATE_COLUMN] = [None if v is None else f"{v:{RATE_FORMAT}}" for v in df[RATE_COLUMN]]
+    return out
+
+
+def write_summary_csv(df: pd.DataFrame, path: Path) -> Path:
+    """A summary per town or unit as an Excel-safe CSV, 整改率 as a percentage."""
+    return write_safe_csv(_summary_display(df), path)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """UTF-8 with BOM (Excel opens it as Chinese), every text cell neutralised against formulas, written
-    to a temporary file and renamed; the fault point `ledger_exports:mid` is half-way through the rows."""
+    """UTF-8 with BOM (Excel opens it as Chinese), every text cell neutralised against formulas, dates as
+    2023-05-11, written to a temporary file and renamed; the fault point `ledger_exports:mid` is half-way
+    through the rows."""
     return write_safe_csv(_display(df), path, midway=lambda: faults.point("ledger_exports:mid"))
 
 
 def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
-    """A summary sheet, then one sheet per asset kind: frozen header, filters, colour by level.
+    """A summary sheet (整改率 a percent cell), then one sheet per asset kind: frozen header, filters, colour
+    by level, dates as date cells (yyyy-mm-dd). A kind with more rows than a sheet holds (Excel: 1,048,576
+    with the header) is split into 房屋建筑(1), 房屋建筑(2) …
 
-    Written in openpyxl's write-only mode: styling cell by cell in normal mode is quadratic."""
+    Streaming: openpyxl's write-only mode writes each row as it comes (styling cells in normal mode is
+    quadratic), and the rows are converted a chunk at a time, never the whole ledger at once."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
     summary_rows = by_town.astype(object).where(by_town.notna(), None).values.tolist()
-    _write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows))
+    formats = {i: PERCENT_FORMAT for i, c in enumerate(by_town.columns) if c == RATE_COLUMN}
+    _write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows), formats)
+    per_sheet = EXCEL_MAX_ROWS - 1
     for kind, kind_zh in KIND_ZH.items():
         part = df[df["kind"] == kind]
-        shown = _display(part)
-        _write_sheet(wb, kind_zh, list(shown.columns), shown.values.tolist(), list(part["risk_level"]))
+        n_sheets = max(1, -(-len(part) // per_sheet))
+        for i in range(n_sheets):
+            rows = part.iloc[i * per_sheet : (i + 1) * per_sheet]
+            title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
+            _write_sheet(wb, title, list(LEDGER_COLUMNS.values()), _display_rows(rows), list(rows["risk_level"]),
+                         n_rows=len(rows))  # fmt: skip
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return path
 
 
-def _write_sheet(wb, title: str, header: list[str], rows: list[list], levels: list[str | None]) -> None:
+def _display_rows(df: pd.DataFrame, chunk: int = 50_000) -> Iterator[list]:
+    """The displayed rows of `df` (dates as dates), converted a chunk at a time."""
+    for start in range(0, len(df), chunk):
+        yield from _display(df.iloc[start : start + chunk], dates="date").itertuples(index=False, name=None)
+
+
+def _write_sheet(
+    wb,
+    title: str,
+    header: list[str],
+    rows: Iterable[Sequence],
+    levels: list[str | None],
+    formats: dict[int, str] | None = None,
+    n_rows: int | None = None,
+) -> None:
+    """One sheet, streamed: bold frozen header, filters over the rows, the level's colour on a few columns
+    (whole-row fills are slow), `formats` (column index -> number format) on those columns' cells. Dates
+    need no format of their own: openpyxl writes a date as a yyyy-mm-dd cell."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -192,21 +244,32 @@ def _write_sheet(wb, title: str, header: list[str], rows: list[list], levels: li
     ws.freeze_panes = "A2"
     for i in range(1, len(header) + 1):
         ws.column_dimensions[get_column_letter(i)].width = 14
-    if rows:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{len(rows) + 1}"
+    n_rows = len(levels) if n_rows is None else n_rows
+    if n_rows:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{n_rows + 1}"
     bold = Font(bold=True)
     fills = {lv: PatternFill("solid", fgColor=colour) for lv, colour in LEVEL_FILL.items()}
+    formats = formats or {}
 
-    def cell(value, font=None, fill=None):
+    def cell(value, font=None, fill=None, number_format=None):
         c = WriteOnlyCell(ws, value=safe_cell(value) if isinstance(value, str) else value)
         if font:
             c.font = font
         if fill:
             c.fill = fill
+        if number_format:
+            c.number_format = number_format
         return c
 
     ws.append([cell(h, font=bold) for h in header])
-    coloured = {i for i, h in enumerate(header) if h in COLOURED_COLUMNS}  # whole-row fills are slow
+    coloured = {i for i, h in enumerate(header) if h in COLOURED_COLUMNS}
+    styled = coloured | set(formats)
     for row, level in zip(rows, levels, strict=True):
         fill = fills.get(level)
-        ws.append([cell(v, fill=fill) if i in coloured and fill else safe_cell(v) for i, v in enumerate(row)])
+        if not fill and not formats:
+            ws.append([safe_cell(v) for v in row])
+            continue
+        ws.append([
+            cell(v, fill=fill if i in coloured else None, number_format=formats.get(i)) if i in styled else safe_cell(v)
+            for i, v in enumerate(row)
+        ])  # fmt: skip
