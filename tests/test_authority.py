@@ -121,3 +121,18 @@ def test_an_unknown_round_or_a_unit_outside_the_template_cannot_resurvey(deploym
     deployment.drop("buildings", "村.csv", csv_bytes("buildings", [building("JZ-T")]), unit="T100", rnd="2023-2")
     update_buildings(deployment)
     assert deployment.query("SELECT department FROM stg_buildings WHERE building_id = 'JZ-T'") == [("T100",)]
+
+
+def test_every_unit_has_a_supervisor_up_to_the_district_government():
+    """So every hazard can be accepted by someone other than its own unit (the bureau's by the government)."""
+    from pipeline import registry
+
+    units = registry.units()
+    for code, unit in units.items():
+        seen = [code]
+        while units[seen[-1]].supervisor is not None:
+            assert units[seen[-1]].supervisor in units, seen
+            seen.append(units[seen[-1]].supervisor)
+            assert len(seen) < 10, f"supervision loop: {seen}"
+        assert seen[-1] == registry.TOP_UNIT, seen
+    assert registry.supervisor_of("YJJ") == "QZF"
