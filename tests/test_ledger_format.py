@@ -124,6 +124,8 @@ def test_evidence_values_in_chinese():
         "结构类型为“砖混”，申报临界量与标准不一致的物质为“甲醇、液氨”，not_a_label为2.5"
     )
     assert describe_evidence(con, "pipelines", '{"fault_crossing": true}') == "是否穿越活动断层为“是”"
+    bridge = '{"last_inspection": "2021-09-06", "years_since_inspection": 0.9172}'
+    assert describe_evidence(con, "bridges", bridge) == "最近定期检查日期为2021-09-06，距最近定期检查(年)为0.92"
     assert describe_evidence(con, "buildings", "{}") is None  # no evidence: the description leaves 依据 out
 
 

@@ -4,8 +4,9 @@
 `是否有明显裂缝、变形、倾斜为“是”，倾斜率(‰)为1.5`. A key that is a template field takes its header from
 schemas/<kind>.yaml; a key the rule views derive (screening_score, computed_grade …) takes its label from
 rules/reference/evidence_labels.csv (key, label_zh, source); a key in neither is shown as it is.
-Values: booleans 是/否, text in “”, numbers without a trailing .0 (two decimals from 1 up, four
-significant digits below), lists joined with 、, an empty value as 未填报 (a template field) or 无.
+Values: booleans 是/否, text in “”, dates as 2021-09-06, numbers without a trailing .0 (two decimals from 1
+up, two significant digits below: 0.15, 0.92), lists joined with 、, an empty value as 未填报 (a template
+field) or 无.
 
 All of it is SQL: `install(con)` creates a temporary label table and the macro `evidence_zh(kind, evidence)`,
 so the ledger update describes a million hazards in one statement, and the
@@ -52,11 +53,13 @@ def macro_sql() -> str:
     into a join: a million hazards in well under a second; a lambda per key is ten times slower)."""
     return f"""
     CREATE OR REPLACE TEMP MACRO litong_number_zh(x) AS
-        CASE WHEN abs(x) >= 1 THEN rtrim(rtrim(printf('%.2f', x), '0'), '.') ELSE printf('%.4g', x) END;
+        CASE WHEN abs(x) >= 1 THEN rtrim(rtrim(printf('%.2f', x), '0'), '.') ELSE printf('%.2g', x) END;
     CREATE OR REPLACE TEMP MACRO litong_value_zh(v) AS
         CASE json_type(v)
             WHEN 'BOOLEAN' THEN CASE WHEN v::VARCHAR = 'true' THEN '“是”' ELSE '“否”' END
-            WHEN 'VARCHAR' THEN '“' || json_extract_string(v, '$') || '”'
+            WHEN 'VARCHAR' THEN CASE WHEN regexp_full_match(json_extract_string(v, '$'), '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
+                                     THEN json_extract_string(v, '$')  -- a date: 2021-09-06
+                                     ELSE '“' || json_extract_string(v, '$') || '”' END
             WHEN 'DOUBLE' THEN litong_number_zh(v::DOUBLE)
             WHEN 'ARRAY' THEN '“' || array_to_string(list_transform(json_extract(v, '$[*]'),
                 lambda e: CASE json_type(e) WHEN 'DOUBLE' THEN litong_number_zh(e::DOUBLE)
