@@ -51,6 +51,7 @@ MONITORING = ["每周巡查一次，雨季加密", "每月专业监测一次", "
 def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tuple[str, str], list[dict]]:
     """(unit, batch) -> feedback rows."""
     files: dict[tuple[str, str], list[dict]] = {}
+    asked: list[str] = []  # extension requests, decided by the supervisor in 2023-11
     done: list[tuple[str, str, str]] = []  # (hazard_no, unit, grade) reported done, for the acceptance batch
     for unit in UNITS:
         hazards = con.execute(
@@ -68,19 +69,19 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
                            plan_no=f"LT-YA-2023-{rng.integers(1, 400):03d}" if grade == "重大" else "")  # fmt: skip
             else:
                 row = _row(hazard_no, unit, "整改中", rng, person, "2023-10-20")
-            if grade == "重大":  # 五落实: funds, a finish date and an emergency plan, besides person and measures
-                row.setdefault("funds_wan", f"{rng.uniform(5, 80):.1f}")
-                row.update(
-                    plan_finish="2024-09-30", plan_no=row.get("plan_no") or f"LT-YA-2023-{rng.integers(1, 400):03d}"
-                )
                 if rng.random() < 0.08:
                     after = max(deadline, dt.date(2023, 10, 20))  # an extension runs past the deadline and the report
                     row.update(extend_to=(after + dt.timedelta(days=182)).isoformat(),
                                extend_reason="加固资金待县级财政下达")  # fmt: skip
+                    asked.append(hazard_no)
                 if rng.random() < 0.5:
                     later.append(_row(hazard_no, unit, "已整改待验收", rng, person, "2023-12-15",
                                       funds_wan=f"{rng.uniform(0.5, 30):.1f}"))  # fmt: skip
                     done.append((hazard_no, unit, grade))
+            if grade == "重大":  # 五落实: funds, a finish date and an emergency plan, besides person and measures
+                row.setdefault("funds_wan", f"{rng.uniform(5, 80):.1f}")
+                row["plan_finish"] = "2024-09-30"
+                row["plan_no"] = row.get("plan_no") or f"LT-YA-2023-{rng.integers(1, 400):03d}"
             started.append(row)
         files[(unit, "2023-10")] = started
         files[(unit, "2023-12")] = later
@@ -99,7 +100,16 @@ def _rows(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tupl
             if grade == "重大":  # accepted on an assessment report
                 accepted[-1]["assessment_no"] = f"LT-PG-2024-{rng.integers(1, 200):03d}"
     files[(SUPERVISOR, "2024-01")] = accepted
+    files[(SUPERVISOR, "2023-11")] = [_decision(h, rng) for h in asked]
     return {k: v for k, v in files.items() if v}
+
+
+def _decision(hazard_no: str, rng: np.random.Generator) -> dict:
+    """The supervisor decides an extension request: most are approved, some refused (the deadline stays)."""
+    approved = rng.random() < 0.8
+    return {"hazard_no": hazard_no, "unit": SUPERVISOR, "status": "整改中", "person": "张伟", "report_date": "2023-11-06",
+            "measures": "同意延期，按期督查" if approved else "资金已落实，不同意延期，按原时限完成",
+            "extension_decision": "批准" if approved else "不批准"}  # fmt: skip
 
 
 def _row(hazard_no: str, unit: str, status: str, rng: np.random.Generator, person: str, date: str, **extra) -> dict:

@@ -128,7 +128,7 @@ def test_every_unit_has_a_supervisor_up_to_the_district_government():
     from pipeline import registry
 
     units = registry.units()
-    for code, unit in units.items():
+    for code in units:
         seen = [code]
         while units[seen[-1]].supervisor is not None:
             assert units[seen[-1]].supervisor in units, seen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pandas as pd
 import pytest
 
 from pipeline import store
@@ -261,4 +262,43 @@ def test_a_major_hazard_needs_five_in_place_before_work_and_an_assessment_before
     assert accepted.applied == 1
     assert deployment.query("SELECT status, expert, plan_finish FROM hazards WHERE hazard_no = ?", [B_D]) == [
         ("已销号", "王振华", dt.date(2024, 6, 30))
+    ]
+
+
+def test_an_extension_moves_the_deadline_only_once_the_supervisor_approves_it(deployment):
+    from pipeline.ledger.exports import ledger_rows
+
+    round_one(deployment)
+    ask = fb(A_DAMAGE, "整改中", extend_to="2023-12-31", extend_reason="资金未到位")
+    feedback(deployment, "申请.csv", [ask])
+    pending = deployment.query("SELECT extend_to, extend_requested_to, extend_status FROM hazards WHERE hazard_no = ?",
+                               [A_DAMAGE])  # fmt: skip
+    assert pending == [(None, dt.date(2023, 12, 31), "待审批")]
+    with store.connect(deployment.db) as con:  # deadline 2023-08-10 still counts while pending
+        assert ledger_rows(con, dt.date(2023, 9, 1)).set_index("hazard_no").loc[A_DAMAGE, "overdue_days"] == 22
+    decide = dict(unit="", report_date="2023-08-20", measures="同意延期")
+    (own,) = feedback(deployment, "自批.csv", [fb(A_DAMAGE, "整改中", extension_decision="批准", **decide)],
+                      batch="2023-08")  # fmt: skip
+    assert own.rows[0].reason_zh == "延期审批须由该隐患责任单位的监管单位YJJ（利通区应急管理局（地震局））报送"
+    (refused,) = feedback(deployment, "驳回.csv", [fb(A_DAMAGE, "整改中", extension_decision="不批准", **decide)],
+                          unit="YJJ", batch="2023-08")  # fmt: skip
+    assert refused.applied == 1
+    assert deployment.query("SELECT extend_to, extend_status FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
+        (None, "不予批准")
+    ]
+    feedback(deployment, "再申请.csv", [fb(A_DAMAGE, "整改中", extend_to="2023-11-30", extend_reason="施工期",
+                                          report_date="2023-08-25")], batch="2023-08b")  # fmt: skip
+    (ok,) = feedback(deployment, "批准.csv", [fb(A_DAMAGE, "整改中", extension_decision="批准", **{**decide,
+                     "report_date": "2023-08-26"})], unit="YJJ", batch="2023-08b")  # fmt: skip
+    assert ok.applied == 1
+    assert deployment.query("SELECT extend_to, extend_status FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
+        (dt.date(2023, 11, 30), "已批准")
+    ]
+    with store.connect(deployment.db) as con:
+        assert pd.isna(ledger_rows(con, dt.date(2023, 9, 1)).set_index("hazard_no").loc[A_DAMAGE, "overdue_days"])
+    notes = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? AND unit = 'YJJ' ORDER BY seq",
+                             [A_DAMAGE])  # fmt: skip
+    assert notes == [
+        ("延期申请（至2023-12-31）不予批准，整改时限不变：同意延期",),
+        ("延期申请（至2023-11-30）批准：同意延期",),
     ]

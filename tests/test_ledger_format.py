@@ -51,7 +51,7 @@ def test_dates_are_dates_in_the_csv_and_date_cells_in_the_xlsx(deployment, tmp_p
     rows = {r["隐患编号"]: r for r in _csv(tmp_path / "隐患台账.csv")}
     assert (rows[B_D]["发现日期"], rows[B_D]["最近一次调查日期"], rows[B_D]["整改时限"]) == (
         "2023-05-12", "2023-05-12", "2024-05-11")  # fmt: skip
-    assert rows[B_D]["延期至"] == rows[B_D]["验收日期"] == ""
+    assert rows[B_D]["批准延期至"] == rows[B_D]["验收日期"] == ""
     assert rows[A_FALL]["逾期天数"] == str((AS_OF - dt.date(2023, 6, 11)).days)  # a whole number, not 82.0
 
     cells = {r["隐患编号"].value: r for r in _sheet(tmp_path / "隐患台账.xlsx", "房屋建筑")}
@@ -59,7 +59,7 @@ def test_dates_are_dates_in_the_csv_and_date_cells_in_the_xlsx(deployment, tmp_p
         cell = cells[B_D][column]
         assert cell.is_date and cell.number_format == "yyyy-mm-dd"
         assert cell.value.date() == expected and cell.value.time() == dt.time(0)
-    assert cells[B_D]["延期至"].value is None
+    assert cells[B_D]["批准延期至"].value is None
     assert cells[A_FALL]["逾期天数"].value == (AS_OF - dt.date(2023, 6, 11)).days
 
 

@@ -29,7 +29,8 @@ from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
-    "monitoring, plan_no, plan_finish, assessment_no, expert, acceptor, accept_date, accept_result, row_no"
+    "monitoring, plan_no, plan_finish, assessment_no, expert, acceptor, accept_date, accept_result, "
+    "extension_decision, row_no"
 )
 
 
@@ -122,12 +123,41 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
     return None, target
 
 
+def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
+    """Why a supervisor's extension decision is refused (Chinese), or None."""
+    if h is None:
+        return f"隐患编号“{row['hazard_no']}”在台账中不存在"
+    supervisor = supervisor_of(h["responsible_unit"])
+    if acting != supervisor:
+        return f"延期审批须由该隐患责任单位的监管单位{unit_label(supervisor)}报送"
+    if h["extend_status"] != "待审批":
+        return "该隐患没有待审批的延期申请"
+    if row["status"] != h["status"]:
+        return f"审批延期时整改状态应填该隐患当前状态“{h['status']}”"
+    return None
+
+
+def _apply_decision(con: duckdb.DuckDBPyConnection, row: dict, h: dict, acting: str, source: str) -> None:
+    approved = row["extension_decision"] == "批准"
+    con.execute(
+        "UPDATE hazards SET extend_status = ?, extend_to = CASE WHEN ? THEN extend_requested_to ELSE extend_to END "
+        "WHERE hazard_no = ?",
+        ["已批准" if approved else "不予批准", approved, row["hazard_no"]],
+    )
+    note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
+            f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
+    record_events(
+        con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], h["status"], acting, source, note]
+    )
+
+
 def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, acting: str, source: str) -> None:
     accepting = unit_actor(h["status"], target) == "supervisor"
     con.execute(
         """
         UPDATE hazards SET status = ?, measures = ?, person = ?, funds_wan = coalesce(?, funds_wan),
-            extend_to = coalesce(?, extend_to), extend_reason = coalesce(?, extend_reason),
+            extend_requested_to = coalesce(?, extend_requested_to), extend_reason = coalesce(?, extend_reason),
+            extend_status = CASE WHEN ? IS NOT NULL THEN '待审批' ELSE extend_status END,
             monitoring = coalesce(?, monitoring), plan_no = coalesce(?, plan_no),
             plan_finish = coalesce(?, plan_finish), assessment_no = coalesce(?, assessment_no),
             expert = coalesce(?, expert),
@@ -135,18 +165,19 @@ def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, 
             accept_result = CASE WHEN ? THEN ? ELSE accept_result END, updated_on = ?
         WHERE hazard_no = ?
         """,
-        [target, row["measures"], row["person"], row["funds_wan"], row["extend_to"], row["extend_reason"],
+        [target, row["measures"], row["person"], row["funds_wan"], row["extend_to"], row["extend_reason"], row["extend_to"],
          row["monitoring"], row["plan_no"], row["plan_finish"], row["assessment_no"], row["expert"], accepting, row["acceptor"], accepting, row["accept_date"],
          accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
     )  # fmt: skip
-    note = row["measures"] + (f"；申请延期至{row['extend_to']}：{row['extend_reason']}" if row["extend_to"] else "")
+    note = row["measures"] + (f"；申请延期至{row['extend_to']}（待监管单位审批）：{row['extend_reason']}"
+                              if row["extend_to"] else "")  # fmt: skip
     record_events(con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], target, acting, source, note])
 
 
 def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
     cur = con.execute(
         "SELECT status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
-        "plan_finish, plan_no FROM hazards WHERE hazard_no = ?",
+        "plan_finish, plan_no, extend_requested_to, extend_status FROM hazards WHERE hazard_no = ?",
         [hazard_no],
     )
     rows = cur.fetchall()
@@ -167,6 +198,16 @@ def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept:
     result.rows += [RowResult(r, h, acting, "退回", reason) for r, h, reason in refused]
     for row in valid:
         h = _hazard(con, row["hazard_no"])
+        if row["extension_decision"] and not (row["unit"] and row["unit"] != acting):
+            reason = _check_decision(h, row, acting)
+            if reason is None:
+                _apply_decision(con, row, h, acting, rel_path)
+                result.rows.append(
+                    RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], h["status"])
+                )
+            else:
+                result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))
+            continue
         reason, target = _check(h, row, acting)
         if reason:
             result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))

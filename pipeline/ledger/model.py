@@ -37,7 +37,8 @@ HAZARD_COLUMNS = """
     extend_reason VARCHAR, monitoring VARCHAR, plan_no VARCHAR, status VARCHAR,
     acceptor VARCHAR, accept_date DATE, accept_result VARCHAR, updated_on DATE, ruleset_version VARCHAR,
     review_days INTEGER, plan_finish DATE, assessment_no VARCHAR, expert VARCHAR,
-    supervise_unit VARCHAR, supervise_date DATE, supervise_no VARCHAR
+    supervise_unit VARCHAR, supervise_date DATE, supervise_no VARCHAR, extend_requested_to DATE,
+    extend_status VARCHAR
 """
 
 LEDGER_DDL = [

@@ -121,6 +121,7 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("""
         UPDATE hazards h SET status = '待整改', last_survey_date = c.survey_date, last_seen_round = c.survey_round,
                deadline = ch.event_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
+               extend_requested_to = NULL, extend_status = NULL,
                acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
                updated_on = ch.event_date, ruleset_version = c.ruleset_version, review_days = c.review_days
