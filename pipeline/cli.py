@@ -159,9 +159,11 @@ def _accepted_refused(con, kind: str) -> tuple[int, int]:
     """Rows accepted and refused. Feedback rows count as the ledger applied or refused them (a row can pass
     validation and still be refused: not the unit's hazard, an illegal change); rows of files not yet
     applied count as validated."""
+    from pipeline import store
+
     valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
     refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
-    if kind != "feedback" or not _has_table(con, "feedback_results"):
+    if kind != "feedback" or not store.has_table(con, "feedback_results"):
         return valid, refused
     return con.execute(
         """
@@ -175,15 +177,12 @@ def _accepted_refused(con, kind: str) -> tuple[int, int]:
     ).fetchall()[0]
 
 
-def _has_table(con, name: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
-
-
 def _print_ledger(con) -> None:
+    from pipeline import store
     from pipeline.clock import district_today
     from pipeline.ledger.exports import summary
 
-    if not (_has_table(con, "scores") and _has_table(con, "hazards")):
+    if not (store.has_table(con, "scores") and store.has_table(con, "hazards")):
         print("\n尚未评分，台账为空")
         return
     today = district_today()
@@ -276,7 +275,7 @@ def _fire_rates(version: str) -> tuple[dict[tuple[str, str], tuple[int, int]], s
     if not published.exists() and not live.exists():
         return {}, "（尚未运行，没有触发率；运行后再看）"
     with store.connect_read(published, live) as con:
-        if not _has_table(con, "findings"):
+        if not store.has_table(con, "findings"):
             return {}, "（尚未评分，没有触发率）"
         versions = scored_versions(con)
         rates = fire_rates(con)

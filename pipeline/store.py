@@ -59,6 +59,24 @@ CREATE TABLE IF NOT EXISTS intake_files (
 )
 """
 
+# Columns of intake_files added after the table was first shipped (older databases get them on connect).
+INTAKE_FILES_NEW_COLUMNS = {
+    "is_latest": "BOOLEAN",  # the version now at its path
+    "sheet_name": "VARCHAR",  # XLSX: the sheet the records came from
+    "header_row": "INTEGER",  # the header's row as Excel numbers it (title rows above it are skipped)
+    "found_headers": "VARCHAR[]",  # the headers the file has (shown on an unreadable file's receipt)
+    "notes_zh": "VARCHAR[]",  # hints for the receipt (sheets not read, …)
+    "mapping_sha256": "VARCHAR",  # the 列映射.csv this version was read with
+}
+
+ROW_PROBLEMS_DDL = """
+CREATE TABLE IF NOT EXISTS intake_row_problems (
+    file_id VARCHAR, row_no INTEGER,
+    column_key VARCHAR,               -- the template field of the cell, NULL for the whole row
+    problem_zh VARCHAR                -- refused at reading: values right of the header, a cell too long
+)
+"""
+
 QUARANTINE_DDL = """
 CREATE TABLE IF NOT EXISTS quarantine (
     kind VARCHAR, file_id VARCHAR, source_file VARCHAR, row_no INTEGER,
@@ -101,6 +119,8 @@ def staging_ddl(t: Template) -> str:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(INTAKE_FILES_DDL)
+    _add_intake_files_columns(con)
+    con.execute(ROW_PROBLEMS_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(FAILURES_DDL)
     for kind in TEMPLATE_KINDS:
@@ -108,6 +128,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_ddl(t))
         con.execute(staging_ddl(t))
         add_new_columns(con, t)
+
+
+def _add_intake_files_columns(con: duckdb.DuckDBPyConnection) -> None:
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'intake_files'").fetchall()}  # fmt: skip
+    for column, sql_type in INTAKE_FILES_NEW_COLUMNS.items():
+        if column not in have:
+            con.execute(f"ALTER TABLE intake_files ADD COLUMN {column} {sql_type}")
+            if column == "is_latest":
+                con.execute("UPDATE intake_files SET is_latest = is_current")
 
 
 def add_new_columns(con: duckdb.DuckDBPyConnection, t: Template) -> None:
@@ -125,6 +155,11 @@ def add_new_columns(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             con.execute(f"ALTER TABLE {raw_table(t.kind)} ADD COLUMN {quote(f.key)} VARCHAR")
         if (staging_table(t.kind), f.key) not in existing:
             con.execute(f"ALTER TABLE {staging_table(t.kind)} ADD COLUMN {quote(f.key)} {SQL_TYPES[f.type]}")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the database has the table (a read-only snapshot cannot create missing ones: look first)."""
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
 
 
 @contextmanager

@@ -72,15 +72,19 @@ def _try_flock(fd: int) -> bool:
         return False
 
 
+def _key(path: Path) -> str:
+    return str(Path(path).resolve())  # resolves whether or not the file exists yet
+
+
 @contextmanager
-def _flock(path: Path, on_busy: Callable[[], bool]) -> Iterator[int]:
-    """Hold an exclusive flock on `path` (reentrant in this process). `on_busy` is called while another
-    process holds it: it returns False to give up (it raises to refuse)."""
-    key = str(path.resolve()) if path.exists() else str(path.absolute())
+def _flock(path: Path, on_busy: Callable[[], None]) -> Iterator[tuple[int, bool]]:
+    """Hold an exclusive flock on `path`, reentrant in this process; yields (fd, first: this is the outermost
+    hold). `on_busy` is called while another process holds it; it raises to give up."""
+    key = _key(path)
     if key in _held:
         _held[key][1] += 1
         try:
-            yield _held[key][0]
+            yield _held[key][0], False
         finally:
             _held[key][1] -= 1
         return
@@ -95,7 +99,7 @@ def _flock(path: Path, on_busy: Callable[[], bool]) -> Iterator[int]:
         raise
     _held[key] = [fd, 1]
     try:
-        yield fd
+        yield fd, True
     finally:
         _held[key][1] -= 1
         if _held[key][1] == 0:
@@ -125,8 +129,8 @@ def writer_lock(
             say(f"数据库正被另一个运行写入（{holder(db_path)}），等待其结束（最多 {wait:.0f} 秒）……")
             told = True
 
-    with _flock(path, on_busy) as fd:
-        if _held[str(path.resolve())][1] == 1:  # first holder in this process: say who we are
+    with _flock(path, on_busy) as (fd, first):
+        if first:  # the outermost holder in this process says who holds the lock
             info = {"pid": os.getpid(), "what": what, "since": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info, ensure_ascii=False).encode(), 0)
@@ -150,7 +154,7 @@ def _run_is_dead(db_path: Path, run_id: str, started: float | None) -> bool:
     path = runs_dir(db_path) / f"{run_id}.lock"
     if not path.exists():
         return started is not None and time.time() - started > DEAD_RUN_GRACE_SECONDS
-    if str(path.absolute()) in _held or str(path.resolve()) in _held:
+    if _key(path) in _held:
         return False  # held by this very process
     try:
         fd = os.open(path, os.O_RDWR)

@@ -54,38 +54,6 @@ TOO_BIG_ZH = (
     "或联系区应急管理局（地震局）"
 )
 
-# Columns of intake_files added by this stage (older databases get them on the next ingest).
-EXTRA_COLUMNS = {
-    "is_latest": "BOOLEAN",  # the version now at its path
-    "sheet_name": "VARCHAR",  # XLSX: the sheet the records came from
-    "header_row": "INTEGER",  # the header's row as Excel numbers it (title rows above it are skipped)
-    "found_headers": "VARCHAR[]",  # the headers the file has (shown on an unreadable file's receipt)
-    "notes_zh": "VARCHAR[]",  # hints for the receipt (sheets not read, …)
-    "mapping_sha256": "VARCHAR",  # the 列映射.csv this version was read with
-}
-ROW_PROBLEMS_DDL = """
-CREATE TABLE IF NOT EXISTS intake_row_problems (
-    file_id VARCHAR, row_no INTEGER,
-    column_key VARCHAR,               -- the template field of the cell, NULL for the whole row
-    problem_zh VARCHAR                -- refused at reading: values right of the header, a cell too long
-)
-"""
-
-
-def ensure_intake_tables(con: duckdb.DuckDBPyConnection) -> None:
-    have = {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'intake_files'"
-        ).fetchall()
-    }
-    for column, sql_type in EXTRA_COLUMNS.items():
-        if column not in have:
-            con.execute(f"ALTER TABLE intake_files ADD COLUMN {column} {sql_type}")
-            if column == "is_latest":
-                con.execute("UPDATE intake_files SET is_latest = is_current")
-    con.execute(ROW_PROBLEMS_DDL)
-
 
 def fingerprint(kind: str, rel_path: str, sha256: str, mapping_sha: str | None) -> str:
     """The file_id of one version: kind, path, bytes, and the mapping it is read with (if any)."""
@@ -203,7 +171,6 @@ def reason_of(e: Exception) -> str:
 
 def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str) -> IngestSummary:
     """Register and load every new file version of `kind`; mark what is latest and current."""
-    ensure_intake_tables(con)
     summary = IngestSummary(kind)
     uploads = discover(data_raw, kind)
     known = {r[0] for r in con.execute("SELECT file_id FROM intake_files").fetchall()}

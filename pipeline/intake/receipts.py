@@ -17,7 +17,6 @@ import duckdb
 
 from pipeline.atomic import atomic_path
 from pipeline.excel_safe import safe_cell
-from pipeline.intake.ingest import ensure_intake_tables
 from pipeline.intake.schema import Template, load_template
 from pipeline.registry import unit_label, units
 from pipeline.store import quote
@@ -144,7 +143,6 @@ def _bold(ws, value: str, font):
 
 def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
     """A receipt for the latest version of every file of `kind` (one per path)."""
-    ensure_intake_tables(con)
     cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_latest ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.clock import district_today
-from pipeline.intake.ingest import TOO_BIG_ZH, ensure_intake_tables, refresh_current
+from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
@@ -220,7 +220,6 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
 def _reading_problems(con: duckdb.DuckDBPyConnection, t: Template) -> pd.DataFrame:
     """Rows refused while the file was read (values right of the header, a cell too long), as failures
     of the check `read_problem`, each with its own reason."""
-    ensure_intake_tables(con)
     df = con.execute(f"""
         SELECT n._row_key AS row_key, 'read_problem' AS check_id, coalesce(p.column_key, '') AS columns,
                p.problem_zh

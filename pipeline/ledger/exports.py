@@ -143,20 +143,14 @@ def export_ledger(
     rows = ledger_rows(con, as_of, table)
     by_town = summary(con, "town", as_of, period_start, table)
     by_unit = summary(con, "unit", as_of, period_start, table)
-    paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]
-    for path in paths:
-        remove_leftover_temps(path)
+    paths = [
+        out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES
+    ]  # atomic_path clears a killed writer's temps
     write_xlsx(rows, by_town, paths[0])
     write_csv(rows, paths[1])
     write_summary_csv(by_town, paths[2])
     write_summary_csv(by_unit, paths[3])
     return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, paths)
-
-
-def remove_leftover_temps(path: Path) -> None:
-    """Temporary files of `path` left by a killed writer (atomic_path names them `.<stem>.<random>.tmp<suffix>`)."""
-    for tmp in path.parent.glob(f".{path.stem[:40]}.*.tmp{path.suffix}"):
-        tmp.unlink(missing_ok=True)
 
 
 def _display(df: pd.DataFrame, dates: str = "text") -> pd.DataFrame:

@@ -29,6 +29,8 @@ from pipeline.clock import district_today
 from pipeline.ledger import describe
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
 
+OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+
 CURRENT_SQL = """
 CREATE OR REPLACE TEMP TABLE ledger_current AS
 SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
@@ -135,11 +137,11 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
     """Open hazards seen again in a newer survey: record the new survey (status unchanged)."""
     n = _changes(
         con,
-        """
+        f"""
         SELECT c.hazard_no, c.survey_date AS event_date, h.status AS from_status, h.status AS to_status,
                c.department AS unit, c.source_file, '复查仍存在（' || c.survey_round || '）' AS note
         FROM ledger_current c JOIN hazards h USING (hazard_no)
-        WHERE h.status NOT IN ('已销号', '已撤销') AND c.survey_round > h.last_seen_round""",
+        WHERE h.status IN {OPEN_SQL} AND c.survey_round > h.last_seen_round""",
     )
     con.execute("""
         UPDATE hazards h SET last_survey_date = c.survey_date, last_seen_round = c.survey_round,
@@ -175,7 +177,6 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
     naming the rule and both rule-set versions, never dropped silently. (A newer survey that no longer shows
     a hazard is a resurvey, handled above; the same rule set on a corrected file of the same round changes
     nothing here.)"""
-    open_statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     n = _changes(
         con,
         f"""
@@ -189,7 +190,7 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
         FROM hazards h
         JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
-        WHERE h.status IN ({open_statuses}) AND s.survey_round = h.last_seen_round
+        WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round
           AND h.ruleset_version IS DISTINCT FROM s.ruleset_version
           AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
         [district_today()],
@@ -215,7 +216,6 @@ def _supervise_major(con: duckdb.DuckDBPyConnection) -> int:
     units = [(code, u.supervisor or code) for code, u in registry.units().items()]
     con.execute("CREATE OR REPLACE TEMP TABLE ledger_supervisors (unit_code VARCHAR, supervisor VARCHAR)")
     con.executemany("INSERT INTO ledger_supervisors VALUES (?, ?)", units)
-    open_statuses = ", ".join(f"'{s}'" for s in OPEN_STATUSES)
     n = _changes(
         con,
         f"""
@@ -224,7 +224,7 @@ def _supervise_major(con: duckdb.DuckDBPyConnection) -> int:
                '重大隐患挂牌督办：督办单位' || coalesce(s.supervisor, '{registry.TOP_UNIT}') || '，督办编号督办-' || h.hazard_no
                    AS note, coalesce(s.supervisor, '{registry.TOP_UNIT}') AS supervisor
         FROM hazards h LEFT JOIN ledger_supervisors s ON s.unit_code = h.responsible_unit
-        WHERE h.hazard_grade = '重大' AND h.supervise_no IS NULL AND h.status IN ({open_statuses})""",
+        WHERE h.hazard_grade = '重大' AND h.supervise_no IS NULL AND h.status IN {OPEN_SQL}""",
     )
     con.execute("""
         UPDATE hazards h SET supervise_unit = c.supervisor, supervise_date = c.event_date,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import duckdb
 
 from pipeline.intake.schema import load_template
+from pipeline.store import has_table
 
 EXPLAIN_SQL = """
 SELECT f.rule_id, r.title_zh, f.points, f.hard, f.hazard, f.evidence, r.source_ref, r.confidence, r.file
@@ -56,13 +57,8 @@ def explain(con: duckdb.DuckDBPyConnection, asset_id: str) -> str:
     return "\n".join(out)
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Read-only connections (a published snapshot) cannot create missing tables: look first."""
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall()[0][0])
-
-
 def _scores(con: duckdb.DuckDBPyConnection, asset_id: str) -> list[tuple]:
-    if not _has_table(con, "scores"):
+    if not has_table(con, "scores"):
         return []
     return con.execute(
         "SELECT kind, asset_name, score, raw_points, level_zh, colour, hard_rule, ruleset_version, survey_round "
@@ -83,7 +79,7 @@ class QuarantinedRow:
 
 def quarantined_rows(con: duckdb.DuckDBPyConnection, asset_id: str) -> list[QuarantinedRow]:
     """Survey rows with this id (a hazchem inventory row by its site) that failed validation."""
-    if not _has_table(con, "quarantine"):
+    if not has_table(con, "quarantine"):
         return []
     rows = con.execute(QUARANTINE_SQL, [asset_id, asset_id + "|"]).fetchall()
     return [QuarantinedRow(*r) for r in rows]
