@@ -179,7 +179,7 @@ def _accepted_refused(con, kind: str) -> tuple[int, int]:
 
 def _print_ledger(con) -> None:
     from pipeline import store
-    from pipeline.clock import district_today
+    from pipeline.clock import as_of_label, district_today
     from pipeline.ledger.exports import summary
 
     if not (store.has_table(con, "scores") and store.has_table(con, "hazards")):
@@ -195,7 +195,7 @@ def _print_ledger(con) -> None:
     print(f"\n已评分资产 {sum(levels.values()):,}：红 {levels.get('red', 0):,}  橙 {levels.get('orange', 0):,}  "
           f"黄 {levels.get('yellow', 0):,}  蓝 {levels.get('blue', 0):,}")  # fmt: skip
     rate = f"{closed / found:.1%}" if found else "—"
-    print(f"隐患 {found:,}：已销号 {closed:,}（整改率 {rate}），逾期 {overdue:,}（按 {today} 计），管控中 "
+    print(f"隐患 {found:,}：已销号 {closed:,}（整改率 {rate}），逾期 {overdue:,}（{as_of_label(today)}），管控中 "
           f"{by_status.get('管控中', 0):,}")  # fmt: skip
     print("  " + "  ".join(f"{s} {n:,}" for s, n in sorted(by_status.items())))
     if withdrawn:

@@ -1,8 +1,9 @@
 """The district's date. Overdue, "today" and future-date checks follow Beijing time (UTC+8, no
 daylight saving), not the server's clock: a run at 07:00 in Wuzhong is 23:00 UTC the day before.
 
-`LITONG_TODAY=YYYY-MM-DD` sets the district's date (tests, a replay of a past day, a sample shown
-as of its own date); unset, it is today in Beijing time.
+`LITONG_TODAY=YYYY-MM-DD` sets the district's date (tests, a replay of a past day). Else, when the data
+folder is the bundled sample (it holds `样例数据.yaml` with the date the sample's story stops), the
+district's date is that as-of date and every output says 样例数据，截至…; real data uses today.
 """
 
 from __future__ import annotations
@@ -10,8 +11,25 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+import yaml
+
+from pipeline.paths import data_raw_dir
+
 DISTRICT_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 TODAY_ENV = "LITONG_TODAY"
+SAMPLE_MARKER = "样例数据.yaml"  # in data_raw/: `as_of: 2025-06-30` and a description
+
+
+def sample_as_of() -> dt.date | None:
+    """The as-of date of the bundled sample when data_raw/ is the sample, else None."""
+    marker = data_raw_dir() / SAMPLE_MARKER
+    if not marker.is_file():
+        return None
+    try:
+        value = (yaml.safe_load(marker.read_text(encoding="utf-8")) or {}).get("as_of")
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    except (yaml.YAMLError, ValueError, AttributeError) as e:
+        raise ValueError(f"{marker}: as_of 应为 YYYY-MM-DD 格式的日期") from e
 
 
 def district_today() -> dt.date:
@@ -21,4 +39,10 @@ def district_today() -> dt.date:
             return dt.date.fromisoformat(fixed)
         except ValueError as e:
             raise ValueError(f"{TODAY_ENV} 应为 YYYY-MM-DD 格式的日期，而不是“{fixed}”") from e
-    return dt.datetime.now(DISTRICT_TZ).date()
+    return sample_as_of() or dt.datetime.now(DISTRICT_TZ).date()
+
+
+def as_of_label(as_of: dt.date) -> str:
+    """How every output states its date: `截至2025年6月30日`, or `样例数据，截至…` on the sample."""
+    text = f"截至{as_of.year}年{as_of.month}月{as_of.day}日"
+    return f"样例数据，{text}" if sample_as_of() is not None else text

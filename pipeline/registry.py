@@ -5,9 +5,13 @@ account once uploads go through the web page — never from a value typed inside
 that decides "who did this" goes through `acting_unit_of` / `resolve_acting_unit`, so a new channel
 (an account) is one more branch here, not a new rule in every stage.
 
-The registry is `reference/units.csv` (departments, towns, the enterprises named in the plan).
-Enterprises that own hazardous-chemical sites or pipelines can join it later as rows of the same
-shape; every unit but the district's top one names its supervising unit.
+The registry is `reference/units.csv` (the district government, departments, towns, the enterprises
+named in the plan) and the enterprises the surveys name: a hazardous-chemical site's enterprise and a
+pipeline's operator, by their unified social credit codes, each supervised by the department whose
+folder its latest survey came from (the scoring stage keeps them in the store's `enterprise_units`;
+`load_enterprises` brings them in whenever a connection to the store opens). Every unit but the
+district's top one names its supervising unit. An enterprise that both kinds name takes its hazchem
+regulator as supervisor (before its pipeline department).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 from pathlib import PurePosixPath
+
+import duckdb
 
 from pipeline.paths import REFERENCE_DIR
 
@@ -47,11 +53,46 @@ class SurveyRound:
 
 
 @cache
-def units() -> dict[str, Unit]:
-    """unit_code → Unit, in the registry's order."""
+def district_units() -> dict[str, Unit]:
+    """unit_code → Unit of reference/units.csv, in the file's order."""
     with open(REFERENCE_DIR / UNITS_FILE, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return {r["unit_code"]: Unit(r["unit_code"], r["unit_name"], r["kind"], r["supervisor_code"] or None) for r in rows}
+
+
+_enterprises: dict[str, Unit] = {}
+_merged: dict[str, Unit] | None = None
+
+
+def units() -> dict[str, Unit]:
+    """unit_code → Unit: the district's units, then the enterprises from the surveys."""
+    global _merged
+    if _merged is None:
+        base = district_units()  # a district unit's code is never shadowed by a survey's
+        _merged = {**base, **{c: u for c, u in _enterprises.items() if c not in base}}
+    return _merged
+
+
+def set_enterprises(enterprises: dict[str, Unit]) -> None:
+    global _enterprises, _merged
+    _enterprises, _merged = dict(enterprises), None
+
+
+def load_enterprises(con: duckdb.DuckDBPyConnection) -> None:
+    """Replace the enterprises with those of this store (none when it has no `enterprise_units`)."""
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
+        set_enterprises({})
+        return
+    order = {k: i for i, k in enumerate(("hazchem_sites", "pipelines"))}
+    rows = con.execute(
+        "SELECT unit_code, unit_name, supervisor_code, survey_kind FROM enterprise_units ORDER BY unit_code"
+    ).fetchall()
+    found: dict[str, tuple[int, Unit]] = {}
+    for code, name, supervisor, survey_kind in rows:
+        rank = order.get(survey_kind, len(order))
+        if code not in found or rank < found[code][0]:
+            found[code] = (rank, Unit(code, name or code, "enterprise", supervisor))
+    set_enterprises({c: u for c, (_, u) in found.items()})
 
 
 def unit_label(code: str | None) -> str:

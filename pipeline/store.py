@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline import registry
 from pipeline.intake.schema import TEMPLATE_KINDS, Template, load_template
 
 # DuckDB's default is 80 % of RAM; a bound makes big sorts and windows spill to disk instead.
@@ -117,7 +118,15 @@ def staging_ddl(t: Template) -> str:
     return f"CREATE TABLE IF NOT EXISTS {staging_table(t.kind)} ({cols}, {PROVENANCE_COLUMNS})"
 
 
+# The enterprises of the unit registry, from the surveys (pipeline/registry.py merges them with
+# reference/units.csv): written by the scoring stage, one row per enterprise and survey kind.
+ENTERPRISE_UNITS_DDL = """CREATE TABLE IF NOT EXISTS enterprise_units (
+    unit_code VARCHAR, unit_name VARCHAR, kind VARCHAR, supervisor_code VARCHAR, survey_kind VARCHAR,
+    source_file VARCHAR, survey_round VARCHAR)"""
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(ENTERPRISE_UNITS_DDL)
     con.execute(INTAKE_FILES_DDL)
     _add_intake_files_columns(con)
     con.execute(ROW_PROBLEMS_DDL)
@@ -169,6 +178,7 @@ def connect_read(published: Path, live: Path) -> Iterator[duckdb.DuckDBPyConnect
     path = published if published.exists() else live
     con = duckdb.connect(str(path), read_only=True, config={"memory_limit": MEMORY_LIMIT})
     try:
+        registry.load_enterprises(con)
         yield con
     finally:
         con.close()
@@ -180,6 +190,7 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(path), config={"memory_limit": MEMORY_LIMIT})
     try:
         ensure_schema(con)
+        registry.load_enterprises(con)
         yield con
     finally:
         con.close()

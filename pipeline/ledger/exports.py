@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline import faults
 from pipeline.atomic import atomic_path
+from pipeline.clock import as_of_label
 from pipeline.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
@@ -146,7 +147,7 @@ def export_ledger(
     paths = [
         out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES
     ]  # atomic_path clears a killed writer's temps
-    write_xlsx(rows, by_town, paths[0])
+    write_xlsx(rows, by_town, paths[0], as_of_text=as_of_label(as_of))
     write_csv(rows, paths[1])
     write_summary_csv(by_town, paths[2])
     write_summary_csv(by_unit, paths[3])
@@ -186,7 +187,7 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return write_safe_csv(_display(df), path, midway=lambda: faults.point("ledger_exports:mid"))
 
 
-def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
+def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path, as_of_text: str | None = None) -> Path:
     """A summary sheet (整改率 a percent cell), then one sheet per asset kind: frozen header, filters, colour
     by level, dates as date cells (yyyy-mm-dd). A kind with more rows than a sheet holds (Excel: 1,048,576
     with the header) is split into 房屋建筑(1), 房屋建筑(2) …
@@ -208,6 +209,10 @@ def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path) -> Path:
             title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
             _write_sheet(wb, title, list(LEDGER_COLUMNS.values()), _display_rows(rows), list(rows["risk_level"]),
                          n_rows=len(rows))  # fmt: skip
+    if as_of_text:  # the date the ledger stands at (样例数据，截至… on the sample): title and a last sheet
+        wb.properties.title = f"利通区地震风险隐患台账（{as_of_text}）"
+        _write_sheet(wb, "说明", ["项目", "内容"], [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
+                     ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"]], [None] * 3)  # fmt: skip
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return path

@@ -1,10 +1,12 @@
-"""Rectification feedback files (template part 5): preview, then apply row by row.
+"""Rectification feedback files (template part 5): preview, then apply in file order.
 
 Files come from `data_raw/feedback/<unit>/<batch>/`, are ingested and validated like surveys
 (GE suite from schemas/feedback.yaml), and are then applied in file order: each row either
 changes its hazard (status, measures, …, plus an event) or is refused with a reason and
 changes nothing; the rest of the file still applies. A file is applied once, in one
-transaction; `preview` runs the same logic and rolls back.
+transaction; `preview` runs the same logic and rolls back. Rows are checked one by one in file order
+against the hazard's state, and written set-based in waves (one row per hazard per wave), so a file of
+thousands of rows costs a few statements, not a few per row.
 
 The acting unit of every row is the unit the file came from (its folder; later the web page's
 account), resolved by pipeline/registry.py — never the 填报单位 typed in the row. An empty 填报单位
@@ -19,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from pipeline import faults
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_kind
-from pipeline.ledger.model import ONE_CHANGE, ensure_ledger_schema, record_events, unit_actor
+from pipeline.ledger.model import ensure_ledger_schema, record_events, unit_actor
 from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
 FEEDBACK_COLUMNS = (
@@ -137,51 +140,95 @@ def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
     return None
 
 
-def _apply_decision(con: duckdb.DuckDBPyConnection, row: dict, h: dict, acting: str, source: str) -> None:
-    approved = row["extension_decision"] == "批准"
-    con.execute(
-        "UPDATE hazards SET extend_status = ?, extend_to = CASE WHEN ? THEN extend_requested_to ELSE extend_to END "
-        "WHERE hazard_no = ?",
-        ["已批准" if approved else "不予批准", approved, row["hazard_no"]],
-    )
-    note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
-            f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
-    record_events(
-        con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], h["status"], acting, source, note]
-    )
+# One wave of accepted rows, set-based: the hazard's new values and the event each row records.
+WAVE_COLUMNS = ("hazard_no", "decision", "approved", "target", "from_status", "measures", "person", "funds_wan",
+                "extend_to", "extend_reason", "monitoring", "plan_no", "plan_finish", "assessment_no", "expert",
+                "accepting", "acceptor", "accept_date", "accept_result", "report_date", "unit", "source_file",
+                "note")  # fmt: skip
+
+APPLY_DECISIONS = """
+UPDATE hazards h SET extend_status = CASE WHEN w.approved THEN '已批准' ELSE '不予批准' END,
+    extend_to = CASE WHEN w.approved THEN h.extend_requested_to ELSE h.extend_to END
+FROM feedback_wave w WHERE w.decision AND w.hazard_no = h.hazard_no"""
+
+APPLY_ROWS = """
+UPDATE hazards h SET status = w.target, measures = w.measures, person = w.person,
+    funds_wan = coalesce(w.funds_wan::DOUBLE, h.funds_wan),
+    extend_requested_to = coalesce(w.extend_to::DATE, h.extend_requested_to),
+    extend_reason = coalesce(w.extend_reason, h.extend_reason),
+    extend_status = CASE WHEN w.extend_to IS NOT NULL THEN '待审批' ELSE h.extend_status END,
+    monitoring = coalesce(w.monitoring, h.monitoring), plan_no = coalesce(w.plan_no, h.plan_no),
+    plan_finish = coalesce(w.plan_finish::DATE, h.plan_finish), assessment_no = coalesce(w.assessment_no, h.assessment_no),
+    expert = coalesce(w.expert, h.expert),
+    acceptor = CASE WHEN w.accepting THEN w.acceptor ELSE h.acceptor END,
+    accept_date = CASE WHEN w.accepting THEN w.accept_date::DATE ELSE h.accept_date END,
+    accept_result = CASE WHEN w.accepting THEN w.accept_result ELSE h.accept_result END,
+    updated_on = w.report_date::DATE
+FROM feedback_wave w WHERE NOT w.decision AND w.hazard_no = h.hazard_no"""
+
+WAVE_EVENTS = """(SELECT hazard_no, report_date::DATE AS event_date, from_status,
+    CASE WHEN decision THEN from_status ELSE target END AS to_status, unit, source_file, note FROM feedback_wave)"""
 
 
-def _apply_row(con: duckdb.DuckDBPyConnection, row: dict, target: str, h: dict, acting: str, source: str) -> None:
-    accepting = unit_actor(h["status"], target) == "supervisor"
-    con.execute(
-        """
-        UPDATE hazards SET status = ?, measures = ?, person = ?, funds_wan = coalesce(?, funds_wan),
-            extend_requested_to = coalesce(?, extend_requested_to), extend_reason = coalesce(?, extend_reason),
-            extend_status = CASE WHEN ? IS NOT NULL THEN '待审批' ELSE extend_status END,
-            monitoring = coalesce(?, monitoring), plan_no = coalesce(?, plan_no),
-            plan_finish = coalesce(?, plan_finish), assessment_no = coalesce(?, assessment_no),
-            expert = coalesce(?, expert),
-            acceptor = CASE WHEN ? THEN ? ELSE acceptor END, accept_date = CASE WHEN ? THEN ? ELSE accept_date END,
-            accept_result = CASE WHEN ? THEN ? ELSE accept_result END, updated_on = ?
-        WHERE hazard_no = ?
-        """,
-        [target, row["measures"], row["person"], row["funds_wan"], row["extend_to"], row["extend_reason"], row["extend_to"],
-         row["monitoring"], row["plan_no"], row["plan_finish"], row["assessment_no"], row["expert"], accepting, row["acceptor"], accepting, row["accept_date"],
-         accepting, row["accept_result"], row["report_date"], row["hazard_no"]],
-    )  # fmt: skip
-    note = row["measures"] + (f"；申请延期至{row['extend_to']}（待监管单位审批）：{row['extend_reason']}"
-                              if row["extend_to"] else "")  # fmt: skip
-    record_events(con, ONE_CHANGE, [row["hazard_no"], row["report_date"], h["status"], target, acting, source, note])
+def _text(v: object) -> str | None:
+    return None if v is None else (v.isoformat() if isinstance(v, dt.date) else str(v))
 
 
-def _hazard(con: duckdb.DuckDBPyConnection, hazard_no: str) -> dict | None:
+def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) -> dict:
+    """The values one accepted row writes (`target` None: a supervisor's extension decision)."""
+    if target is None:
+        approved = row["extension_decision"] == "批准"
+        note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
+                f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
+        values = {"decision": True, "approved": approved, "target": h["status"], "accepting": False}
+    else:
+        note = row["measures"] + (f"；申请延期至{row['extend_to']}（待监管单位审批）：{row['extend_reason']}"
+                                  if row["extend_to"] else "")  # fmt: skip
+        accepting = unit_actor(h["status"], target) == "supervisor"
+        values = {"decision": False, "approved": False, "target": target, "accepting": accepting}
+    out = {k: _text(row.get(k)) for k in WAVE_COLUMNS if k in row}
+    out.update(values, from_status=h["status"], unit=acting, source_file=source, note=note)
+    return out
+
+
+def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
+    """Apply accepted rows of distinct hazards together: two UPDATEs and one INSERT of events."""
+    frame = pd.DataFrame([[r.get(k) for k in WAVE_COLUMNS] for r in rows], columns=list(WAVE_COLUMNS), dtype=object)
+    for flag in ("decision", "approved", "accepting"):
+        frame[flag] = frame[flag].astype(bool)
+    con.register("feedback_wave_df", frame)
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE feedback_wave AS SELECT * FROM feedback_wave_df")
+    finally:
+        con.unregister("feedback_wave_df")
+    con.execute(APPLY_DECISIONS)
+    con.execute(APPLY_ROWS)
+    record_events(con, WAVE_EVENTS)
+
+
+def _hazards(con: duckdb.DuckDBPyConnection, numbers: list[str]) -> dict[str, dict]:
     cur = con.execute(
-        "SELECT status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
-        "plan_finish, plan_no, extend_requested_to, extend_status FROM hazards WHERE hazard_no = ?",
-        [hazard_no],
+        "SELECT hazard_no, status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
+        "plan_finish, plan_no, extend_requested_to, extend_status FROM hazards WHERE hazard_no IN "
+        "(SELECT unnest(?::VARCHAR[]))",
+        [numbers],
     )
-    rows = cur.fetchall()
-    return dict(zip([d[0] for d in cur.description], rows[0], strict=True)) if rows else None
+    names = [d[0] for d in cur.description]
+    return {r[0]: dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+
+
+def _waves(rows: list[dict]) -> list[list[dict]]:
+    """Rows in file order, split so that each wave holds at most one row per hazard: a hazard's second row
+    in the file is checked against the state its first row left."""
+    waves: list[list[dict]] = []
+    seen: dict[str | None, int] = {}
+    for row in rows:
+        k = seen.get(row["hazard_no"], 0)
+        seen[row["hazard_no"]] = k + 1
+        if k == len(waves):
+            waves.append([])
+        waves[k].append(row)
+    return waves
 
 
 def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept: str | None) -> FileResult:
@@ -196,24 +243,23 @@ def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept:
         [file_id],
     ).fetchall()
     result.rows += [RowResult(r, h, acting, "退回", reason) for r, h, reason in refused]
-    for row in valid:
-        h = _hazard(con, row["hazard_no"])
-        if row["extension_decision"] and not (row["unit"] and row["unit"] != acting):
-            reason = _check_decision(h, row, acting)
-            if reason is None:
-                _apply_decision(con, row, h, acting, rel_path)
-                result.rows.append(
-                    RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], h["status"])
-                )
+    for wave in _waves(valid):
+        state = _hazards(con, [r["hazard_no"] for r in wave])
+        accepted = []
+        for row in wave:
+            h = state.get(row["hazard_no"])
+            if row["extension_decision"] and not (row["unit"] and row["unit"] != acting):
+                reason, target = _check_decision(h, row, acting), None
             else:
+                reason, target = _check(h, row, acting)
+            if reason:
                 result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))
-            continue
-        reason, target = _check(h, row, acting)
-        if reason:
-            result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))
-            continue
-        _apply_row(con, row, target, h, acting, rel_path)
-        result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], target))
+                continue
+            accepted.append(_wave_row(row, h, target, acting, rel_path))
+            to_status = target or h["status"]
+            result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], to_status))
+        if accepted:
+            _apply_wave(con, accepted)
     result.rows.sort(key=lambda r: r.row_no)
     return result
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.clock import as_of_label
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
@@ -86,13 +87,14 @@ def write_briefing(inp: PublishInputs, path: Path) -> Headline:
     footer.text(0.01, 0.5, f"数据：各部门地震风险隐患调查上报及整改反馈；逾期按{inp.as_of:%Y年%m月%d日}计。"
                 "详见隐患台账（output/ledger/隐患台账.xlsx）。", fontsize=7, color=MUTED, va="center")  # fmt: skip
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"Title": f"利通区地震风险隐患排查整治简报 {inp.as_of.isoformat()}"})
+        title = f"利通区地震风险隐患排查整治简报（{as_of_label(inp.as_of)}）"
+        fig.savefig(tmp, format="pdf", metadata={"Title": title})
     return head
 
 
 def _header(fig, as_of: dt.date) -> None:
     fig.text(0.5, 0.62, "利通区地震风险隐患排查整治简报", ha="center", va="center", fontsize=17, color=INK)
-    fig.text(0.5, 0.18, f"截至 {as_of:%Y年%m月%d日}　·　利通区应急管理局（地震局）", ha="center", va="center",
+    fig.text(0.5, 0.18, f"{as_of_label(as_of)}　·　利通区应急管理局（地震局）", ha="center", va="center",
              fontsize=9, color=MUTED)  # fmt: skip
 
 

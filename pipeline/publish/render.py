@@ -9,10 +9,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.atomic import atomic_path
+from pipeline.clock import as_of_label
 from pipeline.excel_safe import write_safe_csv
 from pipeline.publish.charts import Chart
 from pipeline.publish.inputs import PublishInputs
-from pipeline.publish.style import check_cjk_font, use_cjk_style
+from pipeline.publish.style import MUTED, check_cjk_font, use_cjk_style
 
 PNG_DPI = 110
 
@@ -48,6 +49,7 @@ def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedCha
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         chart.draw(fig, table, inp)
+        fig.text(0.995, 0.003, as_of_label(inp.as_of), ha="right", va="bottom", fontsize=7, color=MUTED)
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=PNG_DPI, format="png")
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]

@@ -27,6 +27,7 @@ SCORING_DDL = [
         source_ref VARCHAR, confidence VARCHAR, source_doc VARCHAR,
         PRIMARY KEY (ruleset_version, rule_id))""",
     "ALTER TABLE rules ADD COLUMN IF NOT EXISTS review_days INTEGER",
+    "ALTER TABLE rules ADD COLUMN IF NOT EXISTS grade_basis VARCHAR",
     """CREATE TABLE IF NOT EXISTS findings (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, rule_id VARCHAR,
         points DOUBLE, hard BOOLEAN, hazard BOOLEAN, evidence JSON, survey_round VARCHAR, survey_date DATE)""",
@@ -66,10 +67,10 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     rows = [
         (ruleset.version, r.id, r.kind, r.file, r.title_zh, r.title_en, r.when, r.points, r.hard, r.hazard,
          r.hazard_grade, r.rectification, r.deadline_days, r.measure_zh, r.responsible, r.source_ref,
-         r.confidence, r.source_doc, r.review_days)
+         r.confidence, r.source_doc, r.review_days, r.grade_basis)
         for r in ruleset.rules
     ]  # fmt: skip
-    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 19) + ")", rows)
+    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 20) + ")", rows)
 
 
 def input_sql(ruleset: RuleSet, kind: str) -> str:
@@ -87,13 +88,28 @@ def input_sql(ruleset: RuleSet, kind: str) -> str:
             f"'evidence': to_json({{{evidence}}})}} END"
         )
     hit_list = f"list_filter([{', '.join(hits)}], lambda h: h IS NOT NULL)" if hits else "[]"
+    responsible = f"({spec.owner_code})::VARCHAR" if spec.owner_code else "responsible_unit"
+    owner_name = f"({spec.owner_name})::VARCHAR" if spec.owner_name else "NULL::VARCHAR"
     return f"""
     CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS
     SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
-           ({spec.lon}) AS lon, ({spec.lat}) AS lat, responsible_unit, survey_round, survey_date,
-           source_file, department, {hit_list} AS hits
+           ({spec.lon}) AS lon, ({spec.lat}) AS lat, {responsible} AS responsible_unit, {owner_name} AS owner_name,
+           survey_round, survey_date, source_file, department, {hit_list} AS hits
     FROM {spec.view}
     """
+
+
+# The enterprises that own a kind's assets, from its latest surveys: one row per enterprise and kind,
+# supervised by the department whose folder its latest survey came from (never a value in the file).
+ENTERPRISES_SQL = f"""
+INSERT INTO enterprise_units
+SELECT responsible_unit, arg_max(owner_name, (survey_round, survey_date, source_file)), 'enterprise',
+       arg_max(department, (survey_round, survey_date, source_file)), ?,
+       arg_max(source_file, (survey_round, survey_date, source_file)), max(survey_round)
+FROM {SCORING_INPUT}
+WHERE responsible_unit IS NOT NULL AND department IS NOT NULL
+GROUP BY responsible_unit
+"""
 
 
 FINDINGS_SQL = f"""
@@ -155,6 +171,9 @@ def score_kind(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, kind: str) -> S
         con.execute("DELETE FROM scores WHERE kind = ?", [kind])
         con.execute(f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})")
         con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id)}")
+        con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
+        if ruleset.kinds[kind].owner_code:
+            con.execute(ENTERPRISES_SQL, [kind])
         assets, n_findings = con.execute(
             "SELECT (SELECT count(*) FROM scores WHERE kind = ?), (SELECT count(*) FROM findings WHERE kind = ?)",
             [kind, kind],

@@ -54,6 +54,7 @@ class Rule:
     fires: tuple[dict, ...]
     silent: tuple[dict, ...]
     review_days: int | None = None  # under control (管控中): the review cycle; a missed review is overdue
+    grade_basis: str | None = None  # why 一般/重大 for an enterprise's hazard (the production-safety definition)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class KindSpec:
     town: str
     lon: str
     lat: str
+    owner_code: str | None = None  # an enterprise owns the asset: its credit code is the responsible party
+    owner_name: str | None = None
 
 
 @dataclass
@@ -101,7 +104,16 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
     if bad:
         problems.append(f"{where}: missing or wrong type: {', '.join(bad)}")
         return None
-    unknown = set(raw) - {*REQUIRED_KEYS, *HAZARD_KEYS, "hard", "hazard", "responsible", "evidence", "review_days"}
+    unknown = set(raw) - {
+        *REQUIRED_KEYS,
+        *HAZARD_KEYS,
+        "hard",
+        "hazard",
+        "responsible",
+        "evidence",
+        "review_days",
+        "grade_basis",
+    }
     if unknown:
         problems.append(f"{where}: unknown keys {sorted(unknown)}")
     src = raw["source"]
@@ -125,12 +137,17 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         confidence=str(src.get("confidence", "")), source_doc=str(src.get("doc", "")),
         evidence=tuple(raw.get("evidence", [])), fires=tuple(ex.get("fires") or ()),
         silent=tuple(ex.get("silent") or ()), review_days=raw.get("review_days"),
+        grade_basis=raw.get("grade_basis"),
     )  # fmt: skip
 
 
 def _load_kinds(rules_dir: Path) -> dict[str, KindSpec]:
     raw = yaml.safe_load((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
-    return {k: KindSpec(kind=k, **v) for k, v in raw.items()}
+    specs = {}
+    for k, v in raw.items():
+        owner = v.pop("owner", None) or {}
+        specs[k] = KindSpec(kind=k, **v, owner_code=owner.get("code"), owner_name=owner.get("name"))
+    return specs
 
 
 def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
@@ -160,6 +177,11 @@ def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
     for r in rules:
         if r.responsible != "asset" and r.responsible not in units_codes:
             problems.append(f"{r.file}: rule {r.id}: responsible {r.responsible!r} is not 'asset' or a unit code")
+        if r.hazard and kinds[r.kind].owner_code and not (r.grade_basis or "").strip():
+            problems.append(
+                f"{r.file}: rule {r.id}: an enterprise's hazard needs grade_basis (why 一般 or 重大: "
+                "一般 the enterprise can rectify at once; 重大 needs a plan, a stoppage or outside help)"
+            )
     return RuleSet(rules, kinds, ruleset_version(rules_dir), rules_dir, problems)
 
 
