@@ -35,7 +35,7 @@ templates: setup
 	$(PY) -m pipeline.intake.blank_templates --out output/templates
 
 sample: setup  # the surveys from the seeded generator, then the feedback units would send on their hazards
-	$(PY) -m pipeline.sample_data --out data_raw
+	$(PY) -m sample.generate --out data_raw
 	rm -rf data_raw/feedback output/sample_build
 	LITONG_OUTPUT=output/sample_build $(PY) -m pipeline.cli run >/dev/null
 	$(PY) -m pipeline.sample_feedback --db output/sample_build/litong.duckdb --out data_raw

@@ -26,7 +26,7 @@ DATA = ROOT / "benchmarks" / "data"
 def ensure_data(rows: int) -> Path:
     out = DATA / f"buildings_{rows}"
     if not (out / "done").exists():
-        from pipeline.sample_data import generate
+        from sample.generate import generate
 
         t = time.perf_counter()
         generate(out, buildings=rows, bridges=0, sites=0, pipelines=0, seed=7, formats="csv")

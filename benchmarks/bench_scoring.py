@@ -30,7 +30,7 @@ def staged_db(rows: int) -> Path:
     from pipeline.intake.normalize import normalize
     from pipeline.intake.schema import KINDS, load_template
     from pipeline.intake.validate import validate
-    from pipeline.sample_data import generate
+    from sample.generate import generate
 
     raw = DATA / f"scoring_{rows}_raw"
     if not raw.exists():

@@ -14,9 +14,9 @@ import uuid
 import dagster as dg
 import pytest
 
-from pipeline import sample_data
 from pipeline.cli import main
 from pipeline.paths import PROJECT_ROOT
+from sample import generate as sample_data
 from tests.conftest import csv_bytes
 from tests.test_ledger import fb
 

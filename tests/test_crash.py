@@ -21,9 +21,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import sample_data
 from pipeline.paths import PROJECT_ROOT
 from pipeline.sample_feedback import write_sample_feedback
+from sample import generate as sample_data
 from tests.conftest import Deployment, run_all
 
 # (fault point, what it interrupts): stage boundaries and the middle of stages

@@ -292,7 +292,7 @@ def test_the_worklist_lists_an_unappraised_school_first_then_low_s_by_score(con,
 
 
 def test_the_sample_generator_fills_the_self_built_finding(tmp_path: Path):
-    from pipeline.sample_data import generate
+    from sample.generate import generate
 
     summary = generate(tmp_path, buildings=3000, bridges=0, sites=0, pipelines=0, formats="csv", defect_rate=0)
     values: dict[str, int] = {}

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.intake.credit_code import is_valid
 from pipeline.intake.schema import KINDS, load_template, units
-from pipeline.sample_data import (
+from sample.generate import (
     DEFECT_KINDS,
     GBK_TOWNS,
     ROUND,

@@ -5,15 +5,16 @@ Writes `<out>/<kind>/<UNIT>/<ROUND>/<file>` in the templates' Chinese headers (f
 oil/gas pipeline segments, plus a deterministic share of defective rows of every kind the
 validation catches, counted in the returned summary.
 
-    python -m pipeline.sample_data --out data_raw --buildings 20000 --seed 2023
+    python -m sample.generate --out data_raw --buildings 20000 --seed 2023
 
 `formats="mixed"` writes what Excel really produces (UTF-8 with BOM and CRLF, GBK, plain
 UTF-8, an XLSX, headers with full-width brackets and stray spaces, one department file with
 its own column names and a saved column mapping). `formats="csv"` writes every file as
 plain UTF-8 CSV with the template headers; the content (values, defects) is the same.
 
+The names, places and mixes are data, in `sample/tables/*.yaml`; this module is the code.
 Columns are Arrow arrays, dictionary-encoded when repetitive, so a million buildings take
-seconds, not minutes. Place and company names are plausible, not an official gazetteer.
+seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -35,15 +36,9 @@ import pyarrow.compute as pc
 
 from pipeline.intake.credit_code import CHARSET, check_char, is_valid
 from pipeline.intake.schema import Template, load_template, towns
+from sample.tables import load
 
 Rng = np.random.Generator
-
-
-def _w(spec: str) -> dict[str, float]:
-    """A weight table written compactly: "砖混 .5 砖木 .3" → {"砖混": 0.5, "砖木": 0.3}."""
-    words = spec.split()
-    return {k: float(v) for k, v in zip(words[::2], words[1::2], strict=True)}
-
 
 ROUND = "2023-1"
 SURVEY_FIRST = np.datetime64("2023-03-01")
@@ -52,204 +47,50 @@ DATE_VOCAB = np.datetime_as_string(SURVEY_FIRST + np.arange(SURVEY_DAYS), unit="
 LON_RANGE, LAT_RANGE = (105.93, 106.57), (37.65, 38.07)  # inside the templates' bounds
 
 # ---------------------------------------------------------------------------------------
-# Places and people
+# The tables (sample/tables/*.yaml): what each name means is said in its file
 # ---------------------------------------------------------------------------------------
-# town: (centre lon, centre lat, share of buildings, urban share)
-TOWN_LAYOUT: dict[str, tuple[float, float, float, float]] = {
-    "金积镇": (106.185, 37.935, 0.12, 0.35),
-    "金银滩镇": (106.245, 37.965, 0.10, 0.45),
-    "高闸镇": (106.150, 38.030, 0.08, 0.06),
-    "扁担沟镇": (105.975, 37.725, 0.07, 0.04),
-    "上桥镇": (106.100, 37.995, 0.08, 0.08),
-    "古城镇": (106.290, 38.010, 0.08, 0.07),
-    "金星镇": (106.225, 38.025, 0.08, 0.10),
-    "胜利镇": (106.200, 37.990, 0.13, 0.60),
-    "东塔寺乡": (106.300, 37.950, 0.07, 0.05),
-    "板桥乡": (106.255, 37.880, 0.06, 0.05),
-    "马莲渠乡": (106.345, 38.040, 0.05, 0.05),
-    "郭家桥乡": (106.105, 37.870, 0.05, 0.05),
-    "宁夏吴忠国家农业科技园区": (106.470, 37.790, 0.03, 0.08),
-}
-CORE_TOWNS = ("金积镇", "金银滩镇", "胜利镇")  # town-centre frames and shear walls
-HILLY_TOWNS = ("扁担沟镇",)  # loess hills: earth houses, cave dwellings, geohazards
-INDUSTRIAL_PARKS = {
-    "上桥镇": (106.118, 38.008, "上桥工业园区"),
-    "金积镇": (106.165, 37.918, "金积工业园区"),
-}
-TOWN_SHORT = {"宁夏吴忠国家农业科技园区": "农业科技园区"}
-VILLAGES: dict[str, list[str]] = {
-    "金积镇": "金积 田桥 大庙桥 马家湖 西滩 秦渠 关渠 苦水河".split(),
-    "金银滩镇": "金银滩 李桥 喇嘛滩 杨马湖 新华桥 中庄 团庄 柳林".split(),
-    "高闸镇": "高闸 韩桥 刘家湾 马家渠 郭桥 朝阳 永胜 新民".split(),
-    "扁担沟镇": "扁担沟 黄沙窝 五里坡 沙坝湾 白土岗 庙山 红崖 二道沟".split(),
-    "上桥镇": "上桥 下桥 牛家坊 孙家滩 巴浪湖 塔湾 穆家桥 早元".split(),
-    "古城镇": "古城 古城湾 党家河湾 左营 右营 罗家湖 余家桥 兴盛".split(),
-    "金星镇": "金星 周闸 蔡家桥 汉渠 园艺 东门 西门 南门".split(),
-    "胜利镇": "胜利 陈袁滩 涝河桥 杨家渠 北门 唐滩 双庄 花寺".split(),
-    "东塔寺乡": "东塔 石佛寺 郝渠 纳家户 胡家堡 蒋家湖 陶家圈 八家户".split(),
-    "板桥乡": "板桥 潘家庄 林湖 杜家滩 吉庆 大沟湾 友爱 清水沟".split(),
-    "马莲渠乡": "马莲渠 秦坝关 牛头营 双渠 吴桥 唐桥 中滩 三道湖".split(),
-    "郭家桥乡": "郭家桥 郭家庄 黄花 丰收 团结 李家沟 张家湾 王团".split(),
-    "宁夏吴忠国家农业科技园区": "新庄 桥头 果园 山水 红星 金塔 兴旺 利民".split(),
-}
-COMMUNITIES: dict[str, list[str]] = {  # other towns have one community at the town seat
-    "胜利镇": "朝阳 明珠 利宁 开元 文卫 裕民".split(),
-    "金银滩镇": "世纪 友谊 滨河 金花园 盛元".split(),
-    "金积镇": "金积 秦渠 汉渠 红星".split(),
-}
-STREETS = (
-    "利宁街 朝阳街 裕民街 利通街 明珠路 开元大道 文卫路 富平街 团结路 友谊路 世纪大道 "
-    "新华街 秦渠路 汉渠路 金积大道 滨河大道"
-).split()
-ESTATES = (
-    "阳光 金色家园 康馨 御景 盛世华庭 鸿泰 丽都 华府 锦绣苑 翡翠城 书香苑 水岸名居 绿洲 "
-    "欣苑 和园 文苑 嘉园 福园 凤凰城 明珠花园 塞上江南 滨河湾"
-).split()
-SURNAMES = "马 王 李 张 杨 刘 丁 金 田 海 纳 周 吴 赵 陈 何 哈 白 苏 穆 锁 郭 冯 拓".split()
-GIVEN_NAMES = (
-    "伟 强 军 芳 丽 娟 海燕 建国 国庆 晓东 志刚 玉梅 秀兰 文博 学军 占林 福祥 少华 永红 "
-    "春花 小龙 慧 静 磊 鹏 建军 玉兰 有福 金花 德明 忠 成 文清 红梅"
-).split()
-COMPANY_ROOTS = (
-    "宏达 鑫源 恒泰 华瑞 天元 瑞丰 金海 博远 润泽 正阳 嘉禾 永盛 昊泽 聚源 德润 泰和 银丰 "
-    "明阳 庆华 金鼎 兴元 汇通 安泰 盛源 天润 众鑫 凯达 广源 丰泽 利丰 宁鑫 久安 新源 亿达 "
-    "伟业 荣华 锦程 瑞祥 华宇 康源 金宇 塞北 朔方 秦汉 宏图"
-).split()
-INDUSTRIES = "食品 清真食品 乳业 建材 机械 羊绒制品 饲料 物流 塑业 农业科技 酿造 包装".split()
-OFFICES = "住建 交通 市政 供销 农业 水务".split()
-ZU = "一 二 三 四 五 六 七 八 九 十 十一 十二".split()
-REMARKS = "户主外出务工 无人居住 新建未入住 部分出租 老人独居".split()
+PLACES, NAMES, BUILDINGS, BRIDGES = load("places"), load("names"), load("buildings"), load("bridges")
+HAZCHEM, PIPELINES, FILES, DEFECTS = load("hazchem"), load("pipelines"), load("files"), load("defects")
 
-# ---------------------------------------------------------------------------------------
-# Buildings
-# ---------------------------------------------------------------------------------------
-EDU_SHARE, MED_SHARE = 0.006, 0.003  # of all buildings: school and health-care buildings
-USE_MIX = {
-    "core": _w("住宅 .70 办公 .06 商业 .13 厂房 .04 仓库 .03 养老机构 .005 宗教 .01 其他 .025"),
-    "seat": _w("住宅 .78 办公 .06 商业 .10 厂房 .02 仓库 .02 养老机构 .005 宗教 .01 其他 .005"),
-    "rural": _w("住宅 .90 办公 .012 商业 .02 厂房 .025 仓库 .025 养老机构 .002 宗教 .008 其他 .008"),
-}
-STRUCTURE_MIX = {  # key: a use, or 住宅:<setting>; 卫生室 are village clinics
-    "住宅:core": _w("砖混 .34 框架 .16 剪力墙 .2 框架-剪力墙 .1 底部框架-抗震墙 .1 混杂结构 .03 砖木 .05 其他 .02"),
-    "住宅:seat": _w("砖混 .62 框架 .14 底部框架-抗震墙 .08 砖木 .1 混杂结构 .06"),
-    "住宅:rural": _w("砖混 .5 砖木 .25 土木(生土) .14 混杂结构 .06 框架 .02 轻钢 .01 窑洞 .01 石木 .01"),
-    "住宅:hilly": _w("砖混 .36 砖木 .22 土木(生土) .24 窑洞 .1 石木 .05 混杂结构 .03"),
-    "办公": _w("框架 .5 砖混 .44 框架-剪力墙 .06"),
-    "商业": _w("框架 .4 砖混 .33 底部框架-抗震墙 .15 轻钢 .07 钢结构 .05"),
-    "厂房": _w("轻钢 .4 钢结构 .25 框架 .17 砖混 .15 砖木 .03"),
-    "仓库": _w("轻钢 .5 钢结构 .15 砖混 .27 砖木 .08"),
-    "养老机构": _w("框架 .45 砖混 .55"),
-    "宗教": _w("砖混 .45 框架 .35 砖木 .2"),
-    "其他": _w("砖混 .5 砖木 .3 轻钢 .2"),
-    "学校": _w("框架 .55 砖混 .4 框架-剪力墙 .05"),
-    "幼儿园": _w("框架 .5 砖混 .5"),
-    "医院": _w("框架 .55 框架-剪力墙 .12 砖混 .33"),
-    "卫生室": _w("砖混 .85 框架 .15"),
-}
-# structure: ((lo, mode, hi) storeys in town centres, (lo, mode, hi) elsewhere)
-FLOORS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "砖混": ((2, 6, 7), (1, 1, 4)),
-    "砖木": ((1, 1, 2), (1, 1, 2)),
-    "土木(生土)": ((1, 1, 1), (1, 1, 1)),
-    "石木": ((1, 1, 1), (1, 1, 1)),
-    "窑洞": ((1, 1, 1), (1, 1, 1)),
-    "框架": ((2, 6, 12), (1, 3, 6)),
-    "框架-剪力墙": ((8, 14, 26), (6, 9, 14)),
-    "剪力墙": ((11, 18, 33), (9, 12, 18)),
-    "底部框架-抗震墙": ((3, 5, 7), (3, 4, 6)),
-    "钢结构": ((1, 1, 4), (1, 1, 3)),
-    "轻钢": ((1, 1, 2), (1, 1, 2)),
-    "混杂结构": ((1, 2, 3), (1, 2, 3)),
-    "其他": ((1, 1, 2), (1, 1, 2)),
-}
-# structure: (earliest, most common, latest) year built
-YEARS: dict[str, tuple[int, int, int]] = {
-    "土木(生土)": (1960, 1982, 2005),
-    "窑洞": (1960, 1975, 2000),
-    "石木": (1960, 1980, 2005),
-    "砖木": (1965, 1990, 2012),
-    "砖混": (1978, 2004, 2023),
-    "框架": (1990, 2010, 2023),
-    "框架-剪力墙": (1998, 2012, 2023),
-    "剪力墙": (2003, 2014, 2023),
-    "底部框架-抗震墙": (1988, 2000, 2012),
-    "钢结构": (2000, 2012, 2023),
-    "轻钢": (2003, 2014, 2023),
-    "混杂结构": (1975, 1995, 2015),
-    "其他": (1970, 2000, 2023),
-}
-ENGINEERED = ("框架", "框架-剪力墙", "剪力墙", "底部框架-抗震墙", "钢结构")
-MASONRY = ("砖混", "砖木", "土木(生土)", "石木", "混杂结构")
-TRADITIONAL = ("砖木", "土木(生土)", "石木", "窑洞", "混杂结构", "其他")
-SELF_BUILT_MIX = {  # 自建房安全排查结论 by the house's state
-    "damaged": _w("存在严重安全隐患 .35 存在一般安全隐患 .45 未发现安全隐患 .2"),
-    "traditional": _w("存在严重安全隐患 .04 存在一般安全隐患 .26 未发现安全隐患 .7"),
-    "other": _w("存在严重安全隐患 .005 存在一般安全隐患 .08 未发现安全隐患 .915"),
-}
-DAMAGE_RATE = _w("土木(生土) .09 窑洞 .12 石木 .07 砖木 .05 砖混 .022 混杂结构 .05 其他 .03")
-# use: (footprint median m², lognormal sigma, storey height m, m² per occupant)
-USE_SIZE: dict[str, tuple[float, float, float, float]] = {
-    "住宅": (130, 0.3, 3.0, 0),
-    "办公": (420, 0.5, 3.4, 20),
-    "商业": (300, 0.8, 3.9, 12),
-    "厂房": (1100, 0.8, 5.0, 60),
-    "仓库": (800, 0.7, 5.5, 400),
-    "养老机构": (600, 0.4, 3.3, 25),
-    "宗教": (350, 0.5, 4.5, 6),
-    "其他": (120, 0.6, 3.3, 40),
-    "学校": (900, 0.5, 3.8, 6),
-    "幼儿园": (500, 0.4, 3.6, 8),
-    "医院": (1000, 0.7, 4.0, 15),
-}
-# school kind: (weight, use, name suffix, storey cap, footprint median m²)
-SCHOOL_KINDS: dict[str, tuple[float, str, str, int, float]] = {
-    "village_primary": (0.35, "学校", "小学", 3, 500),
-    "central_primary": (0.15, "学校", "中心小学", 5, 900),
-    "middle": (0.15, "学校", "中学", 5, 1100),
-    "village_kg": (0.2, "幼儿园", "幼儿园", 3, 420),
-    "central_kg": (0.05, "幼儿园", "中心幼儿园", 3, 700),
-    "urban": (0.1, "学校", "", 6, 1200),
-}
-SCHOOL_LABELS = _w("教学楼 .45 综合楼 .15 宿舍楼 .12 食堂 .12 实验楼 .08 办公楼 .08")
-KG_LABELS = _w("教学楼 .5 保育楼 .3 综合楼 .2")
-# health facility: (weight, storey cap, footprint median m²)
-MED_KINDS: dict[str, tuple[float, int, float]] = {
-    "district": (0.15, 12, 1500),
-    "community": (0.1, 4, 500),
-    "town": (0.35, 4, 600),
-    "village": (0.4, 1, 90),
-}
-DISTRICT_HOSPITALS = ("利通区人民医院", "利通区中医医院", "利通区妇幼保健计划生育服务中心")
-HOSPITAL_LABELS = _w("门诊楼 .3 住院楼 .3 医技楼 .15 综合楼 .15 后勤楼 .1")
+TOWN_LAYOUT = PLACES["towns"]  # town: [centre lon, centre lat, share of buildings, urban share]
+CORE_TOWNS, HILLY_TOWNS, TOWN_SHORT = PLACES["core_towns"], PLACES["hilly_towns"], PLACES["town_short"]
+INDUSTRIAL_PARKS, VILLAGES, COMMUNITIES = PLACES["industrial_parks"], PLACES["villages"], PLACES["communities"]
+STREETS, ESTATES, WATERWAYS = PLACES["streets"], PLACES["estates"], PLACES["waterways"]
+SURNAMES, GIVEN_NAMES, COMPANY_ROOTS = NAMES["surnames"], NAMES["given_names"], NAMES["company_roots"]
+INDUSTRIES, OFFICES, NUMERALS, REMARKS = NAMES["industries"], NAMES["offices"], NAMES["numerals"], NAMES["remarks"]
 
-# ---------------------------------------------------------------------------------------
-# Bridges
-# ---------------------------------------------------------------------------------------
-# size: (weight, min spans, max spans, standard span lengths m, name suffix)
-BRIDGE_SIZES: dict[str, tuple[float, int, int, tuple[int, ...], str]] = {
-    "small": (0.55, 1, 3, (6, 8, 10, 13), "小桥"),
-    "medium": (0.35, 2, 5, (13, 16, 20), "中桥"),
-    "large": (0.10, 4, 16, (20, 25, 30, 40), "大桥"),
-}
-# route class: (weight, routes, AADT range, lifeline share, owner unit, has a stake)
-ROUTE_CLASSES: dict[str, tuple[float, list[str], tuple[int, int], float, str, bool]] = {
-    "national": (0.12, ["G211", "G344"], (6000, 20000), 0.85, "宁夏公路管理中心吴忠分中心", True),
-    "provincial": (0.15, ["S101", "S203", "S310"], (3000, 9000), 0.6, "宁夏公路管理中心吴忠分中心", True),
-    "county": (0.25, "X101 X103 X105 X108".split(), (800, 3000), 0.15, "利通区公路管理段", True),
-    "village": (0.33, "Y201 Y204 Y207 Y212 Y215".split(), (80, 800), 0.02, "利通区公路管理段", True),
-    "urban": (0.15, "利宁街 开元大道 明珠路 朝阳街 滨河大道".split(), (5000, 25000), 0.35, "利通区市政管理所", False),
-}
-WATERWAYS = "秦渠 汉渠 马莲渠 东干渠 清水沟 苦水河 南干沟 第一排水沟 金积渠".split()
-CROSSINGS = _w("河流 .6 沟谷 .15 道路 .15 铁路 .05 其他 .05")
+EDU_SHARE, MED_SHARE = BUILDINGS["edu_share"], BUILDINGS["med_share"]
+USE_MIX, STRUCTURE_MIX, USE_SIZE = BUILDINGS["use_mix"], BUILDINGS["structure_mix"], BUILDINGS["use_size"]
+FLOORS, YEARS = BUILDINGS["floors"], BUILDINGS["years"]
+ENGINEERED, MASONRY, TRADITIONAL = BUILDINGS["engineered"], BUILDINGS["masonry"], BUILDINGS["traditional"]
+SCHOOL_KINDS, MED_KINDS = BUILDINGS["school_kinds"], BUILDINGS["med_kinds"]
+SCHOOL_LABELS, KG_LABELS = BUILDINGS["school_labels"], BUILDINGS["kg_labels"]
+HOSPITAL_LABELS, DISTRICT_HOSPITALS = BUILDINGS["hospital_labels"], BUILDINGS["district_hospitals"]
+DAMAGE_RATE, SELF_BUILT_MIX = BUILDINGS["damage_rate"], BUILDINGS["self_built_finding"]
 
-# ---------------------------------------------------------------------------------------
-# Hazardous chemicals, GB 18218-2018 (rules-reference.md §3)
-# ---------------------------------------------------------------------------------------
-CATEGORY_Q = _w(
-    "J1 5 J2 50 J3 50 J4 50 J5 500 W1.1 1 W1.2 10 W1.3 50 W2 10 W3 150 W4 50 W5.1 10 W5.2 50 "
-    "W5.3 1000 W5.4 5000 W6.1 10 W6.2 50 W7.1 10 W7.2 50 W8 50 W9.1 50 W9.2 200 W10 200 W11 200"
-)
-CATEGORY_BETA = _w("J1 4 J2 1 J3 2 J4 2 J5 1 W1.1 2 W1.2 2 W1.3 2 W2 1.5 W5.1 1.5 W6.1 1.5 W7.1 1.5")
+BRIDGE_SIZES, ROUTE_CLASSES, CROSSINGS = BRIDGES["sizes"], BRIDGES["route_classes"], BRIDGES["crossings"]
+
+CATEGORY_Q = {k: float(v) for k, v in HAZCHEM["category_q"].items()}
+CATEGORY_BETA = {k: float(v) for k, v in HAZCHEM["category_beta"].items()}
+NAMED_TOXIC, STORAGE_UNIT_SUFFIXES = HAZCHEM["named_toxic"], tuple(HAZCHEM["storage_unit_suffixes"])
+SITE_FLAGS, BUILDING_GRADE, GRADES = HAZCHEM["site_flags"], HAZCHEM["building_grade"], HAZCHEM["grades"]
+
+LOCATION_CLASS, OIL_HCA = PIPELINES["location_class"], PIPELINES["oil_hca"]
+FAULT_CROSSINGS = tuple(map(tuple, PIPELINES["fault_crossings"]))  # (offset m, designed or verified), planted in order
+
+GBK_TOWNS, PLAIN_UTF8_TOWNS, REMARK_TOWNS = FILES["gbk_towns"], FILES["plain_utf8_towns"], FILES["remark_towns"]
+VARIANT_HEADER_TOWNS, NO_TOWN_NAME_TOWNS = FILES["variant_header_towns"], FILES["no_town_name_towns"]
+TOWN_STYLES, HEADER_VARIANTS = FILES["town_styles"], FILES["header_variants"]
+WJJ_MAPPING = tuple(map(tuple, FILES["wjj_mapping"]))  # (own header, template header)
+
+DEFECT_KINDS = tuple(DEFECTS["kinds"])
+DEFECT_WEIGHTS = {kind: {d: float(w) for d, w in ws.items()} for kind, ws in DEFECTS["weights"].items()}
+DEFECT_MUSTS = {"buildings": tuple(DEFECT_WEIGHTS["buildings"]), **DEFECTS["musts"]}
+MISSING_COLUMNS, MISSING_MARKERS = DEFECTS["missing_columns"], DEFECTS["missing_markers"]
+NON_NUMERIC, OUT_OF_RANGE, NOT_ALLOWED = DEFECTS["non_numeric"], DEFECTS["out_of_range"], DEFECTS["not_allowed"]
+OUTSIDE_COORDS, UNKNOWN_TOWN_CODES = DEFECTS["outside_coords"], DEFECTS["unknown_town_codes"]
+UNKNOWN_UNITS, BAD_DATES = DEFECTS["unknown_units"], DEFECTS["bad_dates"]
+AFTER_SURVEY_YEARS = DEFECTS["after_survey_years"]
 
 
 @dataclass(frozen=True)
@@ -269,33 +110,6 @@ class Chemical:
         return self.named_beta or CATEGORY_BETA.get(self.category, 1.0)
 
 
-CHEMICALS: dict[str, Chemical] = {
-    "液氨": Chemical("7664-41-7", "J3", 10, 2),
-    "液氯": Chemical("7782-50-5", "J3", 5, 4),
-    "二氧化硫": Chemical("7446-09-5", "J3", 20, 2),
-    "硫化氢": Chemical("7783-06-4", "J3", 5, 5),
-    "环氧乙烷": Chemical("75-21-8", "W2", 10, 2),
-    "光气": Chemical("75-44-5", "J1", 0.3, 20),
-    "甲醇": Chemical("67-56-1", "W5.3", 500),
-    "液化石油气": Chemical("68476-85-7", "W2", 50, mixture=True),
-    "液化天然气": Chemical("8006-14-2", "W2", 50, mixture=True),
-    "汽油": Chemical("86290-81-5", "W5.3", 200, mixture=True),
-    "柴油": Chemical("68334-30-5", "W5.4", mixture=True),
-    "氢气": Chemical("1333-74-0", "W2", 5),
-    "乙炔": Chemical("74-86-2", "W2", 1),
-    "液氧": Chemical("7782-44-7", "W4", 200),
-    "电石": Chemical("75-20-7", "W11", 100),  # 碳化钙, GB 18218-2018 Table 1
-    "过氧化氢溶液": Chemical("7722-84-1", "W9.2"),
-    "苯": Chemical("71-43-2", "W5.3", 50),
-    "甲苯": Chemical("108-88-3", "W5.3", 500),
-    "二甲苯": Chemical("1330-20-7", "W5.4"),
-    "乙醇": Chemical("64-17-5", "W5.3", 500),
-    "丙酮": Chemical("67-64-1", "W5.3", 500),
-    "乙酸丁酯": Chemical("123-86-4", "W5.4"),
-}
-NAMED_TOXIC = ("液氨", "液氯", "二氧化硫", "硫化氢", "环氧乙烷", "光气")  # category may be blank
-
-
 @dataclass(frozen=True)
 class Archetype:
     weight: float
@@ -305,60 +119,6 @@ class Archetype:
     stock: tuple[tuple[str, float, float, float, str], ...]  # chemical, min t, max t, p, unit
 
 
-SITE_ARCHETYPES: dict[str, Archetype] = {
-    "fuel": Archetype(
-        0.3, "经营(带储存)", False,
-        ("利通区{root}加油站", "吴忠市{root}石油销售有限公司{town}加油站"),
-        (("汽油", 20, 60, 1, "油罐区"), ("柴油", 20, 90, 1, "油罐区"),
-         ("液化石油气", 5, 18, 0.2, "LPG储罐区")),
-    ),
-    "gas": Archetype(
-        0.1, "储存", False, ("吴忠市{root}燃气有限公司{town}储配站",),
-        (("液化石油气", 70, 300, 1, "LPG储罐区"), ("液化天然气", 20, 120, 0.6, "LNG储罐区"),
-         ("柴油", 1, 5, 0.5, "发电机油库")),
-    ),
-    "cold": Archetype(
-        0.15, "使用", True,
-        ("宁夏{root}乳业有限公司", "宁夏{root}清真食品有限公司", "吴忠{root}冷链物流有限公司"),
-        (("液氨", 2, 16, 1, "制冷机房"), ("柴油", 2, 10, 0.6, "锅炉房油库"),
-         ("液化天然气", 5, 25, 0.4, "LNG气化站"), ("过氧化氢溶液", 2, 10, 0.4, "危化品库房")),
-    ),
-    "water": Archetype(
-        0.07, "使用", False, ("利通区{root}水厂", "吴忠市{root}供水有限公司"),
-        (("液氯", 1, 7, 1, "加氯间"), ("柴油", 1, 4, 0.8, "发电机油库")),
-    ),
-    "chemical": Archetype(
-        0.2, "生产", True,
-        ("宁夏{root}化工有限公司", "宁夏{root}新材料科技有限公司", "宁夏{root}精细化工有限公司"),
-        (("甲醇", 60, 900, 0.8, "甲醇罐区"), ("液氨", 2, 30, 0.5, "液氨罐区"),
-         ("硫化氢", 0.2, 2, 0.4, "脱硫装置"), ("二氧化硫", 2, 20, 0.4, "制酸装置"),
-         ("氢气", 0.2, 2, 0.5, "加氢装置"), ("电石", 100, 1500, 0.3, "电石库房"),
-         ("苯", 5, 30, 0.3, "苯储罐区"), ("环氧乙烷", 1, 6, 0.15, "环氧乙烷罐区"),
-         ("光气", 0.05, 0.3, 0.05, "光气合成装置")),
-    ),
-    "gases": Archetype(
-        0.08, "生产", True, ("吴忠{root}工业气体有限公司",),
-        (("液氧", 30, 250, 1, "液氧储罐区"), ("乙炔", 0.2, 1.5, 0.8, "乙炔充装车间"),
-         ("氢气", 0.2, 2, 0.6, "氢气充装间")),
-    ),
-    "solvent": Archetype(
-        0.1, "使用", True, ("宁夏{root}制药有限公司", "宁夏{root}涂料有限公司"),
-        (("乙醇", 10, 200, 0.8, "溶剂罐区"), ("丙酮", 5, 80, 0.6, "溶剂罐区"),
-         ("甲苯", 5, 60, 0.5, "溶剂罐区"), ("二甲苯", 5, 60, 0.5, "危化品库房"),
-         ("乙酸丁酯", 5, 40, 0.4, "危化品库房"), ("甲醇", 5, 60, 0.4, "溶剂罐区")),
-    ),
-}  # fmt: skip
-STORAGE_UNIT_SUFFIXES = ("罐区", "库房", "油库")
-SITE_FLAGS = _w(  # share of sites answering 是
-    "tanks_anchored .75 secondary_containment .85 emergency_shutoff .8 flexible_joints .6 "
-    "gas_detection .9 emergency_plan_filed .9"
-)
-GRADES = ((100, "一级"), (50, "二级"), (10, "三级"), (0, "四级"))  # R thresholds
-
-
-# ---------------------------------------------------------------------------------------
-# Pipelines
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PipelineLine:
     name: str
@@ -375,34 +135,10 @@ class PipelineLine:
     town_names: bool = False  # this operator lists towns by name, separated by "、"
 
 
-PIPELINE_LINES = (
-    PipelineLine(
-        "西气东输二线", "GD-XQ", "国家管网集团西部管道有限责任公司", "天然气", "钢管(直缝焊)",
-        "X80", 1219, 18.4, 12, 2011,
-        ((105.95, 37.72), (106.10, 37.84), (106.28, 37.95), (106.50, 38.05)),
-    ),
-    PipelineLine(
-        "长庆—银川输油管道", "GD-CY", "中国石油长庆油田分公司", "原油", "钢管(螺旋焊)",
-        "L360", 355.6, 7.1, 6.3, 2003,
-        ((106.52, 37.80), (106.35, 37.92), (106.22, 38.00), (106.08, 38.06)),
-    ),
-    PipelineLine(
-        "银川—吴忠成品油管道", "GD-CP", "国家管网集团西部管道有限责任公司", "成品油",
-        "钢管(直缝焊)", "L360", 273.1, 6.4, 8, 2012,
-        ((106.12, 38.065), (106.17, 38.02), (106.20, 37.98)), town_names=True,
-    ),
-    PipelineLine(
-        "吴忠—灵武天然气支线", "GD-WL", "宁夏天然气管道有限责任公司", "天然气", "钢管(螺旋焊)",
-        "L415", 508, 8.7, 6.3, 2008, ((106.20, 37.96), (106.16, 38.01), (106.13, 38.065)),
-    ),
-)  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------------
-# Files: what each department uploads and how its Excel saved it
-# ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FileSpec:
+    """One department file: how its Excel saved it (formats="mixed")."""
+
     unit: str
     name: str  # file name without extension
     encoding: str = "utf-8-sig"
@@ -415,111 +151,12 @@ class FileSpec:
     remarks: bool = False  # an extra 备注 column
 
 
-GBK_TOWNS = ("扁担沟镇", "东塔寺乡", "郭家桥乡", "马莲渠乡")
-PLAIN_UTF8_TOWNS = ("金银滩镇",)
-VARIANT_HEADER_TOWNS = ("金积镇", "高闸镇", "郭家桥乡")
-NO_TOWN_NAME_TOWNS = ("古城镇", "金星镇", "板桥乡", "宁夏吴忠国家农业科技园区")
-REMARK_TOWNS = ("东塔寺乡",)
-TOWN_STYLES: dict[str, tuple[str, ...]] = {
-    "金积镇": ("thousands", "fullwidth"),
-    "金银滩镇": ("year_suffix", "slash_unknown"),
-    "高闸镇": ("yn_bool", "date_slash"),
-    "扁担沟镇": ("youwu_bool", "year_month", "buxiang_unknown", "short_enum"),
-    "上桥镇": ("date_cn",),
-    "古城镇": ("thousands", "yn_bool"),
-    "金星镇": ("fullwidth", "slash_unknown"),
-    "胜利镇": ("thousands",),
-    "东塔寺乡": ("year_suffix", "date_slash"),
-    "板桥乡": ("youwu_bool",),
-    "马莲渠乡": ("fullwidth", "date_cn", "buxiang_unknown"),
-    "郭家桥乡": ("year_month", "slash_unknown"),
+CHEMICALS = {name: Chemical(**c) for name, c in HAZCHEM["chemicals"].items()}
+SITE_ARCHETYPES = {
+    kind: Archetype(a["weight"], a["site_kind"], a["in_park"], tuple(a["names"]), tuple(map(tuple, a["stock"])))
+    for kind, a in HAZCHEM["archetypes"].items()
 }
-WJJ_MAPPING = (
-    ("建筑物编号", "房屋编码"), ("楼栋名称", "建筑名称"), ("所在村(社区)", "村(社区)"),
-    ("层数", "地上层数"), ("地下室层数", "地下层数"), ("总建筑面积", "建筑面积(平方米)"),
-    ("建成时间", "建成年份"), ("机构名称", "产权人/使用单位"), ("日均使用人数", "常住(使用)人数"),
-    ("排查日期", "调查日期"), ("排查人员", "调查人"),
-)  # fmt: skip
-HEADER_VARIANTS = {
-    "建筑面积(平方米)": "建筑面积（㎡）",
-    "建筑高度(米)": "建筑高度（m）",
-    "最大跨径(米)": "最大跨径（m）",
-    "桥梁全长(米)": "桥梁全长（m）",
-    "斜交角(度)": "斜交角（°）",
-}
-
-# ---------------------------------------------------------------------------------------
-# Defects: what the validation catches (rows chosen deterministically from the seed)
-# ---------------------------------------------------------------------------------------
-DEFECT_KINDS = (
-    "missing_required", "non_numeric", "out_of_range", "coord_outside", "not_allowed",
-    "town_unknown", "town_mismatch", "unit_unknown", "bad_date", "year_after_survey",
-    "duplicate_id", "exact_duplicate", "span_gt_length", "bad_check_digit", "unknown_site",
-    "unknown_town_in_list",
-)  # fmt: skip
-DEFECT_WEIGHTS: dict[str, dict[str, float]] = {
-    "buildings": _w(
-        "missing_required 3 non_numeric 2 out_of_range 2 coord_outside 1.5 not_allowed 2 "
-        "town_unknown 1 town_mismatch 1 unit_unknown 1 bad_date 1 year_after_survey 1 "
-        "duplicate_id 1 exact_duplicate 1"
-    ),
-    "bridges": _w(
-        "span_gt_length 3 missing_required 1 bad_date .6 not_allowed .6 non_numeric .5 "
-        "coord_outside .4 year_after_survey .4 duplicate_id .3"
-    ),
-    "hazchem_sites": _w("bad_check_digit 3 missing_required 1 bad_date .5 town_mismatch .5"),
-    "hazchem_inventory": _w("unknown_site 3 missing_required 1 non_numeric 1 out_of_range .7 not_allowed .7"),
-    "pipelines": _w("unknown_town_in_list 3 missing_required 1 out_of_range .5"),
-}
-DEFECT_MUSTS: dict[str, tuple[str, ...]] = {  # at least one of each, when the kind is big enough
-    "buildings": tuple(DEFECT_WEIGHTS["buildings"]),
-    "bridges": ("span_gt_length",),
-    "hazchem_sites": ("bad_check_digit",),
-    "hazchem_inventory": ("unknown_site",),
-    "pipelines": ("unknown_town_in_list",),
-}
-MISSING_COLUMNS: dict[str, tuple[str, ...]] = {
-    "buildings": (
-        "address", "structure_type", "floors_above", "floor_area_m2", "year_built", "owner",
-        "surveyor", "use", "seismic_design", "visible_damage", "urban_rural",
-    ),
-    "bridges": ("name", "span_count", "condition_class", "owner_unit", "year_built", "surveyor"),
-    "hazchem_sites": ("contact", "phone", "population_500m", "address"),
-    "hazchem_inventory": ("unit_kind", "max_quantity_t", "unit_name"),
-    "pipelines": ("operator", "hca_grade", "length_km"),
-}  # fmt: skip
-MISSING_MARKERS = ("", "", "未知", "/")
-NON_NUMERIC: dict[str, dict[str, tuple[str, ...]]] = {
-    "buildings": {
-        "floors_above": ("三层", "两层", "abc"),
-        "floor_area_m2": ("abc", "一百二十", "见附件"),
-        "year_built": ("九十年代", "八几年"),
-    },
-    "bridges": {"span_count": ("三孔", "多跨"), "max_span_m": ("约二十", "abc")},
-    "hazchem_sites": {"population_500m": ("约两百", "较多")},
-    "hazchem_inventory": {"max_quantity_t": ("二十", "若干", "abc")},
-    "pipelines": {"diameter_mm": ("abc",)},
-}
-OUT_OF_RANGE: dict[str, dict[str, tuple[str, ...]]] = {
-    "buildings": {"floors_above": ("0", "150"), "floor_area_m2": ("-120", "0", "-35.5")},
-    "bridges": {"span_count": ("0",)},
-    "hazchem_sites": {"population_500m": ("-5",)},
-    "hazchem_inventory": {"max_quantity_t": ("-5", "-0.5")},
-    "pipelines": {"design_pressure_mpa": ("0", "45")},
-}
-NOT_ALLOWED: dict[str, dict[str, tuple[str, ...]]] = {
-    "buildings": {"structure_type": ("木结构", "砖砼", "钢混"), "use": ("住房", "民房", "自住")},
-    "bridges": {"structure_type": ("板梁桥", "桁架桥"), "condition_class": ("良好", "6")},
-    "hazchem_sites": {"site_kind": ("批发", "仓储")},
-    "hazchem_inventory": {"unit_kind": ("仓储单元", "罐区")},
-    "pipelines": {"medium": ("燃气", "石油")},
-}
-# Beijing (a map's default centre), lat/lon swapped, decimal point lost
-OUTSIDE_COORDS = (("116.4074", "39.9042"), ("37.9652", "106.2135"), ("1062135", "379652"))
-UNKNOWN_TOWN_CODES = ("640399999", "640302999")
-UNKNOWN_UNITS = ("ZJW", "T109", "JTJ")
-BAD_DATES = ("2023-13-45", "2023-02-30", "2023-06-31")
-AFTER_SURVEY_YEARS = ("2025", "2024", "2026")
+PIPELINE_LINES = tuple(PipelineLine(**{**p, "path": tuple(map(tuple, p["path"]))}) for p in PIPELINES["lines"])
 
 
 # =======================================================================================
@@ -534,6 +171,11 @@ def _pick(rng: Rng, table: Mapping[str, float], n: int) -> np.ndarray:
 
 def _choice(rng: Rng, values: Sequence[str], n: int) -> np.ndarray:
     return np.array(values)[rng.integers(0, len(values), n)]
+
+
+def _one(rng: Rng, table: Mapping[str, float]) -> str:
+    """One draw from a {value: probability} table whose probabilities sum to 1."""
+    return str(rng.choice(list(table), p=list(table.values())))
 
 
 def _tri_int(rng: Rng, lo: Any, mode: Any, hi: Any) -> np.ndarray:
@@ -842,7 +484,7 @@ def _zjj_base(rng: Rng, n: int) -> dict[str, Any]:
         m = setting == s
         use[m] = _pick(rng, USE_MIX[mix], int(m.sum()))
     cap = np.where((use == "住宅") & ~urban, 3, 120)
-    fp = _lookup(use, {u: v[0] for u, v in USE_SIZE.items()}).astype(float)
+    fp = _lookup(use, {u: v["footprint"] for u, v in USE_SIZE.items()}).astype(float)
     return _base(n, town, urban, rng, setting=setting, use=use, cap=cap, fp=fp,
                  group=np.full(n, "ZJJ"))  # fmt: skip
 
@@ -850,21 +492,21 @@ def _zjj_base(rng: Rng, n: int) -> dict[str, Any]:
 def _edu_base(rng: Rng, n: int) -> dict[str, Any]:
     """Education-bureau rows: school and kindergarten buildings."""
     names = _town_tables()[1]
-    kind = _pick(rng, {k: v[0] for k, v in SCHOOL_KINDS.items()}, n)
+    kind = _pick(rng, {k: v["weight"] for k, v in SCHOOL_KINDS.items()}, n)
     core_idx = np.array([names.index(t) for t in CORE_TOWNS])
     town = np.where(kind == "urban", core_idx[rng.integers(0, 3, n)], _town_draw(rng, n))
     in_village = _in(kind, ("village_primary", "village_kg"))
     base = _base(n, town, ~in_village, rng)
     short = np.array([TOWN_SHORT.get(x, x) for x in names])[town]
     place = np.where(in_village, np.strings.replace(base["village"], "村", ""), short)
-    suffix = np.array([SCHOOL_KINDS[k][2] for k in kind])
-    urban_name = _cat("利通区第", _choice(rng, ZU[:9], n), _choice(rng, ("小学", "中学"), n))
-    use = np.array([SCHOOL_KINDS[k][1] for k in kind])
+    suffix = np.array([SCHOOL_KINDS[k]["suffix"] for k in kind])
+    urban_name = _cat("利通区第", _choice(rng, NUMERALS[:9], n), _choice(rng, ("小学", "中学"), n))
+    use = np.array([SCHOOL_KINDS[k]["use"] for k in kind])
     label = np.where(use == "学校", _pick(rng, SCHOOL_LABELS, n), _pick(rng, KG_LABELS, n))
     base.update(
         use=use, group=np.full(n, "JYJ"), org=np.where(kind == "urban", urban_name, _cat(place, suffix)),
-        label=label, cap=np.array([SCHOOL_KINDS[k][3] for k in kind], int),
-        fp=np.array([SCHOOL_KINDS[k][4] for k in kind], float),
+        label=label, cap=np.array([SCHOOL_KINDS[k]["cap"] for k in kind], int),
+        fp=np.array([SCHOOL_KINDS[k]["footprint"] for k in kind], float),
     )  # fmt: skip
     return base
 
@@ -872,7 +514,7 @@ def _edu_base(rng: Rng, n: int) -> dict[str, Any]:
 def _med_base(rng: Rng, n: int) -> dict[str, Any]:
     """Health-commission rows: hospitals, health centres and village clinics."""
     names = _town_tables()[1]
-    kind = _pick(rng, {k: v[0] for k, v in MED_KINDS.items()}, n)
+    kind = _pick(rng, {k: v["weight"] for k, v in MED_KINDS.items()}, n)
     core_idx = np.array([names.index(t) for t in CORE_TOWNS])
     town = np.where(kind == "community", core_idx[rng.integers(0, 3, n)], _town_draw(rng, n))
     town = np.where(kind == "district", names.index("胜利镇"), town)
@@ -888,8 +530,8 @@ def _med_base(rng: Rng, n: int) -> dict[str, Any]:
     base.update(
         use=np.full(n, "医院"), clinic=kind == "village", group=np.full(n, "WJJ"), org=org,
         label=np.where(kind == "village", "", _pick(rng, HOSPITAL_LABELS, n)),
-        cap=np.array([MED_KINDS[k][1] for k in kind], int),
-        fp=np.array([MED_KINDS[k][2] for k in kind], float),
+        cap=np.array([MED_KINDS[k]["cap"] for k in kind], int),
+        fp=np.array([MED_KINDS[k]["footprint"] for k in kind], float),
     )  # fmt: skip
     return base
 
@@ -915,12 +557,12 @@ def _structure_and_size(rng: Rng, b: Mapping[str, Any]) -> dict[str, np.ndarray]
         for i in range(3)
     )  # fmt: skip
     floors = np.maximum(np.minimum(_tri_int(rng, lo, mode, hi), b["cap"]), 1)
-    storey = _lookup(b["use"], {u: v[2] for u, v in USE_SIZE.items()}).astype(float)
+    storey = _lookup(b["use"], {u: v["storey"] for u, v in USE_SIZE.items()}).astype(float)
     storey = storey + rng.uniform(-0.1, 0.3, n)
     shed = (floors == 1) & _in(b["use"], ("厂房", "仓库"))
     storey = np.where(shed, rng.uniform(6, 9, n), storey)
     height = floors * storey + rng.uniform(0.3, 1.2, n)  # + parapet or roof
-    sigma = _lookup(b["use"], {u: v[1] for u, v in USE_SIZE.items()}).astype(float)
+    sigma = _lookup(b["use"], {u: v["sigma"] for u, v in USE_SIZE.items()}).astype(float)
     fp = b["fp"] * np.exp(np.clip(rng.normal(0, 1, n), -2, 2) * sigma)
     fp = np.where((b["use"] == "住宅") & b["urban"], fp * 3.2, fp)  # apartment blocks
     area = np.maximum(fp * floors, 12)
@@ -952,7 +594,7 @@ def _era_and_design(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any]) -> dic
     lo, mode, hi = (_lookup(st, {k: v[i] for k, v in YEARS.items()}) for i in range(3))
     year = np.minimum(_tri_int(rng, lo, mode, hi), 2023)
     seismic = _seismic_design(rng, b, st, year)
-    designed = _pick(rng, _w("8 .85 7 .1 8.5 .03 7.5 .02"), n)
+    designed = _pick(rng, BUILDINGS["design_intensity"], n)
     intensity = np.where(seismic == "是", designed, np.where((seismic == "否") & (rng.random(n) < 0.6), "不设防", ""))
     brick, rural = st == "砖混", ~b["urban"]
     ring_p = np.select(
@@ -979,12 +621,12 @@ def _era_and_design(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any]) -> dic
 def _appraisal(rng: Rng, b: Mapping[str, Any], st: np.ndarray, damage: np.ndarray) -> np.ndarray:
     n = len(st)
     key_use = _in(b["use"], ("学校", "幼儿园", "医院"))
+    mix = BUILDINGS["appraisal"]
     grade = np.select(
         [damage, key_use, _in(st, TRADITIONAL)],
-        [_pick(rng, _w("未鉴定 .35 B .2 C .3 D .15"), n), _pick(rng, _w("A .45 B .4 未鉴定 .13 C .02"), n),
-         _pick(rng, _w("未鉴定 .85 B .1 C .05"), n)],
-        _pick(rng, _w("未鉴定 .78 A .12 B .09 C .01"), n),
-    )  # fmt: skip
+        [_pick(rng, mix["damaged"], n), _pick(rng, mix["key_use"], n), _pick(rng, mix["traditional"], n)],
+        _pick(rng, mix["other"], n),
+    )
     return np.where(rng.random(n) < 0.05, "", grade)
 
 
@@ -1008,17 +650,10 @@ def _condition(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any], year: np.nd
     damage = rng.random(n) < _lookup(st, DAMAGE_RATE, 0.008).astype(float) + (year < 1980) * 0.03
     measured = np.where(damage, rng.random(n) < 0.4, rng.random(n) < 0.1)
     tilt = np.round(np.where(damage, rng.uniform(3, 15, n), rng.uniform(0, 2, n)), 1)
-    vert = np.where(
-        st == "底部框架-抗震墙",
-        _pick(rng, _w("无 .6 中等 .3 严重 .1"), n),
-        _pick(rng, _w("无 .9 中等 .07 严重 .03"), n),
-    )
+    vert_mix, site_mix = BUILDINGS["vertical_irregularity"], BUILDINGS["site_class"]
+    vert = np.where(st == "底部框架-抗震墙", _pick(rng, vert_mix["bottom_frame"], n), _pick(rng, vert_mix["other"], n))
     hilly = b["setting"] == "hilly"
-    site = np.where(
-        hilly,
-        _pick(rng, _w("I1 .15 II .55 III .05 不详 .25"), n),
-        _pick(rng, _w("II .5 III .25 I1 .04 IV .01 不详 .2"), n),
-    )
+    site = np.where(hilly, _pick(rng, site_mix["hilly"], n), _pick(rng, site_mix["other"], n))
     old_masonry = _in(st, MASONRY) & (year < 2000) & (floors >= 2)
     fall_p = np.where(old_masonry, 0.12, np.where(_in(st, TRADITIONAL), 0.06, 0.03))
     high = (s["height"] > np.where(b["use"] == "住宅", 27, 24)) | (floors >= 10)
@@ -1035,7 +670,7 @@ def _condition(rng: Rng, b: Mapping[str, Any], s: Mapping[str, Any], year: np.nd
 
 def _occupants(rng: Rng, b: Mapping[str, Any], area: np.ndarray) -> pa.Array:
     n, use, urban = len(b["use"]), b["use"], b["urban"]
-    per = _lookup(use, {u: v[3] for u, v in USE_SIZE.items()}).astype(float)
+    per = _lookup(use, {u: v["per_occupant"] for u, v in USE_SIZE.items()}).astype(float)
     people = area / np.where(per > 0, per, 1) * rng.uniform(0.6, 1.1, n)
     family = rng.choice(np.arange(1, 8), n, p=[0.12, 0.22, 0.2, 0.2, 0.14, 0.08, 0.04])
     people = np.where((use == "住宅") & ~urban, family, people)
@@ -1066,7 +701,7 @@ def _labels(rng: Rng, b: Mapping[str, Any]) -> dict[str, pa.Array]:
     )  # fmt: skip
     number = _draw(rng, [str(i) for i in range(1, 30)], n)
     plant = _combo(company, _draw(rng, "1 2 3 4 5".split(), n), "号", np.where(use == "厂房", "厂房", "仓库"))
-    facility = _draw(rng, ("泵房", "公厕", "文化活动室", "变电室"), n)
+    facility = _draw(rng, BUILDINGS["facilities"], n)
     name = _choose(
         [org != "", (use == "住宅") & urban, (use == "住宅") & (rng.random(n) < 0.1), use == "住宅",
          works, use == "宗教", use == "商业", use == "养老机构", use == "其他"],
@@ -1074,7 +709,7 @@ def _labels(rng: Rng, b: Mapping[str, Any]) -> dict[str, pa.Array]:
          _combo(root, "清真寺"), _combo(owner, "门店"), _combo(owner, "住养楼"), _combo(root, facility)],
         _combo(owner, "办公楼"),
     )  # fmt: skip
-    rural = _join(town, village, _draw(rng, ZU, n), "组", rng.integers(1, 160, n), "号")
+    rural = _join(town, village, _draw(rng, NUMERALS, n), "组", rng.integers(1, 160, n), "号")
     city = _join(town, village, _draw(rng, STREETS, n), rng.integers(1, 400, n), "号")
     return {"name": name, "owner": owner, "address": _if(urban, city, rural)}
 
@@ -1167,7 +802,7 @@ def _building_specs() -> dict[str, FileSpec]:
             encoding="gbk" if gbk else "utf-8" if plain else "utf-8-sig",
             newline="\n" if plain else "\r\n", header_variant=town in VARIANT_HEADER_TOWNS,
             drop=("town_name",) if town in NO_TOWN_NAME_TOWNS else (),
-            styles=TOWN_STYLES.get(town, ()), remarks=town in REMARK_TOWNS,
+            styles=tuple(TOWN_STYLES.get(town, ())), remarks=town in REMARK_TOWNS,
         )  # fmt: skip
     specs["JYJ"] = FileSpec("JYJ", "学校校舍调查", xlsx=True, header_variant=True)
     specs["WJJ"] = FileSpec("WJJ", "医疗卫生机构房屋调查", mapping=WJJ_MAPPING, drop=("town_name",),
@@ -1179,10 +814,10 @@ def _building_specs() -> dict[str, FileSpec]:
 # Bridges
 # =======================================================================================
 def _bridge_geometry(rng: Rng, n: int) -> dict[str, np.ndarray]:
-    size = _pick(rng, {k: v[0] for k, v in BRIDGE_SIZES.items()}, n)
-    lo = np.array([BRIDGE_SIZES[s][1] for s in size])
-    spans = _tri_int(rng, lo, lo, np.array([BRIDGE_SIZES[s][2] for s in size]))
-    max_span = np.array([rng.choice(BRIDGE_SIZES[s][3]) for s in size], float)
+    size = _pick(rng, {k: v["weight"] for k, v in BRIDGE_SIZES.items()}, n)
+    lo = np.array([BRIDGE_SIZES[s]["spans"][0] for s in size])
+    spans = _tri_int(rng, lo, lo, np.array([BRIDGE_SIZES[s]["spans"][1] for s in size]))
+    max_span = np.array([rng.choice(BRIDGE_SIZES[s]["span_lengths"]) for s in size], float)
     arch = (rng.random(n) < 0.12) & (size != "large")
     spans = np.where(arch, np.minimum(spans, 3), spans)
     if n >= 50:  # the Yellow River bridge
@@ -1195,11 +830,12 @@ def _bridge_geometry(rng: Rng, n: int) -> dict[str, np.ndarray]:
 def _bridge_condition(rng: Rng, year: np.ndarray) -> np.ndarray:
     """Technical condition class: mostly 1–3, older worse, one or two class 5."""
     n = len(year)
+    mix = BRIDGES["condition"]
     cls = np.select(
         [year < 1990, year < 2006],
-        [_pick(rng, _w("1 .05 2 .35 3 .45 4 .15"), n), _pick(rng, _w("1 .2 2 .5 3 .25 4 .05"), n)],
-        _pick(rng, _w("1 .5 2 .42 3 .08"), n),
-    )  # fmt: skip
+        [_pick(rng, mix["before_1990"], n), _pick(rng, mix["before_2006"], n)],
+        _pick(rng, mix["later"], n),
+    )
     n5 = 2 if n >= 100 else 1 if n >= 20 else 0
     oldest = np.argsort(year, kind="stable")[: max(n // 4, n5)]
     cls[rng.choice(oldest, n5, replace=False)] = "5"
@@ -1211,7 +847,7 @@ def _bridge_names(rng: Rng, town: np.ndarray, crossing: np.ndarray, route: np.nd
     names = _town_tables()[1]
     n = len(town)
     village = np.array([rng.choice(VILLAGES[names[t]]) for t in town])
-    suffix = np.array([BRIDGE_SIZES[s][4] for s in size])
+    suffix = np.array([BRIDGE_SIZES[s]["suffix"] for s in size])
     return np.select(
         [crossing == "河流", crossing == "沟谷", crossing == "道路", crossing == "铁路"],
         [_cat(village, _choice(rng, WATERWAYS, n), suffix), _cat(village, "沟", suffix),
@@ -1224,28 +860,29 @@ def _bridges_frame(rng: Rng, n: int) -> Frame:
     codes, names, layout = _town_tables()
     town = _town_draw(rng, n)
     g = _bridge_geometry(rng, n)
-    rclass = _pick(rng, {k: v[0] for k, v in ROUTE_CLASSES.items()}, n)
+    rclass = _pick(rng, {k: v["weight"] for k, v in ROUTE_CLASSES.items()}, n)
     crossing = _pick(rng, CROSSINGS, n)
     year = np.minimum(_tri_int(rng, np.full(n, 1965), np.full(n, 2005), np.full(n, 2023)), 2023)
     if n >= 50:  # the Yellow River bridge: national road, 2004, continuous girders
         town[0], rclass[0], crossing[0], year[0] = names.index("金积镇"), "national", "河流", 2004
-    route = np.array([rng.choice(ROUTE_CLASSES[c][1]) for c in rclass])
+    route = np.array([rng.choice(ROUTE_CLASSES[c]["routes"]) for c in rclass])
     name = _bridge_names(rng, town, crossing, route, g["size"])
     multi = (g["spans"] > 1) & (g["max_span"] >= 13)
     continuity = np.where(g["arch"], "", np.where(multi & (rng.random(n) < 0.4), "连续", "简支"))
-    lifeline = rng.random(n) < np.array([ROUTE_CLASSES[c][3] for c in rclass])
-    large_type = np.where(np.arange(n) > 0, _pick(rng, _w("梁式桥 .8 刚构桥 .2"), n), "梁式桥")
+    lifeline = rng.random(n) < np.array([ROUTE_CLASSES[c]["lifeline"] for c in rclass])
+    large_type = np.where(np.arange(n) > 0, _pick(rng, BRIDGES["large_type"], n), "梁式桥")
     if n >= 50:
         name[0], continuity[0], lifeline[0] = "利通黄河大桥", "连续", True
     stake_km, stake_m = rng.integers(0, 120, n), rng.integers(0, 1000, n)
-    has_stake = np.array([ROUTE_CLASSES[c][5] for c in rclass])
-    aadt = [rng.integers(*ROUTE_CLASSES[c][2]) for c in rclass]
+    has_stake = np.array([ROUTE_CLASSES[c]["stake"] for c in rclass])
+    aadt = [rng.integers(*ROUTE_CLASSES[c]["aadt"]) for c in rclass]
     days = _campaign_days(rng, n, 30, 120)
     back = (rng.uniform(0, 1, n) * (days + 770)).astype(np.int64)
     inspected = SURVEY_FIRST - np.timedelta64(800, "D") + back.astype("timedelta64[D]")
     lon, lat = _scatter(rng, layout[town, :2], 0.025)
     team = _team(rng, 3)
     old = year < 1990
+    intensity, seat, liquefiable = (BRIDGES[k] for k in ("design_intensity", "seat_width_ok", "liquefiable_site"))
     columns = {
         "bridge_id": _cat("QL-", np.array(codes)[town], "-", np.strings.zfill((np.arange(n) + 1).astype(str), 3)),
         "name": name, "route": route,
@@ -1255,26 +892,25 @@ def _bridges_frame(rng: Rng, n: int) -> Frame:
         "continuity": continuity, "span_count": g["spans"], "max_span_m": g["max_span"],
         "total_length_m": g["total"],
         "pier_type": np.where(g["spans"] == 1, "无", np.where(
-            g["arch"], "实体墩", _pick(rng, _w("双柱(多柱)墩 .6 单柱墩 .15 实体墩 .25"), n))),
+            g["arch"], "实体墩", _pick(rng, BRIDGES["pier_type"], n))),
         "bearing_type": np.where(g["arch"], "无", np.where(
-            g["size"] == "large", _pick(rng, _w("盆式 .6 板式橡胶 .4"), n),
-            _pick(rng, _w("板式橡胶 .9 钢支座 .1"), n))),
+            g["size"] == "large", _pick(rng, BRIDGES["bearing_type"]["large"], n),
+            _pick(rng, BRIDGES["bearing_type"]["other"], n))),
         "year_built": year,
         "design_intensity": np.select(
             [year >= 2000, year >= 1990],
-            [_pick(rng, _w("8 .8 7 .15 不详 .05"), n), _pick(rng, _w("7 .4 8 .3 不详 .2 不设防 .1"), n)],
-            _pick(rng, _w("不设防 .5 不详 .4 7 .1"), n)),
+            [_pick(rng, intensity["since_2000"], n), _pick(rng, intensity["since_1990"], n)],
+            _pick(rng, intensity["older"], n)),
         "anti_fall_measures": _yes(rng.random(n) < np.where(year >= 2008, 0.8, 0.3)),
-        "seat_width_ok": np.where(old, _pick(rng, _w("是 .5 否 .25 不详 .25"), n),
-                                  _pick(rng, _w("是 .75 否 .08 不详 .17"), n)),
+        "seat_width_ok": np.where(old, _pick(rng, seat["before_1990"], n), _pick(rng, seat["later"], n)),
         "condition_class": _bridge_condition(rng, year),
         "last_inspection": np.where(rng.random(n) < 0.15, "", np.datetime_as_string(inspected, unit="D")),
         "scour": _yes((crossing == "河流") & (rng.random(n) < 0.08)),
-        "liquefiable_site": np.where(crossing == "河流", _pick(rng, _w("是 .15 否 .5 不详 .35"), n),
-                                     _pick(rng, _w("否 .7 不详 .3"), n)),
+        "liquefiable_site": np.where(crossing == "河流", _pick(rng, liquefiable["river"], n),
+                                     _pick(rng, liquefiable["other"], n)),
         "skew_deg": np.where(rng.random(n) < 0.75, 0, np.round(rng.uniform(5, 40, n))).astype(int),
         "aadt": np.array(aadt, np.int64), "lifeline_route": _yes(lifeline), "crossing": crossing,
-        "owner_unit": np.array([ROUTE_CLASSES[c][4] for c in rclass]), "responsible_unit": "ZJJ",
+        "owner_unit": np.array([ROUTE_CLASSES[c]["owner"] for c in rclass]), "responsible_unit": "ZJJ",
         "survey_date": DATE_VOCAB[days], "surveyor": team[rng.integers(0, len(team), n)],
     }  # fmt: skip
     return Frame.build(columns, "ZJJ", n)
@@ -1373,7 +1009,7 @@ def _site_row(rng: Rng, arch: Archetype, site_id: str, root: str, town: str) -> 
     population = int(rng.integers(0, 120) if park else rng.integers(80, 2500))
     alpha = _alpha(population)
     stock = _settle(_stock(rng, arch), alpha)
-    road = f"{rng.choice(['经', '纬'])}{rng.choice(ZU[:6])}路" if park else str(rng.choice(STREETS))
+    road = f"{rng.choice(['经', '纬'])}{rng.choice(NUMERALS[:6])}路" if park else str(rng.choice(STREETS))
     place = park[2] if park else f"{rng.choice(VILLAGES[town])}村"
     tanks = not all(u.endswith("库房") for _, _, u in stock)
     flags = {k: "是" if rng.random() < p else "否" for k, p in SITE_FLAGS.items()}
@@ -1385,7 +1021,7 @@ def _site_row(rng: Rng, arch: Archetype, site_id: str, root: str, town: str) -> 
         "population_500m": str(population),
         "nearest_sensitive_m": str(rng.integers(30, 450) if population >= 100 else rng.integers(300, 3000)),
         "year_built": str(rng.integers(1995, 2023)),
-        "building_grade": str(rng.choice(["未鉴定", "A", "B", "C", "D"], p=[0.45, 0.2, 0.28, 0.06, 0.01])),
+        "building_grade": _one(rng, BUILDING_GRADE),
         **flags, "tanks_anchored": flags["tanks_anchored"] if tanks else "无储罐",
         "declared_grade": _grade(stock, alpha),
         "contact": str(_names(rng, 1)[0]), "phone": _phone(rng), "responsible_unit": "YJJ",
@@ -1478,14 +1114,14 @@ def _hca(rng: Rng, medium: str, loc: str) -> str:
     """High-consequence area: for gas lines by location class (GB 32167), oil at random."""
     if medium == "天然气":
         return {"4": "III", "3": "II", "2": str(rng.choice(["I", "无"]))}.get(loc, "无")
-    return str(rng.choice(["无", "I", "II", "III"], p=[0.5, 0.2, 0.2, 0.1]))
+    return _one(rng, OIL_HCA)
 
 
 def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
     f0, f1 = j / k, (j + 1) / k
     (x0, y0), (x1, y1) = _along(line.path, f0), _along(line.path, f1)
     km = np.hypot((x1 - x0) * 88, (y1 - y0) * 111) * rng.uniform(1.03, 1.12)
-    loc = str(rng.choice(["1", "2", "3", "4"], p=[0.35, 0.35, 0.2, 0.1]))
+    loc = _one(rng, LOCATION_CLASS)
     ili = f"{rng.integers(2018, 2023)}-{rng.integers(3, 11):02d}-{rng.integers(1, 28):02d}"
     return {
         "segment_id": f"{line.prefix}-{j + 1:03d}", "pipeline_name": line.name,
@@ -1502,12 +1138,6 @@ def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
         "cathodic_ok": "是" if rng.random() < 0.85 else "否",
         "leak_detection": "是" if rng.random() < 0.75 else "否", "responsible_unit": "FGJ",
     }  # fmt: skip
-
-
-# The planted active-fault crossings, in planting order: (offset in metres, designed or verified to
-# GB/T 50470-2017). The trunk gas line (2011) was verified against the 2017 code; the oil line (built before
-# it) was never verified; the gas branch's operator finds no design or verification records (nor an offset).
-FAULT_CROSSINGS = (("3.2", "是"), ("1.8", "否"), ("", "不详"))
 
 
 def _plant_pipeline_hazards(rng: Rng, rows: list[dict[str, str]]) -> dict[str, int]:
