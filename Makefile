@@ -36,9 +36,9 @@ templates: setup
 
 sample: setup  # the surveys from the seeded generator, then the feedback units would send on their hazards
 	$(PY) -m sample.generate --out data_raw
-	rm -rf data_raw/feedback output/sample_build
+	rm -rf data_raw/feedback data_raw/样例数据.yaml output/sample_build
 	LITONG_OUTPUT=output/sample_build $(PY) -m pipeline.cli run >/dev/null
-	$(PY) -m pipeline.sample_feedback --db output/sample_build/litong.duckdb --out data_raw
+	$(PY) -m sample.feedback --db output/sample_build/litong.duckdb --out data_raw
 
 bench: setup
 	$(PY) benchmarks/bench_intake.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from pathlib import Path
 
 import yaml
 
@@ -19,10 +20,19 @@ DISTRICT_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 TODAY_ENV = "LITONG_TODAY"
 SAMPLE_MARKER = "样例数据.yaml"  # in data_raw/: `as_of: 2025-06-30` and a description
 
+_data_raw: Path | None = None  # the data folder of the deployment in use (the Dagster resource's), if set
+
+
+def use_data_raw(path: Path | None) -> None:
+    """The data folder whose sample marker the clock reads (the Dagster resource sets its own; the CLI
+    and everything else use paths.data_raw_dir())."""
+    global _data_raw
+    _data_raw = path
+
 
 def sample_as_of() -> dt.date | None:
-    """The as-of date of the bundled sample when data_raw/ is the sample, else None."""
-    marker = data_raw_dir() / SAMPLE_MARKER
+    """The as-of date of the bundled sample when the data folder is the sample, else None."""
+    marker = (_data_raw or data_raw_dir()) / SAMPLE_MARKER
     if not marker.is_file():
         return None
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline import paths, store
+from pipeline import clock, paths, store
 from pipeline.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
 
 
@@ -38,6 +38,7 @@ class LitongStore(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        clock.use_data_raw(self.raw_dir())  # the district's date follows this deployment's data (its sample marker)
         with store.connect(self.db_path()) as con:
             yield con
 

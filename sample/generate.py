@@ -124,6 +124,7 @@ class PipelineLine:
     name: str
     prefix: str
     operator: str
+    operator_code: str
     medium: str
     material: str
     steel_grade: str
@@ -1024,7 +1025,7 @@ def _site_row(rng: Rng, arch: Archetype, site_id: str, root: str, town: str) -> 
         "building_grade": _one(rng, BUILDING_GRADE),
         **flags, "tanks_anchored": flags["tanks_anchored"] if tanks else "无储罐",
         "declared_grade": _grade(stock, alpha),
-        "contact": str(_names(rng, 1)[0]), "phone": _phone(rng), "responsible_unit": "YJJ",
+        "contact": str(_names(rng, 1)[0]), "phone": _phone(rng),
         "_stock": stock,
     }  # fmt: skip
 
@@ -1125,7 +1126,7 @@ def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
     ili = f"{rng.integers(2018, 2023)}-{rng.integers(3, 11):02d}-{rng.integers(1, 28):02d}"
     return {
         "segment_id": f"{line.prefix}-{j + 1:03d}", "pipeline_name": line.name,
-        "operator": line.operator, "medium": line.medium, "material": line.material,
+        "operator": line.operator, "operator_code": line.operator_code, "medium": line.medium, "material": line.material,
         "steel_grade": line.steel_grade, "joint_type": "焊接", "diameter_mm": _num1(line.diameter_mm),
         "wall_mm": _num1(line.wall_mm), "design_pressure_mpa": _num1(line.pressure_mpa),
         "year_built": str(line.year), "length_km": _num1(km), "start_lon": f"{x0:.5f}",
@@ -1136,7 +1137,7 @@ def _segment(rng: Rng, line: PipelineLine, j: int, k: int) -> dict[str, str]:
         "ground_failure": "是" if rng.random() < 0.35 else "否",
         "max_metal_loss_pct": _num1(rng.uniform(2, 32), 1), "last_ili": ili,
         "cathodic_ok": "是" if rng.random() < 0.85 else "否",
-        "leak_detection": "是" if rng.random() < 0.75 else "否", "responsible_unit": "FGJ",
+        "leak_detection": "是" if rng.random() < 0.75 else "否",
     }  # fmt: skip
 
 

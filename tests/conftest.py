@@ -115,3 +115,13 @@ def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
     shutil.rmtree(deployment.data_raw)
     shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
     return deployment, run_all(deployment)
+
+
+@pytest.fixture(autouse=True)
+def _clock_reads_the_environment():
+    """A Dagster resource points the clock at its deployment's data folder; no test inherits another's."""
+    from pipeline import clock
+
+    clock.use_data_raw(None)
+    yield
+    clock.use_data_raw(None)

@@ -22,8 +22,8 @@ import duckdb
 import pytest
 
 from pipeline.paths import PROJECT_ROOT
-from pipeline.sample_feedback import write_sample_feedback
 from sample import generate as sample_data
+from sample.feedback import write_sample_feedback
 from tests.conftest import Deployment, run_all
 
 # (fault point, what it interrupts): stage boundaries and the middle of stages

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openpyxl
 
+from pipeline import registry, store
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building, fb
 
@@ -16,7 +17,7 @@ def test_sample_intake_accounts_for_every_row(sample):
     per_kind = dict(deployment.query(
         "SELECT kind, sum(rows_read) FROM intake_files WHERE is_current AND status = 'ingested' GROUP BY kind"))  # fmt: skip
     assert per_kind == {"buildings": 20000, "bridges": 150, "hazchem_sites": 40, "hazchem_inventory": 101,
-                        "pipelines": 15, "feedback": 802}  # fmt: skip
+                        "pipelines": 15, "feedback": 30462}  # fmt: skip
     for kind, rows in per_kind.items():
         valid = deployment.query(f"SELECT count(*) FROM stg_{kind}")[0][0]
         refused = deployment.query("SELECT count(*) FROM quarantine WHERE kind = ?", [kind])[0][0]
@@ -26,7 +27,7 @@ def test_sample_intake_accounts_for_every_row(sample):
     receipts = list((deployment.output / "receipts").rglob("*_回执.xlsx"))
     feedback_receipts = [r for r in receipts if r.parent.parent.name == "feedback"]
     assert len(receipts) - len(feedback_receipts) == 19  # one per survey file
-    assert len(feedback_receipts) == 12  # one per feedback file
+    assert len(feedback_receipts) == 101  # one per feedback file
 
 
 def test_sample_scores_have_sensible_level_shares(sample):
@@ -55,7 +56,7 @@ def test_sample_ledger_and_exports(sample):
 
 
 def test_sample_feedback_closes_the_loop(sample):
-    """The bundled feedback (pipeline/sample_feedback.py) moves hazards through every status; only its two
+    """The bundled feedback (sample/feedback.py) moves hazards through every status; only its two
     deliberately wrong rows are refused."""
     deployment, _ = sample
     statuses = dict(deployment.query("SELECT status, count(*) FROM hazards GROUP BY status"))
@@ -73,6 +74,38 @@ def test_sample_feedback_closes_the_loop(sample):
         "SELECT count(*) FROM hazards WHERE status = '管控中' AND hazard_grade = '重大' AND plan_no IS NULL"
     )
     assert major_control == [(0,)]  # fmt: skip
+
+
+def test_the_sample_is_a_programme_under_way_as_of_its_date(sample):
+    """Issue 11 §4: the sample's story stops at its as-of date, which every output states; enterprises answer
+    for their hazchem and pipeline hazards and their supervisors accept them; every responsible unit of the
+    ledger is in the registry and reaches the district government."""
+    deployment, _ = sample
+    found, closed, major, supervised = deployment.query(
+        "SELECT count(*), count(*) FILTER (WHERE status = '已销号'), count(*) FILTER (WHERE hazard_grade = '重大'), "
+        "count(*) FILTER (WHERE hazard_grade = '重大' AND supervise_no IS NOT NULL) FROM hazards"
+    )[0]
+    assert 0.40 <= closed / found <= 0.50 and major == supervised > 0
+    closed_by_enterprise = deployment.query(
+        "SELECT h.kind, e.unit AS acceptor, count(*) FROM hazards h JOIN hazard_events e USING (hazard_no) "
+        "WHERE h.kind IN ('hazchem_sites', 'pipelines') AND e.to_status = '已销号' GROUP BY ALL ORDER BY ALL"
+    )
+    assert [(k, u) for k, u, _ in closed_by_enterprise] == [("hazchem_sites", "YJJ"), ("pipelines", "FGJ")]
+    reported = deployment.query(
+        "SELECT count(DISTINCT e.unit) FROM hazard_events e JOIN hazards h USING (hazard_no) "
+        "WHERE h.kind = 'hazchem_sites' AND e.to_status = '整改中' AND e.unit = h.responsible_unit"
+    )[0][0]
+    assert reported >= 5  # the enterprises themselves, from their own folders
+    with store.connect(deployment.db):
+        units = registry.units()
+        for (code,) in deployment.query("SELECT DISTINCT responsible_unit FROM hazards"):
+            chain = [code]
+            while chain[-1] != registry.TOP_UNIT:
+                chain.append(registry.supervisor_of(chain[-1]))
+                assert chain[-1] in units and len(chain) < 6, chain
+    book = openpyxl.load_workbook(deployment.output / "ledger" / "隐患台账.xlsx", read_only=True)
+    assert book.properties.title == "利通区地震风险隐患台账（样例数据，截至2025年6月30日）"
+    assert ["台账日期", "样例数据，截至2025年6月30日"] in [list(r) for r in book["说明"].iter_rows(values_only=True)]
 
 
 def test_two_rounds_and_feedback_through_dagster(tmp_path):

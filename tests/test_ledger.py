@@ -302,3 +302,23 @@ def test_an_extension_moves_the_deadline_only_once_the_supervisor_approves_it(de
         ("延期申请（至2023-12-31）不予批准，整改时限不变：同意延期",),
         ("延期申请（至2023-11-30）批准：同意延期",),
     ]
+
+
+def test_rows_of_one_file_on_the_same_hazard_apply_in_file_order(deployment):
+    """Rows are written in waves, at most one per hazard each: a hazard's second row in a file is checked
+    against the state its first row left, and a refused row in between changes nothing."""
+    round_one(deployment)
+    rows = [fb(A_FALL, "整改中", report_date="2023-08-01"), fb(A_DAMAGE, "整改中", report_date="2023-08-01"),
+            fb(A_FALL, "已销号", report_date="2023-08-02"),  # not the unit's to accept: refused
+            fb(A_FALL, "已整改待验收", report_date="2023-08-03"),
+            fb(A_FALL, "整改中", report_date="2023-08-04")]  # 已整改待验收 → 整改中 is the supervisor's  # fmt: skip
+    (result,) = feedback(deployment, "waves.csv", rows)
+    assert [(r.row_no, r.outcome, r.from_status, r.to_status) for r in result.rows] == [
+        (2, "已执行", "待整改", "整改中"), (3, "已执行", "待整改", "整改中"), (4, "退回", None, None),
+        (5, "已执行", "整改中", "已整改待验收"), (6, "退回", None, None)]  # fmt: skip
+    assert statuses(deployment)[A_FALL] == "已整改待验收"
+    events = deployment.query(
+        "SELECT event_date, from_status, to_status, json_extract_string(state, '$.status') FROM hazard_events "
+        "WHERE hazard_no = ? ORDER BY seq", [A_FALL])  # fmt: skip
+    assert events[1:] == [(dt.date(2023, 8, 1), "待整改", "整改中", "整改中"),
+                          (dt.date(2023, 8, 3), "整改中", "已整改待验收", "已整改待验收")]  # fmt: skip

@@ -9,7 +9,8 @@ import pytest
 from pypdf import PdfReader
 
 from pipeline import store
-from pipeline.clock import district_today
+from pipeline.clock import district_today, sample_as_of
+from pipeline.ledger.exports import ledger_rows
 from pipeline.publish import style
 from pipeline.publish.briefing import write_briefing
 from pipeline.publish.charts import CHARTS, CHARTS_BY_NAME
@@ -98,11 +99,13 @@ def test_briefing_of_the_sample_is_one_a4_page_with_the_headline_numbers(sample)
     for label, value in [("发现隐患", found), ("已销号", closed), ("管控中", control), ("重大风险（红色）资产", red)]:
         assert label in text and f"{value:,}" in text, label
     assert f"{closed / found:.1%}" in text
-    # the sample's surveys are from 2023: every open hazard is overdue today, the longest first in the list
-    (longest,) = deployment.query(
-        "SELECT hazard_no FROM hazards WHERE hazard_grade = '重大' ORDER BY deadline, hazard_no LIMIT 1"
-    )[0]
-    assert "逾期重大隐患共" in text and longest in text
+    # the overdue 重大 hazards as of the sample's date, the longest overdue first in the list
+    with store.connect(deployment.db) as con:
+        rows = ledger_rows(con, sample_as_of())
+    overdue = rows[(rows["hazard_grade"] == "重大") & rows["overdue_days"].notna()]
+    longest = overdue.sort_values(["overdue_days", "hazard_no"], ascending=[False, True])["hazard_no"].iloc[0]
+    assert f"逾期重大隐患共 {len(overdue):,} 项" in text and longest in text
+    assert "样例数据，截至2025年6月30日" in text
 
 
 def test_briefing_of_an_empty_ledger(deployment, tmp_path):

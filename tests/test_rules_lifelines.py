@@ -37,7 +37,7 @@ def con():
 def _segment(segment_id: str, **fields) -> dict:
     base = {"segment_id": segment_id, "medium": "原油", "material": "钢管(螺旋焊)", "joint_type": "焊接",
             "diameter_mm": 355.6, "length_km": 8.0, "year_built": 2003, "town_codes": "640302100",
-            "hca_grade": "无", "responsible_unit": "FGJ"}  # fmt: skip
+            "hca_grade": "无", "operator_code": "91640000MA7F8XFT5G"}  # fmt: skip
     return {**SURVEY, **base, **fields}
 
 

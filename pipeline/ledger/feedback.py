@@ -280,6 +280,25 @@ def preview(con: duckdb.DuckDBPyConnection, file_id: str) -> FileResult:
     return result
 
 
+def _record_results(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, rows: list[RowResult]) -> None:
+    """One INSERT for the file's row outcomes (executemany costs a statement per row)."""
+    frame = pd.DataFrame(
+        [(file_id, rel_path, r.row_no, r.hazard_no, r.unit, r.outcome, r.reason_zh, r.from_status, r.to_status)
+         for r in rows],
+        columns=["file_id", "rel_path", "row_no", "hazard_no", "unit", "outcome", "reason_zh", "from_status",
+                 "to_status"],
+        dtype=object,
+    )  # fmt: skip
+    con.register("feedback_results_df", frame)
+    try:
+        con.execute(
+            "INSERT INTO feedback_results SELECT file_id, rel_path, row_no::INTEGER, hazard_no, unit, outcome, "
+            "reason_zh, from_status, to_status FROM feedback_results_df"
+        )
+    finally:
+        con.unregister("feedback_results_df")
+
+
 def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> list[FileResult]:
     """Apply every current feedback file not applied before (or only the file `only`); one transaction
     per file."""
@@ -291,11 +310,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> li
         con.execute("BEGIN TRANSACTION")
         try:
             result = _run_file(con, file_id, rel_path, dept)
-            con.executemany(
-                "INSERT INTO feedback_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(file_id, rel_path, r.row_no, r.hazard_no, r.unit, r.outcome, r.reason_zh, r.from_status,
-                  r.to_status) for r in result.rows],
-            )  # fmt: skip
+            _record_results(con, file_id, rel_path, result.rows)
             con.execute(
                 "INSERT INTO feedback_applied VALUES (?, ?, ?, ?, ?)",
                 [file_id, rel_path, dt.datetime.now(), result.applied, result.refused],
