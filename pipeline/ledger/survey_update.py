@@ -37,7 +37,8 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。'
            || coalesce('依据：' || evidence_zh(f.kind, f.evidence) || '。', '') || harm.harm_zh AS description,
        CASE WHEN r.hazard_grade = '重大' OR s.level = 'red' THEN '重大' ELSE '一般' END AS hazard_grade,
-       s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title, r.source_ref,
+       s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title,
+       coalesce(r.source_zh, r.source_ref) AS source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
        r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version
@@ -203,9 +204,11 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
-    """Hazards the current rule set still finds are confirmed by it (no event: nothing changed for them)."""
+    """Hazards the current rule set still finds are confirmed by it, with its rule title and citation (no
+    event: nothing changed for them)."""
     con.execute("""
-        UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days
+        UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days,
+               rule_title = c.rule_title, source_ref = c.source_ref
         FROM ledger_current c
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
 

@@ -55,6 +55,7 @@ class Rule:
     silent: tuple[dict, ...]
     review_days: int | None = None  # under control (管控中): the review cycle; a missed review is overdue
     grade_basis: str | None = None  # why 一般/重大 for an enterprise's hazard (the production-safety definition)
+    source_zh: str = ""  # the citation as a clerk reads it in the ledger (《标准名》（代号）第…条)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
     src = raw["source"]
     if not src.get("ref") or src.get("confidence") not in CONFIDENCE:
         problems.append(f"{where}: source needs ref and confidence (one of V, S, J, U)")
+    if hazard and not str(src.get("zh") or "").strip():
+        problems.append(f"{where}: a hazard rule's source needs zh (the Chinese citation the ledger shows)")
     if hazard and raw["hazard_grade"] not in HAZARD_GRADES:
         problems.append(f"{where}: hazard_grade must be 重大 or 一般")
     if hazard and raw["rectification"] not in RECTIFICATION:
@@ -137,7 +140,7 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         confidence=str(src.get("confidence", "")), source_doc=str(src.get("doc", "")),
         evidence=tuple(raw.get("evidence", [])), fires=tuple(ex.get("fires") or ()),
         silent=tuple(ex.get("silent") or ()), review_days=raw.get("review_days"),
-        grade_basis=raw.get("grade_basis"),
+        grade_basis=raw.get("grade_basis"), source_zh=str(src.get("zh") or ""),
     )  # fmt: skip
 
 
