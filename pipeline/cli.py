@@ -390,6 +390,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quake(args: argparse.Namespace) -> int:
+    """Declare an earthquake (or re-run one by its id) and run its response now, in this process."""
+    from pipeline.quake.event import EventError, declare, event_from, find_event
+    from pipeline.quake.respond import event_dir
+
+    try:
+        if args.event:
+            event = find_event(paths.data_raw_dir(), args.event)
+        else:
+            event = event_from({"time": args.time, "lon": args.lon, "lat": args.lat, "depth_km": args.depth,
+                                "magnitude": args.mag, "strike": args.strike, "place": args.place})  # fmt: skip
+            path = declare(event, paths.data_raw_dir())
+            print(f"已登记地震事件 {event.event_id}：{path}", flush=True)
+    except EventError as e:
+        raise CliError(str(e)) from e
+    instance = _instance()
+    instance.add_dynamic_partitions("quake_events", [event.event_id])
+    from pipeline.definitions import defs
+
+    job = defs.resolve_job_def("quake_job")
+    config = {"loggers": {"progress": {"config": {"steps": len(job.graph.node_defs)}}}}
+    result = job.execute_in_process(instance=instance, partition_key=event.event_id, raise_on_error=False,
+                                    run_config=config, tags={"litong/trigger": "cli"})  # fmt: skip
+    folder = event_dir(paths.output_dir(), event)
+    if not result.success:
+        print(f"震后响应未成功完成（运行 {result.run_id[:8]}）：详见 Dagster 界面")
+        return 1
+    print("\n" + (folder / "首报.txt").read_text(encoding="utf-8"))
+    print(f"首报：{folder / '首报.pdf'}\n排查清单：{folder / '排查清单'}\n烈度分布图：{folder / '烈度分布图.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -412,6 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="导出隐患台账（XLSX、CSV）")
     ex.add_argument("--as-of", help="按某日的台账导出，如 2023-12-31（由变更历史重建）")
     ex.set_defaults(fn=cmd_export)
+    qk = sub.add_parser("quake", help="登记一次地震并立即生成首报和排查清单（值班人员使用）")
+    qk.add_argument("--time", help='发震时刻（北京时间），如 "2025-06-30 14:23:05"')
+    qk.add_argument("--lon", help="震中经度，如 106.19")
+    qk.add_argument("--lat", help="震中纬度，如 37.93")
+    qk.add_argument("--depth", help="震源深度（千米）")
+    qk.add_argument("--mag", help="震级（中国地震台网中心测定的M）")
+    qk.add_argument("--strike", help="发震断层走向（度，正北顺时针；不知道可不填）")
+    qk.add_argument("--place", default="", help="参考地名，如 宁夏吴忠市利通区")
+    qk.add_argument("--event", help="按事件编号重新生成（如 20250630T142305-M6.5），不再登记")
+    qk.set_defaults(fn=cmd_quake)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Dagster definitions: only assembles what the stage modules define.
 
-Stages, as asset groups in the UI: intake -> validation -> scoring -> ledger -> publish.
+Stages, as asset groups in the UI: intake -> validation -> scoring -> ledger -> publish (-> quake: one
+partition per earthquake, reading the published snapshot).
 """
 
 import dagster as dg
@@ -11,18 +12,20 @@ from pipeline.ledger.assets import ledger_assets
 from pipeline.progress import progress_logger
 from pipeline.publish.assets import publish_assets
 from pipeline.publish.snapshot import published_snapshot
+from pipeline.quake.assets import quake_assets, quake_job
 from pipeline.resources import LitongStore
 from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
-from pipeline.sensors import data_raw_sensor
+from pipeline.sensors import data_raw_sensor, earthquake_sensor
 
 all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets, published_snapshot]
+"""The survey pipeline's assets (main_job); the earthquake response's are quake_assets."""
 
 defs = dg.Definitions(
-    assets=all_assets,
-    jobs=[main_job, intake_job, feedback_job, daily_job],
+    assets=[*all_assets, *quake_assets],
+    jobs=[main_job, intake_job, feedback_job, daily_job, quake_job],
     schedules=[daily_refresh],
-    sensors=[data_raw_sensor],
+    sensors=[data_raw_sensor, earthquake_sensor],
     resources={"store": LitongStore()},
     loggers={"progress": progress_logger},
     executor=dg.in_process_executor,

@@ -18,6 +18,8 @@ import dagster as dg
 
 from pipeline.intake.schema import KINDS
 from pipeline.jobs import feedback_job, main_job
+from pipeline.quake.assets import quake_events, quake_job
+from pipeline.quake.event import DECLARING_UNIT, EVENTS_FOLDER, EventError, declaring_unit, read_event
 from pipeline.resources import LitongStore
 
 SETTLE_SECONDS = 10
@@ -50,8 +52,10 @@ def scan(root: Path, now: float | None = None) -> tuple[Stamps, list[str]]:
 
 
 def changes(previous: Stamps, current: Stamps) -> list[str]:
-    """Files added, changed or removed since the previous run request."""
-    return sorted(rel for rel in previous.keys() | current.keys() if previous.get(rel) != current.get(rel))
+    """Files added, changed or removed since the previous run request (the earthquake folder is the
+    earthquake sensor's, never a survey run's)."""
+    return sorted(rel for rel in previous.keys() | current.keys()
+                  if previous.get(rel) != current.get(rel) and not rel.startswith(f"{EVENTS_FOLDER}/"))  # fmt: skip
 
 
 def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
@@ -109,3 +113,51 @@ def data_raw_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
         asset_selection=selection,
         tags={"litong/trigger": "data_raw_sensor", "litong/changed_files": str(len(changed))},
     )
+
+
+@dg.sensor(
+    name="earthquake_sensor",
+    jobs=[quake_job],
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="An event file in data_raw/earthquakes/YJJ/ starts the earthquake response for that event.",
+)
+def earthquake_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
+    previous: Stamps = json.loads(context.cursor) if context.cursor else {}
+    settled, _ = scan(store.raw_dir() / EVENTS_FOLDER)
+    current = {f"{EVENTS_FOLDER}/{rel}": stamp for rel, stamp in settled.items()}
+    changed = [rel for rel in sorted(current) if previous.get(rel) != current[rel]]
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    requests, new_keys = [], []
+    for rel in changed:
+        problem, event = _event_of(store, rel)
+        if problem:
+            refused_note(store, rel, problem)
+            context.log.warning(f"{rel}: {problem}")
+            continue
+        if event.event_id not in new_keys:
+            new_keys.append(event.event_id)
+            requests.append(dg.RunRequest(run_key=f"{event.event_id}:{current[rel][1]}", partition_key=event.event_id,
+                                          job_name=quake_job.name, tags={"litong/trigger": "earthquake_sensor"}))  # fmt: skip
+    if not requests:
+        return dg.SkipReason("No new earthquake event")
+    return dg.SensorResult(run_requests=requests,
+                           dynamic_partitions_requests=[quake_events.build_add_request(new_keys)])  # fmt: skip
+
+
+def _event_of(store: LitongStore, rel: str):
+    if declaring_unit(rel) != DECLARING_UNIT:
+        return f"地震事件只能由区应急管理局（地震局）在 data_raw/{EVENTS_FOLDER}/{DECLARING_UNIT}/ 中登记", None
+    try:
+        return None, read_event(store.raw_dir() / rel)
+    except EventError as e:
+        return str(e), None
+
+
+def refused_note(store: LitongStore, rel: str, problem: str) -> Path:
+    """The Chinese reason an event file was not taken, beside the quake outputs."""
+    from pipeline.atomic import write_bytes_atomic
+
+    path = store.out_dir() / "quake" / "未受理" / (Path(rel).name + "_未受理.txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_bytes_atomic(path, f"{rel}\n未受理：{problem}\n".encode())

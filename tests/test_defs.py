@@ -19,6 +19,8 @@ def test_definitions_load_with_the_expected_assets_and_groups():
         "ledger_exports",
         "briefing",
         "published_snapshot",
+        "quake_shaking",
+        "quake_first_report",
     }
     expected |= {f"chart_{c}" for c in ["levels_by_town", "open_hazards_by_unit", "rectification_progress",
                                          "asset_map", "top_assets", "hazchem_grades"]}  # fmt: skip
@@ -29,10 +31,11 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     assert groups["briefing"] == "publish" and groups["chart_asset_map"] == "publish"
     assert groups["published_snapshot"] == "publish"
     assert groups["appraisal_worklist"] == "scoring"
+    assert groups["quake_shaking"] == groups["quake_first_report"] == "quake"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
-    assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job"}
-    assert [s.name for s in defs.sensors] == ["data_raw_sensor"] and [s.name for s in defs.schedules] == [
+    assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job", "quake_job"}
+    assert [s.name for s in defs.sensors] == ["data_raw_sensor", "earthquake_sensor"] and [s.name for s in defs.schedules] == [
         "daily_refresh"
     ]
 

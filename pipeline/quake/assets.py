@@ -1,0 +1,74 @@
+"""Dagster assets of the earthquake response (group "quake"): one dynamic partition per event.
+
+quake_shaking       every asset of the last published ledger shaken by the event, into the quake store
+quake_first_report  首报 (PDF + text), 排查清单 per responsible unit, the map; figures as metadata
+
+The partition key is the event id (`20250630T142305-M6.5`). Each event keeps its own rows and folder
+(output/quake/<event id>/); re-running one never touches another. The response reads the published
+snapshot and writes its own store, so it never waits behind a survey run's writer lock.
+"""
+
+import dagster as dg
+
+from pipeline.quake.event import EventError, find_event
+from pipeline.quake.respond import event_dir, respond
+from pipeline.resources import QUAKE_TAG, LitongStore
+
+quake_events = dg.DynamicPartitionsDefinition(name="quake_events")
+
+
+def _event(context: dg.AssetExecutionContext, store: LitongStore):
+    try:
+        return find_event(store.raw_dir(), context.partition_key)
+    except EventError as e:
+        raise dg.Failure(description=str(e)) from e
+
+
+@dg.asset(group_name="quake", partitions_def=quake_events, kinds={"duckdb"},
+          description="每个登记对象在本次地震中的震中距、估计烈度、PGA/PGV、未销号隐患和排查优先序。")  # fmt: skip
+def quake_shaking(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+    event = _event(context, store)
+    response = respond(event, store.published_db_path(), store.db_path(), store.out_dir())
+    report, assets = response.report, response.exposure.assets
+    by_degree = assets["degree"].value_counts().sort_index(ascending=False) if len(assets) else {}
+    return dg.MaterializeResult(
+        metadata={
+            "event": event.describe_zh(),
+            "max_intensity": report.max_intensity,
+            "felt": report.felt,
+            "assets": len(assets),
+            "by_degree": dg.MetadataValue.json({str(k): int(v) for k, v in dict(by_degree).items()}),
+            "ledger_snapshot": str(response.exposure.snapshot),
+            "ledger_published_at": response.exposure.published_at or "",
+            "files": dg.MetadataValue.json([str(p) for p in response.files]),
+        }
+    )
+
+
+@dg.asset(group_name="quake", partitions_def=quake_events, deps=[quake_shaking],
+          description="首报（PDF与文本）、按责任单位的排查清单和烈度分布图。")  # fmt: skip
+def quake_first_report(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+    event = _event(context, store)
+    folder = event_dir(store.out_dir(), event)
+    text = (folder / "首报.txt").read_text(encoding="utf-8")
+    figure = folder / "烈度分布图.png"
+    checklists = sorted((folder / "排查清单").glob("*.xlsx"))
+    return dg.MaterializeResult(
+        metadata={
+            "首报": dg.MetadataValue.md("```\n" + text + "\n```"),
+            "pdf": dg.MetadataValue.path(str(folder / "首报.pdf")),
+            "map": dg.MetadataValue.path(str(figure)),
+            "checklists": dg.MetadataValue.json([p.name for p in checklists]),
+        }
+    )
+
+
+quake_assets = [quake_shaking, quake_first_report]
+
+quake_job = dg.define_asset_job(
+    "quake_job",
+    selection=dg.AssetSelection.groups("quake"),
+    partitions_def=quake_events,
+    description="震后响应：一次地震（一个分区）的烈度估计、首报和排查清单。",
+    tags={QUAKE_TAG: "respond"},
+)

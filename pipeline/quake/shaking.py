@@ -1,0 +1,171 @@
+"""The shaking of an event at any point: epicentral distance, intensity, PGA and PGV.
+
+Intensity comes from the long/short-axis attenuation relations of rules/reference/quake_attenuation.csv,
+I = A + B·M + C·log(R + R0), with elliptical isoseismals along the fault's strike: a point at x km along the
+strike and y km across it has the intensity I for which it lies on the ellipse of semi-axes Ra(I), Rb(I)
+(the equivalent-radius method; solved by bisection, vectorised over all points). Without a strike the long
+axis is used in every direction (rules/quake/response.yaml). R is the epicentral distance: the relations
+have no depth term. The magnitude is the one the China Earthquake Networks Center reports (M), used as Ms.
+
+PGA and PGV from the intensity follow GB/T 17742-2020 Appendix A (I_A = 3.17·lg PGA + 6.59,
+I_V = 3.00·lg PGV + 9.77), the formula columns of rules/reference/quake_intensity_motion.csv.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline.paths import RULES_DIR
+
+EARTH_RADIUS_KM = 6371.0
+ROMAN = ["", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "Ⅵ", "Ⅶ", "Ⅷ", "Ⅸ", "Ⅹ", "Ⅺ", "Ⅻ"]
+
+
+@dataclass(frozen=True)
+class Axis:
+    a: float
+    b: float
+    c: float
+    log_base: float
+    r0: float
+
+    def intensity(self, magnitude: float, r_km: np.ndarray) -> np.ndarray:
+        return self.a + self.b * magnitude + self.c * np.log(r_km + self.r0) / math.log(self.log_base)
+
+    def radius(self, magnitude: float, intensity: np.ndarray) -> np.ndarray:
+        """The distance along this axis at which the relation gives `intensity` (0 inside the epicentral area)."""
+        r = np.power(self.log_base, (intensity - self.a - self.b * magnitude) / self.c) - self.r0
+        return np.maximum(r, 0.0)
+
+
+@dataclass(frozen=True)
+class Relation:
+    relation_id: str
+    long: Axis
+    short: Axis
+    source: str
+
+    def epicentral(self, magnitude: float) -> float:
+        return float(
+            min(self.long.intensity(magnitude, np.zeros(1))[0], self.short.intensity(magnitude, np.zeros(1))[0])
+        )
+
+
+@cache
+def response_settings(rules_dir: Path = RULES_DIR) -> dict:
+    return yaml.safe_load((rules_dir / "quake" / "response.yaml").read_text(encoding="utf-8"))
+
+
+@cache
+def relations(rules_dir: Path = RULES_DIR) -> dict[str, Relation]:
+    with open(rules_dir / "reference" / "quake_attenuation.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    axes: dict[str, dict[str, Axis]] = {}
+    sources: dict[str, str] = {}
+    for r in rows:
+        base = math.e if r["log_base"].strip() == "e" else float(r["log_base"])
+        axes.setdefault(r["relation_id"], {})[r["axis"]] = Axis(
+            float(r["A"]), float(r["B"]), float(r["C"]), base, float(r["R0_km"])
+        )
+        sources[r["relation_id"]] = r["source"]
+    return {rid: Relation(rid, a["long"], a["short"], sources[rid]) for rid, a in axes.items()}
+
+
+def district_relations() -> list[Relation]:
+    return [relations()[rid] for rid in response_settings()["attenuation"]]
+
+
+def distance_km(lon0: float, lat0: float, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Great-circle (haversine) distance from the epicentre."""
+    p0, p = np.radians(lat0), np.radians(lat)
+    dlat, dlon = p - p0, np.radians(lon - lon0)
+    h = np.sin(dlat / 2) ** 2 + np.cos(p0) * np.cos(p) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
+
+
+def along_across_km(lon0: float, lat0: float, lon: np.ndarray, lat: np.ndarray, strike_deg: float):
+    """Distances along and across the strike (azimuth clockwise from north), on a local flat projection
+    scaled to the great-circle distance."""
+    east = np.radians(lon - lon0) * np.cos(np.radians((lat + lat0) / 2)) * EARTH_RADIUS_KM
+    north = np.radians(lat - lat0) * EARTH_RADIUS_KM
+    s = np.radians(strike_deg)
+    along = east * np.sin(s) + north * np.cos(s)
+    across = east * np.cos(s) - north * np.sin(s)
+    flat = np.hypot(along, across)
+    scale = np.where(flat > 0, distance_km(lon0, lat0, lon, lat) / np.where(flat > 0, flat, 1), 1.0)
+    return along * scale, across * scale
+
+
+def intensity_of(relation: Relation, magnitude: float, along: np.ndarray, across: np.ndarray | None) -> np.ndarray:
+    """Intensity at points `along`/`across` the strike (km); `across` None: no strike, long-axis circles."""
+    if across is None:
+        return np.minimum(relation.long.intensity(magnitude, np.abs(along)), relation.epicentral(magnitude))
+    x, y = np.abs(along), np.abs(across)
+    lo = np.full(x.shape, -2.0)
+    hi = np.full(x.shape, relation.epicentral(magnitude))
+    for _ in range(40):  # bisection to 1e-11 degree: inside the ellipse of I means intensity ≥ I
+        mid = (lo + hi) / 2
+        ra, rb = relation.long.radius(magnitude, mid), relation.short.radius(magnitude, mid)
+        inside = (x / np.maximum(ra, 1e-9)) ** 2 + (y / np.maximum(rb, 1e-9)) ** 2 <= 1.0
+        lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
+    return lo
+
+
+def district_intensity(
+    magnitude: float, lon0: float, lat0: float, lon: np.ndarray, lat: np.ndarray, strike: float | None
+) -> np.ndarray:
+    """The district's estimate: the larger intensity of its relations (response.yaml), one decimal."""
+    if strike is None:
+        along, across = distance_km(lon0, lat0, lon, lat), None
+    else:
+        along, across = along_across_km(lon0, lat0, lon, lat, strike)
+    values = [intensity_of(r, magnitude, along, across) for r in district_relations()]
+    return np.round(np.maximum.reduce(values), 1)
+
+
+def degree(intensity: float | np.ndarray):
+    """The intensity degree a value falls in (Ⅶ from 6.5 up to 7.5: GB/T 17742 rounds the instrumental intensity)."""
+    return np.clip(np.floor(np.asarray(intensity) + 0.5), 1, 12).astype(int)
+
+
+def roman(d: int) -> str:
+    return ROMAN[int(d)] if 1 <= int(d) <= 12 else "—"
+
+
+def pga_ms2(intensity: np.ndarray) -> np.ndarray:
+    """GB/T 17742-2020 A.5 inverted: PGA (m/s²) at an intensity."""
+    return np.power(10.0, (np.asarray(intensity) - 6.59) / 3.17)
+
+
+def pgv_ms(intensity: np.ndarray) -> np.ndarray:
+    """GB/T 17742-2020 A.6 inverted: PGV (m/s) at an intensity."""
+    return np.power(10.0, (np.asarray(intensity) - 9.77) / 3.00)
+
+
+def instrumental_intensity(pga: np.ndarray, pgv: np.ndarray) -> np.ndarray:
+    """GB/T 17742-2020 A.5–A.7: I_A = 3.17·lg PGA + 6.59, I_V = 3.00·lg PGV + 9.77 (m/s², m/s); I = I_V when
+    both are at least 6.0, else their mean; limited to 1.0–12.0."""
+    i_a = 3.17 * np.log10(np.asarray(pga, dtype=float)) + 6.59
+    i_v = 3.00 * np.log10(np.asarray(pgv, dtype=float)) + 9.77
+    i = np.where((i_a >= 6.0) & (i_v >= 6.0), i_v, (i_a + i_v) / 2)
+    return np.clip(i, 1.0, 12.0)
+
+
+def isoseismal_radii(
+    magnitude: float, relation: Relation, degrees: range = range(6, 12)
+) -> dict[int, tuple[float, float]]:
+    """Long and short semi-axes (km) of the outer edge of each degree's zone (intensity d − 0.5)."""
+    out = {}
+    for d in degrees:
+        edge = np.array([d - 0.5])
+        ra, rb = relation.long.radius(magnitude, edge)[0], relation.short.radius(magnitude, edge)[0]
+        if ra > 0:
+            out[d] = (float(ra), float(rb))
+    return out
