@@ -46,6 +46,7 @@ bench: setup
 	$(PY) -m benchmarks.bench_ledger
 	$(PY) -m benchmarks.bench_publish
 	$(PY) -m benchmarks.bench_snapshot
+	$(PY) -m benchmarks.bench_quake
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -23,28 +23,35 @@ import duckdb
 from benchmarks.bench_scoring import staged_db
 
 
-def main() -> None:
-    from pipeline.clock import district_today
+def ledger_db(rows: int) -> Path:
+    """The scoring benchmark's database, scored and with its ledger opened (made once, then reused)."""
     from pipeline.ledger.survey_update import update_from_findings
-    from pipeline.publish.briefing import write_briefing
-    from pipeline.publish.charts import CHARTS
-    from pipeline.publish.inputs import PublishInputs
-    from pipeline.publish.render import render_chart
     from pipeline.scoring.engine import score_kind
     from pipeline.scoring.ruleset import load_ruleset
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    args = parser.parse_args()
-    work = Path(str(staged_db(args.rows)).replace(".duckdb", "_publish.duckdb"))
+    work = Path(str(staged_db(rows)).replace(".duckdb", "_publish.duckdb"))
     if not work.exists():
-        shutil.copy(staged_db(args.rows), work)
+        shutil.copy(staged_db(rows), work)
         con = duckdb.connect(str(work))
         ruleset = load_ruleset()
         for kind in ruleset.kinds:
             score_kind(con, ruleset, kind)
         update_from_findings(con)
         con.close()
+    return work
+
+
+def main() -> None:
+    from pipeline.clock import district_today
+    from pipeline.publish.briefing import write_briefing
+    from pipeline.publish.charts import CHARTS
+    from pipeline.publish.inputs import PublishInputs
+    from pipeline.publish.render import render_chart
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    work = ledger_db(args.rows)
     out = Path(tempfile.mkdtemp(prefix="bench_publish_"))
     con = duckdb.connect(str(work))
     inp = PublishInputs(con, district_today())

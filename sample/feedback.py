@@ -2,7 +2,8 @@
 
     python -m sample.feedback --db output/sample_build/litong.duckdb --out data_raw
 
-Reads the ledger of a run of the sample survey and writes, in the feedback template's Chinese headers,
+Reads the ledger of a run of the sample survey (the 2023 survey and the transport bureau's 2024 resurvey of a
+third of the bridges, round 2024-2) and writes, in the feedback template's Chinese headers,
 under data_raw/feedback/<unit>/<batch>/, the story of a district in the middle of the work (the shares
 are the targets stated in the README; the seeded draws land near them):
 
@@ -74,6 +75,7 @@ class Hazard:
     grade: str
     control: bool
     deadline: dt.date
+    found: dt.date
     status: str = "待整改"
     person: str = ""
     rows: list[tuple[str, dict]] = field(default_factory=list)  # (batch, row) written for it
@@ -142,8 +144,10 @@ class Programme:
                 "measures": "同意延期，按期督查" if approved else "资金已落实，不同意延期，按原时限完成",
                 "extension_decision": "批准" if approved else "不批准"})  # fmt: skip
 
-    def under(self, *statuses: str) -> list[Hazard]:
-        return [h for h in self.hazards if h.status in statuses]
+    def under(self, *statuses: str, found_by: str | None = None) -> list[Hazard]:
+        """Hazards in these statuses (and found by the date `found_by`: a unit reports only on what it knows)."""
+        by = dt.date.fromisoformat(found_by) if found_by else dt.date.max
+        return [h for h in self.hazards if h.status in statuses and h.found <= by]
 
     def share(self, hazards: list[Hazard], p: float) -> list[Hazard]:
         return [h for h in hazards if self.rng.random() < p]
@@ -151,19 +155,19 @@ class Programme:
 
 def _hazards(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> list[Hazard]:
     rows = con.execute(
-        "SELECT hazard_no, responsible_unit, hazard_grade, rectification = 'control', deadline FROM hazards "
-        "WHERE status = '待整改' ORDER BY hazard_no"
+        "SELECT hazard_no, responsible_unit, hazard_grade, rectification = 'control', deadline, found_date "
+        "FROM hazards WHERE status = '待整改' ORDER BY hazard_no"
     ).fetchall()
     enterprises = sorted({u for _, u, *_ in rows if u in registry.units() and registry.units()[u].kind == "enterprise"})
     silent = {u for u in enterprises if rng.random() < SILENT_ENTERPRISES}
-    return [Hazard(no, unit, grade, bool(control), deadline) for no, unit, grade, control, deadline in rows
-            if unit and unit not in silent]  # fmt: skip
+    return [Hazard(no, unit, grade, bool(control), deadline, found) for no, unit, grade, control, deadline, found
+            in rows if unit and unit not in silent]  # fmt: skip
 
 
 def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tuple[str, str], list[dict]]:
     """(unit, batch) -> feedback rows, batch by batch in date order."""
     p = Programme(_hazards(con, rng), rng)
-    for h in p.share(p.hazards, START_SHARE):
+    for h in p.share(p.under("待整改", found_by="2023-10-20"), START_SHARE):
         p.start(h, "2023-10", "2023-10-20")
     p.decide_extensions("2023-11", "2023-11-06")
     for batch, date, accept_batch, accept_date in (("2024-05", "2024-05-20", "2024-06", "2024-06-18"),
@@ -173,7 +177,7 @@ def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[
         for h in p.under("管控中"):
             if rng.random() > MISSED_REVIEW:
                 p.review(h, batch, date)
-        for h in p.share(p.under("待整改"), LATE_START):
+        for h in p.share(p.under("待整改", found_by=date), LATE_START):
             p.start(h, batch, date)
         for h in p.share(p.under("已整改待验收"), ACCEPT_SHARE):
             p.accept(h, accept_batch, accept_date)

@@ -1611,7 +1611,33 @@ def generate(
         results["pipelines"] = _finish("pipelines", frame, specs, rng[3], defect_rate, crossings)
         results["pipelines"].planted = planted
     files = [p for kind, r in results.items() for p in _write_kind(out, kind, r.frame, r.specs, mixed)]
+    if "bridges" in results and mixed:
+        files.append(_bridge_resurvey(out, results["bridges"].frame, np.random.default_rng(seed + 2024)))
     return _summary(out, files, results, formats, seed, defect_rate)
+
+
+RESURVEY_ROUND = "2024-2"  # reference/survey_rounds.csv: 2024年地震风险隐患排查（复查）
+RESURVEY_SHARE = 1 / 3
+NEW_SCOUR = 0.15  # of the resurveyed bridges, scour found since 2023 (a new R03 hazard in 2024)
+
+
+def _bridge_resurvey(out: Path, frame: Frame, rng: Rng) -> Path:
+    """The transport bureau's 2024 resurvey of a third of the bridges (clean template headers, UTF-8 with BOM):
+    dated 2024-08/09, the same records with new scour found on some. Re-surveyed bridges keep or open their
+    hazards under the same numbers; the 2024 findings run on 2024 deadlines."""
+    tpl = load_template("bridges")
+    rows = np.flatnonzero(rng.random(len(frame)) < RESURVEY_SHARE)
+    index = pa.array(rows)
+    cols = {k: frame.cols[k].take(index) for k in tpl.keys}
+    days = rng.integers(0, 45, len(rows))
+    cols["survey_date"] = pa.array([str(np.datetime64("2024-08-12") + int(d)) for d in days])
+    scour = np.array(cols["scour"].to_pylist(), dtype=object)
+    cols["scour"] = pa.array(np.where(rng.random(len(rows)) < NEW_SCOUR, "是", scour).tolist())
+    path = out / "bridges" / "ZJJ" / RESURVEY_ROUND / "桥梁复查.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    headers = [tpl.field(k).header for k in tpl.keys]
+    path.write_bytes(_csv_bytes([cols[k] for k in tpl.keys], headers, "utf-8-sig", "\r\n"))
+    return path
 
 
 def _summary(out: Path, files: list[Path], results: Mapping[str, KindResult], formats: str,

@@ -35,9 +35,9 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
     assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job", "quake_job"}
-    assert [s.name for s in defs.sensors] == ["data_raw_sensor", "earthquake_sensor"] and [s.name for s in defs.schedules] == [
-        "daily_refresh"
-    ]
+    assert [s.name for s in defs.sensors] == ["data_raw_sensor", "earthquake_sensor"] and [
+        s.name for s in defs.schedules
+    ] == ["daily_refresh"]
 
 
 def test_loading_the_definitions_does_not_import_matplotlib_or_great_expectations():
