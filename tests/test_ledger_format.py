@@ -159,8 +159,8 @@ def test_the_rule_column_names_the_rule_and_its_basis(deployment, tmp_path):
     round_one(deployment)
     _export(deployment, tmp_path)
     rows = {r["隐患编号"]: r for r in _csv(tmp_path / "隐患台账.csv")}
-    assert rows[B_D]["规则及依据"].startswith(
-        "B01 房屋安全鉴定为D级（整幢危房）；依据：JGJ 125-2016 危险房屋鉴定标准 §6.3 D级"
+    assert rows[B_D]["规则及依据"].startswith(  # the rule's Chinese citation (source.zh), as a clerk reads it
+        "B01 房屋安全鉴定为D级（整幢危房）；依据：《危险房屋鉴定标准》（JGJ 125-2016）第6.3条"
     )
     for r in rows.values():  # the rule's title is Chinese whatever its source cites
         rule_id, title = r["规则及依据"].split("；依据：")[0].split(" ", 1)
@@ -177,7 +177,7 @@ def test_a_kind_bigger_than_a_sheet_is_split_over_numbered_sheets(deployment, tm
     export = _export(deployment, tmp_path)
     wb = openpyxl.load_workbook(tmp_path / "隐患台账.xlsx")
     sheets = [f"房屋建筑({i})" for i in range(1, -(-n // 2) + 1)]
-    assert wb.sheetnames == ["汇总", *sheets, "桥梁", "危险化学品单位", "油气长输管道"]
+    assert wb.sheetnames == ["汇总", *sheets, "桥梁", "危险化学品单位", "油气长输管道", "说明"]
     numbers = []
     for title in sheets:
         ws = wb[title]

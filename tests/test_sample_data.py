@@ -14,6 +14,7 @@ from pipeline.intake.schema import KINDS, load_template, units
 from sample.generate import (
     DEFECT_KINDS,
     GBK_TOWNS,
+    RESURVEY_ROUND,
     ROUND,
     STRUCTURE_MIX,
     USE_MIX,
@@ -41,7 +42,8 @@ def test_files_follow_the_upload_layout(sample: tuple[Path, dict]) -> None:
     for f in files:
         kind, unit = f.parts[0], f.parts[1]
         assert kind in KINDS and unit in units()
-        assert f.parts[2:] == (ROUND, f.name) or f.parts[2:] == ("列映射.csv",)
+        resurvey = f.parts[:2] == ("bridges", "ZJJ") and f.parts[2:] == (RESURVEY_ROUND, "桥梁复查.csv")
+        assert f.parts[2:] == (ROUND, f.name) or f.parts[2:] == ("列映射.csv",) or resurvey
     by_unit = {(f.parts[0], f.parts[1]) for f in files}
     assert by_unit == {("buildings", "ZJJ"), ("buildings", "JYJ"), ("buildings", "WJJ"),
                        ("bridges", "ZJJ"), ("hazchem_sites", "YJJ"),

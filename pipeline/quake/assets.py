@@ -1,7 +1,8 @@
 """Dagster assets of the earthquake response (group "quake"): one dynamic partition per event.
 
-quake_shaking       every asset of the last published ledger shaken by the event, into the quake store
-quake_first_report  首报 (PDF + text), 排查清单 per responsible unit, the map; figures as metadata
+quake_shaking       every asset of the last published ledger shaken by the event, into the quake store, and the
+                    首报 (PDF + text): what must go out within a minute
+quake_first_report  the 首报 as metadata, the 排查清单 per responsible unit and the map (after the 首报 is out)
 
 The partition key is the event id (`20250630T142305-M6.5`). Each event keeps its own rows and folder
 (output/quake/<event id>/); re-running one never touches another. The response reads the published
@@ -11,7 +12,7 @@ snapshot and writes its own store, so it never waits behind a survey run's write
 import dagster as dg
 
 from pipeline.quake.event import EventError, find_event
-from pipeline.quake.respond import event_dir, respond
+from pipeline.quake.respond import checklists_and_map, event_dir, first_report
 from pipeline.resources import QUAKE_TAG, LitongStore
 
 quake_events = dg.DynamicPartitionsDefinition(name="quake_events")
@@ -25,10 +26,10 @@ def _event(context: dg.AssetExecutionContext, store: LitongStore):
 
 
 @dg.asset(group_name="quake", partitions_def=quake_events, kinds={"duckdb"},
-          description="每个登记对象在本次地震中的震中距、估计烈度、PGA/PGV、未销号隐患和排查优先序。")  # fmt: skip
+          description="每个登记对象在本次地震中的震中距、估计烈度、PGA/PGV、未销号隐患和排查优先序，以及首报。")  # fmt: skip
 def quake_shaking(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     event = _event(context, store)
-    response = respond(event, store.published_db_path(), store.db_path(), store.out_dir())
+    response = first_report(event, store.published_db_path(), store.db_path(), store.out_dir())
     report, assets = response.report, response.exposure.assets
     by_degree = assets["degree"].value_counts().sort_index(ascending=False) if len(assets) else {}
     return dg.MaterializeResult(
@@ -46,13 +47,13 @@ def quake_shaking(context: dg.AssetExecutionContext, store: LitongStore) -> dg.M
 
 
 @dg.asset(group_name="quake", partitions_def=quake_events, deps=[quake_shaking],
-          description="首报（PDF与文本）、按责任单位的排查清单和烈度分布图。")  # fmt: skip
+          description="首报（元数据）、按责任单位的排查清单和烈度分布图。")  # fmt: skip
 def quake_first_report(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     event = _event(context, store)
     folder = event_dir(store.out_dir(), event)
     text = (folder / "首报.txt").read_text(encoding="utf-8")
-    figure = folder / "烈度分布图.png"
-    checklists = sorted((folder / "排查清单").glob("*.xlsx"))
+    files = checklists_and_map(event, store.out_dir())
+    figure, checklists = files[0], files[1:]
     return dg.MaterializeResult(
         metadata={
             "首报": dg.MetadataValue.md("```\n" + text + "\n```"),

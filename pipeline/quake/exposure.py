@@ -146,33 +146,41 @@ def shake(event: Event, assets: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+DEFAULTS = (("is_key", False), ("damage_class_weaker", False), ("lifeline", False), ("fault_crossing", False),
+            ("computed_grade", "非重大危险源"), ("expected_repairs", 0.0), ("occupants", 0.0),
+            ("building_use", None), ("structure_type", None))  # fmt: skip
+
+
 def prioritise(shaken: pd.DataFrame) -> pd.DataFrame:
     """check_at_once and why from rules/quake/response.yaml, and the checklist order: intensity, open hazard
-    grade, occupancy."""
+    grade, occupancy. One SQL pass over the frame."""
     out = shaken.copy()
-    for col, default in (("is_key", False), ("damage_class_weaker", False), ("lifeline", False),
-                         ("fault_crossing", False), ("computed_grade", "非重大危险源"), ("expected_repairs", 0.0),
-                         ("occupants", 0.0), ("building_use", None), ("structure_type", None)):  # fmt: skip
+    for col, default in DEFAULTS:
         out[col] = out[col].fillna(default) if col in out else default
+    reasons = []
+    for check in response_settings()["check_at_once"]:
+        kind = "TRUE" if check["kind"] == "*" else f"kind = '{check['kind']}'"
+        why = str(check["why"]).replace("'", "''")
+        reasons.append(f"CASE WHEN coalesce({kind} AND ({check['when']}), false) THEN '{why}' END")
+    out = out.reset_index(drop=True)
+    out["_rn"] = np.arange(len(out))
     con = duckdb.connect()
     try:
         con.register("exposure", out)
-        whys = []
-        for check in response_settings()["check_at_once"]:
-            kind = "TRUE" if check["kind"] == "*" else f"kind = '{check['kind']}'"
-            hit = con.execute(
-                f"SELECT row_number() OVER () - 1 AS i, ({kind} AND ({check['when']})) AS hit FROM exposure"
-            ).df()
-            whys.append(np.where(hit.sort_values("i")["hit"].fillna(False).to_numpy(bool), check["why"], ""))
+        ranked = con.execute(
+            f"""
+            SELECT why, why <> '' AS check_at_once,
+                   row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC,
+                                      occupants DESC, _rn) AS priority
+            FROM (SELECT _rn, intensity, open_major, open_hazards, occupants, concat_ws('；', {', '.join(reasons)}) AS why
+                  FROM exposure)
+            ORDER BY _rn
+            """
+        ).df()
     finally:
         con.close()
-    why = ["；".join(w for w in ws if w) for ws in zip(*whys, strict=True)] if whys else [""] * len(out)
-    out["why"] = why
-    out["check_at_once"] = out["why"].ne("")
-    order = out.sort_values(["check_at_once", "intensity", "open_major", "open_hazards", "occupants"],
-                            ascending=False, kind="stable").index  # fmt: skip
-    out.loc[order, "priority"] = np.arange(1, len(out) + 1)
-    out["priority"] = out["priority"].astype(int)
+    out = out.drop(columns="_rn")
+    out["why"], out["check_at_once"], out["priority"] = ranked["why"], ranked["check_at_once"], ranked["priority"]
     return out
 
 

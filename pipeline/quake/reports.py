@@ -27,6 +27,7 @@ from pipeline.registry import unit_label
 
 A4_INCHES = (8.27, 11.69)
 LISTED = 12  # objects listed per group in the 首报; the 排查清单 has all
+MAP_POINTS = 50_000  # dots drawn on the map (a random sample beyond that: the zones, not the count, matter)
 KEY_GROUPS = [  # (label, SQL condition over quake_exposure)
     ("学校、幼儿园", "kind = 'buildings' AND building_use IN ('学校', '幼儿园')"),
     ("医院", "kind = 'buildings' AND building_use = '医院'"),
@@ -215,7 +216,9 @@ def write_checklists(con: duckdb.DuckDBPyConnection, event: Event, out: Path) ->
         "SELECT * FROM quake_exposure WHERE event_id = ? AND degree >= ? ORDER BY priority",
         [event.event_id, felt_from],
     ).df()
-    if df.empty:
+    if df.empty:  # not felt (below VI everywhere): nothing to check, and no checklist of an earlier run stays
+        for stale in (out / "排查清单").glob("排查清单_*.xlsx"):
+            stale.unlink()
         return []
     df["kind"] = df["kind"].map(KIND_ZH).fillna(df["kind"])
     df["town_name"] = df["town_code"].map(towns()).fillna("乡镇不明")
@@ -268,8 +271,10 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         ax.plot(event.lon + east / km_lon, event.lat + north / 111.32, color=colours.get(d, INK), lw=1.4,
                 label=f"{roman(d)}度区外缘")  # fmt: skip
     if len(df):
-        ax.scatter(df["lon"], df["lat"], s=2, c=[colours.get(int(d), "#9aa5b1") for d in df["degree"]], alpha=0.6)
         centres = df.groupby("town_code")[["lon", "lat"]].median()
+        shown = df.sample(MAP_POINTS, random_state=0) if len(df) > MAP_POINTS else df  # the picture, not every dot
+        ax.scatter(shown["lon"], shown["lat"], s=2, c=shown["degree"].map(lambda d: colours.get(int(d), "#9aa5b1")),
+                   alpha=0.6)  # fmt: skip
         for code, (x, y) in centres.iterrows():
             ax.text(x, y, towns().get(code, code), fontsize=8, ha="center", color=INK)
     ax.plot([event.lon], [event.lat], marker="*", ms=14, color="#d62728", ls="none", label="震中")

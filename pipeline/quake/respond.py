@@ -23,7 +23,8 @@ def event_dir(out_dir: Path, event: Event) -> Path:
     return out_dir / "quake" / event.event_id
 
 
-def respond(event: Event, published: Path, live: Path, out_dir: Path) -> Response:
+def first_report(event: Event, published: Path, live: Path, out_dir: Path) -> Response:
+    """The shaking and the 首报 (text and PDF): what must go out within a minute."""
     exposure = assess(event, published, live, out_dir)
     folder = event_dir(out_dir, event)
     folder.mkdir(parents=True, exist_ok=True)
@@ -31,8 +32,25 @@ def respond(event: Event, published: Path, live: Path, out_dir: Path) -> Respons
     try:
         report = first_report_figures(con, event)
         txt, pdf = write_first_report(report, folder)
-        checklists = write_checklists(con, event, folder) if report.felt else []
-        figure = write_map(con, event, folder)
     finally:
         con.close()
-    return Response(exposure, report, [txt, pdf, figure, *checklists])
+    return Response(exposure, report, [txt, pdf])
+
+
+def checklists_and_map(event: Event, out_dir: Path) -> list[Path]:
+    """The 排查清单 per responsible unit (all objects at ≥ VI: large after a strong event; none when the event
+    was not felt) and the map."""
+    folder = event_dir(out_dir, event)
+    con = duckdb.connect(str(quake_db_path(out_dir)), read_only=True)
+    try:
+        checklists = write_checklists(con, event, folder)
+        return [write_map(con, event, folder), *checklists]
+    finally:
+        con.close()
+
+
+def respond(event: Event, published: Path, live: Path, out_dir: Path) -> Response:
+    """Everything for one event, in order: 首报 first, then the checklists and the map."""
+    response = first_report(event, published, live, out_dir)
+    response.files += checklists_and_map(event, out_dir)
+    return response
