@@ -65,7 +65,9 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     print(f"{n:,} assets, event {event.event_id}, {len(response.files) + len(files)} files")
     print(f"{'':<26}{'product':>10}{'floor':>10}{'ratio':>9}")
-    print(f"{'event → 首报 (txt + pdf)':<26}{product:9.1f}s{floor:9.2f}s{product / floor:8.0f}×   (target ≤ 2×, ≤ 60 s)")
+    print(
+        f"{'event → 首报 (txt + pdf)':<26}{product:9.1f}s{floor:9.2f}s{product / floor:8.0f}×   (target ≤ 2×, ≤ 60 s)"
+    )
     print(f"{'then 排查清单 + map':<26}{rest:9.1f}s   ({len(files) - 1} workbooks)")
     print(f"peak RSS {peak:.2f} GB")
     shutil.rmtree(out)

@@ -172,7 +172,7 @@ def prioritise(shaken: pd.DataFrame) -> pd.DataFrame:
             SELECT why, why <> '' AS check_at_once,
                    row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC,
                                       occupants DESC, _rn) AS priority
-            FROM (SELECT _rn, intensity, open_major, open_hazards, occupants, concat_ws('；', {', '.join(reasons)}) AS why
+            FROM (SELECT _rn, intensity, open_major, open_hazards, occupants, concat_ws('；', {", ".join(reasons)}) AS why
                   FROM exposure)
             ORDER BY _rn
             """
