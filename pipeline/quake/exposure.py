@@ -17,37 +17,49 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pipeline import store
 from pipeline.quake.event import Event
-from pipeline.quake.shaking import degree, district_intensity, pga_ms2, pgv_ms, response_settings
+from pipeline.quake.shaking import distance_km, district_intensity, response_settings
 from pipeline.writer_lock import writer_lock
 
 OPEN = "('待整改', '整改中', '已整改待验收', '管控中')"
 
+# Every scored asset with what the response needs of it, from the attached snapshot `led` (one row per asset).
 ASSETS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE quake_assets AS
 WITH open_hazards AS (
     SELECT kind, asset_id, count(*) AS open_hazards, count(*) FILTER (WHERE hazard_grade = '重大') AS open_major,
            string_agg(hazard_no, '、' ORDER BY hazard_grade DESC, hazard_no) AS hazard_nos
-    FROM hazards WHERE status IN {OPEN} GROUP BY ALL
+    FROM led.hazards WHERE status IN {OPEN} GROUP BY ALL
+), b AS (
+    SELECT building_id AS asset_id, "use" AS building_use, structure_type, occupants,
+           "use" IN ({{uses}}) AS is_key, coalesce(({{weaker}}), false) AS damage_class_weaker
+    FROM led.v_buildings QUALIFY row_number() OVER (PARTITION BY building_id) = 1
+), br AS (
+    SELECT bridge_id AS asset_id, coalesce(lifeline_route, false) AS lifeline FROM led.v_bridges
+    QUALIFY row_number() OVER (PARTITION BY bridge_id) = 1
+), h AS (
+    SELECT site_id AS asset_id, computed_grade FROM led.v_hazchem_sites QUALIFY row_number() OVER (PARTITION BY site_id) = 1
+), p AS (
+    SELECT segment_id AS asset_id, start_lon, start_lat, end_lon, end_lat, coalesce(fault_crossing, false) AS fault_crossing,
+           ala_k1, length_km
+    FROM led.v_pipelines QUALIFY row_number() OVER (PARTITION BY segment_id) = 1
 )
-SELECT s.kind, s.asset_id, s.asset_name, s.town_code, s.lon, s.lat, s.responsible_unit, s.level,
-       coalesce(o.open_hazards, 0) AS open_hazards, coalesce(o.open_major, 0) AS open_major, o.hazard_nos
-FROM scores s LEFT JOIN open_hazards o USING (kind, asset_id)
+SELECT row_number() OVER () - 1 AS rn, s.kind, s.asset_id, s.asset_name, s.town_code, s.lon, s.lat, s.responsible_unit,
+       s.level, coalesce(o.open_hazards, 0) AS open_hazards, coalesce(o.open_major, 0) AS open_major, o.hazard_nos,
+       b.building_use, b.structure_type, coalesce(b.occupants, 0) AS occupants, coalesce(b.is_key, false) AS is_key,
+       coalesce(b.damage_class_weaker, false) AS damage_class_weaker, coalesce(br.lifeline, false) AS lifeline,
+       coalesce(h.computed_grade, '非重大危险源') AS computed_grade, coalesce(p.fault_crossing, false) AS fault_crossing,
+       p.start_lon, p.start_lat, p.end_lon, p.end_lat, p.ala_k1, p.length_km
+FROM led.scores s
+LEFT JOIN open_hazards o USING (kind, asset_id)
+LEFT JOIN b ON s.kind = 'buildings' AND b.asset_id = s.asset_id
+LEFT JOIN br ON s.kind = 'bridges' AND br.asset_id = s.asset_id
+LEFT JOIN h ON s.kind = 'hazchem_sites' AND h.asset_id = s.asset_id
+LEFT JOIN p ON s.kind = 'pipelines' AND p.asset_id = s.asset_id
 WHERE s.lon IS NOT NULL AND s.lat IS NOT NULL
-"""
-
-BUILDINGS_SQL = """
-SELECT building_id AS asset_id, "use" AS building_use, structure_type, occupants,
-       "use" IN ({uses}) AS is_key, coalesce(({weaker}), false) AS damage_class_weaker
-FROM v_buildings
-"""
-BRIDGES_SQL = "SELECT bridge_id AS asset_id, coalesce(lifeline_route, false) AS lifeline FROM v_bridges"
-HAZCHEM_SQL = "SELECT site_id AS asset_id, computed_grade FROM v_hazchem_sites"
-PIPELINES_SQL = """
-SELECT segment_id AS asset_id, start_lon, start_lat, end_lon, end_lat, coalesce(fault_crossing, false) AS fault_crossing,
-       ala_k1, length_km
-FROM v_pipelines
 """
 
 EXPOSURE_DDL = """CREATE TABLE IF NOT EXISTS quake_exposure (
@@ -66,7 +78,7 @@ EVENTS_DDL = """CREATE TABLE IF NOT EXISTS quake_events (
 @dataclass
 class Exposure:
     event: Event
-    assets: pd.DataFrame
+    assets: pd.DataFrame  # kind, asset_id, degree, intensity of every asset shaken (the rest is in the store)
     snapshot: Path
     published_at: str | None
 
@@ -81,7 +93,7 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = quake_db_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     with writer_lock(path, "地震应急响应", 120.0, print):
-        con = duckdb.connect(str(path))
+        con = duckdb.connect(str(path), config={"memory_limit": store.MEMORY_LIMIT})
         try:
             con.execute(EVENTS_DDL)
             con.execute(EXPOSURE_DDL)
@@ -90,139 +102,107 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             con.close()
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, view: str) -> pd.DataFrame | None:
-    return con.execute(sql).df() if store.has_table(con, view) or _has_view(con, view) else None
+def _column(arrays: dict, name: str) -> np.ndarray:
+    a = arrays[name]
+    return np.ma.filled(a.astype(float), np.nan) if np.ma.isMaskedArray(a) else np.asarray(a, dtype=float)
 
 
-def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ?", [name]).fetchall())
-
-
-def load_assets(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every scored asset with what the response needs of it (one row per asset)."""
-    if not (store.has_table(con, "scores") and store.has_table(con, "hazards")):
-        return pd.DataFrame()
-    settings = response_settings()
-    assets = con.execute(ASSETS_SQL).df()
-    uses = ", ".join(f"'{u}'" for u in settings["key_objects"]["building_uses"])
-    parts = {
-        "buildings": _frame(con, BUILDINGS_SQL.format(uses=uses, weaker=settings["weaker_when"]), "v_buildings"),
-        "bridges": _frame(con, BRIDGES_SQL, "v_bridges"),
-        "hazchem_sites": _frame(con, HAZCHEM_SQL, "v_hazchem_sites"),
-        "pipelines": _frame(con, PIPELINES_SQL, "v_pipelines"),
-    }
-    frames = []
-    for kind, extra in parts.items():
-        part = assets[assets["kind"] == kind]
-        if extra is not None and len(part):
-            part = part.merge(extra.drop_duplicates("asset_id"), on="asset_id", how="left")
-        frames.append(part)
-    return pd.concat(frames, ignore_index=True) if frames else assets
-
-
-def shake(event: Event, assets: pd.DataFrame) -> pd.DataFrame:
-    """Distance, intensity (pipelines: the highest of their two ends and middle), PGA, PGV, degree."""
-    out = assets.copy()
-    lon, lat = out["lon"].to_numpy(float), out["lat"].to_numpy(float)
+def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
+    """Intensity of every row of quake_assets (pipelines: the highest of their ends and middle), as the temp
+    table quake_intensity (rn, distance_km, intensity): numpy over the coordinates, nothing else leaves DuckDB."""
+    arrays = con.execute(
+        "SELECT rn, lon, lat, start_lon, start_lat, end_lon, end_lat FROM quake_assets ORDER BY rn"
+    ).fetchnumpy()
+    lon, lat = _column(arrays, "lon"), _column(arrays, "lat")
     intensity = district_intensity(event.magnitude, event.lon, event.lat, lon, lat, event.strike)
-    if "start_lon" in out and (pipes := out["kind"].eq("pipelines") & out["start_lon"].notna()).any():
-        sl, sa = out.loc[pipes, "start_lon"].to_numpy(float), out.loc[pipes, "start_lat"].to_numpy(float)
-        el, ea = out.loc[pipes, "end_lon"].to_numpy(float), out.loc[pipes, "end_lat"].to_numpy(float)
-        points = [(sl, sa), (el, ea), ((sl + el) / 2, (sa + ea) / 2)]
-        along = [district_intensity(event.magnitude, event.lon, event.lat, x, y, event.strike) for x, y in points]
-        intensity[pipes.to_numpy()] = np.maximum.reduce(along)
-    from pipeline.quake.shaking import distance_km
-
-    out["distance_km"] = np.round(distance_km(event.lon, event.lat, lon, lat), 1)
-    out["intensity"] = intensity
-    out["degree"] = degree(intensity)
-    out["pga_ms2"] = np.round(pga_ms2(intensity), 3)
-    out["pgv_ms"] = np.round(pgv_ms(intensity), 4)
-    if "ala_k1" in out:  # ALA (2001) wave-passage repairs: RR = K1 · 0.00187 · PGV(in/s) per 1000 ft
-        k1 = out["ala_k1"].astype(float)
-        out["expected_repairs"] = np.round(
-            k1 * 0.00187 * (out["pgv_ms"] / 0.0254) * out["length_km"].astype(float) * 3.28084, 3
-        )
-    return out
+    sl, sa, el, ea = (_column(arrays, c) for c in ("start_lon", "start_lat", "end_lon", "end_lat"))
+    if (pipes := ~np.isnan(sl) & ~np.isnan(el)).any():
+        points = [
+            (sl[pipes], sa[pipes]),
+            (el[pipes], ea[pipes]),
+            ((sl[pipes] + el[pipes]) / 2, (sa[pipes] + ea[pipes]) / 2),
+        ]
+        route = [district_intensity(event.magnitude, event.lon, event.lat, x, y, event.strike) for x, y in points]
+        intensity[pipes] = np.maximum(intensity[pipes], np.maximum.reduce(route))
+    frame = pa.table({"rn": np.asarray(arrays["rn"]), "intensity": intensity,
+                      "distance_km": np.round(distance_km(event.lon, event.lat, lon, lat), 1)})  # fmt: skip
+    con.register("quake_intensity_arrow", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE quake_intensity AS SELECT * FROM quake_intensity_arrow")
+    con.unregister("quake_intensity_arrow")
 
 
-DEFAULTS = (("is_key", False), ("damage_class_weaker", False), ("lifeline", False), ("fault_crossing", False),
-            ("computed_grade", "非重大危险源"), ("expected_repairs", 0.0), ("occupants", 0.0),
-            ("building_use", None), ("structure_type", None))  # fmt: skip
-
-
-def prioritise(shaken: pd.DataFrame) -> pd.DataFrame:
-    """check_at_once and why from rules/quake/response.yaml, and the checklist order: intensity, open hazard
-    grade, occupancy. One SQL pass over the frame."""
-    out = shaken.copy()
-    for col, default in DEFAULTS:
-        out[col] = out[col].fillna(default) if col in out else default
+def _reasons() -> str:
+    """concat_ws of the check-at-once reasons of rules/quake/response.yaml (SQL over the shaken rows)."""
     reasons = []
     for check in response_settings()["check_at_once"]:
         kind = "TRUE" if check["kind"] == "*" else f"kind = '{check['kind']}'"
         why = str(check["why"]).replace("'", "''")
         reasons.append(f"CASE WHEN coalesce({kind} AND ({check['when']}), false) THEN '{why}' END")
-    out = out.reset_index(drop=True)
-    out["_rn"] = np.arange(len(out))
-    con = duckdb.connect()
-    try:
-        con.register("exposure", out)
-        ranked = con.execute(
-            f"""
-            SELECT why, why <> '' AS check_at_once,
-                   row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC,
-                                      occupants DESC, _rn) AS priority
-            FROM (SELECT _rn, intensity, open_major, open_hazards, occupants, concat_ws('；', {", ".join(reasons)}) AS why
-                  FROM exposure)
-            ORDER BY _rn
-            """
-        ).df()
-    finally:
-        con.close()
-    out = out.drop(columns="_rn")
-    out["why"], out["check_at_once"], out["priority"] = ranked["why"], ranked["check_at_once"], ranked["priority"]
-    return out
+    return f"concat_ws('；', {', '.join(reasons)})"
 
 
-COLUMNS = ["kind", "asset_id", "asset_name", "town_code", "responsible_unit", "lon", "lat", "distance_km", "intensity",
-           "degree", "pga_ms2", "pgv_ms", "level", "open_hazards", "open_major", "hazard_nos", "building_use",
-           "structure_type", "occupants", "is_key", "damage_class_weaker", "lifeline", "computed_grade",
-           "fault_crossing", "expected_repairs", "check_at_once", "why", "priority"]  # fmt: skip
+# The shaken rows with their motions, the ALA (2001) wave-passage repairs of pipelines (RR = K1 · 0.00187 · PGV in
+# in/s, per 1000 ft), the check-at-once reasons and the checklist order (intensity, open hazard grade, occupants).
+RECORD_SQL = """
+INSERT INTO quake_exposure
+WITH shaken AS (
+    SELECT a.*, i.distance_km, i.intensity, least(greatest(floor(i.intensity + 0.5), 1), 12)::INTEGER AS degree,
+           round(pow(10, (i.intensity - 6.59) / 3.17), 3) AS pga_ms2, round(pow(10, (i.intensity - 9.77) / 3.0), 4) AS pgv_ms,
+           coalesce(round(a.ala_k1 * 0.00187 * (pow(10, (i.intensity - 9.77) / 3.0) / 0.0254) * a.length_km * 3.28084, 3),
+                    0) AS expected_repairs
+    FROM quake_assets a JOIN quake_intensity i USING (rn)
+), reasoned AS (SELECT *, {reasons} AS why FROM shaken)
+SELECT ?, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, round(intensity, 1), degree,
+       pga_ms2, pgv_ms, level, open_hazards, open_major, hazard_nos, building_use, structure_type, occupants, is_key,
+       damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '', why,
+       row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC, occupants DESC, rn)
+FROM reasoned
+"""
 
 
-def record(
-    con: duckdb.DuckDBPyConnection, event: Event, exposed: pd.DataFrame, snapshot: Path, published: str | None
-) -> None:
-    """Replace this event's rows (one transaction); other events are untouched."""
-    frame = exposed.reindex(columns=COLUMNS)
-    settings = response_settings()
-    method = f"{' / '.join(settings['attenuation'])}（取大值）" + ("，无走向：长轴圆" if event.strike is None else "")
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM quake_exposure WHERE event_id = ?", [event.event_id])
-        con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
-        con.register("exposure_df", frame)
-        con.execute(f"INSERT INTO quake_exposure SELECT ?, {', '.join(COLUMNS)} FROM exposure_df", [event.event_id])
-        con.unregister("exposure_df")
-        con.execute(
-            "INSERT INTO quake_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [event.event_id, event.time, event.lon, event.lat, event.depth_km, event.magnitude, event.strike,
-             event.place, float(frame["intensity"].max()) if len(frame) else None, len(frame), dt.datetime.now(),
-             published, str(snapshot), method],
-        )  # fmt: skip
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+def _attach(con: duckdb.DuckDBPyConnection, source: Path) -> bool:
+    """Attach the ledger snapshot read-only as `led`; False when it has no scores yet."""
+    con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS led (READ_ONLY)")
+    return bool(con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name IN ('scores', 'hazards') "
+        "HAVING count(*) = 2").fetchall())  # fmt: skip
 
 
 def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure:
-    """Read the assets from the snapshot, shake them, record the event in the quake store."""
-    with store.connect_read(published, live) as con:
-        assets = load_assets(con)
-        stamp = (con.execute("SELECT max(published_at)::VARCHAR FROM snapshot_info").fetchone()[0]
-                 if store.has_table(con, "snapshot_info") else None)  # fmt: skip
-    exposed = prioritise(shake(event, assets)) if len(assets) else pd.DataFrame(columns=COLUMNS)
-    with quake_store(out_dir) as qcon:
-        record(qcon, event, exposed, published if published.exists() else live, stamp)
-    return Exposure(event, exposed, published if published.exists() else live, stamp)
+    """Shake every asset of the snapshot and record the event in the quake store (one transaction; this
+    event's rows replaced, the others untouched)."""
+    source = published if published.exists() else live
+    settings = response_settings()
+    uses = ", ".join(f"'{u}'" for u in settings["key_objects"]["building_uses"])
+    method = f"{' / '.join(settings['attenuation'])}（取大值）" + ("，无走向：长轴圆" if event.strike is None else "")
+    with quake_store(out_dir) as con:
+        stamp = None
+        if source.exists() and _attach(con, source):
+            if con.execute(
+                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'snapshot_info'"
+            ).fetchall():
+                stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
+            con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"]))
+            shake(con, event)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM quake_exposure WHERE event_id = ?", [event.event_id])
+            con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
+            if con.execute(
+                "SELECT 1 FROM duckdb_tables() WHERE table_name = 'quake_intensity' AND temporary"
+            ).fetchall():
+                con.execute(RECORD_SQL.format(reasons=_reasons()), [event.event_id])
+            con.execute(
+                "INSERT INTO quake_events SELECT ?, ?, ?, ?, ?, ?, ?, ?, max(intensity), count(*), ?, ?, ?, ? "
+                "FROM quake_exposure WHERE event_id = ?",
+                [event.event_id, event.time, event.lon, event.lat, event.depth_km, event.magnitude, event.strike,
+                 event.place, dt.datetime.now(), stamp, str(source), method, event.event_id],
+            )  # fmt: skip
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        assets = con.execute(
+            "SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?", [event.event_id]
+        ).df()
+    return Exposure(event, assets, source, stamp)
