@@ -20,7 +20,7 @@ from pipeline.scoring.assets import SCORED_KINDS
 SOURCE_DEPS = {"scores": [f"scores_{k}" for k in SCORED_KINDS], "ledger": ["ledger_exports"]}
 
 
-def _image_markdown(png: Path) -> str:
+def image_markdown(png: Path) -> str:
     """The chart inline in the asset's metadata, as a 64-colour copy: every run stores it in the
     event log, and the full map PNG is ~0.4 MB (sample) to ~0.6 MB (1 M assets); the copy is ~4x smaller."""
     from PIL import Image  # matplotlib's own dependency
@@ -54,7 +54,7 @@ def chart_asset(chart: Chart) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "png": dg.MetadataValue.path(str(r.png)),
-                "chart": dg.MetadataValue.md(_image_markdown(r.png)),
+                "chart": dg.MetadataValue.md(image_markdown(r.png)),
                 "numbers": dg.MetadataValue.md(shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"),
                 "total": r.shown_total,
             },

@@ -11,6 +11,7 @@ snapshot and writes its own store, so it never waits behind a survey run's write
 
 import dagster as dg
 
+from pipeline.publish.assets import image_markdown
 from pipeline.quake.event import EventError, find_event
 from pipeline.quake.respond import checklists_and_map, event_dir, first_report
 from pipeline.resources import QUAKE_TAG, LitongStore
@@ -58,7 +59,8 @@ def quake_first_report(context: dg.AssetExecutionContext, store: LitongStore) ->
         metadata={
             "首报": dg.MetadataValue.md("```\n" + text + "\n```"),
             "pdf": dg.MetadataValue.path(str(folder / "首报.pdf")),
-            "map": dg.MetadataValue.path(str(figure)),
+            "map": dg.MetadataValue.md(image_markdown(figure)),
+            "map_file": dg.MetadataValue.path(str(figure)),
             "checklists": dg.MetadataValue.json([p.name for p in checklists]),
         }
     )
