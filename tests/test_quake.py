@@ -261,3 +261,15 @@ def test_cli_quake_declares_and_reports(district, tmp_path):
                          text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 1 and "发震时刻“明天”无法识别" in bad.stderr and "Traceback" not in bad.stderr
     assert Path(district.output / "quake" / "20250630T090000-M5.6" / "首报.pdf").stat().st_size > 1000
+
+
+def test_with_nothing_on_the_ledger_the_report_says_so_instead_of_no_effect(tmp_path):
+    """A deployment that has not surveyed (or published) anything yet: the 首报 estimates the intensity at the
+    district's centre and says no object can be listed; it never claims 无明显影响 for want of data."""
+    (tmp_path / "data_raw").mkdir()
+    event = event_from(GOOD)
+    declare(event, tmp_path / "data_raw")
+    response = respond(event, tmp_path / "none.duckdb", tmp_path / "none.duckdb", tmp_path / "output")
+    text = (event_dir(tmp_path / "output", event) / "首报.txt").read_text(encoding="utf-8")
+    assert response.report.empty and response.report.felt and response.report.max_intensity >= 8
+    assert "隐患台账中尚无可定位的登记对象" in text and "无明显影响" not in text

@@ -21,8 +21,14 @@ from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
-from pipeline.quake.event import Event
-from pipeline.quake.shaking import district_relations, isoseismal_radii, response_settings, roman
+from pipeline.quake.event import DISTRICT_CENTRE, Event
+from pipeline.quake.shaking import (
+    district_intensity,
+    district_relations,
+    isoseismal_radii,
+    response_settings,
+    roman,
+)
 from pipeline.registry import unit_label
 
 A4_INCHES = (8.27, 11.69)
@@ -54,6 +60,7 @@ class FirstReport:
     check_now: list[tuple[str, int]] = field(default_factory=list)  # (unit, objects to check at once)
     method: str = ""
     ledger_as_of: str | None = None
+    empty: bool = False  # the ledger has no located object: only the estimate at the district's centre
 
 
 def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstReport:
@@ -61,9 +68,14 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
     settings = response_settings()
     felt_from = settings["felt_from_intensity"]
     key_from = settings["key_objects"]["from_intensity"]
-    max_i, method, as_of = con.execute(
-        "SELECT max_intensity, method, ledger_as_of FROM quake_events WHERE event_id = ?", [eid]
+    max_i, n_assets, method, as_of = con.execute(
+        "SELECT max_intensity, assets, method, ledger_as_of FROM quake_events WHERE event_id = ?", [eid]
     ).fetchone()
+    if not n_assets:  # nothing located on the ledger (yet): the estimate at the district's centre, nothing listed
+        lon, lat = DISTRICT_CENTRE
+        centre = float(district_intensity(event.magnitude, event.lon, event.lat, np.array([lon]), np.array([lat]),
+                                          event.strike)[0])  # fmt: skip
+        return FirstReport(event, centre, centre >= felt_from - 0.5, method=method, ledger_as_of=as_of, empty=True)
     report = FirstReport(event, float(max_i or 0), (max_i or 0) >= felt_from - 0.5, method=method, ledger_as_of=as_of)
     if not report.felt:
         return report
@@ -136,6 +148,12 @@ def first_report_text(r: FirstReport) -> str:
     lines = [f"利通区地震灾情首报（{e.event_id}）", "", f"一、震情：{e.describe_zh()}。"]
     lines.append(f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区最高烈度{roman(round(r.max_intensity))}度"
                  f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
+    if r.empty:
+        lines[-1] = (f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区中心烈度{roman(round(r.max_intensity))}度"
+                     f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
+        lines += ["", "二、影响：隐患台账中尚无可定位的登记对象（尚未调查或尚未发布），无法列出受影响对象和排查清单，"
+                      "请各单位按估计烈度组织排查并及时报告。"]  # fmt: skip
+        return "\n".join(lines) + "\n"
     if not r.felt:
         lines += [
             "",
