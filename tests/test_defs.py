@@ -34,7 +34,14 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     assert groups["quake_shaking"] == groups["quake_first_report"] == "quake"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
-    assert {j.name for j in defs.jobs} == {"main_job", "intake_job", "feedback_job", "daily_job", "quake_job"}
+    assert {j.name for j in defs.jobs} == {
+        "main_job",
+        "intake_job",
+        "feedback_job",
+        "daily_job",
+        "quake_job",
+        "declare_earthquake_job",
+    }
     assert [s.name for s in defs.sensors] == ["data_raw_sensor", "earthquake_sensor"] and [
         s.name for s in defs.schedules
     ] == ["daily_refresh"]

@@ -273,3 +273,22 @@ def test_with_nothing_on_the_ledger_the_report_says_so_instead_of_no_effect(tmp_
     text = (event_dir(tmp_path / "output", event) / "首报.txt").read_text(encoding="utf-8")
     assert response.report.empty and response.report.felt and response.report.max_intensity >= 8
     assert "隐患台账中尚无可定位的登记对象" in text and "无明显影响" not in text
+
+
+def test_the_duty_officer_declares_an_event_in_the_ui(district):
+    """declare_earthquake_job (the UI's Launchpad) writes the event file and its partition; the sensor runs it."""
+    from pipeline.definitions import defs
+
+    job = defs.resolve_job_def("declare_earthquake_job")
+    config = {"time": "2025-06-30 16:00:00", "lon": 106.2, "lat": 37.95, "depth_km": 8.0, "magnitude": 4.1}
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(run_config={"ops": {"declare_earthquake": {"config": config}}},
+                                        instance=instance, resources={"store": district.resource()})  # fmt: skip
+        assert result.success and result.output_for_node("declare_earthquake") == "20250630T160000-M4.1"
+        assert "20250630T160000-M4.1" in instance.get_dynamic_partitions("quake_events")
+        assert (district.data_raw / "earthquakes" / "YJJ" / "20250630T160000-M4.1.yaml").is_file()
+        bad = job.execute_in_process(run_config={"ops": {"declare_earthquake": {"config": {**config, "magnitude": 12.0}}}},
+                                     instance=instance, resources={"store": district.resource()}, raise_on_error=False)  # fmt: skip
+        assert not bad.success
+        failure = next(e for e in bad.all_events if e.is_step_failure)
+        assert "震级 12.0 超出 0–9 的范围" in str(failure.event_specific_data.error)

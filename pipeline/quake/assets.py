@@ -12,7 +12,7 @@ snapshot and writes its own store, so it never waits behind a survey run's write
 import dagster as dg
 
 from pipeline.publish.assets import image_markdown
-from pipeline.quake.event import EventError, find_event
+from pipeline.quake.event import EventError, declare, event_from, find_event
 from pipeline.quake.respond import checklists_and_map, event_dir, first_report
 from pipeline.resources import QUAKE_TAG, LitongStore
 
@@ -75,3 +75,32 @@ quake_job = dg.define_asset_job(
     description="震后响应：一次地震（一个分区）的烈度估计、首报和排查清单。",
     tags={QUAKE_TAG: "respond"},
 )
+
+
+class EarthquakeDeclaration(dg.Config):
+    """An earthquake as the duty officer declares it in the UI (Launchpad of declare_earthquake_job)."""
+
+    time: str  # origin time, Beijing time: 2025-06-30 14:23:05
+    lon: float
+    lat: float
+    depth_km: float
+    magnitude: float  # M as the China Earthquake Networks Center reports it
+    strike: float | None = None  # degrees clockwise from north, when the fault is known
+    place: str = ""
+
+
+@dg.op(description="登记一次地震：写入 data_raw/earthquakes/YJJ/（地震传感器随即启动该事件的 quake_job）。")
+def declare_earthquake(context: dg.OpExecutionContext, config: EarthquakeDeclaration, store: LitongStore) -> str:
+    try:
+        event = event_from(config.model_dump())
+    except EventError as e:
+        raise dg.Failure(description=str(e)) from e
+    path = declare(event, store.raw_dir())
+    context.instance.add_dynamic_partitions(quake_events.name, [event.event_id])
+    context.log.info(f"已登记地震事件 {event.event_id}：{path}")
+    return event.event_id
+
+
+@dg.job(tags={QUAKE_TAG: "declare"}, description="值班人员在界面登记地震（发震时刻、震中、深度、震级、走向）。")
+def declare_earthquake_job():
+    declare_earthquake()
