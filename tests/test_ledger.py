@@ -322,3 +322,20 @@ def test_rows_of_one_file_on_the_same_hazard_apply_in_file_order(deployment):
         "WHERE hazard_no = ? ORDER BY seq", [A_FALL])  # fmt: skip
     assert events[1:] == [(dt.date(2023, 8, 1), "待整改", "整改中", "整改中"),
                           (dt.date(2023, 8, 3), "整改中", "已整改待验收", "已整改待验收")]  # fmt: skip
+
+
+def test_a_description_from_an_older_ledger_is_rewritten_when_the_rule_set_confirms_the_hazard(deployment):
+    """Ledgers made before descriptions were Chinese sentences (JSON evidence) read them as sentences once a
+    changed rule set confirms their hazards; no event, the hazard itself did not change."""
+    round_one(deployment)
+    with store.connect(deployment.db) as con:
+        sentence = con.execute("SELECT description FROM hazards WHERE hazard_no = ?", [B_D]).fetchone()[0]
+        con.execute("UPDATE hazards SET description = '{\"appraisal_grade\": \"D\"}', ruleset_version = 'older'")
+        events = con.execute("SELECT count(*) FROM hazard_events").fetchone()[0]
+        survey_update.update_from_findings(con)
+        assert con.execute("SELECT description FROM hazards WHERE hazard_no = ?", [B_D]).fetchone()[0] == sentence
+        assert con.execute("SELECT count(*) FROM hazard_events").fetchone()[0] == events
+    assert (
+        sentence
+        == "金积镇中心小学教学楼：房屋安全鉴定为D级（整幢危房）。依据：房屋安全鉴定等级为“D”。地震时可能倒塌或局部破坏，造成人员伤亡"
+    )

@@ -204,11 +204,12 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
-    """Hazards the current rule set still finds are confirmed by it, with its rule title and citation (no
-    event: nothing changed for them)."""
+    """Hazards the current rule set still finds are confirmed by it, with its rule title, citation and the
+    description in its words (no event: the hazard itself did not change; a ledger made before the
+    descriptions were sentences reads them as sentences after the next rule-set change)."""
     con.execute("""
         UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days,
-               rule_title = c.rule_title, source_ref = c.source_ref
+               rule_title = c.rule_title, source_ref = c.source_ref, description = c.description
         FROM ledger_current c
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
 
