@@ -20,7 +20,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from pipeline import paths
@@ -64,19 +64,21 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _execute(job_name: str) -> tuple[int, str | None]:
+def _execute(job_name: str, partition_key: str | None = None) -> tuple[int, str | None]:
     """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
-    the run succeeded and no check of ERROR severity failed; failed warnings are printed."""
+    the run succeeded and no check of ERROR severity failed; failed warnings are printed. A partitioned run
+    (one earthquake of quake_job) reads the snapshot and writes its own store: it takes no writer lock."""
     import dagster as dg
 
     from pipeline.definitions import defs
 
     instance = _instance()
-    with _writing(f"命令行 {job_name}"):
+    with _writing(f"命令行 {job_name}") if partition_key is None else nullcontext():
         job = defs.resolve_job_def(job_name)
         steps = len(job.graph.node_defs)
         config = {"loggers": {"progress": {"config": {"steps": steps}}}}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
+        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
+                                        partition_key=partition_key)  # fmt: skip
     evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
     errors = [e for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR]
     for e in evaluations:
@@ -405,18 +407,11 @@ def cmd_quake(args: argparse.Namespace) -> int:
             print(f"已登记地震事件 {event.event_id}：{path}", flush=True)
     except EventError as e:
         raise CliError(str(e)) from e
-    instance = _instance()
-    instance.add_dynamic_partitions("quake_events", [event.event_id])
-    from pipeline.definitions import defs
-
-    job = defs.resolve_job_def("quake_job")
-    config = {"loggers": {"progress": {"config": {"steps": len(job.graph.node_defs)}}}}
-    result = job.execute_in_process(instance=instance, partition_key=event.event_id, raise_on_error=False,
-                                    run_config=config, tags={"litong/trigger": "cli"})  # fmt: skip
+    _instance().add_dynamic_partitions("quake_events", [event.event_id])
+    code, _ = _execute("quake_job", partition_key=event.event_id)
+    if code:
+        return code
     folder = event_dir(paths.output_dir(), event)
-    if not result.success:
-        print(f"震后响应未成功完成（运行 {result.run_id[:8]}）：详见 Dagster 界面")
-        return 1
     print("\n" + (folder / "首报.txt").read_text(encoding="utf-8"))
     print(f"首报：{folder / '首报.pdf'}\n排查清单：{folder / '排查清单'}\n烈度分布图：{folder / '烈度分布图.png'}")
     return 0

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import openpyxl
 
 from pipeline import registry, store
+from pipeline.clock import sample_as_of
+from pipeline.ledger.exports import ledger_rows
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building, fb
 
@@ -86,6 +90,9 @@ def test_the_sample_is_a_programme_under_way_as_of_its_date(sample):
         "count(*) FILTER (WHERE hazard_grade = '重大' AND supervise_no IS NOT NULL) FROM hazards"
     )[0]
     assert 0.40 <= closed / found <= 0.50 and major == supervised > 0
+    with store.connect(deployment.db) as con:  # overdue as of the sample's own date: about a third of all hazards
+        rows = ledger_rows(con, sample_as_of())
+    assert sample_as_of() == dt.date(2025, 6, 30) and 0.25 <= rows["overdue_days"].notna().sum() / found <= 0.40
     closed_by_enterprise = deployment.query(
         "SELECT h.kind, e.unit AS acceptor, count(*) FROM hazards h JOIN hazard_events e USING (hazard_no) "
         "WHERE h.kind IN ('hazchem_sites', 'pipelines') AND e.to_status = '已销号' GROUP BY ALL ORDER BY ALL"

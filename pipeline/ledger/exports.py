@@ -199,7 +199,7 @@ def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path, as_of_text: 
     wb = Workbook(write_only=True)
     summary_rows = by_town.astype(object).where(by_town.notna(), None).values.tolist()
     formats = {i: PERCENT_FORMAT for i, c in enumerate(by_town.columns) if c == RATE_COLUMN}
-    _write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows), formats)
+    write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows), formats)
     per_sheet = EXCEL_MAX_ROWS - 1
     for kind, kind_zh in KIND_ZH.items():
         part = df[df["kind"] == kind]
@@ -207,11 +207,11 @@ def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path, as_of_text: 
         for i in range(n_sheets):
             rows = part.iloc[i * per_sheet : (i + 1) * per_sheet]
             title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
-            _write_sheet(wb, title, list(LEDGER_COLUMNS.values()), _display_rows(rows), list(rows["risk_level"]),
+            write_sheet(wb, title, list(LEDGER_COLUMNS.values()), _display_rows(rows), list(rows["risk_level"]),
                          n_rows=len(rows))  # fmt: skip
     if as_of_text:  # the date the ledger stands at (样例数据，截至… on the sample): title and a last sheet
         wb.properties.title = f"利通区地震风险隐患台账（{as_of_text}）"
-        _write_sheet(wb, "说明", ["项目", "内容"], [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
+        write_sheet(wb, "说明", ["项目", "内容"], [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
                      ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"]], [None] * 3)  # fmt: skip
     with atomic_path(path) as tmp:
         wb.save(tmp)
@@ -224,7 +224,7 @@ def _display_rows(df: pd.DataFrame, chunk: int = 50_000) -> Iterator[list]:
         yield from _display(df.iloc[start : start + chunk], dates="date").itertuples(index=False, name=None)
 
 
-def _write_sheet(
+def write_sheet(
     wb,
     title: str,
     header: list[str],

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from pipeline import store
 from pipeline.quake.event import Event
-from pipeline.quake.shaking import distance_km, district_intensity, response_settings
+from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
 from pipeline.writer_lock import writer_lock
 
 OPEN = "('待整改', '整改中', '已整改待验收', '管控中')"
@@ -109,7 +109,8 @@ def _column(arrays: dict, name: str) -> np.ndarray:
 
 def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     """Intensity of every row of quake_assets (pipelines: the highest of their ends and middle), as the temp
-    table quake_intensity (rn, distance_km, intensity): numpy over the coordinates, nothing else leaves DuckDB."""
+    table quake_intensity (rn, distance_km, intensity, degree, PGA, PGV): numpy over the coordinates, nothing else
+    leaves DuckDB."""
     arrays = con.execute(
         "SELECT rn, lon, lat, start_lon, start_lat, end_lon, end_lat FROM quake_assets ORDER BY rn"
     ).fetchnumpy()
@@ -124,7 +125,8 @@ def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
         ]
         route = [district_intensity(event.magnitude, event.lon, event.lat, x, y, event.strike) for x, y in points]
         intensity[pipes] = np.maximum(intensity[pipes], np.maximum.reduce(route))
-    frame = pa.table({"rn": np.asarray(arrays["rn"]), "intensity": intensity,
+    frame = pa.table({"rn": np.asarray(arrays["rn"]), "intensity": intensity, "degree": degree(intensity),
+                      "pga_ms2": pga_ms2(intensity), "pgv_ms": pgv_ms(intensity),
                       "distance_km": np.round(distance_km(event.lon, event.lat, lon, lat), 1)})  # fmt: skip
     con.register("quake_intensity_arrow", frame)
     con.execute("CREATE OR REPLACE TEMP TABLE quake_intensity AS SELECT * FROM quake_intensity_arrow")
@@ -146,10 +148,8 @@ def _reasons() -> str:
 RECORD_SQL = """
 INSERT INTO quake_exposure
 WITH shaken AS (
-    SELECT a.*, i.distance_km, i.intensity, least(greatest(floor(i.intensity + 0.5), 1), 12)::INTEGER AS degree,
-           round(pow(10, (i.intensity - 6.59) / 3.17), 3) AS pga_ms2, round(pow(10, (i.intensity - 9.77) / 3.0), 4) AS pgv_ms,
-           coalesce(round(a.ala_k1 * 0.00187 * (pow(10, (i.intensity - 9.77) / 3.0) / 0.0254) * a.length_km * 3.28084, 3),
-                    0) AS expected_repairs
+    SELECT a.*, i.distance_km, i.intensity, i.degree, round(i.pga_ms2, 3) AS pga_ms2, round(i.pgv_ms, 4) AS pgv_ms,
+           coalesce(round(a.ala_k1 * 0.00187 * (i.pgv_ms / 0.0254) * a.length_km * 3.28084, 3), 0) AS expected_repairs
     FROM quake_assets a JOIN quake_intensity i USING (rn)
 ), reasoned AS (SELECT *, {reasons} AS why FROM shaken)
 SELECT ?, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, round(intensity, 1), degree,
@@ -176,7 +176,7 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
     uses = ", ".join(f"'{u}'" for u in settings["key_objects"]["building_uses"])
     method = f"{' / '.join(settings['attenuation'])}（取大值）" + ("，无走向：长轴圆" if event.strike is None else "")
     with quake_store(out_dir) as con:
-        stamp = None
+        stamp, shaken = None, False
         if source.exists() and _attach(con, source):
             if con.execute(
                 "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'snapshot_info'"
@@ -184,13 +184,12 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
                 stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
             con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"]))
             shake(con, event)
+            shaken = True
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM quake_exposure WHERE event_id = ?", [event.event_id])
             con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
-            if con.execute(
-                "SELECT 1 FROM duckdb_tables() WHERE table_name = 'quake_intensity' AND temporary"
-            ).fetchall():
+            if shaken:
                 con.execute(RECORD_SQL.format(reasons=_reasons()), [event.event_id])
             con.execute(
                 "INSERT INTO quake_events SELECT ?, ?, ?, ?, ?, ?, ?, ?, max(intensity), count(*), ?, ?, ?, ? "

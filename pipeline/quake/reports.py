@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_bytes_atomic
-from pipeline.excel_safe import safe_cell
 from pipeline.intake.schema import towns
-from pipeline.ledger.exports import KIND_ZH
+from pipeline.ledger.exports import KIND_ZH, write_sheet
+from pipeline.paths import RULES_DIR
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake.event import DISTRICT_CENTRE, Event
@@ -34,14 +34,6 @@ from pipeline.registry import unit_label
 A4_INCHES = (8.27, 11.69)
 LISTED = 12  # objects listed per group in the 首报; the 排查清单 has all
 MAP_POINTS = 50_000  # dots drawn on the map (a random sample beyond that: the zones, not the count, matter)
-KEY_GROUPS = [  # (label, SQL condition over quake_exposure)
-    ("学校、幼儿园", "kind = 'buildings' AND building_use IN ('学校', '幼儿园')"),
-    ("医院", "kind = 'buildings' AND building_use = '医院'"),
-    ("养老机构", "kind = 'buildings' AND building_use = '养老机构'"),
-    ("危险化学品重大危险源", "kind = 'hazchem_sites' AND computed_grade <> '非重大危险源'"),
-    ("救灾生命线通道桥梁", "kind = 'bridges' AND lifeline"),
-    ("穿越活动断层的油气管道", "kind = 'pipelines' AND fault_crossing"),
-]
 
 
 @dataclass
@@ -100,7 +92,8 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         f"SELECT asset_name || '[' || asset_id || ']', degree, responsible_unit, hazard_nos FROM quake_exposure WHERE {major} "
         f"ORDER BY intensity DESC, open_major DESC, asset_id LIMIT {LISTED}"
     ).fetchall()
-    for label, cond in KEY_GROUPS:
+    for group in settings["key_objects"]["groups"]:
+        label, cond = group["label"], group["when"]
         where = f"event_id = '{eid}' AND degree >= {key_from} AND {cond}"
         report.key_counts[label] = con.execute(f"SELECT count(*) FROM quake_exposure WHERE {where}").fetchone()[0]
         report.key_objects[label] = con.execute(
@@ -117,8 +110,6 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
 def _damage(con: duckdb.DuckDBPyConnection, eid: str, felt_from: int) -> list[tuple[str, float]] | None:
     """Expected buildings per damage state from the vulnerability matrix (rules/reference), None when the
     matrix holds no sourced probabilities: then no damage figure is given at all."""
-    from pipeline.paths import RULES_DIR
-
     matrix = pd.read_csv(RULES_DIR / "reference" / "quake_vulnerability.csv", dtype=str)
     matrix["probability"] = pd.to_numeric(matrix["probability"], errors="coerce")
     if matrix["probability"].isna().any():
@@ -252,16 +243,14 @@ def write_checklists(con: duckdb.DuckDBPyConnection, event: Event, out: Path) ->
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, title: str) -> Path:
+    """One sheet through the ledger export's streaming writer (frozen header, filters, neutralised text)."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
-    ws = wb.create_sheet("排查清单")
-    ws.freeze_panes = "A2"
     wb.properties.title = title
     cols = list(CHECKLIST_COLUMNS)
-    ws.append(list(CHECKLIST_COLUMNS.values()))
-    for row in df[cols].astype(object).where(df[cols].notna(), None).itertuples(index=False, name=None):
-        ws.append([safe_cell(v) for v in row])
+    rows = df[cols].astype(object).where(df[cols].notna(), None).itertuples(index=False, name=None)
+    write_sheet(wb, "排查清单", list(CHECKLIST_COLUMNS.values()), rows, [None] * len(df))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         wb.save(tmp)

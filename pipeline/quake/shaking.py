@@ -149,15 +149,6 @@ def pgv_ms(intensity: np.ndarray) -> np.ndarray:
     return np.power(10.0, (np.asarray(intensity) - 9.77) / 3.00)
 
 
-def instrumental_intensity(pga: np.ndarray, pgv: np.ndarray) -> np.ndarray:
-    """GB/T 17742-2020 A.5–A.7: I_A = 3.17·lg PGA + 6.59, I_V = 3.00·lg PGV + 9.77 (m/s², m/s); I = I_V when
-    both are at least 6.0, else their mean; limited to 1.0–12.0."""
-    i_a = 3.17 * np.log10(np.asarray(pga, dtype=float)) + 6.59
-    i_v = 3.00 * np.log10(np.asarray(pgv, dtype=float)) + 9.77
-    i = np.where((i_a >= 6.0) & (i_v >= 6.0), i_v, (i_a + i_v) / 2)
-    return np.clip(i, 1.0, 12.0)
-
-
 def isoseismal_radii(
     magnitude: float, relation: Relation, degrees: range = range(6, 12)
 ) -> dict[int, tuple[float, float]]:
