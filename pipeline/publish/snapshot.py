@@ -16,13 +16,15 @@ import duckdb
 
 from pipeline import faults, store
 from pipeline.atomic import atomic_path
+from pipeline.publish.asset_register import write_asset_register
 from pipeline.intake.schema import KINDS
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 
 
 def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) -> dict:
-    """Copy the database (checkpointed, no connection open) to `target`, stamped with the run."""
+    """Copy the database (checkpointed, no connection open) to `target`, stamped with the run and with the asset
+    register its readers need (pipeline/publish/asset_register.py)."""
     with store.connect(db_path) as con:
         con.execute("CHECKPOINT")  # everything committed is in the main file; the WAL is empty
     info = {"published_at": dt.datetime.now().replace(microsecond=0), "run_id": run_id, "job_name": job_name}
@@ -35,6 +37,7 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
                 "?::VARCHAR AS run_id, ?::VARCHAR AS job_name",
                 [info["published_at"], run_id, job_name],
             )
+            write_asset_register(con)
             con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -20,46 +20,18 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import store
+from pipeline.publish.asset_register import has_register_inputs, register_select
 from pipeline.quake.event import Event
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
 from pipeline.writer_lock import writer_lock
 
-OPEN = "('待整改', '整改中', '已整改待验收', '管控中')"
-
-# Every scored asset with what the response needs of it, from the attached snapshot `led` (one row per asset).
-ASSETS_SQL = f"""
+# Every asset of the snapshot's register (pipeline/publish/asset_register.py) with the response's own flags.
+ASSETS_SQL = """
 CREATE OR REPLACE TEMP TABLE quake_assets AS
-WITH open_hazards AS (
-    SELECT kind, asset_id, count(*) AS open_hazards, count(*) FILTER (WHERE hazard_grade = '重大') AS open_major,
-           string_agg(hazard_no, '、' ORDER BY hazard_grade DESC, hazard_no) AS hazard_nos
-    FROM led.hazards WHERE status IN {OPEN} GROUP BY ALL
-), b AS (
-    SELECT building_id AS asset_id, "use" AS building_use, structure_type, occupants,
-           "use" IN ({{uses}}) AS is_key, coalesce(({{weaker}}), false) AS damage_class_weaker
-    FROM led.v_buildings QUALIFY row_number() OVER (PARTITION BY building_id) = 1
-), br AS (
-    SELECT bridge_id AS asset_id, coalesce(lifeline_route, false) AS lifeline FROM led.v_bridges
-    QUALIFY row_number() OVER (PARTITION BY bridge_id) = 1
-), h AS (
-    SELECT site_id AS asset_id, computed_grade FROM led.v_hazchem_sites QUALIFY row_number() OVER (PARTITION BY site_id) = 1
-), p AS (
-    SELECT segment_id AS asset_id, start_lon, start_lat, end_lon, end_lat, coalesce(fault_crossing, false) AS fault_crossing,
-           ala_k1, length_km
-    FROM led.v_pipelines QUALIFY row_number() OVER (PARTITION BY segment_id) = 1
-)
-SELECT row_number() OVER () - 1 AS rn, s.kind, s.asset_id, s.asset_name, s.town_code, s.lon, s.lat, s.responsible_unit,
-       s.level, coalesce(o.open_hazards, 0) AS open_hazards, coalesce(o.open_major, 0) AS open_major, o.hazard_nos,
-       b.building_use, b.structure_type, coalesce(b.occupants, 0) AS occupants, coalesce(b.is_key, false) AS is_key,
-       coalesce(b.damage_class_weaker, false) AS damage_class_weaker, coalesce(br.lifeline, false) AS lifeline,
-       coalesce(h.computed_grade, '非重大危险源') AS computed_grade, coalesce(p.fault_crossing, false) AS fault_crossing,
-       p.start_lon, p.start_lat, p.end_lon, p.end_lat, p.ala_k1, p.length_km
-FROM led.scores s
-LEFT JOIN open_hazards o USING (kind, asset_id)
-LEFT JOIN b ON s.kind = 'buildings' AND b.asset_id = s.asset_id
-LEFT JOIN br ON s.kind = 'bridges' AND br.asset_id = s.asset_id
-LEFT JOIN h ON s.kind = 'hazchem_sites' AND h.asset_id = s.asset_id
-LEFT JOIN p ON s.kind = 'pipelines' AND p.asset_id = s.asset_id
-WHERE s.lon IS NOT NULL AND s.lat IS NOT NULL
+SELECT row_number() OVER () - 1 AS rn, r.*, coalesce(building_use IN ({uses}), false) AS is_key,
+       coalesce(kind = 'buildings' AND ({weaker}), false) AS damage_class_weaker
+FROM {register} r
+WHERE lon IS NOT NULL AND lat IS NOT NULL
 """
 
 EXPOSURE_DDL = """CREATE TABLE IF NOT EXISTS quake_exposure (
@@ -160,12 +132,15 @@ FROM reasoned
 """
 
 
-def _attach(con: duckdb.DuckDBPyConnection, source: Path) -> bool:
-    """Attach the ledger snapshot read-only as `led`; False when it has no scores yet."""
+def _attach(con: duckdb.DuckDBPyConnection, source: Path) -> str | None:
+    """Attach the ledger snapshot read-only as `led`; the register to read (the published one, or the same
+    query over the live store's tables when there is no snapshot yet), or None when it has no scores yet."""
     con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS led (READ_ONLY)")
-    return bool(con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name IN ('scores', 'hazards') "
-        "HAVING count(*) = 2").fetchall())  # fmt: skip
+    if con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'asset_register'"
+    ).fetchall():
+        return "led.asset_register"
+    return f"({register_select('led.')})" if has_register_inputs(con, "led") else None
 
 
 def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure:
@@ -177,12 +152,12 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
     method = f"{' / '.join(settings['attenuation'])}（取大值）" + ("，无走向：长轴圆" if event.strike is None else "")
     with quake_store(out_dir) as con:
         stamp, shaken = None, False
-        if source.exists() and _attach(con, source):
+        if source.exists() and (register := _attach(con, source)):
             if con.execute(
                 "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'snapshot_info'"
             ).fetchall():
                 stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
-            con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"]))
+            con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"], register=register))
             shake(con, event)
             shaken = True
         con.execute("BEGIN TRANSACTION")
