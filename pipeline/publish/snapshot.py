@@ -16,8 +16,8 @@ import duckdb
 
 from pipeline import faults, store
 from pipeline.atomic import atomic_path
-from pipeline.publish.asset_register import write_asset_register
 from pipeline.intake.schema import KINDS
+from pipeline.publish.asset_register import write_asset_register
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 
