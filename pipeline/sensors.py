@@ -63,13 +63,13 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
     folders = {rel.split("/", 1)[0] if "/" in rel else "" for rel in changed}
     if folders == {"feedback"}:
         return feedback_job.name, None
-    if not folders <= {*KINDS, "feedback"}:
+    if not folders <= {*KINDS, "feedback", "quake_feedback"}:
         return main_job.name, None
     from pipeline.definitions import defs  # here, not at import: the definitions import this module
 
-    roots = [f"raw_{k}" for k in sorted(folders - {"feedback"})] + (
-        ["ledger_feedback"] if "feedback" in folders else []
-    )
+    roots = [f"raw_{k}" for k in sorted(folders - {"feedback", "quake_feedback"})]
+    roots += ["ledger_feedback"] if "feedback" in folders else []
+    roots += ["ledger_quake_damage"] if "quake_feedback" in folders else []
     return main_job.name, sorted(dg.AssetSelection.assets(*roots).downstream().resolve(defs.resolve_asset_graph()))
 
 

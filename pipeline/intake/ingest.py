@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 
 from pipeline import faults
+from pipeline.event_registry import event_problem
 from pipeline.intake.headers import (
     MAPPING_FILE,
     Mapping,
@@ -47,6 +48,8 @@ from pipeline.registry import round_problem, unit_label, units
 from pipeline.store import quote, raw_table
 
 SURVEY_SUFFIXES = {".csv", ".xlsx"}
+# What the second folder level names, per kind (surveys: the survey round).
+FOLDER_ZH = {"feedback": "批次", "quake_feedback": "地震事件编号"}
 IGNORED_NAMES = {MAPPING_FILE, "README.md", ".gitkeep"}
 UPLOAD_VIEW = "__upload"
 TOO_BIG_ZH = (
@@ -139,13 +142,15 @@ def authority_problem(unit: str, kind: str) -> str | None:
 
 def _layout_problem(path: Path, parts: tuple[str, ...], kind: str) -> str | None:
     if len(parts) != 3:
-        return f"文件位置不对：应放在 data_raw/{kind}/<单位代码>/<调查轮次>/ 文件夹下"
+        return f"文件位置不对：应放在 data_raw/{kind}/<单位代码>/<{FOLDER_ZH.get(kind, '调查轮次')}>/ 文件夹下"
     unit, folder = parts[0], parts[1]
     if unit not in units():
         return f"文件夹“{unit}”不是责任单位代码（见责任单位名录），无法确定报送单位"
     if problem := authority_problem(unit, kind):
         return problem
     if kind in KINDS and (problem := round_problem(folder)):  # feedback batches are free names
+        return problem
+    if kind == "quake_feedback" and (problem := event_problem(path.parents[3], folder)):  # open events only
         return problem
     if path.suffix.lower() == ".xls":
         return "不支持旧版.xls格式：请在Excel中另存为.xlsx或CSV UTF-8后重新上传"

@@ -25,8 +25,9 @@ KINDS: tuple[str, ...] = (
     "hazchem_inventory",
     "pipelines",
 )
-# Every template, including the rectification feedback (template part 5), which is not a survey.
-TEMPLATE_KINDS: tuple[str, ...] = (*KINDS, "feedback")
+# Every template, including the rectification feedback (template part 5) and the units' 灾情反馈 after an
+# earthquake, which are not surveys.
+TEMPLATE_KINDS: tuple[str, ...] = (*KINDS, "feedback", "quake_feedback")
 FIELD_TYPES = {
     "text",
     "integer",

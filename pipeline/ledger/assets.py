@@ -1,7 +1,8 @@
 """Dagster assets of the ledger stage (group "ledger").
 
-hazard_ledger    brings the ledger up to date with the latest scores (one transaction)
-ledger_feedback  validates and applies the units' feedback files, writes their receipts
+hazard_ledger        brings the ledger up to date with the latest scores (one transaction)
+ledger_quake_damage  takes the units' 灾情反馈 after an earthquake; damage opens 震损 hazards; receipts
+ledger_feedback      validates and applies the units' feedback files, writes their receipts
 ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
 """
 
@@ -9,6 +10,7 @@ import dagster as dg
 
 from pipeline import faults
 from pipeline.clock import district_today
+from pipeline.ledger import quake_damage
 from pipeline.ledger.exports import export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 from pipeline.ledger.survey_update import update_from_findings
@@ -30,6 +32,28 @@ def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name="ledger", deps=[hazard_ledger], kinds={"duckdb"},
+          description="灾情反馈 from data_raw/quake_feedback/<unit>/<event id>/: validated, checked against the units' "
+                      "own objects, taken as batches of their event; damage found 严重/毁坏 opens 震损 hazards.")  # fmt: skip
+def ledger_quake_damage(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+    with store.connect() as con:
+        quake_damage.validate_quake_feedback(con, store.raw_dir())
+        results = quake_damage.apply_pending(con, store.raw_dir())
+        receipts = [str(p) for p in quake_damage.write_quake_feedback_receipts(con, store.out_dir() / "receipts")]
+        unreadable = con.execute(
+            "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'quake_feedback' AND is_current "
+            "AND status <> 'ingested'"
+        ).fetchall()
+    for rel, problem in unreadable:
+        context.log.warning(f"{rel}: {problem}")
+    return dg.MaterializeResult(
+        metadata={"batches_taken": dg.MetadataValue.json({r.rel_path: f"{r.event_id} 第{r.batch_seq}批" for r in results}),
+                  "rows_taken": sum(r.taken for r in results), "rows_returned": sum(r.returned for r in results),
+                  "hazards_opened": sum(bool(x["opened_hazard"]) for r in results for x in r.rows),
+                  "receipts": dg.MetadataValue.json(receipts), "refused_files": dg.MetadataValue.json(dict(unreadable))}
+    )  # fmt: skip
+
+
+@dg.asset(group_name="ledger", deps=[ledger_quake_damage], kinds={"duckdb"},
           description="Rectification feedback files from data_raw/feedback/<unit>/, applied row by row.")  # fmt: skip
 def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
@@ -62,4 +86,4 @@ def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
     )  # fmt: skip
 
 
-ledger_assets = [hazard_ledger, ledger_feedback, ledger_exports]
+ledger_assets = [hazard_ledger, ledger_quake_damage, ledger_feedback, ledger_exports]

@@ -59,6 +59,9 @@ LEDGER_DDL = [
             "supervise_no VARCHAR",
         )
     ),
+    # 震损 hazards (rules/quake/damage.yaml): the earthquake whose damage report opened them last; the survey
+    # never clears or withdraws them (they have no survey round), only their rectification loop closes them
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS origin_event VARCHAR",
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

@@ -71,7 +71,7 @@ def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
         counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con))
         counts.withdrawn = _withdraw_on_rule_change(con)
         _stamp_ruleset_version(con)
-        counts.supervised = _supervise_major(con)
+        counts.supervised = supervise_major(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -164,7 +164,7 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
                '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
         FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
-          AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
+          AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
     )
     con.execute("""
         UPDATE hazards h SET status = '已整改待验收', last_survey_date = c.event_date, updated_on = c.event_date
@@ -191,7 +191,7 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
         FROM hazards h
         JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
-        WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round
+        WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round AND h.origin_event IS NULL
           AND h.ruleset_version IS DISTINCT FROM s.ruleset_version
           AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
         [district_today()],
@@ -214,7 +214,7 @@ def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
 
 
-def _supervise_major(con: duckdb.DuckDBPyConnection) -> int:
+def supervise_major(con: duckdb.DuckDBPyConnection) -> int:
     """挂牌督办: every open 重大 hazard is put under the supervision of its responsible unit's supervising unit
     (the district government for the bureau's own), dated the day it became 重大, numbered after the hazard."""
     units = [(code, u.supervisor or code) for code, u in registry.units().items()]

@@ -17,7 +17,6 @@ Authority comes from the folder: only YJJ's folder declares events. Every proble
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -26,10 +25,16 @@ import yaml
 
 from pipeline.atomic import write_bytes_atomic
 from pipeline.clock import DISTRICT_TZ
+from pipeline.event_registry import (  # noqa: F401  (re-exported for the response)
+    DECLARING_UNIT,
+    EVENTS_FOLDER,
+    EventTimeError,
+    event_files,
+    event_id_of,
+    parse_time,
+)
 from pipeline.quake.shaking import distance_km, response_settings
 
-EVENTS_FOLDER = "earthquakes"
-DECLARING_UNIT = "YJJ"  # 利通区应急管理局（地震局）: its folder, or the duty officer's CLI
 DISTRICT_CENTRE = (106.20, 37.98)  # lon, lat of Litong District (the towns' centre)
 
 
@@ -50,7 +55,7 @@ class Event:
     @property
     def event_id(self) -> str:
         """`20250630T142305-M5.2`: the Dagster partition key, a folder name, stable for one event."""
-        return f"{self.time:%Y%m%dT%H%M%S}-M{self.magnitude:.1f}"
+        return event_id_of(self.time, self.magnitude)
 
     def epicentre_km(self) -> float:
         """Distance from the epicentre to the district's centre."""
@@ -89,20 +94,14 @@ def _number(raw: dict, key: str, label: str, required: bool = True) -> float | N
 
 
 def _time(value: object) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        t = value
-    else:
-        text = re.sub(r"\s+", " ", str(value or "").strip()).replace("T", " ")
-        try:
-            t = dt.datetime.fromisoformat(text)
-        except ValueError as e:
-            raise EventError(f"发震时刻“{value}”无法识别：请写成 2025-06-30 14:23:05（北京时间）") from e
-    if t.tzinfo is not None:  # an explicit offset: convert to Beijing time
-        t = t.astimezone(DISTRICT_TZ).replace(tzinfo=None)
+    try:
+        t = parse_time(value)
+    except EventTimeError as e:
+        raise EventError(str(e)) from e
     now = dt.datetime.now(DISTRICT_TZ).replace(tzinfo=None)
     if t > now + dt.timedelta(minutes=5):
         raise EventError(f"发震时刻 {t:%Y-%m-%d %H:%M:%S} 晚于当前北京时间，请核对")
-    return t.replace(microsecond=0)
+    return t
 
 
 def event_from(raw: dict) -> Event:
@@ -148,11 +147,6 @@ def declaring_unit(rel_path: str) -> str | None:
     """The unit whose folder a file under data_raw/earthquakes/ is in."""
     parts = PurePosixPath(rel_path).parts
     return parts[1] if len(parts) >= 3 and parts[0] == EVENTS_FOLDER else None
-
-
-def event_files(data_raw: Path) -> list[Path]:
-    folder = data_raw / EVENTS_FOLDER / DECLARING_UNIT
-    return sorted(p for p in folder.glob("*.y*ml") if p.is_file() and not p.name.startswith((".", "~$")))
 
 
 def declare(event: Event, data_raw: Path) -> Path:

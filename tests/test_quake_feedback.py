@@ -1,0 +1,133 @@
+"""After a felt earthquake (issue 13): 灾情反馈 from the units, 续报 and 终报, damage onto the ledger."""
+
+from __future__ import annotations
+
+import openpyxl
+import pytest
+
+from pipeline import clock, store
+from pipeline.event_registry import close_event
+from pipeline.ledger import quake_damage
+from pipeline.quake.event import declare, event_from
+from pipeline.quake.respond import first_report
+from tests.conftest import Deployment, csv_bytes, example_row, run_all
+from tests.test_ledger import building
+
+EVENT = {"time": "2025-06-30 14:23:05", "lon": 106.19, "lat": 37.93, "depth_km": 10, "magnitude": 6.5}
+SCHOOL, HOUSE_C, HOUSE, OTHER_TOWN = "SCH-0001", "H-0001", "H-0002", "H-0003"
+
+
+def report(object_id: str = "", **overrides) -> dict:
+    row = example_row("quake_feedback", object_id=object_id, object_kind="", hazard_no="", inspected="是",
+                      damage_state="轻微破坏", deaths="0", injuries="0", usable="是", measures="已疏散人员",
+                      report_date="2025-07-01", person="马建国")  # fmt: skip
+    row.update(overrides)
+    return row
+
+
+def drop_batch(d: Deployment, unit: str, name: str, rows: list[dict], event_id: str) -> None:
+    d.drop("quake_feedback", name, csv_bytes("quake_feedback", rows), unit=unit, rnd=event_id)
+
+
+def take(d: Deployment) -> list[quake_damage.BatchResult]:
+    clock.use_data_raw(d.data_raw)  # the district's date is today's (not the bundled sample's as-of date)
+    with store.connect(d.db) as con:
+        quake_damage.validate_quake_feedback(con, d.data_raw)
+        return quake_damage.apply_pending(con, d.data_raw)
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory) -> tuple[Deployment, str]:
+    """Four buildings near the epicentre: a school of the education bureau (JYJ), two houses of 金积镇 (T100),
+    one of them appraised C (an open 一般 hazard), and a house of 金银滩镇 (T101); an M 6.5 event."""
+    d = Deployment(tmp_path_factory.mktemp("quake_feedback"))
+    rows = [
+        building(SCHOOL, town_code="640302100", use="学校", responsible_unit="JYJ", lon="106.19", lat="37.94"),
+        building(HOUSE_C, town_code="640302100", appraisal_grade="C", responsible_unit="T100", lon="106.20", lat="37.93"),
+        building(HOUSE, town_code="640302100", responsible_unit="T100", lon="106.18", lat="37.92"),
+        building(OTHER_TOWN, town_code="640302101", town_name="金银滩镇", responsible_unit="T101", lon="106.25", lat="37.98"),
+    ]  # fmt: skip
+    d.drop("buildings", "b.csv", csv_bytes("buildings", rows), unit="ZJJ")
+    assert run_all(d, publish=False).success
+    event = event_from(EVENT)
+    declare(event, d.data_raw)
+    first_report(event, d.db, d.db, d.output)
+    return d, event.event_id
+
+
+def test_a_unit_reports_only_on_its_own_objects(district):
+    d, eid = district
+    drop_batch(d, "T100", "t100_1.csv", [report(HOUSE, damage_state="中等破坏", usable="否"),
+                                          report(OTHER_TOWN, damage_state="严重破坏", usable="否")], eid)  # fmt: skip
+    (batch,) = take(d)
+    outcome = {r["asset_id"]: (r["outcome"], r["reason_zh"]) for r in batch.rows}
+    assert outcome[HOUSE] == ("已受理", "")
+    assert outcome[OTHER_TOWN][0] == "退回" and "不是本单位负责的对象（责任单位为T101" in outcome[OTHER_TOWN][1]
+    assert batch.event_id == eid and batch.batch_seq == 1
+    assert d.query("SELECT count(*) FROM hazards WHERE asset_id = ? AND rule_id = 'ZSB'", [OTHER_TOWN]) == [(0,)]
+    with store.connect(d.db) as con:
+        (path,) = [p for p in quake_damage.write_quake_feedback_receipts(con, d.output / "receipts")
+                   if "t100_1" in p.name]  # fmt: skip
+    rows = list(openpyxl.load_workbook(path)["逐行结果"].iter_rows(values_only=True))
+    assert rows[0][:5] == ("行号", "对象编码", "对象名称", "隐患编号", "结果")
+    assert any(r[1] == OTHER_TOWN and r[4] == "退回" and "T101" in r[-1] for r in rows[1:])
+
+
+def test_a_destroyed_school_opens_a_major_hazard_with_the_event_on_its_history(district):
+    d, eid = district
+    drop_batch(d, "JYJ", "jyj_1.csv", [report(SCHOOL, damage_state="毁坏", usable="否", deaths="0", injuries="3")], eid)
+    (batch,) = take(d)
+    assert batch.taken == 1 and batch.rows[0]["opened_hazard"] == f"JZ-{SCHOOL}-ZSB"
+    grade, status, origin, unit, supervised = d.query(
+        "SELECT hazard_grade, status, origin_event, responsible_unit, supervise_no FROM hazards WHERE hazard_no = ?",
+        [f"JZ-{SCHOOL}-ZSB"],
+    )[0]
+    assert (grade, status, origin, unit) == ("重大", "待整改", eid, "JYJ") and supervised == f"督办-JZ-{SCHOOL}-ZSB"
+    notes = [n for (n,) in d.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq",
+                                   [f"JZ-{SCHOOL}-ZSB"])]  # fmt: skip
+    assert notes[0] == f"地震事件{eid}后现场排查为毁坏，登记震损隐患（重大）" and notes[1].startswith(
+        "重大隐患挂牌督办"
+    )
+
+
+def test_severe_damage_raises_the_objects_open_hazards_to_major(district):
+    d, eid = district
+    before = d.query("SELECT hazard_no, hazard_grade FROM hazards WHERE asset_id = ? AND status = '待整改'", [HOUSE_C])
+    assert before and all(g == "一般" for _, g in before)
+    drop_batch(d, "T100", "t100_2.csv", [report(HOUSE_C, damage_state="严重破坏", usable="否")], eid)
+    (batch,) = take(d)
+    assert batch.batch_seq == 3 and batch.rows[0]["raised_hazards"] == "、".join(sorted(h for h, _ in before))
+    grades = dict(d.query("SELECT rule_id, hazard_grade FROM hazards WHERE asset_id = ?", [HOUSE_C]))
+    assert grades.pop("ZSB") == "一般"  # a house found 严重破坏: a 一般 震损 hazard (毁坏 or a school: 重大)
+    assert set(grades.values()) == {"重大"}
+    notes = [n for (n,) in d.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq", [before[0][0]])]
+    assert notes[-2:] == [f"地震事件{eid}后现场排查为严重破坏，隐患由一般升为重大",
+                          f"重大隐患挂牌督办：督办单位YJJ，督办编号督办-{before[0][0]}"]  # fmt: skip
+
+
+def test_bad_rows_and_unknown_objects_are_returned_and_every_row_is_accounted_for(district):
+    d, eid = district
+    rows = [
+        report("NO-SUCH"),
+        report(HOUSE, inspected="否", damage_state=""),
+        report("", hazard_no=""),
+        report("X-1", damage_state="毁坏", usable="是"),
+        report(HOUSE_C, report_date="2025-06-01"),
+    ]
+    drop_batch(d, "T100", "t100_3.csv", rows, eid)
+    (batch,) = take(d)
+    reasons = {r["row_no"]: (r["outcome"], r["reason_zh"]) for r in batch.rows}
+    assert len(reasons) == len(rows) and batch.taken == 1  # only the 未排查 row of HOUSE
+    assert "对象编码“NO-SUCH”" in reasons[2][1]
+    assert reasons[3] == ("已受理", "")
+    assert "对象编码和隐患编号至少填写一项" in reasons[4][1]
+    assert "严重破坏或毁坏的对象不能填写为可正常使用" in reasons[5][1]
+    assert "早于地震发生日期2025-06-30" in reasons[6][1]
+
+
+def test_a_batch_for_an_unknown_or_closed_event_is_refused_with_a_reason(district, tmp_path):
+    d, eid = district
+    drop_batch(d, "T100", "wrong.csv", [report(HOUSE)], "20250101T000000-M3.0")
+    take(d)
+    problem = d.query("SELECT problem_zh FROM intake_files WHERE rel_path LIKE '%wrong.csv'")[0][0]
+    assert "未登记" in problem
