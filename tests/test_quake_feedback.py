@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import openpyxl
 import pytest
 
 from pipeline import clock, store
-from pipeline.event_registry import close_event
 from pipeline.ledger import quake_damage
-from pipeline.quake.event import declare, event_from
-from pipeline.quake.respond import first_report
+from pipeline.quake import followup
+from pipeline.quake.event import declare, event_from, find_event
+from pipeline.quake.respond import event_dir, first_report
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 from tests.test_ledger import building
 
@@ -125,9 +127,57 @@ def test_bad_rows_and_unknown_objects_are_returned_and_every_row_is_accounted_fo
     assert "早于地震发生日期2025-06-30" in reasons[6][1]
 
 
-def test_a_batch_for_an_unknown_or_closed_event_is_refused_with_a_reason(district, tmp_path):
+def confirmed_sql(d: Deployment, eid: str, k: int) -> dict[str, int]:
+    """Damage states through batch k, counted straight from the taken rows (latest inspection per object)."""
+    return dict(d.query(
+        "SELECT damage_state, count(*) FROM (SELECT * FROM quake_feedback_rows WHERE event_id = ? AND outcome = '已受理' "
+        "AND batch_seq <= ? QUALIFY row_number() OVER (PARTITION BY kind, asset_id ORDER BY inspected DESC, batch_seq DESC) = 1) "
+        "WHERE inspected GROUP BY ALL", [eid, k]))  # fmt: skip
+
+
+def confirmed_in(text: str) -> dict[str, int]:
+    line = next(x for x in text.splitlines() if "现场确认：" in x)
+    return {s: int(re.search(f"{s}([0-9,]+)处", line).group(1).replace(",", "")) for s in followup.STATES}
+
+
+def test_each_batch_gives_a_follow_up_report_whose_counts_are_sql_counts(district):
     d, eid = district
+    event = find_event(d.data_raw, eid)
+    files = followup.follow_up(event, d.output / "published" / "litong.duckdb", d.db, d.output)
+    batches = d.query("SELECT count(*) FROM quake_feedback_applied WHERE event_id = ?", [eid])[0][0]
+    assert batches >= 2 and [p.name for p in files] == [
+        f"续报{n}.{x}" for n in range(1, batches + 1) for x in ("txt", "pdf")
+    ]
+    for k in range(1, batches + 1):
+        text = (event_dir(d.output, event) / f"续报{k}.txt").read_text(encoding="utf-8")
+        assert text.startswith(f"利通区地震灾情续报（第{k}报，{eid}）") and f"截至第{k}批灾情反馈" in text
+        assert {s: n for s, n in confirmed_in(text).items() if n} == confirmed_sql(d, eid, k)
+    second = (event_dir(d.output, event) / "续报2.txt").read_text(encoding="utf-8")
+    assert f"登记（或更新）震损隐患1项：JZ-{SCHOOL}-ZSB" in second and "毁坏+1" in second and "受伤人数+3人" in second
+    assert followup.follow_up(event, d.output / "published" / "litong.duckdb", d.db, d.output) == []  # once each
+
+
+def test_closing_writes_the_final_report_and_later_batches_are_refused(district):
+    d, eid = district
+    event = find_event(d.data_raw, eid)
+    files = followup.close(event, d.data_raw, d.output / "published" / "litong.duckdb", d.db, d.output, "值班人员张三")
+    assert [p.name for p in files[-3:]] == ["终报.txt", "终报.pdf", "终报_未排查对象.xlsx"]
+    text = (event_dir(d.output, event) / "终报.txt").read_text(encoding="utf-8")
+    assert "五、本次地震登记的震损隐患：2项" in text and f"JZ-{SCHOOL}-ZSB" in text and f"JZ-{HOUSE_C}-ZSB" in text
+    inspected = {a for (a,) in d.query("SELECT DISTINCT asset_id FROM quake_feedback_rows WHERE event_id = ? "
+                                       "AND outcome = '已受理' AND inspected", [eid])}  # fmt: skip
+    rows = list(openpyxl.load_workbook(files[-1])["未排查对象"].iter_rows(values_only=True))
+    assert {r[3] for r in rows[1:]} == {SCHOOL, HOUSE_C, HOUSE, OTHER_TOWN} - inspected == {OTHER_TOWN}
+    assert "仍未报告现场排查的对象：1处" in text and "值班人员张三" in text
+    drop_batch(d, "T101", "late.csv", [report(OTHER_TOWN)], eid)
+    assert take(d) == []
+    problem = d.query("SELECT problem_zh FROM intake_files WHERE rel_path LIKE '%late.csv'")[0][0]
+    assert problem.startswith(f"地震事件“{eid}”已于") and "结束（终报已发出），不再受理该事件的灾情反馈" in problem
+
+
+def test_a_batch_for_an_unknown_event_is_refused_with_a_reason(district):
+    d, _ = district
     drop_batch(d, "T100", "wrong.csv", [report(HOUSE)], "20250101T000000-M3.0")
-    take(d)
+    assert take(d) == []
     problem = d.query("SELECT problem_zh FROM intake_files WHERE rel_path LIKE '%wrong.csv'")[0][0]
-    assert "未登记" in problem
+    assert problem.startswith("地震事件“20250101T000000-M3.0”未登记")

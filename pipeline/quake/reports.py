@@ -83,7 +83,7 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         f"SELECT coalesce(structure_type, '不详'), count(*) FROM quake_exposure WHERE {shaken} AND kind = 'buildings' "
         "GROUP BY ALL ORDER BY count(*) DESC, 1"
     ).fetchall()
-    report.damage = _damage(con, eid, felt_from)
+    report.damage = expected_damage(con, eid, felt_from)
     major = f"event_id = '{eid}' AND degree >= {key_from} AND open_major > 0"
     report.major_hazards = con.execute(
         f"SELECT coalesce(sum(open_major), 0) FROM quake_exposure WHERE {major}"
@@ -107,7 +107,7 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
     return report
 
 
-def _damage(con: duckdb.DuckDBPyConnection, eid: str, felt_from: int) -> list[tuple[str, float]] | None:
+def expected_damage(con: duckdb.DuckDBPyConnection, eid: str, felt_from: int) -> list[tuple[str, float]] | None:
     """Expected buildings per damage state from the vulnerability matrix (rules/reference), None when the
     matrix holds no sourced probabilities: then no damage figure is given at all."""
     matrix = pd.read_csv(RULES_DIR / "reference" / "quake_vulnerability.csv", dtype=str)
@@ -178,9 +178,15 @@ def first_report_text(r: FirstReport) -> str:
 
 
 def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path]:
-    """首报.txt and 首报.pdf (one A4 page: long lists are cut in the PDF, never in the text)."""
-    text = first_report_text(r)
-    txt = write_bytes_atomic(out / "首报.txt", text.encode("utf-8"))
+    """首报.txt and 首报.pdf."""
+    return write_report(first_report_text(r), out, "首报")
+
+
+def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
+    """`<stem>.txt` (to paste) and `<stem>.pdf` (one A4 page: long lists are cut in the PDF, never in the text)."""
+    import matplotlib  # not at import time: loading the definitions must not import it
+
+    txt = write_bytes_atomic(out / f"{stem}.txt", text.encode("utf-8"))
     use_cjk_style()
     check_cjk_font()
     fig = new_figure(A4_INCHES)
@@ -190,13 +196,11 @@ def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path]:
     size = 8.5 if len(body) <= 80 else 7
     shown = body[: int(0.9 / (size * 1.45 / 72 / A4_INCHES[1]))]
     if len(shown) < len(body):
-        shown[-1] = f"……（其余{len(body) - len(shown) + 1}行见首报.txt）"
+        shown[-1] = f"……（其余{len(body) - len(shown) + 1}行见{stem}.txt）"
     fig.text(0.06, 0.93, "\n".join(_wrap(line, 58) for line in shown), ha="left", va="top", fontsize=size, color=INK,
              linespacing=1.45)  # fmt: skip
     fig.text(0.5, 0.015, f"生成时间 {dt.datetime.now():%Y-%m-%d %H:%M}", ha="center", fontsize=7, color=MUTED)
-    pdf = out / "首报.pdf"
-    import matplotlib  # not at import time: loading the definitions must not import it
-
+    pdf = out / f"{stem}.pdf"
     # Type 3 glyphs: embedding the CJK font as Type 42 means subsetting all of it (1.5 s of the minute); the
     # text stays extractable either way.
     with atomic_path(pdf) as tmp, matplotlib.rc_context({"pdf.fonttype": 3}):
@@ -247,14 +251,18 @@ def write_checklists(con: duckdb.DuckDBPyConnection, event: Event, out: Path) ->
 
 
 def _write_xlsx(df: pd.DataFrame, path: Path, title: str) -> Path:
-    """One sheet through the ledger export's streaming writer (frozen header, filters, neutralised text)."""
+    return write_frame_xlsx(df[list(CHECKLIST_COLUMNS)].rename(columns=CHECKLIST_COLUMNS), path, title, "排查清单")
+
+
+def write_frame_xlsx(df: pd.DataFrame, path: Path, title: str, sheet: str) -> Path:
+    """One sheet through the ledger export's streaming writer (frozen header, filters, neutralised text),
+    headed by the frame's column names."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
     wb.properties.title = title
-    cols = list(CHECKLIST_COLUMNS)
-    rows = df[cols].astype(object).where(df[cols].notna(), None).itertuples(index=False, name=None)
-    write_sheet(wb, "排查清单", list(CHECKLIST_COLUMNS.values()), rows, [None] * len(df))
+    rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
+    write_sheet(wb, sheet, [str(c) for c in df.columns], rows, [None] * len(df))
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         wb.save(tmp)
