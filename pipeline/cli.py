@@ -64,7 +64,7 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _execute(job_name: str, partition_key: str | None = None) -> tuple[int, str | None]:
+def _execute(job_name: str, partition_key: str | None = None, ops: dict | None = None) -> tuple[int, str | None]:
     """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
     the run succeeded and no check of ERROR severity failed; failed warnings are printed. A partitioned run
     (one earthquake of quake_job) reads the snapshot and writes its own store: it takes no writer lock."""
@@ -73,10 +73,11 @@ def _execute(job_name: str, partition_key: str | None = None) -> tuple[int, str 
     from pipeline.definitions import defs
 
     instance = _instance()
-    with _writing(f"命令行 {job_name}") if partition_key is None else nullcontext():
+    quake = partition_key is not None or ops is not None  # the response writes its own store: no writer lock
+    with nullcontext() if quake else _writing(f"命令行 {job_name}"):
         job = defs.resolve_job_def(job_name)
         steps = len(job.graph.node_defs)
-        config = {"loggers": {"progress": {"config": {"steps": steps}}}}
+        config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
                                         partition_key=partition_key)  # fmt: skip
     evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -96,6 +97,21 @@ def cmd_run(_: argparse.Namespace) -> int:
     code, run_id = _execute("main_job")
     print_status(run_id)
     _print_outputs()
+    if code == 0:
+        code = _follow_up_events()
+    return code
+
+
+def _follow_up_events() -> int:
+    """续报 for every event whose 灾情反馈 batches this run took (as the earthquake sensor does in the UI)."""
+    from pipeline.quake.followup import pending_follow_ups
+
+    code = 0
+    for event_id in sorted(pending_follow_ups(paths.output_dir() / "published" / "litong.duckdb", paths.output_dir())):
+        print(f"\n地震事件 {event_id} 有新受理的灾情反馈：生成续报", flush=True)
+        code = max(code, _execute("quake_followup_job", partition_key=event_id)[0])
+        folder = paths.output_dir() / "quake" / event_id
+        print("续报：" + "、".join(sorted(p.name for p in folder.glob("续报*.pdf"))))
     return code
 
 
@@ -397,6 +413,8 @@ def cmd_quake(args: argparse.Namespace) -> int:
     from pipeline.quake.event import EventError, declare, event_from, find_event
     from pipeline.quake.respond import event_dir
 
+    if args.action:
+        return _quake_action(args)
     try:
         if args.event:
             event = find_event(paths.data_raw_dir(), args.event)
@@ -414,6 +432,34 @@ def cmd_quake(args: argparse.Namespace) -> int:
     folder = event_dir(paths.output_dir(), event)
     print("\n" + (folder / "首报.txt").read_text(encoding="utf-8"))
     print(f"首报：{folder / '首报.pdf'}\n排查清单：{folder / '排查清单'}\n烈度分布图：{folder / '烈度分布图.png'}")
+    return 0
+
+
+def _quake_action(args: argparse.Namespace) -> int:
+    """`quake close <event id>` (终报; the event's later 灾情反馈 is refused) or `quake followup <event id>`."""
+    from pipeline.quake.event import EventError, find_event
+    from pipeline.quake.respond import event_dir
+
+    if not args.event_id:
+        raise CliError(f"请给出事件编号，如：quake {args.action} 20250630T142305-M6.5（见 output/quake/ 下的文件夹名）")
+    try:
+        event = find_event(paths.data_raw_dir(), args.event_id.strip())
+    except EventError as e:
+        raise CliError(str(e)) from e
+    _instance().add_dynamic_partitions("quake_events", [event.event_id])
+    if args.action == "followup":
+        code, _ = _execute("quake_followup_job", partition_key=event.event_id)
+    else:
+        config = {"close_earthquake": {"config": {"event_id": event.event_id, "closed_by": args.by}}}
+        code, _ = _execute("close_earthquake_job", ops=config)
+    if code:
+        return code
+    folder = event_dir(paths.output_dir(), event)
+    if args.action == "close":
+        print("\n" + (folder / "终报.txt").read_text(encoding="utf-8"))
+        print(f"终报：{folder / '终报.pdf'}\n未排查对象：{folder / '终报_未排查对象.xlsx'}")
+    else:
+        print("续报：" + ("、".join(sorted(p.name for p in folder.glob("续报*.pdf"))) or "无新受理的灾情反馈批次"))
     return 0
 
 
@@ -439,7 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="导出隐患台账（XLSX、CSV）")
     ex.add_argument("--as-of", help="按某日的台账导出，如 2023-12-31（由变更历史重建）")
     ex.set_defaults(fn=cmd_export)
-    qk = sub.add_parser("quake", help="登记一次地震并立即生成首报和排查清单（值班人员使用）")
+    qk = sub.add_parser(
+        "quake",
+        help="登记一次地震并立即生成首报和排查清单；quake close <事件编号> 结束事件并写终报；"
+        "quake followup <事件编号> 补写续报（值班人员使用）",
+    )
+    qk.add_argument(
+        "action", nargs="?", choices=["close", "followup"], help="close：结束事件（终报）；followup：补写续报"
+    )
+    qk.add_argument("event_id", nargs="?", help="事件编号，如 20250630T142305-M6.5")
+    qk.add_argument("--by", default="值班人员", help="结束事件的值班人员姓名（写入终报）")
     qk.add_argument("--time", help='发震时刻（北京时间），如 "2025-06-30 14:23:05"')
     qk.add_argument("--lon", help="震中经度，如 106.19")
     qk.add_argument("--lat", help="震中纬度，如 37.93")

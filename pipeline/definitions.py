@@ -12,7 +12,13 @@ from pipeline.ledger.assets import ledger_assets
 from pipeline.progress import progress_logger
 from pipeline.publish.assets import publish_assets
 from pipeline.publish.snapshot import published_snapshot
-from pipeline.quake.assets import declare_earthquake_job, quake_assets, quake_job
+from pipeline.quake.assets import (
+    close_earthquake_job,
+    declare_earthquake_job,
+    quake_assets,
+    quake_followup_job,
+    quake_job,
+)
 from pipeline.resources import LitongStore
 from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
@@ -23,7 +29,16 @@ all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets, 
 
 defs = dg.Definitions(
     assets=[*all_assets, *quake_assets],
-    jobs=[main_job, intake_job, feedback_job, daily_job, quake_job, declare_earthquake_job],
+    jobs=[
+        main_job,
+        intake_job,
+        feedback_job,
+        daily_job,
+        quake_job,
+        quake_followup_job,
+        declare_earthquake_job,
+        close_earthquake_job,
+    ],
     schedules=[daily_refresh],
     sensors=[data_raw_sensor, earthquake_sensor],
     resources={"store": LitongStore()},

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipeline.event_registry import CLOSED_FOLDER
 from pipeline.intake.schema import KINDS
 from pipeline.jobs import feedback_job, main_job
-from pipeline.quake.assets import quake_events, quake_job
+from pipeline.quake.assets import quake_events, quake_followup_job, quake_job
 from pipeline.quake.event import DECLARING_UNIT, EVENTS_FOLDER, EventError, declaring_unit, read_event
 from pipeline.resources import LitongStore
 
@@ -117,15 +118,19 @@ def data_raw_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
 
 @dg.sensor(
     name="earthquake_sensor",
-    jobs=[quake_job],
+    jobs=[quake_job, quake_followup_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="An event file in data_raw/earthquakes/YJJ/ starts the earthquake response for that event.",
+    description="An event file in data_raw/earthquakes/YJJ/ starts the earthquake response for that event; "
+    "灾情反馈 batches a published snapshot has taken since an event's last 续报 start its follow-up.",
 )
 def earthquake_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
     previous: Stamps = json.loads(context.cursor) if context.cursor else {}
     settled, _ = scan(store.raw_dir() / EVENTS_FOLDER)
-    current = {f"{EVENTS_FOLDER}/{rel}": stamp for rel, stamp in settled.items()}
+    # event files only: the bureau's 已结束/ records closures (written by close_earthquake_job), not events
+    current = {
+        f"{EVENTS_FOLDER}/{rel}": stamp for rel, stamp in settled.items() if f"/{CLOSED_FOLDER}/" not in f"/{rel}"
+    }
     changed = [rel for rel in sorted(current) if previous.get(rel) != current[rel]]
     context.update_cursor(json.dumps(current, sort_keys=True))
     requests, new_keys = [], []
@@ -139,10 +144,22 @@ def earthquake_sensor(context: dg.SensorEvaluationContext, store: LitongStore):
             new_keys.append(event.event_id)
             requests.append(dg.RunRequest(run_key=f"{event.event_id}:{current[rel][1]}", partition_key=event.event_id,
                                           job_name=quake_job.name, tags={"litong/trigger": "earthquake_sensor"}))  # fmt: skip
+    requests += _follow_up_requests(store, {r.partition_key for r in requests})
     if not requests:
-        return dg.SkipReason("No new earthquake event")
+        return dg.SkipReason("No new earthquake event and no new 灾情反馈 batch")
     return dg.SensorResult(run_requests=requests,
                            dynamic_partitions_requests=[quake_events.build_add_request(new_keys)])  # fmt: skip
+
+
+def _follow_up_requests(store: LitongStore, responding: set[str]) -> list[dg.RunRequest]:
+    """One quake_followup_job run per event with batches past its last 续报 (keyed by the last batch, so a
+    batch starts one run however many ticks see it)."""
+    from pipeline.quake.followup import pending_follow_ups
+
+    pending = pending_follow_ups(store.published_db_path(), store.out_dir())
+    return [dg.RunRequest(run_key=f"followup:{eid}:{k}", partition_key=eid, job_name=quake_followup_job.name,
+                          tags={"litong/trigger": "earthquake_sensor"})
+            for eid, k in sorted(pending.items()) if eid not in responding]  # fmt: skip
 
 
 def _event_of(store: LitongStore, rel: str):

@@ -15,12 +15,14 @@ def test_definitions_load_with_the_expected_assets_and_groups():
         "blank_templates",
         "appraisal_worklist",
         "hazard_ledger",
+        "ledger_quake_damage",
         "ledger_feedback",
         "ledger_exports",
         "briefing",
         "published_snapshot",
         "quake_shaking",
         "quake_first_report",
+        "quake_follow_up",
     }
     expected |= {f"chart_{c}" for c in ["levels_by_town", "open_hazards_by_unit", "rectification_progress",
                                          "asset_map", "top_assets", "hazchem_grades"]}  # fmt: skip
@@ -31,7 +33,8 @@ def test_definitions_load_with_the_expected_assets_and_groups():
     assert groups["briefing"] == "publish" and groups["chart_asset_map"] == "publish"
     assert groups["published_snapshot"] == "publish"
     assert groups["appraisal_worklist"] == "scoring"
-    assert groups["quake_shaking"] == groups["quake_first_report"] == "quake"
+    assert groups["quake_shaking"] == groups["quake_first_report"] == groups["quake_follow_up"] == "quake"
+    assert groups["ledger_quake_damage"] == "ledger"
     checks = {c.name for c in graph.asset_check_keys}
     assert {"files_readable", "rows_accounted_for", "quarantine_share", "numbers_add_up", "all_glyphs_drawn"} <= checks
     assert {j.name for j in defs.jobs} == {
@@ -41,6 +44,8 @@ def test_definitions_load_with_the_expected_assets_and_groups():
         "daily_job",
         "quake_job",
         "declare_earthquake_job",
+        "quake_followup_job",
+        "close_earthquake_job",
     }
     assert [s.name for s in defs.sensors] == ["data_raw_sensor", "earthquake_sensor"] and [
         s.name for s in defs.schedules

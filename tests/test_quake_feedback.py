@@ -181,3 +181,94 @@ def test_a_batch_for_an_unknown_event_is_refused_with_a_reason(district):
     assert take(d) == []
     problem = d.query("SELECT problem_zh FROM intake_files WHERE rel_path LIKE '%wrong.csv'")[0][0]
     assert problem.startswith("地震事件“20250101T000000-M3.0”未登记")
+
+
+# --- through Dagster and the command line ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def published_district(tmp_path) -> tuple[Deployment, str]:
+    """A school and a house, an event with its 首报, and one 灾情反馈 batch dropped by the education bureau."""
+    d = Deployment(tmp_path)
+    rows = [building(SCHOOL, town_code="640302100", use="学校", responsible_unit="JYJ", lon="106.19", lat="37.94"),
+            building(HOUSE, town_code="640302100", responsible_unit="T100", lon="106.18", lat="37.92")]  # fmt: skip
+    d.drop("buildings", "b.csv", csv_bytes("buildings", rows), unit="ZJJ")
+    event = event_from({**EVENT, "magnitude": 5.9})
+    declare(event, d.data_raw)
+    drop_batch(d, "JYJ", "jyj.xlsx.csv", [report(SCHOOL, damage_state="毁坏", usable="否")], event.event_id)
+    assert run_all(d, publish=False).success
+    from pipeline.publish.snapshot import publish_snapshot
+
+    publish_snapshot(d.db, d.output / "published" / "litong.duckdb", "run-1", "main_job")
+    first_report(event, d.output / "published" / "litong.duckdb", d.db, d.output)
+    return d, event.event_id
+
+
+def test_the_sensor_starts_a_follow_up_once_per_new_batch_and_the_ui_closes_the_event(published_district):
+    import datetime as dt
+    import os
+
+    import dagster as dg
+
+    from pipeline.definitions import defs
+    from pipeline.sensors import earthquake_sensor, what_to_run
+
+    d, eid = published_district
+    job, selection = what_to_run([f"quake_feedback/JYJ/{eid}/jyj.xlsx.csv"])
+    assert job == "main_job" and dg.AssetKey("ledger_quake_damage") in selection
+    assert dg.AssetKey("raw_buildings") not in selection and dg.AssetKey("published_snapshot") in selection
+    old = dt.datetime.now().timestamp() - 60
+    for p in (d.data_raw / "earthquakes").rglob("*.yaml"):
+        os.utime(p, (old, old))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("quake_events", [eid])
+        with dg.build_sensor_context(instance=instance, resources={"store": d.resource()}, definitions=defs) as ctx:
+            first = earthquake_sensor(ctx)  # the event file itself: quake_job (whose follow-up asset runs too)
+            cursor = ctx.cursor
+        assert [(r.job_name, r.partition_key) for r in first.run_requests] == [("quake_job", eid)]
+        with dg.build_sensor_context(instance=instance, resources={"store": d.resource()}, definitions=defs,
+                                     cursor=cursor) as ctx:  # fmt: skip
+            result = earthquake_sensor(ctx)
+            cursor = ctx.cursor
+        assert [(r.job_name, r.partition_key, r.run_key) for r in result.run_requests] == [
+            ("quake_followup_job", eid, f"followup:{eid}:1")]  # fmt: skip
+        run = defs.resolve_job_def("quake_followup_job").execute_in_process(
+            instance=instance, partition_key=eid, resources={"store": d.resource()})  # fmt: skip
+        assert run.success
+        meta = run.asset_materializations_for_node("quake_follow_up")[0].metadata
+        assert meta["reports_written"].value == ["续报1"] and "毁坏1处" in meta["latest"].value
+        with dg.build_sensor_context(instance=instance, resources={"store": d.resource()}, definitions=defs,
+                                     cursor=cursor) as ctx:  # fmt: skip
+            again = earthquake_sensor(ctx)
+        assert isinstance(again, dg.SkipReason)  # 续报1 written: nothing more to start
+        closed = defs.resolve_job_def("close_earthquake_job").execute_in_process(
+            instance=instance, resources={"store": d.resource()},
+            run_config={"ops": {"close_earthquake": {"config": {"event_id": eid, "closed_by": "值班员李四"}}}})  # fmt: skip
+        assert closed.success
+    text = (d.output / "quake" / eid / "终报.txt").read_text(encoding="utf-8")
+    assert "值班员李四" in text and f"JZ-{SCHOOL}-ZSB（" in text and "仍未报告现场排查的对象：1处" in text
+
+
+def test_cli_closes_an_event_and_refuses_an_unknown_one(published_district, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from pipeline.paths import PROJECT_ROOT
+
+    d, eid = published_district
+    (tmp_path / "dh").mkdir()
+    env = {**os.environ, "LITONG_DATA_RAW": str(d.data_raw), "LITONG_OUTPUT": str(d.output),
+           "LITONG_DB": str(d.db), "DAGSTER_HOME": str(tmp_path / "dh")}  # fmt: skip
+    cli = [sys.executable, "-m", "pipeline.cli", "quake"]
+    done = subprocess.run([*cli, "close", eid, "--by", "值班员王五"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"利通区地震灾情终报（{eid}）" in done.stdout and (d.output / "quake" / eid / "续报1.pdf").exists()
+    bad = subprocess.run([*cli, "close", "20990101T000000-M5.0"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert (
+        bad.returncode == 1
+        and "没有编号为 20990101T000000-M5.0 的地震事件" in bad.stderr
+        and "Traceback" not in bad.stderr
+    )

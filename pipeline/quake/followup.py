@@ -25,7 +25,7 @@ from pipeline.event_registry import close_event
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.quake.event import Event
-from pipeline.quake.exposure import quake_store
+from pipeline.quake.exposure import quake_db_path, quake_store
 from pipeline.quake.reports import expected_damage, write_frame_xlsx, write_report
 from pipeline.quake.respond import event_dir
 from pipeline.quake.shaking import response_settings, roman
@@ -317,3 +317,29 @@ def close(event: Event, data_raw: Path, published: Path, live: Path, out_dir: Pa
         pair = write_report(text, folder, "终报")
         _record(con, eid, "终报", 1, last, as_of or "", pair)
     return [*files, *pair, book]
+
+
+def pending_follow_ups(published: Path, out_dir: Path) -> dict[str, int]:
+    """event id → last batch taken, for the events whose taken batches (in the published snapshot) run past
+    their last 续报: what the sensor and `cli run` start a follow-up for. Read-only; a store being written just
+    now counts as having reported nothing (the follow-up run itself writes each report once)."""
+    if not published.exists():
+        return {}
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'quake_feedback_applied'").fetchall():
+            return {}
+        taken = dict(con.execute("SELECT event_id, max(batch_seq) FROM quake_feedback_applied GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    issued: dict[str, int] = {}
+    try:
+        store = duckdb.connect(str(quake_db_path(out_dir)), read_only=True)
+        try:
+            issued = dict(store.execute(
+                "SELECT event_id, max(through_batch) FROM quake_reports_issued GROUP BY 1").fetchall())  # fmt: skip
+        finally:
+            store.close()
+    except duckdb.Error:
+        pass
+    return {eid: k for eid, k in taken.items() if k > issued.get(eid, 0)}
