@@ -24,6 +24,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.atomic import atomic_path
 from pipeline.excel_safe import safe_cell, write_safe_csv
+from pipeline.intake.ingest import FOLDER_ZH
 from pipeline.intake.schema import (
     TEMPLATE_KINDS,
     UNKNOWN_MARKERS,
@@ -197,14 +198,18 @@ def _truncate(text: str, limit: int) -> str:
 
 def guide_intro(template: Template) -> list[str]:
     """Lines above the column table of the 填写说明 sheet."""
-    depts = "、".join(units().get(c, {}).get("unit_name", c) for c in template.departments)
+    depts = (
+        "、".join(units().get(c, {}).get("unit_name", c) for c in template.departments)
+        or "各责任单位（含企业），只报本单位负责的对象"
+    )
+    folder = FOLDER_ZH.get(template.kind, "调查轮次")
     markers = "、".join(m for m in UNKNOWN_MARKERS if m != "／")
     return [
         f"{template.title}（{template.title_en}）调查上传模板：在“{DATA_SHEET}”工作表填写，"
         f"第1行为表头（请勿修改），第2行为示例（上传前请删除或覆盖）。",
         f"填报单位：{depts}。红色加粗表头为必填列；鼠标悬停表头可查看填写要求。",
         f"{markers} 表示“不详/未知”，仅可用于选填列；必填列填写这些值视为未填。",
-        f"上传位置：data_raw/{template.kind}/<单位代码>/<调查轮次>/，"
+        f"上传位置：data_raw/{template.kind}/<单位代码>/<{folder}>/，"
         f"可保存为 xlsx 或 csv（UTF-8 或 GBK）。单位代码、乡镇代码见“{CODES_SHEET}”工作表。",
         "校验回执（每行通过或退回及原因）返回至 output/receipts/<单位代码>/。",
     ]

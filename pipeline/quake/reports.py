@@ -172,6 +172,8 @@ def first_report_text(r: FirstReport) -> str:
         lines += [f"    {n}（{roman(d)}度，{unit_label(u)}{f'，未销号隐患{h}项' if h else ''}）" for n, d, u, h in rows]
     lines += ["", "六、须立即排查的对象（排查清单已按责任单位生成）："]
     lines += [f"  {unit_label(u)}：{n:,}处" for u, n in r.check_now] or ["  无"]
+    lines.append(f"  各单位现场排查后按“地震灾情反馈”模板报送至 data_raw/quake_feedback/<单位代码>/{e.event_id}/"
+                 "（或平台上传），每受理一批即出一期续报。")  # fmt: skip
     footer = f"台账数据截至发布时间 {r.ledger_as_of}" if r.ledger_as_of else "台账数据：最近一次发布"
     lines += ["", f"以上为按衰减关系的快速估计，以现场调查为准。{footer}。利通区应急管理局（地震局）"]
     return "\n".join(lines) + "\n"
