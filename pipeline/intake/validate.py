@@ -331,3 +331,80 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
         raise
     finally:
         con.unregister("__headers")
+
+
+# --- only when the inputs changed ---------------------------------------------------------------------------
+
+
+def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> str:
+    """Everything the kind's staging and quarantine depend on: its file versions in use (bytes and column
+    mapping are in the file id), the template, the unit/town/round registries and the enterprises, the date
+    (no date after today), the intake's code, and the kinds its cross-kind checks look up."""
+    from pipeline import stage_inputs
+    from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
+
+    files = con.execute(
+        "SELECT coalesce(list(file_id || ':' || status ORDER BY file_id), []) FROM intake_files "
+        "WHERE kind = ? AND is_current",
+        [t.kind],
+    ).fetchone()[0]
+    enterprises = None
+    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
+        enterprises = con.execute(
+            "SELECT md5(coalesce(string_agg(unit_code || unit_name || coalesce(supervisor_code, ''), ',' "
+            "ORDER BY unit_code), '')) FROM enterprise_units"
+        ).fetchone()[0]
+    return stage_inputs.fingerprint(
+        files,
+        stage_inputs.files_version(
+            SCHEMAS_DIR / f"{t.kind}.yaml",
+            *(REFERENCE_DIR / n for n in ("units.csv", "towns.csv", "survey_rounds.csv")),
+        ),  # fmt: skip
+        enterprises,
+        today or district_today(),
+        stage_inputs.code_version("pipeline/intake"),
+        [stage_inputs.recorded(con, f"validate:{c.requires}") for c in t.cross_kind],
+    )
+
+
+def current_result(con: duckdb.DuckDBPyConnection, t: Template) -> ValidationResult:
+    """The kind's validation as its tables hold it (a step that found its inputs unchanged)."""
+    valid = con.execute(f"SELECT count(*) FROM {staging_table(t.kind)}").fetchone()[0]
+    bad = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [t.kind]).fetchone()[0]
+    by_check = dict(con.execute(
+        "SELECT check_id, count(*) FROM validation_failures WHERE kind = ? GROUP BY ALL ORDER BY 2 DESC", [t.kind]
+    ).fetchall())  # fmt: skip
+    return ValidationResult(t.kind, valid + bad, valid, bad, by_check)
+
+
+def validate_if_changed(
+    con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None
+) -> tuple[ValidationResult, bool]:
+    """(result, whether it was computed now): normalise and validate the kind only when its inputs changed
+    since the last validation (pipeline/stage_inputs.py)."""
+    from pipeline import stage_inputs
+
+    step = f"validate:{t.kind}"
+    if stage_inputs.recorded(con, step) == validation_inputs(con, t, today):
+        return current_result(con, t), False
+    result = validate_kind(con, t, today)
+    stage_inputs.record(con, step, validation_inputs(con, t, today))  # after: validation may refuse a file
+    stage_inputs.record(con, f"staged:{t.kind}", staged_version(con, t))
+    return result, True
+
+
+def staged_version(con: duckdb.DuckDBPyConnection, t: Template) -> str:
+    """What validation gave the next stage: the valid rows per file version and the rows refused (a new day
+    that validates the same rows the same way gives the same version, and scoring is not redone)."""
+    from pipeline import stage_inputs
+
+    valid = con.execute(
+        f"SELECT coalesce(list((file_id, n) ORDER BY file_id), []) FROM "
+        f"(SELECT file_id, count(*) AS n FROM {staging_table(t.kind)} GROUP BY file_id)"
+    ).fetchone()[0]
+    refused = con.execute(
+        "SELECT md5(coalesce(string_agg(file_id || ':' || row_no, ',' ORDER BY file_id, row_no), '')) "
+        "FROM quarantine WHERE kind = ?",
+        [t.kind],
+    ).fetchone()[0]
+    return stage_inputs.fingerprint(valid, refused)

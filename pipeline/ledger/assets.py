@@ -7,26 +7,44 @@ ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
 """
 
 import dagster as dg
+import duckdb
 
-from pipeline import faults
+from pipeline import faults, stage_inputs
 from pipeline.clock import district_today
 from pipeline.ledger import quake_damage
 from pipeline.ledger.exports import export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
-from pipeline.ledger.survey_update import update_from_findings
+from pipeline.ledger.model import ensure_ledger_schema
+from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
+from pipeline.paths import REFERENCE_DIR
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
+
+
+def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
+    """The scorings the ledger update reads, the ledger as it stands (its last event), the unit registry
+    (supervisors) and the ledger code: the same findings on the same ledger change nothing."""
+    ensure_ledger_schema(con)
+    last_event = con.execute("SELECT max(seq) FROM hazard_events").fetchone()[0]
+    return stage_inputs.fingerprint(
+        [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], last_event,
+        stage_inputs.files_version(REFERENCE_DIR / "units.csv"), stage_inputs.code_version("pipeline/ledger"),
+    )  # fmt: skip
 
 
 @dg.asset(group_name="ledger", deps=[f"scores_{k}" for k in SCORED_KINDS], kinds={"duckdb"},
           description="隐患台账: one hazard per hazard rule firing on an asset, followed through rectification.")  # fmt: skip
 def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
-        counts = update_from_findings(con)
+        inputs = ledger_inputs(con)
+        updated_now = stage_inputs.recorded(con, "ledger") != inputs
+        counts = update_from_findings(con) if updated_now else LedgerUpdate(0, 0, 0, 0)
+        if updated_now:
+            stage_inputs.record(con, "ledger", ledger_inputs(con))
         by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
     faults.point("hazard_ledger:done")
     return dg.MaterializeResult(
-        metadata={"new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
+        metadata={"updated_now": updated_now, "new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
                   "cleared_by_resurvey": counts.resurvey_cleared, "by_status": dg.MetadataValue.json(by_status)}
     )  # fmt: skip
 
@@ -36,9 +54,14 @@ def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
                       "own objects, taken as batches of their event; damage found 严重/毁坏 opens 震损 hazards.")  # fmt: skip
 def ledger_quake_damage(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
-        quake_damage.validate_quake_feedback(con, store.raw_dir())
+        validated = quake_damage.validate_quake_feedback(con, store.raw_dir())
         results = quake_damage.apply_pending(con, store.raw_dir())
-        receipts = [str(p) for p in quake_damage.write_quake_feedback_receipts(con, store.out_dir() / "receipts")]
+        written = (
+            quake_damage.write_quake_feedback_receipts(con, store.out_dir() / "receipts")
+            if validated or results
+            else []
+        )
+        receipts = [str(p) for p in written]
         unreadable = con.execute(
             "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'quake_feedback' AND is_current "
             "AND status <> 'ingested'"
@@ -57,9 +80,10 @@ def ledger_quake_damage(context: dg.AssetExecutionContext, store: LitongStore) -
           description="Rectification feedback files from data_raw/feedback/<unit>/, applied row by row.")  # fmt: skip
 def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
-        validate_feedback(con, store.raw_dir())
+        validated = validate_feedback(con, store.raw_dir())
         results = apply_pending(con)
-        receipts = [str(p) for p in write_feedback_receipts(con, store.out_dir() / "receipts")]
+        written = write_feedback_receipts(con, store.out_dir() / "receipts") if validated or results else []
+        receipts = [str(p) for p in written]
         unreadable = con.execute(
             "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'feedback' AND is_current "
             "AND status <> 'ingested'"

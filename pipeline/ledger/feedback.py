@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline import faults
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate_kind
+from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.model import ensure_ledger_schema, record_events, unit_actor
 from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
 
@@ -64,9 +64,10 @@ class FileResult:
         return sum(r.outcome == "退回" for r in self.rows)
 
 
-def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> None:
+def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> bool:
+    """Ingest and validate the feedback files (only when they changed); whether validation ran."""
     ingest_kind(con, data_raw, "feedback")
-    validate_kind(con, load_template("feedback"))
+    return validate_if_changed(con, load_template("feedback"))[1]
 
 
 def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:

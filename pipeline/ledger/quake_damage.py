@@ -33,7 +33,7 @@ import yaml
 from pipeline.event_registry import declared_events
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate_kind
+from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, ensure_ledger_schema, hazard_no_sql, record_events
 from pipeline.ledger.survey_update import supervise_major
@@ -93,9 +93,10 @@ class BatchResult:
         return sum(r["outcome"] == RETURNED for r in self.rows)
 
 
-def validate_quake_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> None:
+def validate_quake_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> bool:
+    """Ingest and validate the 灾情反馈 files (only when they changed); whether validation ran."""
     ingest_kind(con, data_raw, KIND)
-    validate_kind(con, load_template(KIND))
+    return validate_if_changed(con, load_template(KIND))[1]
 
 
 def pending_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, str]]:

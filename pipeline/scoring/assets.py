@@ -6,13 +6,15 @@ scores. The rule set's version is in every row and in the asset metadata.
 """
 
 import dagster as dg
+import duckdb
 
-from pipeline import faults
+from pipeline import faults, stage_inputs
+from pipeline.paths import RULES_DIR
 from pipeline.resources import LitongStore
-from pipeline.scoring.engine import score_kind
+from pipeline.scoring.engine import ScoringResult, score_kind
 from pipeline.scoring.explain import top_assets_markdown
-from pipeline.scoring.ruleset import install, load_ruleset
-from pipeline.scoring.worklist import write_worklist
+from pipeline.scoring.ruleset import install, load_ruleset, ruleset_version
+from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
 
 SCORED_KINDS = {
     "buildings": ["stg_buildings"],
@@ -20,6 +22,26 @@ SCORED_KINDS = {
     "hazchem_sites": ["stg_hazchem_sites", "stg_hazchem_inventory"],
     "pipelines": ["stg_pipelines"],
 }
+
+
+def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: list[str]) -> str:
+    """The rule set (its version covers every rule, view and reference table), what validation gave of the
+    kinds the scoring reads (pipeline/intake/validate.py staged_version) and the scoring code."""
+    validated = [stage_inputs.recorded(con, f"staged:{d.removeprefix('stg_')}") for d in deps]
+    return stage_inputs.fingerprint(ruleset_version, validated, stage_inputs.code_version("pipeline/scoring"))
+
+
+def last_scoring(con: duckdb.DuckDBPyConnection, kind: str) -> ScoringResult:
+    """The kind's last scoring as the store holds it."""
+    run_id, version = con.execute(
+        "SELECT run_id, ruleset_version FROM scoring_runs WHERE kind = ? ORDER BY scored_at DESC LIMIT 1", [kind]
+    ).fetchone()
+    assets, findings = con.execute(
+        "SELECT (SELECT count(*) FROM scores WHERE kind = $k), (SELECT count(*) FROM findings WHERE kind = $k)",
+        {"k": kind},
+    ).fetchone()
+    levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())
+    return ScoringResult(kind, run_id, version, assets, findings, levels, 0.0)
 
 
 def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
@@ -31,19 +53,32 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         kinds={"duckdb"},
     )
     def _scores(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
-        ruleset = load_ruleset()
         with store.connect() as con:
-            result = score_kind(con, ruleset, kind)
+            inputs = scoring_inputs(con, ruleset_version(RULES_DIR), deps)
+            scored_now = stage_inputs.recorded(con, f"score:{kind}") != inputs
+            if scored_now:
+                ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
+                result = score_kind(con, ruleset, kind)
+                stage_inputs.record(con, f"score:{kind}", inputs)
+            else:  # the same validated records and rules: the findings and scores stand
+                result = last_scoring(con, kind)
             top = top_assets_markdown(con, kind)
-        context.log.info(f"{kind}: {result.assets} assets, {result.findings} findings, levels {result.levels}")
+            n_rules = con.execute(
+                "SELECT count(*) FROM rules WHERE kind = ? AND ruleset_version = ?", [kind, result.ruleset_version]
+            ).fetchone()[0]
+        context.log.info(
+            f"{kind}: {result.assets} assets, {result.findings} findings, levels {result.levels}"
+            + ("" if scored_now else " (inputs unchanged: not scored again)")
+        )
         faults.point(f"scores_{kind}:done")
         return dg.MaterializeResult(
             metadata={
+                "scored_now": scored_now,
                 "ruleset_version": result.ruleset_version,
                 "run_id": result.run_id,
                 "assets": result.assets,
                 "findings": result.findings,
-                "rules": len(ruleset.for_kind(kind)),
+                "rules": n_rules,
                 "levels": dg.MetadataValue.json(result.levels),
                 "top_assets": dg.MetadataValue.md(top),
                 "seconds": round(result.seconds, 3),
@@ -62,10 +97,22 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
     "lowest S first. Table appraisal_worklist and output/worklists/待鉴定清单.xlsx/.csv.",
 )
 def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
-    ruleset = load_ruleset()
+    out = store.out_dir() / "worklists"
     with store.connect() as con:
-        install(con, ruleset.rules_dir)  # the view the worklist reads, as scored
-        result = write_worklist(con, store.out_dir() / "worklists")
+        inputs = stage_inputs.fingerprint(stage_inputs.recorded(con, "score:buildings"),
+                                          stage_inputs.code_version("pipeline/scoring"))  # fmt: skip
+        written_now = stage_inputs.recorded(con, "worklist") != inputs or not all(
+            (out / f"{WORKLIST_NAME}{ext}").is_file() for ext in (".xlsx", ".csv"))  # fmt: skip
+        if written_now:
+            ruleset = load_ruleset()
+            install(con, ruleset.rules_dir)  # the view the worklist reads, as scored
+            result = write_worklist(con, out)
+            stage_inputs.record(con, "worklist", inputs)
+        else:  # the same scores: the table and the files stand
+            rows, legal = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE worklist_class = 1) FROM {WORKLIST_TABLE}"
+            ).fetchone()
+            result = WorklistResult(rows, legal, rows - legal, [out / f"{WORKLIST_NAME}{e}" for e in (".xlsx", ".csv")])
     context.log.info(f"待鉴定清单: {result.rows} buildings ({result.legal} by law, {result.low_score} by low S)")
     return dg.MaterializeResult(
         metadata={
@@ -74,7 +121,8 @@ def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) ->
             "low_screening_score": result.low_score,
             "xlsx": str(result.files[0]),
             "csv": str(result.files[1]),
-            "ruleset_version": ruleset.version,
+            "written_now": written_now,
+            "ruleset_version": ruleset_version(RULES_DIR),
         }
     )
 

@@ -1,0 +1,43 @@
+"""Only new work costs time (issue 14, the per-step half): a run whose inputs did not change validates,
+scores and updates nothing, and says so; a changed input redoes the steps that read it."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tests.conftest import Deployment, csv_bytes, example_row, run_all
+from tests.test_ledger import building
+
+
+def flags(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    """Per step: did it do its work in this run (validated_now / scored_now / updated_now)?"""
+    out = {}
+    for node, key in [*((f"stg_{k}", "validated_now") for k in ("buildings", "bridges")),
+                      *((f"scores_{k}", "scored_now") for k in ("buildings", "bridges")), ("hazard_ledger", "updated_now")]:  # fmt: skip
+        out[node] = result.asset_materializations_for_node(node)[0].metadata[key].value
+    return out
+
+
+def test_a_run_with_nothing_new_does_no_work_and_a_new_file_redoes_only_its_kind(tmp_path, monkeypatch):
+    d = Deployment(tmp_path)
+    d.drop("buildings", "b.csv", csv_bytes("buildings", [building("B-1", appraisal_grade="D"), building("B-2")]))
+    first = run_all(d, publish=False)
+    assert first.success and all(flags(first).values())
+    before = d.query("SELECT kind, asset_id, run_id, score FROM scores ORDER BY ALL")
+    events = d.query("SELECT count(*) FROM hazard_events")
+
+    again = run_all(d, publish=False)
+    assert again.success and not any(flags(again).values())
+    assert d.query("SELECT kind, asset_id, run_id, score FROM scores ORDER BY ALL") == before  # not rescored
+    assert d.query("SELECT count(*) FROM hazard_events") == events
+    stg = again.asset_materializations_for_node("stg_buildings")[0].metadata
+    assert stg["valid"].value == 2 and stg["quarantined"].value == 0  # the figures still reported
+
+    d.drop("bridges", "q.csv", csv_bytes("bridges", [example_row("bridges")]), unit="ZJJ")
+    third = run_all(d, publish=False)
+    assert flags(third) == {"stg_buildings": False, "stg_bridges": True, "scores_buildings": False,
+                            "scores_bridges": True, "hazard_ledger": True}  # fmt: skip
+
+    monkeypatch.setenv("LITONG_TODAY", "2099-01-01")  # a new day: the 'not after today' checks are redone
+    fourth = run_all(d, publish=False)
+    assert flags(fourth)["stg_buildings"] and not flags(fourth)["scores_buildings"]  # same records: same scores
