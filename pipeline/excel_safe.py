@@ -6,28 +6,37 @@ a formula character (= + - @, or their full-width forms that a Chinese input met
 a tab, carriage return, line feed or NUL, or with spaces followed by a formula character (Excel and
 LibreOffice trim leading blanks on import). A text that is just a number ("-12.5") stays as it is,
 and numbers stay numbers: only `str` values are ever changed.
+
+The same rule runs in Python (`safe_cell`) and in DuckDB (the macro `excel_safe_text(x)` that
+`install_excel_safe` generates from the same constants), so a file DuckDB writes by COPY is neutralised
+exactly as one written from Python; a test feeds both the same adversarial texts.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from pipeline.atomic import atomic_path
 
 FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 CONTROL_STARTS = ("\t", "\r", "\n", "\0")
-PLAIN_NUMBER = re.compile(r"[+-]?(\d[\d,]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?")
+# ASCII digits only (re.ASCII): the same in Python's re and in DuckDB's RE2, whose \d is ASCII
+PLAIN_NUMBER = re.compile(r"[+-]?(\d[\d,]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?", re.ASCII)
+# the blanks str.lstrip() removes (U+3000, the ideographic space, among them), spelled out for SQL
+BLANKS = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
 
 
 def is_formula_like(text: str) -> bool:
     """Would a spreadsheet read this text as a formula (or as the start of one)?"""
     if text.startswith(CONTROL_STARTS):
         return True
-    stripped = text.lstrip()
+    stripped = text.lstrip(BLANKS)
     return stripped.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(stripped)
 
 
@@ -36,6 +45,36 @@ def safe_cell(value: object) -> object:
     if isinstance(value, str) and is_formula_like(value):
         return "'" + value
     return value
+
+
+def _sql_text(chars: str | tuple[str, ...]) -> str:
+    """A DuckDB expression for the text made of `chars`: chr(9) || chr(61) … (no quoting; NUL included)."""
+    return " || ".join(f"chr({ord(c)})" for c in chars)
+
+
+def _re2_class(chars: str | tuple[str, ...]) -> str:
+    r"""An RE2 character class of `chars`, each written \x{hex} (nothing to escape)."""
+    return "[" + "".join(f"\\x{{{ord(c):x}}}" for c in chars) + "]"
+
+
+def excel_safe_macro_sql() -> str:
+    """The DuckDB macro `excel_safe_text(x)`: is_formula_like and safe_cell for a VARCHAR, generated from
+    CONTROL_STARTS, BLANKS, FORMULA_STARTS and PLAIN_NUMBER."""
+    control = _re2_class(CONTROL_STARTS)
+    formula = _re2_class(BLANKS) + "*" + _re2_class(FORMULA_STARTS)
+    number = PLAIN_NUMBER.pattern.replace("'", "''")
+    return (
+        "CREATE OR REPLACE TEMP MACRO excel_safe_text(x) AS\n"
+        f"  CASE WHEN regexp_matches(x, '^{control}')\n"
+        f"         OR (regexp_matches(x, '^{formula}')\n"
+        f"             AND NOT regexp_full_match(ltrim(x, {_sql_text(BLANKS)}), '{number}'))\n"
+        "       THEN chr(39) || x ELSE x END"
+    )
+
+
+def install_excel_safe(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates `excel_safe_text(x)` on `con` (a temporary macro: works on a read-only snapshot too)."""
+    con.execute(excel_safe_macro_sql())
 
 
 def neutralise(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import openpyxl
 import pandas as pd
 
 from pipeline import store
-from pipeline.ledger.exports import ledger_rows, summary, write_csv, write_xlsx
+from pipeline.ledger.exports import export_ledger, ledger_rows, summary
 from tests.test_ledger import A_DAMAGE, B_D, building, fb, feedback, survey
 
 # 五落实 of a 重大 hazard (funds, finish date, plan) before it may be 整改中
@@ -21,18 +21,25 @@ def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
     survey(deployment, "2023-1", rows)
     feedback(deployment, "f.csv", [fb(B_D, "整改中", measures="-1+2 加固", person="+张三", **FIVE)])  # 重大: 五落实
     with store.connect(deployment.db) as con:
-        df = ledger_rows(con, dt.date(2023, 9, 1))
-        by_town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1))
-    csv_path = write_csv(df, tmp_path / "l.csv")
+        export = export_ledger(con, dt.date(2023, 9, 1), tmp_path)
+    xlsx, csv_path = export.files[:2]
     raw = csv_path.read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")
     text = raw.decode("utf-8-sig")
     for formula in ("=HYPERLINK", "@SUM", "-1+2", "+张三"):
         assert f"'{formula}" in text
         assert f",{formula}" not in text and f'"{formula}' not in text
-    xlsx = write_xlsx(df, by_town, tmp_path / "l.xlsx")
-    wb = openpyxl.load_workbook(xlsx)
-    assert wb.sheetnames == ["汇总", "房屋建筑", "桥梁", "危险化学品单位", "油气长输管道"]
+    wb = openpyxl.load_workbook(xlsx)  # a small ledger: the district workbook holds the kind sheets too
+    assert wb.sheetnames == [
+        "汇总",
+        "责任单位汇总",
+        "目录",
+        "房屋建筑",
+        "桥梁",
+        "危险化学品单位",
+        "油气长输管道",
+        "说明",
+    ]
     ws = wb["房屋建筑"]
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref
     cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]

@@ -175,15 +175,27 @@ def test_a_kind_bigger_than_a_sheet_is_split_over_numbered_sheets(deployment, tm
     (n,) = deployment.query("SELECT count(*) FROM hazards WHERE kind = 'buildings'")[0]
     monkeypatch.setattr(exports, "EXCEL_MAX_ROWS", 3)  # header + 2 hazards a sheet
     export = _export(deployment, tmp_path)
-    wb = openpyxl.load_workbook(tmp_path / "隐患台账.xlsx")
     sheets = [f"房屋建筑({i})" for i in range(1, -(-n // 2) + 1)]
-    assert wb.sheetnames == ["汇总", *sheets, "桥梁", "危险化学品单位", "油气长输管道", "说明"]
-    numbers = []
-    for title in sheets:
-        ws = wb[title]
-        assert ws.max_row <= 3 and ws.freeze_panes == "A2"
-        assert [c.value for c in ws[1]] == list(exports.LEDGER_COLUMNS.values())
-        assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(ws.max_column)}{ws.max_row}"
-        numbers += [row[0].value for row in ws.iter_rows(min_row=2)]
-    assert numbers == sorted(numbers) and len(numbers) == n == export.hazards
+    district = openpyxl.load_workbook(tmp_path / "隐患台账.xlsx")  # a small ledger: the kinds are here too
+    assert district.sheetnames == [
+        "汇总",
+        "责任单位汇总",
+        "目录",
+        *sheets,
+        "桥梁",
+        "危险化学品单位",
+        "油气长输管道",
+        "说明",
+    ]
+    town = openpyxl.load_workbook(tmp_path / "乡镇" / "隐患台账_金积镇.xlsx")  # every hazard is in 金积镇
+    assert town.sheetnames == [*sheets, "桥梁", "危险化学品单位", "油气长输管道", "说明"]
+    for wb in (district, town):
+        numbers = []
+        for title in sheets:
+            ws = wb[title]
+            assert ws.max_row <= 3 and ws.freeze_panes == "A2"
+            assert [c.value for c in ws[1]] == list(exports.LEDGER_COLUMNS.values())
+            assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(ws.max_column)}{ws.max_row}"
+            numbers += [row[0].value for row in ws.iter_rows(min_row=2)]
+        assert numbers == sorted(numbers) and len(numbers) == n == export.hazards
     assert [r["隐患编号"] for r in _csv(tmp_path / "隐患台账.csv")] == numbers  # the CSV has no row limit

@@ -17,7 +17,7 @@ from pipeline import faults, store
 from pipeline.excel_safe import neutralise, safe_cell, write_safe_csv
 from pipeline.intake import blank_templates
 from pipeline.intake.schema import load_template
-from pipeline.ledger.exports import export_ledger, ledger_rows, write_xlsx
+from pipeline.ledger.exports import export_ledger, write_sheet
 from pipeline.publish.briefing import write_briefing
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs
@@ -91,21 +91,27 @@ def test_formulas_in_names_end_neutralised_in_top_assets_ledger_csv_and_xlsx(hos
         assert "'=HYPERLINK(" in text and f"'{CMD}" in text
         assert ",=HYPERLINK" not in text and '"=HYPERLINK' not in text and f",{CMD}" not in text
     assert pd.read_csv(chart.csv, encoding="utf-8-sig")["名称"].tolist() == ["'" + HYPERLINK, "'" + CMD]
-    strings = _xlsx_strings(tmp_path / "ledger" / "隐患台账.xlsx")
-    assert "'" + HYPERLINK in strings and "'" + CMD in strings
-    assert not any(s.lstrip().startswith(("=", "+", "-", "@")) for s in strings)
-    assert [p.name for p in export.files] == ["隐患台账.xlsx", "隐患台账.csv", "乡镇汇总.csv", "责任单位汇总.csv"]
+    for workbook in (export.files[0], *export.files[5:]):  # the district's, the town's and the unit's
+        strings = _xlsx_strings(workbook)
+        assert "'" + HYPERLINK in strings and "'" + CMD in strings
+        assert not any(s.lstrip().startswith(("=", "+", "-", "@")) for s in strings)
+    assert [p.relative_to(tmp_path / "ledger").as_posix() for p in export.files] == [
+        "隐患台账.xlsx", "隐患台账.csv", "隐患台账.parquet", "乡镇汇总.csv", "责任单位汇总.csv",
+        "乡镇/隐患台账_金积镇.xlsx", "责任单位/隐患台账_T100.xlsx"]  # fmt: skip
 
 
 def test_xlsx_keeps_negative_numbers_as_numbers(hostile, tmp_path):
+    hostile.query("UPDATE hazards SET lon = -106.25 WHERE asset_id = 'JZ-A'")
     with store.connect(hostile.db) as con:
-        rows = ledger_rows(con, AS_OF)
-        by_town = con.execute('SELECT -1 AS "差值", \'-1+cmd\' AS "说明"').df()
-    rows.loc[0, "lon"] = -106.25
-    wb = openpyxl.load_workbook(write_xlsx(rows, by_town, tmp_path / "l.xlsx"))
-    assert [c.value for c in wb["汇总"][2]] == [-1, "'-1+cmd"]
-    lon_col = [c.value for c in wb["房屋建筑"][1]].index("经度")
-    assert wb["房屋建筑"][2][lon_col].value == -106.25
+        export_ledger(con, AS_OF, tmp_path / "ledger")
+    for path in (tmp_path / "ledger" / "隐患台账.xlsx", tmp_path / "ledger" / "乡镇" / "隐患台账_金积镇.xlsx"):
+        ws = openpyxl.load_workbook(path)["房屋建筑"]
+        lon_col = [c.value for c in ws[1]].index("经度")
+        assert min(row[lon_col].value for row in ws.iter_rows(min_row=2)) == -106.25  # a number, not text
+    wb = Workbook(write_only=True)
+    write_sheet(wb, "汇总", ["差值", "说明"], [[-1, "-1+cmd"]], [None])
+    wb.save(tmp_path / "s.xlsx")
+    assert [c.value for c in openpyxl.load_workbook(tmp_path / "s.xlsx")["汇总"][2]] == [-1, "'-1+cmd"]
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -116,8 +122,8 @@ def test_a_failure_half_way_through_the_ledger_csv_leaves_the_previous_file_whol
     out = tmp_path / "ledger"
     with store.connect(hostile.db) as con:
         export_ledger(con, AS_OF, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    assert len(before["隐患台账.csv"].splitlines()) == 3  # header and two hazards
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert len(before[Path("隐患台账.csv")].splitlines()) == 3  # header and two hazards
 
     seen: list[list[str]] = []
 
@@ -130,7 +136,8 @@ def test_a_failure_half_way_through_the_ledger_csv_leaves_the_previous_file_whol
     with store.connect(hostile.db) as con, pytest.raises(RuntimeError, match="half-way"):
         export_ledger(con, dt.date(2024, 9, 1), out)  # a later date: every cell of 逾期天数 would change
     assert len(seen) == 1 and len(seen[0]) == 1 and len(seen[0][0].splitlines()) == 2  # header + half of 2 rows
-    assert (out / "隐患台账.csv").read_bytes() == before["隐患台账.csv"]
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before  # every file as it was: the CSV, the workbooks, the manifest
     assert _leftovers(out) == []
 
 

@@ -3,7 +3,7 @@
 hazard_ledger        brings the ledger up to date with the latest scores (one transaction)
 ledger_quake_damage  takes the units' 灾情反馈 after an earthquake; damage opens 震损 hazards; receipts
 ledger_feedback      validates and applies the units' feedback files, writes their receipts
-ledger_exports   the ledger as XLSX and CSV, summaries per town and per unit
+ledger_exports   the ledger as XLSX per town and per unit, CSV and Parquet, summaries per town and per unit
 """
 
 import dagster as dg
@@ -12,7 +12,7 @@ import duckdb
 from pipeline import faults, stage_inputs
 from pipeline.clock import district_today
 from pipeline.ledger import quake_damage
-from pipeline.ledger.exports import export_ledger
+from pipeline.ledger.exports import PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 from pipeline.ledger.model import ensure_ledger_schema
 from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
@@ -98,14 +98,18 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
 
 
 @dg.asset(group_name="ledger", deps=[ledger_feedback],
-          description="The ledger as XLSX (sheet per asset kind) and Excel-safe CSV, with summaries.")  # fmt: skip
+          description="The ledger: a workbook per town and per unit (only those that changed are rewritten), "
+                      "the district's summary workbook, the full ledger as Excel-safe CSV and Parquet.")  # fmt: skip
 def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
         result = export_ledger(con, district_today(), store.out_dir() / "ledger")
     by_town = result.by_town
+    counts = {f"{by}_files_{what}": sum(p.parent.name == folder for p in paths)
+              for by, folder in PART_FOLDERS.items()
+              for what, paths in (("written", result.written), ("skipped", result.skipped))}  # fmt: skip
     return dg.MaterializeResult(
-        metadata={"hazards": result.hazards, "overdue": result.overdue,
-                  "xlsx": str(result.files[0]), "csv": str(result.files[1]),
+        metadata={"hazards": result.hazards, "overdue": result.overdue, **counts,
+                  "xlsx": str(result.files[0]), "csv": str(result.files[1]), "parquet": str(result.files[2]),
                   "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
     )  # fmt: skip
 

@@ -1,15 +1,25 @@
-"""The ledger for people: summary tables per town and per unit, XLSX and Excel-safe CSV exports.
+"""The ledger for people: summary tables per town and per unit, XLSX, Excel-safe CSV and Parquet exports.
 
 Overdue (逾期) is derived here, as of a date, never stored: an open hazard in 待整改 or 整改中
 whose deadline (or recorded extension) has passed. 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
+
+Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table;
+the full CSV and Parquet are written from it by DuckDB COPY (text through the SQL form of the one
+neutraliser), and the XLSX files are one per town and one per responsible unit, each streamed from a query
+of its own rows (memory stays bounded), rewritten only when what they show changed (a fingerprint per
+file in exports_manifest.json). 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import re
+import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -18,9 +28,10 @@ import pandas as pd
 from pipeline import faults
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
-from pipeline.excel_safe import safe_cell, write_safe_csv
+from pipeline.excel_safe import install_excel_safe, safe_cell, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
+from pipeline.manifest import Manifest
 
 KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
 LEDGER_COLUMNS = {
@@ -36,10 +47,24 @@ LEDGER_COLUMNS = {
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
-EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("乡镇汇总", ".csv"), ("责任单位汇总", ".csv")]
+EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
+                ("责任单位汇总", ".csv")]  # fmt: skip
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
 EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included: a bigger kind takes several sheets
 RATE_COLUMN, RATE_FORMAT, PERCENT_FORMAT = "整改率", ".1%", "0.0%"  # 12.5% in the CSV, a percent cell in the XLSX
+# Up to this many hazards the district workbook also holds the per-kind sheets (as before issue 14): a
+# clerk of a small district opens one file. Above it, the per-kind rows are in the town and unit files only
+# (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
+SMALL_LEDGER_ROWS = 100_000
+EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
+MANIFEST_NAME = "exports_manifest.json"
+PART_FOLDERS = {"town": "乡镇", "unit": "责任单位"}
+PART_KEYS = {"town": "town_part", "unit": "unit_part"}  # '' for a town or unit not in the reference tables
+UNKNOWN_PARTS = {"town": "乡镇不明", "unit": "未明确单位"}
+FILE_CODE = r"[0-9A-Za-z]{1,40}"  # a unit code that may name a file (district codes, credit codes)
+NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]|^\.')
+PARTS_LAYOUT = "1"  # change it when the town/unit workbooks' layout changes: every one is written again
+BOM = "\ufeff".encode()
 
 
 def _register_reference(con: duckdb.DuckDBPyConnection) -> None:
@@ -127,7 +152,21 @@ class LedgerExport:
     hazards: int
     overdue: int
     by_town: pd.DataFrame
-    files: list[Path]
+    files: list[Path]  # 隐患台账.xlsx, .csv, .parquet, 乡镇汇总.csv, 责任单位汇总.csv, then the town and unit files
+    written: list[Path] = field(default_factory=list)  # town and unit files written by this export
+    skipped: list[Path] = field(default_factory=list)  # … and those left as they were (nothing they show changed)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One town's or one responsible unit's workbook."""
+
+    by: str  # "town" or "unit"
+    key: str  # town or unit code; '' for the hazards of no town (unit) in the reference tables
+    label: str  # 金积镇, T100（金积镇人民政府）
+    rel: str  # its path under the parts folder: 乡镇/隐患台账_金积镇.xlsx
+    hazards: int
+    fingerprint: str
 
 
 def export_ledger(
@@ -138,33 +177,245 @@ def export_ledger(
     table: str = "hazards",
     period_days: int = 30,
 ) -> LedgerExport:
-    """隐患台账.xlsx/.csv and the summaries per town and per unit (new/closed over the last `period_days`),
-    as of `as_of`, named 隐患台账{suffix}.xlsx etc. The one export both the Dagster asset and the CLI use."""
+    """隐患台账.xlsx (summaries and 目录), .csv and .parquet (every hazard), the summaries per town and per unit
+    (new/closed over the last `period_days`) and one workbook per town and per unit, as of `as_of`, named
+    隐患台账{suffix}.xlsx etc. The town and unit workbooks are in 乡镇/ and 责任单位/ under `out_dir`, or under
+    `out_dir`/隐患台账{suffix}/ when a suffix is given (an as-of export keeps its own set). The one export
+    both the Dagster asset and the CLI use."""
     period_start = as_of - dt.timedelta(days=period_days)
-    rows = ledger_rows(con, as_of, table)
-    by_town = summary(con, "town", as_of, period_start, table)
-    by_unit = summary(con, "unit", as_of, period_start, table)
-    paths = [
-        out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES
-    ]  # atomic_path clears a killed writer's temps
-    write_xlsx(rows, by_town, paths[0], as_of_text=as_of_label(as_of))
-    write_csv(rows, paths[1])
-    write_summary_csv(by_town, paths[2])
-    write_summary_csv(by_unit, paths[3])
-    return LedgerExport(len(rows), int(rows["overdue_days"].notna().sum()), by_town, paths)
+    as_of_text, max_rows = as_of_label(as_of), EXCEL_MAX_ROWS
+    paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]  # atomic_path clears stale temps
+    parts_dir = out_dir / f"隐患台账{suffix}" if suffix else out_dir
+    try:
+        hazards, overdue = _materialise(con, as_of, table)
+        by_town = summary(con, "town", as_of, period_start, table)
+        by_unit = summary(con, "unit", as_of, period_start, table)
+        write_ledger_csv(con, paths[1], hazards)
+        write_ledger_parquet(con, paths[2])
+        write_summary_csv(by_town, paths[3])
+        write_summary_csv(by_unit, paths[4])
+        parts = ledger_parts(con, as_of_text, max_rows)
+        written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows)
+        catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
+        write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows,
+                                with_kinds=hazards <= SMALL_LEDGER_ROWS)  # fmt: skip
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {EXPORT_TABLE}")
+    files = paths + [parts_dir / p.rel for p in parts]
+    return LedgerExport(hazards, overdue, by_town, files, written, skipped)
 
 
-def _display(df: pd.DataFrame, dates: str = "text") -> pd.DataFrame:
-    """The ledger's columns under their Chinese names, missing values as None. Dates as the clerk reads them:
-    `dates="text"` gives 2023-05-11 (the CSV), `dates="date"` gives datetime.date (a date cell in the XLSX)."""
-    out = df[list(LEDGER_COLUMNS)].rename(columns=LEDGER_COLUMNS)
-    out = out.astype(object).where(out.notna(), None)
-    for i, column in enumerate(df[list(LEDGER_COLUMNS)].columns):
-        values = df[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            shown = values.dt.strftime("%Y-%m-%d") if dates == "text" else values.dt.date
-            out.isetitem(i, shown.astype(object).where(values.notna(), None))
-    return out
+def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> tuple[int, int]:
+    """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
+    order, the file keys (town_part, unit_part), the level and the displayed columns. Returns
+    (hazards, overdue)."""
+    _register_reference(con)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {EXPORT_TABLE} AS
+        SELECT row_number() OVER (ORDER BY kind, town_code, hazard_no) AS rn, kind, risk_level,
+               CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
+               CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
+                    THEN responsible_unit ELSE '' END AS unit_part,
+               {", ".join(LEDGER_COLUMNS)}
+        FROM ({ledger_sql(table)})
+        ORDER BY rn""",
+        {"as_of": as_of},
+    )
+    ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
+    return int(hazards), int(overdue)
+
+
+# --- the whole ledger as CSV and Parquet, by DuckDB COPY -------------------------------------------------
+
+
+def _sql_path(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _displayed_columns(con: duckdb.DuckDBPyConnection, neutralised: bool) -> str:
+    """The SELECT list of the ledger's columns under their Chinese names; with `neutralised`, every text
+    column through excel_safe_text (the SQL form of safe_cell)."""
+    types = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {EXPORT_TABLE})").fetchall())
+    shown = []
+    for column, header in LEDGER_COLUMNS.items():
+        value = f"excel_safe_text({column})" if neutralised and types[column] == "VARCHAR" else column
+        shown.append(f'{value} AS "{header}"')
+    return ", ".join(shown)
+
+
+def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, hazards: int) -> Path:
+    """Every hazard as CSV, written by DuckDB COPY: UTF-8 with BOM (Excel opens it as Chinese), the Chinese
+    headers, every text cell neutralised, dates as 2023-05-11, numbers as numbers. Written to a temporary
+    file and renamed: the BOM, then the first half of the rows (COPY to a part file, appended), the fault
+    point `ledger_exports:mid`, then the second half."""
+    install_excel_safe(con)
+    columns = _displayed_columns(con, neutralised=True)
+    half = hazards // 2
+    with atomic_path(path) as tmp:
+        part = tmp.with_name(tmp.name + ".part")  # matched by atomic_path's stale-temp clean-up
+        try:
+            with open(tmp, "wb") as out:
+                out.write(BOM)
+                for where, header in ((f"rn <= {half}", "true"), (f"rn > {half}", "false")):
+                    if header == "false":
+                        out.flush()
+                        faults.point("ledger_exports:mid")
+                    con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE {where} ORDER BY rn) "
+                                f"TO {_sql_path(part)} (FORMAT csv, HEADER {header})")  # fmt: skip
+                    with open(part, "rb") as f:
+                        shutil.copyfileobj(f, out, 16 << 20)
+        finally:
+            part.unlink(missing_ok=True)
+    return path
+
+
+def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
+    """Every hazard as Parquet for analysts: the CSV's columns and Chinese headers, typed (dates, numbers)
+    and as recorded (not neutralised: Parquet is read by programs, which run no formulas)."""
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE} ORDER BY rn) "
+                    f"TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
+    return path
+
+
+# --- one workbook per town and per responsible unit ---------------------------------------------------
+
+
+def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int) -> list[Part]:
+    """The town and unit workbooks with hazards, named from the reference tables (a town's name, a unit's
+    code), each with a fingerprint of what it shows: its displayed rows (overdue days included, so as of the
+    date), their levels, the as-of label, the sheet size and the layout."""
+    town_names, unit_names = towns(), {c: u["unit_name"] for c, u in units().items()}
+    cols = ", ".join(LEDGER_COLUMNS)
+    parts = []
+    for by, key_column in PART_KEYS.items():
+        groups = con.execute(
+            f"""SELECT {key_column}, count(*), sum(hash(l)::HUGEINT)::VARCHAR, bit_xor(hash(l))::VARCHAR
+            FROM (SELECT {key_column}, risk_level, {cols} FROM {EXPORT_TABLE}) l GROUP BY ALL ORDER BY 1"""
+        ).fetchall()
+        for key, n, hash_sum, hash_xor in groups:
+            if not key:
+                label = name = UNKNOWN_PARTS[by]
+            elif by == "town":
+                label = name = town_names[key]
+            else:
+                label, name = f"{key}（{unit_names[key]}）", key
+            if NOT_IN_FILE_NAMES.search(name):
+                raise ValueError(f"参考表中的名称不能作文件名：{name!r}")
+            shown = [PARTS_LAYOUT, list(LEDGER_COLUMNS.values()), max_rows, as_of_text, label, n, hash_sum, hash_xor]
+            fingerprint = hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
+            parts.append(Part(by, key, label, f"{PART_FOLDERS[by]}/隐患台账_{name}.xlsx", int(n), fingerprint))
+    return parts
+
+
+def write_parts(
+    con: duckdb.DuckDBPyConnection, parts: list[Part], parts_dir: Path, as_of_text: str, max_rows: int
+) -> tuple[list[Path], list[Path]]:
+    """Writes the town and unit workbooks whose fingerprint changed (or whose file is missing or was changed
+    by hand), removes those of towns and units that no longer have hazards, and records the fingerprints.
+    Returns (written, skipped)."""
+    manifest = Manifest.load(parts_dir / MANIFEST_NAME)
+    written, skipped = [], []
+    for part in parts:
+        path = parts_dir / part.rel
+        if manifest.is_current(part.rel, part.fingerprint):
+            skipped.append(path)
+            continue
+        write_part_workbook(con, part, path, as_of_text, max_rows)
+        manifest.record(part.rel, part.fingerprint)
+        written.append(path)
+    for rel in set(manifest.entries) - {p.rel for p in parts}:  # only files this export wrote before
+        (parts_dir / rel).unlink(missing_ok=True)
+        manifest.forget(rel)
+    manifest.save()
+    return written, skipped
+
+
+def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, as_of_text: str, max_rows: int) -> Path:
+    """One town's or unit's hazards: a sheet per asset kind (split at `max_rows`), then 说明."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    wb.properties.title = f"利通区地震风险隐患台账 {part.label}（{as_of_text}）"
+    write_kind_sheets(wb, con, f"{PART_KEYS[part.by]} = ?", [part.key], max_rows)
+    scope = {"town": "乡镇", "unit": "责任单位"}[part.by]
+    write_notes_sheet(wb, as_of_text, [["范围", f"{scope}：{part.label}"], ["隐患数", part.hazards]])
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+    return path
+
+
+def write_kind_sheets(wb, con: duckdb.DuckDBPyConnection, where: str, params: list, max_rows: int) -> None:
+    """One sheet per asset kind of the rows of EXPORT_TABLE that match `where`, in the ledger's order,
+    streamed from DuckDB a chunk at a time. A kind with more rows than a sheet holds (`max_rows` with the
+    header: Excel's is 1,048,576) is split into 房屋建筑(1), 房屋建筑(2) …"""
+    counts = dict(
+        con.execute(f"SELECT kind, count(*) FROM {EXPORT_TABLE} WHERE {where} GROUP BY kind", params).fetchall()
+    )
+    per_sheet = max_rows - 1
+    for kind, kind_zh in KIND_ZH.items():
+        n = counts.get(kind, 0)
+        n_sheets = max(1, -(-n // per_sheet))
+        for i in range(n_sheets):
+            cursor = con.execute(
+                f"""SELECT {", ".join(LEDGER_COLUMNS)}, risk_level FROM {EXPORT_TABLE}
+                WHERE {where} AND kind = ? ORDER BY rn LIMIT {per_sheet} OFFSET {i * per_sheet}""",
+                [*params, kind],
+            )
+            title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
+            write_levelled_sheet(wb, title, list(LEDGER_COLUMNS.values()), _fetch(cursor),
+                                 n_rows=min(per_sheet, n - i * per_sheet))  # fmt: skip
+
+
+def _fetch(cursor: duckdb.DuckDBPyConnection, chunk: int = 10_000) -> Iterator[tuple[Sequence, str | None]]:
+    """(values, level) of each row of a query whose last column is the level, a chunk at a time."""
+    while batch := cursor.fetchmany(chunk):
+        for row in batch:
+            yield row[:-1], row[-1]
+
+
+# --- the district workbook ----------------------------------------------------------------------------
+
+
+def write_district_workbook(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    by_town: pd.DataFrame,
+    by_unit: pd.DataFrame,
+    catalogue: list[tuple[Part, str]],
+    as_of_text: str,
+    max_rows: int,
+    with_kinds: bool,
+) -> Path:
+    """汇总 (per town, 整改率 a percent cell), 责任单位汇总, 目录 (a row and a working link per town and unit
+    workbook, `catalogue` pairs each with its path relative to this workbook), the per-kind sheets when
+    `with_kinds` (a small ledger), then 说明."""
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    wb.properties.title = f"利通区地震风险隐患台账（{as_of_text}）"
+    for title, df in (("汇总", by_town), ("责任单位汇总", by_unit)):
+        rows = df.astype(object).where(df.notna(), None).values.tolist()
+        formats = {i: PERCENT_FORMAT for i, c in enumerate(df.columns) if c == RATE_COLUMN}
+        write_sheet(wb, title, list(df.columns), rows, [None] * len(rows), formats)
+    kinds = {"town": "乡镇", "unit": "责任单位"}
+    entries = [[kinds[p.by], p.key or None, p.label, p.hazards, rel] for p, rel in catalogue]
+    write_sheet(wb, "目录", ["类别", "代码", "名称", "隐患数", "文件"], entries, [None] * len(entries), links={4})
+    if with_kinds:
+        write_kind_sheets(wb, con, "true", [], max_rows)
+    details = "本工作簿含各类别明细" if with_kinds else f"隐患超过{SMALL_LEDGER_ROWS:,}项，本工作簿不含明细"
+    write_notes_sheet(wb, as_of_text, [["明细", f"{details}；各乡镇、各责任单位的明细见“目录”所列文件，"
+                                               "全区明细见同目录的隐患台账.csv和隐患台账.parquet"]])  # fmt: skip
+    with atomic_path(path) as tmp:
+        wb.save(tmp)
+    return path
+
+
+def write_notes_sheet(wb, as_of_text: str, more: list[list] | None = None) -> None:
+    """说明: the date the ledger stands at (样例数据，截至… on the sample), how overdue is counted, the source."""
+    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
+            ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"], *(more or [])]  # fmt: skip
+    write_sheet(wb, "说明", ["项目", "内容"], rows, [None] * len(rows))
 
 
 def _summary_display(df: pd.DataFrame) -> pd.DataFrame:
@@ -180,48 +431,7 @@ def write_summary_csv(df: pd.DataFrame, path: Path) -> Path:
     return write_safe_csv(_summary_display(df), path)
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """UTF-8 with BOM (Excel opens it as Chinese), every text cell neutralised against formulas, dates as
-    2023-05-11, written to a temporary file and renamed; the fault point `ledger_exports:mid` is half-way
-    through the rows."""
-    return write_safe_csv(_display(df), path, midway=lambda: faults.point("ledger_exports:mid"))
-
-
-def write_xlsx(df: pd.DataFrame, by_town: pd.DataFrame, path: Path, as_of_text: str | None = None) -> Path:
-    """A summary sheet (整改率 a percent cell), then one sheet per asset kind: frozen header, filters, colour
-    by level, dates as date cells (yyyy-mm-dd). A kind with more rows than a sheet holds (Excel: 1,048,576
-    with the header) is split into 房屋建筑(1), 房屋建筑(2) …
-
-    Streaming: openpyxl's write-only mode writes each row as it comes (styling cells in normal mode is
-    quadratic), and the rows are converted a chunk at a time, never the whole ledger at once."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    summary_rows = by_town.astype(object).where(by_town.notna(), None).values.tolist()
-    formats = {i: PERCENT_FORMAT for i, c in enumerate(by_town.columns) if c == RATE_COLUMN}
-    write_sheet(wb, "汇总", list(by_town.columns), summary_rows, [None] * len(summary_rows), formats)
-    per_sheet = EXCEL_MAX_ROWS - 1
-    for kind, kind_zh in KIND_ZH.items():
-        part = df[df["kind"] == kind]
-        n_sheets = max(1, -(-len(part) // per_sheet))
-        for i in range(n_sheets):
-            rows = part.iloc[i * per_sheet : (i + 1) * per_sheet]
-            title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
-            write_sheet(wb, title, list(LEDGER_COLUMNS.values()), _display_rows(rows), list(rows["risk_level"]),
-                         n_rows=len(rows))  # fmt: skip
-    if as_of_text:  # the date the ledger stands at (样例数据，截至… on the sample): title and a last sheet
-        wb.properties.title = f"利通区地震风险隐患台账（{as_of_text}）"
-        write_sheet(wb, "说明", ["项目", "内容"], [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
-                     ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"]], [None] * 3)  # fmt: skip
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
-    return path
-
-
-def _display_rows(df: pd.DataFrame, chunk: int = 50_000) -> Iterator[list]:
-    """The displayed rows of `df` (dates as dates), converted a chunk at a time."""
-    for start in range(0, len(df), chunk):
-        yield from _display(df.iloc[start : start + chunk], dates="date").itertuples(index=False, name=None)
+# --- streamed sheets ----------------------------------------------------------------------------------
 
 
 def write_sheet(
@@ -232,10 +442,29 @@ def write_sheet(
     levels: list[str | None],
     formats: dict[int, str] | None = None,
     n_rows: int | None = None,
+    links: set[int] | None = None,
 ) -> None:
-    """One sheet, streamed: bold frozen header, filters over the rows, the level's colour on a few columns
-    (whole-row fills are slow), `formats` (column index -> number format) on those columns' cells. Dates
-    need no format of their own: openpyxl writes a date as a yyyy-mm-dd cell."""
+    """One sheet of `rows`, each coloured by its level in `levels` (see write_levelled_sheet)."""
+    n_rows = len(levels) if n_rows is None else n_rows
+    write_levelled_sheet(wb, title, header, zip(rows, levels, strict=True), n_rows, formats, links)
+
+
+def write_levelled_sheet(
+    wb,
+    title: str,
+    header: list[str],
+    rows: Iterable[tuple[Sequence, str | None]],
+    n_rows: int,
+    formats: dict[int, str] | None = None,
+    links: set[int] | None = None,
+) -> None:
+    """One sheet, streamed, of (values, level) rows: bold frozen header, filters over the `n_rows` rows, the
+    level's colour on a few columns (whole-row fills are slow), `formats` (column index -> number format)
+    on those columns' cells, the text of the `links` columns as a link to that (relative) path, every text
+    through safe_cell. Dates need no format of their own: openpyxl writes a date as a yyyy-mm-dd cell.
+
+    Speed: openpyxl's write-only mode writes each row as it comes; a styled cell is made once per column
+    and level and given each row's value (the row is written before the next one is appended)."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
@@ -244,32 +473,37 @@ def write_sheet(
     ws.freeze_panes = "A2"
     for i in range(1, len(header) + 1):
         ws.column_dimensions[get_column_letter(i)].width = 14
-    n_rows = len(levels) if n_rows is None else n_rows
     if n_rows:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(header))}{n_rows + 1}"
-    bold = Font(bold=True)
+    bold, link_font = Font(bold=True), Font(color="0563C1", underline="single")
     fills = {lv: PatternFill("solid", fgColor=colour) for lv, colour in LEVEL_FILL.items()}
-    formats = formats or {}
+    formats, links = formats or {}, links or set()
 
-    def cell(value, font=None, fill=None, number_format=None):
-        c = WriteOnlyCell(ws, value=safe_cell(value) if isinstance(value, str) else value)
-        if font:
-            c.font = font
+    def styled(fill=None, number_format=None, font=None) -> WriteOnlyCell:
+        c = WriteOnlyCell(ws)
         if fill:
             c.fill = fill
         if number_format:
             c.number_format = number_format
+        if font:
+            c.font = font
         return c
 
-    ws.append([cell(h, font=bold) for h in header])
+    heads = [styled(font=bold) for _ in header]
+    for c, h in zip(heads, header, strict=True):
+        c.value = safe_cell(h)
+    ws.append(heads)
     coloured = {i for i, h in enumerate(header) if h in COLOURED_COLUMNS}
-    styled = coloured | set(formats)
-    for row, level in zip(rows, levels, strict=True):
-        fill = fills.get(level)
-        if not fill and not formats:
-            ws.append([safe_cell(v) for v in row])
-            continue
-        ws.append([
-            cell(v, fill=fill if i in coloured else None, number_format=formats.get(i)) if i in styled else safe_cell(v)
-            for i, v in enumerate(row)
-        ])  # fmt: skip
+    cells = {(i, lv): styled(fill=fill) for i in coloured for lv, fill in fills.items()}  # made once
+    cells |= {(i, None): styled(number_format=f) for i, f in formats.items()}
+    for row, level in rows:
+        values = [safe_cell(v) for v in row]
+        for i in coloured if level in fills else ():
+            cells[i, level].value, values[i] = values[i], cells[i, level]
+        for i in formats:
+            cells[i, None].value, values[i] = values[i], cells[i, None]
+        for i in links:
+            if values[i] is not None:
+                link = styled(font=link_font)
+                link.value, link.hyperlink, values[i] = values[i], row[i], link
+        ws.append(values)
