@@ -10,15 +10,16 @@ import dagster as dg
 import duckdb
 
 from pipeline import faults, stage_inputs
-from pipeline.clock import district_today
+from pipeline.clock import as_of_label, district_today
 from pipeline.ledger import quake_damage
-from pipeline.ledger.exports import PART_FOLDERS, export_ledger
+from pipeline.ledger.exports import EXPORT_FILES, PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
-from pipeline.ledger.model import ensure_ledger_schema
+from pipeline.ledger.model import WITHDRAWN, ensure_ledger_schema
 from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
-from pipeline.paths import REFERENCE_DIR
+from pipeline.paths import REFERENCE_DIR, RULES_DIR
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
+from pipeline.scoring.ruleset import ruleset_version
 
 
 def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
@@ -97,18 +98,39 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
     )  # fmt: skip
 
 
+def exports_inputs(con: duckdb.DuckDBPyConnection) -> str:
+    """The ledger as it stands (its last event and size), the rule set (titles and citations), the day (overdue
+    days, the as-of label), the names of towns and units, and the ledger code."""
+    last_event, hazards = con.execute(
+        "SELECT (SELECT max(seq) FROM hazard_events), (SELECT count(*) FROM hazards)"
+    ).fetchone()
+    return stage_inputs.fingerprint(
+        last_event, hazards, ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
+        stage_inputs.files_version(REFERENCE_DIR / "units.csv", REFERENCE_DIR / "towns.csv"),
+        stage_inputs.code_version("pipeline/ledger"),
+    )  # fmt: skip
+
+
 @dg.asset(group_name="ledger", deps=[ledger_feedback],
           description="The ledger: a workbook per town and per unit (only those that changed are rewritten), "
                       "the district's summary workbook, the full ledger as Excel-safe CSV and Parquet.")  # fmt: skip
 def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
+    out = store.out_dir() / "ledger"
     with store.connect() as con:
-        result = export_ledger(con, district_today(), store.out_dir() / "ledger")
+        inputs = exports_inputs(con)
+        if stage_inputs.recorded(con, "exports") == inputs and all(
+            (out / f"{name}{ext}").is_file() for name, ext in EXPORT_FILES
+        ):  # the same ledger on the same day: every file stands (each town's file is checked on a change)
+            hazards = con.execute(f"SELECT count(*) FROM hazards WHERE status <> '{WITHDRAWN}'").fetchone()[0]
+            return dg.MaterializeResult(metadata={"exported_now": False, "hazards": hazards})
+        result = export_ledger(con, district_today(), out)
+        stage_inputs.record(con, "exports", inputs)
     by_town = result.by_town
     counts = {f"{by}_files_{what}": sum(p.parent.name == folder for p in paths)
               for by, folder in PART_FOLDERS.items()
               for what, paths in (("written", result.written), ("skipped", result.skipped))}  # fmt: skip
     return dg.MaterializeResult(
-        metadata={"hazards": result.hazards, "overdue": result.overdue, **counts,
+        metadata={"exported_now": True, "hazards": result.hazards, "overdue": result.overdue, **counts,
                   "xlsx": str(result.files[0]), "csv": str(result.files[1]), "parquet": str(result.files[2]),
                   "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
     )  # fmt: skip
