@@ -22,7 +22,7 @@ import duckdb
 from pipeline.paths import PROJECT_ROOT
 
 STAGE_INPUTS_DDL = """CREATE TABLE IF NOT EXISTS stage_inputs (
-    step VARCHAR PRIMARY KEY, fingerprint VARCHAR, recorded_at TIMESTAMP)"""
+    step VARCHAR PRIMARY KEY, fingerprint VARCHAR, recorded_at TIMESTAMP, detail VARCHAR)"""
 
 
 def fingerprint(*parts: object) -> str:
@@ -52,21 +52,34 @@ def files_version(*paths: Path) -> str:
     return h.hexdigest()[:32]
 
 
-def recorded(con: duckdb.DuckDBPyConnection, step: str) -> str | None:
+def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(STAGE_INPUTS_DDL)
+    con.execute("ALTER TABLE stage_inputs ADD COLUMN IF NOT EXISTS detail VARCHAR")  # stores made before it
+
+
+def recorded(con: duckdb.DuckDBPyConnection, step: str) -> str | None:
+    _ensure(con)
     row = con.execute("SELECT fingerprint FROM stage_inputs WHERE step = ?", [step]).fetchall()
     return row[0][0] if row else None
 
 
-def record(con: duckdb.DuckDBPyConnection, step: str, fp: str) -> None:
-    con.execute(STAGE_INPUTS_DDL)
+def record(con: duckdb.DuckDBPyConnection, step: str, fp: str, detail: dict | None = None) -> None:
+    """The fingerprint the step's result was computed from, and what it reported then (`detail`, JSON: a
+    step that does no work next time reports the same figures and checks)."""
+    _ensure(con)
     con.execute(
-        "INSERT OR REPLACE INTO stage_inputs VALUES (?, ?, now()::TIMESTAMP)",
-        [step, fp],
+        "INSERT OR REPLACE INTO stage_inputs VALUES (?, ?, now()::TIMESTAMP, ?)",
+        [step, fp, None if detail is None else json.dumps(detail, ensure_ascii=False, default=str)],
     )
+
+
+def recorded_detail(con: duckdb.DuckDBPyConnection, step: str) -> dict | None:
+    _ensure(con)
+    row = con.execute("SELECT detail FROM stage_inputs WHERE step = ?", [step]).fetchall()
+    return json.loads(row[0][0]) if row and row[0][0] else None
 
 
 def forget(con: duckdb.DuckDBPyConnection, step: str) -> None:
     """Make the step redo its work next time (its result was changed behind its back)."""
-    con.execute(STAGE_INPUTS_DDL)
+    _ensure(con)
     con.execute("DELETE FROM stage_inputs WHERE step = ?", [step])

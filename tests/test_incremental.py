@@ -41,3 +41,25 @@ def test_a_run_with_nothing_new_does_no_work_and_a_new_file_redoes_only_its_kind
     monkeypatch.setenv("LITONG_TODAY", "2099-01-01")  # a new day: the 'not after today' checks are redone
     fourth = run_all(d, publish=False)
     assert flags(fourth)["stg_buildings"] and not flags(fourth)["scores_buildings"]  # same records: same scores
+
+
+def test_charts_briefing_and_exports_are_not_redrawn_when_nothing_changed(tmp_path):
+    d = Deployment(tmp_path)
+    d.drop("buildings", "b.csv", csv_bytes("buildings", [building("B-1", appraisal_grade="D"), building("B-2")]))
+    assert run_all(d).success
+    png = d.output / "charts" / "levels_by_town.png"
+    stamp = png.stat().st_mtime_ns
+    again = run_all(d)
+    assert again.success
+    chart = again.asset_materializations_for_node("chart_levels_by_town")[0].metadata
+    assert chart["drawn_now"].value is False and chart["total"].value == 2
+    checks = {e.check_name: e.passed for e in again.get_asset_check_evaluations()
+              if e.asset_key.to_user_string() == "chart_levels_by_town"}  # fmt: skip
+    assert checks == {"numbers_add_up": True, "all_glyphs_drawn": True}  # reported as recorded when drawn
+    assert again.asset_materializations_for_node("briefing")[0].metadata["written_now"].value is False
+    assert again.asset_materializations_for_node("ledger_exports")[0].metadata["exported_now"].value is False
+    assert png.stat().st_mtime_ns == stamp
+    png.unlink()  # a chart deleted by hand is drawn again
+    third = run_all(d)
+    assert third.asset_materializations_for_node("chart_levels_by_town")[0].metadata["drawn_now"].value is True
+    assert png.is_file()

@@ -2,7 +2,9 @@
 
 Each chart asset writes output/charts/<name>.png and .csv, shows the PNG in the UI (metadata), and
 carries two checks: its numbers add up to the same total counted from its source, and every
-glyph was drawn (a missing CJK font only warns in matplotlib; here it fails the check).
+glyph was drawn (a missing CJK font only warns in matplotlib; here it fails the check). A chart or briefing
+whose inputs did not change since it was drawn is not drawn again: it reports the figures and checks it
+recorded then (pipeline/stage_inputs.py).
 """
 
 import base64
@@ -10,12 +12,16 @@ import io
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
+from pipeline import stage_inputs
 from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import district_today
+from pipeline.clock import as_of_label, district_today
+from pipeline.paths import REFERENCE_DIR, RULES_DIR
 from pipeline.publish.charts import CHARTS, Chart
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
+from pipeline.scoring.ruleset import ruleset_version
 
 SOURCE_DEPS = {"scores": [f"scores_{k}" for k in SCORED_KINDS], "ledger": ["ledger_exports"]}
 
@@ -29,6 +35,24 @@ def image_markdown(png: Path) -> str:
     with Image.open(png) as im:
         im.convert("RGB").quantize(colors=64).save(buf, format="PNG", optimize=True)
     return f"![chart](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def publish_inputs(con: duckdb.DuckDBPyConnection, step: str, source: str = "ledger") -> str:
+    """What a chart or the briefing shows: the scores, the ledger (its last event and size; not for a chart
+    drawn from the scores alone, which runs before the ledger is updated), the rule set, the day (overdue,
+    the as-of label), the names and the publishing code."""
+    from pipeline.ledger.model import ensure_ledger_schema
+
+    ledger = None
+    if source == "ledger":
+        ensure_ledger_schema(con)
+        ledger = con.execute("SELECT (SELECT max(seq) FROM hazard_events), (SELECT count(*) FROM hazards)").fetchone()
+    return stage_inputs.fingerprint(
+        step, [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], ledger,
+        ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
+        stage_inputs.files_version(REFERENCE_DIR / "units.csv", REFERENCE_DIR / "towns.csv"),
+        stage_inputs.code_version("pipeline/publish"),
+    )  # fmt: skip
 
 
 def chart_asset(chart: Chart) -> dg.AssetsDefinition:
@@ -48,26 +72,36 @@ def chart_asset(chart: Chart) -> dg.AssetsDefinition:
         from pipeline.publish.inputs import PublishInputs  # matplotlib stays out of definition loading
         from pipeline.publish.render import render_chart
 
+        out = store.out_dir() / "charts"
         with store.connect() as con:
-            r = render_chart(chart, PublishInputs(con, district_today()), store.out_dir() / "charts")
-        shown = r.table.drop(columns=["level"], errors="ignore")
+            inputs = publish_inputs(con, chart.name, chart.source)
+            detail = stage_inputs.recorded_detail(con, name)
+            if not (stage_inputs.recorded(con, name) == inputs and detail and (out / f"{chart.name}.png").is_file()):
+                r = render_chart(chart, PublishInputs(con, district_today()), out)
+                shown = r.table.drop(columns=["level"], errors="ignore")
+                detail = {"png": str(r.png), "total": r.shown_total, "expected": r.expected_total,
+                          "missing": r.missing_glyphs[:20], "drawn_now": True,
+                          "numbers": shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"}  # fmt: skip
+                stage_inputs.record(con, name, inputs, {**detail, "drawn_now": False})
+        png = Path(detail["png"])
         return dg.MaterializeResult(
             metadata={
-                "png": dg.MetadataValue.path(str(r.png)),
-                "chart": dg.MetadataValue.md(image_markdown(r.png)),
-                "numbers": dg.MetadataValue.md(shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"),
-                "total": r.shown_total,
+                "drawn_now": detail["drawn_now"],
+                "png": dg.MetadataValue.path(str(png)),
+                "chart": dg.MetadataValue.md(image_markdown(png)),
+                "numbers": dg.MetadataValue.md(detail["numbers"]),
+                "total": detail["total"],
             },
             check_results=[
                 dg.AssetCheckResult(
                     check_name="numbers_add_up",
-                    passed=r.adds_up,
-                    metadata={"shown": r.shown_total, "from_source": r.expected_total},
+                    passed=detail["total"] == detail["expected"],
+                    metadata={"shown": detail["total"], "from_source": detail["expected"]},
                 ),
                 dg.AssetCheckResult(
                     check_name="all_glyphs_drawn",
-                    passed=not r.missing_glyphs,
-                    metadata={"missing": dg.MetadataValue.json(r.missing_glyphs[:20])},
+                    passed=not detail["missing"],
+                    metadata={"missing": dg.MetadataValue.json(detail["missing"])},
                 ),
             ],
         )
@@ -91,20 +125,22 @@ def briefing(store: LitongStore) -> dg.MaterializeResult:
     out = store.out_dir() / "briefing"
     dated = out / f"简报_{as_of.isoformat()}.pdf"
     with store.connect() as con:
-        head = write_briefing(PublishInputs(con, as_of), dated)
-    latest = write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
+        inputs = publish_inputs(con, "briefing")
+        figures = stage_inputs.recorded_detail(con, "briefing")
+        if not (stage_inputs.recorded(con, "briefing") == inputs and figures and dated.is_file()
+                and (out / "简报.pdf").is_file()):  # fmt: skip
+            head = write_briefing(PublishInputs(con, as_of), dated)
+            write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
+            figures = {"found": head.found, "closed": head.closed, "rectification_rate": round(head.rate, 4),
+                       "overdue": head.overdue, "under_control": head.under_control, "red_assets": head.red_assets}  # fmt: skip
+            stage_inputs.record(con, "briefing", inputs, figures)
+            written_now = True
+        else:
+            written_now = False
     return dg.MaterializeResult(
-        metadata={
-            "pdf": dg.MetadataValue.path(str(latest)),
-            "as_of": as_of.isoformat(),
-            "found": head.found,
-            "closed": head.closed,
-            "rectification_rate": round(head.rate, 4),
-            "overdue": head.overdue,
-            "under_control": head.under_control,
-            "red_assets": head.red_assets,
-        }
-    )
+        metadata={"written_now": written_now, "pdf": dg.MetadataValue.path(str(out / "简报.pdf")),
+                  "as_of": as_of.isoformat(), **figures}
+    )  # fmt: skip
 
 
 publish_assets = [*chart_assets, briefing]
