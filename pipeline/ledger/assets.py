@@ -50,6 +50,16 @@ def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     )  # fmt: skip
 
 
+def _refused_files(context: dg.AssetExecutionContext, con: duckdb.DuckDBPyConnection, kind: str) -> list[tuple]:
+    """(path, Chinese reason) of the kind's files refused as a whole, each also in the run's log."""
+    refused = con.execute(
+        "SELECT rel_path, problem_zh FROM intake_files WHERE kind = ? AND is_current AND status <> 'ingested'", [kind]
+    ).fetchall()
+    for rel, problem in refused:
+        context.log.warning(f"{rel}: {problem}")
+    return refused
+
+
 @dg.asset(group_name="ledger", deps=[hazard_ledger], kinds={"duckdb"},
           description="灾情反馈 from data_raw/quake_feedback/<unit>/<event id>/: validated, checked against the units' "
                       "own objects, taken as batches of their event; damage found 严重/毁坏 opens 震损 hazards.")  # fmt: skip
@@ -63,12 +73,7 @@ def ledger_quake_damage(context: dg.AssetExecutionContext, store: LitongStore) -
             else []
         )
         receipts = [str(p) for p in written]
-        unreadable = con.execute(
-            "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'quake_feedback' AND is_current "
-            "AND status <> 'ingested'"
-        ).fetchall()
-    for rel, problem in unreadable:
-        context.log.warning(f"{rel}: {problem}")
+        unreadable = _refused_files(context, con, "quake_feedback")
     return dg.MaterializeResult(
         metadata={"batches_taken": dg.MetadataValue.json({r.rel_path: f"{r.event_id} 第{r.batch_seq}批" for r in results}),
                   "rows_taken": sum(r.taken for r in results), "rows_returned": sum(r.returned for r in results),
@@ -85,12 +90,7 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
         results = apply_pending(con)
         written = write_feedback_receipts(con, store.out_dir() / "receipts") if validated or results else []
         receipts = [str(p) for p in written]
-        unreadable = con.execute(
-            "SELECT rel_path, problem_zh FROM intake_files WHERE kind = 'feedback' AND is_current "
-            "AND status <> 'ingested'"
-        ).fetchall()
-    for rel, problem in unreadable:
-        context.log.warning(f"{rel}: {problem}")
+        unreadable = _refused_files(context, con, "feedback")
     return dg.MaterializeResult(
         metadata={"files_applied": len(results), "rows_applied": sum(r.applied for r in results),
                   "rows_refused": sum(r.refused for r in results), "receipts": dg.MetadataValue.json(receipts),
