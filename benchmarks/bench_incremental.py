@@ -2,10 +2,11 @@
 
     python -m benchmarks.bench_incremental                 # 1 M buildings (the scoring benchmark's database)
 
-A copy of the scoring benchmark's validated 1 M-building store: validation and scoring of every kind done once
-through the product's skipping entry points (recording their fingerprints), then again with nothing changed.
-Printed: the first pass, the second (product: fingerprint checks only), and the bare floor of the second pass,
-which is no work at all (0 s): the second pass's time is the whole overhead.
+A copy of the scoring benchmark's validated 1 M-building store: validation and scoring of every kind through the
+product's skipping entry points, three times. The first pass does everything; its scoring finds the enterprises
+(hazchem sites, pipeline operators), which the kinds whose templates name units are validated against, so the
+second pass validates those kinds again; the third has nothing to do. The floor of the third pass is no work at
+all (0 s): its time is the whole overhead of finding out.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_incremental_")) / "litong.duckdb"
     shutil.copy(staged_db(args.rows), work)
-    first, done1 = one_pass(work)
-    second, done2 = one_pass(work)
-    print(f"{args.rows:,} buildings: validation and scoring of every kind")
-    print(f"  first pass (everything new):   {first:8.1f} s  ({sum(done1.values())} steps did their work)")
-    print(f"  second pass (nothing changed): {second:8.2f} s  ({sum(done2.values())} steps did their work; "
-          f"floor 0 s — target ≤ 3 s)")  # fmt: skip
+    passes = [one_pass(work) for _ in range(3)]
+    print(f"{args.rows:,} buildings: validation and scoring of every kind, three times over the same files")
+    labels = ["everything new", "the enterprises the first scoring found are new to the kinds naming units",
+              "nothing changed (floor 0 s, target ≤ 3 s)"]  # fmt: skip
+    for i, ((seconds, done), label) in enumerate(zip(passes, labels, strict=True), 1):
+        worked = ", ".join(k for k, v in done.items() if v) or "none"
+        print(f"  pass {i}: {seconds:7.2f} s  steps that worked: {worked}  ({label})")
     shutil.rmtree(work.parent)
 
 

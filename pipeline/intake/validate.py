@@ -348,8 +348,9 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
         "WHERE kind = ? AND is_current",
         [t.kind],
     ).fetchone()[0]
-    enterprises = None
-    if con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
+    enterprises = None  # a unit code may name an enterprise the scoring found: only for kinds that have one
+    names_units = any(f.type == "unit_code" for f in t.fields)
+    if names_units and con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
         enterprises = con.execute(
             "SELECT md5(coalesce(string_agg(unit_code || unit_name || coalesce(supervisor_code, ''), ',' "
             "ORDER BY unit_code), '')) FROM enterprise_units"
