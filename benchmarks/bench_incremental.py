@@ -4,9 +4,9 @@
 
 A copy of the scoring benchmark's validated 1 M-building store: validation and scoring of every kind through the
 product's skipping entry points, three times. The first pass does everything; its scoring finds the enterprises
-(hazchem sites, pipeline operators), which the kinds whose templates name units are validated against, so the
-second pass validates those kinds again; the third has nothing to do. The floor of the third pass is no work at
-all (0 s): its time is the whole overhead of finding out.
+(hazchem sites, pipeline operators), which a kind naming one of them in its rows would be validated against again
+in the second pass; the third has nothing to do. The floor of the last passes is no work at all (0 s): their time
+is the whole overhead of finding out.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
     shutil.copy(staged_db(args.rows), work)
     passes = [one_pass(work) for _ in range(3)]
     print(f"{args.rows:,} buildings: validation and scoring of every kind, three times over the same files")
-    labels = ["everything new", "the enterprises the first scoring found are new to the kinds naming units",
+    labels = ["everything new", "after the first scoring found the enterprises",
               "nothing changed (floor 0 s, target ≤ 3 s)"]  # fmt: skip
     for i, ((seconds, done), label) in enumerate(zip(passes, labels, strict=True), 1):
         worked = ", ".join(k for k, v in done.items() if v) or "none"

@@ -63,3 +63,24 @@ def test_charts_briefing_and_exports_are_not_redrawn_when_nothing_changed(tmp_pa
     third = run_all(d)
     assert third.asset_materializations_for_node("chart_levels_by_town")[0].metadata["drawn_now"].value is True
     assert png.is_file()
+
+
+def test_a_building_naming_an_enterprise_is_validated_again_once_the_enterprise_is_known(tmp_path):
+    """The enterprises come from the hazchem scoring, which runs after validation: a building whose 责任单位 is
+    an enterprise not known yet is refused, and taken on the run after the enterprise appears (its kind's
+    fingerprint names the enterprises its rows name); kinds whose rows name none are not validated again."""
+    from tests.test_enterprises import SITE
+
+    d = Deployment(tmp_path)
+    d.drop("buildings", "b.csv", csv_bytes("buildings", [building("B-1", responsible_unit=SITE), building("B-2")]))
+    assert run_all(d, publish=False).success
+    assert d.query("SELECT count(*) FROM quarantine WHERE kind = 'buildings'") == [(1,)]
+    d.drop("hazchem_sites", "s.csv", csv_bytes("hazchem_sites", [example_row("hazchem_sites", site_id=SITE)]),
+           unit="YJJ")  # fmt: skip
+    second = run_all(d, publish=False)  # validates buildings before the scoring finds the enterprise
+    assert not flags(second)["stg_bridges"]
+    third = run_all(d, publish=False)
+    assert flags(third)["stg_buildings"] and not flags(third)["stg_bridges"]
+    assert d.query("SELECT responsible_unit FROM stg_buildings WHERE building_id = 'B-1'") == [(SITE,)]
+    fourth = run_all(d, publish=False)
+    assert not any(flags(fourth).values())

@@ -18,9 +18,9 @@ import pandas as pd
 
 from pipeline.clock import district_today
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
-from pipeline.intake.normalize import normalize
+from pipeline.intake.normalize import install_macros, lit, normalize
 from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
-from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
+from pipeline.store import PROVENANCE_COLUMNS, quote, raw_table, staging_table
 
 TYPE_REGEX = {
     "integer": r"^[-+]?\d+(?:\.0+)?$",
@@ -338,7 +338,7 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
 
 def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> str:
     """Everything the kind's staging and quarantine depend on: its file versions in use (bytes and column
-    mapping are in the file id), the template, the unit/town/round registries and the enterprises, the date
+    mapping are in the file id), the template, the unit/town/round registries and the enterprises its rows name, the date
     (no date after today), the intake's code, and the kinds its cross-kind checks look up."""
     from pipeline import stage_inputs
     from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
@@ -348,13 +348,7 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
         "WHERE kind = ? AND is_current",
         [t.kind],
     ).fetchone()[0]
-    enterprises = None  # a unit code may name an enterprise the scoring found: only for kinds that have one
-    names_units = any(f.type == "unit_code" for f in t.fields)
-    if names_units and con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
-        enterprises = con.execute(
-            "SELECT md5(coalesce(string_agg(unit_code || unit_name || coalesce(supervisor_code, ''), ',' "
-            "ORDER BY unit_code), '')) FROM enterprise_units"
-        ).fetchone()[0]
+    enterprises = _enterprises_named(con, t)
     return stage_inputs.fingerprint(
         files,
         stage_inputs.files_version(
@@ -366,6 +360,24 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
         stage_inputs.code_version("pipeline/intake"),
         [stage_inputs.recorded(con, f"validate:{c.requires}") for c in t.cross_kind],
     )
+
+
+def _enterprises_named(con: duckdb.DuckDBPyConnection, t: Template) -> list[str]:
+    """The enterprises found by the scoring that the kind's unit-code columns name. A unit code is valid when
+    it is a district unit or one of those enterprises, so a new enterprise revalidates a kind only when its
+    rows name it (the scoring that finds enterprises runs after validation: fingerprinting them all would
+    revalidate every kind naming units once more after every hazchem or pipeline change)."""
+    columns = [f.key for f in t.fields if f.type == "unit_code"]
+    if not columns or not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
+        return []
+    install_macros(con)
+    used = " UNION ".join(
+        f"SELECT upper(replace(clean_text(r.{quote(c)}), ' ', '')) FROM {raw_table(t.kind)} r "
+        f"JOIN intake_files f USING (file_id) WHERE f.kind = {lit(t.kind)} AND f.is_current AND f.status = 'ingested'"
+        for c in columns
+    )
+    return [c for (c,) in con.execute(
+        f"SELECT unit_code FROM enterprise_units WHERE unit_code IN ({used}) ORDER BY unit_code").fetchall()]  # fmt: skip
 
 
 def current_result(con: duckdb.DuckDBPyConnection, t: Template) -> ValidationResult:
