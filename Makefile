@@ -47,6 +47,8 @@ bench: setup
 	$(PY) -m benchmarks.bench_publish
 	$(PY) -m benchmarks.bench_snapshot
 	$(PY) -m benchmarks.bench_quake
+	$(PY) -m benchmarks.bench_exports
+	$(PY) -m benchmarks.bench_incremental
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
