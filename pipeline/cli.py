@@ -66,16 +66,16 @@ def _say(message: str) -> None:
 
 def _execute(job_name: str, partition_key: str | None = None, ops: dict | None = None) -> tuple[int, str | None]:
     """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
-    the run succeeded and no check of ERROR severity failed; failed warnings are printed. A partitioned run
-    (one earthquake of quake_job) reads the snapshot and writes its own store: it takes no writer lock."""
+    the run succeeded and no check of ERROR severity failed; failed warnings are printed. A job of the
+    earthquake response (tagged QUAKE_TAG: it reads the snapshot, writes its own store) takes no writer lock."""
     import dagster as dg
 
     from pipeline.definitions import defs
+    from pipeline.resources import QUAKE_TAG
 
     instance = _instance()
-    quake = partition_key is not None or ops is not None  # the response writes its own store: no writer lock
-    with nullcontext() if quake else _writing(f"命令行 {job_name}"):
-        job = defs.resolve_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
+    with nullcontext() if QUAKE_TAG in job.tags else _writing(f"命令行 {job_name}"):
         steps = len(job.graph.node_defs)
         config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
@@ -107,7 +107,7 @@ def _follow_up_events() -> int:
     from pipeline.quake.followup import pending_follow_ups
 
     code = 0
-    for event_id in sorted(pending_follow_ups(paths.output_dir() / "published" / "litong.duckdb", paths.output_dir())):
+    for event_id in sorted(pending_follow_ups(paths.published_database_path(), paths.output_dir())):
         print(f"\n地震事件 {event_id} 有新受理的灾情反馈：生成续报", flush=True)
         code = max(code, _execute("quake_followup_job", partition_key=event_id)[0])
         folder = paths.output_dir() / "quake" / event_id

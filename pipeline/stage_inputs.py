@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.paths import PROJECT_ROOT, REFERENCE_DIR
 
 STAGE_INPUTS_DDL = """CREATE TABLE IF NOT EXISTS stage_inputs (
     step VARCHAR PRIMARY KEY, fingerprint VARCHAR, recorded_at TIMESTAMP, detail VARCHAR)"""
@@ -57,6 +57,11 @@ def _ensure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE stage_inputs ADD COLUMN IF NOT EXISTS detail VARCHAR")  # stores made before it
 
 
+def reference_version(*names: str) -> str:
+    """The bytes of reference tables (reference/units.csv, towns.csv …) by file name."""
+    return files_version(*(REFERENCE_DIR / name for name in names))
+
+
 def recorded(con: duckdb.DuckDBPyConnection, step: str) -> str | None:
     _ensure(con)
     row = con.execute("SELECT fingerprint FROM stage_inputs WHERE step = ?", [step]).fetchall()
@@ -77,9 +82,3 @@ def recorded_detail(con: duckdb.DuckDBPyConnection, step: str) -> dict | None:
     _ensure(con)
     row = con.execute("SELECT detail FROM stage_inputs WHERE step = ?", [step]).fetchall()
     return json.loads(row[0][0]) if row and row[0][0] else None
-
-
-def forget(con: duckdb.DuckDBPyConnection, step: str) -> None:
-    """Make the step redo its work next time (its result was changed behind its back)."""
-    _ensure(con)
-    con.execute("DELETE FROM stage_inputs WHERE step = ?", [step])

@@ -341,7 +341,7 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
     mapping are in the file id), the template, the unit/town/round registries and the enterprises its rows name, the date
     (no date after today), the intake's code, and the kinds its cross-kind checks look up."""
     from pipeline import stage_inputs
-    from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
+    from pipeline.paths import SCHEMAS_DIR
 
     files = con.execute(
         "SELECT coalesce(list(file_id || ':' || status ORDER BY file_id), []) FROM intake_files "
@@ -351,10 +351,8 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
     enterprises = _enterprises_named(con, t)
     return stage_inputs.fingerprint(
         files,
-        stage_inputs.files_version(
-            SCHEMAS_DIR / f"{t.kind}.yaml",
-            *(REFERENCE_DIR / n for n in ("units.csv", "towns.csv", "survey_rounds.csv")),
-        ),  # fmt: skip
+        stage_inputs.files_version(SCHEMAS_DIR / f"{t.kind}.yaml"),
+        stage_inputs.reference_version("units.csv", "towns.csv", "survey_rounds.csv"),
         enterprises,
         today or district_today(),
         stage_inputs.code_version("pipeline/intake"),

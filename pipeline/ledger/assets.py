@@ -14,9 +14,9 @@ from pipeline.clock import as_of_label, district_today
 from pipeline.ledger import quake_damage
 from pipeline.ledger.exports import EXPORT_FILES, PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
-from pipeline.ledger.model import WITHDRAWN, ensure_ledger_schema
+from pipeline.ledger.model import WITHDRAWN, ledger_version
 from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
-from pipeline.paths import REFERENCE_DIR, RULES_DIR
+from pipeline.paths import RULES_DIR
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 from pipeline.scoring.ruleset import ruleset_version
@@ -25,11 +25,9 @@ from pipeline.scoring.ruleset import ruleset_version
 def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
     """The scorings the ledger update reads, the ledger as it stands (its last event), the unit registry
     (supervisors) and the ledger code: the same findings on the same ledger change nothing."""
-    ensure_ledger_schema(con)
-    last_event = con.execute("SELECT max(seq) FROM hazard_events").fetchone()[0]
     return stage_inputs.fingerprint(
-        [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], last_event,
-        stage_inputs.files_version(REFERENCE_DIR / "units.csv"), stage_inputs.code_version("pipeline/ledger"),
+        [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], ledger_version(con),
+        stage_inputs.reference_version("units.csv"), stage_inputs.code_version("pipeline/ledger"),
     )  # fmt: skip
 
 
@@ -101,13 +99,9 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
 def exports_inputs(con: duckdb.DuckDBPyConnection) -> str:
     """The ledger as it stands (its last event and size), the rule set (titles and citations), the day (overdue
     days, the as-of label), the names of towns and units, and the ledger code."""
-    last_event, hazards = con.execute(
-        "SELECT (SELECT max(seq) FROM hazard_events), (SELECT count(*) FROM hazards)"
-    ).fetchone()
     return stage_inputs.fingerprint(
-        last_event, hazards, ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
-        stage_inputs.files_version(REFERENCE_DIR / "units.csv", REFERENCE_DIR / "towns.csv"),
-        stage_inputs.code_version("pipeline/ledger"),
+        ledger_version(con), ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
+        stage_inputs.reference_version("units.csv", "towns.csv"), stage_inputs.code_version("pipeline/ledger"),
     )  # fmt: skip
 
 

@@ -14,8 +14,6 @@ file in exports_manifest.json). 隐患台账.xlsx is the district's summary work
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline import faults
+from pipeline import faults, stage_inputs
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import install_excel_safe, safe_cell, write_safe_csv
@@ -303,7 +301,7 @@ def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int)
             if NOT_IN_FILE_NAMES.search(name):
                 raise ValueError(f"参考表中的名称不能作文件名：{name!r}")
             shown = [PARTS_LAYOUT, list(LEDGER_COLUMNS.values()), max_rows, as_of_text, label, n, hash_sum, hash_xor]
-            fingerprint = hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
+            fingerprint = stage_inputs.fingerprint(*shown)
             parts.append(Part(by, key, label, f"{PART_FOLDERS[by]}/隐患台账_{name}.xlsx", int(n), fingerprint))
     return parts
 
@@ -338,7 +336,7 @@ def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, 
     wb = Workbook(write_only=True)
     wb.properties.title = f"利通区地震风险隐患台账 {part.label}（{as_of_text}）"
     write_kind_sheets(wb, con, f"{PART_KEYS[part.by]} = ?", [part.key], max_rows)
-    scope = {"town": "乡镇", "unit": "责任单位"}[part.by]
+    scope = PART_FOLDERS[part.by]
     write_notes_sheet(wb, as_of_text, [["范围", f"{scope}：{part.label}"], ["隐患数", part.hazards]])
     with atomic_path(path) as tmp:
         wb.save(tmp)
@@ -398,8 +396,7 @@ def write_district_workbook(
         rows = df.astype(object).where(df.notna(), None).values.tolist()
         formats = {i: PERCENT_FORMAT for i, c in enumerate(df.columns) if c == RATE_COLUMN}
         write_sheet(wb, title, list(df.columns), rows, [None] * len(rows), formats)
-    kinds = {"town": "乡镇", "unit": "责任单位"}
-    entries = [[kinds[p.by], p.key or None, p.label, p.hazards, rel] for p, rel in catalogue]
+    entries = [[PART_FOLDERS[p.by], p.key or None, p.label, p.hazards, rel] for p, rel in catalogue]
     write_sheet(wb, "目录", ["类别", "代码", "名称", "隐患数", "文件"], entries, [None] * len(entries), links={4})
     if with_kinds:
         write_kind_sheets(wb, con, "true", [], max_rows)

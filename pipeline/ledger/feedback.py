@@ -70,19 +70,26 @@ def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> bool:
     return validate_if_changed(con, load_template("feedback"))[1]
 
 
-def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
-    """Files not applied yet, in the order their reports were made (earliest report date first), so that
-    a supervisor's acceptance arriving in the same run as the unit's 'done' report follows it."""
+def pending_uploads(con: duckdb.DuckDBPyConnection, kind: str, applied_table: str) -> list[tuple[str, str, str, str]]:
+    """(file_id, rel_path, unit folder, second folder) of the `kind` files (feedback, 灾情反馈) not in
+    `applied_table` yet, in the order their reports were made (earliest report date first), so that a
+    supervisor's acceptance arriving in the same run as the unit's 'done' report follows it."""
     return con.execute(
-        """
-        SELECT f.file_id, f.rel_path, f.department FROM intake_files f
-        LEFT JOIN (SELECT file_id, min(report_date) AS first_report FROM stg_feedback GROUP BY file_id) r
+        f"""
+        SELECT f.file_id, f.rel_path, f.department, f.survey_round FROM intake_files f
+        LEFT JOIN (SELECT file_id, min(report_date) AS first_report FROM stg_{kind} GROUP BY file_id) r
             USING (file_id)
-        WHERE f.kind = 'feedback' AND f.is_current AND f.status = 'ingested'
-          AND f.file_id NOT IN (SELECT file_id FROM feedback_applied)
+        WHERE f.kind = ? AND f.is_current AND f.status = 'ingested'
+          AND f.file_id NOT IN (SELECT file_id FROM {applied_table})
         ORDER BY r.first_report NULLS LAST, f.rel_path
-        """
+        """,
+        [kind],
     ).fetchall()
+
+
+def pending_files(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """Feedback files not applied yet, earliest reports first: (file_id, rel_path, unit folder)."""
+    return [row[:3] for row in pending_uploads(con, "feedback", "feedback_applied")]
 
 
 # 五落实 of a 重大 hazard (责任、措施、资金、时限、预案): the label and the feedback/ledger column that carries it

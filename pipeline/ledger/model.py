@@ -79,6 +79,13 @@ def ensure_ledger_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
+def ledger_version(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int]:
+    """The ledger as it stands, for the steps that do no work when it has not changed: its last event and its
+    size (every change of a hazard records an event; the rule-set stamp changes only with the rules)."""
+    ensure_ledger_schema(con)
+    return con.execute("SELECT (SELECT max(seq) FROM hazard_events), (SELECT count(*) FROM hazards)").fetchone()
+
+
 @cache
 def transitions() -> dict[tuple[str, str], frozenset[str]]:
     """(from, to) -> who may make it: survey, responsible and/or supervisor."""

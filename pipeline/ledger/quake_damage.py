@@ -35,6 +35,7 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.exports import KIND_ZH
+from pipeline.ledger.feedback import pending_uploads
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, ensure_ledger_schema, hazard_no_sql, record_events
 from pipeline.ledger.survey_update import supervise_major
 from pipeline.paths import RULES_DIR
@@ -101,16 +102,7 @@ def validate_quake_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> b
 
 def pending_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, str]]:
     """(file_id, rel_path, unit folder, event id) of the files not taken yet, earliest reports first."""
-    return con.execute(
-        """
-        SELECT f.file_id, f.rel_path, f.department, f.survey_round FROM intake_files f
-        LEFT JOIN (SELECT file_id, min(report_date) AS first_report FROM stg_quake_feedback GROUP BY file_id) r
-            USING (file_id)
-        WHERE f.kind = 'quake_feedback' AND f.is_current AND f.status = 'ingested'
-          AND f.file_id NOT IN (SELECT file_id FROM quake_feedback_applied)
-        ORDER BY r.first_report NULLS LAST, f.rel_path
-        """
-    ).fetchall()
+    return pending_uploads(con, KIND, "quake_feedback_applied")
 
 
 def apply_pending(con: duckdb.DuckDBPyConnection, data_raw: Path) -> list[BatchResult]:

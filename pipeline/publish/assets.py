@@ -17,7 +17,8 @@ import duckdb
 from pipeline import stage_inputs
 from pipeline.atomic import write_bytes_atomic
 from pipeline.clock import as_of_label, district_today
-from pipeline.paths import REFERENCE_DIR, RULES_DIR
+from pipeline.ledger.model import ledger_version
+from pipeline.paths import RULES_DIR
 from pipeline.publish.charts import CHARTS, Chart
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
@@ -41,17 +42,11 @@ def publish_inputs(con: duckdb.DuckDBPyConnection, step: str, source: str = "led
     """What a chart or the briefing shows: the scores, the ledger (its last event and size; not for a chart
     drawn from the scores alone, which runs before the ledger is updated), the rule set, the day (overdue,
     the as-of label), the names and the publishing code."""
-    from pipeline.ledger.model import ensure_ledger_schema
-
-    ledger = None
-    if source == "ledger":
-        ensure_ledger_schema(con)
-        ledger = con.execute("SELECT (SELECT max(seq) FROM hazard_events), (SELECT count(*) FROM hazards)").fetchone()
     return stage_inputs.fingerprint(
-        step, [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], ledger,
+        step, [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS],
+        ledger_version(con) if source == "ledger" else None,
         ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
-        stage_inputs.files_version(REFERENCE_DIR / "units.csv", REFERENCE_DIR / "towns.csv"),
-        stage_inputs.code_version("pipeline/publish"),
+        stage_inputs.reference_version("units.csv", "towns.csv"), stage_inputs.code_version("pipeline/publish"),
     )  # fmt: skip
 
 

@@ -132,13 +132,29 @@ FROM reasoned
 """
 
 
-def _attach(con: duckdb.DuckDBPyConnection, source: Path) -> str | None:
-    """Attach the ledger snapshot read-only as `led`; the register to read (the published one, or the same
-    query over the live store's tables when there is no snapshot yet), or None when it has no scores yet."""
+def attach_snapshot(con: duckdb.DuckDBPyConnection, published: Path, live: Path) -> tuple[Path, str | None] | None:
+    """Attach the last published snapshot read-only as `led` (the live store before anything was published);
+    (its path, its publish time or None for the live store), or None when there is no database at all."""
+    source = published if published.exists() else live
+    if not source.exists():
+        return None
     con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS led (READ_ONLY)")
-    if con.execute(
-        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'asset_register'"
-    ).fetchall():
+    stamp = None
+    if snapshot_has(con, "snapshot_info"):
+        stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
+    return source, stamp
+
+
+def snapshot_has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the attached snapshot `led` holds `table`."""
+    return bool(con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = ?", [table]).fetchall())  # fmt: skip
+
+
+def _register(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The register to read from the attached snapshot (the published one, or the same query over the live
+    store's tables when there is no snapshot yet), or None when it has no scores yet."""
+    if snapshot_has(con, "asset_register"):
         return "led.asset_register"
     return f"({register_select('led.')})" if has_register_inputs(con, "led") else None
 
@@ -146,17 +162,14 @@ def _attach(con: duckdb.DuckDBPyConnection, source: Path) -> str | None:
 def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure:
     """Shake every asset of the snapshot and record the event in the quake store (one transaction; this
     event's rows replaced, the others untouched)."""
-    source = published if published.exists() else live
     settings = response_settings()
     uses = ", ".join(f"'{u}'" for u in settings["key_objects"]["building_uses"])
     method = f"{' / '.join(settings['attenuation'])}（取大值）" + ("，无走向：长轴圆" if event.strike is None else "")
     with quake_store(out_dir) as con:
-        stamp, shaken = None, False
-        if source.exists() and (register := _attach(con, source)):
-            if con.execute(
-                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'led' AND table_name = 'snapshot_info'"
-            ).fetchall():
-                stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
+        attached = attach_snapshot(con, published, live)
+        source, stamp = attached or (live, None)
+        shaken = False
+        if attached and (register := _register(con)):
             con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"], register=register))
             shake(con, event)
             shaken = True

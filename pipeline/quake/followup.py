@@ -16,6 +16,7 @@ Everything is recorded in the quake store's `quake_reports_issued`; writing agai
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from pipeline.event_registry import close_event
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.quake.event import Event
-from pipeline.quake.exposure import quake_db_path, quake_store
+from pipeline.quake.exposure import attach_snapshot, quake_db_path, quake_store, snapshot_has
 from pipeline.quake.reports import expected_damage, write_frame_xlsx, write_report
 from pipeline.quake.respond import event_dir
 from pipeline.quake.shaking import response_settings, roman
@@ -94,21 +95,15 @@ class Figures:
 
 
 def _attach(con: duckdb.DuckDBPyConnection, published: Path, live: Path) -> str | None:
-    """Attach the snapshot (or the live store before any publish) as `led`; its publish time, '' when it
-    has no 灾情反馈 tables yet, None when there is no database at all."""
-    source = published if published.exists() else live
-    if not source.exists():
+    """Attach the snapshot as `led` (pipeline/quake/exposure.py); what the reports' footer says of it, or None
+    when it holds no 灾情反馈 yet (or there is no database at all)."""
+    attached = attach_snapshot(con, published, live)
+    if attached is None or not snapshot_has(con, "quake_feedback_rows"):
         return None
-    con.execute(f"ATTACH '{str(source).replace(chr(39), chr(39) * 2)}' AS led (READ_ONLY)")
-    tables = {
-        r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'led'").fetchall()
-    }
-    if "quake_feedback_rows" not in tables:
-        return ""
-    if "snapshot_info" in tables:
-        stamp = con.execute("SELECT max(published_at)::VARCHAR FROM led.snapshot_info").fetchone()[0]
-        return f"截至发布时间 {stamp}" if stamp else "最近一次发布"
-    return "当前台账（尚无发布的快照）"
+    source, stamp = attached
+    if source != published:
+        return "当前台账（尚无发布的快照）"
+    return f"截至发布时间 {stamp}" if stamp else "最近一次发布"
 
 
 def figures(con: duckdb.DuckDBPyConnection, eid: str, k: int) -> Figures:
@@ -261,9 +256,7 @@ def final_report_text(event: Event, total: Figures, not_inspected: list[dict], h
              "二、灾情总计（各单位现场排查报告）："]  # fmt: skip
     lines += _summary_lines(total)
     lines += ["", "三、分乡镇、分类别（估计与现场确认）："] + _table_lines(total)
-    by_unit: dict[str, int] = {}
-    for r in not_inspected:
-        by_unit[r["责任单位"]] = by_unit.get(r["责任单位"], 0) + 1
+    by_unit = Counter(r["责任单位"] for r in not_inspected)
     lines += [
         "",
         f"四、估计Ⅵ度及以上但至结束仍未报告现场排查的对象：{len(not_inspected):,}处（清单见终报_未排查对象.xlsx）",
@@ -281,6 +274,27 @@ def final_report_text(event: Event, total: Figures, not_inspected: list[dict], h
     return "\n".join(lines) + "\n"
 
 
+# Nothing confirmed yet (no 灾情反馈 in the snapshot): every object at ≥ VI is not inspected.
+NONE_CONFIRMED_SQL = """CREATE OR REPLACE TEMP TABLE quake_confirmed AS
+SELECT NULL::VARCHAR AS kind, NULL::VARCHAR AS asset_id, NULL::BOOLEAN AS inspected WHERE false"""
+
+
+def _final_figures(con: duckdb.DuckDBPyConnection, eid: str, reported: bool) -> tuple[int, Figures, list, list[str]]:
+    """(last batch, totals through it, the event's 震损 hazards, the hazards it raised to 重大)."""
+    if not reported:
+        con.execute(NONE_CONFIRMED_SQL)
+        return 0, Figures(0), [], []
+    last = con.execute("SELECT coalesce(max(batch_seq), 0) FROM led.quake_feedback_applied WHERE event_id = ?",
+                       [eid]).fetchone()[0]  # fmt: skip
+    hazards = con.execute(
+        "SELECT hazard_no, asset_name, hazard_grade, status, responsible_unit FROM led.hazards "
+        "WHERE origin_event = ? ORDER BY hazard_grade DESC, hazard_no", [eid]).fetchall()  # fmt: skip
+    raised = {h for (s,) in con.execute(
+        "SELECT raised_hazards FROM led.quake_feedback_rows WHERE event_id = ? AND raised_hazards IS NOT NULL",
+        [eid]).fetchall() for h in s.split("、")}  # fmt: skip
+    return last, figures(con, eid, last), hazards, sorted(raised)
+
+
 def close(event: Event, data_raw: Path, published: Path, live: Path, out_dir: Path, by: str) -> list[Path]:
     """Close the event (later batches are refused from now on), then write the 续报 still due and the 终报."""
     close_event(data_raw, event.event_id, by)
@@ -291,28 +305,12 @@ def close(event: Event, data_raw: Path, published: Path, live: Path, out_dir: Pa
         con.execute(ISSUED_DDL)
         as_of = _attach(con, published, live)
         files = _write_follow_ups(con, event, out_dir, as_of) if as_of else []
-        last = con.execute("SELECT coalesce(max(batch_seq), 0) FROM led.quake_feedback_applied WHERE event_id = ?",
-                           [eid]).fetchone()[0] if as_of else 0  # fmt: skip
-        if as_of:
-            total = figures(con, eid, last)
-        else:
-            con.execute("CREATE OR REPLACE TEMP TABLE quake_confirmed AS SELECT NULL::VARCHAR AS kind, "
-                        "NULL::VARCHAR AS asset_id, NULL::BOOLEAN AS inspected WHERE false")  # fmt: skip
-            total = Figures(0)
-        cur = con.execute(NOT_INSPECTED_SQL, {"eid": eid, "felt": response_settings()["felt_from_intensity"]})
-        not_inspected = cur.df()
-        hazards, raised = [], []
-        if as_of:
-            hazards = con.execute(
-                "SELECT hazard_no, asset_name, hazard_grade, status, responsible_unit FROM led.hazards "
-                "WHERE origin_event = ? ORDER BY hazard_grade DESC, hazard_no", [eid]).fetchall()  # fmt: skip
-            raised = [h for (s,) in con.execute(
-                "SELECT raised_hazards FROM led.quake_feedback_rows WHERE event_id = ? AND raised_hazards IS NOT NULL",
-                [eid]).fetchall() for h in s.split("、")]  # fmt: skip
+        last, total, hazards, raised = _final_figures(con, eid, as_of is not None)
+        not_inspected = con.execute(NOT_INSPECTED_SQL,
+                                    {"eid": eid, "felt": response_settings()["felt_from_intensity"]}).df()  # fmt: skip
         not_inspected["类别"] = not_inspected["类别"].map(lambda k: KIND_ZH.get(k, k))
         not_inspected["乡镇"] = not_inspected["乡镇"].map(lambda c: towns().get(c, c))
-        records = not_inspected.to_dict("records")
-        text = final_report_text(event, total, records, hazards, sorted(set(raised)), as_of or "—", by)
+        text = final_report_text(event, total, not_inspected.to_dict("records"), hazards, raised, as_of or "—", by)
         book = write_frame_xlsx(not_inspected, folder / "终报_未排查对象.xlsx", f"{eid} 未排查对象", "未排查对象")
         pair = write_report(text, folder, "终报")
         _record(con, eid, "终报", 1, last, as_of or "", pair)
