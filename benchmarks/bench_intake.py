@@ -92,10 +92,9 @@ def run_pipeline(data: Path) -> dict:
 
     from pipeline import store
     from pipeline.intake.ingest import ingest_kind
-    from pipeline.intake.normalize import normalize
     from pipeline.intake.receipts import write_receipts
     from pipeline.intake.schema import load_template
-    from pipeline.intake.validate import validate
+    from pipeline.intake.validate import normalize, validate
 
     template = load_template("buildings")
     with tempfile.TemporaryDirectory() as tmp, store.connect(Path(tmp) / "bench.duckdb") as con:

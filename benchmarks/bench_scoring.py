@@ -27,9 +27,8 @@ def staged_db(rows: int) -> Path:
         return db
     from pipeline import store
     from pipeline.intake.ingest import ingest_kind
-    from pipeline.intake.normalize import normalize
     from pipeline.intake.schema import KINDS, load_template
-    from pipeline.intake.validate import validate
+    from pipeline.intake.validate import normalize, validate
     from sample.generate import generate
 
     raw = DATA / f"scoring_{rows}_raw"

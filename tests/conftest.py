@@ -15,9 +15,8 @@ import pytest
 
 from pipeline import store
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate
+from pipeline.intake.validate import normalize, validate
 from pipeline.paths import PROJECT_ROOT
 from pipeline.resources import LitongStore
 

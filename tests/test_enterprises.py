@@ -7,9 +7,8 @@ from __future__ import annotations
 from pipeline import registry, store
 from pipeline.intake.credit_code import check_char
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate
+from pipeline.intake.validate import normalize, validate
 from pipeline.ledger import survey_update
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import parse_rules

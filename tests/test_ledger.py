@@ -9,9 +9,8 @@ import pytest
 
 from pipeline import store
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.normalize import normalize
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import validate
+from pipeline.intake.validate import normalize, validate
 from pipeline.ledger import survey_update
 from pipeline.ledger.feedback import apply_pending, pending_files, preview, validate_feedback
 from pipeline.ledger.history import current_ledger, ledger_as_of

@@ -154,7 +154,18 @@ def is_free_text(f: Field, t: Template) -> bool:
     return f.type == "text" and f.key not in t.id_keys and not f.pattern
 
 
-def normalize_sql(t: Template) -> str:
+def norm_table(kind: str) -> str:
+    return f"norm_{kind}"
+
+
+def id_complete_sql(t: Template, alias: str) -> str:
+    return " AND ".join(f"{alias}.{quote(i)} IS NOT NULL" for i in t.id_keys)
+
+
+def normalize_sql(t: Template, first_key: int = 0) -> str:
+    """The normalised rows of the file versions listed in the temp table `__pending(file_id)`: typed values,
+    the checks within a row, the record id, a content hash and `_scope` (where ids must be unique: the survey
+    round, or the file). Checks across rows and files are `cross_sql`'s."""
     clean = ", ".join(
         f"{'clean_free_text' if is_free_text(f, t) else 'clean_text'}(r.{quote(f.key)}) AS {quote(f.key)}"
         for f in t.fields
@@ -162,22 +173,14 @@ def normalize_sql(t: Template) -> str:
     typed = ", ".join(item for f in t.fields for item in field_columns(f))
     checks = [f"({chk.sql}) AS {quote('_chk_' + chk.id)}" for chk in t.checks]
     checks += builtin_checks(t)
-    for chk in t.cross_kind:
-        cols = ", ".join(f"t.{quote(col)}" for col in chk.columns)
-        ref = ", ".join(quote(col) for col in chk.columns)
-        checks.append(
-            f"CASE WHEN {' OR '.join(f't.{quote(col)} IS NULL' for col in chk.columns)} THEN NULL "
-            f"ELSE ({cols}) IN (SELECT ({ref}) FROM {staging_table(chk.requires)}) END AS {quote('_chk_' + chk.id)}"
-        )
-    scope = "k.file_id" if t.unique_within == "file" else "f2.survey_round"  # where ids must be unique
+    scope = "f.file_id" if t.unique_within == "file" else "f.survey_round"
     given = ", c.town_code AS _town_code_given" if t.has("town_code") else ""
     id_expr = "concat_ws('|', " + ", ".join(f"t.{quote(k)}::VARCHAR" for k in t.id_keys) + ")"
     content = "md5(concat_ws('\x1f', " + ", ".join(f"coalesce(t.{quote(k)}::VARCHAR, '\x00')" for k in t.keys) + "))"
     return f"""
-    CREATE OR REPLACE TABLE norm_{t.kind} AS
     WITH files AS (
         SELECT file_id, rel_path, sha256, uploaded_at, department, survey_round
-        FROM intake_files WHERE kind = {lit(t.kind)} AND is_current AND status = 'ingested'
+        FROM intake_files WHERE kind = {lit(t.kind)} AND file_id IN (SELECT file_id FROM __pending)
     ),
     c AS (
         SELECT r.file_id, r.row_no, {clean}
@@ -188,27 +191,50 @@ def normalize_sql(t: Template) -> str:
     ),
     k AS (
         SELECT t.*, {", ".join(checks) + "," if checks else ""}
-            {id_expr} AS _record_id, {content} AS _content
+            {id_expr} AS _record_id, {content} AS _content, ({id_complete_sql(t, "t")}) AS _id_complete
         FROM t
     )
     SELECT
-        row_number() OVER (ORDER BY f.rel_path, k.row_no) AS _row_key,
+        {int(first_key)} + row_number() OVER (ORDER BY f.rel_path, k.row_no) AS _row_key,
         k.*,
         f.rel_path AS source_file, f.sha256 AS file_sha256, f.uploaded_at, f.department, f.survey_round,
-        CASE WHEN {" AND ".join(f"k.{quote(i)} IS NOT NULL" for i in t.id_keys)} THEN
-            count(DISTINCT k._content) OVER w = 1 END AS _chk_id_unique,
-        CASE WHEN {" AND ".join(f"k.{quote(i)} IS NOT NULL" for i in t.id_keys)} THEN
-            row_number() OVER (PARTITION BY k.survey_round_key, k._content ORDER BY f.rel_path, k.row_no) = 1
-            END AS _chk_not_repeat,
-        CASE WHEN count(*) OVER w > 1 THEN
-            list(f.rel_path || '第' || k.row_no || '行') OVER w END AS _dup_where
-    FROM (SELECT k.*, {scope} AS survey_round_key FROM k JOIN files f2 USING (file_id)) k
-    JOIN files f USING (file_id)
-    WINDOW w AS (PARTITION BY k.survey_round_key, k._record_id)
+        {scope} AS _scope
+    FROM k JOIN files f USING (file_id)
     """
 
 
-def normalize(con: duckdb.DuckDBPyConnection, t: Template) -> int:
+def insert_normalized(con: duckdb.DuckDBPyConnection, t: Template) -> None:
+    """Append the normalised rows of the versions in `__pending` to norm_<kind> (created on first use)."""
     install_macros(con)
-    con.execute(normalize_sql(t))
-    return con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
+    table = norm_table(t.kind)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM ({normalize_sql(t)}) LIMIT 0")
+    first = con.execute(f"SELECT coalesce(max(_row_key), 0) FROM {table}").fetchone()[0]
+    con.execute(f"INSERT INTO {table} BY NAME {normalize_sql(t, first)}")
+
+
+def cross_sql(t: Template) -> str:
+    """The checks across rows, files and kinds for the rows of norm_<kind> listed in `__affected(_row_key)`:
+    an id given twice with different content, an exact repeat, where else the id appears, and each
+    cross-kind lookup. `__affected` holds every row of each id it touches, so each window sees them all."""
+    checks = []
+    for chk in t.cross_kind:
+        cols = ", ".join(f"n.{quote(col)}" for col in chk.columns)
+        ref = ", ".join(quote(col) for col in chk.columns)
+        checks.append(
+            f"CASE WHEN {' OR '.join(f'n.{quote(col)} IS NULL' for col in chk.columns)} THEN NULL "
+            f"ELSE ({cols}) IN (SELECT ({ref}) FROM {staging_table(chk.requires)}) END AS {quote('_chk_' + chk.id)}"
+        )
+    return f"""
+    SELECT n._row_key, n.file_id, n.row_no,
+        CASE WHEN n._id_complete THEN count(DISTINCT n._content) OVER w = 1 END AS _chk_id_unique,
+        CASE WHEN n._id_complete THEN
+            row_number() OVER (PARTITION BY n._scope, n._content ORDER BY n.source_file, n.row_no) = 1
+            END AS _chk_not_repeat,
+        CASE WHEN n._id_complete AND count(*) OVER w > 1 THEN
+            list(n.source_file || '第' || n.row_no || '行') OVER (w ORDER BY n.source_file, n.row_no
+                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) END AS _dup_where
+        {"".join(", " + c for c in checks)}
+    FROM {norm_table(t.kind)} n
+    WHERE n._row_key IN (SELECT _row_key FROM __affected)
+    WINDOW w AS (PARTITION BY n._scope, n._record_id)
+    """

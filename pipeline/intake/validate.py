@@ -16,10 +16,12 @@ from functools import cache
 import duckdb
 import pandas as pd
 
+from pipeline import stage_inputs
 from pipeline.clock import district_today
+from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
-from pipeline.intake.normalize import install_macros, lit, normalize
-from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, towns, units
+from pipeline.intake.normalize import cross_sql, install_macros, lit, norm_table
+from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, load_template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, raw_table, staging_table
 
 TYPE_REGEX = {
@@ -103,13 +105,23 @@ def _flag(column: str, check_id: str, columns: tuple[str, ...], problem: str) ->
                        columns, problem)  # fmt: skip
 
 
-def build_expectations(t: Template, today: dt.date) -> list[Expectation]:
+CROSS_CHECKS = ("id_conflict", "exact_repeat")  # plus each cross-kind check: they look beyond one row
+
+
+def row_expectations(t: Template, today: dt.date) -> list[Expectation]:
+    """The checks of one row alone (a file version's rows are checked once: file_versions.py)."""
     out = [e for f in t.fields for e in _field_expectations(f, today)]
-    for chk in (*t.checks, *t.cross_kind):
+    for chk in t.checks:
         out.append(_flag(f"_chk_{chk.id}", chk.id, chk.columns, chk.message))
     if t.has("town_code") and t.has("town_name"):
         out.append(_flag("_chk_town_agree", "town_agree", ("town_code", "town_name"),
                          "乡镇代码与乡镇名称不一致"))  # fmt: skip
+    return out
+
+
+def cross_expectations(t: Template) -> list[Expectation]:
+    """The checks across rows, files and kinds (computed by normalize.cross_sql)."""
+    out = [_flag(f"_chk_{chk.id}", chk.id, chk.columns, chk.message) for chk in t.cross_kind]
     out.append(_flag("_chk_id_unique", "id_conflict", t.id_keys,
                      "编码在本轮调查中重复出现且内容不同，请核实后只保留正确的一条"))  # fmt: skip
     out.append(_flag("_chk_not_repeat", "exact_repeat", t.id_keys,
@@ -182,48 +194,149 @@ def run_suite(
             if keys:
                 frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
                                             "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
-    empty = pd.DataFrame(
+    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), success
+
+
+def _no_failures() -> pd.DataFrame:
+    return pd.DataFrame(
         {"row_key": pd.Series([], dtype="int64")}
         | {c: pd.Series([], dtype="str") for c in ("check_id", "columns", "problem_zh")}
     )
-    return (pd.concat(frames, ignore_index=True) if frames else empty), success
 
 
-def column_loader(con: duckdb.DuckDBPyConnection, t: Template) -> Callable[[str], pd.DataFrame]:
-    """Loads one column of norm_<kind> via Arrow (much faster than `.df()`), indexed by row key."""
+CHUNK_ROWS = 500_000  # rows per Great Expectations batch: one huge file is checked in parts
+
+
+def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) -> Callable[[str], pd.DataFrame]:
+    """Loads one column of the rows `lo < _row_key <= hi` of `table` via Arrow (much faster than `.df()`),
+    indexed by row key."""
 
     def load(column: str) -> pd.DataFrame:
-        table = con.sql(f"SELECT _row_key, {quote(column)} FROM norm_{t.kind}").to_arrow_table()
-        df = table.to_pandas(date_as_object=False).set_index("_row_key")
+        arrow = con.sql(
+            f"SELECT _row_key, {quote(column)} FROM {table} WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)}"
+        ).to_arrow_table()
+        df = arrow.to_pandas(date_as_object=False).set_index("_row_key")
         df.index.name = None  # GE then reports plain index values
         return df
 
     return load
 
 
+def _run_in_chunks(
+    con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
+) -> tuple[pd.DataFrame, bool]:
+    """The suite over the rows of `table` (which has `_row_key`), CHUNK_ROWS rows at a time."""
+    lo, hi = con.execute(f"SELECT coalesce(min(_row_key), 1) - 1, coalesce(max(_row_key), 0) FROM {table}").fetchall()[
+        0
+    ]
+    frames, success = [], True
+    while lo < hi:
+        failures, ok = run_suite(column_loader(con, table, lo, min(lo + CHUNK_ROWS, hi)), t, expectations)
+        frames.append(failures)
+        success = success and ok
+        lo += CHUNK_ROWS
+    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), success
+
+
+def normalize(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> int:
+    """Normalise the kind's new file versions (and forget the gone or stale ones); returns the rows in use."""
+    file_versions.sync(con, t, today or district_today())
+    return con.execute(f"SELECT count(*) FROM {norm_table(t.kind)}").fetchall()[0][0]
+
+
 def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> ValidationResult:
-    """Validate the normalised rows of one kind and rewrite its staging and quarantine rows."""
-    expectations = build_expectations(t, today or district_today())
-    rows = con.execute(f"SELECT count(*) FROM norm_{t.kind}").fetchall()[0][0]
-    failures, success = run_suite(column_loader(con, t), t, expectations)
-    failures = pd.concat([failures, _reading_problems(con, t)], ignore_index=True)
-    con.register("__failures", failures)
+    """Check the rows of the newly normalised versions, then the checks across rows and files on every row
+    whose id a change touched, and rewrite those rows' staging, quarantine and failures (one transaction).
+    Returns the whole kind's figures."""
+    today = today or district_today()
+    kind, norm = t.kind, norm_table(t.kind)
+    pending = "SELECT file_id FROM norm_versions WHERE kind = $kind AND NOT validated"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW __new_rows AS SELECT * FROM {norm} WHERE file_id IN "
+                f"(SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND NOT validated)")  # fmt: skip
+    row_failures, row_ok = _run_in_chunks(con, "__new_rows", t, row_expectations(t, today))
+    row_failures = pd.concat([row_failures, _reading_problems(con, t)], ignore_index=True)
+    _select_affected(con, t)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE __cross AS {cross_sql(t)}")
+    cross_failures, cross_ok = _run_in_chunks(con, "__cross", t, cross_expectations(t))
+    con.register("__row_failures", row_failures)
+    con.register("__cross_failures", cross_failures)
+    con.execute("BEGIN TRANSACTION")
     try:
+        con.execute(
+            f"INSERT INTO row_failures SELECT {lit(kind)}, n.file_id, n.row_no, f.check_id, f.columns, f.problem_zh "
+            f"FROM __row_failures f JOIN {norm} n ON n._row_key = f.row_key"
+        )
+        _record_windows(con, t, pending, today)
         _write_results(con, t)
+        con.execute("DELETE FROM norm_touched WHERE kind = ?", [kind])
+        stage_inputs.record(con, f"cross_ref:{kind}", _cross_reference(con, t))
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
     finally:
-        con.unregister("__failures")
-    by_check = dict(failures.groupby("check_id").size().sort_values(ascending=False).items()) if len(failures) else {}
-    n_bad = failures["row_key"].nunique() if len(failures) else 0
-    return ValidationResult(t.kind, rows, rows - n_bad, n_bad, {k: int(v) for k, v in by_check.items()}, success)
+        con.unregister("__row_failures")
+        con.unregister("__cross_failures")
+    result = current_result(con, t)
+    result.ge_success = row_ok and cross_ok
+    return result
+
+
+def _cross_reference(con: duckdb.DuckDBPyConnection, t: Template) -> str:
+    """What the cross-kind checks look up: the staged rows of the kinds they require."""
+    return stage_inputs.fingerprint([staged_version(con, load_template(c.requires)) for c in t.cross_kind])
+
+
+def _select_affected(con: duckdb.DuckDBPyConnection, t: Template) -> None:
+    """`__affected`: the rows whose checks across rows and files must be (re)computed — the new versions'
+    rows and every row sharing an id with them or with a version gone; every row when the kinds the
+    cross-kind checks look up changed."""
+    kind, norm = t.kind, norm_table(t.kind)
+    everything = bool(t.cross_kind) and stage_inputs.recorded(con, f"cross_ref:{kind}") != _cross_reference(con, t)
+    if everything:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __affected AS SELECT _row_key, file_id, row_no FROM {norm}")
+        return
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE __affected AS
+        WITH new_rows AS (SELECT * FROM __new_rows),
+        keys AS (
+            SELECT DISTINCT _scope, _record_id FROM new_rows WHERE _id_complete
+            UNION SELECT _scope, _record_id FROM norm_touched WHERE kind = {lit(kind)}
+        )
+        SELECT _row_key, file_id, row_no FROM new_rows
+        UNION
+        SELECT n._row_key, n.file_id, n.row_no FROM {norm} n SEMI JOIN keys k
+            ON n._id_complete AND n._scope = k._scope AND n._record_id = k._record_id
+    """)  # fmt: skip
+
+
+def _record_windows(con: duckdb.DuckDBPyConnection, t: Template, pending: str, today: dt.date) -> None:
+    """Mark the new versions checked, with the days their date checks hold for and the enterprises they name."""
+    kind, norm = t.kind, norm_table(t.kind)
+    dates = [quote(f.key) for f in t.fields if f.type == "date" and not f.allow_future]
+    if dates:
+        values = " UNION ALL ".join(f"SELECT file_id, {d} AS d FROM {norm} WHERE file_id IN ({pending})" for d in dates)
+        window = (f"SELECT file_id, max(d) FILTER (WHERE d <= $today) AS date_from, "
+                  f"min(d) FILTER (WHERE d > $today) AS date_until FROM ({values}) GROUP BY file_id")  # fmt: skip
+    else:
+        window = "SELECT NULL::VARCHAR AS file_id, NULL::DATE AS date_from, NULL::DATE AS date_until WHERE false"
+    con.execute(f"""
+        UPDATE norm_versions v SET validated = true, date_from = w.date_from, date_until = w.date_until,
+                                   enterprises = coalesce(e.enterprises, '')
+        FROM (SELECT file_id FROM norm_versions WHERE kind = $kind AND NOT validated) p
+        LEFT JOIN ({window}) w USING (file_id)
+        LEFT JOIN ({file_versions.enterprises_sql(t, pending)}) e USING (file_id)
+        WHERE v.kind = $kind AND v.file_id = p.file_id
+    """, {"kind": kind} | ({"today": today} if dates else {}))  # fmt: skip
 
 
 def _reading_problems(con: duckdb.DuckDBPyConnection, t: Template) -> pd.DataFrame:
-    """Rows refused while the file was read (values right of the header, a cell too long), as failures
-    of the check `read_problem`, each with its own reason."""
-    df = con.execute(f"""
+    """Rows of the new versions refused while the file was read (values right of the header, a cell too long),
+    as failures of the check `read_problem`, each with its own reason."""
+    df = con.execute("""
         SELECT n._row_key AS row_key, 'read_problem' AS check_id, coalesce(p.column_key, '') AS columns,
                p.problem_zh
-        FROM norm_{t.kind} n JOIN intake_row_problems p USING (file_id, row_no)
+        FROM __new_rows n JOIN intake_row_problems p USING (file_id, row_no)
         ORDER BY n._row_key
     """).df()
     return df.astype({"row_key": "int64", "check_id": "str", "columns": "str", "problem_zh": "str"})
@@ -235,12 +348,13 @@ def validate_kind(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | 
     other files their rows."""
     while True:
         try:
-            normalize(con, t)
+            normalize(con, t, today)
             return validate(con, t, today)
         except duckdb.OutOfMemoryException:
             largest = con.execute(
                 "SELECT file_id FROM intake_files WHERE kind = ? AND is_current AND status = 'ingested' "
-                "ORDER BY rows_read DESC, size_bytes DESC LIMIT 1",
+                "ORDER BY file_id IN (SELECT file_id FROM norm_versions WHERE validated), "  # a new file first
+                "rows_read DESC, size_bytes DESC LIMIT 1",
                 [t.kind],
             ).fetchall()
             if not largest:
@@ -258,49 +372,58 @@ def refuse_file(con: duckdb.DuckDBPyConnection, file_id: str, problem_zh: str) -
 
 
 def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
-    """Failures with file, row, header and raw value; then quarantine and staging. One transaction."""
+    """Rewrite the failures (with file, row, header and raw value), quarantine and staging rows of the
+    `__affected` rows, and drop those of versions no longer checked. Runs inside validate's transaction."""
     headers = pd.DataFrame({"col": t.keys, "header": [f.header for f in t.fields]})
     con.register("__headers", headers)
-    kind = t.kind
+    kind, norm = t.kind, norm_table(t.kind)
     raw_cols = ", ".join(quote(k) for k in t.keys)
-    con.execute("BEGIN TRANSACTION")
+    checked = f"SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND validated"
     try:
-        con.execute("DELETE FROM validation_failures WHERE kind = ?", [kind])
-        con.execute("DELETE FROM quarantine WHERE kind = ?", [kind])
-        con.execute(f"DELETE FROM {staging_table(kind)}")
+        for table, of_kind in (("validation_failures", True), ("quarantine", True), (staging_table(kind), False)):
+            where = f"kind = {lit(kind)} AND " if of_kind else ""
+            con.execute(f"DELETE FROM {table} WHERE {where}file_id NOT IN ({checked})")
+            con.execute(f"DELETE FROM {table} x USING __affected a WHERE {where}x.file_id = a.file_id "
+                        f"AND x.row_no = a.row_no")  # fmt: skip
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE __failures AS
+            SELECT r.file_id, r.row_no, r.check_id, r.columns, r.problem_zh, NULL::VARCHAR[] AS dup_where
+            FROM row_failures r JOIN __affected a USING (file_id, row_no) WHERE r.kind = {lit(kind)}
+            UNION ALL
+            SELECT c.file_id, c.row_no, f.check_id, f.columns, f.problem_zh, c._dup_where
+            FROM __cross_failures f JOIN __cross c ON c._row_key = f.row_key
+        """)
         con.execute(f"""
             INSERT INTO validation_failures
             WITH f AS (
-                SELECT f.row_key, f.check_id, f.columns, f.problem_zh, n.file_id, n.row_no,
-                       n.source_file, n._record_id, n._dup_where
-                FROM __failures f JOIN norm_{kind} n ON n._row_key = f.row_key
+                SELECT f.*, n.source_file, n._record_id
+                FROM __failures f JOIN {norm} n USING (file_id, row_no)
             ),
             raw AS (
-                UNPIVOT (SELECT file_id, row_no, {raw_cols} FROM raw_{kind}
-                         WHERE (file_id, row_no) IN (SELECT (file_id, row_no) FROM f))
+                UNPIVOT (SELECT r.file_id, r.row_no, {", ".join("r." + quote(k) for k in t.keys)}
+                         FROM raw_{kind} r SEMI JOIN f ON f.file_id = r.file_id AND f.row_no = r.row_no)
                 ON {raw_cols} INTO NAME col VALUE raw_value
             ),
             cells AS (
-                SELECT f.row_key, f.check_id, c.col, c.pos
+                SELECT f.file_id, f.row_no, f.check_id, c.col, c.pos
                 FROM f, unnest(string_split(f.columns, ',')) WITH ORDINALITY AS c(col, pos)
             ),
             described AS (
-                SELECT c.row_key, c.check_id,
+                SELECT c.file_id, c.row_no, c.check_id,
                        string_agg(h.header, '、' ORDER BY c.pos) AS headers_zh,
                        string_agg('“' || h.header || '”' || coalesce('为“' || raw.raw_value || '”', '为空'), '，'
                                   ORDER BY c.pos) AS values_raw
                 FROM cells c
-                JOIN f USING (row_key, check_id)
                 JOIN __headers h ON h.col = c.col
-                LEFT JOIN raw ON raw.file_id = f.file_id AND raw.row_no = f.row_no AND raw.col = c.col
-                GROUP BY c.row_key, c.check_id
+                LEFT JOIN raw ON raw.file_id = c.file_id AND raw.row_no = c.row_no AND raw.col = c.col
+                GROUP BY c.file_id, c.row_no, c.check_id
             )
             SELECT '{kind}', f.file_id, f.source_file, f.row_no, f._record_id, f.check_id, f.columns,
                    d.headers_zh, d.values_raw, f.problem_zh,
                    '第' || f.row_no || '行：' || coalesce(d.values_raw || '，', '') || f.problem_zh ||
                    CASE WHEN f.check_id IN ('id_conflict', 'exact_repeat')
-                        THEN '（同一编码出现在：' || array_to_string(f._dup_where, '、') || '）' ELSE '' END
-            FROM f LEFT JOIN described d USING (row_key, check_id)  -- a whole-row problem names no cell
+                        THEN '（同一编码出现在：' || array_to_string(f.dup_where, '、') || '）' ELSE '' END
+            FROM f LEFT JOIN described d USING (file_id, row_no, check_id)  -- a whole-row problem names no cell
             ORDER BY f.source_file, f.row_no, f.check_id
         """)
         con.execute(f"""
@@ -309,7 +432,8 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
                    n._record_id, count(*), string_agg(v.message_zh, '；' ORDER BY v.check_id <> 'read_problem', v.check_id),
                    any_value(to_json(r))
             FROM validation_failures v
-            JOIN norm_{kind} n ON n.file_id = v.file_id AND n.row_no = v.row_no
+            SEMI JOIN __affected a ON a.file_id = v.file_id AND a.row_no = v.row_no
+            JOIN {norm} n ON n.file_id = v.file_id AND n.row_no = v.row_no
             JOIN raw_{kind} r ON r.file_id = v.file_id AND r.row_no = v.row_no
             WHERE v.kind = '{kind}'
             GROUP BY ALL
@@ -322,13 +446,11 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
         con.execute(f"""
             INSERT INTO {staging_table(kind)} BY NAME
             SELECT {typed}, {", ".join("n." + c for c in prov.split(", "))}
-            FROM norm_{kind} n
-            WHERE n._row_key NOT IN (SELECT row_key FROM __failures)
+            FROM {norm} n
+            SEMI JOIN __affected a ON a._row_key = n._row_key
+            ANTI JOIN __failures f ON f.file_id = n.file_id AND f.row_no = n.row_no
+            ORDER BY n._row_key
         """)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     finally:
         con.unregister("__headers")
 
@@ -347,7 +469,7 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
         "SELECT coalesce(list(file_id || ':' || status ORDER BY file_id), []) FROM intake_files "
         "WHERE kind = ? AND is_current",
         [t.kind],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     enterprises = _enterprises_named(con, t)
     return stage_inputs.fingerprint(
         files,
@@ -380,8 +502,8 @@ def _enterprises_named(con: duckdb.DuckDBPyConnection, t: Template) -> list[str]
 
 def current_result(con: duckdb.DuckDBPyConnection, t: Template) -> ValidationResult:
     """The kind's validation as its tables hold it (a step that found its inputs unchanged)."""
-    valid = con.execute(f"SELECT count(*) FROM {staging_table(t.kind)}").fetchone()[0]
-    bad = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [t.kind]).fetchone()[0]
+    valid = con.execute(f"SELECT count(*) FROM {staging_table(t.kind)}").fetchall()[0][0]
+    bad = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [t.kind]).fetchall()[0][0]
     by_check = dict(con.execute(
         "SELECT check_id, count(*) FROM validation_failures WHERE kind = ? GROUP BY ALL ORDER BY 2 DESC", [t.kind]
     ).fetchall())  # fmt: skip
@@ -412,10 +534,10 @@ def staged_version(con: duckdb.DuckDBPyConnection, t: Template) -> str:
     valid = con.execute(
         f"SELECT coalesce(list((file_id, n) ORDER BY file_id), []) FROM "
         f"(SELECT file_id, count(*) AS n FROM {staging_table(t.kind)} GROUP BY file_id)"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     refused = con.execute(
         "SELECT md5(coalesce(string_agg(file_id || ':' || row_no, ',' ORDER BY file_id, row_no), '')) "
         "FROM quarantine WHERE kind = ?",
         [t.kind],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return stage_inputs.fingerprint(valid, refused)
