@@ -7,7 +7,9 @@ did its work (table `stage_inputs`). Equal: the step reports "unchanged" and lea
 they are. Different, or the result missing: it does its work and records the new fingerprint in the same
 database, after the work committed (a step that died half-way records nothing and is redone).
 
-This is the coarse, per-step half of incremental runs: one new file still re-validates its whole kind.
+This is the coarse, per-step half of incremental runs. Within a step that has work, only what changed is
+redone: validation by file version (pipeline/intake/file_versions.py), scoring and the ledger update by
+asset (pipeline/scoring/changes.py).
 """
 
 from __future__ import annotations

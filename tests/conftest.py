@@ -46,7 +46,7 @@ class Deployment:
         self.data_raw = root / "data_raw"
         self.output = root / "output"
         self.db = root / "test.duckdb"
-        self.data_raw.mkdir()
+        self.data_raw.mkdir(parents=True)
 
     def drop(self, kind: str, name: str, data: bytes, unit: str = "ZJJ", rnd: str = "2023-1") -> Path:
         path = self.data_raw / kind / unit / rnd / name

@@ -42,17 +42,12 @@ def outcome(d: Deployment, kind: str = "buildings") -> dict[str, list]:
 
 def from_scratch(d: Deployment, tmp: Path, kinds=("buildings",), today: dt.date | None = None) -> Deployment:
     """A fresh store fed the same files at once."""
-    fresh = deployment(tmp)
+    fresh = Deployment(tmp)
     shutil.rmtree(fresh.data_raw)
     shutil.copytree(d.data_raw, fresh.data_raw)
     intake(fresh, kinds, today)
     clock.use_data_raw(d.data_raw)
     return fresh
-
-
-def deployment(root: Path) -> Deployment:
-    root.mkdir(parents=True)
-    return Deployment(root)
 
 
 def b(bid: str, **over) -> dict:
@@ -64,7 +59,7 @@ def row_keys(d: Deployment, name: str) -> list:
 
 
 def test_a_new_file_checks_only_its_rows_and_the_ids_it_shares(tmp_path):
-    d = deployment(tmp_path / "live")
+    d = Deployment(tmp_path / "live")
     d.drop("buildings", "a.csv", csv_bytes("buildings", [b("B-1"), b("B-2"), b("B-3", floors_above="x")]))
     first = intake(d)["buildings"]
     assert (first.valid, first.quarantined) == (2, 1)
@@ -89,7 +84,7 @@ def test_a_new_file_checks_only_its_rows_and_the_ids_it_shares(tmp_path):
 
 
 def test_a_replaced_version_and_a_sequence_of_changes_give_what_a_full_validation_gives(tmp_path):
-    d = deployment(tmp_path / "live")
+    d = Deployment(tmp_path / "live")
     steps = [
         ("a.csv", [b("B-1"), b("B-2"), b("B-2")], "ZJJ"),
         ("b.csv", [b("B-2", floors_above="5"), b("B-3")], "ZJJ"),
@@ -114,7 +109,7 @@ def test_a_replaced_version_and_a_sequence_of_changes_give_what_a_full_validatio
 
 
 def test_a_new_day_redoes_only_the_versions_whose_dates_it_changes(tmp_path):
-    d = deployment(tmp_path / "live")
+    d = Deployment(tmp_path / "live")
     d.drop("buildings", "old.csv", csv_bytes("buildings", [b("B-1", survey_date="2023-05-01")]))
     d.drop("buildings", "future.csv", csv_bytes("buildings", [b("B-2", survey_date="2023-07-01")]))
     day1 = intake(d, today=dt.date(2023, 6, 1))["buildings"]
@@ -132,7 +127,7 @@ def test_a_new_day_redoes_only_the_versions_whose_dates_it_changes(tmp_path):
 
 
 def test_a_site_filed_later_releases_the_inventory_rows_that_named_it(tmp_path):
-    d = deployment(tmp_path / "live")
+    d = Deployment(tmp_path / "live")
     site = example_row("hazchem_sites")
     d.drop(
         "hazchem_inventory", "inv.csv", csv_bytes("hazchem_inventory", [example_row("hazchem_inventory")]), unit="YJJ"
@@ -149,7 +144,7 @@ def test_a_site_filed_later_releases_the_inventory_rows_that_named_it(tmp_path):
 def test_a_new_template_or_registry_redoes_every_version(tmp_path, monkeypatch):
     from pipeline.intake import file_versions
 
-    d = deployment(tmp_path / "live")
+    d = Deployment(tmp_path / "live")
     d.drop("buildings", "a.csv", csv_bytes("buildings", [b("B-1")]))
     intake(d)
     when = d.query("SELECT normalised_at FROM norm_versions")

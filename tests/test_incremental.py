@@ -84,3 +84,51 @@ def test_a_building_naming_an_enterprise_is_validated_again_once_the_enterprise_
     assert d.query("SELECT responsible_unit FROM stg_buildings WHERE building_id = 'B-1'") == [(SITE,)]
     fourth = run_all(d, publish=False)
     assert not any(flags(fourth).values())
+
+
+def test_scoring_and_the_ledger_of_the_changed_assets_only_equal_a_full_pass(tmp_path, monkeypatch):
+    """One deployment scores and updates only what changed; a twin fed the same files does everything every
+    run. After each change their findings, scores, hazards and events are the same."""
+    from pipeline.ledger import assets as ledger_assets
+    from pipeline.scoring import changes
+
+    live, full = Deployment(tmp_path / "live"), Deployment(tmp_path / "full")
+    collect, update = changes.collect, ledger_assets.update_from_findings
+
+    def everything(con, deps, id_column):
+        return collect(con, deps, id_column)[0], True
+
+    def both(step):
+        for d in (live, full):
+            step(d)
+            with monkeypatch.context() as m:
+                if d is full:
+                    m.setattr(changes, "collect", everything)
+                    m.setattr(ledger_assets, "update_from_findings", lambda con, only_rescored: update(con))
+                assert run_all(d, publish=False).success
+
+    def state(d):
+        return [d.query("SELECT * EXCLUDE (run_id) FROM findings ORDER BY ALL"),
+                d.query("SELECT * EXCLUDE (run_id) FROM scores ORDER BY ALL"),
+                d.query("SELECT * FROM hazards ORDER BY ALL"),
+                d.query("SELECT hazard_no, event_date, from_status, to_status, unit, source_file, note "
+                        "FROM hazard_events ORDER BY ALL")]  # fmt: skip
+
+    def drop(name, rnd, rows):
+        return lambda d: d.drop("buildings", name, csv_bytes("buildings", rows), unit="ZJJ", rnd=rnd)
+
+    both(drop("r1.csv", "2023-1", [building("B-1", appraisal_grade="D"), building("B-2"),
+                                   building("B-3", falling_hazard="是")]))  # fmt: skip
+    assert state(live) == state(full)
+    untouched = live.query("SELECT run_id FROM scores WHERE asset_id = 'B-2'")
+
+    both(drop("r2.csv", "2023-2", [building("B-1", appraisal_grade="B", survey_date="2023-10-01"),
+                                   building("B-4", appraisal_grade="D", survey_date="2023-10-01")]))  # fmt: skip
+    assert state(live) == state(full)
+    assert live.query("SELECT run_id FROM scores WHERE asset_id = 'B-2'") == untouched  # not scored again
+    assert live.query("SELECT status FROM hazards WHERE asset_id = 'B-1'") == [("已整改待验收",)]  # resurvey cleared it
+
+    both(lambda d: (d.data_raw / "buildings" / "ZJJ" / "2023-2" / "r2.csv").unlink())
+    assert state(live) == state(full)
+    assert live.query("SELECT count(*) FROM rescored_assets") == [(0,)]
+    assert live.query("SELECT count(*) FROM staged_changes") == [(0,)]

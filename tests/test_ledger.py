@@ -224,7 +224,7 @@ def test_a_crash_in_the_middle_of_an_update_leaves_the_ledger_as_before(deployme
     before = deployment.query("SELECT * FROM hazards ORDER BY hazard_no")
     events = deployment.query("SELECT count(*) FROM hazard_events")
 
-    def crash(con):
+    def crash(con, scope=""):
         raise RuntimeError("simulated crash after new hazards were written")
 
     monkeypatch.setattr(survey_update, "_clear_on_resurvey", crash)

@@ -21,7 +21,7 @@ import datetime as dt
 import duckdb
 
 from pipeline import stage_inputs
-from pipeline.intake.normalize import insert_normalized, norm_table
+from pipeline.intake.normalize import insert_normalized, lit, norm_table
 from pipeline.intake.schema import Template
 from pipeline.paths import SCHEMAS_DIR
 from pipeline.store import quote
@@ -36,7 +36,12 @@ VERSIONS_DDL = [
     """CREATE TABLE IF NOT EXISTS row_failures (
         kind VARCHAR, file_id VARCHAR, row_no INTEGER, check_id VARCHAR, columns VARCHAR, problem_zh VARCHAR)""",
     "CREATE TABLE IF NOT EXISTS norm_touched (kind VARCHAR, _scope VARCHAR, _record_id VARCHAR)",
+    # the id keys of the staged rows each validation added or removed (NULL: it rewrote most of the kind),
+    # read and dropped by the scoring (pipeline/scoring/changes.py)
+    "CREATE TABLE IF NOT EXISTS staged_changes (seq BIGINT, kind VARCHAR, ids JSON)",
 ]
+# a validation that rewrites more of a kind than this share (and than this many rows) logs "everything changed"
+REWRITE_SHARE, REWRITE_MIN_ROWS = 0.2, 1000
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -144,3 +149,13 @@ def _forget(con: duckdb.DuckDBPyConnection, t: Template, file_ids: list[str]) ->
         con.execute(f"DELETE FROM {table} WHERE file_id IN (SELECT file_id FROM __gone)")
     for name in ("norm_versions", "row_failures"):
         con.execute(f"DELETE FROM {name} WHERE kind = ? AND file_id IN (SELECT file_id FROM __gone)", [kind])
+
+
+def log_staged_changes(con: duckdb.DuckDBPyConnection, t: Template, seq: int, rows_sql: str) -> None:
+    """Log the id keys of the staged rows `rows_sql` selects (a query over the staging table or norm_<kind>)."""
+    ids = "to_json({" + ", ".join(f"{lit(k)}: x.{quote(k)}" for k in t.id_keys) + "})"
+    con.execute(f"INSERT INTO staged_changes SELECT DISTINCT ?, ?, {ids} FROM ({rows_sql}) x", [seq, t.kind])
+
+
+def next_change(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(seq), 0) + 1 FROM staged_changes").fetchall()[0][0]

@@ -21,7 +21,7 @@ from pipeline.clock import district_today
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, install_macros, lit, norm_table
-from pipeline.intake.schema import TYPE_LABELS_ZH, Field, Template, load_template, towns, units
+from pipeline.intake.schema import KINDS, TYPE_LABELS_ZH, Field, Template, load_template, towns, units
 from pipeline.store import PROVENANCE_COLUMNS, quote, raw_table, staging_table
 
 TYPE_REGEX = {
@@ -371,6 +371,23 @@ def refuse_file(con: duckdb.DuckDBPyConnection, file_id: str, problem_zh: str) -
     refresh_current(con, kind)
 
 
+def _log_removed(con: duckdb.DuckDBPyConnection, t: Template, checked: str) -> int | None:
+    """Log the ids of the staged rows about to be removed for the scoring; returns the log entry's number for
+    the rows staged next, or None when this rewrite is most of the kind (logged as "everything changed")."""
+    stg = staging_table(t.kind)
+    seq = file_versions.next_change(con)
+    removed = f"""SELECT x.* FROM {stg} x WHERE x.file_id NOT IN ({checked})
+                  UNION ALL SELECT x.* FROM {stg} x SEMI JOIN __affected a ON a.file_id = x.file_id AND a.row_no = x.row_no"""
+    staged, rewritten = con.execute(
+        f"SELECT (SELECT count(*) FROM {stg}), (SELECT count(*) FROM ({removed})) + (SELECT count(*) FROM __affected)"
+    ).fetchall()[0]
+    if rewritten > max(file_versions.REWRITE_SHARE * staged, file_versions.REWRITE_MIN_ROWS):
+        con.execute("INSERT INTO staged_changes VALUES (?, ?, NULL)", [seq, t.kind])
+        return None
+    file_versions.log_staged_changes(con, t, seq, removed)
+    return seq
+
+
 def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
     """Rewrite the failures (with file, row, header and raw value), quarantine and staging rows of the
     `__affected` rows, and drop those of versions no longer checked. Runs inside validate's transaction."""
@@ -379,6 +396,7 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
     kind, norm = t.kind, norm_table(t.kind)
     raw_cols = ", ".join(quote(k) for k in t.keys)
     checked = f"SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND validated"
+    logged = _log_removed(con, t, checked) if kind in KINDS else None
     try:
         for table, of_kind in (("validation_failures", True), ("quarantine", True), (staging_table(kind), False)):
             where = f"kind = {lit(kind)} AND " if of_kind else ""
@@ -451,6 +469,10 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             ANTI JOIN __failures f ON f.file_id = n.file_id AND f.row_no = n.row_no
             ORDER BY n._row_key
         """)
+        if logged is not None:  # the rows staged now
+            file_versions.log_staged_changes(con, t, logged, f"""
+                SELECT n.* FROM {norm} n SEMI JOIN __affected a ON a._row_key = n._row_key
+                ANTI JOIN __failures f ON f.file_id = n.file_id AND f.row_no = n.row_no""")  # fmt: skip
     finally:
         con.unregister("__headers")
 

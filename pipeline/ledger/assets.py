@@ -31,15 +31,24 @@ def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
     )  # fmt: skip
 
 
+def update_ledger_if_changed(con: duckdb.DuckDBPyConnection) -> tuple[LedgerUpdate, bool]:
+    """(counts, whether it updated now). Only the assets scored again since the last update are looked at,
+    unless the unit registry or the ledger code changed since (then every asset)."""
+    if stage_inputs.recorded(con, "ledger") == ledger_inputs(con):
+        return LedgerUpdate(0, 0, 0, 0), False
+    base = stage_inputs.fingerprint(stage_inputs.reference_version("units.csv"),
+                                    stage_inputs.code_version("pipeline/ledger"))  # fmt: skip
+    counts = update_from_findings(con, only_rescored=stage_inputs.recorded(con, "ledger_base") == base)
+    stage_inputs.record(con, "ledger", ledger_inputs(con))
+    stage_inputs.record(con, "ledger_base", base)
+    return counts, True
+
+
 @dg.asset(group_name="ledger", deps=[f"scores_{k}" for k in SCORED_KINDS], kinds={"duckdb"},
           description="隐患台账: one hazard per hazard rule firing on an asset, followed through rectification.")  # fmt: skip
 def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
-        inputs = ledger_inputs(con)
-        updated_now = stage_inputs.recorded(con, "ledger") != inputs
-        counts = update_from_findings(con) if updated_now else LedgerUpdate(0, 0, 0, 0)
-        if updated_now:
-            stage_inputs.record(con, "ledger", ledger_inputs(con))
+        counts, updated_now = update_ledger_if_changed(con)
         by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
     faults.point("hazard_ledger:done")
     return dg.MaterializeResult(

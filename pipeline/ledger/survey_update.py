@@ -28,6 +28,7 @@ from pipeline import registry
 from pipeline.clock import district_today
 from pipeline.ledger import describe
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
+from pipeline.scoring.engine import ensure_scoring_schema
 
 OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
@@ -46,8 +47,10 @@ FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
 JOIN harm ON harm.kind = f.kind
-WHERE f.hazard
+WHERE f.hazard {scope}
 """
+
+SCOPE = "__ledger_scope"  # temp table (kind, asset_id): the assets an update looks at, when not all
 
 
 @dataclass
@@ -60,23 +63,37 @@ class LedgerUpdate:
     supervised: int = 0
 
 
-def update_from_findings(con: duckdb.DuckDBPyConnection) -> LedgerUpdate:
+def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = False) -> LedgerUpdate:
+    """Bring the ledger up to date with the findings: of every asset, or (`only_rescored`) of the assets the
+    scorings since the last update wrote (`rescored_assets`; all of them when one scored a whole kind). Both
+    give the same ledger: an asset not scored again has the findings the ledger already holds."""
     ensure_ledger_schema(con)
+    ensure_scoring_schema(con)
     harm = ", ".join(f"('{k}', '{v}')" for k, v in HARM_ZH.items())
+    scoped = only_rescored and not con.execute(
+        "SELECT count(*) FROM rescored_assets WHERE asset_id IS NULL").fetchall()[0][0]  # fmt: skip
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE harm AS SELECT * FROM (VALUES {harm}) t(kind, harm_zh)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT DISTINCT kind, asset_id FROM rescored_assets")
         describe.install(con)  # evidence_zh(): the evidence in Chinese (隐患描述)
-        con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id")))
-        counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con))
-        counts.withdrawn = _withdraw_on_rule_change(con)
+        con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id"),
+                                       scope=_in_scope("f") if scoped else ""))  # fmt: skip
+        scope = _in_scope("h") if scoped else ""
+        counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con, scope))
+        counts.withdrawn = _withdraw_on_rule_change(con, scope)
         _stamp_ruleset_version(con)
         counts.supervised = supervise_major(con)
+        con.execute("DELETE FROM rescored_assets")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return counts
+
+
+def _in_scope(alias: str) -> str:
+    return f"AND ({alias}.kind, {alias}.asset_id) IN (SELECT (kind, asset_id) FROM {SCOPE})"
 
 
 def _changes(con: duckdb.DuckDBPyConnection, select_sql: str, params: list | None = None) -> int:
@@ -155,16 +172,16 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
     return n
 
 
-def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
+def _clear_on_resurvey(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
     n = _changes(
         con,
-        """
+        f"""
         SELECT h.hazard_no, s.survey_date AS event_date, h.status AS from_status, '已整改待验收' AS to_status,
                s.department AS unit, s.source_file,
                '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
         FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
-          AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
+          AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current) {scope}""",
     )
     con.execute("""
         UPDATE hazards h SET status = '已整改待验收', last_survey_date = c.event_date, updated_on = c.event_date
@@ -173,7 +190,7 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection) -> int:
     return n
 
 
-def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
+def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
     """Open hazards on an unchanged survey that a changed rule set no longer finds: withdrawn with an event
     naming the rule and both rule-set versions, never dropped silently. (A newer survey that no longer shows
     a hazard is a resurvey, handled above; the same rule set on a corrected file of the same round changes
@@ -193,7 +210,7 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection) -> int:
         LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
         WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round AND h.origin_event IS NULL
           AND h.ruleset_version IS DISTINCT FROM s.ruleset_version
-          AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current)""",
+          AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current) {scope}""",
         [district_today()],
     )
     con.execute(f"""

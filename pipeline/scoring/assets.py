@@ -11,9 +11,10 @@ import duckdb
 from pipeline import faults, stage_inputs
 from pipeline.paths import RULES_DIR
 from pipeline.resources import LitongStore
+from pipeline.scoring import changes
 from pipeline.scoring.engine import ScoringResult, score_kind
 from pipeline.scoring.explain import top_assets_markdown
-from pipeline.scoring.ruleset import install, load_ruleset, ruleset_version
+from pipeline.scoring.ruleset import install, load_kinds, load_ruleset, ruleset_version
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
 
 SCORED_KINDS = {
@@ -29,6 +30,29 @@ def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: l
     kinds the scoring reads (pipeline/intake/validate.py staged_version) and the scoring code."""
     validated = [stage_inputs.recorded(con, f"staged:{d.removeprefix('stg_')}") for d in deps]
     return stage_inputs.fingerprint(ruleset_version, validated, stage_inputs.code_version("pipeline/scoring"))
+
+
+def score_if_changed(
+    con: duckdb.DuckDBPyConnection, kind: str, deps: list[str], version: str
+) -> tuple[ScoringResult, bool]:
+    """(result, whether it was scored now). Nothing validated differently since the kind was last scored: the
+    findings and scores stand. Otherwise only the assets whose staged rows changed are scored again
+    (pipeline/scoring/changes.py) — all of them when the rule set or the scoring code changed, when most of a
+    kind was rewritten, or on the first scoring."""
+    inputs = scoring_inputs(con, version, deps)
+    ruleset_kind = load_kinds()[kind]
+    last, whole = changes.collect(con, deps, ruleset_kind.id)
+    if stage_inputs.recorded(con, f"score:{kind}") == inputs:
+        changes.forget(con, deps, last)  # the same rows were staged again: nothing to score
+        return last_scoring(con, kind), False
+    base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring"))
+    whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
+    ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
+    result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
+                        lambda c: changes.forget(c, deps, last))  # fmt: skip
+    stage_inputs.record(con, f"score:{kind}", inputs)
+    stage_inputs.record(con, f"score_base:{kind}", base)
+    return result, True
 
 
 def last_scoring(con: duckdb.DuckDBPyConnection, kind: str) -> ScoringResult:
@@ -54,14 +78,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
     )
     def _scores(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
         with store.connect() as con:
-            inputs = scoring_inputs(con, ruleset_version(RULES_DIR), deps)
-            scored_now = stage_inputs.recorded(con, f"score:{kind}") != inputs
-            if scored_now:
-                ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
-                result = score_kind(con, ruleset, kind)
-                stage_inputs.record(con, f"score:{kind}", inputs)
-            else:  # the same validated records and rules: the findings and scores stand
-                result = last_scoring(con, kind)
+            result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR))
             top = top_assets_markdown(con, kind)
             n_rules = con.execute(
                 "SELECT count(*) FROM rules WHERE kind = ? AND ruleset_version = ?", [kind, result.ruleset_version]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
@@ -41,6 +42,8 @@ SCORING_DDL = [
     # the file and unit the latest record came from (the ledger's survey events record them)
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS source_file VARCHAR",
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS department VARCHAR",
+    # the assets each scoring wrote (asset_id NULL: the whole kind), read and dropped by the ledger update
+    "CREATE TABLE IF NOT EXISTS rescored_assets (kind VARCHAR, asset_id VARCHAR)",
     """CREATE TABLE IF NOT EXISTS scoring_runs (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, scored_at TIMESTAMP, assets INTEGER,
         findings INTEGER, seconds DOUBLE)""",
@@ -74,8 +77,9 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 21) + ")", rows)
 
 
-def input_sql(ruleset: RuleSet, kind: str) -> str:
-    """One scan of the kind's view: the asset's identity and the list of rules that fire on it.
+def input_sql(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
+    """One scan of the kind's view (or of `source`, its rows for some assets): the asset's identity and the
+    list of rules that fire on it.
 
     Every condition is evaluated in the same pass (like a hand-written CASE per rule); the
     evidence JSON is built only where the rule fires."""
@@ -96,7 +100,7 @@ def input_sql(ruleset: RuleSet, kind: str) -> str:
     SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
            ({spec.lon}) AS lon, ({spec.lat}) AS lat, {responsible} AS responsible_unit, {owner_name} AS owner_name,
            survey_round, survey_date, source_file, department, {hit_list} AS hits
-    FROM {spec.view}
+    FROM {source or spec.view}
     """
 
 
@@ -158,35 +162,58 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
     """
 
 
-def score_kind(con: duckdb.DuckDBPyConnection, ruleset: RuleSet, kind: str) -> ScoringResult:
-    """Replace the kind's findings and scores with a fresh, versioned scoring."""
+def score_kind(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    kind: str,
+    assets: str | None = None,
+    in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> ScoringResult:
+    """Score the kind: replace its findings and scores with a fresh, versioned scoring — of every asset, or of
+    the assets listed in the table `assets` (asset_id). An asset kind whose assets name an enterprise is always
+    scored whole (the enterprises are its latest surveys' owners). `in_transaction` runs in the transaction
+    that writes the scores (the caller's own bookkeeping)."""
     started = time.perf_counter()
     ensure_scoring_schema(con)
     install(con, ruleset.rules_dir)
-    con.execute(input_sql(ruleset, kind))
+    spec = ruleset.kinds[kind]
+    if spec.owner_code:
+        assets = None
+    if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
+                    f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})")  # fmt: skip
+    con.execute(input_sql(ruleset, kind, "__scoring_scope" if assets else None))
     run_id = uuid.uuid4().hex[:12]
+    only = f" AND asset_id IN (SELECT asset_id FROM {assets})" if assets else ""
     con.execute("BEGIN TRANSACTION")
     try:
         record_rules(con, ruleset)
-        con.execute("DELETE FROM findings WHERE kind = ?", [kind])
-        con.execute("DELETE FROM scores WHERE kind = ?", [kind])
+        con.execute(f"DELETE FROM findings WHERE kind = ?{only}", [kind])
+        con.execute(f"DELETE FROM scores WHERE kind = ?{only}", [kind])
         con.execute(f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})")
         con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id)}")
-        con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
-        if ruleset.kinds[kind].owner_code:
+        if not assets:
+            con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
+        if spec.owner_code:
             con.execute(ENTERPRISES_SQL, [kind])
-        assets, n_findings = con.execute(
+        con.execute(
+            f"INSERT INTO rescored_assets SELECT ?, asset_id FROM {assets}" if assets
+            else "INSERT INTO rescored_assets VALUES (?, NULL)", [kind],
+        )  # fmt: skip
+        if in_transaction:
+            in_transaction(con)
+        assets_n, n_findings = con.execute(
             "SELECT (SELECT count(*) FROM scores WHERE kind = ?), (SELECT count(*) FROM findings WHERE kind = ?)",
             [kind, kind],
         ).fetchall()[0]
         seconds = time.perf_counter() - started
         con.execute(
             "INSERT INTO scoring_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, ruleset.version, kind, dt.datetime.now(), assets, n_findings, seconds],
+            [run_id, ruleset.version, kind, dt.datetime.now(), assets_n, n_findings, seconds],
         )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())
-    return ScoringResult(kind, run_id, ruleset.version, assets, n_findings, levels, seconds)
+    return ScoringResult(kind, run_id, ruleset.version, assets_n, n_findings, levels, seconds)

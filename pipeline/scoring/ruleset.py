@@ -144,6 +144,11 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
     )  # fmt: skip
 
 
+def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
+    """rules/kinds.yaml: how each kind is scored (cheap: no rule is parsed or verified)."""
+    return _load_kinds(rules_dir)
+
+
 def _load_kinds(rules_dir: Path) -> dict[str, KindSpec]:
     raw = yaml.safe_load((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
     specs = {}
