@@ -29,7 +29,7 @@ def main() -> None:
     from benchmarks.bench_publish import ledger_db
     from pipeline import store
     from pipeline.clock import district_today
-    from pipeline.ledger.exports import _register_reference, export_ledger, ledger_sql
+    from pipeline.ledger.exports import export_ledger, ledger_sql, register_reference
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -49,7 +49,7 @@ def main() -> None:
               f"peak RSS {peak_first:.2f} GB")  # fmt: skip
         print("  " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in sizes.items()))
 
-        _register_reference(con)
+        register_reference(con)
         t = time.perf_counter()
         con.execute(f"COPY ({ledger_sql()}) TO '{out / 'floor.csv'}' (FORMAT csv, HEADER)", {"as_of": as_of})
         floor = time.perf_counter() - t

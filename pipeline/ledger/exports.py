@@ -65,7 +65,7 @@ PARTS_LAYOUT = "1"  # change it when the town/unit workbooks' layout changes: ev
 BOM = "\ufeff".encode()
 
 
-def _register_reference(con: duckdb.DuckDBPyConnection) -> None:
+def register_reference(con: duckdb.DuckDBPyConnection) -> None:
     con.register("ref_towns_list", pd.DataFrame({"town_code": list(towns()), "town_name": list(towns().values())}))
     con.register("ref_units_list", pd.DataFrame({"unit_code": list(units()),
                                                  "unit_name": [u["unit_name"] for u in units().values()]}))  # fmt: skip
@@ -126,7 +126,7 @@ def ledger_rows(
 ) -> pd.DataFrame:
     """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy);
     only `columns` of it when given (a chart needs a few of the 30 columns of a million hazards)."""
-    _register_reference(con)
+    register_reference(con)
     sql = ledger_sql(table)
     if columns:
         sql = f"SELECT {', '.join(columns)} FROM ({sql})"
@@ -137,7 +137,7 @@ def summary(
     con: duckdb.DuckDBPyConnection, by: str, as_of: dt.date, period_start: dt.date, table: str = "hazards"
 ) -> pd.DataFrame:
     """Per town (`by="town"`) or per responsible unit (`by="unit"`)."""
-    _register_reference(con)
+    register_reference(con)
     key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
                          "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
     ledger = ledger_sql(table)
@@ -207,7 +207,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> 
     """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
     order, the file keys (town_part, unit_part), the level and the displayed columns. Returns
     (hazards, overdue)."""
-    _register_reference(con)
+    register_reference(con)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {EXPORT_TABLE} AS
         SELECT row_number() OVER (ORDER BY kind, town_code, hazard_no) AS rn, kind, risk_level,

@@ -51,22 +51,25 @@ class Headline:
 
 
 def headline(inp: PublishInputs) -> Headline:
-    led = inp.ledger
+    led = inp.ledger_counts
+
+    def count(mask) -> int:
+        return int(led.loc[mask, "n"].sum())
+
+    reds = inp.score_counts
     return Headline(
-        found=len(led),
-        closed=int((led["status"] == "已销号").sum()),
-        overdue=int(led["overdue_days"].notna().sum()),
-        under_control=int((led["status"] == "管控中").sum()),
-        red_assets=int((inp.scores["level"] == "red").sum()),
-        open_major=int(((led["status"] != "已销号") & (led["hazard_grade"] == "重大")).sum()),
+        found=count(led["n"] > 0),
+        closed=count(led["status"] == "已销号"),
+        overdue=count(led["overdue"]),
+        under_control=count(led["status"] == "管控中"),
+        red_assets=int(reds.loc[reds["level"] == "red", "n"].sum()),
+        open_major=count((led["status"] != "已销号") & (led["hazard_grade"] == "重大")),
     )
 
 
 def overdue_major(inp: PublishInputs) -> pd.DataFrame:
     """Overdue 重大隐患, longest overdue first."""
-    led = inp.ledger
-    sel = led[(led["hazard_grade"] == "重大") & led["overdue_days"].notna()]
-    return sel.sort_values(["overdue_days", "hazard_no"], ascending=[False, True])
+    return inp.overdue_major
 
 
 def write_briefing(inp: PublishInputs, path: Path) -> Headline:

@@ -14,8 +14,7 @@ import pandas as pd
 
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
-from pipeline.ledger.model import WITHDRAWN
-from pipeline.publish.inputs import GRADES, PublishInputs, short_town
+from pipeline.publish.inputs import GRADES, TOP_N, PublishInputs, short_town
 from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip
 
 EMPTY_ZH = "暂无数据"
@@ -74,8 +73,10 @@ def _stacked_barh(ax, labels: list[str], parts: dict[str, list[int]], colours: d
 # Risk levels by town and asset kind
 # ---------------------------------------------------------------------------------------------
 def levels_by_town_table(inp: PublishInputs) -> pd.DataFrame:
-    s = inp.scores
-    table = pd.crosstab([s["kind_zh"], s["town_name"]], s["level"]).reindex(columns=LEVELS, fill_value=0)
+    s = inp.score_counts
+    table = s.pivot_table(index=["kind_zh", "town_name"], columns="level", values="n", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=LEVELS, fill_value=0).astype(int)
+    table.columns.name = None
     table["合计"] = table.sum(axis=1)
     return table.reset_index().rename(columns={"kind_zh": "资产类别", "town_name": "乡镇"})
 
@@ -111,13 +112,15 @@ def draw_levels_by_town(fig, table: pd.DataFrame, inp: PublishInputs, compact: b
 # Open hazards by responsible unit, overdue marked
 # ---------------------------------------------------------------------------------------------
 def open_by_unit_table(inp: PublishInputs) -> pd.DataFrame:
-    led = inp.ledger
-    open_ = led[led["status"] != "已销号"]
-    part = pd.Series("整改期限内", index=open_.index)
-    part[open_["status"] == "已整改待验收"] = "已整改待验收"
-    part[open_["status"] == "管控中"] = "管控中"
-    part[open_["overdue_days"].notna()] = "逾期"  # past the deadline, or (管控中) a missed review
-    table = pd.crosstab(open_["unit_name"], part).reindex(columns=list(OPEN_PARTS), fill_value=0)
+    led = inp.ledger_counts
+    open_ = led[led["status"] != "已销号"].copy()
+    open_["part"] = "整改期限内"
+    open_.loc[open_["status"] == "已整改待验收", "part"] = "已整改待验收"
+    open_.loc[open_["status"] == "管控中", "part"] = "管控中"
+    open_.loc[open_["overdue"], "part"] = "逾期"  # past the deadline, or (管控中) a missed review
+    table = open_.pivot_table(index="unit_name", columns="part", values="n", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=list(OPEN_PARTS), fill_value=0).astype(int)
+    table.columns.name = None
     table["合计"] = table.sum(axis=1)
     table = table.sort_values(["合计", "逾期"], ascending=False)
     if len(table) > MAX_UNITS:
@@ -144,16 +147,10 @@ def draw_open_by_unit(fig, table: pd.DataFrame, inp: PublishInputs, compact: boo
 # ---------------------------------------------------------------------------------------------
 def progress_table(inp: PublishInputs) -> pd.DataFrame:
     """Per day with a change: hazards found so far, and hazards closed (已销号) as of that day."""
-    ev = inp.events
-    if ev.empty:
+    daily = inp.events_daily
+    if daily.empty:
         return pd.DataFrame({"日期": [], "累计发现": [], "累计销号": [], "未销号": []})
-    # found: new hazards, less those withdrawn by a rule change (plus those that came back)
-    found = (ev["from_status"].isna() | (ev["from_status"] == WITHDRAWN)).astype(int) - (
-        ev["to_status"] == WITHDRAWN
-    ).astype(int)
-    closed = (ev["to_status"] == "已销号").astype(int) - (ev["from_status"] == "已销号").astype(int)
-    daily = pd.DataFrame({"日期": pd.to_datetime(ev["event_date"]), "found": found, "closed": closed})
-    daily = daily.groupby("日期", as_index=False).sum()
+    daily = daily.assign(日期=pd.to_datetime(daily["event_date"]))
     table = pd.DataFrame({"日期": daily["日期"], "累计发现": daily["found"].cumsum(),
                           "累计销号": daily["closed"].cumsum()})  # fmt: skip
     table["未销号"] = table["累计发现"] - table["累计销号"]
@@ -187,30 +184,31 @@ MARKERS = {"房屋建筑": ("o", 4), "桥梁": ("^", 28), "危险化学品单位
 
 
 def map_table(inp: PublishInputs) -> pd.DataFrame:
-    s = inp.scores
-    table = pd.crosstab(s["kind_zh"], s["level"]).reindex(columns=LEVELS, fill_value=0)
-    table["无坐标"] = s[s["lon"].isna() | s["lat"].isna()].groupby("kind_zh").size()
+    s = inp.score_counts
+    table = s.pivot_table(index="kind_zh", columns="level", values="n", aggfunc="sum", fill_value=0)
+    table = table.reindex(columns=LEVELS, fill_value=0)
+    table.columns.name = None
+    table["无坐标"] = s.groupby("kind_zh")["unlocated"].sum()
     table = table.fillna(0).astype(int)
     table["合计"] = table[LEVELS].sum(axis=1)
     return table.rename_axis("资产类别").reset_index()
 
 
 def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
-    """Assets by position (no basemap); town labels at the centre of each town's surveyed assets."""
+    """Assets by position (no basemap), one marker per map cell of about a pixel; town labels at the centre
+    of each town's surveyed assets."""
     title = "资产风险等级分布图"
-    points = inp.scores
-    ax = _axes_or_empty(fig, title, points.empty)
+    ax = _axes_or_empty(fig, title, table.empty)
     if ax is None:
         return
-    located = points.dropna(subset=["lon", "lat"])
+    located = inp.map_cells
     for kind, (marker, size) in MARKERS.items():
         for level in reversed(LEVELS):  # red drawn last, on top
             sel = located[(located["kind_zh"] == kind) & (located["level"] == level)]
             if len(sel):
                 ax.scatter(sel["lon"], sel["lat"], s=size * (0.5 if compact else 1), marker=marker, alpha=0.75,
                            color=LEVEL_COLOUR[level], edgecolors="none" if marker == "o" else INK, linewidths=0.4)  # fmt: skip
-    centres = located.groupby("town_name")[["lon", "lat"]].median()
-    for town, (lon, lat) in centres.iterrows():
+    for town, lon, lat in inp.town_centres[["town_name", "lon", "lat"]].itertuples(index=False):
         ax.text(lon, lat, short_town(town), fontsize=7 if compact else 9, ha="center", va="center", color=INK,
                 bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": MUTED, "alpha": 0.8})  # fmt: skip
     ax.set_aspect(1 / 0.79)  # a degree of longitude is cos(38°) of a degree of latitude
@@ -234,11 +232,8 @@ def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False
 # ---------------------------------------------------------------------------------------------
 # Top ten assets
 # ---------------------------------------------------------------------------------------------
-TOP_N = 10
-
-
 def top_assets_table(inp: PublishInputs) -> pd.DataFrame:
-    s = inp.scores.sort_values(["score", "raw_points", "asset_id"], ascending=[False, False, True]).head(TOP_N)
+    s = inp.top_assets
     return pd.DataFrame({
         "排名": range(1, len(s) + 1), "资产类别": s["kind_zh"], "资产编码": s["asset_id"], "名称": s["asset_name"],
         "乡镇": s["town_name"], "得分": s["score"].round(1),
@@ -306,19 +301,19 @@ def draw_hazchem(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = F
 
 CHARTS: list[Chart] = [
     Chart("levels_by_town", "各乡镇风险等级", "scores", levels_by_town_table, draw_levels_by_town,
-          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: len(i.scores), "已评分资产", (16, 7)),
+          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (16, 7)),
     Chart("open_hazards_by_unit", "各责任单位未销号隐患", "ledger", open_by_unit_table, draw_open_by_unit,
           lambda t: int(t["合计"].sum()) if len(t) else 0,
-          lambda i: int((i.ledger["status"] != "已销号").sum()), "未销号隐患", (10, 6)),
+          lambda i: i.open_total, "未销号隐患", (10, 6)),
     Chart("rectification_progress", "隐患整改进度", "ledger", progress_table, draw_progress,
           lambda t: int(t["未销号"].iloc[-1]) if len(t) else 0,
-          lambda i: int((i.ledger["status"] != "已销号").sum()), "未销号隐患", (10, 5)),
+          lambda i: i.open_total, "未销号隐患", (10, 5)),
     Chart("asset_map", "资产风险等级分布图", "scores", map_table, draw_map,
-          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: len(i.scores), "已评分资产", (9, 8)),
+          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (9, 8)),
     Chart("top_assets", "风险最高的资产", "scores", top_assets_table, draw_top_assets,
-          lambda t: len(t), lambda i: min(TOP_N, len(i.scores)), "列出的资产", (14, 4.5)),
+          lambda t: len(t), lambda i: min(TOP_N, i.scored_total()), "列出的资产", (14, 4.5)),
     Chart("hazchem_grades", "危险化学品重大危险源分级", "scores", hazchem_table, draw_hazchem,
           lambda t: int(t["按GB 18218计算"].sum()) if len(t) else 0,
-          lambda i: int((i.scores["kind"] == "hazchem_sites").sum()), "已评分危险化学品单位", (9, 5)),
+          lambda i: i.scored_total("hazchem_sites"), "已评分危险化学品单位", (9, 5)),
 ]  # fmt: skip
 CHARTS_BY_NAME = {c.name: c for c in CHARTS}

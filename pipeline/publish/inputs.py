@@ -13,14 +13,13 @@ import duckdb
 import pandas as pd
 
 from pipeline.intake.schema import towns
-from pipeline.ledger.exports import KIND_ZH, ledger_rows
-from pipeline.ledger.model import ensure_ledger_schema
+from pipeline.ledger.exports import KIND_ZH, ledger_sql, register_reference
+from pipeline.ledger.model import WITHDRAWN, ensure_ledger_schema
 from pipeline.scoring.engine import ensure_scoring_schema
 
-SCORE_COLUMNS = "kind, asset_id, asset_name, town_code, lon, lat, score, raw_points, level, hard_rule, top_reasons"
-LEDGER_COLUMNS = ["hazard_no", "asset_name", "status", "hazard_grade", "deadline", "next_review", "overdue_days",
-                  "responsible_unit", "unit_name", "town_name"]  # fmt: skip
 GRADES = ["一级", "二级", "三级", "四级", "非重大危险源"]
+TOP_N = 10
+MAP_CELL_DEGREES = 0.001  # ~100 m, about a pixel of the map: assets in one cell are drawn as one marker
 
 
 def short_town(name: str) -> str:
@@ -29,7 +28,9 @@ def short_town(name: str) -> str:
 
 
 class PublishInputs:
-    """Lazily loaded frames over one open connection; `as_of` fixes what counts as overdue."""
+    """What the charts and the briefing read, as small frames that DuckDB aggregates from the scores and the
+    ledger (a million assets never become a million pandas rows), each computed once over one open
+    connection; `as_of` fixes what counts as overdue."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, as_of: dt.date):
         self.con = con
@@ -37,28 +38,91 @@ class PublishInputs:
         ensure_scoring_schema(con)  # an empty database publishes empty charts, not errors
         ensure_ledger_schema(con)
 
-    @cached_property
-    def scores(self) -> pd.DataFrame:
-        df = self.con.execute(f"SELECT {SCORE_COLUMNS} FROM scores").df()
-        df["kind_zh"] = df["kind"].map(KIND_ZH)
-        df["town_name"] = df["town_code"].map(towns()).fillna("乡镇不明")
+    def _frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params or []).df()
+
+    def _ledger(self, select: str) -> pd.DataFrame:
+        """A query over `l`, the ledger as of the date (display names, overdue days; withdrawn hazards left out)."""
+        register_reference(self.con)
+        return self.con.execute(f"WITH l AS ({ledger_sql()}) {select}", {"as_of": self.as_of}).df()
+
+    def _with_names(self, df: pd.DataFrame) -> pd.DataFrame:
+        if "kind" in df:
+            df["kind_zh"] = df["kind"].map(KIND_ZH)
+        if "town_code" in df:
+            df["town_name"] = df["town_code"].map(towns()).fillna("乡镇不明")
         return df
 
     @cached_property
-    def ledger(self) -> pd.DataFrame:
-        df = ledger_rows(self.con, self.as_of, columns=LEDGER_COLUMNS)
-        df["unit_name"] = df["unit_name"].fillna(df["responsible_unit"]).fillna("未明确")
-        df["town_name"] = df["town_name"].fillna("乡镇不明")
-        return df
+    def score_counts(self) -> pd.DataFrame:
+        """Scored assets per kind, town and level (`n`), and how many of them have no position (`unlocated`)."""
+        return self._with_names(self._frame(
+            "SELECT kind, town_code, level, count(*) AS n, "
+            "count(*) FILTER (WHERE lon IS NULL OR lat IS NULL) AS unlocated FROM scores GROUP BY ALL"))  # fmt: skip
 
     @cached_property
-    def events(self) -> pd.DataFrame:
-        """Status changes up to `as_of`: when each hazard was found, closed or reopened."""
-        return self.con.execute(
-            "SELECT hazard_no, event_date, from_status, to_status FROM hazard_events WHERE event_date <= ? "
-            "ORDER BY event_date, seq",
-            [self.as_of],
-        ).df()
+    def scored(self) -> pd.DataFrame:
+        """Scored assets per kind, counted apart from `score_counts` (the charts' checks compare the two)."""
+        return self._frame("SELECT kind, count(*) AS n FROM scores GROUP BY kind")
+
+    def scored_total(self, kind: str | None = None) -> int:
+        s = self.scored
+        return int(s["n"].sum() if kind is None else s.loc[s["kind"] == kind, "n"].sum())
+
+    @cached_property
+    def ledger_counts(self) -> pd.DataFrame:
+        """Hazards per responsible unit, status, grade and whether overdue (`n`)."""
+        return self._ledger(
+            "SELECT coalesce(unit_name, responsible_unit, '未明确') AS unit_name, status, hazard_grade, "
+            "overdue_days IS NOT NULL AS overdue, count(*) AS n FROM l GROUP BY ALL")  # fmt: skip
+
+    @cached_property
+    def open_total(self) -> int:
+        """Hazards not 已销号, counted apart from `ledger_counts`."""
+        return int(self._ledger("SELECT count(*) AS n FROM l WHERE status <> '已销号'")["n"].iloc[0])
+
+    @cached_property
+    def overdue_major(self) -> pd.DataFrame:
+        """Overdue 重大隐患, longest overdue first."""
+        return self._ledger(
+            "SELECT hazard_no, asset_name, status, deadline, next_review, overdue_days, "
+            "coalesce(unit_name, responsible_unit, '未明确') AS unit_name, coalesce(town_name, '乡镇不明') AS town_name "
+            "FROM l WHERE hazard_grade = '重大' AND overdue_days IS NOT NULL ORDER BY overdue_days DESC, hazard_no")  # fmt: skip
+
+    @cached_property
+    def events_daily(self) -> pd.DataFrame:
+        """Per day with a change up to `as_of`: hazards found (new, less those withdrawn by a rule change, plus
+        those that came back) and closed (已销号, less those reopened)."""
+        return self._frame(f"""
+            SELECT event_date,
+                   sum((from_status IS NULL OR from_status = '{WITHDRAWN}')::INTEGER
+                       - (to_status = '{WITHDRAWN}')::INTEGER)::BIGINT AS found,
+                   sum((to_status = '已销号')::INTEGER - coalesce(from_status = '已销号', false)::INTEGER)::BIGINT
+                       AS closed
+            FROM hazard_events WHERE event_date <= ? GROUP BY event_date ORDER BY event_date""", [self.as_of])  # fmt: skip
+
+    @cached_property
+    def map_cells(self) -> pd.DataFrame:
+        """Located assets per kind, level and map cell (`n`), the cell at its centre."""
+        g = MAP_CELL_DEGREES
+        return self._with_names(self._frame(
+            f"SELECT kind, level, round(lon / {g}) * {g} AS lon, round(lat / {g}) * {g} AS lat, count(*) AS n "
+            "FROM scores WHERE lon IS NOT NULL AND lat IS NOT NULL GROUP BY ALL"))  # fmt: skip
+
+    @cached_property
+    def town_centres(self) -> pd.DataFrame:
+        """The median position of each town's located assets (those of no known town together)."""
+        df = self._frame(
+            "SELECT CASE WHEN list_contains(?, town_code) THEN town_code END AS town_code, "
+            "median(lon) AS lon, median(lat) AS lat FROM scores WHERE lon IS NOT NULL AND lat IS NOT NULL "
+            "GROUP BY 1 ORDER BY 1", [list(towns())])  # fmt: skip
+        return self._with_names(df)
+
+    @cached_property
+    def top_assets(self) -> pd.DataFrame:
+        return self._with_names(self._frame(
+            "SELECT kind, asset_id, asset_name, town_code, score, raw_points, level, top_reasons FROM scores "
+            "ORDER BY score DESC, raw_points DESC, asset_id LIMIT ?", [TOP_N]))  # fmt: skip
 
     @cached_property
     def hazchem_grades(self) -> pd.DataFrame:
