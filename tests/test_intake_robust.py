@@ -441,3 +441,42 @@ def test_a_bridge_built_before_1900_is_accepted_with_a_hint(deployment):
     hints = receipt(deployment, "bridges/ZJJ/2023-1/q.csv", "ZJJ")["提示"]
     assert [(h[0], h[1], h[2], h[3]) for h in hints] == [(2, "Q1", "建成年份", "1875")]
     assert hints[0][4].startswith("建成年份早于1900年：已接收")
+
+
+def test_a_huge_csv_is_streamed_in_batches_with_the_same_result(tmp_path, monkeypatch):
+    """A CSV over readers.STREAM_BYTES is never whole in memory: read record by record, loaded batch by batch.
+    Here every file streams, in batches of 2 rows, and gives what the whole-file reader gives: rows, blank
+    rows, quoted line breaks, values right of the header and over-long cells (in a template column or not)."""
+    from pipeline.intake import readers
+    from tests.conftest import Deployment
+
+    records = [example_row("buildings", building_id=f"B{i}") for i in range(7)]
+    records[1]["address"] = "金积镇\r\n三组"
+    records[3]["address"] = "长" * 3000
+    rows = rows_of("buildings", *records)
+    rows[0] = [*rows[0], "备注"]
+    rows[5] = [*rows[5], "外" * 3000]  # an over-long cell outside the template's columns
+    rows.insert(4, [""] * len(HEADERS))  # a blank row
+    text = "利通区房屋建筑调查表\r\n" + csv_text(rows)
+    text += csv_text(
+        [[*rows_of("buildings", example_row("buildings", building_id="B9"))[1], "", "错位"]]
+    )  # one value too many
+    outcomes = []
+    for name, stream in (("whole", False), ("streamed", True)):
+        d = Deployment(tmp_path / name)
+        d.drop("buildings", "a.csv", text.encode("gb18030"))
+        with monkeypatch.context() as m:
+            if stream:
+                m.setattr(readers, "STREAM_BYTES", 0)
+                m.setattr(readers, "BATCH_ROWS", 2)
+            result = d.intake("buildings")["buildings"]
+        outcomes.append((
+            (result.valid, result.quarantined),
+            d.query("SELECT rows_read, blank_rows, encoding FROM intake_files"),
+            d.query("SELECT row_no, building_id, address FROM stg_buildings ORDER BY row_no"),
+            d.query("SELECT row_no, reasons_zh FROM quarantine ORDER BY row_no"),
+            d.query("SELECT row_no, column_key, problem_zh FROM intake_row_problems ORDER BY ALL"),
+        ))  # fmt: skip
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == (6, 2) and outcomes[1][1] == [(8, 1, "gb18030")]
+    assert outcomes[1][2][1] == (4, "B1", "金积镇\r\n三组")

@@ -35,6 +35,7 @@ from pipeline.intake.headers import (
     match_headers,
 )
 from pipeline.intake.readers import (
+    FLAGGED,
     Sheet,
     UnreadableFile,
     head_rows,
@@ -408,20 +409,27 @@ class FileIntake:
         record["unknown_headers"] = match.unknown
         record["header_map"] = json.dumps({src: key for key, src in match.columns.items()}, ensure_ascii=False)
         key_of = {src: key for key, src in match.columns.items()}
-        problems = [(p.row_no, key_of.get(p.column), p.problem_zh) for p in sheet.problems
-                    if p.column is None or p.column in key_of]  # fmt: skip
         con = self.con
         con.register(UPLOAD_VIEW, sheet.data)
         try:
-            insert, blank = _insert_sql(template, match.columns)
-            flagged = sorted({p[0] for p in problems})
-            record["blank_rows"], total = con.execute(
-                f"SELECT count(*) FILTER (WHERE {blank}), count(*) FROM {UPLOAD_VIEW}", {"flagged": flagged}
-            ).fetchall()[0]
-            record["rows_read"] = total - record["blank_rows"]
+            insert, blank = _insert_sql(template, match.columns, sheet.streamed)
+            sheet.loaded_columns = set(key_of)  # problems elsewhere are not the template's
+            if not sheet.streamed:  # a streamed sheet is read once: counted after it was loaded
+                flagged = sorted({p.row_no for p in sheet.problems if p.column is None or p.column in key_of})
+                record["blank_rows"], total = con.execute(
+                    f"SELECT count(*) FILTER (WHERE {blank}), count(*) FROM {UPLOAD_VIEW}", {"flagged": flagged}
+                ).fetchall()[0]
+                record["rows_read"] = total - record["blank_rows"]
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(insert, {"file_id": record["file_id"], "flagged": flagged})
+                con.execute(insert, {"file_id": record["file_id"]} | ({} if sheet.streamed else {"flagged": flagged}))
+                if sheet.streamed:
+                    record["rows_read"] = con.execute(
+                        f"SELECT count(*) FROM {raw_table(kind)} WHERE file_id = ?", [record["file_id"]]
+                    ).fetchall()[0][0]
+                    record["blank_rows"] = sheet.streamed_rows - record["rows_read"]
+                problems = [(p.row_no, key_of.get(p.column), p.problem_zh) for p in sheet.problems
+                            if p.column is None or p.column in key_of]  # fmt: skip
                 if problems:
                     con.executemany(
                         "INSERT INTO intake_row_problems VALUES (?, ?, ?, ?)",
@@ -436,11 +444,13 @@ class FileIntake:
             con.unregister(UPLOAD_VIEW)
 
 
-def _insert_sql(template: Template, columns: dict[str, str]) -> tuple[str, str]:
+def _insert_sql(template: Template, columns: dict[str, str], streamed: bool = False) -> tuple[str, str]:
     """(INSERT copying the upload's rows to raw, the SQL condition of a blank row). Parameters:
-    $file_id, and $flagged, the rows with a reading problem: never blank, they must reach the quarantine."""
+    $file_id, and $flagged, the rows with a reading problem: never blank, they must reach the quarantine (a
+    streamed sheet marks them in its FLAGGED column instead)."""
     empty = " AND ".join(f"coalesce(trim({quote(c)}), '') = ''" for c in columns.values()) or "true"
-    blank = f"({empty}) AND NOT list_contains($flagged::INTEGER[], __row_no)"
+    flagged = FLAGGED if streamed else "list_contains($flagged::INTEGER[], __row_no)"
+    blank = f"({empty}) AND NOT {flagged}"
     select = [f"nullif({quote(columns[k])}, '')" if k in columns else "NULL" for k in template.keys]
     keys = ", ".join(quote(k) for k in template.keys)
     insert = (

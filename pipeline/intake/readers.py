@@ -35,6 +35,10 @@ MAX_CELL_CHARS = 2000  # longer is a pasting accident, not survey data
 SHOWN_CHARS = 50  # how much of an over-long cell is kept (and shown on the receipt)
 BATCH_ROWS = 50_000
 ARROW_BLOCK = 1 << 24  # one CSV record must fit in a block, else the exact reader takes over
+# A CSV larger than this is read record by record and handed to the database batch by batch (`Sheet.data` is
+# then a RecordBatchReader, read once): one upload of millions of rows is never whole in memory.
+STREAM_BYTES = 64 << 20
+FLAGGED = "__flagged"  # in a streamed sheet: the row has a row problem (never taken as blank)
 csv.field_size_limit(1 << 30)  # a 1 MB cell is a row problem, not a reader error
 
 # Sheets of our own blank template that carry no records.
@@ -60,10 +64,17 @@ class Sheet:
 
     header: list[str]  # source headers, made unique; '' headers become `column<i>`
     header_row: int  # as Excel numbers it
-    data: pa.Table  # `__row_no` (int32) + one string column per header
+    data: pa.Table | pa.RecordBatchReader  # `__row_no` (int32) + one string column per header (+ FLAGGED, streamed)
     sheet_name: str | None = None  # XLSX only
     encoding: str = "xlsx"
     problems: list[RowProblem] = field(default_factory=list)
+
+    streamed_rows: int = 0  # a streamed sheet: the records read so far (blank ones included)
+    loaded_columns: set[str] | None = None  # the headers loaded (set before a streamed sheet is read)
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.data, pa.RecordBatchReader)
 
     @property
     def found_headers(self) -> list[str]:
@@ -125,6 +136,8 @@ def read_csv(path: Path, choose_header: HeaderChooser) -> Sheet:
     """Read a CSV upload; `choose_header` picks the header among the first rows (0-based index)."""
     encoding = detect_encoding(path)
     delimiter = sniff_delimiter(path, encoding)
+    if path.stat().st_size > STREAM_BYTES:
+        return _stream_csv(path, encoding, delimiter, choose_header)
     grid = _arrow_grid(path, encoding, delimiter)
     if grid is not None:
         head = [list(r.values()) for r in grid.slice(0, HEADER_SCAN_ROWS).to_pylist()]
@@ -172,6 +185,51 @@ def _read_csv_exact(path: Path, encoding: str, delimiter: str, choose_header: He
         header_no, header_cells = head[h]
         header = _trim_header([_text(v) for v in header_cells])
         return _sheet_from_records(itertools.chain(head[h + 1 :], records), header, header_no)
+
+
+def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: HeaderChooser) -> Sheet:
+    """Like `_read_csv_exact`, but the rows are a stream of batches the database reads once; each batch's row
+    problems (values right of the header, over-long cells) go to `problems` as it passes, and its rows with
+    one are marked in FLAGGED."""
+    with open(path, encoding=encoding, newline="") as f:
+        head = list(itertools.islice(enumerate(csv.reader(f, delimiter=delimiter), start=1), HEADER_SCAN_ROWS))
+    h = _header_index([cells for _, cells in head], choose_header)
+    header_no, header_cells = head[h]
+    header = _trim_header([_text(v) for v in header_cells])
+    width, names = len(header), _unique_names(header)
+    schema = pa.schema([("__row_no", pa.int32()), *((n, pa.string()) for n in names), (FLAGGED, pa.bool_())])
+    sheet = Sheet(names, header_no, pa.table({}), encoding=encoding)
+
+    def batch(numbers: list[int], rows: list[list], problems: list[RowProblem]) -> pa.RecordBatch:
+        columns = list(zip(*rows, strict=True)) if rows else [()] * width
+        table = pa.table([pa.array(numbers, pa.int32()), *(pa.array(c, pa.string()) for c in columns)],
+                         names=["__row_no", *names])  # fmt: skip
+        table = _cut_long_cells(table, problems)
+        flagged = {p.row_no for p in problems if p.column is None or p.column in (sheet.loaded_columns or ())}
+        sheet.problems.extend(problems)
+        sheet.streamed_rows += len(numbers)
+        mask = pa.array([n in flagged for n in numbers], pa.bool_())
+        return pa.RecordBatch.from_arrays([*(c.combine_chunks() for c in table.columns), mask], schema=schema)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with open(path, encoding=encoding, newline="") as f:
+            numbers, rows, problems = [], [], []
+            for row_no, rec in enumerate(csv.reader(f, delimiter=delimiter), start=1):
+                if row_no <= header_no:
+                    continue
+                if len(rec) != width:
+                    if len(rec) > width and any(v and str(v).strip() for v in rec[width:]):
+                        problems.append(_extra_values_problem(row_no, rec[width:], width))
+                    rec = (list(rec) + [None] * width)[:width]
+                numbers.append(row_no)
+                rows.append(rec)
+                if len(rows) >= BATCH_ROWS:
+                    yield batch(numbers, rows, problems)
+                    numbers, rows, problems = [], [], []
+            yield batch(numbers, rows, problems)
+
+    sheet.data = pa.RecordBatchReader.from_batches(schema, batches())
+    return sheet
 
 
 # --- XLSX ----------------------------------------------------------------------------------
@@ -345,19 +403,24 @@ def _sheet_from_records(records: Iterator[tuple[int, list]], header: list[str], 
 
 def _with_long_cells_cut(sheet: Sheet) -> Sheet:
     """Cells over MAX_CELL_CHARS become row problems; the stored text keeps only its start."""
+    sheet.data = _cut_long_cells(sheet.data, sheet.problems)
+    sheet.problems.sort(key=lambda p: p.row_no)
+    return sheet
+
+
+def _cut_long_cells(data: pa.Table, problems: list[RowProblem]) -> pa.Table:
+    """`data` with every cell over MAX_CELL_CHARS cut to its start, each such cell a row problem in `problems`."""
     columns = []
-    for name, col in zip(sheet.data.column_names, sheet.data.columns, strict=True):
+    for name, col in zip(data.column_names, data.columns, strict=True):
         if name != "__row_no" and col.null_count < len(col):
             lengths = pc.utf8_length(col)
             if (pc.max(lengths).as_py() or 0) > MAX_CELL_CHARS:
                 too_long = pc.greater(lengths, MAX_CELL_CHARS)
                 for i in pc.indices_nonzero(too_long).to_pylist():
                     n = lengths[i].as_py()
-                    sheet.problems.append(RowProblem(sheet.data.column("__row_no")[i].as_py(), name,
-                                                     f"内容过长（{n}个字符，上限{MAX_CELL_CHARS}个）：请检查是否误粘贴了大段内容"))  # fmt: skip
+                    problems.append(RowProblem(data.column("__row_no")[i].as_py(), name,
+                                               f"内容过长（{n}个字符，上限{MAX_CELL_CHARS}个）：请检查是否误粘贴了大段内容"))  # fmt: skip
                 cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(col, 0, SHOWN_CHARS), "…(已截断)", "")
                 col = pc.if_else(too_long, cut, col)
         columns.append(col)
-    sheet.data = pa.table(columns, names=sheet.data.column_names)
-    sheet.problems.sort(key=lambda p: p.row_no)
-    return sheet
+    return pa.table(columns, names=data.column_names)
