@@ -181,10 +181,15 @@ def _read_csv_exact(path: Path, encoding: str, delimiter: str, choose_header: He
     with open(path, encoding=encoding, newline="") as f:
         records = enumerate(csv.reader(f, delimiter=delimiter), start=1)  # (record number, cells)
         head = list(itertools.islice(records, HEADER_SCAN_ROWS))
-        h = _header_index([cells for _, cells in head], choose_header)
-        header_no, header_cells = head[h]
-        header = _trim_header([_text(v) for v in header_cells])
+        h, header_no, header = _csv_header(head, choose_header)
         return _sheet_from_records(itertools.chain(head[h + 1 :], records), header, header_no)
+
+
+def _csv_header(head: list[tuple[int, list[str]]], choose_header: HeaderChooser) -> tuple[int, int, list[str]]:
+    """(index among the first records, record number, cells) of the header."""
+    h = _header_index([cells for _, cells in head], choose_header)
+    header_no, header_cells = head[h]
+    return h, header_no, _trim_header([_text(v) for v in header_cells])
 
 
 def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: HeaderChooser) -> Sheet:
@@ -193,9 +198,7 @@ def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: Header
     one are marked in FLAGGED."""
     with open(path, encoding=encoding, newline="") as f:
         head = list(itertools.islice(enumerate(csv.reader(f, delimiter=delimiter), start=1), HEADER_SCAN_ROWS))
-    h = _header_index([cells for _, cells in head], choose_header)
-    header_no, header_cells = head[h]
-    header = _trim_header([_text(v) for v in header_cells])
+    _, header_no, header = _csv_header(head, choose_header)
     width, names = len(header), _unique_names(header)
     schema = pa.schema([("__row_no", pa.int32()), *((n, pa.string()) for n in names), (FLAGGED, pa.bool_())])
     sheet = Sheet(names, header_no, pa.table({}), encoding=encoding)
@@ -217,12 +220,8 @@ def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: Header
             for row_no, rec in enumerate(csv.reader(f, delimiter=delimiter), start=1):
                 if row_no <= header_no:
                     continue
-                if len(rec) != width:
-                    if len(rec) > width and any(v and str(v).strip() for v in rec[width:]):
-                        problems.append(_extra_values_problem(row_no, rec[width:], width))
-                    rec = (list(rec) + [None] * width)[:width]
                 numbers.append(row_no)
-                rows.append(rec)
+                rows.append(_fit_to_header(row_no, rec, width, problems))
                 if len(rows) >= BATCH_ROWS:
                     yield batch(numbers, rows, problems)
                     numbers, rows, problems = [], [], []
@@ -388,17 +387,22 @@ def _sheet_from_records(records: Iterator[tuple[int, list]], header: list[str], 
         rows.clear()
 
     for row_no, rec in records:
-        if len(rec) != width:
-            if len(rec) > width and any(v and str(v).strip() for v in rec[width:]):
-                problems.append(_extra_values_problem(row_no, rec[width:], width))
-            rec = (list(rec) + [None] * width)[:width]
         numbers.append(row_no)
-        rows.append(rec)
+        rows.append(_fit_to_header(row_no, rec, width, problems))
         if len(rows) >= BATCH_ROWS:
             flush()
     flush()
     data = pa.Table.from_batches(batches, schema=schema)
     return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems))
+
+
+def _fit_to_header(row_no: int, rec: list, width: int, problems: list[RowProblem]) -> list:
+    """The record padded or cut to the header's width; values right of the header are a row problem."""
+    if len(rec) != width:
+        if len(rec) > width and any(v and str(v).strip() for v in rec[width:]):
+            problems.append(_extra_values_problem(row_no, rec[width:], width))
+        rec = (list(rec) + [None] * width)[:width]
+    return rec
 
 
 def _with_long_cells_cut(sheet: Sheet) -> Sheet:
