@@ -338,3 +338,20 @@ def test_a_description_from_an_older_ledger_is_rewritten_when_the_rule_set_confi
         sentence
         == "金积镇中心小学教学楼：房屋安全鉴定为D级（整幢危房）。依据：房屋安全鉴定等级为“D”。地震时可能倒塌或局部破坏，造成人员伤亡"
     )
+
+
+def test_a_supervisor_returning_a_hazard_the_resurvey_cleared_is_not_undone_by_the_next_update(deployment):
+    """已整改待验收 by a resurvey, then 退回 by the supervisor (验收不通过): the next update of the whole ledger (a
+    rule-set change does one) does not clear it again from the same survey; a newer survey still can."""
+    round_one(deployment)
+    survey(deployment, "2024-1", [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
+                                  building("JZ-B", appraisal_grade="D", survey_date="2024-05-01")])  # fmt: skip
+    assert statuses(deployment)[A_FALL] == "已整改待验收"
+    feedback(deployment, "退回.csv", [fb(A_FALL, "整改中", unit="YJJ", report_date="2024-06-01", acceptor="李验收",
+                                         accept_date="2024-06-01", accept_result="不通过")], unit="YJJ", batch="2024-06")  # fmt: skip
+    assert statuses(deployment)[A_FALL] == "整改中"
+    with store.connect(deployment.db) as con:
+        assert survey_update.update_from_findings(con).resurvey_cleared == 0
+    assert statuses(deployment)[A_FALL] == "整改中"
+    survey(deployment, "2025-1", [building("JZ-A", visible_damage="是", survey_date="2025-04-01")])
+    assert statuses(deployment)[A_FALL] == "已整改待验收"

@@ -181,6 +181,8 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
                '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
         FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
+          AND (h.last_survey_date IS NULL OR s.survey_date > h.last_survey_date)  -- a survey clears once: a
+              -- supervisor's 退回 after it stands until a newer survey
           AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current) {scope}""",
     )
     con.execute("""
