@@ -1,12 +1,14 @@
-"""Normalise raw survey text into typed columns, as one DuckDB query per kind.
+"""Normalise raw survey text into typed columns, as DuckDB queries generated per kind.
 
-Everything here is generated from the template definitions: the SQL reads the current
-file versions of `raw_<kind>` and writes `norm_<kind>`, which holds for every field
+Everything here is generated from the template definitions. `normalize_sql` reads the rows of the file
+versions to (re)do (file_versions.py) from `raw_<kind>` and appends them to `norm_<kind>`, which holds for
+every field
   * `<key>`       the normalised, typed value (NULL when empty or unknown),
   * `<key>__txt`  for numbers, years and dates: the cleaned text the type is read from
                   (dates: the ISO form when the text is a real date, else marked as not one),
-and one boolean `_chk_<id>` per cross-field check (NULL when an input is missing).
-Great Expectations then validates `norm_<kind>` (see validate.py).
+one boolean `_chk_<id>` per cross-field check within the row (NULL when an input is missing), the record
+id, a content hash and `_scope` (where ids must be unique). `cross_sql` computes the checks across rows,
+files and kinds for the rows a change touched. Great Expectations then validates both (see validate.py).
 """
 
 from __future__ import annotations

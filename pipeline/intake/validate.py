@@ -1,9 +1,11 @@
-"""Validate `norm_<kind>` with a Great Expectations suite built from the template, and
-split it into the typed staging table and the quarantine, with every reason in Chinese.
+"""Validate `norm_<kind>` with Great Expectations suites built from the template, and split it into the
+typed staging table and the quarantine, with every reason in Chinese.
 
-The suite is generated from `schemas/<kind>.yaml` (required, type, range, allowed values,
-pattern, towns, units, cross-field checks, unique ids). Each expectation carries in its
-`meta` the check id, the columns and the Chinese problem text that goes on the receipt.
+The suites are generated from `schemas/<kind>.yaml` (required, type, range, allowed values, pattern, towns,
+units, cross-field checks; and, across rows, unique ids and cross-kind lookups). Each expectation carries in
+its `meta` the check id, the columns and the Chinese problem text that goes on the receipt. The row suite
+runs once per file version (on its new rows), the cross-row suite on the rows whose ids a change touched;
+only those rows' staging, quarantine and failures are rewritten (file_versions.py).
 """
 
 from __future__ import annotations
