@@ -74,9 +74,9 @@ def enterprises_sql(t: Template, versions: str) -> str:
     """
 
 
-def sync(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> int:
+def sync(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> None:
     """Bring norm_<kind> to the versions in use: forget the versions gone or stale, normalise the new ones
-    (left `validated = false` for validate.py). One transaction; returns the rows normalised now."""
+    (left `validated = false` for validate.py). One transaction."""
     ensure_tables(con)
     kind, table = t.kind, norm_table(t.kind)
     context = context_version(t)
@@ -91,9 +91,7 @@ def sync(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> int:
             "AND file_id NOT IN (SELECT file_id FROM norm_versions WHERE kind = ?)",
             [kind, kind],
         )
-        before = _rows(con, table)
         insert_normalized(con, t)  # creates the table on first use
-        added = _rows(con, table) - before
         con.execute(
             "INSERT INTO norm_versions SELECT ?, file_id, false, NULL, NULL, NULL, now() FROM __pending", [kind]
         )
@@ -102,12 +100,11 @@ def sync(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> int:
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    return added
 
 
-def _rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]
-    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] if exists else 0
+def norm_exists(con: duckdb.DuckDBPyConnection, t: Template) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                            [norm_table(t.kind)]).fetchall()[0][0])  # fmt: skip
 
 
 def _forget_all(con: duckdb.DuckDBPyConnection, kind: str, table: str) -> None:
@@ -120,7 +117,7 @@ def _forget_all(con: duckdb.DuckDBPyConnection, kind: str, table: str) -> None:
 def _stale_versions(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> list[str]:
     """Versions checked before that are no longer in use, or whose date window or named enterprises changed."""
     kind = t.kind
-    if not _rows(con, norm_table(kind)):
+    if not norm_exists(con, t):
         return [r[0] for r in con.execute("SELECT file_id FROM norm_versions WHERE kind = ?", [kind]).fetchall()]
     checked = "SELECT file_id FROM norm_versions WHERE kind = $kind AND validated"
     return [r[0] for r in con.execute(f"""
@@ -140,7 +137,7 @@ def _forget(con: duckdb.DuckDBPyConnection, t: Template, file_ids: list[str]) ->
         return
     kind, table = t.kind, norm_table(t.kind)
     con.execute("CREATE OR REPLACE TEMP TABLE __gone AS SELECT unnest(?::VARCHAR[]) AS file_id", [file_ids])
-    if _rows(con, table):
+    if norm_exists(con, t):
         con.execute(
             f"INSERT INTO norm_touched SELECT DISTINCT ?, _scope, _record_id FROM {table} "
             "WHERE _id_complete AND file_id IN (SELECT file_id FROM __gone)",

@@ -22,9 +22,10 @@ from pipeline import stage_inputs
 from pipeline.clock import district_today
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
-from pipeline.intake.normalize import cross_sql, install_macros, lit, norm_table
+from pipeline.intake.normalize import cross_sql, lit, norm_table
 from pipeline.intake.schema import KINDS, TYPE_LABELS_ZH, Field, Template, load_template, towns, units
-from pipeline.store import PROVENANCE_COLUMNS, quote, raw_table, staging_table
+from pipeline.paths import SCHEMAS_DIR
+from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
 
 TYPE_REGEX = {
     "integer": r"^[-+]?\d+(?:\.0+)?$",
@@ -252,12 +253,12 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
     Returns the whole kind's figures."""
     today = today or district_today()
     kind, norm = t.kind, norm_table(t.kind)
-    pending = "SELECT file_id FROM norm_versions WHERE kind = $kind AND NOT validated"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW __new_rows AS SELECT * FROM {norm} WHERE file_id IN "
-                f"(SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND NOT validated)")  # fmt: skip
+    pending = f"SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND NOT validated"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW __new_rows AS SELECT * FROM {norm} WHERE file_id IN ({pending})")
     row_failures, row_ok = _run_in_chunks(con, "__new_rows", t, row_expectations(t, today))
     row_failures = pd.concat([row_failures, _reading_problems(con, t)], ignore_index=True)
-    _select_affected(con, t)
+    cross_reference = _cross_reference(con, t)
+    _select_affected(con, t, everything=stage_inputs.recorded(con, f"cross_ref:{kind}") != cross_reference)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cross AS {cross_sql(t)}")
     cross_failures, cross_ok = _run_in_chunks(con, "__cross", t, cross_expectations(t))
     con.register("__row_failures", row_failures)
@@ -271,7 +272,7 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
         _record_windows(con, t, pending, today)
         _write_results(con, t)
         con.execute("DELETE FROM norm_touched WHERE kind = ?", [kind])
-        stage_inputs.record(con, f"cross_ref:{kind}", _cross_reference(con, t))
+        stage_inputs.record(con, f"cross_ref:{kind}", cross_reference)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -289,13 +290,12 @@ def _cross_reference(con: duckdb.DuckDBPyConnection, t: Template) -> str:
     return stage_inputs.fingerprint([staged_version(con, load_template(c.requires)) for c in t.cross_kind])
 
 
-def _select_affected(con: duckdb.DuckDBPyConnection, t: Template) -> None:
+def _select_affected(con: duckdb.DuckDBPyConnection, t: Template, everything: bool) -> None:
     """`__affected`: the rows whose checks across rows and files must be (re)computed — the new versions'
     rows and every row sharing an id with them or with a version gone; every row when the kinds the
-    cross-kind checks look up changed."""
+    cross-kind checks look up changed (`everything`)."""
     kind, norm = t.kind, norm_table(t.kind)
-    everything = bool(t.cross_kind) and stage_inputs.recorded(con, f"cross_ref:{kind}") != _cross_reference(con, t)
-    if everything:
+    if everything and t.cross_kind:
         con.execute(f"CREATE OR REPLACE TEMP TABLE __affected AS SELECT _row_key, file_id, row_no FROM {norm}")
         return
     con.execute(f"""
@@ -314,7 +314,7 @@ def _select_affected(con: duckdb.DuckDBPyConnection, t: Template) -> None:
 
 def _record_windows(con: duckdb.DuckDBPyConnection, t: Template, pending: str, today: dt.date) -> None:
     """Mark the new versions checked, with the days their date checks hold for and the enterprises they name."""
-    kind, norm = t.kind, norm_table(t.kind)
+    norm = norm_table(t.kind)
     dates = [quote(f.key) for f in t.fields if f.type == "date" and not f.allow_future]
     if dates:
         values = " UNION ALL ".join(f"SELECT file_id, {d} AS d FROM {norm} WHERE file_id IN ({pending})" for d in dates)
@@ -325,11 +325,11 @@ def _record_windows(con: duckdb.DuckDBPyConnection, t: Template, pending: str, t
     con.execute(f"""
         UPDATE norm_versions v SET validated = true, date_from = w.date_from, date_until = w.date_until,
                                    enterprises = coalesce(e.enterprises, '')
-        FROM (SELECT file_id FROM norm_versions WHERE kind = $kind AND NOT validated) p
+        FROM ({pending}) p
         LEFT JOIN ({window}) w USING (file_id)
         LEFT JOIN ({file_versions.enterprises_sql(t, pending)}) e USING (file_id)
-        WHERE v.kind = $kind AND v.file_id = p.file_id
-    """, {"kind": kind} | ({"today": today} if dates else {}))  # fmt: skip
+        WHERE v.kind = {lit(t.kind)} AND v.file_id = p.file_id
+    """, {"today": today} if dates else {})  # fmt: skip
 
 
 def _reading_problems(con: duckdb.DuckDBPyConnection, t: Template) -> pd.DataFrame:
@@ -486,8 +486,6 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
     """Everything the kind's staging and quarantine depend on: its file versions in use (bytes and column
     mapping are in the file id), the template, the unit/town/round registries and the enterprises its rows name, the date
     (no date after today), the intake's code, and the kinds its cross-kind checks look up."""
-    from pipeline import stage_inputs
-    from pipeline.paths import SCHEMAS_DIR
 
     files = con.execute(
         "SELECT coalesce(list(file_id || ':' || status ORDER BY file_id), []) FROM intake_files "
@@ -506,22 +504,16 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
     )
 
 
-def _enterprises_named(con: duckdb.DuckDBPyConnection, t: Template) -> list[str]:
-    """The enterprises found by the scoring that the kind's unit-code columns name. A unit code is valid when
-    it is a district unit or one of those enterprises, so a new enterprise revalidates a kind only when its
-    rows name it (the scoring that finds enterprises runs after validation: fingerprinting them all would
-    revalidate every kind naming units once more after every hazchem or pipeline change)."""
-    columns = [f.key for f in t.fields if f.type == "unit_code"]
-    if not columns or not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'enterprise_units'").fetchall():
+def _enterprises_named(con: duckdb.DuckDBPyConnection, t: Template) -> list:
+    """The registry's enterprises (found by the scoring) that the rows of each normalised version in use name.
+    A unit code is valid when it is a district unit or one of those enterprises, so a new enterprise
+    revalidates a kind only when its rows name it (a new version changes the file list in any case)."""
+    if not file_versions.norm_exists(con, t):
         return []
-    install_macros(con)
-    used = " UNION ".join(
-        f"SELECT upper(replace(clean_text(r.{quote(c)}), ' ', '')) FROM {raw_table(t.kind)} r "
-        f"JOIN intake_files f USING (file_id) WHERE f.kind = {lit(t.kind)} AND f.is_current AND f.status = 'ingested'"
-        for c in columns
-    )
-    return [c for (c,) in con.execute(
-        f"SELECT unit_code FROM enterprise_units WHERE unit_code IN ({used}) ORDER BY unit_code").fetchall()]  # fmt: skip
+    in_use = (f"SELECT file_id FROM intake_files WHERE kind = {lit(t.kind)} AND is_current "
+              "AND status = 'ingested'")  # fmt: skip
+    return con.execute(f"SELECT file_id, enterprises FROM ({file_versions.enterprises_sql(t, in_use)}) "
+                       "ORDER BY file_id").fetchall()  # fmt: skip
 
 
 def current_result(con: duckdb.DuckDBPyConnection, t: Template) -> ValidationResult:
@@ -539,8 +531,6 @@ def validate_if_changed(
 ) -> tuple[ValidationResult, bool]:
     """(result, whether it was computed now): normalise and validate the kind only when its inputs changed
     since the last validation (pipeline/stage_inputs.py)."""
-    from pipeline import stage_inputs
-
     step = f"validate:{t.kind}"
     if stage_inputs.recorded(con, step) == validation_inputs(con, t, today):
         return current_result(con, t), False
@@ -553,8 +543,6 @@ def validate_if_changed(
 def staged_version(con: duckdb.DuckDBPyConnection, t: Template) -> str:
     """What validation gave the next stage: the valid rows per file version and the rows refused (a new day
     that validates the same rows the same way gives the same version, and scoring is not redone)."""
-    from pipeline import stage_inputs
-
     valid = con.execute(
         f"SELECT coalesce(list((file_id, n) ORDER BY file_id), []) FROM "
         f"(SELECT file_id, count(*) AS n FROM {staging_table(t.kind)} GROUP BY file_id)"

@@ -121,16 +121,18 @@ def ledger_sql(table: str = "hazards") -> str:
                              rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS)  # fmt: skip
 
 
-def ledger_rows(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards", columns: list[str] | None = None
+def query_ledger(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, select: str = "SELECT * FROM l", table: str = "hazards"
 ) -> pd.DataFrame:
-    """The ledger with display names and overdue days as of `as_of` (from `hazards` or a rebuilt copy);
-    only `columns` of it when given (a chart needs a few of the 30 columns of a million hazards)."""
+    """`select` over `l`, the ledger with display names and overdue days as of `as_of` (from `hazards` or a
+    rebuilt copy; withdrawn hazards left out). The charts ask it for counts, not a million rows."""
     register_reference(con)
-    sql = ledger_sql(table)
-    if columns:
-        sql = f"SELECT {', '.join(columns)} FROM ({sql})"
-    return con.execute(sql, {"as_of": as_of}).df()
+    return con.execute(f"WITH l AS ({ledger_sql(table)}) {select}", {"as_of": as_of}).df()
+
+
+def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
+    """Every hazard of the ledger as of `as_of`."""
+    return query_ledger(con, as_of, table=table)
 
 
 def summary(

@@ -13,7 +13,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.intake.schema import towns
-from pipeline.ledger.exports import KIND_ZH, ledger_sql, register_reference
+from pipeline.ledger.exports import KIND_ZH, query_ledger
 from pipeline.ledger.model import WITHDRAWN, ensure_ledger_schema
 from pipeline.scoring.engine import ensure_scoring_schema
 
@@ -42,9 +42,7 @@ class PublishInputs:
         return self.con.execute(sql, params or []).df()
 
     def _ledger(self, select: str) -> pd.DataFrame:
-        """A query over `l`, the ledger as of the date (display names, overdue days; withdrawn hazards left out)."""
-        register_reference(self.con)
-        return self.con.execute(f"WITH l AS ({ledger_sql()}) {select}", {"as_of": self.as_of}).df()
+        return query_ledger(self.con, self.as_of, select)
 
     def _with_names(self, df: pd.DataFrame) -> pd.DataFrame:
         if "kind" in df:

@@ -146,10 +146,6 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
 
 def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
     """rules/kinds.yaml: how each kind is scored (cheap: no rule is parsed or verified)."""
-    return _load_kinds(rules_dir)
-
-
-def _load_kinds(rules_dir: Path) -> dict[str, KindSpec]:
     raw = yaml.safe_load((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
     specs = {}
     for k, v in raw.items():
@@ -160,7 +156,7 @@ def _load_kinds(rules_dir: Path) -> dict[str, KindSpec]:
 
 def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
     """Read every rule file; structural problems are collected in `problems`."""
-    kinds = _load_kinds(rules_dir)
+    kinds = load_kinds(rules_dir)
     problems: list[str] = []
     rules: list[Rule] = []
     for path in sorted(rules_dir.glob("*.yaml")):
