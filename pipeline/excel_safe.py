@@ -47,9 +47,11 @@ def safe_cell(value: object) -> object:
     return value
 
 
-def _sql_text(chars: str | tuple[str, ...]) -> str:
-    """A DuckDB expression for the text made of `chars`: chr(9) || chr(61) … (no quoting; NUL included)."""
-    return " || ".join(f"chr({ord(c)})" for c in chars)
+def sql_text(chars: str | tuple[str, ...]) -> str:
+    """A DuckDB literal for the text made of `chars` (quotes doubled; a NUL, which a literal cannot hold,
+    as || chr(0)). A literal, not a chain of chr() calls: a query binds it once, not once per call."""
+    parts = "".join(chars).replace("'", "''").split("\0")
+    return " || chr(0) || ".join(f"'{p}'" for p in parts)
 
 
 def _re2_class(chars: str | tuple[str, ...]) -> str:
@@ -63,11 +65,13 @@ def excel_safe_macro_sql() -> str:
     control = _re2_class(CONTROL_STARTS)
     formula = _re2_class(BLANKS) + "*" + _re2_class(FORMULA_STARTS)
     number = PLAIN_NUMBER.pattern.replace("'", "''")
+    first_chars = sql_text(tuple(dict.fromkeys(CONTROL_STARTS + tuple(BLANKS) + FORMULA_STARTS)))
     return (
         "CREATE OR REPLACE TEMP MACRO excel_safe_text(x) AS\n"
-        f"  CASE WHEN regexp_matches(x, '^{control}')\n"
+        f"  CASE WHEN NOT contains({first_chars}, left(x, 1)) THEN x\n"  # the common case, without a regex
+        f"       WHEN regexp_matches(x, '^{control}')\n"
         f"         OR (regexp_matches(x, '^{formula}')\n"
-        f"             AND NOT regexp_full_match(ltrim(x, {_sql_text(BLANKS)}), '{number}'))\n"
+        f"             AND NOT regexp_full_match(ltrim(x, {sql_text(BLANKS)}), '{number}'))\n"
         "       THEN chr(39) || x ELSE x END"
     )
 

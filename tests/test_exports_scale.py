@@ -19,6 +19,7 @@ from pipeline.clock import as_of_label
 from pipeline.excel_safe import CONTROL_STARTS, FORMULA_STARTS, install_excel_safe, safe_cell
 from pipeline.ledger import exports
 from pipeline.ledger.exports import LEDGER_COLUMNS, export_ledger
+from pipeline.xlsx_stream import LEVEL_FILL
 from tests.test_ledger import building, survey
 
 AS_OF = dt.date(2023, 9, 1)
@@ -92,7 +93,7 @@ def test_one_workbook_per_town_and_per_unit_with_its_hazards(district, tmp_path)
     header = [c.value for c in town["房屋建筑"][1]]
     assert row[header.index("资产名称")].value == "'" + HYPERLINK  # neutralised
     fill = row[header.index("风险等级")].fill  # coloured by its level
-    assert fill.fill_type == "solid" and fill.fgColor.rgb[-6:] in exports.LEVEL_FILL.values()
+    assert fill.fill_type == "solid" and fill.fgColor.rgb[-6:] in LEVEL_FILL.values()
     assert row[header.index("发现日期")].is_date
     notes = {r[0].value: r[1].value for r in town["说明"].iter_rows(min_row=2)}
     assert notes["台账日期"] == as_of_label(AS_OF) and notes["范围"] == "乡镇：金积镇"
@@ -179,6 +180,32 @@ def test_the_csv_by_copy_and_the_parquet_hold_every_hazard(district, tmp_path):
     assert rows[0]["资产名称"] == "'" + HYPERLINK and parquet["资产名称"][0] == HYPERLINK  # CSV for Excel only
     assert [r["发现日期"] for r in rows] == [d.isoformat() for d in parquet["发现日期"].dt.date]
     assert rows[0]["逾期天数"] == str((AS_OF - dt.date(2023, 6, 11)).days)
+
+
+def test_the_csv_rewrites_only_the_fragments_whose_rows_changed(district, tmp_path):
+    first = _export(district, tmp_path / "ledger")
+    cache = tmp_path / "ledger" / ".隐患台账.csv.parts"
+
+    def fragments() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.csv")}
+
+    before = fragments()
+    assert len(before) == 2 and first.files[1].read_bytes().count(b"\n") == 4  # 金积镇 and 金银滩镇; header + 3
+    district.query("UPDATE hazards SET person = '王五' WHERE hazard_no = 'JZ-C-B01'")  # 金银滩镇
+    changed = _export(district, tmp_path / "ledger")
+    after = fragments()
+    assert [name for name in before if after[name] != before[name]] == [max(before, key=before.get)]
+    fresh = _export(district, tmp_path / "fresh")  # the same ledger exported into an empty folder
+    assert changed.files[1].read_bytes() == fresh.files[1].read_bytes()
+    assert "王五" in changed.files[1].read_text(encoding="utf-8-sig")
+
+    district.query("UPDATE hazards SET status = '已撤销' WHERE hazard_no = 'JZ-A-B11'")  # 金积镇 has none left
+    emptied = _export(district, tmp_path / "ledger")
+    assert len(fragments()) == 1 and emptied.hazards == 2
+    assert emptied.files[1].read_bytes() == _export(district, tmp_path / "fresh2").files[1].read_bytes()
+    (cache / next(iter(fragments()))).write_text("edited by hand\n")
+    again = _export(district, tmp_path / "ledger")
+    assert b"edited by hand" not in again.files[1].read_bytes()
 
 
 def test_an_as_of_export_keeps_its_own_workbooks(district, tmp_path):

@@ -23,6 +23,7 @@ from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs
 from pipeline.publish.render import render_chart
 from pipeline.publish.style import clip
+from pipeline.xlsx_stream import StreamedWorkbook, streamed_workbook
 from tests.test_ledger import building, survey
 
 HYPERLINK = '=HYPERLINK("http://x","y")'
@@ -108,21 +109,28 @@ def test_xlsx_keeps_negative_numbers_as_numbers(hostile, tmp_path):
         ws = openpyxl.load_workbook(path)["房屋建筑"]
         lon_col = [c.value for c in ws[1]].index("经度")
         assert min(row[lon_col].value for row in ws.iter_rows(min_row=2)) == -106.25  # a number, not text
-    wb = Workbook(write_only=True)
-    write_sheet(wb, "汇总", ["差值", "说明"], [[-1, "-1+cmd"]], [None])
-    wb.save(tmp_path / "s.xlsx")
+    with streamed_workbook(tmp_path / "s.xlsx", "t") as wb:
+        write_sheet(wb, "汇总", ["差值", "说明"], [[-1, "-1+cmd"]])
     assert [c.value for c in openpyxl.load_workbook(tmp_path / "s.xlsx")["汇总"][2]] == [-1, "'-1+cmd"]
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden files but the CSV's cache of fragments (kept on purpose) and what is inside it."""
+    hidden = [p for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".csv.parts")]
+    parts = [p for d in folder.glob(".*.csv.parts") for p in d.iterdir() if ".tmp" in p.name]
+    return sorted(p.name for p in hidden + parts)
+
+
+def _files(out: Path) -> dict[Path, bytes]:
+    """The files people read (not the CSV's cache of fragments, whose manifest is saved last)."""
+    return {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".parts" not in p.parts[-2]}
 
 
 def test_a_failure_half_way_through_the_ledger_csv_leaves_the_previous_file_whole(hostile, tmp_path, monkeypatch):
     out = tmp_path / "ledger"
     with store.connect(hostile.db) as con:
         export_ledger(con, AS_OF, out)
-    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = _files(out)
     assert len(before[Path("隐患台账.csv")].splitlines()) == 3  # header and two hazards
 
     seen: list[list[str]] = []
@@ -135,9 +143,8 @@ def test_a_failure_half_way_through_the_ledger_csv_leaves_the_previous_file_whol
     monkeypatch.setattr(faults, "point", crash)
     with store.connect(hostile.db) as con, pytest.raises(RuntimeError, match="half-way"):
         export_ledger(con, dt.date(2024, 9, 1), out)  # a later date: every cell of 逾期天数 would change
-    assert len(seen) == 1 and len(seen[0]) == 1 and len(seen[0][0].splitlines()) == 2  # header + half of 2 rows
-    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert after == before  # every file as it was: the CSV, the workbooks, the manifest
+    assert len(seen) == 1 and len(seen[0]) == 1 and len(seen[0][0].splitlines()) == 1  # the header, no fragment yet
+    assert _files(out) == before  # every file as it was: the CSV, the workbooks, the manifest
     assert _leftovers(out) == []
 
 
@@ -148,6 +155,10 @@ def test_the_next_export_removes_temporary_files_a_killed_writer_left(hostile, t
     with store.connect(hostile.db) as con:
         export_ledger(con, AS_OF, out)
     assert _leftovers(out) == []
+
+
+def _raise(error: Exception):
+    raise error
 
 
 def _failing_save(monkeypatch, cls, method: str) -> None:
@@ -191,7 +202,7 @@ def test_a_failing_ledger_xlsx_keeps_the_previous_one(hostile, tmp_path, monkeyp
     with store.connect(hostile.db) as con:
         export_ledger(con, AS_OF, out)
         good = (out / "隐患台账.xlsx").read_bytes()
-        _failing_save(monkeypatch, Workbook, "save")
+        monkeypatch.setattr(StreamedWorkbook, "write_package", lambda self: _raise(OSError("disk full")))
         with pytest.raises(OSError):
             export_ledger(con, AS_OF, out)
     assert (out / "隐患台账.xlsx").read_bytes() == good

@@ -30,6 +30,7 @@ from pipeline.quake.shaking import (
     roman,
 )
 from pipeline.registry import unit_label
+from pipeline.xlsx_stream import streamed_workbook
 
 A4_INCHES = (8.27, 11.69)
 LISTED = 12  # objects listed per group in the 首报; the 排查清单 has all
@@ -259,15 +260,9 @@ def _write_xlsx(df: pd.DataFrame, path: Path, title: str) -> Path:
 def write_frame_xlsx(df: pd.DataFrame, path: Path, title: str, sheet: str) -> Path:
     """One sheet through the ledger export's streaming writer (frozen header, filters, neutralised text),
     headed by the frame's column names."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    wb.properties.title = title
-    rows = df.astype(object).where(df.notna(), None).itertuples(index=False, name=None)
-    write_sheet(wb, sheet, [str(c) for c in df.columns], rows, [None] * len(df))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        wb.save(tmp)
+    with streamed_workbook(path, title) as wb:
+        write_sheet(wb, sheet, [str(c) for c in df.columns], df.astype(object).where(df.notna(), None).values.tolist())
     return path
 
 
