@@ -84,31 +84,32 @@ def xml_text(text: str) -> str:
 # --- cells from Python values ---------------------------------------------------------------------------
 
 
-def cell_xml(ref: str, value: object, style: int = PLAIN) -> str:
-    """One cell: text neutralised and escaped, a number, a date or timestamp with its format, a boolean.
-    An empty cell is written only when it has a style of its own (a fill)."""
+def cell_xml(value: object, style: int = PLAIN) -> str:
+    """One cell (no reference: cells and rows are placed in the order they come, as ECMA-376 allows, so a
+    hazard's row is the same text in every workbook): text neutralised and escaped, a number, a date or
+    timestamp with its format, a boolean, or an empty cell that keeps the place of the next ones."""
     if isinstance(value, str):
         value = safe_cell(value)
     if isinstance(value, float) and not math.isfinite(value):
         value = str(value)
     s = f' s="{style}"' if style else ""
     if value is None or value == "":
-        return f'<c r="{ref}"{s}/>' if style else ""
+        return f"<c{s}/>"
     if isinstance(value, bool):
-        return f'<c r="{ref}"{s} t="b"><v>{int(value)}</v></c>'
+        return f'<c{s} t="b"><v>{int(value)}</v></c>'
     if isinstance(value, int | float | Decimal):
-        return f'<c r="{ref}"{s}><v>{value}</v></c>'
+        return f"<c{s}><v>{value}</v></c>"
     if isinstance(value, dt.datetime) and value.time() == dt.time() and value.tzinfo is None:
         value = value.date()  # a date that went through pandas
     if isinstance(value, dt.datetime):
         naive = value.replace(tzinfo=None)
         serial = (naive - dt.datetime.combine(EXCEL_EPOCH, dt.time())).total_seconds() / 86400
-        return f'<c r="{ref}" s="{DATETIME if style in (PLAIN, DATETIME) else style}"><v>{serial!r}</v></c>'
+        return f'<c s="{DATETIME if style in (PLAIN, DATETIME) else style}"><v>{serial!r}</v></c>'
     if isinstance(value, dt.date):
-        return f'<c r="{ref}" s="{DATE if style in (PLAIN, DATE) else style}"><v>{(value - EXCEL_EPOCH).days}</v></c>'
+        return f'<c s="{DATE if style in (PLAIN, DATE) else style}"><v>{(value - EXCEL_EPOCH).days}</v></c>'
     if hasattr(value, "item"):  # a numpy scalar
-        return cell_xml(ref, value.item(), style)
-    return f'<c r="{ref}"{s} t="inlineStr"><is><t xml:space="preserve">{xml_text(str(value))}</t></is></c>'
+        return cell_xml(value.item(), style)
+    return f'<c{s} t="inlineStr"><is><t xml:space="preserve">{xml_text(str(value))}</t></is></c>'
 
 
 def python_rows(
@@ -120,10 +121,10 @@ def python_rows(
     first_row: int = 2,
     style: int = PLAIN,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """The <row> elements of `rows` (from row `first_row`, every cell in `style`), each row's level
-    (`levels`) as the fill of its `coloured` columns (0-based), `formats` (column -> number format) on
-    those columns, and the text of the `links` columns as a link to that relative path. Returns (rows,
-    [(cell, target) of each link])."""
+    """The <row> elements of `rows` (every cell in `style`), each row's level (`levels`) as the fill of
+    its `coloured` columns (0-based), `formats` (column -> number format) on those columns, and the text of
+    the `links` columns as a link to that relative path. Returns (rows, [(cell, target) of each link], the
+    cells named as on a sheet whose first of these rows is row `first_row`)."""
     styles = {i: FORMAT_STYLE[f] for i, f in (formats or {}).items()}
     coloured, links = set(coloured), set(links)
     out, hyperlinks = [], []
@@ -131,12 +132,11 @@ def python_rows(
     for r, (row, level) in enumerate(pairs, start=first_row):
         cells = []
         for i, value in enumerate(row):
-            ref = f"{column_letter(i + 1)}{r}"
             cell_style = FILL_STYLE.get(level, style) if i in coloured else styles.get(i, style)
             if i in links and value:
-                cell_style, _ = LINK, hyperlinks.append((ref, str(value)))
-            cells.append(cell_xml(ref, value, cell_style))
-        out.append(f'<row r="{r}">{"".join(cells)}</row>')
+                cell_style, _ = LINK, hyperlinks.append((f"{column_letter(i + 1)}{r}", str(value)))
+            cells.append(cell_xml(value, cell_style))
+        out.append(f"<row>{''.join(cells)}</row>")
     return out, hyperlinks
 
 
@@ -153,33 +153,65 @@ def xml_text_sql(expr: str) -> str:
     return f"CASE WHEN regexp_matches({expr}, '[{needs}]') THEN {inner} ELSE {expr} END"
 
 
-def _cell_sql(index: int, column: str, column_type: str, style: str | None) -> str:
-    """The SQL of one cell of column `column` (its DuckDB type) in row `rs` (text); `style` is the SQL of a
-    ` s="N"` attribute for a coloured column (None: not coloured)."""
-    ref = f"'<c r=\"{column_letter(index + 1)}' || rs || '\"'"
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "DECIMAL")  # fmt: skip
+
+
+def _cell_sql(column: str, column_type: str, style: str | None) -> str:
+    """The SQL of one cell of column `column` (its DuckDB type), as cell_xml writes it; `style` is the SQL
+    of a ` s="N"` attribute for a coloured column (None: not coloured)."""
     c, attr = f'"{column}"', style or "''"
-    empty = f"CASE WHEN {attr} = '' THEN '' ELSE {ref} || {attr} || '/>' END" if style else "''"
+    empty = f"'<c' || {attr} || '/>'"
     base = column_type.split("(")[0]
     if base == "DATE":
-        value = f"{ref} || ' s=\"{DATE}\"><v>' || ({c} - DATE '{EXCEL_EPOCH}') || '</v></c>'"
+        value = f"'<c s=\"{DATE}\"><v>' || ({c} - DATE '{EXCEL_EPOCH}') || '</v></c>'"
     elif base.startswith("TIMESTAMP"):
         serial = f"(epoch({c}::TIMESTAMP) / 86400 + {(dt.date(1970, 1, 1) - EXCEL_EPOCH).days})"
-        value = f"{ref} || ' s=\"{DATETIME}\"><v>' || {serial} || '</v></c>'"
+        value = f"'<c s=\"{DATETIME}\"><v>' || {serial} || '</v></c>'"
     elif base == "BOOLEAN":
-        value = f"{ref} || {attr} || ' t=\"b\"><v>' || {c}::INTEGER || '</v></c>'"
+        value = f"'<c' || {attr} || ' t=\"b\"><v>' || {c}::INTEGER || '</v></c>'"
     elif base in ("DOUBLE", "FLOAT"):
-        value = f"CASE WHEN isfinite({c}) THEN {ref} || {attr} || '><v>' || {c} || '</v></c>' ELSE {_text_sql(ref, attr, f'{c}::VARCHAR')} END"
-    elif base in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "DECIMAL"):  # fmt: skip
-        value = f"{ref} || {attr} || '><v>' || {c} || '</v></c>'"
+        value = f"CASE WHEN isfinite({c}) THEN '<c' || {attr} || '><v>' || {c} || '</v></c>' ELSE {_text_sql(attr, f'{c}::VARCHAR')} END"
+    elif base in INTEGER_TYPES:
+        value = f"'<c' || {attr} || '><v>' || {c} || '</v></c>'"
     else:
         text = c if base == "VARCHAR" else f"{c}::VARCHAR"
-        return f"CASE WHEN {text} IS NULL OR {text} = '' THEN {empty} ELSE {_text_sql(ref, attr, text)} END"
+        return f"CASE WHEN {text} IS NULL OR {text} = '' THEN {empty} ELSE {_text_sql(attr, text)} END"
     return f"CASE WHEN {c} IS NULL THEN {empty} ELSE {value} END"
 
 
-def _text_sql(ref: str, attr: str, text: str) -> str:
+def _text_sql(attr: str, text: str) -> str:
     escaped = xml_text_sql(f"excel_safe_text({text})")
-    return f"{ref} || {attr} || ' t=\"inlineStr\"><is><t xml:space=\"preserve\">' || {escaped} || '</t></is></c>'"
+    return f"'<c' || {attr} || ' t=\"inlineStr\"><is><t xml:space=\"preserve\">' || {escaped} || '</t></is></c>'"
+
+
+def row_xml_sql(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: list | None = None,
+    level_column: str | None = None,
+    coloured: Iterable[str] = (),
+    hidden: Iterable[str] = (),
+) -> str:
+    """The SQL expression of each row's <row> element over the columns of `query` (in their order, but the
+    `hidden` ones); `level_column` (not shown) gives each row's level, its fill on the `coloured` columns.
+    Installs excel_safe_text on `con`, which the expression uses."""
+    install_excel_safe(con)
+    described = con.execute(f"DESCRIBE SELECT * FROM ({query})", params or []).fetchall()
+    not_shown = {level_column, *hidden}
+    shown = [(name, kind) for name, kind, *_ in described if name not in not_shown]
+    fill = " ".join(f"WHEN '{level}' THEN ' s=\"{style}\"'" for level, style in FILL_STYLE.items())
+    style = f"CASE \"{level_column}\" {fill} ELSE '' END" if level_column else None
+    coloured = set(coloured)
+    cells = ", ".join(_cell_sql(name, kind, style if name in coloured else None) for name, kind in shown)
+    return f"concat('<row>', {cells}, '</row>')"  # concat(): a third faster than a chain of ||
+
+
+def fetch_xml(con: duckdb.DuckDBPyConnection, query: str, params: list | None = None) -> Iterator[str]:
+    """The first column of `query`'s rows (rendered <row> elements, in its order), joined a chunk of
+    CHUNK_ROWS rows at a time."""
+    for batch in con.sql(query, params=params or None).to_arrow_reader(CHUNK_ROWS):
+        yield "".join(batch.column(0).to_pylist())
 
 
 def sql_rows(
@@ -190,28 +222,11 @@ def sql_rows(
     level_column: str | None = None,
     coloured: Iterable[str] = (),
     hidden: Iterable[str] = (),
-    first_row: int = 2,
 ) -> Iterator[str]:
-    """The <row> elements of `query`'s rows in the order of `order_by` (SQL over its columns) from row
-    `first_row`, a chunk of CHUNK_ROWS rows' elements at a time, its columns in their order but the
-    `hidden` ones. `level_column` (not shown) gives each row's level, its fill on the `coloured` columns."""
-    install_excel_safe(con)
-    described = con.execute(f"DESCRIBE SELECT * FROM ({query})", params or []).fetchall()
-    not_shown = {level_column, *hidden}
-    shown = [(name, kind) for name, kind, *_ in described if name not in not_shown]
-    fill = " ".join(f"WHEN '{level}' THEN ' s=\"{style}\"'" for level, style in FILL_STYLE.items())
-    style = f"CASE \"{level_column}\" {fill} ELSE '' END" if level_column else None
-    coloured = set(coloured)
-    cells = ", ".join(  # concat() of the cells: a third faster than a chain of ||
-        _cell_sql(i, name, kind, style if name in coloured else None) for i, (name, kind) in enumerate(shown)
-    )
-    sql = f"""SELECT concat('<row r="', r, '">', {cells}, '</row>')
-              FROM (SELECT *, r::VARCHAR AS rs
-                    FROM (SELECT *, row_number() OVER (ORDER BY {order_by}) + {first_row - 1} AS r FROM ({query})))
-              ORDER BY r"""
-    reader = con.sql(sql, params=params or None).to_arrow_reader(CHUNK_ROWS)
-    for batch in reader:
-        yield "".join(batch.column(0).to_pylist())
+    """The <row> elements of `query`'s rows in the order of `order_by` (SQL over its columns), rendered by
+    DuckDB (row_xml_sql) and streamed a chunk at a time."""
+    row = row_xml_sql(con, query, params, level_column, coloured, hidden)
+    return fetch_xml(con, f"SELECT {row} FROM ({query}) ORDER BY {order_by}", params)
 
 
 # --- the package ----------------------------------------------------------------------------------------

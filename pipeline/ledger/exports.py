@@ -31,7 +31,14 @@ from pipeline.excel_safe import install_excel_safe, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
 from pipeline.manifest import Manifest
-from pipeline.xlsx_stream import PERCENT_FORMAT, StreamedWorkbook, python_rows, sql_rows, streamed_workbook
+from pipeline.xlsx_stream import (
+    PERCENT_FORMAT,
+    StreamedWorkbook,
+    fetch_xml,
+    python_rows,
+    row_xml_sql,
+    streamed_workbook,
+)
 
 KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
 LEDGER_COLUMNS = {
@@ -56,6 +63,7 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
 EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
+ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
 MANIFEST_NAME = "exports_manifest.json"
 PART_FOLDERS = {"town": "乡镇", "unit": "责任单位"}
 PART_KEYS = {"town": "town_part", "unit": "unit_part"}  # '' for a town or unit not in the reference tables
@@ -195,13 +203,13 @@ def export_ledger(
         write_ledger_parquet(con, paths[2])
         write_summary_csv(by_town, paths[3])
         write_summary_csv(by_unit, paths[4])
-        parts = ledger_parts(con, as_of_text, max_rows)
-        written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows)
+        parts, with_kinds = ledger_parts(con, as_of_text, max_rows), hazards <= SMALL_LEDGER_ROWS
+        written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
         catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
-        write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows,
-                                with_kinds=hazards <= SMALL_LEDGER_ROWS)  # fmt: skip
+        write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows, with_kinds)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {EXPORT_TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {ROWS_XML_TABLE}")
     files = paths + [parts_dir / p.rel for p in parts]
     return LedgerExport(hazards, overdue, by_town, files, written, skipped)
 
@@ -351,26 +359,50 @@ def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int)
 
 
 def write_parts(
-    con: duckdb.DuckDBPyConnection, parts: list[Part], parts_dir: Path, as_of_text: str, max_rows: int
+    con: duckdb.DuckDBPyConnection,
+    parts: list[Part],
+    parts_dir: Path,
+    as_of_text: str,
+    max_rows: int,
+    render_all: bool = False,
 ) -> tuple[list[Path], list[Path]]:
     """Writes the town and unit workbooks whose fingerprint changed (or whose file is missing or was changed
     by hand), removes those of towns and units that no longer have hazards, and records the fingerprints.
-    Returns (written, skipped)."""
+    Their hazards' sheet rows are rendered once (a hazard is in its town's and its unit's workbook), every
+    hazard's with `render_all` (the district workbook shows them too). Returns (written, skipped)."""
     manifest = Manifest.load(parts_dir / MANIFEST_NAME)
-    written, skipped = [], []
-    for part in parts:
-        path = parts_dir / part.rel
-        if manifest.is_current(part.rel, part.fingerprint):
-            skipped.append(path)
-            continue
-        write_part_workbook(con, part, path, as_of_text, max_rows)
+    stale = [p for p in parts if not manifest.is_current(p.rel, p.fingerprint)]
+    render_rows(con, "true" if render_all else _parts_filter(stale))
+    for part in stale:
+        write_part_workbook(con, part, parts_dir / part.rel, as_of_text, max_rows)
         manifest.record(part.rel, part.fingerprint)
-        written.append(path)
     for rel in set(manifest.entries) - {p.rel for p in parts}:  # only files this export wrote before
         (parts_dir / rel).unlink(missing_ok=True)
         manifest.forget(rel)
     manifest.save()
-    return written, skipped
+    return [parts_dir / p.rel for p in stale], [parts_dir / p.rel for p in parts if p not in stale]
+
+
+def _parts_filter(parts: list[Part]) -> str:
+    """SQL true for the rows of EXPORT_TABLE in any of `parts` (their keys are codes from the reference
+    tables or '', quoted here)."""
+    keys = {by: [p.key for p in parts if p.by == by] for by in PART_KEYS}
+    tests = [f"{PART_KEYS[by]} IN ({', '.join(_sql_literal(k) for k in ks)})" for by, ks in keys.items() if ks]
+    return " OR ".join(tests) or "false"
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:
+    """ROWS_XML_TABLE: the sheet row (<row> element, the level's fill on the coloured columns, every text
+    neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its rn, kind and file keys."""
+    columns = f"SELECT rn, risk_level, {', '.join(LEDGER_COLUMNS)} FROM {EXPORT_TABLE}"
+    coloured = [c for c, h in LEDGER_COLUMNS.items() if h in COLOURED_COLUMNS]
+    row = row_xml_sql(con, columns, level_column="risk_level", coloured=coloured, hidden=["rn"])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS_XML_TABLE} AS
+                    SELECT rn, kind, town_part, unit_part, {row} AS xml FROM {EXPORT_TABLE} WHERE {where}""")
 
 
 def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, as_of_text: str, max_rows: int) -> Path:
@@ -385,21 +417,19 @@ def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, 
 def write_kind_sheets(
     wb: StreamedWorkbook, con: duckdb.DuckDBPyConnection, where: str, params: list, max_rows: int
 ) -> None:
-    """One sheet per asset kind of the rows of EXPORT_TABLE that match `where`, in the ledger's order,
-    rendered by DuckDB and streamed a chunk at a time. A kind with more rows than a sheet holds (`max_rows`
-    with the header: Excel's is 1,048,576) is split into 房屋建筑(1), 房屋建筑(2) …"""
+    """One sheet per asset kind of the rows of ROWS_XML_TABLE that match `where`, in the ledger's order,
+    streamed a chunk at a time. A kind with more rows than a sheet holds (`max_rows` with the header:
+    Excel's is 1,048,576) is split into 房屋建筑(1), 房屋建筑(2) …"""
     counts = dict(
-        con.execute(f"SELECT kind, count(*) FROM {EXPORT_TABLE} WHERE {where} GROUP BY kind", params).fetchall()
+        con.execute(f"SELECT kind, count(*) FROM {ROWS_XML_TABLE} WHERE {where} GROUP BY kind", params).fetchall()
     )
-    per_sheet, coloured = max_rows - 1, [c for c, h in LEDGER_COLUMNS.items() if h in COLOURED_COLUMNS]
+    per_sheet = max_rows - 1
     for kind, kind_zh in KIND_ZH.items():
         n = counts.get(kind, 0)
         n_sheets = max(1, -(-n // per_sheet))
         for i in range(n_sheets):
-            query = f"""SELECT rn, risk_level, {", ".join(LEDGER_COLUMNS)} FROM {EXPORT_TABLE}
-                        WHERE {where} AND kind = ? ORDER BY rn LIMIT {per_sheet} OFFSET {i * per_sheet}"""
-            rows = sql_rows(con, query, "rn", [*params, kind], level_column="risk_level", coloured=coloured,
-                            hidden=["rn"])  # fmt: skip
+            rows = fetch_xml(con, f"""SELECT xml FROM {ROWS_XML_TABLE} WHERE {where} AND kind = ?
+                                      ORDER BY rn LIMIT {per_sheet} OFFSET {i * per_sheet}""", [*params, kind])  # fmt: skip
             title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
             wb.add_sheet(title, list(LEDGER_COLUMNS.values()), rows, n_rows=min(per_sheet, n - i * per_sheet))
 
