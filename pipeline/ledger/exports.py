@@ -4,11 +4,13 @@ Overdue (逾期) is derived here, as of a date, never stored: an open hazard in 
 whose deadline (or recorded extension) has passed. 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
 
-Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table;
-the full CSV and Parquet are written from it by DuckDB COPY (text through the SQL form of the one
-neutraliser), and the XLSX files are one per town and one per responsible unit, each streamed from a query
-of its own rows (memory stays bounded), rewritten only when what they show changed (a fingerprint per
-file in exports_manifest.json). 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
+Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table.
+The full CSV is the header and one fragment per asset kind and town, each written by DuckDB COPY (text
+through the SQL form of the one neutraliser) and kept with a fingerprint, so only the fragments whose rows
+changed are written again; the Parquet is one COPY. The XLSX files are one per town and one per
+responsible unit, rewritten only when what they show changed (a fingerprint per file in
+exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/xlsx_stream.py)
+and streamed into each workbook. 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
 """
 
 from __future__ import annotations
