@@ -101,7 +101,7 @@ def export_if_changed(con, out: Path) -> bool:
     inputs = exports_inputs(con)
     if stage_inputs.recorded(con, "exports") == inputs:
         return False
-    export_ledger(con, district_today(), out)
+    export_ledger(con, district_today(), out, cache_dir=out.parent / "cache")
     stage_inputs.record(con, "exports", inputs)
     return True
 

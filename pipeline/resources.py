@@ -34,6 +34,11 @@ class LitongStore(dg.ConfigurableResource):
     def out_dir(self) -> Path:
         return Path(self.output) if self.output else paths.output_dir()
 
+    def cache_dir(self) -> Path:
+        """Files kept between runs to save work (the ledger CSV's fragments), beside the database: never read
+        by people, safe to delete (the next run writes them again)."""
+        return self.db_path().parent / ".cache"
+
     def published_db_path(self) -> Path:
         """The snapshot readers use (published at the end of every run)."""
         return self.out_dir() / "published" / paths.PUBLISHED_DB_NAME

@@ -183,8 +183,8 @@ def test_the_csv_by_copy_and_the_parquet_hold_every_hazard(district, tmp_path):
 
 
 def test_the_csv_rewrites_only_the_fragments_whose_rows_changed(district, tmp_path):
-    first = _export(district, tmp_path / "ledger")
-    cache = tmp_path / "ledger" / ".隐患台账.csv.parts"
+    cache = tmp_path / "cache"
+    first = _export(district, tmp_path / "ledger", cache_dir=cache)
 
     def fragments() -> dict[str, int]:
         return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.csv")}
@@ -192,20 +192,21 @@ def test_the_csv_rewrites_only_the_fragments_whose_rows_changed(district, tmp_pa
     before = fragments()
     assert len(before) == 2 and first.files[1].read_bytes().count(b"\n") == 4  # 金积镇 and 金银滩镇; header + 3
     district.query("UPDATE hazards SET person = '王五' WHERE hazard_no = 'JZ-C-B01'")  # 金银滩镇
-    changed = _export(district, tmp_path / "ledger")
+    changed = _export(district, tmp_path / "ledger", cache_dir=cache)
     after = fragments()
     assert [name for name in before if after[name] != before[name]] == [max(before, key=before.get)]
-    fresh = _export(district, tmp_path / "fresh")  # the same ledger exported into an empty folder
+    fresh = _export(district, tmp_path / "fresh")  # the same ledger exported afresh (fragments not kept)
     assert changed.files[1].read_bytes() == fresh.files[1].read_bytes()
     assert "王五" in changed.files[1].read_text(encoding="utf-8-sig")
 
     district.query("UPDATE hazards SET status = '已撤销' WHERE hazard_no = 'JZ-A-B11'")  # 金积镇 has none left
-    emptied = _export(district, tmp_path / "ledger")
+    emptied = _export(district, tmp_path / "ledger", cache_dir=cache)
     assert len(fragments()) == 1 and emptied.hazards == 2
     assert emptied.files[1].read_bytes() == _export(district, tmp_path / "fresh2").files[1].read_bytes()
     (cache / next(iter(fragments()))).write_text("edited by hand\n")
-    again = _export(district, tmp_path / "ledger")
+    again = _export(district, tmp_path / "ledger", cache_dir=cache)
     assert b"edited by hand" not in again.files[1].read_bytes()
+    assert not any(p.name.startswith(".") for p in (tmp_path / "ledger").iterdir())  # the cache is elsewhere
 
 
 def test_an_as_of_export_keeps_its_own_workbooks(district, tmp_path):

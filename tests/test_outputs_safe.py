@@ -115,15 +115,11 @@ def test_xlsx_keeps_negative_numbers_as_numbers(hostile, tmp_path):
 
 
 def _leftovers(folder: Path) -> list[str]:
-    """Hidden files but the CSV's cache of fragments (kept on purpose) and what is inside it."""
-    hidden = [p for p in folder.iterdir() if p.name.startswith(".") and not p.name.endswith(".csv.parts")]
-    parts = [p for d in folder.glob(".*.csv.parts") for p in d.iterdir() if ".tmp" in p.name]
-    return sorted(p.name for p in hidden + parts)
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
 def _files(out: Path) -> dict[Path, bytes]:
-    """The files people read (not the CSV's cache of fragments, whose manifest is saved last)."""
-    return {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".parts" not in p.parts[-2]}
+    return {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
 
 def test_a_failure_half_way_through_the_ledger_csv_leaves_the_previous_file_whole(hostile, tmp_path, monkeypatch):

@@ -126,7 +126,7 @@ def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
         ):  # the same ledger on the same day: every file stands (each town's file is checked on a change)
             hazards = con.execute(f"SELECT count(*) FROM hazards WHERE status <> '{WITHDRAWN}'").fetchone()[0]
             return dg.MaterializeResult(metadata={"exported_now": False, "hazards": hazards})
-        result = export_ledger(con, district_today(), out)
+        result = export_ledger(con, district_today(), out, cache_dir=store.cache_dir() / "ledger_csv")
         stage_inputs.record(con, "exports", inputs)
     by_town = result.by_town
     counts = {f"{by}_files_{what}": sum(p.parent.name == folder for p in paths)

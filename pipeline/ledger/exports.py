@@ -15,10 +15,12 @@ and streamed into each workbook. 隐患台账.xlsx is the district's summary wor
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,12 +189,14 @@ def export_ledger(
     suffix: str = "",
     table: str = "hazards",
     period_days: int = 30,
+    cache_dir: Path | None = None,
 ) -> LedgerExport:
     """隐患台账.xlsx (summaries and 目录), .csv and .parquet (every hazard), the summaries per town and per unit
     (new/closed over the last `period_days`) and one workbook per town and per unit, as of `as_of`, named
     隐患台账{suffix}.xlsx etc. The town and unit workbooks are in 乡镇/ and 责任单位/ under `out_dir`, or under
-    `out_dir`/隐患台账{suffix}/ when a suffix is given (an as-of export keeps its own set). The one export
-    both the Dagster asset and the CLI use."""
+    `out_dir`/隐患台账{suffix}/ when a suffix is given (an as-of export keeps its own set). The CSV's
+    fragments are kept in `cache_dir` for the next export (none given: a temporary folder, nothing kept).
+    The one export both the Dagster asset and the CLI use."""
     period_start = as_of - dt.timedelta(days=period_days)
     as_of_text, max_rows = as_of_label(as_of), EXCEL_MAX_ROWS
     paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]  # atomic_path clears stale temps
@@ -201,7 +205,7 @@ def export_ledger(
         hazards, overdue = _materialise(con, as_of, table)
         by_town = summary(con, "town", as_of, period_start, table)
         by_unit = summary(con, "unit", as_of, period_start, table)
-        write_ledger_csv(con, paths[1])
+        write_ledger_csv(con, paths[1], cache_dir)
         write_ledger_parquet(con, paths[2])
         write_summary_csv(by_town, paths[3])
         write_summary_csv(by_unit, paths[4])
@@ -254,18 +258,25 @@ def _displayed_columns(con: duckdb.DuckDBPyConnection, neutralised: bool) -> str
     return ", ".join(shown)
 
 
-def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
+def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path | None = None) -> Path:
     """Every hazard as CSV, written by DuckDB COPY: UTF-8 with BOM (Excel opens it as Chinese), the Chinese
     headers, every text cell neutralised, dates as 2023-05-11, numbers as numbers.
 
-    The file is the header and one fragment per asset kind and town, in the ledger's order. Each fragment
-    is kept in .隐患台账.csv.parts/ with a fingerprint of its rows: only those whose rows changed are written
-    again, the others are copied as they are (at 1 M buildings a new file in one town rewrites one
-    fragment of 13, not 560,000 rows). Written to a temporary file and renamed; the fault point
-    `ledger_exports:mid` is after the first half of the fragments."""
+    The file is the header and one fragment per asset kind and town, in the ledger's order. The fragments
+    are kept in `cache_dir` (outside the folder people read) with a fingerprint of their rows: only those
+    whose rows changed are written again, the others are copied as they are (at 1 M buildings a new file
+    in one town rewrites one fragment of 13, not 560,000 rows). Without a `cache_dir` they are written to
+    a temporary folder. Written to a temporary file and renamed; the fault point `ledger_exports:mid` is
+    after the first half of the fragments."""
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None:
+            cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger_csv_")))
+        return _assemble_csv(con, path, Path(cache_dir))
+
+
+def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> Path:
     install_excel_safe(con)
     columns = _displayed_columns(con, neutralised=True)
-    cache = path.parent / f".{path.name}.parts"
     cache.mkdir(parents=True, exist_ok=True)
     manifest = Manifest.load(cache / MANIFEST_NAME)
     fragments = _csv_fragments(con)
@@ -275,6 +286,7 @@ def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
                 con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE rn BETWEEN {first} AND {last} "
                             f"ORDER BY rn) TO {_sql_path(tmp)} (FORMAT csv, HEADER false)")  # fmt: skip
             manifest.record(rel, fingerprint)
+    manifest.save()  # before the CSV: a fragment is never recorded without its file, and a crash loses nothing
     with atomic_path(path) as tmp:
         con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE false) TO {_sql_path(tmp)} "
                     "(FORMAT csv, HEADER true)")  # fmt: skip
