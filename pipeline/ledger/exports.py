@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from pipeline.excel_safe import install_excel_safe, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
 from pipeline.manifest import Manifest
+from pipeline.paths import PROJECT_ROOT
 from pipeline.xlsx_stream import (
     PERCENT_FORMAT,
     StreamedWorkbook,
@@ -74,8 +76,16 @@ PART_KEYS = {"town": "town_part", "unit": "unit_part"}  # '' for a town or unit 
 UNKNOWN_PARTS = {"town": "乡镇不明", "unit": "未明确单位"}
 FILE_CODE = r"[0-9A-Za-z]{1,40}"  # a unit code that may name a file (district codes, credit codes)
 NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]|^\.')
-PARTS_LAYOUT = "1"  # change it when the town/unit workbooks' layout changes: every one is written again
+WRITER_FILES = ("pipeline/ledger/exports.py", "pipeline/xlsx_stream.py", "pipeline/excel_safe.py")
 BOM = "\ufeff".encode()
+
+
+@functools.cache
+def writer_version() -> str:
+    """What the written files also depend on besides their rows: the code that writes them (layout, the
+    neutraliser) and DuckDB's (how COPY writes numbers and dates). A new release writes every file again."""
+    return stage_inputs.fingerprint(stage_inputs.files_version(*(PROJECT_ROOT / f for f in WRITER_FILES)),
+                                    duckdb.__version__)  # fmt: skip
 
 
 def register_reference(con: duckdb.DuckDBPyConnection) -> None:
@@ -327,7 +337,7 @@ def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, 
             FROM (SELECT rn, kind, town_code, hash({", ".join(LEDGER_COLUMNS)}) AS h FROM {EXPORT_TABLE})
             GROUP BY kind, town_code ORDER BY 3"""
     ).fetchall()
-    shown = [PARTS_LAYOUT, list(LEDGER_COLUMNS.values())]
+    shown = [writer_version(), list(LEDGER_COLUMNS.values())]
     return [(f"{kind}_{stage_inputs.fingerprint(town)[:16]}.csv", first, last,
              stage_inputs.fingerprint(*shown, n, hash_sum, hash_xor)) for kind, town, first, last, n, hash_sum, hash_xor
             in groups]  # fmt: skip
@@ -366,7 +376,16 @@ def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int)
                 label, name = f"{key}（{unit_names[key]}）", key
             if NOT_IN_FILE_NAMES.search(name):
                 raise ValueError(f"参考表中的名称不能作文件名：{name!r}")
-            shown = [PARTS_LAYOUT, list(LEDGER_COLUMNS.values()), max_rows, as_of_text, label, n, hash_sum, hash_xor]
+            shown = [
+                writer_version(),
+                list(LEDGER_COLUMNS.values()),
+                max_rows,
+                as_of_text,
+                label,
+                n,
+                hash_sum,
+                hash_xor,
+            ]
             fingerprint = stage_inputs.fingerprint(*shown)
             parts.append(Part(by, key, label, f"{PART_FOLDERS[by]}/隐患台账_{name}.xlsx", int(n), fingerprint))
     return parts
