@@ -19,6 +19,9 @@ from pipeline.scoring.ruleset import RuleSet, install
 from pipeline.store import quote
 
 SCORING_INPUT = "scoring_input"  # temp table: one scan of the kind's view with the rules that fire
+# The scores are written a slice of assets at a time: the reasons (an ordered string_agg per asset) of 5 M
+# buildings at once went past DuckDB's memory limit of 1.5 GB; a slice of a million stays well inside it.
+SCORES_SLICE_ROWS = 1_000_000
 
 SCORING_DDL = [
     """CREATE TABLE IF NOT EXISTS rules (
@@ -123,8 +126,11 @@ FROM (SELECT asset_id, survey_round, survey_date, unnest(hits) AS h FROM {SCORIN
 """
 
 
-def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
+def scores_sql(ruleset: RuleSet, kind: str, run_id: str, slices: int = 1, part: int = 0) -> str:
+    """The scores of the kind's assets from this run's findings; with `slices` > 1 only those whose id
+    hashes to `part` (see SCORES_SLICE_ROWS)."""
     v = ruleset.version
+    in_part = "true" if slices == 1 else f"hash(asset_id) % {slices} = {part}"
     return f"""
     WITH totals AS (
         SELECT f.asset_id, sum(f.points) AS raw_points, count(*) AS n_findings,
@@ -133,13 +139,14 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str) -> str:
                string_agg(f.rule_id || ' ' || r.title_zh || '（' || f.points::INTEGER || '分）', '；'
                           ORDER BY f.points DESC, f.rule_id) AS reasons
         FROM findings f JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = '{v}'
-        WHERE f.run_id = '{run_id}'
+        WHERE f.run_id = '{run_id}' AND {in_part.replace("asset_id", "f.asset_id")}
         GROUP BY f.asset_id
     ),
     assets AS (
         SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date,
                source_file, department
         FROM {SCORING_INPUT}
+        WHERE {in_part}
     ),
     scored AS (
         SELECT a.*, coalesce(t.raw_points, 0) AS raw_points, least(100, coalesce(t.raw_points, 0)) AS score,
@@ -191,7 +198,10 @@ def score_kind(
         con.execute(f"DELETE FROM findings WHERE kind = ?{only}", [kind])
         con.execute(f"DELETE FROM scores WHERE kind = ?{only}", [kind])
         con.execute(f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})")
-        con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id)}")
+        ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
+        slices = max(1, -(-n_input // SCORES_SLICE_ROWS))
+        for part in range(slices):
+            con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id, slices, part)}")
         if not assets:
             con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
         if spec.owner_code:
