@@ -4,8 +4,11 @@ Why not openpyxl or XlsxWriter for the ledger: both build every cell in Python, 
 ledger's 34 columns (measured here: 43,000 rows in 8.6 s with openpyxl's write-only mode, 5.7 s with
 XlsxWriter's constant_memory mode), so one town's workbook at 1 M buildings took 20 s and a whole export
 five minutes. A sheet is a list of SpreadsheetML <row> elements: DuckDB renders each row's element in one
-vectorised expression (`sql_rows`) and Python only streams those strings into the zip. Small sheets
-(summaries, notes, 目录) are rendered from Python values (`python_rows`) by the same rules:
+vectorised expression (`row_xml_sql`) and Python only streams the Arrow buffer of those strings into the
+zip (`fetch_xml`). Rows and cells carry no reference (ECMA-376 makes `r` optional; Excel, LibreOffice and
+openpyxl place them in order), so a row is the same text on any sheet and any row number: the ledger
+renders each hazard's row once for its town's and its unit's workbook. Small sheets (summaries, notes,
+目录) are rendered from Python values by the same rules (`python_rows`):
 
 - text as an inline string, through the one neutraliser (`excel_safe_text` in SQL, `safe_cell` in Python)
   and escaped for XML; the characters XML cannot hold (C0 controls but tab, line feed and carriage return;
@@ -278,7 +281,7 @@ class StreamedWorkbook:
         n_rows: int,
         hyperlinks: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """A sheet of `header` (bold, frozen) and `rows`, the <row> elements from python_rows or sql_rows
+        """A sheet of `header` (bold, frozen) and `rows`, the <row> elements from python_rows or fetch_xml
         (`n_rows` of them, for the filter's range); `hyperlinks` pairs a cell with its target."""
         number = len(self.sheets) + 1
         self.sheets.append(_Sheet(title, len(header), n_rows))
