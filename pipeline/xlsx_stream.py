@@ -128,8 +128,8 @@ def python_rows(
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """The <row> elements of `rows` (every cell in `style`), each row's level (`levels`) as the fill of
     its `coloured` columns (0-based), `formats` (column -> number format) on those columns, and the text of
-    the `links` columns as a link to that relative path. Returns (rows, [(cell, target) of each link], the
-    cells named as on a sheet whose first of these rows is row `first_row`)."""
+    the `links` columns as a link to that relative path. Returns (rows, [(cell, target) of each link]), the
+    link cells named as on a sheet whose first of these rows is row `first_row`."""
     styles = {i: FORMAT_STYLE[f] for i, f in (formats or {}).items()}
     coloured, links = set(coloured), set(links)
     out, hyperlinks = [], []
@@ -224,21 +224,6 @@ def fetch_xml(con: duckdb.DuckDBPyConnection, query: str, params: list | None = 
             yield memoryview(data)[ends[0] : ends[-1]] if data is not None else b""
         else:
             yield "".join(v for v in column.to_pylist() if v is not None).encode()
-
-
-def sql_rows(
-    con: duckdb.DuckDBPyConnection,
-    query: str,
-    order_by: str,
-    params: list | None = None,
-    level_column: str | None = None,
-    coloured: Iterable[str] = (),
-    hidden: Iterable[str] = (),
-) -> Iterator[bytes]:
-    """The <row> elements of `query`'s rows in the order of `order_by` (SQL over its columns), rendered by
-    DuckDB (row_xml_sql) and streamed a chunk at a time."""
-    row = row_xml_sql(con, query, params, level_column, coloured, hidden)
-    return fetch_xml(con, f"SELECT {row} FROM ({query}) ORDER BY {order_by}", params)
 
 
 # --- the package ----------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import pytest
 from pipeline.xlsx_stream import (
     LEVEL_FILL,
     column_letter,
+    fetch_xml,
     python_rows,
-    sql_rows,
+    row_xml_sql,
     streamed_workbook,
 )
 
@@ -56,8 +57,8 @@ def test_duckdb_and_python_render_the_same_cells(table, tmp_path):
         xml, _ = python_rows([r[:-1] for r in rows], [r[-1] for r in rows], coloured=[0])
         wb.add_sheet("python", header, xml, len(rows))
         query = "SELECT * FROM t"
-        wb.add_sheet("duckdb", header, sql_rows(table, query, "rn DESC", level_column="level", coloured=["name"],
-                                                hidden=["rn"]), len(rows))  # fmt: skip
+        row = row_xml_sql(table, query, level_column="level", coloured=["name"], hidden=["rn"])
+        wb.add_sheet("duckdb", header, fetch_xml(table, f"SELECT {row} FROM ({query}) ORDER BY rn DESC"), len(rows))
     ws_py, from_python = _read(path, "python")
     ws_db, from_duckdb = _read(path, "duckdb")
     assert from_duckdb == from_python[::-1]  # the order of `order_by`
@@ -102,7 +103,7 @@ def test_a_sheet_with_links_and_percent_and_an_empty_workbook(tmp_path):
 def test_a_failing_sheet_leaves_no_file(table, tmp_path):
     path = tmp_path / "t.xlsx"
     with pytest.raises(duckdb.Error), streamed_workbook(path, "x") as wb:
-        wb.add_sheet("bad", ["a"], sql_rows(table, "SELECT no_such_column FROM t", "1"), 1)
+        wb.add_sheet("bad", ["a"], fetch_xml(table, "SELECT no_such_column FROM t"), 1)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -32,7 +32,7 @@ import pandas as pd
 from pipeline import faults, stage_inputs
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
-from pipeline.excel_safe import install_excel_safe, write_safe_csv
+from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
 from pipeline.manifest import Manifest
@@ -69,6 +69,8 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
 EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
+# the rows of a file as a count and two order-free sums of their row_hash
+ROWS_FINGERPRINT_SQL = "count(*), sum(row_hash::HUGEINT)::VARCHAR, bit_xor(row_hash)::VARCHAR"
 ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
 MANIFEST_NAME = "exports_manifest.json"
 PART_FOLDERS = {"town": "乡镇", "unit": "责任单位"}
@@ -232,8 +234,9 @@ def export_ledger(
 
 def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> tuple[int, int]:
     """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
-    order (kind, town_code, hazard_no), the file keys (town_part, unit_part), the level and the displayed columns. Returns
-    (hazards, overdue)."""
+    order (kind, town_code, hazard_no), the file keys (town_part, unit_part), the level, the displayed
+    columns and `row_hash` (of what the row shows: the files' fingerprints add it up). Returns (hazards,
+    overdue)."""
     register_reference(con)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {EXPORT_TABLE} AS
@@ -241,7 +244,8 @@ def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> 
                CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
                CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
                     THEN responsible_unit ELSE '' END AS unit_part,
-               {", ".join(LEDGER_COLUMNS)}
+               {", ".join(LEDGER_COLUMNS)},
+               hash(risk_level, {", ".join(LEDGER_COLUMNS)}) AS row_hash  -- what a row shows (level: its fill)
         FROM ({ledger_sql(table)})
         ORDER BY rn""",
         {"as_of": as_of},
@@ -251,10 +255,6 @@ def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> 
 
 
 # --- the whole ledger as CSV and Parquet, by DuckDB COPY -------------------------------------------------
-
-
-def _sql_path(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _displayed_columns(con: duckdb.DuckDBPyConnection, neutralised: bool) -> str:
@@ -294,11 +294,14 @@ def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> Pa
         if not manifest.is_current(rel, fingerprint):
             with atomic_path(cache / rel) as tmp:
                 con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE rn BETWEEN {first} AND {last} "
-                            f"ORDER BY rn) TO {_sql_path(tmp)} (FORMAT csv, HEADER false)")  # fmt: skip
+                            f"ORDER BY rn) TO {sql_text(str(tmp))} (FORMAT csv, HEADER false)")  # fmt: skip
             manifest.record(rel, fingerprint)
+    for rel in set(manifest.entries) - {rel for rel, *_ in fragments}:  # a kind's town with no hazard left
+        (cache / rel).unlink(missing_ok=True)
+        manifest.forget(rel)
     manifest.save()  # before the CSV: a fragment is never recorded without its file, and a crash loses nothing
     with atomic_path(path) as tmp:
-        con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE false) TO {_sql_path(tmp)} "
+        con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE false) TO {sql_text(str(tmp))} "
                     "(FORMAT csv, HEADER true)")  # fmt: skip
         header = tmp.read_bytes()
         with open(tmp, "wb", buffering=0) as out:
@@ -309,10 +312,6 @@ def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> Pa
                 _append_file(out, cache / rel)
             if not fragments:
                 faults.point("ledger_exports:mid")
-    for rel in set(manifest.entries) - {rel for rel, *_ in fragments}:
-        (cache / rel).unlink(missing_ok=True)
-        manifest.forget(rel)
-    manifest.save()
     return path
 
 
@@ -333,8 +332,7 @@ def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, 
     """(file name, first rn, last rn, fingerprint of the rows) of each asset kind's town in the ledger's
     order (kind, town, number: a group is a run of rn). The fingerprint covers what the CSV shows."""
     groups = con.execute(
-        f"""SELECT kind, town_code, min(rn), max(rn), count(*), sum(h::HUGEINT)::VARCHAR, bit_xor(h)::VARCHAR
-            FROM (SELECT rn, kind, town_code, hash({", ".join(LEDGER_COLUMNS)}) AS h FROM {EXPORT_TABLE})
+        f"""SELECT kind, town_code, min(rn), max(rn), {ROWS_FINGERPRINT_SQL} FROM {EXPORT_TABLE}
             GROUP BY kind, town_code ORDER BY 3"""
     ).fetchall()
     shown = [writer_version(), list(LEDGER_COLUMNS.values())]
@@ -348,7 +346,7 @@ def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     and as recorded (not neutralised: Parquet is read by programs, which run no formulas)."""
     with atomic_path(path) as tmp:
         con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE} ORDER BY rn) "
-                    f"TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
+                    f"TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
     return path
 
 
@@ -360,12 +358,10 @@ def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int)
     code), each with a fingerprint of what it shows: its displayed rows (overdue days included, so as of the
     date), their levels, the as-of label, the sheet size and the layout."""
     town_names, unit_names = towns(), {c: u["unit_name"] for c, u in units().items()}
-    cols = ", ".join(LEDGER_COLUMNS)
     parts = []
     for by, key_column in PART_KEYS.items():
         groups = con.execute(
-            f"""SELECT {key_column}, count(*), sum(hash(l)::HUGEINT)::VARCHAR, bit_xor(hash(l))::VARCHAR
-            FROM (SELECT {key_column}, risk_level, {cols} FROM {EXPORT_TABLE}) l GROUP BY ALL ORDER BY 1"""
+            f"SELECT {key_column}, {ROWS_FINGERPRINT_SQL} FROM {EXPORT_TABLE} GROUP BY ALL ORDER BY 1"
         ).fetchall()
         for key, n, hash_sum, hash_xor in groups:
             if not key:
@@ -420,12 +416,8 @@ def _parts_filter(parts: list[Part]) -> str:
     """SQL true for the rows of EXPORT_TABLE in any of `parts` (their keys are codes from the reference
     tables or '', quoted here)."""
     keys = {by: [p.key for p in parts if p.by == by] for by in PART_KEYS}
-    tests = [f"{PART_KEYS[by]} IN ({', '.join(_sql_literal(k) for k in ks)})" for by, ks in keys.items() if ks]
+    tests = [f"{PART_KEYS[by]} IN ({', '.join(sql_text(k) for k in ks)})" for by, ks in keys.items() if ks]
     return " OR ".join(tests) or "false"
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:

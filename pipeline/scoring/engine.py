@@ -130,7 +130,10 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str, slices: int = 1, part: 
     """The scores of the kind's assets from this run's findings; with `slices` > 1 only those whose id
     hashes to `part` (see SCORES_SLICE_ROWS)."""
     v = ruleset.version
-    in_part = "true" if slices == 1 else f"hash(asset_id) % {slices} = {part}"
+
+    def in_part(asset_id: str) -> str:
+        return "true" if slices == 1 else f"hash({asset_id}) % {slices} = {part}"
+
     return f"""
     WITH totals AS (
         SELECT f.asset_id, sum(f.points) AS raw_points, count(*) AS n_findings,
@@ -139,14 +142,14 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str, slices: int = 1, part: 
                string_agg(f.rule_id || ' ' || r.title_zh || '（' || f.points::INTEGER || '分）', '；'
                           ORDER BY f.points DESC, f.rule_id) AS reasons
         FROM findings f JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = '{v}'
-        WHERE f.run_id = '{run_id}' AND {in_part.replace("asset_id", "f.asset_id")}
+        WHERE f.run_id = '{run_id}' AND {in_part("f.asset_id")}
         GROUP BY f.asset_id
     ),
     assets AS (
         SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date,
                source_file, department
         FROM {SCORING_INPUT}
-        WHERE {in_part}
+        WHERE {in_part("asset_id")}
     ),
     scored AS (
         SELECT a.*, coalesce(t.raw_points, 0) AS raw_points, least(100, coalesce(t.raw_points, 0)) AS score,
