@@ -68,6 +68,7 @@ INTAKE_FILES_NEW_COLUMNS = {
     "found_headers": "VARCHAR[]",  # the headers the file has (shown on an unreadable file's receipt)
     "notes_zh": "VARCHAR[]",  # hints for the receipt (sheets not read, …)
     "mapping_sha256": "VARCHAR",  # the 列映射.csv this version was read with
+    "uploaded_by": "VARCHAR",  # the portal account that uploaded it (upload audit); NULL: dropped into the folder
 }
 
 ROW_PROBLEMS_DDL = """

@@ -77,11 +77,13 @@ def write_csv(template: Template, path: Path) -> Path:
 # --- XLSX --------------------------------------------------------------------------
 
 
-def write_xlsx(template: Template, path: Path) -> Path:
+def write_xlsx(template: Template, path: Path, rows: Sequence[dict[str, str]] | None = None) -> Path:
+    """The blank template; with `rows` (field key -> value), a template pre-filled with them in place of
+    the example row (e.g. a unit's feedback file with its hazard numbers)."""
     wb = Workbook()
     ws = wb.active
     ws.title = DATA_SHEET
-    _write_data_sheet(ws, template)
+    _write_data_sheet(ws, template, rows)
     _add_validations(wb, ws, template.fields)
     _write_guide_sheet(wb.create_sheet(GUIDE_SHEET), template)
     _write_codes_sheet(wb.create_sheet(CODES_SHEET))
@@ -93,11 +95,12 @@ def write_xlsx(template: Template, path: Path) -> Path:
     return path
 
 
-def _write_data_sheet(ws: Worksheet, template: Template) -> None:
+def _write_data_sheet(ws: Worksheet, template: Template, rows: Sequence[dict[str, str]] | None = None) -> None:
     for col, fld in enumerate(template.fields, start=1):
         _write_header_cell(ws, col, fld)
-        example = ws.cell(row=2, column=col, value=safe_cell(fld.example) or None)
-        example.number_format = TEXT_FORMAT
+        for r, row in enumerate([{f.key: f.example for f in template.fields}] if rows is None else rows, start=2):
+            cell = ws.cell(row=r, column=col, value=safe_cell(row.get(fld.key)) or None)
+            cell.number_format = TEXT_FORMAT
         letter = get_column_letter(col)
         ws.column_dimensions[letter].width = _column_width(fld.header, fld.example)
         ws.column_dimensions[letter].number_format = TEXT_FORMAT  # typed values stay text

@@ -47,6 +47,7 @@ from pipeline.intake.readers import (
 from pipeline.intake.schema import KINDS, Template, load_template
 from pipeline.registry import round_problem, unit_label, units
 from pipeline.store import quote, raw_table
+from pipeline.upload_audit import AuditRecord, audit_problem, landed_records
 
 SURVEY_SUFFIXES = {".csv", ".xlsx"}
 # What the second folder level names, per kind (surveys: the survey round).
@@ -75,6 +76,7 @@ class Upload:
     sha256: str
     layout_problem: str | None = None
     mapping_sha: str | None = None
+    uploaded_by: str | None = None  # the portal account, from the upload audit
 
     @property
     def file_id(self) -> str:
@@ -115,6 +117,7 @@ def discover(data_raw: Path, kind: str) -> list[Upload]:
     if not base.is_dir():
         return []
     uploads = []
+    audit = landed_records()
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         if path.name in IGNORED_NAMES or path.name.startswith((".", "~$")):
             continue
@@ -122,11 +125,18 @@ def discover(data_raw: Path, kind: str) -> list[Upload]:
         parts = path.relative_to(base).parts
         dept = parts[0] if len(parts) == 3 else None
         rnd = parts[1] if len(parts) == 3 else None
+        sha = sha256_of(path)
+        record = audit.get((rel, sha))
         uploads.append(
-            Upload(path, rel, kind, dept, rnd, sha256_of(path), _layout_problem(path, parts, kind),
-                   mapping_sha256(mapping_path(data_raw, kind, dept)))
+            Upload(path, rel, kind, dept, rnd, sha, _problem(path, parts, kind, record),
+                   mapping_sha256(mapping_path(data_raw, kind, dept)), record.username if record else None)
         )  # fmt: skip
     return uploads
+
+
+def _problem(path: Path, parts: tuple[str, ...], kind: str, record: AuditRecord | None) -> str | None:
+    """Why the file is refused for where it is, or for its upload record (the portal's audit)."""
+    return _layout_problem(path, parts, kind) or audit_problem(record, parts[0])
 
 
 def authority_problem(unit: str, kind: str) -> str | None:
@@ -389,7 +399,7 @@ class FileIntake:
             "is_current": True, "version": version, "is_latest": True,
             "sheet_name": sheet.sheet_name if sheet else None, "header_row": sheet.header_row if sheet else None,
             "found_headers": sheet.found_headers if sheet else [], "notes_zh": list(notes),
-            "mapping_sha256": self.mapping(kind).sha256,
+            "mapping_sha256": self.mapping(kind).sha256, "uploaded_by": up.uploaded_by,
         }  # fmt: skip
 
     def _insert_record(self, record: dict) -> None:

@@ -58,6 +58,7 @@ def _summary_rows(f: dict, accepted: int, refused: int, in_use: tuple[int, int] 
         ("工作表", f["sheet_name"] or ""),
         ("调查类别", template.title),
         ("报送单位", _unit_name(f["department"])),
+        ("上传账号", f.get("uploaded_by") or "（直接放入文件夹，无网页上传记录）"),
         ("调查轮次", f["survey_round"] or ""),
         ("文件版本", f["version"]),
         ("文件指纹(SHA-256)", f["sha256"]),

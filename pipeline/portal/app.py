@@ -1,0 +1,750 @@
+"""The district's web portal: log in, upload with a preview, see receipts, my hazards, the leaders' page.
+
+Server-rendered pages (FastAPI + Jinja2, autoescaped: every value is shown as text). The portal writes
+only two things: its own SQLite file (accounts, sessions, the upload audit) and confirmed files into
+data_raw/ — the pipeline, started by its upload sensor, stays the one writer of the database. Pages read
+the published snapshot (reads.py); previews run in worker processes (preview.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import re
+import sqlite3
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager, closing
+from pathlib import Path
+from urllib.parse import quote as url_quote
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import UploadFile
+
+from pipeline import clock, upload_audit
+from pipeline.event_registry import EVENTS_FOLDER
+from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
+from pipeline.intake.ingest import authority_problem
+from pipeline.intake.schema import KINDS, load_template, towns
+from pipeline.portal import accounts, preview, reads, uploads
+from pipeline.portal.accounts import ROLES, Account, AccountError, Session
+from pipeline.portal.settings import Settings
+from pipeline.registry import survey_rounds, unit_label, units
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "litong_session"
+LOGIN_CSRF_COOKIE = "litong_login_csrf"
+CHARTS = (
+    ("levels_by_town", "各乡镇资产风险等级"),
+    ("open_hazards_by_unit", "各责任单位未销号隐患"),
+    ("rectification_progress", "隐患整改进度"),
+    ("asset_map", "资产风险分布图"),
+    ("top_assets", "风险最高的十个对象"),
+    ("hazchem_grades", "危险化学品重大危险源分级"),
+)
+KIND_ZH = {k: load_template(k).title for k in (*KINDS, "feedback", "quake_feedback")}
+DECISIONS = {
+    "accept": ("验收通过（已销号）", {"status": "已销号", "accept_result": "通过"}),
+    "reject": ("验收不通过（退回整改）", {"status": "已销号", "accept_result": "不通过"}),
+    "approve_extension": ("批准延期", {"extension_decision": "批准"}),
+    "refuse_extension": ("不批准延期", {"extension_decision": "不批准"}),
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+class Redirect(Exception):
+    def __init__(self, url: str):
+        self.url = url
+
+
+class BodyLimit:
+    """Refuse a request body past the bound before it is read whole (413), announced or streamed."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            return await _too_large(send, self.max_bytes)
+        seen = 0
+
+        async def limited():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise HTTPException(413, too_large_zh(self.max_bytes))
+            return message
+
+        return await self.app(scope, limited, send)
+
+
+def too_large_zh(max_bytes: int) -> str:
+    return f"文件超过{max_bytes // (1 << 20)}MB上限，请拆分为几个较小的文件（例如按乡镇）后上传"
+
+
+async def _too_large(send, max_bytes: int) -> None:
+    body = f"<!doctype html><meta charset=utf-8><p>{too_large_zh(max_bytes)}</p>".encode()
+    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    clock.use_data_raw(settings.data_raw)
+    state = PortalState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(
+        title="利通区地震风险隐患排查平台", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.portal = state
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _add_handlers(app, state)
+    _add_routes(app, state)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_mb * (1 << 20) + (1 << 20))
+    return app
+
+
+class PortalState:
+    """What the pages share: settings, the portal database, the snapshot reader, the preview workers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.snapshots = reads.Snapshots(settings.published)
+        self.templates = Jinja2Templates(directory=HERE / "templates")
+        self.templates.env.globals.update(
+            ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
+        )
+        self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
+        self.pool: ProcessPoolExecutor | None = None
+        self._local = threading.local()
+        with closing(self._connect()) as con:
+            accounts.ensure_tables(con)
+
+    def _connect(self) -> sqlite3.Connection:
+        return upload_audit.connect(self.settings.portal_db)
+
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the portal database."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        self.pool = ProcessPoolExecutor(self.settings.preview_workers, mp_context=ctx)
+        for _ in range(self.settings.preview_workers):
+            self.pool.submit(preview.warm_up)
+
+    def stop(self) -> None:
+        if self.pool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def today(self) -> dt.date:
+        return clock.district_today()
+
+    def render(
+        self, request: Request, name: str, session: Session | None, status: int = 200, **context
+    ) -> HTMLResponse:
+        context |= {
+            "session": session,
+            "account": session.account if session else None,
+            "csrf": session.csrf_token if session else "",
+            "published_at": self.snapshots.published_at(),
+            "as_of": self.today(),
+            "sample": clock.sample_as_of() is not None,
+        }
+        return self.templates.TemplateResponse(request, name, context, status_code=status)
+
+
+# --- sessions and errors -----------------------------------------------------------------
+
+
+def _session(state: PortalState, request: Request) -> Session:
+    s = accounts.session_for(state.db(), request.cookies.get(SESSION_COOKIE), state.settings.idle_minutes,
+                             state.settings.max_session_hours)  # fmt: skip
+    if s is None:
+        raise Redirect("/login?" + urlencode({"next": request.url.path}))
+    return s
+
+
+async def _form(state: PortalState, request: Request, session: Session) -> dict:
+    """The posted form, after its CSRF token is checked against the session's (403 otherwise)."""
+    form = await request.form(max_files=1, max_fields=40)
+    if not accounts.csrf_ok(session.csrf_token, form.get("csrf")):
+        raise HTTPException(403, "页面已过期或请求来源不明（CSRF校验失败），请刷新页面后重试")
+    return form
+
+
+def _require(condition: bool, message: str = "无权访问：只能查看和办理本单位的事项") -> None:
+    if not condition:
+        raise HTTPException(403, message)
+
+
+def _add_handlers(app: FastAPI, state: PortalState) -> None:
+    @app.exception_handler(Redirect)
+    async def redirect(request: Request, exc: Redirect):
+        return RedirectResponse(exc.url, status_code=303)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        return state.render(request, "error.html", None, status=exc.status_code, message=exc.detail,
+                            code=exc.status_code)  # fmt: skip
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def _add_routes(app: FastAPI, state: PortalState) -> None:
+    _login_routes(app, state)
+    _upload_routes(app, state)
+    _hazard_routes(app, state)
+    _reading_routes(app, state)
+    _admin_routes(app, state)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path (never another site) after logging in."""
+    return target if target and re.fullmatch(r"/[A-Za-z0-9/_\-.%]*", target) and not target.startswith("//") else "/"
+
+
+def _login_routes(app: FastAPI, state: PortalState) -> None:
+    settings = state.settings
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_page(request: Request, next: str = "/"):
+        token = accounts.secrets.token_urlsafe(24)
+        response = state.render(request, "login.html", None, next=_safe_next(next), login_csrf=token, error=None)
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=settings.secure_cookie)
+        return response
+
+    @app.post("/login", response_class=HTMLResponse)
+    async def login(request: Request):
+        form = await request.form(max_files=0, max_fields=10)
+        target = _safe_next(form.get("next"))
+        if not accounts.csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), form.get("csrf")):
+            raise HTTPException(403, "登录页面已过期，请刷新后重新登录")
+        client = request.client.host if request.client else ""
+        try:
+            account = accounts.authenticate(state.db(), str(form.get("username", "")).strip(),
+                                            str(form.get("password", "")), settings.lock_after,
+                                            settings.lock_minutes, client)  # fmt: skip
+        except AccountError as e:
+            token = accounts.secrets.token_urlsafe(24)
+            response = state.render(request, "login.html", None, status=401, next=target, login_csrf=token,
+                                    error=str(e), username=form.get("username", ""))  # fmt: skip
+            response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                                secure=settings.secure_cookie)  # fmt: skip
+            return response
+        token = accounts.start_session(state.db(), account.username)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookie,
+                            max_age=settings.max_session_hours * 3600)  # fmt: skip
+        response.delete_cookie(LOGIN_CSRF_COOKIE)
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request):
+        session = _session(state, request)
+        await _form(state, request, session)
+        accounts.end_session(state.db(), request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request):
+        session = _session(state, request)
+        recent = uploads.uploads_of(state.db(), session.account, limit=10)
+        return state.render(request, "home.html", session, recent=recent)
+
+    @app.get("/account", response_class=HTMLResponse)
+    def account_page(request: Request):
+        return state.render(request, "account.html", _session(state, request), message=None, error=None)
+
+    @app.post("/account", response_class=HTMLResponse)
+    async def change_password(request: Request):
+        session = _session(state, request)
+        form = await _form(state, request, session)
+        try:
+            accounts.authenticate(state.db(), session.account.username, str(form.get("old", "")),
+                                  settings.lock_after, settings.lock_minutes)  # fmt: skip
+            if form.get("new") != form.get("again"):
+                raise AccountError("两次输入的新密码不一致")
+            accounts.set_password(state.db(), session.account.username, str(form.get("new", "")),
+                                  session.account.username)  # fmt: skip
+        except AccountError as e:
+            return state.render(request, "account.html", session, status=400, message=None, error=str(e))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "published_at": str(state.snapshots.published_at() or "")}
+
+
+# --- upload ----------------------------------------------------------------------------------
+
+
+def upload_choices(account: Account, data_raw: Path) -> dict[str, list[str]]:
+    """kind -> the folders (rounds, today's batch, open events) the account may upload into."""
+    if not account.can_upload:
+        return {}
+    out: dict[str, list[str]] = {}
+    today = clock.district_today()
+    started = [c for c, r in survey_rounds().items() if r.starts_on <= today] or list(survey_rounds())
+    for kind in KINDS:
+        if authority_problem(account.unit_code, kind) is None:
+            out[kind] = started[::-1]  # the current round first
+    out["feedback"] = [f"{clock.district_today():%Y-%m-%d}"]
+    if events := reads.open_events(data_raw):
+        out["quake_feedback"] = events
+    return out
+
+
+def _upload_routes(app: FastAPI, state: PortalState) -> None:
+    settings = state.settings
+
+    @app.get("/upload", response_class=HTMLResponse)
+    def upload_page(request: Request):
+        session = _session(state, request)
+        _require(session.account.can_upload, "本账号的角色不能上传文件")
+        choices = upload_choices(session.account, settings.data_raw)
+        return state.render(request, "upload.html", session, choices=choices, error=None,
+                            max_mb=settings.max_upload_mb)  # fmt: skip
+
+    @app.post("/upload", response_class=HTMLResponse)
+    async def upload(request: Request):
+        session = _session(state, request)
+        _require(session.account.can_upload, "本账号的角色不能上传文件")
+        form = await _form(state, request, session)
+        kind, _, folder = str(form.get("target", "")).partition("/")
+        file = form.get("file")
+        choices = upload_choices(session.account, settings.data_raw)
+        if kind not in choices or folder not in choices[kind]:
+            raise HTTPException(403, f"本单位不能报送此类文件或此轮次：{KIND_ZH.get(kind, kind)} {folder}")
+        if not isinstance(file, UploadFile) or not file.filename:
+            return state.render(request, "upload.html", session, status=400, choices=choices,
+                                error="请选择要上传的文件", max_mb=settings.max_upload_mb)  # fmt: skip
+        return await _stage_and_preview(request, state, session, kind, folder, file.filename, _chunks(file))
+
+    @app.post("/upload/{upload_id}/confirm")
+    async def confirm(request: Request, upload_id: str):
+        session = _session(state, request)
+        await _form(state, request, session)
+        row = _own_upload(state, session, upload_id)
+        if row["state"] != "previewed":
+            raise Redirect(f"/uploads/{upload_id}")
+        uploads.land(state.db(), settings.staging_dir, settings.data_raw, row)
+        raise Redirect(f"/uploads/{upload_id}")
+
+    @app.post("/upload/{upload_id}/discard")
+    async def discard(request: Request, upload_id: str):
+        session = _session(state, request)
+        await _form(state, request, session)
+        _own_upload(state, session, upload_id)
+        uploads.discard(state.db(), settings.staging_dir, upload_id)
+        raise Redirect("/upload")
+
+    @app.get("/uploads", response_class=HTMLResponse)
+    def upload_list(request: Request):
+        session = _session(state, request)
+        return state.render(request, "uploads.html", session, rows=uploads.uploads_of(state.db(), session.account, 200))
+
+    @app.get("/uploads/{upload_id}", response_class=HTMLResponse)
+    def upload_status(request: Request, upload_id: str):
+        session = _session(state, request)
+        row = _visible_upload(state, session, upload_id)
+        outcomes, running = [], None
+        if row["state"] == "landed":
+            with state.snapshots.cursor() as cur:
+                if cur is not None:
+                    outcomes = reads.outcome(cur, settings.output / "receipts", row["rel_path"], row["sha256"],
+                                             row["unit_code"])  # fmt: skip
+            if outcomes:
+                uploads.set_result(state.db(), upload_id, "；".join(_outcome_line(o) for o in outcomes))
+            else:
+                running = reads.writer_running(settings.database)
+        stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
+        return state.render(request, "upload_status.html", session, row=row, outcomes=outcomes, running=running,
+                            result=stored)  # fmt: skip
+
+    @app.get("/uploads/{upload_id}/receipt/{kind}")
+    def receipt(request: Request, upload_id: str, kind: str):
+        session = _session(state, request)
+        row = _visible_upload(state, session, upload_id)
+        with state.snapshots.cursor() as cur:
+            found = [o for o in reads.outcome(cur, settings.output / "receipts", row["rel_path"] or "", row["sha256"],
+                                              row["unit_code"]) if o.kind == kind] if cur else []  # fmt: skip
+        if not found or not found[0].receipt.is_file():
+            raise HTTPException(404, "回执尚未生成：请等本次处理完成后再下载")
+        return _download(found[0].receipt)
+
+
+def _outcome_line(o: reads.FileOutcome) -> str:
+    if o.status != "ingested":
+        return f"{o.title}：文件无法读取（{o.problem}）"
+    return f"{o.title}：接收{o.accepted}行，退回{o.refused}行" + (f"；{o.detail}" if o.detail else "")
+
+
+async def _chunks(file: UploadFile):
+    while chunk := await file.read(uploads.CHUNK):
+        yield chunk
+
+
+async def _one_chunk(data: bytes):
+    yield data
+
+
+def _preview_json(settings: Settings, upload_id: str) -> str:
+    path = settings.staging_dir / upload_id / "preview.json"
+    return path.read_text(encoding="utf-8") if path.is_file() else '{"parts": [], "error": "预览已过期"}'
+
+
+async def _stage_and_preview(request: Request, state: PortalState, session: Session, kind: str, folder: str,
+                             original_name: str, chunks) -> HTMLResponse:  # fmt: skip
+    settings = state.settings
+    try:
+        staged = await uploads.receive(chunks, settings.staging_dir, original_name, settings.max_upload_mb << 20)
+    except uploads.UploadRefused as e:
+        choices = upload_choices(session.account, settings.data_raw)
+        return state.render(request, "upload.html", session, status=400, choices=choices, error=str(e),
+                            max_mb=settings.max_upload_mb)  # fmt: skip
+    req = preview.Request(str(staged.path), kind, session.account.unit_code, folder, str(settings.data_raw),
+                          str(settings.published), settings.preview_rows_shown)  # fmt: skip
+    started = asyncio.get_running_loop().time()
+    result = await asyncio.get_running_loop().run_in_executor(state.pool, preview.run, req)
+    seconds = asyncio.get_running_loop().time() - started
+    (staged.path.parent / "preview.json").write_text(result.to_json(), encoding="utf-8")
+    uploads.record_preview(state.db(), staged, session.account, kind, folder, original_name, result.accepted,
+                           result.refused, result.summary_zh())  # fmt: skip
+    row = uploads.get_upload(state.db(), staged.upload_id)
+    replaces = (settings.data_raw / uploads.target_rel_path(row)).is_file()
+    return state.render(request, "preview.html", session, row=row, result=result, seconds=seconds,
+                        replaces=replaces)  # fmt: skip
+
+
+def _own_upload(state: PortalState, session: Session, upload_id: str) -> sqlite3.Row:
+    """An upload the account itself previewed (only its uploader confirms or discards it)."""
+    row = uploads.get_upload(state.db(), upload_id)
+    _require(row is not None and row["username"] == session.account.username, "无权操作此上传")
+    return row
+
+
+def _visible_upload(state: PortalState, session: Session, upload_id: str) -> sqlite3.Row:
+    row = uploads.get_upload(state.db(), upload_id)
+    _require(row is not None and (session.account.reads_all or row["unit_code"] == session.account.unit_code))
+    return row
+
+
+def _download(path: Path, name: str | None = None) -> FileResponse:
+    name = name or path.name
+    return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"})
+
+
+# --- my hazards ---------------------------------------------------------------------------------
+
+
+def _filter(request: Request) -> reads.HazardFilter:
+    q = request.query_params
+    page = q.get("page", "1")
+    return reads.HazardFilter(
+        status=q.get("status", "") if q.get("status", "") in reads.STATUSES else "",
+        grade=q.get("grade", "") if q.get("grade", "") in reads.GRADES else "",
+        kind=q.get("kind", "") if q.get("kind", "") in KINDS else "",
+        overdue_only=q.get("overdue") == "1",
+        unit=q.get("unit", ""),
+        page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+    )
+
+
+def _hazard_routes(app: FastAPI, state: PortalState) -> None:
+    @app.get("/hazards", response_class=HTMLResponse)
+    def hazard_list(request: Request):
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        f = _filter(request)
+        visible = reads.visible_units(session.account)
+        if f.unit:
+            _require(visible is None or f.unit in visible)
+        with state.snapshots.cursor() as cur:
+            rows, total = reads.hazards(cur, session.account, f, state.today()) if cur else ([], 0)
+        query = {k: v for k, v in request.query_params.items() if k != "page"}
+        return state.render(request, "hazards.html", session, rows=rows, total=total, f=f, statuses=reads.STATUSES,
+                            grades=reads.GRADES, visible=visible, page_rows=reads.PAGE_ROWS,
+                            query=urlencode(query))  # fmt: skip
+
+    @app.get("/hazards/feedback.xlsx")
+    def feedback_file(request: Request):
+        session = _session(state, request)
+        _require(session.account.can_upload, "本账号的角色不报送整改反馈")
+        f = _filter(request)
+        with state.snapshots.cursor() as cur:
+            rows = reads.feedback_rows(cur, session.account, f, state.today()) if cur else []
+        unit = session.account.unit_code
+        for r in rows:
+            r["unit"] = unit
+        name = f"整改反馈_{unit}_{state.today():%Y%m%d}.xlsx"
+        path = state.settings.staging_dir / "downloads" / f"{accounts.secrets.token_hex(8)}.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_xlsx(load_template("feedback"), path, rows)
+        return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"},
+                            background=_unlink_after(path))  # fmt: skip
+
+    @app.get("/hazards/{hazard_no}", response_class=HTMLResponse)
+    def hazard_page(request: Request, hazard_no: str):
+        session = _session(state, request)
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+            _require(h is not None and reads.may_see(session.account, h["responsible_unit"]))
+            events = reads.history(cur, hazard_no)
+        return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
+                            may_decide=reads.may_decide(session.account, h["responsible_unit"]))  # fmt: skip
+
+    @app.post("/hazards/{hazard_no}/decision", response_class=HTMLResponse)
+    async def decide(request: Request, hazard_no: str):
+        """A supervisor's decision, written as the one-row feedback file the ledger applies (the pipeline stays
+        the one writer); previewed like any upload, then confirmed."""
+        session = _session(state, request)
+        form = await _form(state, request, session)
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+        _require(h is not None and reads.may_decide(session.account, h["responsible_unit"]),
+                 "无权办理：只有该隐患责任单位的监管单位可以验收或审批延期")  # fmt: skip
+        decision = str(form.get("decision", ""))
+        _require(decision in DECISIONS, "未知的办理事项")
+        row = _decision_row(h, decision, form, session.account, state.today())
+        data = _feedback_csv([row])
+        name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
+                                        _one_chunk(data))  # fmt: skip
+
+
+def _decision_row(h: dict, decision: str, form, account: Account, today: dt.date) -> dict:
+    values = dict(DECISIONS[decision][1])
+    row = {"hazard_no": h["hazard_no"], "unit": account.unit_code, "person": account.display_name,
+           "report_date": f"{today:%Y-%m-%d}", "measures": str(form.get("note") or DECISIONS[decision][0])}  # fmt: skip
+    if "status" not in values:
+        values["status"] = h["status"]  # an extension decision keeps the hazard's status
+    else:
+        row |= {"acceptor": account.display_name, "accept_date": f"{today:%Y-%m-%d}",
+                "assessment_no": str(form.get("assessment_no", "")), "expert": str(form.get("expert", ""))}  # fmt: skip
+    return row | values
+
+
+def _feedback_csv(rows: list[dict]) -> bytes:
+    """Rows as the feedback template's CSV (UTF-8 with BOM), every text neutralised."""
+    import csv
+    import io
+
+    from pipeline.excel_safe import safe_cell
+
+    t = load_template("feedback")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([f.header for f in t.fields])
+    for r in rows:
+        w.writerow([safe_cell(r.get(f.key, "")) for f in t.fields])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _unlink_after(path: Path):
+    from starlette.background import BackgroundTask
+
+    return BackgroundTask(path.unlink, missing_ok=True)
+
+
+# --- leaders, templates, earthquakes -------------------------------------------------------------
+
+
+def _reading_routes(app: FastAPI, state: PortalState) -> None:
+    settings = state.settings
+
+    @app.get("/leaders", response_class=HTMLResponse)
+    def leaders(request: Request, town: str = "", unit: str = ""):
+        session = _session(state, request)
+        town = town if town in towns() else ""
+        unit = unit if unit in units() else ""
+        with state.snapshots.cursor() as cur:
+            head = reads.headline(cur, state.today(), town, unit) if cur else None
+            by_town = reads.summaries(cur, state.today(), "town") if cur else []
+            by_unit = reads.summaries(cur, state.today(), "unit") if cur else []
+        charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
+        return state.render(request, "leaders.html", session, head=head, by_town=by_town, by_unit=by_unit,
+                            charts=charts, town=town, unit=unit, towns=towns(),
+                            briefing=(settings.output / "briefing" / "简报.pdf").is_file())  # fmt: skip
+
+    @app.get("/charts/{name}.png")
+    def chart(request: Request, name: str):
+        _session(state, request)
+        _require(name in dict(CHARTS), "没有这张图")
+        path = settings.output / "charts" / f"{name}.png"
+        if not path.is_file():
+            raise HTTPException(404, "图表尚未生成")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+    @app.get("/briefing.pdf")
+    def briefing(request: Request):
+        _session(state, request)
+        path = settings.output / "briefing" / "简报.pdf"
+        if not path.is_file():
+            raise HTTPException(404, "简报尚未生成")
+        return FileResponse(path, media_type="application/pdf",
+                            headers={"Content-Disposition": f"inline; filename*=UTF-8''{url_quote('简报.pdf')}"})  # fmt: skip
+
+    @app.get("/templates", response_class=HTMLResponse)
+    def template_list(request: Request):
+        session = _session(state, request)
+        kinds = [(load_template(k), [guide_row(f) for f in load_template(k).fields]) for k in KIND_ZH]
+        return state.render(request, "templates.html", session, kinds=kinds, stem=template_stem)
+
+    @app.get("/templates/{kind}.{suffix}")
+    def template_file(request: Request, kind: str, suffix: str):
+        _session(state, request)
+        _require(kind in KIND_ZH and suffix in ("xlsx", "csv"), "没有这个模板")
+        name = f"{template_stem(load_template(kind))}.{suffix}"
+        path = settings.output / "templates" / name
+        if not path.is_file():
+            from pipeline.intake.blank_templates import write_blank_templates
+
+            write_blank_templates(settings.output / "templates")
+        return _download(path, name)
+
+    @app.get("/quake", response_class=HTMLResponse)
+    def quake(request: Request):
+        session = _session(state, request)
+        _require(session.account.role in ("duty", "analyst", "supervisor", "clerk"), "系统管理员账号只管理账号")
+        events = reads.quake_reports(settings.output / "quake")
+        return state.render(request, "quake.html", session, events=events, error=None, form={})
+
+    @app.post("/quake", response_class=HTMLResponse)
+    async def declare(request: Request):
+        session = _session(state, request)
+        _require(session.account.role == "duty", "只有值班人员可以登记地震事件")
+        form = await _form(state, request, session)
+        from pipeline.quake.event import EventError, declare, event_from
+
+        raw = {k: str(form.get(k, "")).strip() for k in ("time", "lon", "lat", "depth", "mag", "strike", "place")}
+        try:
+            event = event_from({k: v for k, v in raw.items() if v})
+        except EventError as e:
+            events = reads.quake_reports(settings.output / "quake")
+            return state.render(request, "quake.html", session, status=400, events=events, error=str(e), form=raw)
+        path = declare(event, settings.data_raw)
+        _audit_declaration(state, session.account, path, settings.data_raw)
+        raise Redirect(f"/quake?declared={url_quote(event.event_id)}")
+
+    @app.get("/quake/{event_id}/{name}")
+    def quake_file(request: Request, event_id: str, name: str):
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        folder = settings.output / "quake" / event_id
+        path = folder / name
+        _require(re.fullmatch(r"[^/\\]+", event_id + name) is not None and path.parent == folder, "没有这个文件")
+        if not path.is_file():
+            raise HTTPException(404, "没有这个文件")
+        if path.suffix in (".txt", ".pdf", ".png"):
+            media = {".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf", ".png": "image/png"}[path.suffix]
+            return FileResponse(path, media_type=media)
+        return _download(path)
+
+
+def _audit_declaration(state: PortalState, account: Account, path: Path, data_raw: Path) -> None:
+    import hashlib
+
+    rel = path.relative_to(data_raw).as_posix()
+    state.db().execute(
+        "INSERT INTO uploads (upload_id, username, unit_code, kind, folder, file_name, original_name, rel_path, "
+        "sha256, size_bytes, created_at, state, landed_at, preview_summary) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', ?, '地震事件登记')",
+        [accounts.secrets.token_hex(12), account.username, account.unit_code, EVENTS_FOLDER, account.unit_code,
+         path.name, path.name, rel, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size,
+         accounts.now().isoformat(), accounts.now().isoformat()],
+    )  # fmt: skip
+
+
+# --- administration ---------------------------------------------------------------------------------
+
+
+def _admin_routes(app: FastAPI, state: PortalState) -> None:
+    def admin(request: Request) -> Session:
+        session = _session(state, request)
+        _require(session.account.role == "admin", "只有系统管理员可以管理账号")
+        return session
+
+    def page(
+        request: Request, session: Session, status: int = 200, error: str | None = None, message: str | None = None
+    ):
+        return state.render(request, "admin.html", session, status=status, rows=accounts.list_accounts(state.db()),
+                            units=units(), error=error, message=message)  # fmt: skip
+
+    @app.get("/admin/accounts", response_class=HTMLResponse)
+    def account_list(request: Request):
+        return page(request, admin(request))
+
+    @app.post("/admin/accounts", response_class=HTMLResponse)
+    async def create(request: Request):
+        session = admin(request)
+        form = await _form(state, request, session)
+        try:
+            a = accounts.create_account(state.db(), str(form.get("username", "")).strip(),
+                                        str(form.get("display_name", "")).strip(), str(form.get("unit_code", "")),
+                                        str(form.get("role", "")), str(form.get("password", "")),
+                                        session.account.username)  # fmt: skip
+        except AccountError as e:
+            return page(request, session, 400, error=str(e))
+        return page(request, session, message=f"已创建账号 {a.username}（{a.role_zh}，{unit_label(a.unit_code)}）")
+
+    @app.post("/admin/accounts/{username}/{action}", response_class=HTMLResponse)
+    async def act(request: Request, username: str, action: str):
+        session = admin(request)
+        form = await _form(state, request, session)
+        _require(accounts.get_account(state.db(), username) is not None, "没有这个账号")
+        by = session.account.username
+        try:
+            if action == "unlock":
+                accounts.unlock(state.db(), username, by)
+            elif action == "password":
+                accounts.set_password(state.db(), username, str(form.get("password", "")), by)
+            elif action in ("disable", "enable"):
+                _require(username != by, "不能停用自己的账号")
+                accounts.set_disabled(state.db(), username, action == "disable", by)
+            else:
+                raise HTTPException(404, "未知操作")
+        except AccountError as e:
+            return page(request, session, 400, error=str(e))
+        return page(request, session, message=f"账号 {username}：已完成")

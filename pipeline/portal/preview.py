@@ -1,0 +1,269 @@
+"""What the pipeline would make of one upload, before anything is committed: run in a worker process.
+
+The preview runs the pipeline's own intake, validation (the Great Expectations suites) and feedback logic on
+a throw-away DuckDB store that holds only this file, laid out in a throw-away `data_raw/` exactly where it
+would land (with the unit's 列映射.csv), and looks up what the file is checked against in the published
+snapshot, read-only: the enterprises of the registry, the staged rows a cross-kind check requires (an
+inventory's sites), the hazards a feedback file names, and the other files' rows that share an id with
+this one. It never touches the live database, so it never waits behind (or blocks) a pipeline run; in a
+worker process, a 10,000-row preview never holds up other people's pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from pipeline import clock, registry, store
+from pipeline.intake.headers import MAPPING_FILE
+from pipeline.intake.normalize import norm_table
+from pipeline.intake.schema import KINDS, load_template
+from pipeline.intake.validate import validate_kind
+
+SNAPSHOT = "snap"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Request:
+    staged_file: str
+    kind: str  # the folder kind: a survey kind, feedback or quake_feedback
+    unit: str  # the account's unit
+    folder: str  # survey round, feedback batch or event id
+    data_raw: str
+    snapshot: str | None
+    rows_shown: int = 500
+
+
+@dataclass
+class Part:
+    """One kind of records the file holds (a hazchem workbook may hold sites and inventory)."""
+
+    kind: str
+    title: str
+    readable: bool
+    problem: str | None
+    rows: int
+    accepted: int
+    refused: int
+    notes: list[str] = field(default_factory=list)
+    refusals: list[dict] = field(default_factory=list)  # row, record id, column, value, problem
+    conflicts: list[dict] = field(default_factory=list)  # ids another current file gives differently
+
+
+@dataclass
+class Result:
+    parts: list[Part]
+    feedback: dict | None = None  # will_apply, will_refuse, rows (for feedback files)
+    error: str | None = None
+
+    @property
+    def accepted(self) -> int:
+        return sum(p.accepted for p in self.parts)
+
+    @property
+    def refused(self) -> int:
+        return sum(p.refused for p in self.parts)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Result:
+        raw = json.loads(text)
+        return cls([Part(**p) for p in raw["parts"]], raw.get("feedback"), raw.get("error"))
+
+    def summary_zh(self) -> str:
+        if self.error:
+            return self.error
+        text = "；".join(
+            f"{p.title}：{'无法读取：' + (p.problem or '') if not p.readable else f'接收{p.accepted}行，退回{p.refused}行'}"
+            for p in self.parts
+        )
+        if self.feedback:
+            text += f"；{self.feedback['will_apply']} 条将更新，{self.feedback['will_refuse']} 条将退回"
+        return text
+
+
+def warm_up() -> bool:
+    """Import what a preview needs (Great Expectations takes seconds) before the first clerk waits for it."""
+    from pipeline.intake.validate import _context
+
+    _context()
+    return True
+
+
+def run(req: Request) -> Result:
+    """The preview of one staged file (any error becomes the result's message, never a traceback)."""
+    clock.use_data_raw(Path(req.data_raw))  # the deployment's date (the sample's as-of date on the sample)
+    with tempfile.TemporaryDirectory(prefix="litong-preview-") as tmp:
+        try:
+            return _run(req, Path(tmp))
+        except Exception as e:  # the page says so; the file is not landed; the log has the traceback
+            log.exception("preview of %s failed", req.staged_file)
+            return Result([], error=f"预览时出错（{type(e).__name__}）：请检查文件后重试，或联系区应急管理局（地震局）")
+
+
+def _layout(req: Request, tmp: Path) -> Path:
+    """A data_raw/ with only this file where it would land, the unit's mappings and the declared events."""
+    raw = tmp / "data_raw"
+    source, real = Path(req.staged_file), Path(req.data_raw)
+    target = raw / req.kind / req.unit / req.folder / source.name
+    target.parent.mkdir(parents=True)
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, target)
+    for kind in {req.kind, *KINDS}:
+        mapping = real / kind / req.unit / MAPPING_FILE
+        if mapping.is_file():
+            (raw / kind / req.unit).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(mapping, raw / kind / req.unit / MAPPING_FILE)
+    if (real / "earthquakes").is_dir():
+        (raw / "earthquakes").symlink_to((real / "earthquakes").resolve())
+    return raw
+
+
+def _run(req: Request, tmp: Path) -> Result:
+    raw = _layout(req, tmp)
+    con = duckdb.connect(str(tmp / "preview.duckdb"), config={"memory_limit": "1GB"})
+    try:
+        store.ensure_schema(con)
+        snap = bool(req.snapshot) and Path(req.snapshot).exists()
+        if snap:  # attached only while copying: the pipeline's code looks tables up by name
+            with _attached(con, req.snapshot):
+                _copy_context(con, req.kind)
+        registry.load_enterprises(con)
+        from pipeline.intake.ingest import ingest_kind
+
+        ingest_kind(con, raw, req.kind)
+        kinds = [r[0] for r in con.execute(
+            "SELECT DISTINCT kind FROM intake_files ORDER BY kind <> ?, kind", [req.kind]).fetchall()]  # fmt: skip
+        today = clock.district_today()
+        for kind in kinds:
+            readable = con.execute(
+                "SELECT bool_and(status = 'ingested') FROM intake_files WHERE kind = ?", [kind]
+            ).fetchall()[0][0]
+            if readable:
+                validate_kind(con, load_template(kind), today)
+        conflicts: dict[str, list[dict]] = {}
+        if snap:
+            with _attached(con, req.snapshot):
+                conflicts = {k: _conflicts(con, k, req.rows_shown) for k in kinds if k in KINDS}
+                if req.kind == "feedback":
+                    _copy_hazards(con)
+        parts = [_part(con, kind, req.rows_shown, conflicts.get(kind, [])) for kind in kinds]
+        feedback = _feedback(con) if req.kind == "feedback" and parts and parts[0].readable else None
+        return Result(parts, feedback)
+    finally:
+        con.close()
+
+
+@contextmanager
+def _attached(con: duckdb.DuckDBPyConnection, path: str) -> Iterator[None]:
+    con.execute(f"ATTACH {store_literal(path)} AS {SNAPSHOT} (READ_ONLY)")
+    try:
+        yield
+    finally:
+        con.execute(f"DETACH {SNAPSHOT}")
+
+
+def store_literal(path: str) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _snap_has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [SNAPSHOT, table]
+        ).fetchall()
+    )
+
+
+def _copy_context(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """The registry's enterprises, and the staged rows the kind's cross-kind checks look up."""
+    if _snap_has(con, "enterprise_units"):
+        con.execute(f"INSERT INTO enterprise_units SELECT * FROM {SNAPSHOT}.enterprise_units")
+    kinds = KINDS if kind in KINDS else (kind,)
+    for k in kinds:
+        for check in load_template(k).cross_kind:
+            table = f"stg_{check.requires}"
+            if _snap_has(con, table) and not con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {SNAPSHOT}.{table}")
+
+
+def _part(con: duckdb.DuckDBPyConnection, kind: str, rows_shown: int, conflicts: list[dict]) -> Part:
+    template = load_template(kind)
+    file_id, status, problem, rows_read, notes = con.execute(
+        "SELECT file_id, status, problem_zh, rows_read, notes_zh FROM intake_files WHERE kind = ? AND is_latest",
+        [kind],
+    ).fetchall()[0]
+    if status != "ingested":
+        return Part(kind, template.title, False, problem, 0, 0, 0, list(notes or []))
+    accepted = con.execute(f"SELECT count(*) FROM stg_{kind} WHERE file_id = ?", [file_id]).fetchall()[0][0]
+    refused = con.execute("SELECT count(*) FROM quarantine WHERE file_id = ?", [file_id]).fetchall()[0][0]
+    cur = con.execute(
+        "SELECT row_no, record_id, headers_zh, values_raw, problem_zh FROM validation_failures WHERE file_id = ? "
+        "ORDER BY row_no, check_id <> 'read_problem', check_id LIMIT ?",
+        [file_id, rows_shown],
+    )
+    refusals = [dict(zip(("row", "record", "column", "value", "problem"), r, strict=True)) for r in cur.fetchall()]
+    return Part(kind, template.title, True, None, rows_read or 0, accepted, refused, list(notes or []), refusals,
+                conflicts)  # fmt: skip
+
+
+def _conflicts(con: duckdb.DuckDBPyConnection, kind: str, limit: int) -> list[dict]:
+    """Accepted rows whose id another current file of the district gives with different content: the run will
+    refuse both (编码重复), unless the other is an older version of this very file, which this one replaces."""
+    norm = norm_table(kind)
+    if not _snap_has(con, norm):
+        return []
+    rel = con.execute("SELECT rel_path FROM intake_files WHERE kind = ? AND is_latest", [kind]).fetchall()[0][0]
+    rows = con.execute(
+        f"""
+        SELECT n.row_no, n._record_id, min(s.source_file || ' 第' || s.row_no || '行') AS other
+        FROM {norm} n JOIN {SNAPSHOT}.{norm} s
+          ON n._id_complete AND s._id_complete AND n._scope = s._scope AND n._record_id = s._record_id
+         AND n._content <> s._content
+        WHERE s.file_id IN (SELECT file_id FROM {SNAPSHOT}.intake_files
+                            WHERE kind = ? AND is_current AND status = 'ingested' AND rel_path <> ?)
+          AND EXISTS (SELECT 1 FROM stg_{kind} g WHERE g.file_id = n.file_id AND g.row_no = n.row_no)
+        GROUP BY ALL ORDER BY n.row_no LIMIT ?
+        """,
+        [kind, rel, limit],
+    ).fetchall()
+    return [{"row": r, "record": rec, "other": other} for r, rec, other in rows]
+
+
+def _copy_hazards(con: duckdb.DuckDBPyConnection) -> None:
+    """The hazards a feedback file names, as the snapshot holds them."""
+    from pipeline.ledger.model import ensure_ledger_schema
+
+    ensure_ledger_schema(con)
+    if _snap_has(con, "hazards"):
+        con.execute(
+            f"INSERT INTO hazards BY NAME SELECT * FROM {SNAPSHOT}.hazards "
+            "WHERE hazard_no IN (SELECT hazard_no FROM stg_feedback)"
+        )
+
+
+def _feedback(con: duckdb.DuckDBPyConnection) -> dict:
+    """Each valid row against its hazard's state in the snapshot, as the ledger would apply it (rolled back)."""
+    from pipeline.ledger.feedback import preview
+
+    file_id = con.execute("SELECT file_id FROM intake_files WHERE kind = 'feedback' AND is_latest").fetchall()[0][0]
+    result = preview(con, file_id)
+    rows = [
+        {"row": r.row_no, "hazard_no": r.hazard_no, "outcome": r.outcome, "from": r.from_status, "to": r.to_status,
+         "reason": r.reason_zh}
+        for r in result.rows
+    ]  # fmt: skip
+    return {"will_apply": result.applied, "will_refuse": result.refused, "rows": rows}

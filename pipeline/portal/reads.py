@@ -1,0 +1,302 @@
+"""What the portal's pages show, read from the snapshot the last run published (read-only, never the live
+database: a page never waits behind a run and never holds the writer lock).
+
+One read-only DuckDB connection per published snapshot file is kept and each request reads through its
+own cursor; a new publication (a new file renamed into place) is opened on the next request, and the old
+connection goes when no request uses it any more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipeline import registry, writer_lock
+from pipeline.event_registry import closed_at, declared_events
+from pipeline.intake.receipts import receipt_path
+from pipeline.intake.schema import KINDS, TEMPLATE_KINDS, load_template
+from pipeline.ledger.exports import SUMMARY_SQL, ledger_sql, register_reference
+from pipeline.ledger.model import OPEN_STATUSES
+from pipeline.portal.accounts import Account
+
+PAGE_ROWS = 200
+STATUSES = (*OPEN_STATUSES, "已销号")
+GRADES = ("重大", "一般")
+
+
+class Snapshots:
+    """The published snapshot, opened read-only once per publication."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A cursor on the latest publication; None before the first run published anything."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            yield None
+            return
+        key = (st.st_ino, st.st_mtime_ns)
+        with self._lock:
+            if key != self._key:
+                con = duckdb.connect(str(self.path), read_only=True, config={"memory_limit": "1GB", "threads": "2"})
+                registry.load_enterprises(con)
+                self._con, self._key = con, key
+            cur = self._con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def published_at(self) -> dt.datetime | None:
+        with self.cursor() as cur:
+            if cur is None:
+                return None
+            rows = cur.execute("SELECT published_at FROM snapshot_info").fetchall()
+            return rows[0][0] if rows else None
+
+
+def has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(cur.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
+
+
+# --- who sees what ---------------------------------------------------------------------
+
+
+def visible_units(account: Account) -> list[str] | None:
+    """The responsible units whose hazards the account sees; None: every unit."""
+    if account.reads_all:
+        return None
+    if account.role == "supervisor":
+        supervised = [c for c, u in registry.units().items() if u.supervisor == account.unit_code]
+        return [account.unit_code, *supervised]
+    return [account.unit_code]
+
+
+def may_see(account: Account, responsible_unit: str | None) -> bool:
+    units = visible_units(account)
+    return units is None or responsible_unit in units
+
+
+def may_decide(account: Account, responsible_unit: str | None) -> bool:
+    """Acceptance and extension decisions belong to the hazard's supervising unit (the registry's)."""
+    return account.role == "supervisor" and registry.supervisor_of(responsible_unit) == account.unit_code
+
+
+# --- hazards ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HazardFilter:
+    status: str = ""
+    grade: str = ""
+    kind: str = ""
+    overdue_only: bool = False
+    unit: str = ""  # one of the visible units
+    page: int = 1
+
+
+HAZARD_LIST_COLUMNS = (
+    "hazard_no, kind_zh, asset_name, town_name, responsible_unit, unit_name, hazard_grade, risk_level_zh, "
+    "status, rectification_zh, deadline, extend_to, next_review, overdue_days, extend_status"
+)
+
+
+def hazards(
+    cur: duckdb.DuckDBPyConnection, account: Account, f: HazardFilter, as_of: dt.date
+) -> tuple[list[dict], int]:
+    """One page of the hazards the account sees, with overdue days as of `as_of`, and the total."""
+    if not has_table(cur, "hazards"):
+        return [], 0
+    register_reference(cur)
+    units = visible_units(account)
+    where = ["($units::VARCHAR[] IS NULL OR list_contains($units::VARCHAR[], responsible_unit))"]
+    params: dict = {"as_of": as_of, "units": units}
+    for column, value in (("status", f.status), ("hazard_grade", f.grade), ("kind", f.kind),
+                          ("responsible_unit", f.unit)):  # fmt: skip
+        if value:
+            where.append(f"{column} = ${column}")
+            params[column] = value
+    if f.overdue_only:
+        where.append("overdue_days IS NOT NULL")
+    sql = f"WITH l AS ({ledger_sql()}) SELECT {{select}} FROM l WHERE {' AND '.join(where)}"
+    total = cur.execute(sql.format(select="count(*)"), params).fetchall()[0][0]
+    cur2 = cur.execute(
+        sql.format(select=HAZARD_LIST_COLUMNS)
+        + " ORDER BY overdue_days DESC NULLS LAST, hazard_grade = '一般', hazard_no LIMIT $limit OFFSET $offset",
+        params | {"limit": PAGE_ROWS, "offset": (max(f.page, 1) - 1) * PAGE_ROWS},
+    )
+    names = [d[0] for d in cur2.description]
+    return [dict(zip(names, r, strict=True)) for r in cur2.fetchall()], total
+
+
+def hazard(cur: duckdb.DuckDBPyConnection, hazard_no: str, as_of: dt.date) -> dict | None:
+    if not has_table(cur, "hazards"):
+        return None
+    register_reference(cur)
+    c = cur.execute(f"WITH l AS ({ledger_sql()}) SELECT * FROM l WHERE hazard_no = $no",
+                    {"as_of": as_of, "no": hazard_no})  # fmt: skip
+    names = [d[0] for d in c.description]
+    rows = c.fetchall()
+    return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+def history(cur: duckdb.DuckDBPyConnection, hazard_no: str) -> list[dict]:
+    c = cur.execute(
+        "SELECT event_date, recorded_at, from_status, to_status, unit, source_file, note FROM hazard_events "
+        "WHERE hazard_no = ? ORDER BY seq",
+        [hazard_no],
+    )
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
+
+
+def feedback_rows(cur: duckdb.DuckDBPyConnection, account: Account, f: HazardFilter, as_of: dt.date) -> list[dict]:
+    """The feedback template's rows for the account's open hazards under the filter: the numbers pre-filled."""
+    units = visible_units(account)
+    register_reference(cur)
+    params = {"as_of": as_of, "units": units or [account.unit_code]}
+    where = "list_contains($units::VARCHAR[], responsible_unit) AND status <> '已销号'"
+    for column, value in (("status", f.status), ("hazard_grade", f.grade), ("kind", f.kind)):
+        if value:
+            where += f" AND {column} = ${column}"
+            params[column] = value
+    rows = cur.execute(
+        f"WITH l AS ({ledger_sql()}) SELECT hazard_no FROM l WHERE {where} ORDER BY hazard_no", params
+    ).fetchall()
+    return [{"hazard_no": r[0]} for r in rows]
+
+
+# --- the leaders' page -----------------------------------------------------------------
+
+
+def summaries(cur: duckdb.DuckDBPyConnection, as_of: dt.date, by: str) -> list[dict]:
+    """Per town or per responsible unit: found, open, closed, rate, overdue … (the ledger's summary sheet)."""
+    if not has_table(cur, "hazards"):
+        return []
+    register_reference(cur)
+    key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
+                         "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
+    sql = SUMMARY_SQL.format(ledger=ledger_sql(), key=key, key_zh=key_zh, name=name)
+    c = cur.execute(sql, {"as_of": as_of, "period_start": as_of.replace(day=1)})
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
+
+
+def headline(cur: duckdb.DuckDBPyConnection, as_of: dt.date, town: str = "", unit: str = "") -> dict:
+    """The briefing's six figures, for the district or one town or one unit."""
+    out = {"found": 0, "closed": 0, "overdue": 0, "under_control": 0, "open_major": 0, "red_assets": 0}
+    if not has_table(cur, "hazards"):
+        return out | {"rate": 0.0}
+    register_reference(cur)
+    params = {"as_of": as_of, "town": town or None, "unit": unit or None}
+    row = cur.execute(
+        f"""WITH l AS ({ledger_sql()})
+        SELECT count(*), count(*) FILTER (WHERE status = '已销号'), count(overdue_days),
+               count(*) FILTER (WHERE status = '管控中'),
+               count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大')
+        FROM l WHERE ($town IS NULL OR town_code = $town) AND ($unit IS NULL OR responsible_unit = $unit)""",
+        params,
+    ).fetchall()[0]
+    out.update(zip(("found", "closed", "overdue", "under_control", "open_major"), row, strict=True))
+    if has_table(cur, "scores") and not unit:
+        out["red_assets"] = cur.execute(
+            "SELECT count(*) FROM scores WHERE level = 'red' AND ($town IS NULL OR town_code = $town)",
+            {"town": town or None},
+        ).fetchall()[0][0]
+    out["rate"] = out["closed"] / out["found"] if out["found"] else 0.0
+    return out
+
+
+# --- uploads: what the run made of them -------------------------------------------------
+
+
+@dataclass
+class FileOutcome:
+    kind: str
+    title: str
+    status: str  # ingested / unreadable
+    problem: str | None
+    rows: int
+    accepted: int
+    refused: int
+    receipt: Path
+    detail: str = ""  # feedback: rows applied / returned
+
+
+def outcome(
+    cur: duckdb.DuckDBPyConnection, receipts_dir: Path, rel_path: str, sha256: str, unit: str
+) -> list[FileOutcome]:
+    """Each kind of records the run registered for these bytes at this path (none yet: not processed)."""
+    rows = cur.execute(
+        "SELECT file_id, kind, status, problem_zh, rows_read FROM intake_files WHERE rel_path = ? AND sha256 = ? "
+        "ORDER BY kind",
+        [rel_path, sha256],
+    ).fetchall()
+    out = []
+    folder_kind = rel_path.split("/", 1)[0]
+    for file_id, kind, status, problem, rows_read in rows:
+        accepted = cur.execute(f"SELECT count(*) FROM stg_{kind} WHERE file_id = ?", [file_id]).fetchall()[0][0]
+        refused = cur.execute("SELECT count(*) FROM quarantine WHERE file_id = ?", [file_id]).fetchall()[0][0]
+        receipt = receipt_path(receipts_dir, rel_path, unit, kind if folder_kind in KINDS else None)
+        o = FileOutcome(kind, load_template(kind).title, status, problem, rows_read or 0, accepted, refused, receipt)
+        if kind == "feedback" and has_table(cur, "feedback_applied"):
+            done = cur.execute("SELECT applied, refused FROM feedback_applied WHERE file_id = ?", [file_id]).fetchall()
+            o.detail = f"已执行 {done[0][0]} 行，退回 {done[0][1]} 行" if done else "尚未执行"
+        out.append(o)
+    return out
+
+
+def writer_running(database: Path) -> str | None:
+    """Who is writing the database now (the run that will take the upload), or None."""
+    path = writer_lock.lock_path(database)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid")
+    try:
+        if not pid or int(pid) == os.getpid():
+            return None
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return None
+    return writer_lock.holder(database)
+
+
+# --- earthquakes -------------------------------------------------------------------------
+
+
+def open_events(data_raw: Path) -> list[str]:
+    """Declared events not closed yet, newest first (灾情反馈 goes to one of them)."""
+    events = declared_events(data_raw)
+    return sorted((e for e in events if closed_at(data_raw, e) is None), key=lambda e: events[e], reverse=True)
+
+
+def quake_reports(quake_dir: Path) -> list[tuple[str, list[str]]]:
+    """(event id, report files) of every event folder, newest first."""
+    if not quake_dir.is_dir():
+        return []
+    out = []
+    for d in sorted((p for p in quake_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "未受理"))),
+                    reverse=True):  # fmt: skip
+        files = sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".txt", ".pdf", ".png", ".xlsx"))
+        out.append((d.name, files))
+    return out
+
+
+def template_kinds() -> list[str]:
+    return list(TEMPLATE_KINDS)
