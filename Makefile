@@ -4,7 +4,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 PY := .venv/bin/python
 
-.PHONY: setup run test dev templates sample bench lint
+.PHONY: setup run test dev portal templates sample bench lint browser
 
 .venv/.synced: pyproject.toml uv.lock
 	command -v uv >/dev/null || python3 -m pip install -q uv
@@ -18,6 +18,15 @@ PY := .venv/bin/python
 	  && rm -rf ~/.cache/matplotlib \
 	  || echo "warning: could not install fonts-wqy-microhei (Chinese chart labels need a CJK font)"
 
+# Headless Chromium for the portal's browser tests (Debian packages; Playwright drives /usr/bin/chromium and
+# never downloads a browser of its own). The tests need it: a failed install stops `make test` here.
+/usr/bin/chromium:
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	( $$SUDO apt-get install -y -q chromium chromium-driver || ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver ) ) >/dev/null 2>&1 \
+	  || { echo "error: could not install Debian's chromium (the portal's browser tests need /usr/bin/chromium)"; exit 1; }
+
+browser: /usr/bin/chromium
+
 setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
@@ -25,11 +34,14 @@ setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 run: setup
 	$(PY) -m pipeline.cli run
 
-test: setup
+test: setup browser
 	$(PY) -m pytest
 
-dev: setup
-	.venv/bin/dagster dev -m pipeline.definitions
+dev: setup  # the Dagster UI (:3000, with the daemon) and the web portal (:8080) together; Ctrl-C stops both
+	@trap 'kill 0' EXIT; $(PY) -m pipeline.portal serve & .venv/bin/dagster dev -m pipeline.definitions
+
+portal: setup  # the web portal alone, http://127.0.0.1:8080 (LITONG_PORTAL_HOST / LITONG_PORTAL_PORT)
+	$(PY) -m pipeline.portal serve
 
 templates: setup
 	$(PY) -m pipeline.intake.blank_templates --out output/templates

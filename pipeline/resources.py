@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline import clock, paths, store
+from pipeline import clock, paths, store, upload_audit
 from pipeline.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
 
 QUAKE_TAG = "litong/quake"  # runs of quake_job: never hold (or wait for) the survey database's writer lock
@@ -46,6 +46,7 @@ class LitongStore(dg.ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         clock.use_data_raw(self.raw_dir())  # the district's date follows this deployment's data (its sample marker)
+        upload_audit.use_output(self.out_dir())  # the portal's upload audit of this deployment
         with store.connect(self.db_path()) as con:
             yield con
 

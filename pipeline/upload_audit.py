@@ -49,8 +49,21 @@ CREATE TABLE IF NOT EXISTS uploads (
 UPLOADS_INDEX = "CREATE INDEX IF NOT EXISTS uploads_by_path ON uploads (rel_path, sha256)"
 
 
+_output: Path | None = None  # the output folder of the deployment in use (the Dagster resource's), if set
+
+
+def use_output(path: Path | None) -> None:
+    """The output folder whose portal database the intake reads (the Dagster resource sets its own; the CLI
+    and the portal use paths.output_dir())."""
+    global _output
+    _output = path
+
+
 def database_path() -> Path:
-    return Path(os.environ.get("LITONG_PORTAL_DB", paths.output_dir() / "portal" / "portal.sqlite3"))
+    """`LITONG_PORTAL_DB`, else `portal/portal.sqlite3` in the deployment's output folder."""
+    if value := os.environ.get("LITONG_PORTAL_DB"):
+        return Path(value)
+    return (_output or paths.output_dir()) / "portal" / "portal.sqlite3"
 
 
 def connect(path: Path | None = None) -> sqlite3.Connection:

@@ -119,8 +119,10 @@ def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
 @pytest.fixture(autouse=True)
 def _clock_reads_the_environment():
     """A Dagster resource points the clock at its deployment's data folder; no test inherits another's."""
-    from pipeline import clock
+    from pipeline import clock, upload_audit
 
     clock.use_data_raw(None)
+    upload_audit.use_output(None)
     yield
     clock.use_data_raw(None)
+    upload_audit.use_output(None)

@@ -442,7 +442,7 @@ async def _stage_and_preview(request: Request, state: PortalState, session: Sess
         staged = await uploads.receive(chunks, settings.staging_dir, original_name, settings.max_upload_mb << 20)
     except uploads.UploadRefused as e:
         choices = upload_choices(session.account, settings.data_raw)
-        return state.render(request, "upload.html", session, status=400, choices=choices, error=str(e),
+        return state.render(request, "upload.html", session, status=e.status, choices=choices, error=str(e),
                             max_mb=settings.max_upload_mb)  # fmt: skip
     req = preview.Request(str(staged.path), kind, session.account.unit_code, folder, str(settings.data_raw),
                           str(settings.published), settings.preview_rows_shown)  # fmt: skip

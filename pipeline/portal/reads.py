@@ -52,7 +52,8 @@ class Snapshots:
         key = (st.st_ino, st.st_mtime_ns)
         with self._lock:
             if key != self._key:
-                con = duckdb.connect(str(self.path), read_only=True, config={"memory_limit": "1GB", "threads": "2"})
+                con = duckdb.connect(str(self.path), read_only=True)  # settings after: others may open it plainly
+                con.execute("SET memory_limit = '1GB'")
                 registry.load_enterprises(con)
                 self._con, self._key = con, key
             cur = self._con.cursor()

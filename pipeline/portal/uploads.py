@@ -27,7 +27,11 @@ _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 
 
 class UploadRefused(Exception):
-    """The file is not taken (Chinese message naming the file)."""
+    """The file is not taken (Chinese message naming the file); `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ async def receive(chunks: AsyncIterator[bytes], staging_dir: Path, original_name
                 size += len(chunk)
                 if size > max_bytes:
                     raise UploadRefused(
-                        f"{original_name}：文件超过{max_bytes // (1 << 20)}MB上限，请拆分为几个较小的文件（例如按乡镇）后上传"
+                        f"{original_name}：文件超过{max_bytes // (1 << 20)}MB上限，请拆分为几个较小的文件（例如按乡镇）后上传",
+                        413,
                     )
                 digest.update(chunk)
                 out.write(chunk)

@@ -1,0 +1,306 @@
+"""The web portal over HTTP: accounts, sessions, CSRF, lock-out, bounded uploads, authority, the audit.
+
+A real server (uvicorn on a loopback port) over a copy of the sample district as the last run published
+it; the browser tests (test_portal_browser.py) drive the same pages in Chromium.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import zipfile
+from contextlib import closing
+from pathlib import Path
+
+import duckdb
+import pytest
+from conftest import Deployment, csv_bytes, example_row
+from portal_support import PASSWORDS, copy_deployment, login, make_site, serving, text_of, token
+
+from pipeline import upload_audit
+from pipeline.intake.ingest import ingest_kind
+from pipeline.paths import PROJECT_ROOT
+from pipeline.portal import accounts
+from pipeline.portal.uploads import UploadRefused, safe_file_name, sniff
+
+
+@pytest.fixture(scope="module")
+def site(sample, tmp_path_factory):
+    deployment, _ = sample
+    root = copy_deployment(deployment.root, tmp_path_factory.mktemp("portal"))
+    with serving(make_site(root, max_upload_mb=1)) as s:
+        yield s
+
+
+def _hazard_of(site, unit: str, status: str | None = None) -> str:
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        sql = "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = ?" + (" AND status = ?" if status else "")
+        return con.execute(sql, [unit, *([status] if status else [])]).fetchall()[0][0]
+    finally:
+        con.close()
+
+
+def _upload(s, site, target: str, name: str, data: bytes, csrf: str | None = None):
+    return s.post(site.url + "/upload", data={"csrf": token(s, site, "/upload") if csrf is None else csrf, "target": target},
+                  files={"file": (name, data, "application/octet-stream")})  # fmt: skip
+
+
+def _buildings(n: int = 3, **overrides) -> bytes:
+    rows = [example_row("buildings", building_id=f"640302100-8{i:05d}", town_code="640302100") for i in range(n)]
+    for i, kv in overrides.items():
+        rows[int(i)].update(kv)
+    return csv_bytes("buildings", rows)
+
+
+# --- accounts ------------------------------------------------------------------------------------
+
+
+def test_passwords_are_argon2_hashes_and_sessions_expire(tmp_path):
+    con = upload_audit.connect(tmp_path / "p.sqlite3")
+    accounts.ensure_tables(con)
+    accounts.create_account(con, "u1", "甲", "T100", "clerk", "Good-pass-123", None)
+    stored = con.execute("SELECT password_hash FROM accounts").fetchall()[0][0]
+    assert stored.startswith("$argon2id$") and "Good-pass-123" not in stored
+    with pytest.raises(accounts.AccountError, match="至少10个字符"):
+        accounts.create_account(con, "u2", "乙", "T100", "clerk", "short1", None)
+    with pytest.raises(accounts.AccountError, match="单位代码"):
+        accounts.create_account(con, "u3", "丙", "NOPE", "clerk", "Good-pass-123", None)
+    tok = accounts.start_session(con, "u1")
+    assert con.execute("SELECT count(*) FROM sessions WHERE token_sha256 = ?", [tok]).fetchall()[0][0] == 0
+    assert accounts.session_for(con, tok, idle_minutes=60, max_hours=12).account.username == "u1"
+    con.execute("UPDATE sessions SET last_seen = '2000-01-01T00:00:00'")
+    assert accounts.session_for(con, tok, idle_minutes=60, max_hours=12) is None  # idle too long: gone
+    assert con.execute("SELECT count(*) FROM sessions").fetchall()[0][0] == 0
+
+
+def test_first_admin_comes_from_the_command_never_a_default(tmp_path):
+    env = {**os.environ, "LITONG_PORTAL_DB": str(tmp_path / "p.sqlite3"), "LITONG_OUTPUT": str(tmp_path)}
+    cmd = [sys.executable, "-m", "pipeline.portal", "create-admin", "--username", "boss", "--password-stdin"]
+    weak = subprocess.run(cmd, input="12345\n", env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert weak.returncode == 2 and "密码至少10个字符" in weak.stderr
+    ok = subprocess.run(cmd, input="Boss-pass-2025\n", env=env, capture_output=True, text=True, cwd=PROJECT_ROOT)
+    assert ok.returncode == 0, ok.stderr
+    with closing(sqlite3.connect(tmp_path / "p.sqlite3")) as con:
+        assert con.execute("SELECT username, role, unit_code FROM accounts").fetchall() == [("boss", "admin", "YJJ")]
+
+
+def test_five_wrong_passwords_lock_the_account_until_an_admin_unlocks(site):
+    import requests
+
+    def attempt(password: str):
+        s = requests.Session()
+        r = s.get(site.url + "/login")
+        return s.post(site.url + "/login", data={"csrf": token(s, site, "/login"), "username": "analyst",
+                                                 "password": password, "next": "/"})  # fmt: skip
+
+    for _ in range(4):
+        r = attempt("wrong-password-1")
+        assert r.status_code == 401 and "用户名或密码错误" in r.text
+    r = attempt("wrong-password-1")
+    assert r.status_code == 401 and "账号已锁定" in r.text
+    r = attempt(PASSWORDS["analyst"])  # the right password no longer opens it
+    assert r.status_code == 401 and "锁定" in r.text
+    admin = login(site, "admin")
+    r = admin.post(site.url + "/admin/accounts/analyst/unlock", data={"csrf": token(admin, site, "/admin/accounts")})
+    assert r.status_code == 200
+    login(site, "analyst")
+    with closing(site.portal_db()) as con:
+        events = [r[0] for r in con.execute("SELECT event FROM auth_events WHERE username = 'analyst'")]
+    assert events.count("login_failed") == 4 and "locked" in events and "unlocked" in events
+
+
+def test_a_post_without_the_session_csrf_token_is_refused(site):
+    s = login(site, "clerk100")
+    other = login(site, "clerk101")
+    for csrf in ("", token(other, site)):  # none, or another session's
+        r = _upload(s, site, "buildings/2023-1", "a.csv", _buildings(), csrf=csrf)
+        assert r.status_code == 403 and "CSRF" in r.text
+    r = s.post(site.url + "/logout", data={})
+    assert r.status_code == 403
+
+
+def test_pages_need_a_session_and_send_security_headers(site):
+    import requests
+
+    r = requests.get(site.url + "/hazards", allow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    r = requests.get(site.url + "/login")
+    assert "default-src 'self'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
+    s = login(site, "clerk100")
+    assert s.cookies.get("litong_session") and "HttpOnly" in str(r.headers.get("set-cookie"))
+
+
+# --- uploads ----------------------------------------------------------------------------------------
+
+
+def test_file_types_go_by_content_and_names_are_never_paths(tmp_path):
+    def sniffed(data: bytes, name: str = "f.csv") -> str:
+        p = tmp_path / "x"
+        p.write_bytes(data)
+        return sniff(p, name)
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", "not a workbook")
+    assert sniffed("编号,名称\n1,甲\n".encode("gbk")) == ".csv"
+    assert sniffed("\ufeff编号\t名称\n".encode("utf-16")) == ".csv"
+    for data, message in ((b"\x89PNG\r\n\x1a\n" + bytes(50), "不是表格文件"), (buf.getvalue(), "不是Excel工作簿"),
+                          (b"\xd0\xcf\x11\xe0" + bytes(60), ".xls"), (b"", "为空")):  # fmt: skip
+        with pytest.raises(UploadRefused, match=message):
+            sniffed(data, "f.xlsx")
+    assert safe_file_name("../../etc/passwd", ".csv") == "passwd.csv"
+    assert safe_file_name("C:\\Users\\a\\金积镇 房屋.xlsx", ".xlsx") == "金积镇 房屋.xlsx"
+    assert safe_file_name(".hidden.csv", ".csv") == "hidden.csv"
+    assert safe_file_name("~$lock.xlsx", ".xlsx") == "lock.xlsx"
+    assert safe_file_name("a\x00b<c>.csv", ".csv") == "a_b_c.csv"
+    assert safe_file_name("photo.png", ".csv") == "photo.csv"  # the suffix the content proves
+
+
+def test_preview_then_confirm_lands_the_file_under_the_accounts_unit_with_its_audit(site):
+    s = login(site, "clerk100")
+    data = _buildings(4, **{"1": {"year_built": "3025"}})
+    r = _upload(s, site, "buildings/2023-1", "../../ZJJ/2023-1/偷放.csv", data)
+    page = text_of(r.text)
+    assert r.status_code == 200 and "接收 3 行" in page and "退回 1 行" in page
+    assert "3025" in page and "建成年份" in page  # the row's column and value, with the reason
+    upload_id = r.url and [u for u in site.uploads() if u["state"] == "previewed"][-1]["upload_id"]
+    assert not (site.data_raw / "buildings" / "T100" / "2023-1" / "偷放.csv").exists()  # nothing before confirming
+    r = s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site, f"/uploads/{upload_id}")})
+    assert r.status_code == 200 and "等待处理" in r.text
+    landed = site.data_raw / "buildings" / "T100" / "2023-1" / "偷放.csv"
+    assert landed.read_bytes() == data
+    assert not (site.data_raw / "buildings" / "ZJJ" / "2023-1" / "偷放.csv").exists()
+    row = [u for u in site.uploads() if u["upload_id"] == upload_id][0]
+    assert (row["username"], row["unit_code"], row["state"], row["rel_path"]) == (
+        "clerk100",
+        "T100",
+        "landed",
+        "buildings/T100/2023-1/偷放.csv",
+    )
+    assert row["sha256"] == __import__("hashlib").sha256(data).hexdigest()
+    assert not list(landed.parent.glob(".*"))  # no temp file left
+    # a second confirmation (a replayed form) lands nothing again
+    before = landed.stat().st_mtime_ns
+    s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site)})
+    assert landed.stat().st_mtime_ns == before
+
+
+def test_uploads_are_bounded_and_refused_kinds_and_rounds_are_403(site):
+    s = login(site, "clerk100")
+    big = b"a,b\n" + b"1,2\n" * 400_000  # 1.6 MB > the 1 MB bound of this site
+    r = _upload(s, site, "buildings/2023-1", "big.csv", big)
+    assert r.status_code == 413 and "MB上限" in r.text
+    r = _upload(s, site, "bridges/2023-1", "b.csv", _buildings())  # a town does not survey bridges
+    assert r.status_code == 403
+    r = _upload(s, site, "buildings/9999", "b.csv", _buildings())
+    assert r.status_code == 403
+    r = _upload(s, site, "buildings/2023-1", "pic.csv", b"\x89PNG\r\n\x1a\n" + bytes(64))
+    assert r.status_code == 400 and "不是表格文件" in r.text
+    duty = login(site, "duty")
+    assert duty.get(site.url + "/upload").status_code == 403
+    assert not list((site.data_raw / "buildings" / "T100" / "2023-1").glob("big*"))
+
+
+def test_a_clerk_cannot_see_or_change_another_units_hazards(site):
+    s = login(site, "clerk100")
+    own, other = _hazard_of(site, "T100"), _hazard_of(site, "T101", "已整改待验收")
+    assert s.get(f"{site.url}/hazards/{own}").status_code == 200
+    r = s.get(f"{site.url}/hazards/{other}")
+    assert r.status_code == 403 and other not in r.text
+    listed = s.get(site.url + "/hazards?unit=T101")
+    assert listed.status_code == 403
+    before = len(site.uploads())
+    r = s.post(f"{site.url}/hazards/{other}/decision", data={"csrf": token(s, site), "decision": "accept"})
+    assert r.status_code == 403 and len(site.uploads()) == before  # nothing staged, nothing landed
+    # another clerk's preview cannot be confirmed by someone else
+    t101 = login(site, "clerk101")
+    r = _upload(t101, site, "feedback/2025-06-30", "fb.csv", csv_bytes("feedback", [example_row("feedback")]))
+    upload_id = site.uploads()[-1]["upload_id"]
+    r = s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site)})
+    assert r.status_code == 403 and site.uploads()[-1]["state"] == "previewed"
+    assert s.get(f"{site.url}/uploads/{upload_id}").status_code == 403
+
+
+def test_my_hazards_are_the_units_own_with_overdue_days_and_a_prefilled_feedback_file(site):
+    from openpyxl import load_workbook
+
+    s = login(site, "clerk100")
+    page = s.get(site.url + "/hazards?status=整改中&grade=重大").text
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    expected = con.execute("SELECT count(*) FROM hazards WHERE responsible_unit = 'T100' AND status = '整改中' "
+                           "AND hazard_grade = '重大'").fetchall()[0][0]  # fmt: skip
+    open_numbers = {r[0] for r in con.execute(
+        "SELECT hazard_no FROM hazards WHERE responsible_unit = 'T100' AND status NOT IN ('已销号', '已撤销')").fetchall()}  # fmt: skip
+    con.close()
+    assert f'id="total">{expected:,}<' in page and "JZ-640302101" not in page
+    r = s.get(site.url + "/hazards/feedback.xlsx")
+    ws = load_workbook(io.BytesIO(r.content))["填报表"]
+    numbers = {row[0] for row in ws.iter_rows(min_row=2, values_only=True) if row[0]}
+    assert numbers == open_numbers
+    assert {row[1] for row in ws.iter_rows(min_row=2, values_only=True)} == {"T100"}
+
+
+def test_feedback_preview_says_what_will_update_and_what_will_be_returned(site):
+    s = login(site, "clerk100")
+    own, other = _hazard_of(site, "T100", "待整改"), _hazard_of(site, "T101", "待整改")
+    rows = [example_row("feedback", hazard_no=h, unit="", status="整改中", report_date="2025-06-30",
+                        funds_wan="3", plan_finish="2025-12-31", plan_no="YA-1") for h in (own, other, "JZ-无此编号-B01")]  # fmt: skip
+    r = _upload(s, site, "feedback/2025-06-30", "反馈.csv", csv_bytes("feedback", rows))
+    page = text_of(r.text)
+    assert "1 条将更新，2 条将退回" in page
+    assert "不是本单位负责的隐患" in page and "在台账中不存在" in page
+
+
+def test_the_intake_takes_the_uploader_from_the_audit_and_refuses_moved_or_unaudited_files(tmp_path, monkeypatch):
+    d = Deployment(tmp_path)
+    monkeypatch.setenv("LITONG_PORTAL_DB", str(tmp_path / "portal.sqlite3"))
+    data = _buildings(2)
+    audited = d.drop("buildings", "a.csv", data, unit="T100")
+    moved = d.drop("buildings", "b.csv", data, unit="T101")  # the same bytes, in another unit's folder
+    with closing(upload_audit.connect()) as con:
+        for name in ("a.csv", "b.csv"):
+            con.execute(
+                "INSERT INTO uploads (upload_id, username, unit_code, kind, folder, file_name, rel_path, sha256, "
+                "size_bytes, created_at, state, landed_at) VALUES (?, 'clerk100', 'T100', 'buildings', '2023-1', ?, ?, "
+                "?, ?, '2025-06-30T10:00:00', 'landed', '2025-06-30T10:00:00')",
+                [name, name, f"buildings/{'T100' if name == 'a.csv' else 'T101'}/2023-1/{name}",
+                 __import__("hashlib").sha256(data).hexdigest(), len(data)],
+            )  # fmt: skip
+    d.drop("buildings", "c.csv", _buildings(1), unit="T100")  # dropped into the folder: no record
+    with duckdb.connect(str(d.db)) as con:
+        from pipeline import store
+
+        store.ensure_schema(con)
+        ingest_kind(con, d.data_raw, "buildings")
+        got = dict(((r[0], r[1:]) for r in con.execute(
+            "SELECT rel_path, status, uploaded_by, problem_zh FROM intake_files").fetchall()))  # fmt: skip
+    assert got[audited.relative_to(d.data_raw).as_posix()][:2] == ("ingested", "clerk100")
+    assert got[moved.relative_to(d.data_raw).as_posix()][0] == "unreadable"
+    assert "T100（金积镇人民政府）的账号上传" in got[moved.relative_to(d.data_raw).as_posix()][2]
+    assert got["buildings/T100/2023-1/c.csv"][:2] == ("ingested", None)  # accepted by default (shared folders)
+    monkeypatch.setenv("LITONG_UNAUDITED_FILES", "refuse")
+    d2 = Deployment(tmp_path / "strict")
+    d2.drop("buildings", "c.csv", _buildings(1), unit="T100")
+    with duckdb.connect(str(d2.db)) as con:
+        from pipeline import store
+
+        store.ensure_schema(con)
+        ingest_kind(con, d2.data_raw, "buildings")
+        status, problem = con.execute("SELECT status, problem_zh FROM intake_files").fetchall()[0]
+    assert status == "unreadable" and "没有网页上传记录" in problem
+
+
+def test_the_portal_never_opens_the_live_database(site):
+    s = login(site, "sup")
+    for path in ("/hazards", "/leaders", "/uploads", "/"):
+        assert s.get(site.url + path).status_code == 200
+    live = str(Path(site.settings.database).resolve())
+    open_files = {os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")}
+    assert live not in open_files
+    con = duckdb.connect(live)  # a writer opens it while the portal serves
+    con.execute("CREATE TABLE IF NOT EXISTS portal_probe (x INTEGER)")
+    con.close()
