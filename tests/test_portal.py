@@ -93,7 +93,7 @@ def test_five_wrong_passwords_lock_the_account_until_an_admin_unlocks(site):
 
     def attempt(password: str):
         s = requests.Session()
-        r = s.get(site.url + "/login")
+        s.get(site.url + "/login")
         return s.post(site.url + "/login", data={"csrf": token(s, site, "/login"), "username": "analyst",
                                                  "password": password, "next": "/"})  # fmt: skip
 
@@ -276,8 +276,8 @@ def test_the_intake_takes_the_uploader_from_the_audit_and_refuses_moved_or_unaud
 
         store.ensure_schema(con)
         ingest_kind(con, d.data_raw, "buildings")
-        got = dict(((r[0], r[1:]) for r in con.execute(
-            "SELECT rel_path, status, uploaded_by, problem_zh FROM intake_files").fetchall()))  # fmt: skip
+        got = dict((r[0], r[1:]) for r in con.execute(
+            "SELECT rel_path, status, uploaded_by, problem_zh FROM intake_files").fetchall())  # fmt: skip
     assert got[audited.relative_to(d.data_raw).as_posix()][:2] == ("ingested", "clerk100")
     assert got[moved.relative_to(d.data_raw).as_posix()][0] == "unreadable"
     assert "T100（金积镇人民政府）的账号上传" in got[moved.relative_to(d.data_raw).as_posix()][2]
