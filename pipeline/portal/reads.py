@@ -28,6 +28,7 @@ from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.portal.accounts import Account
 
 PAGE_ROWS = 200
+SNAPSHOT = "published"
 STATUSES = (*OPEN_STATUSES, "已销号")
 GRADES = ("重大", "一般")
 
@@ -52,11 +53,9 @@ class Snapshots:
         key = (st.st_ino, st.st_mtime_ns)
         with self._lock:
             if key != self._key:
-                con = duckdb.connect(str(self.path), read_only=True)  # settings after: others may open it plainly
-                con.execute("SET memory_limit = '1GB'")
-                registry.load_enterprises(con)
-                self._con, self._key = con, key
+                self._con, self._key = _open(self.path), key
             cur = self._con.cursor()
+            cur.execute(f"USE {SNAPSHOT}")
         try:
             yield cur
         finally:
@@ -68,6 +67,18 @@ class Snapshots:
                 return None
             rows = cur.execute("SELECT published_at FROM snapshot_info").fetchall()
             return rows[0][0] if rows else None
+
+
+def _open(path: Path) -> duckdb.DuckDBPyConnection:
+    """The file attached read-only to an in-memory database. Not `duckdb.connect(path)`: DuckDB keeps one
+    instance per path in a process, so after a new publication is renamed into place that would hand back
+    the old file's instance (stale figures) while any cursor on it is still alive."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET memory_limit = '1GB'")
+    con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {SNAPSHOT} (READ_ONLY)")
+    con.execute(f"USE {SNAPSHOT}")
+    registry.load_enterprises(con)
+    return con
 
 
 def has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:

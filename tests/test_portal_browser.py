@@ -1,0 +1,179 @@
+"""The web portal in a real browser: Debian's headless Chromium driven by Playwright (never a downloaded
+browser), against a real server over a copy of the published sample district.
+
+The story a town clerk and its supervisor live: log in, upload a survey with bad rows, read the refusals,
+confirm, see the run's receipt; the supervisor accepts a hazard; and what nobody may do: look at or act on
+another unit's hazards by editing the URL or the form, guess a password more than five times, or make the
+page run a formula typed into a cell.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from conftest import csv_bytes, example_row
+from portal_support import PASSWORDS, copy_deployment, make_site, serving
+
+from pipeline.resources import LitongStore
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+FORMULA = '=HYPERLINK("http://example.invalid","点我")'
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(sample, tmp_path_factory):
+    deployment, _ = sample
+    root = copy_deployment(deployment.root, tmp_path_factory.mktemp("portal_browser"))
+    with serving(make_site(root)) as s:
+        yield s
+
+
+def _page(browser, site, username: str, password: str | None = None, **context):
+    page = browser.new_context(**context).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(site.url + "/")
+    assert "/login" in page.url
+    page.fill("#username", username)
+    page.fill("#password", password or PASSWORDS[username])
+    page.click("#login")
+    page.wait_for_load_state()
+    return page
+
+
+def _published(site, sql: str, params: list | None = None):
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _run_pipeline(site) -> None:
+    """What the upload sensor starts: the pipeline over the deployment (the one writer of the database)."""
+    from pipeline.definitions import all_assets
+
+    store = LitongStore(database=str(site.settings.database), data_raw=str(site.data_raw),
+                        output=str(site.settings.output))  # fmt: skip
+    assert dg.materialize(all_assets, resources={"store": store}).success
+
+
+def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_receipt(browser, site, tmp_path):
+    from openpyxl import load_workbook
+
+    rows = [example_row("buildings", building_id=f"640302100-7{i:05d}", town_code="640302100") for i in range(6)]
+    rows[2]["year_built"] = "3025"
+    rows[4]["year_built"] = FORMULA
+    survey = tmp_path / "金积镇补充调查.csv"
+    survey.write_bytes(csv_bytes("buildings", rows, encoding="gbk", newline="\r\n"))  # as Excel saves "CSV" here
+
+    clerk = _page(browser, site, "clerk100")
+    clerk.goto(site.url + "/upload")
+    clerk.select_option("#target", "buildings/2023-1")
+    clerk.set_input_files("#file", str(survey))
+    clerk.click("#preview")
+    clerk.wait_for_selector("#refused-buildings")
+    assert clerk.inner_text("#accepted-buildings") == "接收 4 行"
+    assert clerk.inner_text("#refused-buildings") == "退回 2 行"
+    refusals = clerk.inner_text("table.refusals")
+    assert "3025" in refusals and "建成年份" in refusals
+    assert FORMULA in refusals  # a formula typed into a cell is shown as the text it is …
+    assert clerk.locator("table.refusals a").count() == 0  # … never as a link or anything live
+    assert not (site.data_raw / "buildings" / "T100" / "2023-1" / survey.name).exists()
+    clerk.click("#confirm")
+    clerk.wait_for_selector("#status")
+    assert "等待处理" in clerk.inner_text("#status")
+    assert (site.data_raw / "buildings" / "T100" / "2023-1" / survey.name).read_bytes() == survey.read_bytes()
+
+    hazard_no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND "
+                                 "status = '已整改待验收' AND hazard_grade = '一般'")[0][0]  # fmt: skip
+    sup = _page(browser, site, "sup")
+    sup.goto(f"{site.url}/hazards/{hazard_no}")
+    assert sup.inner_text("#hazard-status") == "已整改待验收"
+    sup.select_option("#decision", "accept")
+    sup.click("#decide")
+    sup.wait_for_selector("#feedback-summary")
+    assert sup.inner_text("#feedback-summary") == "1 条将更新，0 条将退回"
+    sup.click("#confirm")
+    sup.wait_for_selector("#status")
+
+    _run_pipeline(site)
+
+    clerk.reload()
+    clerk.wait_for_selector("#receipt-accepted-buildings")
+    assert clerk.inner_text("#status") == "已处理"
+    assert clerk.inner_text("#receipt-accepted-buildings") == "接收 4 行"
+    assert clerk.inner_text("#receipt-refused-buildings") == "退回 2 行"
+    with clerk.expect_download() as download:
+        clerk.click("#receipt-buildings")
+    assert download.value.suggested_filename == f"{survey.name}_回执.xlsx"
+    receipt = load_workbook(io.BytesIO(Path(download.value.path()).read_bytes()))
+    summary = dict(receipt["回执"].iter_rows(min_row=2, values_only=True))
+    assert summary["上传账号"] == "clerk100" and summary["接收行数"] == 4 and summary["退回行数"] == 2
+    sup.goto(f"{site.url}/hazards/{hazard_no}")
+    assert sup.inner_text("#hazard-status") == "已销号"
+    last = sup.locator("#history tr").last.inner_text()
+    assert "YJJ" in last and "网页办理_accept" in last
+
+
+def test_a_clerk_cannot_reach_another_units_hazard_by_url_or_form(browser, site):
+    other = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T101' "
+                             "AND status = '已整改待验收'")[0][0]  # fmt: skip
+    clerk = _page(browser, site, "clerk100")
+    response = clerk.goto(f"{site.url}/hazards/{other}")
+    assert response.status == 403 and "无权访问" in clerk.inner_text("h1") and other not in clerk.content()
+    clerk.goto(site.url + "/hazards")
+    csrf = clerk.get_attribute("input[name=csrf]", "value")
+    before = len(site.uploads())
+    response = clerk.request.post(f"{site.url}/hazards/{other}/decision", form={"csrf": csrf, "decision": "accept"})
+    assert response.status == 403
+    assert len(site.uploads()) == before  # nothing staged, nothing landed
+    assert _published(site, "SELECT status FROM hazards WHERE hazard_no = ?", [other])[0][0] == "已整改待验收"
+
+
+def test_five_wrong_passwords_lock_the_account(browser, site):
+    page = browser.new_context().new_page()
+    for i in range(5):
+        page.goto(site.url + "/login")
+        page.fill("#username", "duty")
+        page.fill("#password", f"not-the-password-{i}")
+        page.click("#login")
+        page.wait_for_selector("#error")
+    assert "锁定" in page.inner_text("#error")
+    page.goto(site.url + "/login")
+    page.fill("#username", "duty")
+    page.fill("#password", PASSWORDS["duty"])
+    page.click("#login")
+    page.wait_for_selector("#error")
+    assert "锁定" in page.inner_text("#error") and "/login" in page.url
+
+
+def test_leaders_page_reads_on_a_phone(browser, site):
+    page = _page(browser, site, "analyst", viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                 is_mobile=True, has_touch=True)  # fmt: skip
+    page.goto(site.url + "/leaders")
+    found = _published(site, "SELECT count(*) FROM hazards WHERE status <> '已撤销'")[0][0]
+    assert f"{found:,}" in page.inner_text("#headline")
+    assert page.locator(".charts img").count() == 6
+    assert all(
+        page.evaluate("i => i.naturalWidth", img.element_handle()) > 0 for img in page.locator(".charts img").all()
+    )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than the phone
+    pdf = page.request.get(site.url + "/briefing.pdf")
+    assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
