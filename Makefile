@@ -34,8 +34,8 @@ setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 run: setup
 	$(PY) -m pipeline.cli run
 
-test: setup browser
-	$(PY) -m pytest
+test: setup browser  # both cores: one test file per worker at a time (module fixtures stay shared)
+	$(PY) -m pytest -n 2 --dist loadfile
 
 dev: setup  # the Dagster UI (:3000, with the daemon) and the web portal (:8080) together; Ctrl-C stops both
 	@trap 'kill 0' EXIT; $(PY) -m pipeline.portal serve & .venv/bin/dagster dev -m pipeline.definitions

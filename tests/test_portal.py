@@ -304,3 +304,44 @@ def test_the_portal_never_opens_the_live_database(site):
     con = duckdb.connect(live)  # a writer opens it while the portal serves
     con.execute("CREATE TABLE IF NOT EXISTS portal_probe (x INTEGER)")
     con.close()
+
+
+def test_the_duty_officer_declares_an_earthquake_and_nobody_else_can(site):
+    clerk = login(site, "clerk100")
+    r = clerk.post(site.url + "/quake", data={"csrf": token(clerk, site, "/quake"), "time": "2025-06-30 14:23:05",
+                                              "lon": "106.19", "lat": "37.93", "depth": "10", "mag": "5.2"})  # fmt: skip
+    assert r.status_code == 403
+    duty = login(site, "duty")
+    r = duty.post(site.url + "/quake", data={"csrf": token(duty, site, "/quake"), "time": "2025-06-30 14:23:05",
+                                             "lon": "106.19", "lat": "37.93", "depth": "10", "mag": "12"})  # fmt: skip
+    assert r.status_code == 400 and 'id="error"' in r.text  # M outside 0–9: the event module's Chinese message
+    r = duty.post(site.url + "/quake", data={"csrf": token(duty, site, "/quake"), "time": "2025-06-30 14:23:05",
+                                             "lon": "106.19", "lat": "37.93", "depth": "10", "mag": "5.2"})  # fmt: skip
+    assert r.status_code == 200
+    files = list((site.data_raw / "earthquakes" / "YJJ").glob("20250630T142305-M5.2*.yaml"))
+    assert len(files) == 1
+    audit = [u for u in site.uploads() if u["kind"] == "earthquakes"]
+    assert audit and audit[-1]["username"] == "duty" and audit[-1]["rel_path"].endswith(files[0].name)
+    # the open event is now a folder a clerk can send 灾情反馈 into
+    assert "quake_feedback/20250630T142305-M5.2" in clerk.get(site.url + "/upload").text
+
+
+def test_templates_and_their_guide_are_downloadable(site):
+    from openpyxl import load_workbook
+
+    s = login(site, "clerk100")
+    page = text_of(s.get(site.url + "/templates").text)
+    assert "房屋建筑" in page and "隐患整改进展反馈" in page and "建成年份" in page
+    r = s.get(site.url + "/templates/buildings.xlsx")
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert {"填报表", "填写说明"} <= set(load_workbook(io.BytesIO(r.content)).sheetnames)
+    assert s.get(site.url + "/templates/..%2F..%2Fetc%2Fpasswd.csv").status_code in (403, 404)
+
+
+def test_file_routes_never_leave_their_folder(site):
+    s = login(site, "analyst")
+    for path in ("/quake/..%2F/litong.duckdb", "/quake/%2E%2E/test.duckdb", "/quake/20250630T142305-M5.2/..%2F..%2Ftest.duckdb",
+                 "/charts/..%2Fpublished%2Flitong.png", "/templates/..%2F..%2Ftest.csv"):  # fmt: skip
+        r = s.get(site.url + path)
+        assert r.status_code in (403, 404), path
+        assert not r.content.startswith(b"DUCK") and b"DUCK" not in r.content[:16]

@@ -27,11 +27,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
 
 from pipeline import clock, upload_audit
-from pipeline.event_registry import EVENTS_FOLDER
+from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
 from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
-from pipeline.portal import accounts, preview, reads, uploads
+from pipeline.portal import accounts, preview, reads, run_progress, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.settings import Settings
 from pipeline.registry import survey_rounds, unit_label, units
@@ -158,6 +158,8 @@ class PortalState:
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        with closing(self._connect()) as con:
+            uploads.expire_stale(con, self.settings.staging_dir)
         self.pool = ProcessPoolExecutor(self.settings.preview_workers, mp_context=ctx)
         for _ in range(self.settings.preview_workers):
             self.pool.submit(preview.warm_up)
@@ -383,25 +385,25 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
     @app.get("/uploads", response_class=HTMLResponse)
     def upload_list(request: Request):
         session = _session(state, request)
-        return state.render(request, "uploads.html", session, rows=uploads.uploads_of(state.db(), session.account, 200))
+        rows = uploads.uploads_of(state.db(), session.account, 200)
+        if any(r["state"] == "landed" and not r["result"] for r in rows):
+            _record_results(state, [r for r in rows if r["state"] == "landed" and not r["result"]])
+            rows = uploads.uploads_of(state.db(), session.account, 200)
+        return state.render(request, "uploads.html", session, rows=rows)
 
     @app.get("/uploads/{upload_id}", response_class=HTMLResponse)
     def upload_status(request: Request, upload_id: str):
         session = _session(state, request)
         row = _visible_upload(state, session, upload_id)
-        outcomes, running = [], None
+        outcomes, running, runs = [], None, []
         if row["state"] == "landed":
-            with state.snapshots.cursor() as cur:
-                if cur is not None:
-                    outcomes = reads.outcome(cur, settings.output / "receipts", row["rel_path"], row["sha256"],
-                                             row["unit_code"])  # fmt: skip
-            if outcomes:
-                uploads.set_result(state.db(), upload_id, "；".join(_outcome_line(o) for o in outcomes))
-            else:
+            outcomes = _record_results(state, [row]).get(upload_id, [])
+            if not outcomes:
                 running = reads.writer_running(settings.database)
+                runs = run_progress.active_runs()
         stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
         return state.render(request, "upload_status.html", session, row=row, outcomes=outcomes, running=running,
-                            result=stored)  # fmt: skip
+                            runs=runs, result=stored)  # fmt: skip
 
     @app.get("/uploads/{upload_id}/receipt/{kind}")
     def receipt(request: Request, upload_id: str, kind: str):
@@ -413,6 +415,23 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         if not found or not found[0].receipt.is_file():
             raise HTTPException(404, "回执尚未生成：请等本次处理完成后再下载")
         return _download(found[0].receipt)
+
+
+def _record_results(state: PortalState, rows: list[sqlite3.Row]) -> dict[str, list[reads.FileOutcome]]:
+    """What the last published run made of these landed uploads, also written into their audit records."""
+    out: dict[str, list[reads.FileOutcome]] = {}
+    with state.snapshots.cursor() as cur:
+        if cur is None:
+            return out
+        for row in rows:
+            if not row["rel_path"] or row["kind"] == EVENTS_FOLDER:
+                continue
+            found = reads.outcome(cur, state.settings.output / "receipts", row["rel_path"], row["sha256"],
+                                  row["unit_code"])  # fmt: skip
+            if found:
+                out[row["upload_id"]] = found
+                uploads.set_result(state.db(), row["upload_id"], "；".join(_outcome_line(o) for o in found))
+    return out
 
 
 def _outcome_line(o: reads.FileOutcome) -> str:
@@ -659,8 +678,9 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         from pipeline.quake.event import EventError, declare, event_from
 
         raw = {k: str(form.get(k, "")).strip() for k in ("time", "lon", "lat", "depth", "mag", "strike", "place")}
+        keys = {"depth": "depth_km", "mag": "magnitude"}  # the form's short names, the event file's keys
         try:
-            event = event_from({k: v for k, v in raw.items() if v})
+            event = event_from({keys.get(k, k): v for k, v in raw.items() if v})
         except EventError as e:
             events = reads.quake_reports(settings.output / "quake")
             return state.render(request, "quake.html", session, status=400, events=events, error=str(e), form=raw)
@@ -672,9 +692,9 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
     def quake_file(request: Request, event_id: str, name: str):
         session = _session(state, request)
         _require(session.account.role != "admin", "系统管理员账号只管理账号")
-        folder = settings.output / "quake" / event_id
-        path = folder / name
-        _require(re.fullmatch(r"[^/\\]+", event_id + name) is not None and path.parent == folder, "没有这个文件")
+        _require(EVENT_ID_PATTERN.fullmatch(event_id) is not None and re.fullmatch(r"[^/\\.][^/\\]*", name) is not None,
+                 "没有这个文件")  # fmt: skip
+        path = settings.output / "quake" / event_id / name
         if not path.is_file():
             raise HTTPException(404, "没有这个文件")
         if path.suffix in (".txt", ".pdf", ".png"):

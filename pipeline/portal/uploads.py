@@ -7,6 +7,7 @@ no leading dot, a bounded length, the suffix its content proves); the unit is al
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -155,6 +156,17 @@ def land(con: sqlite3.Connection, staging_dir: Path, data_raw: Path, upload: sql
 def discard(con: sqlite3.Connection, staging_dir: Path, upload_id: str) -> None:
     con.execute("UPDATE uploads SET state = 'discarded' WHERE upload_id = ? AND state = 'previewed'", [upload_id])
     shutil.rmtree(staging_dir / upload_id, ignore_errors=True)
+
+
+def expire_stale(con: sqlite3.Connection, staging_dir: Path, hours: int = 24) -> int:
+    """Previews nobody confirmed or discarded within `hours`: their staged files go, the audit says so."""
+    cutoff = (now() - dt.timedelta(hours=hours)).isoformat()
+    stale = [r[0] for r in con.execute(
+        "SELECT upload_id FROM uploads WHERE state = 'previewed' AND created_at < ?", [cutoff]).fetchall()]  # fmt: skip
+    for upload_id in stale:
+        con.execute("UPDATE uploads SET state = 'expired' WHERE upload_id = ? AND state = 'previewed'", [upload_id])
+        shutil.rmtree(staging_dir / upload_id, ignore_errors=True)
+    return len(stale)
 
 
 def uploads_of(con: sqlite3.Connection, account: Account, limit: int = 50) -> list[sqlite3.Row]:

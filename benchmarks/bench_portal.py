@@ -1,0 +1,268 @@
+"""Load test of the web portal on loopback: 45 people browsing and 5 uploading for 60 s.
+
+    python -m benchmarks.bench_portal                     # on the bundled sample (run once into benchmarks/data/)
+    python -m benchmarks.bench_portal --seconds 30 --browsers 20 --uploaders 2
+
+The server is `python -m pipeline.portal serve` in its own process (as deployed: one uvicorn process, two
+preview workers); the people are threads in 5 other processes, each logged in with its own account. A
+browsing person opens a page (home, my hazards with a filter, a hazard's history, the leaders' page, the
+upload list, the templates) and reads it for 0.5–1.5 s; an uploading person previews a 2,000-row survey
+file, discards it and works 3–6 s on the next. During the load one 10,000-row preview is timed, then the
+same file is previewed once more on the quiet server. Printed: requests, errors, page p50/p95/max per
+page, preview times; the floor is a bare DuckDB read of the same figures the pages show (the read each page
+cannot avoid), so "product / floor" says what the web stack costs on top.
+
+Targets (issue 15): no error, page p95 <= 1 s, a 10,000-row preview <= 5 s. Loopback only, bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import multiprocessing
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+from pipeline.paths import PROJECT_ROOT
+
+SAMPLE_OUT = PROJECT_ROOT / "benchmarks" / "data" / "portal_sample"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+PASSWORD = "Bench-pass-2025"
+TOWNS = [f"T{100 + i}" for i in range(13)]
+
+
+def survey_csv(rows: int, seed: int) -> bytes:
+    """A buildings survey of `rows` rows from the template's example, ids varied, 3 % with a bad year."""
+    from pipeline.intake.schema import load_template
+
+    t = load_template("buildings")
+    example = {f.key: f.example for f in t.fields}
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f.header for f in t.fields])
+    rnd = random.Random(seed)
+    for i in range(rows):
+        row = dict(example, building_id=f"640302100-{seed % 10}{i:05d}", town_code="640302100")
+        if rnd.random() < 0.03:
+            row["year_built"] = "3025"
+        w.writerow([row[k] for k in t.keys])
+    return buf.getvalue().encode("utf-8")
+
+
+def ensure_sample() -> Path:
+    """The sample district run once into benchmarks/data/portal_sample (kept for the next benchmark)."""
+    if not (SAMPLE_OUT / "published" / "litong.duckdb").exists():
+        print("running the sample pipeline once (a few minutes) …", flush=True)
+        env = {**os.environ, "LITONG_OUTPUT": str(SAMPLE_OUT), "DAGSTER_HOME": str(SAMPLE_OUT / "dagster_home")}
+        (SAMPLE_OUT / "dagster_home").mkdir(parents=True, exist_ok=True)
+        (SAMPLE_OUT / "dagster_home" / "dagster.yaml").write_bytes((PROJECT_ROOT / "dagster.yaml").read_bytes())
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "run"], env=env, check=True, cwd=PROJECT_ROOT,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    return SAMPLE_OUT
+
+
+def make_accounts(portal_db: Path, browsers: int, uploaders: int) -> None:
+    from pipeline import upload_audit
+    from pipeline.portal import accounts
+
+    with closing(upload_audit.connect(portal_db)) as con:
+        accounts.ensure_tables(con)
+        for i in range(browsers):
+            role = "supervisor" if i % 9 == 0 else ("analyst" if i % 9 == 1 else "clerk")
+            unit = "YJJ" if role != "clerk" else TOWNS[i % len(TOWNS)]
+            accounts.create_account(con, f"b{i:02d}", f"浏览{i}", unit, role, PASSWORD, "bench")
+        for i in range(uploaders):
+            accounts.create_account(con, f"u{i:02d}", f"上传{i}", TOWNS[i % len(TOWNS)], "clerk", PASSWORD, "bench")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def login(url: str, username: str):
+    import requests
+
+    s = requests.Session()
+    r = s.get(url + "/login", timeout=30)
+    r = s.post(url + "/login", data={"csrf": CSRF.search(r.text).group(1), "username": username,
+                                     "password": PASSWORD, "next": "/"}, timeout=30)  # fmt: skip
+    r.raise_for_status()
+    return s
+
+
+def preview(s, url: str, data: bytes, name: str) -> tuple[float, bool]:
+    """(seconds, ok) of one preview; the upload is then discarded."""
+    token = CSRF.search(s.get(url + "/upload", timeout=30).text).group(1)
+    t = time.perf_counter()
+    r = s.post(url + "/upload", data={"csrf": token, "target": "buildings/2023-1"},
+               files={"file": (name, data, "text/csv")}, timeout=120)  # fmt: skip
+    seconds = time.perf_counter() - t
+    ok = r.status_code == 200 and "接收" in r.text
+    m = re.search(r'action="/upload/([0-9a-f]+)/discard"', r.text)
+    if m:
+        s.post(f"{url}/upload/{m.group(1)}/discard", data={"csrf": CSRF.search(r.text).group(1)}, timeout=30)
+    return seconds, ok
+
+
+def person(url: str, username: str, uploading: bool, deadline: float, pages: list[str], upload: bytes, out) -> None:
+    rnd = random.Random(username)
+    try:
+        s = login(url, username)
+    except Exception as e:  # the login itself failed: one error
+        out.append(("login", 0.0, False, repr(e)))
+        return
+    while time.monotonic() < deadline:
+        if uploading:
+            seconds, ok = preview(s, url, upload, f"{username}.csv")
+            out.append(("preview_2k", seconds, ok, ""))
+            time.sleep(rnd.uniform(3, 6))
+            continue
+        path = rnd.choice(pages)
+        t = time.perf_counter()
+        try:
+            r = s.get(url + path, timeout=30)
+            ok, note = r.status_code == 200, str(r.status_code)
+        except Exception as e:
+            ok, note = False, repr(e)
+        name = "/hazards/<no>" if path.startswith("/hazards/") else path.split("?")[0]
+        out.append((name, time.perf_counter() - t, ok, note))
+        time.sleep(rnd.uniform(0.5, 1.5))
+
+
+def group(args: tuple) -> list:
+    """One load-generating process: its people as threads."""
+    url, people, deadline, pages, upload = args
+    out: list = []
+    threads = [threading.Thread(target=person, args=(url, u, up, deadline, pages, upload, out)) for u, up in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def floor_seconds(published: Path, hazard_no: str) -> dict[str, float]:
+    """The bare DuckDB reads the heaviest pages make (best of 5), without the web stack."""
+    import duckdb
+
+    con = duckdb.connect(str(published), read_only=True)
+    sqls = {
+        "/hazards": "SELECT count(*) FROM hazards WHERE responsible_unit = 'T100'; "
+        "SELECT * FROM hazards WHERE responsible_unit = 'T100' ORDER BY hazard_no LIMIT 200",
+        "/hazards/<no>": f"SELECT * FROM hazard_events WHERE hazard_no = '{hazard_no}' ORDER BY seq",
+        "/leaders": "SELECT town_code, count(*), count(*) FILTER (WHERE status = '已销号') FROM hazards GROUP BY 1",
+    }
+    out = {}
+    for page, sql in sqls.items():
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            for q in sql.split("; "):
+                con.execute(q).fetchall()
+            best = min(best, time.perf_counter() - t)
+        out[page] = best
+    con.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--browsers", type=int, default=45)
+    parser.add_argument("--uploaders", type=int, default=5)
+    parser.add_argument("--output", help="a deployment's output folder (default: the sample, run once)")
+    args = parser.parse_args()
+    output = Path(args.output) if args.output else ensure_sample()
+    import duckdb
+
+    published = output / "published" / "litong.duckdb"
+    with closing(duckdb.connect(str(published), read_only=True)) as con:
+        hazard_no = con.execute("SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100'").fetchall()[0][0]
+    with tempfile.TemporaryDirectory(prefix="bench-portal-") as tmp:
+        portal_db = Path(tmp) / "portal.sqlite3"
+        make_accounts(portal_db, args.browsers, args.uploaders)
+        port = free_port()
+        env = {**os.environ, "LITONG_OUTPUT": str(output), "LITONG_PORTAL_DB": str(portal_db)}
+        server = subprocess.Popen([sys.executable, "-m", "pipeline.portal", "serve", "--port", str(port)], env=env,
+                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait(url)
+            report(url, args, published, hazard_no)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def _wait(url: str) -> None:
+    import requests
+
+    for _ in range(300):
+        try:
+            if requests.get(url + "/healthz", timeout=2).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the portal did not start")
+
+
+def report(url: str, args, published: Path, hazard_no: str) -> None:
+    pages = ["/", "/hazards", "/hazards?status=整改中", "/hazards?grade=重大&overdue=1", f"/hazards/{hazard_no}",
+             "/leaders", "/leaders?town=640302100", "/uploads", "/templates"]  # fmt: skip
+    small, big = survey_csv(2_000, 1), survey_csv(10_000, 2)
+    s = login(url, "u00")
+    preview(s, url, small, "warm.csv")  # the workers have imported Great Expectations by now
+    people = [(f"b{i:02d}", False) for i in range(args.browsers)] + [(f"u{i:02d}", True) for i in range(args.uploaders)]
+    random.Random(0).shuffle(people)
+    deadline = time.monotonic() + args.seconds
+    procs = 5
+    chunks = [(url, people[i::procs], deadline, [p for p in pages], small) for i in range(procs)]
+    with multiprocessing.get_context("spawn").Pool(procs) as pool:
+        pending = pool.map_async(group, chunks)
+        time.sleep(min(20, args.seconds / 3))
+        busy_10k, busy_ok = preview(login(url, "u00"), url, big, "big_under_load.csv")
+        results = [r for part in pending.get() for r in part]
+    quiet_10k, quiet_ok = preview(s, url, big, "big_quiet.csv")
+    floor = floor_seconds(published, hazard_no)
+    errors = [r for r in results if not r[2]] + ([("preview_10k", busy_10k, False, "")] if not busy_ok else [])
+    page_times = [r[1] for r in results if r[0] not in ("preview_2k", "login")]
+    print(f"portal load test: {args.browsers} browsing + {args.uploaders} uploading for {args.seconds} s, "
+          f"{len(results):,} requests, {len(errors)} errors")  # fmt: skip
+    by_page: dict[str, list[float]] = {}
+    for name, seconds, _, _ in results:
+        by_page.setdefault(name, []).append(seconds)
+    print(f"{'page':<22}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'floor ms':>10}{'p50/floor':>11}")
+    for name in sorted(by_page):
+        ts = sorted(by_page[name])
+        fl = floor.get(name)
+        ratio = f"{statistics.median(ts) / fl:.0f}x" if fl else ""
+        print(f"{name:<22}{len(ts):>6}{statistics.median(ts) * 1000:>9.0f}{_p95(ts) * 1000:>9.0f}"
+              f"{ts[-1] * 1000:>9.0f}{(fl or 0) * 1000:>10.1f}{ratio:>11}")  # fmt: skip
+    p95 = _p95(sorted(page_times))
+    print(f"all pages: p95 {p95 * 1000:.0f} ms (target <= 1000 ms): {'met' if p95 <= 1 and not errors else 'MISSED'}")
+    print(f"10,000-row preview: {busy_10k:.2f} s under load, {quiet_10k:.2f} s quiet (target <= 5 s): "
+          f"{'met' if max(busy_10k, quiet_10k) <= 5 and busy_ok and quiet_ok else 'MISSED'}")  # fmt: skip
+    for e in errors[:10]:
+        print("error:", e)
+
+
+def _p95(sorted_times: list[float]) -> float:
+    return sorted_times[min(len(sorted_times) - 1, int(0.95 * len(sorted_times)))] if sorted_times else 0.0
+
+
+if __name__ == "__main__":
+    main()
