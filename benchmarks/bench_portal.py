@@ -7,7 +7,7 @@ The server is `python -m pipeline.portal serve` in its own process (as deployed:
 preview workers); the people are threads in 5 other processes, each logged in with its own account. A
 browsing person opens a page (home, my hazards with a filter, a hazard's history, the leaders' page, the
 upload list, the templates) and reads it for 0.5–1.5 s; an uploading person previews a 2,000-row survey
-file, discards it and works 3–6 s on the next. During the load one 10,000-row preview is timed, then the
+file, discards it and takes 15–30 s to choose the next one and read its preview. During the load one 10,000-row preview is timed, then the
 same file is previewed once more on the quiet server. Printed: requests, errors, page p50/p95/max per
 page, preview times; the floor is a bare DuckDB read of the same figures the pages show (the read each page
 cannot avoid), so "product / floor" says what the web stack costs on top.
@@ -39,7 +39,7 @@ from pipeline.paths import PROJECT_ROOT
 SAMPLE_OUT = PROJECT_ROOT / "benchmarks" / "data" / "portal_sample"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 PASSWORD = "Bench-pass-2025"
-TOWNS = [f"T{100 + i}" for i in range(13)]
+TOWNS = ["T100", "T101", "T102", "T103", "T104", "T105", "T106", "T107", "T200", "T201", "T202", "T203", "T401"]
 
 
 def survey_csv(rows: int, seed: int) -> bytes:
@@ -128,9 +128,9 @@ def person(url: str, username: str, uploading: bool, deadline: float, pages: lis
         if uploading:
             seconds, ok = preview(s, url, upload, f"{username}.csv")
             out.append(("preview_2k", seconds, ok, ""))
-            time.sleep(rnd.uniform(3, 6))
+            time.sleep(rnd.uniform(15, 30))  # choose the next file, read the refusals
             continue
-        path = rnd.choice(pages)
+        path = rnd.choice(pages).replace("<own hazard>", own_hazard(s, url, rnd))
         t = time.perf_counter()
         try:
             r = s.get(url + path, timeout=30)
@@ -140,6 +140,17 @@ def person(url: str, username: str, uploading: bool, deadline: float, pages: lis
         name = "/hazards/<no>" if path.startswith("/hazards/") else path.split("?")[0]
         out.append((name, time.perf_counter() - t, ok, note))
         time.sleep(rnd.uniform(0.5, 1.5))
+
+
+_OWN: dict[int, list[str]] = {}
+
+
+def own_hazard(s, url: str, rnd: random.Random) -> str:
+    """A hazard the person may open: one of the first page of its own list (looked up once)."""
+    key = id(s)
+    if key not in _OWN:
+        _OWN[key] = re.findall(r'href="/hazards/([^"?]+)"', s.get(url + "/hazards", timeout=30).text) or ["none"]
+    return rnd.choice(_OWN[key])
 
 
 def group(args: tuple) -> list:
@@ -221,7 +232,7 @@ def _wait(url: str) -> None:
 
 
 def report(url: str, args, published: Path, hazard_no: str) -> None:
-    pages = ["/", "/hazards", "/hazards?status=整改中", "/hazards?grade=重大&overdue=1", f"/hazards/{hazard_no}",
+    pages = ["/", "/hazards", "/hazards?status=整改中", "/hazards?grade=重大&overdue=1", "/hazards/<own hazard>",
              "/leaders", "/leaders?town=640302100", "/uploads", "/templates"]  # fmt: skip
     small, big = survey_csv(2_000, 1), survey_csv(10_000, 2)
     s = login(url, "u00")

@@ -30,6 +30,7 @@ ROLES = {
 UPLOAD_ROLES = ("clerk", "supervisor")  # the duty officer declares earthquakes and uploads nothing else
 READ_ALL_ROLES = ("analyst", "duty", "admin")
 MIN_PASSWORD = 10
+SEEN_EVERY_SECONDS = 60  # a session's last use is written at most this often (a write per page would cost)
 
 ACCOUNTS_DDL = [
     """CREATE TABLE IF NOT EXISTS accounts (
@@ -246,7 +247,8 @@ def session_for(con: sqlite3.Connection, token: str | None, idle_minutes: int, m
     if not (idle_ok and age_ok) or row["disabled"]:
         con.execute("DELETE FROM sessions WHERE token_sha256 = ?", [key])
         return None
-    con.execute("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", [t.isoformat(), key])
+    if dt.datetime.fromisoformat(row["last_seen"]) + dt.timedelta(seconds=SEEN_EVERY_SECONDS) <= t:
+        con.execute("UPDATE sessions SET last_seen = ? WHERE token_sha256 = ?", [t.isoformat(), key])
     return Session(_account(row), row["csrf_token"])
 
 

@@ -171,6 +171,10 @@ class PortalState:
     def today(self) -> dt.date:
         return clock.district_today()
 
+    def ledger(self) -> str:
+        """The published ledger's list columns as of the district's date (built once per publication and day)."""
+        return self.snapshots.ledger_table(self.today())
+
     def render(
         self, request: Request, name: str, session: Session | None, status: int = 200, **context
     ) -> HTMLResponse:
@@ -521,7 +525,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         if f.unit:
             _require(visible is None or f.unit in visible)
         with state.snapshots.cursor() as cur:
-            rows, total = reads.hazards(cur, session.account, f, state.today()) if cur else ([], 0)
+            rows, total = reads.hazards(cur, state.ledger(), session.account, f) if cur else ([], 0)
         query = {k: v for k, v in request.query_params.items() if k != "page"}
         return state.render(request, "hazards.html", session, rows=rows, total=total, f=f, statuses=reads.STATUSES,
                             grades=reads.GRADES, visible=visible, page_rows=reads.PAGE_ROWS,
@@ -533,7 +537,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         _require(session.account.can_upload, "本账号的角色不报送整改反馈")
         f = _filter(request)
         with state.snapshots.cursor() as cur:
-            rows = reads.feedback_rows(cur, session.account, f, state.today()) if cur else []
+            rows = reads.feedback_rows(cur, state.ledger(), session.account, f) if cur else []
         unit = session.account.unit_code
         for r in rows:
             r["unit"] = unit
@@ -618,14 +622,20 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         session = _session(state, request)
         town = town if town in towns() else ""
         unit = unit if unit in units() else ""
-        with state.snapshots.cursor() as cur:
-            head = reads.headline(cur, state.today(), town, unit) if cur else None
-            by_town = reads.summaries(cur, state.today(), "town") if cur else []
-            by_unit = reads.summaries(cur, state.today(), "unit") if cur else []
+        head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
+                                                        lambda: _leaders(state, town, unit))  # fmt: skip
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
         return state.render(request, "leaders.html", session, head=head, by_town=by_town, by_unit=by_unit,
                             charts=charts, town=town, unit=unit, towns=towns(),
                             briefing=(settings.output / "briefing" / "简报.pdf").is_file())  # fmt: skip
+
+    def _leaders(state: PortalState, town: str, unit: str) -> tuple:
+        with state.snapshots.cursor() as cur:
+            if cur is None:
+                return None, [], []
+            ledger, today = state.ledger(), state.today()
+            return (reads.headline(cur, ledger, town, unit), reads.summaries(cur, ledger, today, "town"),
+                    reads.summaries(cur, ledger, today, "unit"))  # fmt: skip
 
     @app.get("/charts/{name}.png")
     def chart(request: Request, name: str):

@@ -28,45 +28,90 @@ from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.portal.accounts import Account
 
 PAGE_ROWS = 200
+REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")
+LEDGER_TABLE_COLUMNS = (
+    "hazard_no, kind, kind_zh, asset_name, town_code, town_name, responsible_unit, unit_name, hazard_grade, "
+    "risk_level, risk_level_zh, status, rectification, rectification_zh, deadline, extend_to, next_review, "
+    "overdue_days, extend_status, found_date, accept_date"
+)
 SNAPSHOT = "published"
 STATUSES = (*OPEN_STATUSES, "已销号")
 GRADES = ("重大", "一般")
 
 
 class Snapshots:
-    """The published snapshot, opened read-only once per publication."""
+    """The published snapshot, opened read-only once per publication, with what its pages share built once: the
+    reference lists, and per district date the ledger's list columns with overdue days (`ledger_table`), so a
+    page filters a table instead of recomputing the ledger; small results (`cached`) are kept per publication."""
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
         self._key: tuple[int, int] | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._cache: dict = {}
+        self._compute_lock = threading.Lock()
+
+    def _current(self) -> duckdb.DuckDBPyConnection | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns)
+        with self._lock:
+            if key != self._key:
+                self._con, self._key, self._cache = _open(self.path), key, {}
+            return self._con
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
         """A cursor on the latest publication; None before the first run published anything."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
+        con = self._current()
+        if con is None:
             yield None
             return
-        key = (st.st_ino, st.st_mtime_ns)
-        with self._lock:
-            if key != self._key:
-                self._con, self._key = _open(self.path), key
-            cur = self._con.cursor()
-            cur.execute(f"USE {SNAPSHOT}")
+        cur = con.cursor()
+        cur.execute(f"USE {SNAPSHOT}")
+        cur.execute(f"SET search_path = '{SNAPSHOT}.main,memory.main'")  # the shared lists live in memory.main
         try:
             yield cur
         finally:
             cur.close()
 
+    def cached(self, key: tuple, compute):
+        """`compute()` once per publication and key (a new publication starts afresh)."""
+        self._current()
+        cache = self._cache
+        if key not in cache:
+            with self._compute_lock:  # one computation per key, whoever asks first
+                if key not in cache:
+                    cache[key] = compute()
+        return cache[key]
+
+    def ledger_table(self, as_of: dt.date) -> str:
+        """The ledger's list columns as of `as_of`, in memory, built once per publication and date."""
+        name = f"memory.main.portal_ledger_{as_of:%Y%m%d}"
+
+        def build() -> str:
+            with self.cursor() as cur:
+                if has_table(cur, "hazards"):
+                    cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS WITH l AS ({ledger_sql()}) "
+                                f"SELECT {LEDGER_TABLE_COLUMNS} FROM l", {"as_of": as_of})  # fmt: skip
+                else:
+                    cur.execute(f"CREATE TABLE IF NOT EXISTS {name} AS SELECT NULL::VARCHAR AS hazard_no WHERE false")
+            return name
+
+        return self.cached(("ledger", as_of), build)
+
     def published_at(self) -> dt.datetime | None:
-        with self.cursor() as cur:
-            if cur is None:
-                return None
-            rows = cur.execute("SELECT published_at FROM snapshot_info").fetchall()
-            return rows[0][0] if rows else None
+        def read():
+            with self.cursor() as cur:
+                if cur is None or not has_table(cur, "snapshot_info"):
+                    return None
+                rows = cur.execute("SELECT published_at FROM snapshot_info").fetchall()
+                return rows[0][0] if rows else None
+
+        return self.cached(("published_at",), read) if self._current() is not None else None
 
 
 def _open(path: Path) -> duckdb.DuckDBPyConnection:
@@ -78,6 +123,10 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
     con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {SNAPSHOT} (READ_ONLY)")
     con.execute(f"USE {SNAPSHOT}")
     registry.load_enterprises(con)
+    register_reference(con)  # the names the ledger SQL joins, as tables every cursor sees
+    for name in REFERENCE_LISTS:
+        con.execute(f"CREATE TABLE memory.main.{name} AS SELECT * FROM {name}")
+        con.unregister(name)
     return con
 
 
@@ -127,16 +176,9 @@ HAZARD_LIST_COLUMNS = (
 )
 
 
-def hazards(
-    cur: duckdb.DuckDBPyConnection, account: Account, f: HazardFilter, as_of: dt.date
-) -> tuple[list[dict], int]:
-    """One page of the hazards the account sees, with overdue days as of `as_of`, and the total."""
-    if not has_table(cur, "hazards"):
-        return [], 0
-    register_reference(cur)
-    units = visible_units(account)
+def _where(account: Account, f: HazardFilter, units: list[str] | None) -> tuple[str, dict]:
     where = ["($units::VARCHAR[] IS NULL OR list_contains($units::VARCHAR[], responsible_unit))"]
-    params: dict = {"as_of": as_of, "units": units}
+    params: dict = {"units": units}
     for column, value in (("status", f.status), ("hazard_grade", f.grade), ("kind", f.kind),
                           ("responsible_unit", f.unit)):  # fmt: skip
         if value:
@@ -144,23 +186,30 @@ def hazards(
             params[column] = value
     if f.overdue_only:
         where.append("overdue_days IS NOT NULL")
-    sql = f"WITH l AS ({ledger_sql()}) SELECT {{select}} FROM l WHERE {' AND '.join(where)}"
-    total = cur.execute(sql.format(select="count(*)"), params).fetchall()[0][0]
-    cur2 = cur.execute(
-        sql.format(select=HAZARD_LIST_COLUMNS)
-        + " ORDER BY overdue_days DESC NULLS LAST, hazard_grade = '一般', hazard_no LIMIT $limit OFFSET $offset",
+    return " AND ".join(where), params
+
+
+def hazards(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> tuple[list[dict], int]:
+    """One page of the hazards the account sees (from `ledger`, Snapshots.ledger_table), and the total."""
+    where, params = _where(account, f, visible_units(account))
+    total = cur.execute(f"SELECT count(*) FROM {ledger} WHERE {where}", params).fetchall()[0][0]
+    c = cur.execute(
+        f"SELECT {HAZARD_LIST_COLUMNS} FROM {ledger} WHERE {where} "
+        "ORDER BY overdue_days DESC NULLS LAST, hazard_grade = '一般', hazard_no LIMIT $limit OFFSET $offset",
         params | {"limit": PAGE_ROWS, "offset": (max(f.page, 1) - 1) * PAGE_ROWS},
     )
-    names = [d[0] for d in cur2.description]
-    return [dict(zip(names, r, strict=True)) for r in cur2.fetchall()], total
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()], total
 
 
 def hazard(cur: duckdb.DuckDBPyConnection, hazard_no: str, as_of: dt.date) -> dict | None:
+    """One hazard with every column of the ledger (display names, overdue days as of `as_of`)."""
     if not has_table(cur, "hazards"):
         return None
-    register_reference(cur)
-    c = cur.execute(f"WITH l AS ({ledger_sql()}) SELECT * FROM l WHERE hazard_no = $no",
-                    {"as_of": as_of, "no": hazard_no})  # fmt: skip
+    c = cur.execute(
+        f"WITH l AS ({ledger_sql('(SELECT * FROM hazards WHERE hazard_no = $no)')}) SELECT * FROM l",
+        {"as_of": as_of, "no": hazard_no},
+    )
     names = [d[0] for d in c.description]
     rows = c.fetchall()
     return dict(zip(names, rows[0], strict=True)) if rows else None
@@ -176,18 +225,11 @@ def history(cur: duckdb.DuckDBPyConnection, hazard_no: str) -> list[dict]:
     return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
 
 
-def feedback_rows(cur: duckdb.DuckDBPyConnection, account: Account, f: HazardFilter, as_of: dt.date) -> list[dict]:
+def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> list[dict]:
     """The feedback template's rows for the account's open hazards under the filter: the numbers pre-filled."""
-    units = visible_units(account)
-    register_reference(cur)
-    params = {"as_of": as_of, "units": units or [account.unit_code]}
-    where = "list_contains($units::VARCHAR[], responsible_unit) AND status <> '已销号'"
-    for column, value in (("status", f.status), ("hazard_grade", f.grade), ("kind", f.kind)):
-        if value:
-            where += f" AND {column} = ${column}"
-            params[column] = value
+    where, params = _where(account, f, visible_units(account) or [account.unit_code])
     rows = cur.execute(
-        f"WITH l AS ({ledger_sql()}) SELECT hazard_no FROM l WHERE {where} ORDER BY hazard_no", params
+        f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' ORDER BY hazard_no", params
     ).fetchall()
     return [{"hazard_no": r[0]} for r in rows]
 
@@ -195,32 +237,25 @@ def feedback_rows(cur: duckdb.DuckDBPyConnection, account: Account, f: HazardFil
 # --- the leaders' page -----------------------------------------------------------------
 
 
-def summaries(cur: duckdb.DuckDBPyConnection, as_of: dt.date, by: str) -> list[dict]:
+def summaries(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date, by: str) -> list[dict]:
     """Per town or per responsible unit: found, open, closed, rate, overdue … (the ledger's summary sheet)."""
-    if not has_table(cur, "hazards"):
-        return []
-    register_reference(cur)
     key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
                          "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
-    sql = SUMMARY_SQL.format(ledger=ledger_sql(), key=key, key_zh=key_zh, name=name)
-    c = cur.execute(sql, {"as_of": as_of, "period_start": as_of.replace(day=1)})
+    sql = SUMMARY_SQL.format(ledger=f"SELECT * FROM {ledger}", key=key, key_zh=key_zh, name=name)
+    c = cur.execute(sql, {"period_start": as_of.replace(day=1)})
     names = [d[0] for d in c.description]
     return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
 
 
-def headline(cur: duckdb.DuckDBPyConnection, as_of: dt.date, town: str = "", unit: str = "") -> dict:
+def headline(cur: duckdb.DuckDBPyConnection, ledger: str, town: str = "", unit: str = "") -> dict:
     """The briefing's six figures, for the district or one town or one unit."""
     out = {"found": 0, "closed": 0, "overdue": 0, "under_control": 0, "open_major": 0, "red_assets": 0}
-    if not has_table(cur, "hazards"):
-        return out | {"rate": 0.0}
-    register_reference(cur)
-    params = {"as_of": as_of, "town": town or None, "unit": unit or None}
+    params = {"town": town or None, "unit": unit or None}
     row = cur.execute(
-        f"""WITH l AS ({ledger_sql()})
-        SELECT count(*), count(*) FILTER (WHERE status = '已销号'), count(overdue_days),
+        f"""SELECT count(*), count(*) FILTER (WHERE status = '已销号'), count(overdue_days),
                count(*) FILTER (WHERE status = '管控中'),
                count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大')
-        FROM l WHERE ($town IS NULL OR town_code = $town) AND ($unit IS NULL OR responsible_unit = $unit)""",
+        FROM {ledger} WHERE ($town IS NULL OR town_code = $town) AND ($unit IS NULL OR responsible_unit = $unit)""",
         params,
     ).fetchall()[0]
     out.update(zip(("found", "closed", "overdue", "under_control", "open_major"), row, strict=True))
