@@ -215,7 +215,10 @@ def main() -> None:
             report(url, args, published, hazard_no)
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def _wait(url: str) -> None:

@@ -66,12 +66,16 @@ def main() -> None:
                 browser.close()
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def shoot(browser, url: str, survey: Path) -> None:
     def page_for(user: str, **context):
-        page = browser.new_context(viewport={"width": 1280, "height": 900}, **context).new_page()
+        page = browser.new_context(**({"viewport": {"width": 1280, "height": 900}} | context)).new_page()
+        page.set_default_timeout(60_000)
         page.goto(url + "/login")
         if user:
             page.fill("#username", user)
