@@ -345,3 +345,27 @@ def test_file_routes_never_leave_their_folder(site):
         r = s.get(site.url + path)
         assert r.status_code in (403, 404), path
         assert not r.content.startswith(b"DUCK") and b"DUCK" not in r.content[:16]
+
+
+def test_a_dead_preview_worker_is_replaced_and_the_page_says_so(site, tmp_path):
+    import asyncio
+
+    from pipeline.portal import preview
+    from pipeline.portal.app import PortalState
+
+    state = PortalState(site.settings)
+    state.start()
+    try:
+        staged = tmp_path / "s.csv"
+        staged.write_bytes(_buildings(2))
+        req = preview.Request(
+            str(staged), "buildings", "T100", "2023-1", str(site.data_raw), str(site.settings.published)
+        )
+        for process in list(state.pool._processes.values()):
+            process.kill()  # out of memory, killed by an operator …
+        first = asyncio.run(state.preview(req))
+        assert first.error and "处理进程意外退出" in first.error
+        second = asyncio.run(state.preview(req))  # a new pool took over
+        assert second.error is None and second.accepted == 2
+    finally:
+        state.stop()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import multiprocessing
 import re
 import sqlite3
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from urllib.parse import quote as url_quote
@@ -37,6 +39,7 @@ from pipeline.portal.settings import Settings
 from pipeline.registry import survey_rounds, unit_label, units
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "litong_session"
 LOGIN_CSRF_COOKIE = "litong_login_csrf"
 CHARTS = (
@@ -157,9 +160,12 @@ class PortalState:
         return con
 
     def start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         with closing(self._connect()) as con:
             uploads.expire_stale(con, self.settings.staging_dir)
+        self._new_pool()
+
+    def _new_pool(self) -> None:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
         self.pool = ProcessPoolExecutor(self.settings.preview_workers, mp_context=ctx)
         for _ in range(self.settings.preview_workers):
             self.pool.submit(preview.warm_up)
@@ -167,6 +173,27 @@ class PortalState:
     def stop(self) -> None:
         if self.pool:
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def preview(self, req: preview.Request) -> preview.Result:
+        """The preview in a worker process, bounded in time. A worker that died (out of memory, killed) or ran
+        past the bound is replaced, so one pathological file never leaves the portal without previews."""
+        pool = self.pool
+        try:
+            future = asyncio.get_running_loop().run_in_executor(pool, preview.run, req)
+            return await asyncio.wait_for(future, self.settings.preview_seconds)
+        except (BrokenProcessPool, TimeoutError) as e:
+            if self.pool is pool:
+                self._kill(pool)
+                self._new_pool()
+            why = "超过时限" if isinstance(e, TimeoutError) else "处理进程意外退出"
+            return preview.Result([], error=f"预览{why}：文件可能过大或已损坏，请拆分或检查后重试；"
+                                            "仍可确认提交：流水线会处理并出具回执")  # fmt: skip
+
+    @staticmethod
+    def _kill(pool: ProcessPoolExecutor) -> None:
+        for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+            process.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def today(self) -> dt.date:
         return clock.district_today()
@@ -222,6 +249,12 @@ def _add_handlers(app: FastAPI, state: PortalState) -> None:
     async def http_error(request: Request, exc: HTTPException):
         return state.render(request, "error.html", None, status=exc.status_code, message=exc.detail,
                             code=exc.status_code)  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return state.render(request, "error.html", None, status=500, code=500,
+                            message="服务器内部错误，已记录。请稍后重试；如反复出现，请联系区应急管理局（地震局）")  # fmt: skip
 
     @app.middleware("http")
     async def headers(request: Request, call_next):
@@ -470,7 +503,7 @@ async def _stage_and_preview(request: Request, state: PortalState, session: Sess
     req = preview.Request(str(staged.path), kind, session.account.unit_code, folder, str(settings.data_raw),
                           str(settings.published), settings.preview_rows_shown)  # fmt: skip
     started = asyncio.get_running_loop().time()
-    result = await asyncio.get_running_loop().run_in_executor(state.pool, preview.run, req)
+    result = await state.preview(req)
     seconds = asyncio.get_running_loop().time() - started
     (staged.path.parent / "preview.json").write_text(result.to_json(), encoding="utf-8")
     uploads.record_preview(state.db(), staged, session.account, kind, folder, original_name, result.accepted,

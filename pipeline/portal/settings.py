@@ -24,6 +24,7 @@ class Settings:
     lock_after: int = 5  # wrong passwords in a row
     lock_minutes: int = 30
     preview_workers: int = 2  # processes that run previews (validation is CPU-bound)
+    preview_seconds: int = 300  # a preview running longer is stopped (its worker replaced)
     preview_rows_shown: int = 500  # refused rows listed on the page (the count is always whole)
     secure_cookie: bool = False  # True behind HTTPS
     data_raw: Path = field(default_factory=paths.data_raw_dir)
@@ -48,5 +49,6 @@ class Settings:
             lock_after=_int("LITONG_PORTAL_LOCK_AFTER", 5),
             lock_minutes=_int("LITONG_PORTAL_LOCK_MINUTES", 30),
             preview_workers=_int("LITONG_PORTAL_PREVIEW_WORKERS", 2),
+            preview_seconds=_int("LITONG_PORTAL_PREVIEW_SECONDS", 300),
             secure_cookie=os.environ.get("LITONG_PORTAL_SECURE_COOKIE", "") in ("1", "true", "yes"),
         )
