@@ -61,6 +61,7 @@ bench: setup
 	$(PY) -m benchmarks.bench_quake
 	$(PY) -m benchmarks.bench_exports
 	$(PY) -m benchmarks.bench_incremental
+	$(PY) -m benchmarks.bench_portal
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -31,7 +31,8 @@ import sys
 import tempfile
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from pipeline.paths import PROJECT_ROOT
@@ -205,20 +206,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-portal-") as tmp:
         portal_db = Path(tmp) / "portal.sqlite3"
         make_accounts(portal_db, args.browsers, args.uploaders)
-        port = free_port()
-        env = {**os.environ, "LITONG_OUTPUT": str(output), "LITONG_PORTAL_DB": str(portal_db)}
-        server = subprocess.Popen([sys.executable, "-m", "pipeline.portal", "serve", "--port", str(port)], env=env,
-                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait(url)
+        with portal_server({"LITONG_OUTPUT": str(output), "LITONG_PORTAL_DB": str(portal_db)}) as url:
             report(url, args, published, hazard_no)
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+
+
+@contextmanager
+def portal_server(env: dict[str, str]) -> Iterator[str]:
+    """`python -m pipeline.portal serve` on a free loopback port with `env`, until the block ends; its URL."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "pipeline.portal", "serve", "--port", str(port)],
+                              env={**os.environ, **env}, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def _wait(url: str) -> None:

@@ -9,16 +9,14 @@ one PNG per page.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_portal import PASSWORD, _wait, ensure_sample, free_port, survey_csv  # noqa: E402
+from benchmarks.bench_portal import PASSWORD, ensure_sample, portal_server, survey_csv  # noqa: E402
 from pipeline.paths import PROJECT_ROOT  # noqa: E402
 
 OUT = PROJECT_ROOT / "docs" / "screenshots"
@@ -50,26 +48,13 @@ def main() -> None:
         accounts(portal_db)
         survey = Path(tmp) / "金积镇房屋补充调查.csv"
         survey.write_bytes(survey_csv(300, 7))
-        port = free_port()
         data_raw = Path(tmp) / "data_raw"  # the confirmed upload lands in a copy, never in the project's sample
         shutil.copytree(PROJECT_ROOT / "data_raw", data_raw)
-        env = {**os.environ, "LITONG_OUTPUT": str(output), "LITONG_PORTAL_DB": str(portal_db),
-               "LITONG_DATA_RAW": str(data_raw)}  # fmt: skip
-        server = subprocess.Popen([sys.executable, "-m", "pipeline.portal", "serve", "--port", str(port)], env=env,
-                                  cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL)  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait(url)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-                shoot(browser, url, survey)
-                browser.close()
-        finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        env = {"LITONG_OUTPUT": str(output), "LITONG_PORTAL_DB": str(portal_db), "LITONG_DATA_RAW": str(data_raw)}
+        with portal_server(env) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            shoot(browser, url, survey)
+            browser.close()
 
 
 def shoot(browser, url: str, survey: Path) -> None:
