@@ -369,3 +369,16 @@ def test_a_dead_preview_worker_is_replaced_and_the_page_says_so(site, tmp_path):
         assert second.error is None and second.accepted == 2
     finally:
         state.stop()
+
+
+def test_a_version_replaced_before_any_run_says_so(site):
+    s = login(site, "clerk100")
+    ids = []
+    for n in (2, 3):  # the same name twice, before the pipeline ran
+        r = _upload(s, site, "buildings/2023-1", "同名.csv", _buildings(n))
+        upload_id = [u for u in site.uploads() if u["state"] == "previewed"][-1]["upload_id"]
+        s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site)})
+        ids.append(upload_id)
+    first = text_of(s.get(f"{site.url}/uploads/{ids[0]}").text)
+    assert "已被同名文件的新版本替换" in first
+    assert "等待处理" in text_of(s.get(f"{site.url}/uploads/{ids[1]}").text)

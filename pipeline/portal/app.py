@@ -435,7 +435,8 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         outcomes, running, runs = [], None, []
         if row["state"] == "landed":
             outcomes = _record_results(state, [row]).get(upload_id, [])
-            if not outcomes:
+            row = uploads.get_upload(state.db(), upload_id)
+            if not outcomes and row["result"] != REPLACED_ZH:
                 running = reads.writer_running(settings.database)
                 runs = run_progress.active_runs()
         stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
@@ -468,7 +469,19 @@ def _record_results(state: PortalState, rows: list[sqlite3.Row]) -> dict[str, li
             if found:
                 out[row["upload_id"]] = found
                 uploads.set_result(state.db(), row["upload_id"], "；".join(_outcome_line(o) for o in found))
+            elif _replaced(state.settings.data_raw / row["rel_path"], row["sha256"]):
+                uploads.set_result(state.db(), row["upload_id"], REPLACED_ZH)
     return out
+
+
+REPLACED_ZH = "处理前已被同名文件的新版本替换，本版本未单独处理（见新版本的回执）"
+
+
+def _replaced(path: Path, sha256: str) -> bool:
+    """Another version of the file took its place before any run read this one."""
+    from pipeline.intake.ingest import sha256_of
+
+    return not path.is_file() or sha256_of(path) != sha256
 
 
 def _outcome_line(o: reads.FileOutcome) -> str:
