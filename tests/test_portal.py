@@ -375,7 +375,7 @@ def test_a_version_replaced_before_any_run_says_so(site):
     s = login(site, "clerk100")
     ids = []
     for n in (2, 3):  # the same name twice, before the pipeline ran
-        r = _upload(s, site, "buildings/2023-1", "同名.csv", _buildings(n))
+        assert _upload(s, site, "buildings/2023-1", "同名.csv", _buildings(n)).status_code == 200
         upload_id = [u for u in site.uploads() if u["state"] == "previewed"][-1]["upload_id"]
         s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site)})
         ids.append(upload_id)
