@@ -382,3 +382,21 @@ def test_a_version_replaced_before_any_run_says_so(site):
     first = text_of(s.get(f"{site.url}/uploads/{ids[0]}").text)
     assert "已被同名文件的新版本替换" in first
     assert "等待处理" in text_of(s.get(f"{site.url}/uploads/{ids[1]}").text)
+
+
+def test_an_admin_moves_a_person_to_another_unit_and_their_sessions_end(site):
+    admin = login(site, "admin")
+    with closing(upload_audit.connect(site.settings.portal_db)) as con:
+        accounts.create_account(con, "mover", "调动者", "T100", "clerk", "Mover-pass-2025", "test")
+    mover = login(site, "mover", "Mover-pass-2025")
+    assert "T100" in mover.get(site.url + "/").text
+    r = admin.post(site.url + "/admin/accounts/mover/role",
+                   data={"csrf": token(admin, site, "/admin/accounts"), "role": "clerk", "unit_code": "T101"})  # fmt: skip
+    assert r.status_code == 200
+    assert mover.get(site.url + "/hazards", allow_redirects=False).status_code == 303  # the old session is gone
+    again = login(site, "mover", "Mover-pass-2025")
+    assert "T101（" in again.get(site.url + "/").text
+    clerk = login(site, "clerk100")
+    r = clerk.post(site.url + "/admin/accounts/mover/role",
+                   data={"csrf": token(clerk, site), "role": "admin", "unit_code": "YJJ"})  # fmt: skip
+    assert r.status_code == 403

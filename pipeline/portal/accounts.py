@@ -201,6 +201,17 @@ def set_password(con: sqlite3.Connection, username: str, password: str, by: str)
     log(con, username, "password_set", f"由 {by}")
 
 
+def change_role(con: sqlite3.Connection, username: str, role: str, unit_code: str, by: str) -> None:
+    """A new role or unit for a person (a transfer): every session of the account ends."""
+    if role not in ROLES:
+        raise AccountError(f"角色“{role}”不存在")
+    if unit_code not in units():
+        raise AccountError(f"单位代码“{unit_code}”不在责任单位名录中")
+    con.execute("UPDATE accounts SET role = ?, unit_code = ? WHERE username = ?", [role, unit_code, username])
+    con.execute("DELETE FROM sessions WHERE username = ?", [username])
+    log(con, username, "role_changed", f"由 {by} 改为 {role}，单位 {unit_code}")
+
+
 def unlock(con: sqlite3.Connection, username: str, by: str) -> None:
     con.execute("UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE username = ?", [username])
     log(con, username, "unlocked", f"由 {by}")

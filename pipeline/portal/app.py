@@ -816,6 +816,11 @@ def _admin_routes(app: FastAPI, state: PortalState) -> None:
                 accounts.unlock(state.db(), username, by)
             elif action == "password":
                 accounts.set_password(state.db(), username, str(form.get("password", "")), by)
+            elif action == "role":
+                _require(username != by, "不能修改自己的角色")
+                accounts.change_role(
+                    state.db(), username, str(form.get("role", "")), str(form.get("unit_code", "")), by
+                )
             elif action in ("disable", "enable"):
                 _require(username != by, "不能停用自己的账号")
                 accounts.set_disabled(state.db(), username, action == "disable", by)
