@@ -226,10 +226,13 @@ def history(cur: duckdb.DuckDBPyConnection, hazard_no: str) -> list[dict]:
 
 
 def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> list[dict]:
-    """The feedback template's rows for the account's open hazards under the filter: the numbers pre-filled."""
+    """The feedback template's rows the account can act on, under the filter, with the numbers pre-filled: its own
+    unit's open hazards, and for a supervisor also its units' hazards awaiting acceptance or an extension decision."""
     where, params = _where(account, f, visible_units(account) or [account.unit_code])
     rows = cur.execute(
-        f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' ORDER BY hazard_no", params
+        f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' AND (responsible_unit = $own "
+        "OR status = '已整改待验收' OR extend_status = '待审批') ORDER BY hazard_no",
+        params | {"own": account.unit_code},
     ).fetchall()
     return [{"hazard_no": r[0]} for r in rows]
 
