@@ -419,3 +419,20 @@ def test_a_supervisors_feedback_file_holds_what_it_can_act_on(site):
         if status not in ("已销号", "已撤销") and (status == "已整改待验收" or ext == "待审批")
     }
     assert expected and {n for n, _, _ in t100} & numbers == expected  # awaiting its decision, nothing else of T100
+
+
+def test_a_quake_feedback_preview_checks_the_objects_as_the_run_will(site):
+    duty = login(site, "duty")
+    duty.post(site.url + "/quake", data={"csrf": token(duty, site, "/quake"), "time": "2025-06-30 14:23:05",
+                                         "lon": "106.19", "lat": "37.93", "depth": "10", "mag": "5.2"})  # fmt: skip
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    own, other = (con.execute("SELECT min(asset_id) FROM scores WHERE kind = 'buildings' AND responsible_unit = ?",
+                              [u]).fetchall()[0][0] for u in ("T100", "T101"))  # fmt: skip
+    con.close()
+    rows = [example_row("quake_feedback", object_id=oid, object_kind="房屋建筑", hazard_no="", report_date="2025-06-30")
+            for oid in (own, other, "640302100-999999")]  # fmt: skip
+    clerk = login(site, "clerk100")
+    r = _upload(clerk, site, "quake_feedback/20250630T142305-M5.2", "灾情.csv", csv_bytes("quake_feedback", rows))
+    page = text_of(r.text)
+    assert "1 条将受理，2 条将退回" in page, page[:2000]
+    assert "不是本单位负责的对象" in page and "不存在" in page

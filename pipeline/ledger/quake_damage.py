@@ -148,6 +148,26 @@ def _take_batch(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, fol
     return result
 
 
+def preview_rows(
+    con: duckdb.DuckDBPyConnection, file_id: str, folder_unit: str, origin: dt.datetime | None
+) -> list[dict]:
+    """What taking the file would do to each row, without taking it: (row, object, outcome, reason). The object
+    checks of `_take_batch` (the unit's own objects, known ids and hazard numbers, dates, one row per object);
+    the store needs the `hazards` and `scores` rows the file names."""
+    acting = resolve_acting_unit(folder_unit)
+    out = [{"row_no": r, "asset_id": rec, "outcome": RETURNED, "reason_zh": reasons} for r, rec, reasons in con.execute(
+        "SELECT row_no, record_id, reasons_zh FROM quarantine WHERE kind = ? AND file_id = ?", [KIND, file_id]
+    ).fetchall()]  # fmt: skip
+    seen: dict[tuple[str, str], int] = {}
+    for row in _valid_rows(con, file_id):
+        reason = _check(row, acting, origin, seen)
+        if reason is None:
+            seen[(row["kind"], row["asset_id"])] = row["row_no"]
+        out.append({"row_no": row["row_no"], "asset_id": row["asset_id"] or row["object_id"],
+                    "outcome": RETURNED if reason else TAKEN, "reason_zh": reason or ""})  # fmt: skip
+    return sorted(out, key=lambda r: r["row_no"])
+
+
 # Each valid row with the object it names: by hazard number first, else by id (and kind); `matches` counts
 # the objects an id names (two kinds can share an id), `hazard_asset` the object a hazard number names.
 RESOLVE_SQL = """

@@ -89,7 +89,8 @@ class Result:
             for p in self.parts
         )
         if self.feedback:
-            text += f"；{self.feedback['will_apply']} 条将更新，{self.feedback['will_refuse']} 条将退回"
+            verb = "受理" if self.feedback.get("taken_label") else "更新"
+            text += f"；{self.feedback['will_apply']} 条将{verb}，{self.feedback['will_refuse']} 条将退回"
         return text
 
 
@@ -160,8 +161,13 @@ def _run(req: Request, tmp: Path) -> Result:
                 conflicts = {k: _conflicts(con, k, req.rows_shown) for k in kinds if k in KINDS}
                 if req.kind == "feedback":
                     _copy_hazards(con)
+                if req.kind == "quake_feedback":
+                    _copy_quake_objects(con)
         parts = [_part(con, kind, req.rows_shown, conflicts.get(kind, [])) for kind in kinds]
-        feedback = _feedback(con) if req.kind == "feedback" and parts and parts[0].readable else None
+        readable = bool(parts) and parts[0].readable
+        feedback = _feedback(con) if req.kind == "feedback" and readable else None
+        if req.kind == "quake_feedback" and readable:
+            feedback = _quake_feedback(con, req, raw)
         return Result(parts, feedback)
     finally:
         con.close()
@@ -253,6 +259,41 @@ def _copy_hazards(con: duckdb.DuckDBPyConnection) -> None:
             f"INSERT INTO hazards BY NAME SELECT * FROM {SNAPSHOT}.hazards "
             "WHERE hazard_no IN (SELECT hazard_no FROM stg_feedback)"
         )
+
+
+def _copy_quake_objects(con: duckdb.DuckDBPyConnection) -> None:
+    """The scored objects and hazards a 灾情反馈 file names (by id or by hazard number), as published."""
+    from pipeline.ledger.model import ensure_ledger_schema
+
+    ensure_ledger_schema(con)
+    if _snap_has(con, "hazards"):
+        con.execute(f"INSERT INTO hazards BY NAME SELECT * FROM {SNAPSHOT}.hazards "
+                    "WHERE hazard_no IN (SELECT hazard_no FROM stg_quake_feedback)")  # fmt: skip
+    if _snap_has(con, "scores"):
+        con.execute(f"CREATE TABLE scores AS SELECT * FROM {SNAPSHOT}.scores WHERE asset_id IN "
+                    "(SELECT object_id FROM stg_quake_feedback UNION SELECT asset_id FROM hazards)")  # fmt: skip
+
+
+def _quake_feedback(con: duckdb.DuckDBPyConnection, req: Request, raw: Path) -> dict:
+    """Each row of a 灾情反馈 file as the run would take or return it (the object checks, not the ledger's changes)."""
+    from pipeline.event_registry import declared_events
+    from pipeline.ledger.quake_damage import TAKEN, preview_rows
+
+    if not _has(con, "scores"):
+        return {"will_apply": 0, "will_refuse": 0, "rows": [], "taken_label": "将受理"}
+    file_id = con.execute("SELECT file_id FROM intake_files WHERE kind = 'quake_feedback' AND is_latest").fetchall()[0][
+        0
+    ]
+    rows = preview_rows(con, file_id, req.unit, declared_events(raw).get(req.folder))
+    shown = [{"row": r["row_no"], "hazard_no": r["asset_id"], "outcome": "将受理" if r["outcome"] == TAKEN else r["outcome"],
+              "from": None, "to": None, "reason": r["reason_zh"]} for r in rows]  # fmt: skip
+    taken = sum(r["outcome"] == TAKEN for r in rows)
+    return {"will_apply": taken, "will_refuse": len(rows) - taken, "rows": shown, "taken_label": "将受理"}
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
+                            [table]).fetchall())  # fmt: skip
 
 
 def _feedback(con: duckdb.DuckDBPyConnection) -> dict:
