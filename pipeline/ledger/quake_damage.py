@@ -130,16 +130,7 @@ def _take_batch(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, fol
     ).fetchone()[0]
     result = BatchResult(file_id, rel_path, acting, event_id, seq)
     base = {"file_id": file_id, "rel_path": rel_path, "event_id": event_id, "batch_seq": seq, "unit": acting}
-    for row_no, record, reasons in con.execute(
-        "SELECT row_no, record_id, reasons_zh FROM quarantine WHERE kind = ? AND file_id = ?", [KIND, file_id]
-    ).fetchall():
-        result.rows.append({**base, "row_no": row_no, "asset_id": record, "outcome": RETURNED, "reason_zh": reasons})
-    seen: dict[tuple[str, str], int] = {}
-    for row in _valid_rows(con, file_id):
-        reason = _check(row, acting, origin, seen)
-        if reason is None:
-            seen[(row["kind"], row["asset_id"])] = row["row_no"]
-        result.rows.append({**base, **row, "outcome": RETURNED if reason else TAKEN, "reason_zh": reason or ""})
+    result.rows = [{**base, **row} for row in _judged_rows(con, file_id, acting, origin)]
     _record_rows(con, result.rows)
     _bring_onto_ledger(con, file_id, rel_path, acting)
     con.execute("INSERT INTO quake_feedback_applied VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -148,14 +139,10 @@ def _take_batch(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, fol
     return result
 
 
-def preview_rows(
-    con: duckdb.DuckDBPyConnection, file_id: str, folder_unit: str, origin: dt.datetime | None
-) -> list[dict]:
-    """What taking the file would do to each row, without taking it: (row, object, outcome, reason). The object
-    checks of `_take_batch` (the unit's own objects, known ids and hazard numbers, dates, one row per object);
-    the store needs the `hazards` and `scores` rows the file names."""
-    acting = resolve_acting_unit(folder_unit)
-    out = [{"row_no": r, "asset_id": rec, "outcome": RETURNED, "reason_zh": reasons} for r, rec, reasons in con.execute(
+def _judged_rows(con: duckdb.DuckDBPyConnection, file_id: str, acting: str, origin: dt.datetime | None) -> list[dict]:
+    """Every row of the file with its outcome (已受理 / 退回) and reason: the rows validation refused, then the
+    valid rows checked against the objects they name, in file order (a second row for one object is returned)."""
+    rows = [{"row_no": r, "asset_id": rec, "outcome": RETURNED, "reason_zh": reasons} for r, rec, reasons in con.execute(
         "SELECT row_no, record_id, reasons_zh FROM quarantine WHERE kind = ? AND file_id = ?", [KIND, file_id]
     ).fetchall()]  # fmt: skip
     seen: dict[tuple[str, str], int] = {}
@@ -163,9 +150,18 @@ def preview_rows(
         reason = _check(row, acting, origin, seen)
         if reason is None:
             seen[(row["kind"], row["asset_id"])] = row["row_no"]
-        out.append({"row_no": row["row_no"], "asset_id": row["asset_id"] or row["object_id"],
-                    "outcome": RETURNED if reason else TAKEN, "reason_zh": reason or ""})  # fmt: skip
-    return sorted(out, key=lambda r: r["row_no"])
+        rows.append({**row, "outcome": RETURNED if reason else TAKEN, "reason_zh": reason or ""})
+    return rows
+
+
+def preview_rows(
+    con: duckdb.DuckDBPyConnection, file_id: str, folder_unit: str, origin: dt.datetime | None
+) -> list[dict]:
+    """What taking the file would do to each row, without taking it (the web portal's preview): the store needs
+    only the `hazards` and `scores` rows the file names."""
+    rows = _judged_rows(con, file_id, resolve_acting_unit(folder_unit), origin)
+    return sorted(({"row_no": r["row_no"], "asset_id": r["asset_id"] or r.get("object_id"), "outcome": r["outcome"],
+                    "reason_zh": r["reason_zh"]} for r in rows), key=lambda r: r["row_no"])  # fmt: skip
 
 
 # Each valid row with the object it names: by hazard number first, else by id (and kind); `matches` counts
