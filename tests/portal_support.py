@@ -41,9 +41,10 @@ class Site:
         return self.settings.data_raw
 
     def portal_db(self) -> sqlite3.Connection:
-        con = sqlite3.connect(self.settings.portal_db)
-        con.row_factory = sqlite3.Row
-        return con
+        """The portal's database as the portal opens it (autocommit: a write in a test is a real write)."""
+        from pipeline import upload_audit
+
+        return upload_audit.connect(self.settings.portal_db)
 
     def uploads(self) -> list[sqlite3.Row]:
         with closing(self.portal_db()) as con:

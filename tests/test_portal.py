@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from conftest import Deployment, csv_bytes, example_row
-from portal_support import PASSWORDS, copy_deployment, login, make_site, serving, text_of, token
+from portal_support import PASSWORDS, copy_deployment, csrf_of, login, make_site, serving, text_of, token
 
 from pipeline import upload_audit
 from pipeline.intake.ingest import ingest_kind
@@ -130,8 +130,13 @@ def test_pages_need_a_session_and_send_security_headers(site):
     assert r.status_code == 303 and r.headers["location"].startswith("/login")
     r = requests.get(site.url + "/login")
     assert "default-src 'self'" in r.headers["content-security-policy"] and r.headers["x-frame-options"] == "DENY"
-    s = login(site, "clerk100")
-    assert s.cookies.get("litong_session") and "HttpOnly" in str(r.headers.get("set-cookie"))
+    s = requests.Session()
+    page = s.get(site.url + "/login")
+    r = s.post(site.url + "/login", data={"csrf": csrf_of(page.text), "username": "clerk100",
+                                          "password": PASSWORDS["clerk100"], "next": "/"},
+               allow_redirects=False)  # fmt: skip
+    cookie = r.headers["set-cookie"]
+    assert r.status_code == 303 and "litong_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
 
 
 # --- uploads ----------------------------------------------------------------------------------------
@@ -167,7 +172,7 @@ def test_preview_then_confirm_lands_the_file_under_the_accounts_unit_with_its_au
     page = text_of(r.text)
     assert r.status_code == 200 and "接收 3 行" in page and "退回 1 行" in page
     assert "3025" in page and "建成年份" in page  # the row's column and value, with the reason
-    upload_id = r.url and [u for u in site.uploads() if u["state"] == "previewed"][-1]["upload_id"]
+    upload_id = [u for u in site.uploads() if u["state"] == "previewed"][-1]["upload_id"]
     assert not (site.data_raw / "buildings" / "T100" / "2023-1" / "偷放.csv").exists()  # nothing before confirming
     r = s.post(f"{site.url}/upload/{upload_id}/confirm", data={"csrf": token(s, site, f"/uploads/{upload_id}")})
     assert r.status_code == 200 and "等待处理" in r.text
@@ -386,7 +391,7 @@ def test_a_version_replaced_before_any_run_says_so(site):
 
 def test_an_admin_moves_a_person_to_another_unit_and_their_sessions_end(site):
     admin = login(site, "admin")
-    with closing(upload_audit.connect(site.settings.portal_db)) as con:
+    with closing(site.portal_db()) as con:
         accounts.create_account(con, "mover", "调动者", "T100", "clerk", "Mover-pass-2025", "test")
     mover = login(site, "mover", "Mover-pass-2025")
     assert "T100" in mover.get(site.url + "/").text

@@ -99,11 +99,15 @@ def _account(row: sqlite3.Row) -> Account:
 def check_new_account(username: str, unit_code: str, role: str, password: str) -> None:
     if not username or len(username) > 64 or not all(c.isalnum() or c in "._-" for c in username):
         raise AccountError("用户名只能由字母、数字、点、下划线和短横线组成（不超过64个字符）")
+    check_role_and_unit(role, unit_code)
+    check_password(password)
+
+
+def check_role_and_unit(role: str, unit_code: str) -> None:
     if role not in ROLES:
         raise AccountError(f"角色“{role}”不存在（可用：{'、'.join(ROLES.values())}）")
     if unit_code not in units():
         raise AccountError(f"单位代码“{unit_code}”不在责任单位名录中")
-    check_password(password)
 
 
 def check_password(password: str) -> None:
@@ -203,10 +207,7 @@ def set_password(con: sqlite3.Connection, username: str, password: str, by: str)
 
 def change_role(con: sqlite3.Connection, username: str, role: str, unit_code: str, by: str) -> None:
     """A new role or unit for a person (a transfer): every session of the account ends."""
-    if role not in ROLES:
-        raise AccountError(f"角色“{role}”不存在")
-    if unit_code not in units():
-        raise AccountError(f"单位代码“{unit_code}”不在责任单位名录中")
+    check_role_and_unit(role, unit_code)
     con.execute("UPDATE accounts SET role = ?, unit_code = ? WHERE username = ?", [role, unit_code, username])
     con.execute("DELETE FROM sessions WHERE username = ?", [username])
     log(con, username, "role_changed", f"由 {by} 改为 {role}，单位 {unit_code}")

@@ -741,7 +741,8 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             events = reads.quake_reports(settings.output / "quake")
             return state.render(request, "quake.html", session, status=400, events=events, error=str(e), form=raw)
         path = declare(event, settings.data_raw)
-        _audit_declaration(state, session.account, path, settings.data_raw)
+        uploads.record_landed(state.db(), session.account, EVENTS_FOLDER, path, path.relative_to(settings.data_raw),
+                              "地震事件登记")  # fmt: skip
         raise Redirect(f"/quake?declared={url_quote(event.event_id)}")
 
     @app.get("/quake/{event_id}/{name}")
@@ -757,20 +758,6 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             media = {".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf", ".png": "image/png"}[path.suffix]
             return FileResponse(path, media_type=media)
         return _download(path)
-
-
-def _audit_declaration(state: PortalState, account: Account, path: Path, data_raw: Path) -> None:
-    import hashlib
-
-    rel = path.relative_to(data_raw).as_posix()
-    state.db().execute(
-        "INSERT INTO uploads (upload_id, username, unit_code, kind, folder, file_name, original_name, rel_path, "
-        "sha256, size_bytes, created_at, state, landed_at, preview_summary) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', ?, '地震事件登记')",
-        [accounts.secrets.token_hex(12), account.username, account.unit_code, EVENTS_FOLDER, account.unit_code,
-         path.name, path.name, rel, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size,
-         accounts.now().isoformat(), accounts.now().isoformat()],
-    )  # fmt: skip
 
 
 # --- administration ---------------------------------------------------------------------------------

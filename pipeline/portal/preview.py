@@ -23,12 +23,14 @@ from pathlib import Path
 import duckdb
 
 from pipeline import clock, registry, store
+from pipeline.excel_safe import sql_text
 from pipeline.intake.headers import MAPPING_FILE
 from pipeline.intake.normalize import norm_table
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_kind
 
 SNAPSHOT = "snap"
+LOCAL = "preview"  # the preview's own store (preview.duckdb in its temp folder)
 log = logging.getLogger(__name__)
 
 
@@ -175,21 +177,18 @@ def _run(req: Request, tmp: Path) -> Result:
 
 @contextmanager
 def _attached(con: duckdb.DuckDBPyConnection, path: str) -> Iterator[None]:
-    con.execute(f"ATTACH {store_literal(path)} AS {SNAPSHOT} (READ_ONLY)")
+    con.execute(f"ATTACH {sql_text(str(path))} AS {SNAPSHOT} (READ_ONLY)")
     try:
         yield
     finally:
         con.execute(f"DETACH {SNAPSHOT}")
 
 
-def store_literal(path: str) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _snap_has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+def _snap_has(con: duckdb.DuckDBPyConnection, table: str, database: str = SNAPSHOT) -> bool:
+    """Whether `database` (the attached snapshot, or the preview's own store) has the table."""
     return bool(
         con.execute(
-            "SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [SNAPSHOT, table]
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = ?", [database, table]
         ).fetchall()
     )
 
@@ -279,7 +278,7 @@ def _quake_feedback(con: duckdb.DuckDBPyConnection, req: Request, raw: Path) -> 
     from pipeline.event_registry import declared_events
     from pipeline.ledger.quake_damage import TAKEN, preview_rows
 
-    if not _has(con, "scores"):
+    if not _snap_has(con, "scores", LOCAL):
         return {"will_apply": 0, "will_refuse": 0, "rows": [], "taken_label": "将受理"}
     file_id = con.execute("SELECT file_id FROM intake_files WHERE kind = 'quake_feedback' AND is_latest").fetchall()[0][
         0
@@ -289,11 +288,6 @@ def _quake_feedback(con: duckdb.DuckDBPyConnection, req: Request, raw: Path) -> 
               "from": None, "to": None, "reason": r["reason_zh"]} for r in rows]  # fmt: skip
     taken = sum(r["outcome"] == TAKEN for r in rows)
     return {"will_apply": taken, "will_refuse": len(rows) - taken, "rows": shown, "taken_label": "将受理"}
-
-
-def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ? AND database_name = current_database()",
-                            [table]).fetchall())  # fmt: skip
 
 
 def _feedback(con: duckdb.DuckDBPyConnection) -> dict:

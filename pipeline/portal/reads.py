@@ -21,11 +21,13 @@ import duckdb
 
 from pipeline import registry, writer_lock
 from pipeline.event_registry import closed_at, declared_events
+from pipeline.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
-from pipeline.intake.schema import KINDS, TEMPLATE_KINDS, load_template
+from pipeline.intake.schema import KINDS, load_template
 from pipeline.ledger.exports import SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.portal.accounts import Account
+from pipeline.store import has_table
 
 PAGE_ROWS = 200
 REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")
@@ -120,7 +122,7 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
     the old file's instance (stale figures) while any cursor on it is still alive."""
     con = duckdb.connect(":memory:")
     con.execute("SET memory_limit = '1GB'")
-    con.execute(f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {SNAPSHOT} (READ_ONLY)")
+    con.execute(f"ATTACH {sql_text(str(path))} AS {SNAPSHOT} (READ_ONLY)")
     con.execute(f"USE {SNAPSHOT}")
     registry.load_enterprises(con)
     register_reference(con)  # the names the ledger SQL joins, as tables every cursor sees
@@ -128,10 +130,6 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
         con.execute(f"CREATE TABLE memory.main.{name} AS SELECT * FROM {name}")
         con.unregister(name)
     return con
-
-
-def has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(cur.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
 
 
 # --- who sees what ---------------------------------------------------------------------
@@ -346,7 +344,3 @@ def quake_reports(quake_dir: Path) -> list[tuple[str, list[str]]]:
         files = sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".txt", ".pdf", ".png", ".xlsx"))
         out.append((d.name, files))
     return out
-
-
-def template_kinds() -> list[str]:
-    return list(TEMPLATE_KINDS)

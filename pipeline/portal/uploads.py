@@ -122,6 +122,20 @@ def record_preview(con: sqlite3.Connection, staged: Staged, account: Account, ki
     )  # fmt: skip
 
 
+def record_landed(con: sqlite3.Connection, account: Account, kind: str, path: Path, rel: Path, summary: str) -> None:
+    """The audit record of a file the portal wrote itself (an earthquake declaration), already in place."""
+    from pipeline.intake.ingest import sha256_of
+
+    stamp = now().isoformat()
+    con.execute(
+        "INSERT INTO uploads (upload_id, username, unit_code, kind, folder, file_name, original_name, rel_path, "
+        "sha256, size_bytes, created_at, state, landed_at, preview_summary) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', ?, ?)",
+        [secrets.token_hex(12), account.username, account.unit_code, kind, account.unit_code, path.name, path.name,
+         rel.as_posix(), sha256_of(path), path.stat().st_size, stamp, stamp, summary],
+    )  # fmt: skip
+
+
 def get_upload(con: sqlite3.Connection, upload_id: str) -> sqlite3.Row | None:
     return con.execute("SELECT * FROM uploads WHERE upload_id = ?", [upload_id]).fetchone()
 
