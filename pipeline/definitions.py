@@ -19,7 +19,7 @@ from pipeline.quake.assets import (
     quake_followup_job,
     quake_job,
 )
-from pipeline.resources import LitongStore
+from pipeline.resources import LitongStore, SparkResource
 from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
 from pipeline.sensors import data_raw_sensor, earthquake_sensor
@@ -41,7 +41,7 @@ defs = dg.Definitions(
     ],
     schedules=[daily_refresh],
     sensors=[data_raw_sensor, earthquake_sensor],
-    resources={"store": LitongStore()},
+    resources={"store": LitongStore(), "spark": SparkResource()},
     loggers={"progress": progress_logger},
     executor=dg.in_process_executor,
 )

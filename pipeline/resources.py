@@ -63,3 +63,16 @@ class LitongStore(dg.ConfigurableResource):
                 for run_id in fail_dead_runs(context.instance, db, run.run_id):
                     context.log.warning(f"运行 {run_id[:8]} 的进程已不存在，已标记为失败")
             yield self
+
+
+class SparkResource(dg.ConfigurableResource):
+    """The Spark session of the Spark engine (LITONG_ENGINE=spark; pipeline/engine.py). `master` empty:
+    LITONG_SPARK_MASTER, or spark-submit's own, or local[*]. The session starts on first use only: a run on
+    the DuckDB engine never imports pyspark or starts a JVM."""
+
+    master: str = ""
+
+    def session(self):  # -> pyspark.sql.SparkSession
+        from pipeline.spark.session import get_spark
+
+        return get_spark(self.master or None)

@@ -18,7 +18,7 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.paths import PROJECT_ROOT
-from pipeline.resources import LitongStore
+from pipeline.resources import LitongStore, SparkResource
 
 
 def example_row(kind: str, **overrides: str) -> dict[str, str]:
@@ -102,7 +102,7 @@ def run_all(deployment: Deployment, publish: bool = True) -> dg.ExecuteInProcess
     from pipeline.definitions import all_assets
 
     selection = None if publish else dg.AssetSelection.all() - dg.AssetSelection.groups("publish")
-    return dg.materialize(all_assets, selection=selection, resources={"store": deployment.resource()},
+    return dg.materialize(all_assets, selection=selection, resources={"store": deployment.resource(), "spark": SparkResource()},
                           raise_on_error=False)  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipeline.resources import SparkResource
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 from tests.test_ledger import building
 
@@ -108,7 +109,9 @@ def test_scoring_and_the_ledger_of_the_changed_assets_only_equal_a_full_pass(tmp
                 if d is full:
                     m.setattr(changes, "collect", everything)
                     m.setattr(ledger_assets, "update_from_findings", lambda con, only_rescored: update(con))
-                assert dg.materialize(all_assets, selection=CORE, resources={"store": d.resource()}).success
+                assert dg.materialize(
+                    all_assets, selection=CORE, resources={"store": d.resource(), "spark": SparkResource()}
+                ).success
 
     def state(d):
         return [d.query("SELECT * EXCLUDE (run_id) FROM findings ORDER BY ALL"),

@@ -18,7 +18,7 @@ import pytest
 from conftest import csv_bytes, example_row
 from portal_support import PASSWORDS, copy_deployment, make_site, serving
 
-from pipeline.resources import LitongStore
+from pipeline.resources import LitongStore, SparkResource
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -71,7 +71,7 @@ def _run_pipeline(site) -> None:
 
     store = LitongStore(database=str(site.settings.database), data_raw=str(site.data_raw),
                         output=str(site.settings.output))  # fmt: skip
-    assert dg.materialize(all_assets, resources={"store": store}).success
+    assert dg.materialize(all_assets, resources={"store": store, "spark": SparkResource()}).success
 
 
 def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_receipt(browser, site, tmp_path):

@@ -8,11 +8,11 @@ scores. The rule set's version is in every row and in the asset metadata.
 import dagster as dg
 import duckdb
 
-from pipeline import faults, stage_inputs
+from pipeline import engine, faults, stage_inputs
 from pipeline.paths import RULES_DIR
-from pipeline.resources import LitongStore
+from pipeline.resources import LitongStore, SparkResource
 from pipeline.scoring import changes
-from pipeline.scoring.engine import ScoringResult, score_kind
+from pipeline.scoring.engine import ScoringResult, SparkTarget, score_kind
 from pipeline.scoring.explain import top_assets_markdown
 from pipeline.scoring.ruleset import install, load_kinds, load_ruleset, ruleset_version
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
@@ -27,18 +27,21 @@ SCORED_KINDS = {
 
 def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: list[str]) -> str:
     """The rule set (its version covers every rule, view and reference table), what validation gave of the
-    kinds the scoring reads (pipeline/intake/validate.py staged_version) and the scoring code."""
+    kinds the scoring reads (pipeline/intake/validate.py staged_version), the scoring code and the engine (a
+    change of engine scores again, on the engine asked for)."""
     validated = [stage_inputs.recorded(con, f"staged:{d.removeprefix('stg_')}") for d in deps]
-    return stage_inputs.fingerprint(ruleset_version, validated, stage_inputs.code_version("pipeline/scoring"))
+    return stage_inputs.fingerprint(
+        ruleset_version, validated, stage_inputs.code_version("pipeline/scoring"), engine.engine()
+    )
 
 
 def score_if_changed(
-    con: duckdb.DuckDBPyConnection, kind: str, deps: list[str], version: str
+    con: duckdb.DuckDBPyConnection, kind: str, deps: list[str], version: str, spark: SparkTarget | None = None
 ) -> tuple[ScoringResult, bool]:
     """(result, whether it was scored now). Nothing validated differently since the kind was last scored: the
     findings and scores stand. Otherwise only the assets whose staged rows changed are scored again
     (pipeline/scoring/changes.py) — all of them when the rule set or the scoring code changed, when most of a
-    kind was rewritten, or on the first scoring."""
+    kind was rewritten, or on the first scoring. With `spark`, the whole kind is scored on Spark."""
     inputs = scoring_inputs(con, version, deps)
     ruleset_kind = load_kinds()[kind]
     last, whole = changes.collect(con, deps, ruleset_kind.id)
@@ -49,7 +52,7 @@ def score_if_changed(
     whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
     ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
     result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
-                        lambda c: changes.forget(c, deps, last))  # fmt: skip
+                        lambda c: changes.forget(c, deps, last), spark)  # fmt: skip
     stage_inputs.record(con, f"score:{kind}", inputs)
     stage_inputs.record(con, f"score_base:{kind}", base)
     return result, True
@@ -74,11 +77,15 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         group_name="scoring",
         deps=deps,
         description=f"Seismic risk findings and scores of {kind} by the rules in rules/.",
-        kinds={"duckdb"},
+        kinds={"duckdb", "spark"},
     )
-    def _scores(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+    def _scores(context: dg.AssetExecutionContext, store: LitongStore, spark: SparkResource) -> dg.MaterializeResult:
+        on_spark = engine.engine() == "spark"
         with store.connect() as con:
-            result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR))
+            target = (
+                SparkTarget(spark.session(), tuple(deps), engine.spark_warehouse(store.out_dir())) if on_spark else None
+            )
+            result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR), target)
             top = top_assets_markdown(con, kind)
             n_rules = con.execute(
                 "SELECT count(*) FROM rules WHERE kind = ? AND ruleset_version = ?", [kind, result.ruleset_version]
@@ -91,6 +98,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "scored_now": scored_now,
+                "engine": "spark" if on_spark else "duckdb",
                 "ruleset_version": result.ruleset_version,
                 "run_id": result.run_id,
                 "assets": result.assets,

@@ -12,9 +12,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from pipeline.excel_safe import sql_text
 from pipeline.scoring.ruleset import RuleSet, install
 from pipeline.store import quote
 
@@ -53,6 +56,16 @@ SCORING_DDL = [
 ]
 
 
+@dataclass(frozen=True)
+class SparkTarget:
+    """Score on Spark (LITONG_ENGINE=spark): the session, the staging tables the kind reads and where its
+    Parquet goes (pipeline/scoring/spark_scoring.py)."""
+
+    session: Any  # pyspark.sql.SparkSession (not imported: the DuckDB run never loads pyspark)
+    tables: tuple[str, ...]
+    warehouse: Path
+
+
 @dataclass
 class ScoringResult:
     kind: str
@@ -80,7 +93,7 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 21) + ")", rows)
 
 
-def input_sql(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
+def input_select(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
     """One scan of the kind's view (or of `source`, its rows for some assets): the asset's identity and the
     list of rules that fire on it.
 
@@ -99,12 +112,15 @@ def input_sql(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
     responsible = f"({spec.owner_code})::VARCHAR" if spec.owner_code else "responsible_unit"
     owner_name = f"({spec.owner_name})::VARCHAR" if spec.owner_name else "NULL::VARCHAR"
     return f"""
-    CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS
     SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
            ({spec.lon}) AS lon, ({spec.lat}) AS lat, {responsible} AS responsible_unit, {owner_name} AS owner_name,
            survey_round, survey_date, source_file, department, {hit_list} AS hits
     FROM {source or spec.view}
     """
+
+
+def input_sql(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
+    return f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS {input_select(ruleset, kind, source)}"
 
 
 # The enterprises that own a kind's assets, from its latest surveys: one row per enterprise and kind,
@@ -126,20 +142,41 @@ FROM (SELECT asset_id, survey_round, survey_date, unnest(hits) AS h FROM {SCORIN
 """
 
 
-def scores_sql(ruleset: RuleSet, kind: str, run_id: str, slices: int = 1, part: int = 0) -> str:
+@dataclass(frozen=True)
+class LevelScale:
+    """The rows of rules/reference/level_thresholds.csv a kind uses: its own (`kind`), else those of every
+    kind ('*'); (level, min_score) highest first."""
+
+    kind: str
+    thresholds: list[tuple[str, float]]
+
+
+def level_scale(con: duckdb.DuckDBPyConnection, kind: str) -> LevelScale:
+    ((own,),) = con.execute("SELECT count(*) FROM ref_level_thresholds WHERE kind = ?", [kind]).fetchall()
+    used = kind if own else "*"
+    rows = con.execute(
+        "SELECT level, min_score::DOUBLE FROM ref_level_thresholds WHERE kind = ? ORDER BY min_score DESC", [used]
+    ).fetchall()
+    return LevelScale(used, [(level, float(min_score)) for level, min_score in rows])
+
+
+def scores_sql(ruleset: RuleSet, kind: str, run_id: str, scale: LevelScale, slices: int = 1, part: int = 0) -> str:
     """The scores of the kind's assets from this run's findings; with `slices` > 1 only those whose id
-    hashes to `part` (see SCORES_SLICE_ROWS)."""
+    hashes to `part` (see SCORES_SLICE_ROWS). Portable SQL (DuckDB and, transpiled, Spark): the level is a CASE
+    over the thresholds, highest first; a hard rule makes it red."""
     v = ruleset.version
 
     def in_part(asset_id: str) -> str:
         return "true" if slices == 1 else f"hash({asset_id}) % {slices} = {part}"
 
+    whens = " ".join(f"WHEN s.score >= {m!r} THEN {sql_text(level)}" for level, m in scale.thresholds)
+    level = f"CASE WHEN s.hard_rule IS NOT NULL THEN 'red' {whens} END"
     return f"""
     WITH totals AS (
         SELECT f.asset_id, sum(f.points) AS raw_points, count(*) AS n_findings,
                count(*) FILTER (WHERE f.hazard) AS n_hazards,
                min(f.rule_id) FILTER (WHERE f.hard) AS hard_rule,
-               string_agg(f.rule_id || ' ' || r.title_zh || '（' || f.points::INTEGER || '分）', '；'
+               string_agg(f.rule_id || ' ' || r.title_zh || '（' || CAST(round(f.points) AS INTEGER) || '分）', '；'
                           ORDER BY f.points DESC, f.rule_id) AS reasons
         FROM findings f JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = '{v}'
         WHERE f.run_id = '{run_id}' AND {in_part("f.asset_id")}
@@ -155,20 +192,14 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str, slices: int = 1, part: 
         SELECT a.*, coalesce(t.raw_points, 0) AS raw_points, least(100, coalesce(t.raw_points, 0)) AS score,
                t.hard_rule, coalesce(t.n_findings, 0) AS n_findings, coalesce(t.n_hazards, 0) AS n_hazards,
                t.reasons
-        FROM assets a LEFT JOIN totals t USING (asset_id)
-    ),
-    thresholds AS (
-        SELECT * FROM ref_level_thresholds
-        WHERE kind = (SELECT CASE WHEN count(*) FILTER (WHERE kind = '{kind}') > 0 THEN '{kind}' ELSE '*' END
-                      FROM ref_level_thresholds)
+        FROM assets a LEFT JOIN totals t ON t.asset_id = a.asset_id
     )
-    SELECT '{run_id}', '{v}', '{kind}', s.asset_id, s.asset_name, s.town_code, s.lon, s.lat,
-           s.responsible_unit, s.survey_round, s.survey_date, s.raw_points, s.score,
-           l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons, s.source_file,
+    SELECT '{run_id}' AS run_id, '{v}' AS ruleset_version, '{kind}' AS kind, s.asset_id, s.asset_name, s.town_code,
+           s.lon, s.lat, s.responsible_unit, s.survey_round, s.survey_date, s.raw_points, s.score,
+           l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons AS top_reasons, s.source_file,
            s.department
     FROM scored s
-    JOIN thresholds l ON l.level = CASE WHEN s.hard_rule IS NOT NULL THEN 'red' ELSE (
-        SELECT level FROM thresholds WHERE s.score >= min_score ORDER BY min_score DESC LIMIT 1) END
+    JOIN ref_level_thresholds l ON l.level = {level} AND l.kind = {sql_text(scale.kind)}
     """
 
 
@@ -178,33 +209,50 @@ def score_kind(
     kind: str,
     assets: str | None = None,
     in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    spark: SparkTarget | None = None,
 ) -> ScoringResult:
     """Score the kind: replace its findings and scores with a fresh, versioned scoring — of every asset, or of
     the assets listed in the table `assets` (asset_id). An asset kind whose assets name an enterprise is always
     scored whole (the enterprises are its latest surveys' owners). `in_transaction` runs in the transaction
-    that writes the scores (the caller's own bookkeeping)."""
+    that writes the scores (the caller's own bookkeeping). With `spark`, the findings and scores of every asset
+    are computed on Spark and loaded from its Parquet in the same transaction."""
     started = time.perf_counter()
     ensure_scoring_schema(con)
     install(con, ruleset.rules_dir)
     spec = ruleset.kinds[kind]
-    if spec.owner_code:
+    if spec.owner_code or spark is not None:
         assets = None
-    if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
+    run_id = uuid.uuid4().hex[:12]
+    spark_out = None
+    if spark is not None:
+        from pipeline.scoring.spark_scoring import score_on_spark
+
+        spark_out = score_on_spark(spark.session, con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS "
+                    f"SELECT * EXCLUDE (hits) FROM read_parquet({_parquet(spark_out.input)})")  # fmt: skip
+    elif assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
         con.execute(f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
                     f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})")  # fmt: skip
-    con.execute(input_sql(ruleset, kind, "__scoring_scope" if assets else None))
-    run_id = uuid.uuid4().hex[:12]
+    if spark is None:
+        con.execute(input_sql(ruleset, kind, "__scoring_scope" if assets else None))
+    scale = level_scale(con, kind)
     only = f" AND asset_id IN (SELECT asset_id FROM {assets})" if assets else ""
     con.execute("BEGIN TRANSACTION")
     try:
         record_rules(con, ruleset)
         con.execute(f"DELETE FROM findings WHERE kind = ?{only}", [kind])
         con.execute(f"DELETE FROM scores WHERE kind = ?{only}", [kind])
-        con.execute(f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})")
-        ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
-        slices = max(1, -(-n_input // SCORES_SLICE_ROWS))
-        for part in range(slices):
-            con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id, slices, part)}")
+        if spark_out is not None:
+            con.execute(f"INSERT INTO findings BY NAME SELECT * FROM read_parquet({_parquet(spark_out.findings)})")
+            con.execute(f"INSERT INTO scores BY NAME SELECT * FROM read_parquet({_parquet(spark_out.scores)})")
+        else:
+            con.execute(
+                f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})"
+            )
+            ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
+            slices = max(1, -(-n_input // SCORES_SLICE_ROWS))
+            for part in range(slices):
+                con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id, scale, slices, part)}")
         if not assets:
             con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
         if spec.owner_code:
@@ -228,5 +276,14 @@ def score_kind(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    if spark is not None:
+        from pipeline.scoring.spark_scoring import forget_other_runs
+
+        forget_other_runs(spark.warehouse, kind, run_id)
     levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())
     return ScoringResult(kind, run_id, ruleset.version, assets_n, n_findings, levels, seconds)
+
+
+def _parquet(folder: Path) -> str:
+    """read_parquet's arguments for the Parquet files Spark wrote in `folder` (the run=… folder is no column)."""
+    return f"{sql_text(str(folder / '*.parquet'))}, hive_partitioning = false"

@@ -1,0 +1,93 @@
+"""Score a kind on Apache Spark with the same rule files (LITONG_ENGINE=spark; issue 16).
+
+1. The kind's staging tables are published as Parquet partitioned by town, incrementally
+   (staging_parquet.py), and read by Spark as tables.
+2. The reference tables and the rule titles go to Spark as they are installed in DuckDB.
+3. The kind's view (rules/views/<kind>.sql), the scan with every rule condition (engine.input_select), the
+   findings and the scores (engine.FINDINGS_SQL, engine.scores_sql) are the DuckDB engine's own SQL, transpiled
+   (pipeline/spark/transpile.py), and written as Parquet under `<warehouse>/scoring/<kind>/run=<run_id>/`.
+4. engine.score_kind loads that Parquet into the store in one transaction; the hazard ledger then updates
+   set-based from the scores in DuckDB, as after a DuckDB scoring. Why DuckDB: the ledger is the district's
+   official record, its hazard numbers and history are written all-or-nothing in one ACID transaction, and
+   it holds hazards (a few per cent of the assets), not assets; Spark over plain Parquet has no such
+   transaction. A national ledger would move to a table format with transactions (Delta Lake or Iceberg) on
+   Spark; the set-based SQL of pipeline/ledger would carry over.
+
+The rule set is checked for Spark before anything runs: a condition or view that does not translate, or that
+Spark does not accept, stops the scoring with the rule or view named (`spark_rules.check`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from pipeline.scoring import spark_rules, staging_parquet
+from pipeline.scoring.engine import FINDINGS_SQL, SCORING_INPUT, input_select, level_scale, scores_sql
+from pipeline.scoring.ruleset import RuleSet
+from pipeline.spark import transpile
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass
+class SparkScoring:
+    run_dir: Path
+    published: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def input(self) -> Path:
+        return self.run_dir / "input"
+
+    @property
+    def findings(self) -> Path:
+        return self.run_dir / "findings"
+
+    @property
+    def scores(self) -> Path:
+        return self.run_dir / "scores"
+
+
+def score_on_spark(
+    spark: SparkSession,
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    kind: str,
+    run_id: str,
+    tables: list[str],
+    warehouse: Path,
+) -> SparkScoring:
+    """Findings and scores of every asset of the kind, computed by Spark and written as Parquet (the store is
+    not changed here: engine.score_kind loads them)."""
+    spark_rules.check(spark, con, ruleset, kind)
+    out = SparkScoring(warehouse / "scoring" / kind / f"run={run_id}")
+    for table in tables:
+        folder, done = staging_parquet.publish(con, table, warehouse / "staging")
+        out.published[table] = done
+        spark_rules.register_parquet(spark, con, table, folder)
+    spark_rules.register_reference(spark, con, ruleset)
+    spark_rules.create_views(spark, ruleset, kind)
+    _write(spark, transpile.query(input_select(ruleset, kind)), out.input, SCORING_INPUT)
+    findings = f"SELECT '{run_id}' AS run_id, '{ruleset.version}' AS ruleset_version, '{kind}' AS kind, * FROM ({FINDINGS_SQL})"
+    _write(spark, transpile.query(findings), out.findings, "findings")
+    _write(spark, transpile.query(scores_sql(ruleset, kind, run_id, level_scale(con, kind))), out.scores, None)
+    return out
+
+
+def _write(spark: SparkSession, sql: str, path: Path, view: str | None) -> None:
+    """The query's result as Parquet at `path` (replaced whole), then read back as the temporary view `view`."""
+    spark.sql(sql).write.mode("overwrite").parquet(str(path))
+    if view:
+        spark.read.parquet(str(path)).createOrReplaceTempView(view)
+
+
+def forget_other_runs(warehouse: Path, kind: str, run_id: str) -> None:
+    """Once the store holds a run, the Parquet of the kind's earlier (or abandoned) runs goes."""
+    for old in (warehouse / "scoring" / kind).glob("run=*"):
+        if old.name != f"run={run_id}":
+            shutil.rmtree(old, ignore_errors=True)
