@@ -4,11 +4,17 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 PY := .venv/bin/python
 
-.PHONY: setup run test dev portal templates sample bench lint browser
+.PHONY: setup run run-spark test dev portal templates sample bench lint browser
 
 .venv/.synced: pyproject.toml uv.lock
 	command -v uv >/dev/null || python3 -m pip install -q uv
-	uv sync --frozen --compile-bytecode
+	uv sync --frozen --inexact --compile-bytecode
+	@touch $@
+
+# The Spark engine's extra (pyspark, sqlglot; ~490 MB): only the tests and `make run-spark` install it, so the
+# default install stays light. Java 17 must be on the machine (it is on Debian 12 images with a JDK).
+.venv/.synced-spark: .venv/.synced
+	uv sync --frozen --inexact --extra spark --compile-bytecode
 	@touch $@
 
 # CJK font for the Chinese chart labels (Debian package; no runtime download).
@@ -34,7 +40,10 @@ setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 run: setup
 	$(PY) -m pipeline.cli run
 
-test: setup browser  # both cores: one test file per worker at a time (module fixtures stay shared)
+run-spark: setup .venv/.synced-spark  # the same job on local Spark (LITONG_SPARK_MASTER, default local[*])
+	LITONG_ENGINE=spark $(PY) -m pipeline.cli run
+
+test: setup .venv/.synced-spark browser  # both cores: one test file per worker at a time (module fixtures stay shared)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 dev: setup  # the Dagster UI (:3000, with the daemon) and the web portal (:8080) together; Ctrl-C stops both

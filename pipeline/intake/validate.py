@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipeline import stage_inputs
 from pipeline.clock import district_today
+from pipeline.engine import engine
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, lit, norm_table
@@ -241,6 +242,19 @@ def _run_in_chunks(
     return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), success
 
 
+def _run_suite_on_engine(
+    con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
+) -> tuple[pd.DataFrame, bool]:
+    """The suite over `table` by the engine of this deployment (pipeline/engine.py): pandas in chunks, or the
+    same expectations on a Spark DataFrame (validate_spark.py)."""
+    if engine() != "spark":
+        return _run_in_chunks(con, table, t, expectations)
+    from pipeline.intake.validate_spark import rows_on_spark, run_suite_on_spark
+    from pipeline.spark.session import get_spark
+
+    return run_suite_on_spark(rows_on_spark(get_spark(), con, table, expectations), t, expectations)
+
+
 def normalize(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> int:
     """Normalise the kind's new file versions (and forget the gone or stale ones); returns the rows in use."""
     file_versions.sync(con, t, today or district_today())
@@ -255,12 +269,12 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
     kind, norm = t.kind, norm_table(t.kind)
     pending = f"SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND NOT validated"
     con.execute(f"CREATE OR REPLACE TEMP VIEW __new_rows AS SELECT * FROM {norm} WHERE file_id IN ({pending})")
-    row_failures, row_ok = _run_in_chunks(con, "__new_rows", t, row_expectations(t, today))
+    row_failures, row_ok = _run_suite_on_engine(con, "__new_rows", t, row_expectations(t, today))
     row_failures = pd.concat([row_failures, _reading_problems(con, t)], ignore_index=True)
     cross_reference = _cross_reference(con, t)
     _select_affected(con, t, everything=stage_inputs.recorded(con, f"cross_ref:{kind}") != cross_reference)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cross AS {cross_sql(t)}")
-    cross_failures, cross_ok = _run_in_chunks(con, "__cross", t, cross_expectations(t))
+    cross_failures, cross_ok = _run_suite_on_engine(con, "__cross", t, cross_expectations(t))
     con.register("__row_failures", row_failures)
     con.register("__cross_failures", cross_failures)
     con.execute("BEGIN TRANSACTION")

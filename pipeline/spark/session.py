@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.engine import spark_master
@@ -33,7 +35,9 @@ SESSION_CONF = {
 }
 # local runs only (a cluster's own settings stand): few shuffle partitions for a machine's cores, and driver
 # memory, which must be set before the JVM starts
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 LOCAL_CONF = {
+    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",
     "spark.sql.shuffle.partitions": os.environ.get("LITONG_SPARK_SHUFFLE_PARTITIONS", "8"),
     "spark.driver.memory": os.environ.get("LITONG_SPARK_DRIVER_MEMORY", "4g"),
 }
@@ -48,6 +52,8 @@ def get_spark(master: str | None = None) -> SparkSession:
     with _lock:
         if _session is not None and _session_alive(_session):
             return _session
+        # pyspark 4.3 warns that pandas 3 is newer than it knows; the engine moves tables through Arrow only
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.appName("litong-seismic")

@@ -1,0 +1,78 @@
+"""The validation suite on Spark DataFrames (LITONG_ENGINE=spark; issue 16).
+
+The same expectations as validate.py (defined once there: check id, columns and the Chinese problem on the
+receipt), run by Great Expectations' Spark datasource over a Spark DataFrame of the rows to check, so the
+quarantine reasons are those of the pandas run. GE reports a failing row by the `_row_key` column
+(`unexpected_index_column_names`), as it reports the pandas index.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+
+from pipeline.intake.schema import Template
+from pipeline.store import quote
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+    from pipeline.intake.validate import Expectation
+
+ROW_KEY = "_row_key"
+_SUITES: dict[tuple[str, str], tuple] = {}
+
+
+def _suite_for(kind: str, expectations: list[Expectation]):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    from pipeline.intake.validate import _context
+
+    key = (kind, repr(expectations))
+    if key not in _SUITES:
+        context = _context()
+        name = f"spark_{kind}_{len(_SUITES)}"
+        batch_def = (
+            context.data_sources.add_spark(name).add_dataframe_asset(f"norm_{kind}")
+            .add_batch_definition_whole_dataframe("rows")
+        )  # fmt: skip
+        ge = [getattr(gxe, e.ge_type)(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
+              for i, e in enumerate(expectations)]  # fmt: skip
+        _SUITES[key] = (batch_def, context.suites.add(gx.ExpectationSuite(name=name, expectations=ge)))
+    return _SUITES[key]
+
+
+def run_suite_on_spark(df: DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
+    """One row per (row key, failed check), as validate.run_suite returns it, from a Spark DataFrame with a
+    `_row_key` column and the expectations' columns."""
+    from pipeline.intake.validate import _no_failures
+
+    if not expectations:
+        return _no_failures(), True
+    batch_def, suite = _suite_for(t.kind, expectations)
+    batch = batch_def.get_batch(batch_parameters={"dataframe": df})
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY]}
+    )
+    frames = []
+    for r in result.results:
+        e = expectations[r.expectation_config.meta["index"]]
+        if r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {e.check_id} on {e.column} raised on Spark: {r.exception_info}")
+        keys = [row[ROW_KEY] for row in (r.result.get("unexpected_index_list") or [])]
+        if keys:
+            frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
+                                        "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
+    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), bool(result.success)
+
+
+def rows_on_spark(
+    spark: SparkSession, con: duckdb.DuckDBPyConnection, table: str, expectations: list[Expectation]
+) -> DataFrame:
+    """The rows of `table` (which has `_row_key`) with the columns the expectations read, as a Spark DataFrame."""
+    columns = [ROW_KEY, *dict.fromkeys(e.column for e in expectations)]
+    arrow = con.sql(f"SELECT {', '.join(quote(c) for c in columns)} FROM {table}").to_arrow_table()
+    return spark.createDataFrame(arrow)
