@@ -62,7 +62,7 @@ def test_duckdb_only_functions_are_translated_or_refused_by_name():
             transpile.expression(duckdb_only)
 
 
-def test_a_rule_that_does_not_translate_is_named_with_its_reason(tmp_path):
+def test_a_rule_that_does_not_translate_is_named_with_its_reason(tmp_path, monkeypatch):
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     text = (rules / "buildings.yaml").read_text(encoding="utf-8")
@@ -77,6 +77,10 @@ def test_a_rule_that_does_not_translate_is_named_with_its_reason(tmp_path):
         "rules/buildings.yaml: rule B01: condition does not translate to Spark SQL: "
         "list_sum() is DuckDB's own and has no Spark translation"
     ]
+    load_ruleset(rules)  # DuckDB runs it: the default engine takes the rule set
+    monkeypatch.setenv("LITONG_ENGINE", "spark")
+    with pytest.raises(RuleSetError, match="rule B01: condition does not translate to Spark SQL: list_sum"):
+        load_ruleset(rules)  # the rule loader on the Spark engine refuses it, by name
 
 
 def test_the_engine_is_chosen_in_one_place(monkeypatch):
@@ -129,9 +133,8 @@ def test_every_rule_fires_on_spark_on_its_own_examples(rule, spark_examples):
 
 def test_the_rule_set_compiles_on_spark_and_a_bad_condition_is_named(spark, tmp_path):
     ruleset = load_ruleset()
-    with duckdb.connect() as con:
-        for kind in ruleset.kinds:
-            spark_rules.check(spark, con, ruleset, kind)
+    for kind in ruleset.kinds:
+        spark_rules.check(spark, ruleset, kind)
     rules = tmp_path / "rules"
     shutil.copytree(PROJECT_ROOT / "rules", rules)
     text = (rules / "bridges.yaml").read_text(encoding="utf-8")
@@ -140,8 +143,7 @@ def test_the_rule_set_compiles_on_spark_and_a_bad_condition_is_named(spark, tmp_
     broken = parse_rules(rules)  # parsed, not verified: DuckDB's verify would refuse it first
     assert broken.version != ruleset.version
     with pytest.raises(RuleSetError, match=r"rules/bridges.yaml: rule R01: Spark does not accept the condition"):
-        with duckdb.connect() as con:
-            spark_rules.check(spark, con, broken, "bridges")
+        spark_rules.check(spark, broken, "bridges")
 
 
 # --- the sample on both engines ------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         on_spark = engine.engine() == "spark"
         with store.connect() as con:
             target = (
-                SparkTarget(spark.session(), tuple(deps), engine.spark_warehouse(store.out_dir())) if on_spark else None
+                SparkTarget(spark.session, tuple(deps), engine.spark_warehouse(store.out_dir())) if on_spark else None
             )
             result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR), target)
             top = top_assets_markdown(con, kind)
@@ -92,7 +92,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
             ).fetchone()[0]
         context.log.info(
             f"{kind}: {result.assets} assets, {result.findings} findings, levels {result.levels}"
-            + ("" if scored_now else " (inputs unchanged: not scored again)")
+            + ((" (on Spark)" if on_spark else "") if scored_now else " (inputs unchanged: not scored again)")
         )
         faults.point(f"scores_{kind}:done")
         return dg.MaterializeResult(

@@ -61,7 +61,7 @@ class SparkTarget:
     """Score on Spark (LITONG_ENGINE=spark): the session, the staging tables the kind reads and where its
     Parquet goes (pipeline/scoring/spark_scoring.py)."""
 
-    session: Any  # pyspark.sql.SparkSession (not imported: the DuckDB run never loads pyspark)
+    session: Callable[[], Any]  # gives the pyspark SparkSession, started only when a kind is scored
     tables: tuple[str, ...]
     warehouse: Path
 
@@ -227,7 +227,7 @@ def score_kind(
     if spark is not None:
         from pipeline.scoring.spark_scoring import score_on_spark
 
-        spark_out = score_on_spark(spark.session, con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
+        spark_out = score_on_spark(spark.session(), con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS "
                     f"SELECT * EXCLUDE (hits) FROM read_parquet({_parquet(spark_out.input)})")  # fmt: skip
     elif assets:  # the view with its filter is still computed whole by DuckDB: cut it down first

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from pipeline.engine import engine
 from pipeline.paths import RULES_DIR
 from pipeline.store import ensure_schema, quote, staging_table
 
@@ -240,7 +241,7 @@ def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rul
             cases = [(e, True) for e in r.fires] + [(e, False) for e in r.silent]
             expected[r.id] = {f"EX-{r.id}-{n}": fires for n, (_, fires) in enumerate(cases)}
             for n, (example, _) in enumerate(cases):
-                _load_example(con, spec, {**example, spec.id: f"EX-{r.id}-{n}"})
+                load_example(con, spec, {**example, spec.id: f"EX-{r.id}-{n}"})
         for r in batched:
             ids = list(expected[r.id])
             rows = con.execute(
@@ -254,7 +255,7 @@ def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rul
     except duckdb.Error:
         one_by_one = compiled  # an example that does not load: find it one at a time
     finally:
-        _clear_examples(con, spec)
+        clear_examples(con, spec)
     for r in one_by_one:
         problems += _verify_rule(con, spec, r)
     return problems
@@ -291,14 +292,14 @@ def _verify_rule(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> lis
 def fires_on(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule, example: dict) -> bool:
     """Does rule `r` fire on one example record? (the record goes through the real view)."""
     try:
-        _load_example(con, spec, {spec.id: "EXAMPLE-1", **example})
+        load_example(con, spec, {spec.id: "EXAMPLE-1", **example})
         n = con.execute(f"SELECT count(*) FROM {spec.view} WHERE coalesce(({r.when}), false)").fetchall()[0][0]
     finally:
-        _clear_examples(con, spec)
+        clear_examples(con, spec)
     return n > 0
 
 
-def _load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) -> None:
+def load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) -> None:
     """An example record into the staging table (with its inventory rows, for hazchem sites)."""
     record = {k: v for k, v in example.items() if not k.startswith("_")}
     record.setdefault("survey_round", "2023-1")
@@ -310,7 +311,7 @@ def _load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict)
         )
 
 
-def _clear_examples(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+def clear_examples(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
     con.execute(f"DELETE FROM {staging_table(spec.kind)}")
     con.execute("DELETE FROM stg_hazchem_inventory")
 
@@ -345,8 +346,14 @@ _VERIFIED: set[tuple[str, str]] = set()
 def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
     """Parse and verify; the only way the scoring stage gets rules.
 
-    A version already verified in this process (same hash of every rule file) is not re-run."""
+    A version already verified in this process (same hash of every rule file) is not re-run. On the Spark
+    engine (pipeline/engine.py) a condition or view that does not translate to Spark SQL is a problem too,
+    named with its rule (pipeline/scoring/spark_rules.py; whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
+    if engine() == "spark":
+        from pipeline.scoring.spark_rules import translation_problems
+
+        ruleset.problems += [p for kind in ruleset.kinds for p in translation_problems(ruleset, kind)]
     key = (str(rules_dir.resolve()), ruleset.version)
     if key not in _VERIFIED or ruleset.problems:
         verify(ruleset)

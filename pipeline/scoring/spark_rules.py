@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipeline.scoring.ruleset import RuleSet, RuleSetError, _clear_examples, _load_example, install
+from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, install, load_example
 from pipeline.spark import transpile
-from pipeline.spark.frames import duckdb_to_spark
+from pipeline.spark.frames import duckdb_to_spark, read_path
 from pipeline.store import ensure_schema, quote
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def translation_problems(ruleset: RuleSet, kind: str) -> list[str]:
     return problems
 
 
-def check(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSet, kind: str) -> None:
+def check(spark: SparkSession, ruleset: RuleSet, kind: str) -> None:
     """Refuse the kind's rules for Spark when one does not translate or does not compile there (once per
     session and rule set version)."""
     key = (id(spark), ruleset.version, kind)
@@ -96,7 +96,7 @@ def register_parquet(spark: SparkSession, con: duckdb.DuckDBPyConnection, table:
     if not any(folder.glob("town_code=*/*.parquet")):
         duckdb_to_spark(spark, con, f"SELECT * FROM {table} WHERE false", table)
         return
-    df = spark.read.option("basePath", str(folder)).parquet(str(folder))
+    df = spark.read.option("basePath", read_path(folder)).parquet(read_path(folder))
     df.select(*columns).createOrReplaceTempView(table)  # the store's columns, in its order
 
 
@@ -137,21 +137,21 @@ def examples_on_spark(spark: SparkSession, ruleset: RuleSet, kind: str) -> dict[
             all_cases = [(e, True) for e in r.fires] + [(e, False) for e in r.silent]
             cases[r.id] = [(f"EX-{r.id}-{n}", e, want) for n, (e, want) in enumerate(all_cases)]
             for asset, example, _ in cases[r.id]:
-                _load_example(ex, spec, {**example, spec.id: asset})
+                load_example(ex, spec, {**example, spec.id: asset})
         _push_staging(scratch, ex)
         create_views(scratch, ruleset, kind)
         fired = _fired_together(scratch, spec.view, spec.id, batched)
         for r in batched:
             out[r.id] = [(e, want, asset in fired[r.id]) for asset, e, want in cases[r.id]]
-        _clear_examples(ex, spec)
+        clear_examples(ex, spec)
         for r in (r for r in rules if r not in batched):
             out[r.id] = []
             for example, want in [(e, True) for e in r.fires] + [(e, False) for e in r.silent]:
-                _load_example(ex, spec, {spec.id: "EXAMPLE-1", **example})
+                load_example(ex, spec, {spec.id: "EXAMPLE-1", **example})
                 _push_staging(scratch, ex)
                 create_views(scratch, ruleset, kind)
                 out[r.id].append((example, want, bool(_fired(scratch, spec.view, spec.id, r.when))))
-                _clear_examples(ex, spec)
+                clear_examples(ex, spec)
     return out
 
 

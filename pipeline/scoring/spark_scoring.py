@@ -30,6 +30,7 @@ from pipeline.scoring import spark_rules, staging_parquet
 from pipeline.scoring.engine import FINDINGS_SQL, SCORING_INPUT, input_select, level_scale, scores_sql
 from pipeline.scoring.ruleset import RuleSet
 from pipeline.spark import transpile
+from pipeline.spark.frames import read_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -64,7 +65,7 @@ def score_on_spark(
 ) -> SparkScoring:
     """Findings and scores of every asset of the kind, computed by Spark and written as Parquet (the store is
     not changed here: engine.score_kind loads them)."""
-    spark_rules.check(spark, con, ruleset, kind)
+    spark_rules.check(spark, ruleset, kind)
     out = SparkScoring(warehouse / "scoring" / kind / f"run={run_id}")
     for table in tables:
         folder, done = staging_parquet.publish(con, table, warehouse / "staging")
@@ -83,7 +84,7 @@ def _write(spark: SparkSession, sql: str, path: Path, view: str | None) -> None:
     """The query's result as Parquet at `path` (replaced whole), then read back as the temporary view `view`."""
     spark.sql(sql).write.mode("overwrite").parquet(str(path))
     if view:
-        spark.read.parquet(str(path)).createOrReplaceTempView(view)
+        spark.read.parquet(read_path(path)).createOrReplaceTempView(view)
 
 
 def forget_other_runs(warehouse: Path, kind: str, run_id: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -16,3 +18,9 @@ def duckdb_to_spark(spark: SparkSession, con: duckdb.DuckDBPyConnection, sql: st
     df = spark.createDataFrame(table)
     df.createOrReplaceTempView(view)
     return df
+
+
+def read_path(path: Path) -> str:
+    """A local path as Spark's reader takes it: Hadoop expands glob characters ([ ] { } * ?) in a path to read,
+    so they are escaped (a warehouse under a folder named like local[2] is still one folder)."""
+    return re.sub(r"([\[\]{}*?\\])", r"\\\1", str(path))
