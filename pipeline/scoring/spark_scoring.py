@@ -20,6 +20,9 @@ Spark does not accept, stops the scoring with the rule or view named (`spark_rul
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 class SparkScoring:
     run_dir: Path
     published: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # by phase: what a benchmark and the log show
 
     @property
     def input(self) -> Path:
@@ -65,19 +69,39 @@ def score_on_spark(
 ) -> SparkScoring:
     """Findings and scores of every asset of the kind, computed by Spark and written as Parquet (the store is
     not changed here: engine.score_kind loads them)."""
-    spark_rules.check(spark, ruleset, kind)
     out = SparkScoring(warehouse / "scoring" / kind / f"run={run_id}")
-    for table in tables:
-        folder, done = staging_parquet.publish(con, table, warehouse / "staging")
-        out.published[table] = done
-        spark_rules.register_parquet(spark, con, table, folder)
-    spark_rules.register_reference(spark, con, ruleset)
-    spark_rules.create_views(spark, ruleset, kind)
-    _write(spark, transpile.query(input_select(ruleset, kind)), out.input, SCORING_INPUT)
+    clock = _Phases(out.seconds)
+    with clock("check rules on Spark"):
+        spark_rules.check(spark, ruleset, kind)
+    with clock("publish staging as Parquet"):
+        for table in tables:
+            folder, done = staging_parquet.publish(con, table, warehouse / "staging")
+            out.published[table] = done
+            spark_rules.register_parquet(spark, con, table, folder)
+    with clock("reference tables and views"):
+        spark_rules.register_reference(spark, con, ruleset)
+        spark_rules.create_views(spark, ruleset, kind)
+    with clock("view and rules → input"):
+        _write(spark, transpile.query(input_select(ruleset, kind)), out.input, SCORING_INPUT)
     findings = f"SELECT '{run_id}' AS run_id, '{ruleset.version}' AS ruleset_version, '{kind}' AS kind, * FROM ({FINDINGS_SQL})"
-    _write(spark, transpile.query(findings), out.findings, "findings")
-    _write(spark, transpile.query(scores_sql(ruleset, kind, run_id, level_scale(con, kind))), out.scores, None)
+    with clock("findings"):
+        _write(spark, transpile.query(findings), out.findings, "findings")
+    with clock("scores"):
+        _write(spark, transpile.query(scores_sql(ruleset, kind, run_id, level_scale(con, kind))), out.scores, None)
     return out
+
+
+class _Phases:
+    def __init__(self, into: dict[str, float]):
+        self.into = into
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.into[name] = time.perf_counter() - started
 
 
 def _write(spark: SparkSession, sql: str, path: Path, view: str | None) -> None:

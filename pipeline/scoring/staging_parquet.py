@@ -28,10 +28,10 @@ from pipeline.intake.schema import load_template
 from pipeline.store import quote
 
 MANIFEST = "_published.json"
-NO_TOWN = "__none__"
+NO_TOWN = "__HIVE_DEFAULT_PARTITION__"  # rows without a town: Spark reads this partition's town_code as NULL
 # tables whose rows carry no town: the join that gives it (over the table's rows as `r`)
 TOWN_OF = {
-    "stg_hazchem_inventory": "(SELECT any_value(s.town_code) FROM stg_hazchem_sites s WHERE s.site_id = r.site_id)",
+    "stg_hazchem_inventory": "(SELECT max(s.town_code) FROM stg_hazchem_sites s WHERE s.site_id = r.site_id)",
 }
 
 

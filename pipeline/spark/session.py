@@ -57,12 +57,13 @@ def get_spark(master: str | None = None) -> SparkSession:
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.appName("litong-seismic")
-        master = master or spark_master()
+        under_submit = bool(os.environ.get("SPARK_ENV_LOADED")) or "PYSPARK_GATEWAY_PORT" in os.environ
+        master = master or spark_master() or (None if under_submit else "local[*]")  # else: this machine's cores
         if master:
             builder = builder.master(master)
-        elif not os.environ.get("SPARK_ENV_LOADED") and "PYSPARK_GATEWAY_PORT" not in os.environ:
-            builder = builder.master("local[*]")  # not under spark-submit: this machine's cores
-        local = (master or "local").startswith("local")
+        local = (master or "").startswith("local")
+        if local:  # a local run binds to loopback (not the host name's address, which may not route)
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         for key, value in {**SESSION_CONF, **(LOCAL_CONF if local else {})}.items():
             builder = builder.config(key, value)
         _session = builder.getOrCreate()
