@@ -126,3 +126,16 @@ def _clock_reads_the_environment():
     yield
     clock.use_data_raw(None)
     upload_audit.use_output(None)
+
+
+# The longest test files start first: `make test` hands whole files to its two workers in collection order, so a
+# long file collected last (test_spark.py: a JVM and the sample on both engines, ~5 min) would run alone at the end.
+LONGEST_FIRST = ("tests/test_spark.py", "tests/test_portal_browser.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file keeps its own order
