@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import engine
 from pipeline.intake.schema import load_template
-from pipeline.intake.validate import column_loader, cross_expectations, row_expectations, run_suite
+from pipeline.intake.validate import column_loader, row_expectations, run_suite
 from pipeline.paths import PROJECT_ROOT
 from pipeline.scoring import spark_rules, staging_parquet
 from pipeline.scoring.ruleset import RuleSetError, load_ruleset, parse_rules
@@ -211,27 +211,30 @@ def test_the_spark_run_validated_on_spark_with_the_same_quarantine(both_engines)
 
 
 def test_the_suite_on_a_spark_dataframe_gives_the_pandas_reasons(both_engines, spark):
-    """The row and cross-row suites of every kind over the sample's normalised rows, by GE on pandas and by
-    GE on a Spark DataFrame: the same (row, check, reason) triples."""
+    """The row suite over the sample's normalised buildings and bridges (the first 3,000 rows of each), by GE on
+    pandas and by GE on a Spark DataFrame: the same (row, check, reason) triples. (Every kind, all rows, the row
+    and the cross-row suites are compared through the pipeline by the quarantine test above; GE on Spark costs
+    ~8 s a kind here.)"""
+    import datetime as dt
+
     from pipeline.intake.normalize import norm_table
     from pipeline.intake.validate_spark import rows_on_spark, run_suite_on_spark
 
     duck, _ = both_engines
-    failing = 0
-    with duckdb.connect(str(duck.db), read_only=True) as con:
-        for kind in ("buildings", "bridges", "hazchem_sites", "pipelines"):
-            t = load_template(kind)
-            expectations = row_expectations(t, __import__("datetime").date(2023, 12, 31))
-            hi = con.execute(f"SELECT max(_row_key) FROM {norm_table(kind)}").fetchall()[0][0]
-            pandas_failures, _ = run_suite(column_loader(con, norm_table(kind), 0, hi), t, expectations)
-            spark_failures, _ = run_suite_on_spark(
-                rows_on_spark(spark, con, norm_table(kind), expectations), t, expectations
-            )
+    failing = {}
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{duck.db}' AS sample (READ_ONLY)")
+        for kind in ("buildings", "bridges"):
+            t, rows = load_template(kind), norm_table(kind)
+            con.execute(f"CREATE TABLE {rows} AS SELECT * FROM sample.{rows} ORDER BY _row_key LIMIT 3000")
+            expectations = row_expectations(t, dt.date(2023, 12, 31))
+            hi = con.execute(f"SELECT coalesce(max(_row_key), 0) FROM {rows}").fetchall()[0][0]
+            pandas_failures, _ = run_suite(column_loader(con, rows, 0, hi), t, expectations)
+            spark_failures, _ = run_suite_on_spark(rows_on_spark(spark, con, rows, expectations), t, expectations)
             as_set = lambda df: set(map(tuple, df[["row_key", "check_id", "problem_zh"]].to_numpy().tolist()))  # noqa: E731
             assert as_set(pandas_failures) == as_set(spark_failures), kind
-            failing += len(pandas_failures)
-    assert failing > 10
-    assert cross_expectations  # the cross-row checks go through the same function in validate.py
+            failing[kind] = len(pandas_failures)
+    assert failing["buildings"] > 20 and failing["bridges"] > 0
 
 
 def test_the_staging_parquet_is_published_by_town_and_only_changed_towns_are_written(both_engines, tmp_path):

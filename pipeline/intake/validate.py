@@ -150,26 +150,25 @@ def _context():
     return context
 
 
-_SUITES: dict[tuple[str, str], tuple] = {}
+_SUITES: dict[tuple[str, bool, str], tuple] = {}
 
 
-def _suite_for(kind: str, expectations: list[Expectation]):
-    """The batch definition and suite of one template's expectations, built once per process.
+def suite_for(kind: str, expectations: list[Expectation], on_spark: bool = False):
+    """The batch definition and suite of one template's expectations, built once per process, for pandas
+    frames or (`on_spark`) Spark DataFrames (validate_spark.py).
 
     The suite is created with all its expectations at once: adding them one by one makes GE
     re-serialise the whole suite each time (quadratic; seconds per validation)."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    key = (kind, repr(expectations))
+    key = (kind, on_spark, repr(expectations))
     if key in _SUITES:
         return _SUITES[key]
     context = _context()
     name = f"survey_{kind}_{len(_SUITES)}"
-    batch_def = (
-        context.data_sources.add_pandas(name).add_dataframe_asset(f"norm_{kind}")
-        .add_batch_definition_whole_dataframe("current_files")
-    )  # fmt: skip
+    source = context.data_sources.add_spark(name) if on_spark else context.data_sources.add_pandas(name)
+    batch_def = source.add_dataframe_asset(f"norm_{kind}").add_batch_definition_whole_dataframe("current_files")
     ge_expectations = [
         getattr(gxe, e.ge_type)(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
         for i, e in enumerate(expectations)
@@ -192,7 +191,7 @@ def run_suite(
     for e in expectations:
         by_column.setdefault(e.column, []).append(e)
     for column, group in by_column.items():
-        batch_def, suite = _suite_for(t.kind, group)
+        batch_def, suite = suite_for(t.kind, group)
         batch = batch_def.get_batch(batch_parameters={"dataframe": load_column(column)})
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
         success = success and bool(result.success)
@@ -202,12 +201,17 @@ def run_suite(
                 raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
             keys = r.result.get("unexpected_index_list") or []
             if keys:
-                frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
-                                            "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
-    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), success
+                frames.append(failure_frame(e, keys))
+    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
 
 
-def _no_failures() -> pd.DataFrame:
+def failure_frame(e: Expectation, row_keys: list[int]) -> pd.DataFrame:
+    """The rows an expectation failed on, with its check id, columns and the receipt's reason."""
+    return pd.DataFrame({"row_key": pd.array(row_keys, dtype="int64"), "check_id": e.check_id,
+                         "columns": ",".join(e.columns), "problem_zh": e.problem_zh})  # fmt: skip
+
+
+def no_failures() -> pd.DataFrame:
     return pd.DataFrame(
         {"row_key": pd.Series([], dtype="int64")}
         | {c: pd.Series([], dtype="str") for c in ("check_id", "columns", "problem_zh")}
@@ -245,7 +249,7 @@ def _run_in_chunks(
         frames.append(failures)
         success = success and ok
         lo += CHUNK_ROWS
-    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), success
+    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
 
 
 def _run_suite_on_engine(

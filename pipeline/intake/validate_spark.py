@@ -14,45 +14,21 @@ import duckdb
 import pandas as pd
 
 from pipeline.intake.schema import Template
+from pipeline.intake.validate import Expectation, failure_frame, no_failures, suite_for
 from pipeline.store import quote
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from pipeline.intake.validate import Expectation
-
 ROW_KEY = "_row_key"
-_SUITES: dict[tuple[str, str], tuple] = {}
-
-
-def _suite_for(kind: str, expectations: list[Expectation]):
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
-    from pipeline.intake.validate import _context
-
-    key = (kind, repr(expectations))
-    if key not in _SUITES:
-        context = _context()
-        name = f"spark_{kind}_{len(_SUITES)}"
-        batch_def = (
-            context.data_sources.add_spark(name).add_dataframe_asset(f"norm_{kind}")
-            .add_batch_definition_whole_dataframe("rows")
-        )  # fmt: skip
-        ge = [getattr(gxe, e.ge_type)(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
-              for i, e in enumerate(expectations)]  # fmt: skip
-        _SUITES[key] = (batch_def, context.suites.add(gx.ExpectationSuite(name=name, expectations=ge)))
-    return _SUITES[key]
 
 
 def run_suite_on_spark(df: DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
     """One row per (row key, failed check), as validate.run_suite returns it, from a Spark DataFrame with a
     `_row_key` column and the expectations' columns."""
-    from pipeline.intake.validate import _no_failures
-
     if not expectations:
-        return _no_failures(), True
-    batch_def, suite = _suite_for(t.kind, expectations)
+        return no_failures(), True
+    batch_def, suite = suite_for(t.kind, expectations, on_spark=True)
     batch = batch_def.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(
         suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_KEY]}
@@ -64,9 +40,8 @@ def run_suite_on_spark(df: DataFrame, t: Template, expectations: list[Expectatio
             raise RuntimeError(f"expectation {e.check_id} on {e.column} raised on Spark: {r.exception_info}")
         keys = [row[ROW_KEY] for row in (r.result.get("unexpected_index_list") or [])]
         if keys:
-            frames.append(pd.DataFrame({"row_key": pd.array(keys, dtype="int64"), "check_id": e.check_id,
-                                        "columns": ",".join(e.columns), "problem_zh": e.problem_zh}))  # fmt: skip
-    return (pd.concat(frames, ignore_index=True) if frames else _no_failures()), bool(result.success)
+            frames.append(failure_frame(e, keys))
+    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), bool(result.success)
 
 
 def rows_on_spark(
