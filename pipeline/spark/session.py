@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import warnings
@@ -68,6 +69,7 @@ def get_spark(master: str | None = None) -> SparkSession:
             builder = builder.config(key, value)
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("FATAL")  # errors reach the caller as exceptions, not as log pages
+        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)  # pyspark's own page per error
         return configure(_session)  # a session that already existed (spark-submit) gets them too
 
 
