@@ -9,11 +9,16 @@ the submit's own `--master`). Nothing here imports pyspark: the DuckDB run never
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from pipeline import paths
 
 ENGINES = ("duckdb", "spark")
+
+# pyspark 4.3 warns on import that pandas 3 is newer than it knows. It is imported by the Spark engine and, when
+# installed, by Great Expectations on either engine; the engine moves tables through Arrow only.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 class EngineError(ValueError):

@@ -66,13 +66,11 @@ class LitongStore(dg.ConfigurableResource):
 
 
 class SparkResource(dg.ConfigurableResource):
-    """The Spark session of the Spark engine (LITONG_ENGINE=spark; pipeline/engine.py). `master` empty:
-    LITONG_SPARK_MASTER, or spark-submit's own, or local[*]. The session starts on first use only: a run on
-    the DuckDB engine never imports pyspark or starts a JVM."""
-
-    master: str = ""
+    """The Spark session of the Spark engine (LITONG_ENGINE=spark; pipeline/engine.py): the process's one
+    session, whose master comes from the environment (LITONG_SPARK_MASTER, or spark-submit's own, or local[*]),
+    as the validation's does. It starts on first use only: a run on the DuckDB engine never starts a JVM."""
 
     def session(self):  # -> pyspark.sql.SparkSession
         from pipeline.spark.session import get_spark
 
-        return get_spark(self.master or None)
+        return get_spark()

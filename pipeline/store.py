@@ -167,6 +167,16 @@ def add_new_columns(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             con.execute(f"ALTER TABLE {staging_table(t.kind)} ADD COLUMN {quote(f.key)} {SQL_TYPES[f.type]}")
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of a table of the connection's own database, in order."""
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database() "
+        "ORDER BY column_index",
+        [table],
+    ).fetchall()
+    return [c for (c,) in rows]
+
+
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """Whether the database has the table (a read-only snapshot cannot create missing ones: look first)."""
     return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())

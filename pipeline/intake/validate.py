@@ -11,7 +11,6 @@ only those rows' staging, quarantine and failures are rewritten (file_versions.p
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -132,11 +131,6 @@ def cross_expectations(t: Template) -> list[Expectation]:
     out.append(_flag("_chk_not_repeat", "exact_repeat", t.id_keys,
                      "与前面一行内容完全相同的重复行，已忽略"))  # fmt: skip
     return out
-
-
-# Great Expectations imports pyspark when it is installed (the Spark engine's extra), and pyspark 4.3 warns on
-# import that pandas 3 is newer than it knows: nothing the validation does goes through that path.
-warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
 
 @cache

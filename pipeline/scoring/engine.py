@@ -230,12 +230,11 @@ def score_kind(
         spark_out = score_on_spark(spark.session(), con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS "
                     f"SELECT * EXCLUDE (hits) FROM read_parquet({_parquet(spark_out.input)})")  # fmt: skip
-    elif assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
-                    f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})")  # fmt: skip
-    if spark is None:
+    else:
+        if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
+            con.execute(f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
+                        f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})")  # fmt: skip
         con.execute(input_sql(ruleset, kind, "__scoring_scope" if assets else None))
-    scale = level_scale(con, kind)
     only = f" AND asset_id IN (SELECT asset_id FROM {assets})" if assets else ""
     con.execute("BEGIN TRANSACTION")
     try:
@@ -250,7 +249,7 @@ def score_kind(
                 f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})"
             )
             ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
-            slices = max(1, -(-n_input // SCORES_SLICE_ROWS))
+            slices, scale = max(1, -(-n_input // SCORES_SLICE_ROWS)), level_scale(con, kind)
             for part in range(slices):
                 con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id, scale, slices, part)}")
         if not assets:

@@ -340,7 +340,7 @@ def _table_types(table: str) -> dict[str, str]:
     return dict(rows.fetchall())
 
 
-_VERIFIED: set[tuple[str, str]] = set()
+_VERIFIED: set[tuple[str, str, str]] = set()
 
 
 def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
@@ -350,12 +350,12 @@ def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
     engine (pipeline/engine.py) a condition or view that does not translate to Spark SQL is a problem too,
     named with its rule (pipeline/scoring/spark_rules.py; whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
-    if engine() == "spark":
-        from pipeline.scoring.spark_rules import translation_problems
-
-        ruleset.problems += [p for kind in ruleset.kinds for p in translation_problems(ruleset, kind)]
-    key = (str(rules_dir.resolve()), ruleset.version)
+    key = (str(rules_dir.resolve()), ruleset.version, engine())
     if key not in _VERIFIED or ruleset.problems:
+        if engine() == "spark":
+            from pipeline.scoring.spark_rules import translation_problems
+
+            ruleset.problems += [p for kind in ruleset.kinds for p in translation_problems(ruleset, kind)]
         verify(ruleset)
         _VERIFIED.add(key)
     return ruleset

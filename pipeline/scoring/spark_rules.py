@@ -16,7 +16,7 @@ import duckdb
 from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, install, load_example
 from pipeline.spark import transpile
 from pipeline.spark.frames import duckdb_to_spark, read_path
-from pipeline.store import ensure_schema, quote
+from pipeline.store import ensure_schema, quote, table_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -90,14 +90,11 @@ def compile_problems(spark: SparkSession, ruleset: RuleSet, kind: str) -> list[s
 
 def register_parquet(spark: SparkSession, con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
     """A staging table published as Parquet (staging_parquet.py), as the Spark table of the same name."""
-    columns = [c for (c,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database() "
-        "ORDER BY column_index", [table]).fetchall()]  # fmt: skip
     if not any(folder.glob("town_code=*/*.parquet")):
         duckdb_to_spark(spark, con, f"SELECT * FROM {table} WHERE false", table)
         return
     df = spark.read.option("basePath", read_path(folder)).parquet(read_path(folder))
-    df.select(*columns).createOrReplaceTempView(table)  # the store's columns, in its order
+    df.select(*table_columns(con, table)).createOrReplaceTempView(table)  # the store's columns, in its order
 
 
 def register_reference(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:

@@ -42,8 +42,7 @@ if TYPE_CHECKING:
 @dataclass
 class SparkScoring:
     run_dir: Path
-    published: dict[str, dict[str, int]] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)  # by phase: what a benchmark and the log show
+    seconds: dict[str, float] = field(default_factory=dict)  # by phase (benchmarks/bench_spark.py prints them)
 
     @property
     def input(self) -> Path:
@@ -75,8 +74,7 @@ def score_on_spark(
         spark_rules.check(spark, ruleset, kind)
     with clock("publish staging as Parquet"):
         for table in tables:
-            folder, done = staging_parquet.publish(con, table, warehouse / "staging")
-            out.published[table] = done
+            folder, _ = staging_parquet.publish(con, table, warehouse / "staging")
             spark_rules.register_parquet(spark, con, table, folder)
     with clock("reference tables and views"):
         spark_rules.register_reference(spark, con, ruleset)

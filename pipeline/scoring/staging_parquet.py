@@ -25,7 +25,7 @@ from pipeline.atomic import atomic_path
 from pipeline.excel_safe import sql_text
 from pipeline.intake.file_versions import context_version
 from pipeline.intake.schema import load_template
-from pipeline.store import quote
+from pipeline.store import quote, table_columns
 
 MANIFEST = "_published.json"
 NO_TOWN = "__HIVE_DEFAULT_PARTITION__"  # rows without a town: Spark reads this partition's town_code as NULL
@@ -36,10 +36,7 @@ TOWN_OF = {
 
 
 def town_expression(con: duckdb.DuckDBPyConnection, table: str) -> str:
-    columns = {c for (c,) in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database()",
-        [table]).fetchall()}  # fmt: skip
-    if "town_code" in columns:
+    if "town_code" in table_columns(con, table):
         return f"coalesce(r.town_code, '{NO_TOWN}')"
     if table in TOWN_OF:
         return f"coalesce({TOWN_OF[table]}, '{NO_TOWN}')"
@@ -81,7 +78,7 @@ def _write_town(con: duckdb.DuckDBPyConnection, table: str, town: str, code: str
     staging = folder / f".tmp-{uuid.uuid4().hex[:8]}-town_code={code}"
     staging.mkdir()
     target = staging / f"part-{fp}.parquet"
-    columns = ", ".join(f"r.{quote(c)}" for c in _columns(con, table) if c != "town_code")
+    columns = ", ".join(f"r.{quote(c)}" for c in table_columns(con, table) if c != "town_code")
     con.execute(
         f"COPY (SELECT {columns} FROM {table} r WHERE {town} = {sql_text(code)} ORDER BY r.file_id, r.row_no) "
         f"TO {sql_text(str(target))} (FORMAT parquet, COMPRESSION zstd)"
@@ -91,15 +88,6 @@ def _write_town(con: duckdb.DuckDBPyConnection, table: str, town: str, code: str
         final.rename(old)
     staging.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    rows = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND database_name = current_database() "
-        "ORDER BY column_index",
-        [table],
-    ).fetchall()
-    return [c for (c,) in rows]
 
 
 def _read_manifest(folder: Path) -> dict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,14 +33,18 @@ SESSION_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
 }
-# local runs only (a cluster's own settings stand): few shuffle partitions for a machine's cores, and driver
-# memory, which must be set before the JVM starts
 LOG4J2 = Path(__file__).with_name("log4j2.properties")
-LOCAL_CONF = {
-    "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",
-    "spark.sql.shuffle.partitions": os.environ.get("LITONG_SPARK_SHUFFLE_PARTITIONS", "8"),
-    "spark.driver.memory": os.environ.get("LITONG_SPARK_DRIVER_MEMORY", "4g"),
-}
+
+
+def local_conf() -> dict[str, str]:
+    """Local runs only (a cluster's own settings stand): the JVM's quiet log, few shuffle partitions for a
+    machine's cores, and driver memory, which must be set before the JVM starts. Read when a session starts."""
+    return {
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",
+        "spark.sql.shuffle.partitions": os.environ.get("LITONG_SPARK_SHUFFLE_PARTITIONS", "8"),
+        "spark.driver.memory": os.environ.get("LITONG_SPARK_DRIVER_MEMORY", "4g"),
+    }
+
 
 _lock = threading.Lock()
 _session: SparkSession | None = None
@@ -53,8 +56,6 @@ def get_spark(master: str | None = None) -> SparkSession:
     with _lock:
         if _session is not None and _session_alive(_session):
             return _session
-        # pyspark 4.3 warns that pandas 3 is newer than it knows; the engine moves tables through Arrow only
-        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
         from pyspark.sql import SparkSession
 
         builder = SparkSession.builder.appName("litong-seismic")
@@ -65,7 +66,7 @@ def get_spark(master: str | None = None) -> SparkSession:
         local = (master or "").startswith("local")
         if local:  # a local run binds to loopback (not the host name's address, which may not route)
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        for key, value in {**SESSION_CONF, **(LOCAL_CONF if local else {})}.items():
+        for key, value in {**SESSION_CONF, **(local_conf() if local else {})}.items():
             builder = builder.config(key, value)
         _session = builder.getOrCreate()
         _session.sparkContext.setLogLevel("FATAL")  # errors reach the caller as exceptions, not as log pages
