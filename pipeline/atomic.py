@@ -1,10 +1,14 @@
 """Every output file is written under a temporary name in its own folder and renamed into place, so a
-reader (or a run killed half-way) never sees half a file: the old file stays until the new one is whole."""
+reader (or a run killed half-way) never sees half a file: the old file stays until the new one is whole.
+
+The temp file is created with the permissions the process's umask allows (0644 under the usual 022), as
+`open()` would: the files are for people, read from a file share or by a portal under another account
+(tempfile.mkstemp would make them 0600, readable by the writer's account only)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,14 +21,29 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:40]}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _create_temp(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh temp name beside `path`: hidden (the intake and the portal never read hidden files) and
+    matched by remove_stale_temps."""
+    return path.parent / f".{path.stem[:40]}.{secrets.token_hex(6)}.tmp{path.suffix}"
+
+
+def _create_temp(path: Path) -> Path:
+    """Create a new empty temp file beside `path`, mode 0666 less the umask (never an existing file)."""
+    while True:
+        tmp = temp_name(path)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def remove_stale_temps(path: Path) -> None:
