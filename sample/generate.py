@@ -45,6 +45,7 @@ SURVEY_FIRST = np.datetime64("2023-03-01")
 SURVEY_DAYS = 214  # 2023-03-01 .. 2023-09-30
 DATE_VOCAB = np.datetime_as_string(SURVEY_FIRST + np.arange(SURVEY_DAYS), unit="D")
 LON_RANGE, LAT_RANGE = (105.93, 106.57), (37.65, 38.07)  # inside the templates' bounds
+SCATTER_SIGMAS = 3.0  # a generated point is within this many spreads of its centre (an ellipse, no straight edge)
 
 # ---------------------------------------------------------------------------------------
 # The tables (sample/tables/*.yaml): what each name means is said in its file
@@ -261,10 +262,24 @@ def _town_draw(rng: Rng, n: int) -> np.ndarray:
 
 
 def _scatter(rng: Rng, centre: np.ndarray, sigma: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Points around centres (n×2 lon/lat), kept inside the district."""
+    """Points around centres (n×2 lon/lat), inside the district without clipping (clipped points piled up
+    on the bounds' straight edges): a normal spread, made narrower for a centre near the bounds so that its
+    ellipse of SCATTER_SIGMAS spreads fits inside them, and a point drawn beyond that ellipse drawn again.
+    The main draws are the same as before; the redraws come from a generator seeded by them, so the rest of
+    the sample (every value but these coordinates) does not change."""
     n = len(centre)
-    lon = np.clip(centre[:, 0] + rng.normal(0, 1, n) * sigma, *LON_RANGE)
-    lat = np.clip(centre[:, 1] + rng.normal(0, 0.8, n) * sigma, *LAT_RANGE)
+    sd = np.broadcast_to(np.asarray(sigma, dtype=float), n)
+    d_lon, d_lat = rng.normal(0, 1, n), rng.normal(0, 0.8, n)  # in spreads of longitude (latitude: 0.8 of one)
+    side = np.random.default_rng(np.frombuffer(np.r_[d_lon, d_lat].tobytes(), dtype=np.uint32)[:64])
+    outside = d_lon**2 + (d_lat / 0.8) ** 2 > SCATTER_SIGMAS**2
+    while outside.any():
+        d_lon[outside], d_lat[outside] = side.normal(0, 1, int(outside.sum())), side.normal(0, 0.8, int(outside.sum()))
+        outside = d_lon**2 + (d_lat / 0.8) ** 2 > SCATTER_SIGMAS**2
+    room_lon = np.minimum(centre[:, 0] - LON_RANGE[0], LON_RANGE[1] - centre[:, 0]) / (SCATTER_SIGMAS * sd)
+    room_lat = np.minimum(centre[:, 1] - LAT_RANGE[0], LAT_RANGE[1] - centre[:, 1]) / (SCATTER_SIGMAS * 0.8 * sd)
+    fit = np.minimum(1.0, np.minimum(room_lon, room_lat))
+    lon = centre[:, 0] + d_lon * sd * fit
+    lat = centre[:, 1] + d_lat * sd * fit
     return np.round(lon, 6), np.round(lat, 6)
 
 

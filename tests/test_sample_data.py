@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 from pathlib import Path
@@ -137,3 +138,36 @@ def test_generator_tables_use_the_templates_values() -> None:
     uses, structures = set(tpl.field("use").values), set(tpl.field("structure_type").values)
     assert all(set(mix) <= uses for mix in USE_MIX.values())
     assert all(set(mix) <= structures for mix in STRUCTURE_MIX.values())
+
+
+def _coordinates(out: Path, files: list[str]) -> list[tuple[float, float]]:
+    """(lon, lat) of every row of a csv-format sample whose coordinates are numbers inside the templates'
+    bounds (the planted out-of-district defects left out)."""
+    points = []
+    for f in files:
+        if not f.endswith(".csv") or f.startswith(("pipelines", "hazchem_inventory")) or "列映射" in f:
+            continue
+        for row in csv.DictReader(io.StringIO((out / f).read_text(encoding="utf-8"))):
+            try:
+                lon, lat = float(row["经度"]), float(row["纬度"])
+            except ValueError:
+                continue
+            if 105.9 <= lon <= 106.6 and 37.6 <= lat <= 38.1:
+                points.append((lon, lat))
+    return points
+
+
+def test_generated_points_stay_inside_the_district_without_piling_up_on_its_edges(tmp_path: Path) -> None:
+    """Issue 25 §8: clipped coordinates piled up on straight lines at the bounds (a town at the edge of the
+    district); the points are drawn inside instead, none on or next to the bounds, none stacked on a line."""
+    from sample.generate import LAT_RANGE, LON_RANGE
+
+    summary = generate(tmp_path, formats="csv")  # the bundled sample's size and seed
+    points = _coordinates(tmp_path, summary["files"])
+    assert len(points) > 19_000
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    assert LON_RANGE[0] < min(lons) and max(lons) < LON_RANGE[1]
+    assert LAT_RANGE[0] < min(lats) and max(lats) < LAT_RANGE[1]
+    # a straight-line pile-up is many points sharing one coordinate value (the bound they were clipped to)
+    stacked = max(max(collections.Counter(lons).values()), max(collections.Counter(lats).values()))
+    assert stacked <= 5, stacked
