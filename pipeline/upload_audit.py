@@ -2,9 +2,15 @@
 
 The portal (pipeline/portal) writes one row per upload here before it renames the file into
 `data_raw/<kind>/<unit>/<folder>/`; the intake reads it to take a file's acting unit (and the person)
-from the record, never from the folder alone. A file with no record was dropped straight into the
-folder (a shared-folder deployment, the bundled sample): `LITONG_UNAUDITED_FILES=accept` (the default)
-still takes it as its folder's unit, `refuse` refuses it with a receipt.
+from the record, never from the folder alone. A record is looked up by path and bytes, and the path holds
+the unit, so a copy of an uploaded file never matches a record: bytes the audit knows from one unit's
+accounts, found in another unit's folder without a record, are refused (authority is not borrowed by
+copying a file).
+
+A file with no record was dropped straight into the folder. `LITONG_UNAUDITED_FILES` says what happens to
+it: `accept` takes it as its folder's unit (deployments without the portal: shared folders, the bundled
+sample), `refuse` refuses it with a receipt. Unset, it is `refuse` while the portal is in use (its database
+holds at least one account, so units are meant to send through their accounts) and `accept` otherwise.
 
 The audit lives in a SQLite file (`output/portal/portal.sqlite3`, or `LITONG_PORTAL_DB`), not in the
 DuckDB store: the portal writes it from many threads while a pipeline run holds DuckDB's single writer
@@ -86,45 +92,113 @@ class AuditRecord:
     landed_at: str
 
 
-def landed_records(path: Path | None = None) -> dict[tuple[str, str], AuditRecord]:
-    """(rel_path, sha256) -> the latest upload that put these bytes at this path through the portal."""
+@dataclass(frozen=True)
+class Audit:
+    """The upload audit as the intake checks one run's files against it."""
+
+    records: dict[tuple[str, str], AuditRecord]  # (rel_path, sha256) -> the latest upload landed there
+    units_of_bytes: dict[str, frozenset[str]]  # sha256 -> the units whose accounts sent these bytes
+    refuse_unaudited: bool
+
+    def record(self, rel_path: str, sha256: str) -> AuditRecord | None:
+        return self.records.get((rel_path, sha256))
+
+    def problem(self, rel_path: str, sha256: str, folder_unit: str) -> str | None:
+        """Why the file at `rel_path` (in `folder_unit`'s folder) is refused for its upload record, or None."""
+        record = self.record(rel_path, sha256)
+        if record is not None:
+            return audit_problem(record, folder_unit)
+        senders = self.units_of_bytes.get(sha256, frozenset())
+        if senders and folder_unit not in senders:
+            return borrowed_problem(sorted(senders), folder_unit)
+        if self.refuse_unaudited:
+            return UNAUDITED_ZH
+        return None
+
+
+# A portal preview: the file will land with the account's own record, so nothing is refused for the audit.
+PORTAL_PREVIEW = Audit({}, {}, refuse_unaudited=False)
+
+UNAUDITED_ZH = (
+    "此文件没有网页上传记录（不是通过登录账号上传的），按本区设置不予受理："
+    "请登录利通区地震风险隐患排查平台，用本单位账号上传"
+)
+
+
+def load_audit(path: Path | None = None) -> Audit:
+    """The deployment's audit as it is now (read-only; no database: empty, and the portal not in use)."""
     path = path or database_path()
     if not path.exists():
-        return {}
+        return Audit({}, {}, unaudited_policy(portal_in_use=False) == REFUSE)
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as con:
+        in_use = _has_accounts(con)
         try:
-            rows = con.execute(
+            landed = con.execute(
                 "SELECT rel_path, sha256, username, unit_code, landed_at FROM uploads WHERE state = 'landed' "
                 "ORDER BY landed_at"
             ).fetchall()
+            senders = con.execute("SELECT DISTINCT sha256, unit_code FROM uploads").fetchall()
         except sqlite3.OperationalError:  # no uploads table yet
-            return {}
-    return {(rel, sha): AuditRecord(user, unit, at) for rel, sha, user, unit, at in rows}
+            landed, senders = [], []
+    units: dict[str, set[str]] = {}
+    for sha, unit in senders:
+        units.setdefault(sha, set()).add(unit)
+    return Audit(
+        {(rel, sha): AuditRecord(user, unit, at) for rel, sha, user, unit, at in landed},
+        {sha: frozenset(u) for sha, u in units.items()},
+        unaudited_policy(in_use) == REFUSE,
+    )
 
 
-def unaudited_policy() -> str:
-    value = os.environ.get(UNAUDITED_ENV, ACCEPT).strip().lower()
+def _has_accounts(con: sqlite3.Connection) -> bool:
+    try:
+        return con.execute("SELECT count(*) FROM accounts").fetchone()[0] > 0
+    except sqlite3.OperationalError:  # no accounts table: the portal was never set up here
+        return False
+
+
+def portal_in_use(path: Path | None = None) -> bool:
+    """Whether the portal is in use in this deployment: its database holds at least one account."""
+    path = path or database_path()
+    if not path.exists():
+        return False
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as con:
+        return _has_accounts(con)
+
+
+def landed_records(path: Path | None = None) -> dict[tuple[str, str], AuditRecord]:
+    """(rel_path, sha256) -> the latest upload that put these bytes at this path through the portal."""
+    return load_audit(path).records
+
+
+def unaudited_policy(portal_in_use: bool = False) -> str:
+    """`LITONG_UNAUDITED_FILES` if set; unset: refuse while the portal is in use, else accept."""
+    value = os.environ.get(UNAUDITED_ENV, "").strip().lower()
+    if not value:
+        return REFUSE if portal_in_use else ACCEPT
     if value not in (ACCEPT, REFUSE):
         raise ValueError(f"{UNAUDITED_ENV} must be '{ACCEPT}' or '{REFUSE}', not {value!r}")
     return value
 
 
-def audit_problem(record: AuditRecord | None, folder_unit: str) -> str | None:
-    """Why a file is refused for its upload record (Chinese), or None.
+def audit_problem(record: AuditRecord, folder_unit: str) -> str | None:
+    """Why a file the portal put here is refused for its upload record (Chinese), or None.
 
     A file the portal put here acts as the unit of the account that uploaded it, which must be its
-    folder's unit (a file moved into another unit's folder is refused). A file without a record is
-    taken or refused by `LITONG_UNAUDITED_FILES`."""
-    if record is None:
-        if unaudited_policy() == REFUSE:
-            return (
-                "此文件没有网页上传记录（不是通过登录账号上传的），按本区设置不予受理："
-                "请登录利通区地震风险隐患排查平台，用本单位账号上传"
-            )
-        return None
+    folder's unit (a file moved into another unit's folder is refused)."""
     if record.unit_code != folder_unit:
         return (
             f"上传记录显示此文件由{unit_label(record.unit_code)}的账号上传，却位于{unit_label(folder_unit)}的文件夹中："
             "一个单位只能以本单位身份报送，不予受理"
         )
     return None
+
+
+def borrowed_problem(senders: list[str], folder_unit: str) -> str:
+    """A copy of bytes another unit's account sent, found in `folder_unit`'s folder without a record."""
+    who = "、".join(unit_label(u) for u in senders)
+    return (
+        f"此文件与{who}的账号通过网页上传的文件完全相同，却没有上传记录地出现在{unit_label(folder_unit)}的文件夹中："
+        f"复制其他单位上传的文件不能代表{unit_label(folder_unit)}报送，不予受理。"
+        f"如确属{unit_label(folder_unit)}报送，请用本单位账号登录平台上传"
+    )

@@ -47,7 +47,7 @@ from pipeline.intake.readers import (
 from pipeline.intake.schema import KINDS, Template, load_template
 from pipeline.registry import round_problem, unit_label, units
 from pipeline.store import quote, raw_table
-from pipeline.upload_audit import AuditRecord, audit_problem, landed_records
+from pipeline.upload_audit import Audit, load_audit
 
 SURVEY_SUFFIXES = {".csv", ".xlsx"}
 # What the second folder level names, per kind (surveys: the survey round).
@@ -111,13 +111,15 @@ def mapping_path(data_raw: Path, kind: str, unit: str | None) -> Path:
     return data_raw / kind / (unit or "_") / MAPPING_FILE
 
 
-def discover(data_raw: Path, kind: str) -> list[Upload]:
-    """Every survey file of `kind`, with the department and round its folder names."""
+def discover(data_raw: Path, kind: str, audit: Audit | None = None) -> list[Upload]:
+    """Every survey file of `kind`, with the department and round its folder names, checked against the
+    upload audit (`audit`, else the deployment's). Hidden names (the temp names files land under,
+    pipeline/atomic.py) and Excel's lock files are never read."""
     base = data_raw / kind
     if not base.is_dir():
         return []
     uploads = []
-    audit = landed_records()
+    audit = load_audit() if audit is None else audit
     for path in sorted(p for p in base.rglob("*") if p.is_file()):
         if path.name in IGNORED_NAMES or path.name.startswith((".", "~$")):
             continue
@@ -126,17 +128,13 @@ def discover(data_raw: Path, kind: str) -> list[Upload]:
         dept = parts[0] if len(parts) == 3 else None
         rnd = parts[1] if len(parts) == 3 else None
         sha = sha256_of(path)
-        record = audit.get((rel, sha))
+        record = audit.record(rel, sha)
+        problem = _layout_problem(path, parts, kind) or audit.problem(rel, sha, parts[0])
         uploads.append(
-            Upload(path, rel, kind, dept, rnd, sha, _problem(path, parts, kind, record),
+            Upload(path, rel, kind, dept, rnd, sha, problem,
                    mapping_sha256(mapping_path(data_raw, kind, dept)), record.username if record else None)
         )  # fmt: skip
     return uploads
-
-
-def _problem(path: Path, parts: tuple[str, ...], kind: str, record: AuditRecord | None) -> str | None:
-    """Why the file is refused for where it is, or for its upload record (the portal's audit)."""
-    return _layout_problem(path, parts, kind) or audit_problem(record, parts[0])
 
 
 def authority_problem(unit: str, kind: str) -> str | None:
@@ -185,10 +183,12 @@ def reason_of(e: Exception) -> str:
 # --- one run over a kind -------------------------------------------------------------------
 
 
-def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str) -> IngestSummary:
-    """Register and load every new file version of `kind`; mark what is latest and current."""
+def ingest_kind(con: duckdb.DuckDBPyConnection, data_raw: Path, kind: str, audit: Audit | None = None) -> IngestSummary:
+    """Register and load every new file version of `kind`; mark what is latest and current. `audit`: what
+    the files are checked against (default: the deployment's upload audit; a portal preview passes
+    upload_audit.PORTAL_PREVIEW)."""
     summary = IngestSummary(kind)
-    uploads = discover(data_raw, kind)
+    uploads = discover(data_raw, kind, audit)
     known = {r[0] for r in con.execute("SELECT file_id FROM intake_files").fetchall()}
     # every kind read from this folder's files (sheets of other kinds): a removed or changed
     # workbook changes what is latest for them too

@@ -146,8 +146,9 @@ def _run(req: Request, tmp: Path) -> Result:
                 _copy_context(con, req.kind)
         registry.load_enterprises(con)
         from pipeline.intake.ingest import ingest_kind
+        from pipeline.upload_audit import PORTAL_PREVIEW
 
-        ingest_kind(con, raw, req.kind)
+        ingest_kind(con, raw, req.kind, PORTAL_PREVIEW)  # it will land with the account's record
         kinds = [r[0] for r in con.execute(
             "SELECT DISTINCT kind FROM intake_files ORDER BY kind <> ?, kind", [req.kind]).fetchall()]  # fmt: skip
         today = clock.district_today()
