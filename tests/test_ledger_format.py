@@ -194,7 +194,7 @@ def test_a_kind_bigger_than_a_sheet_is_split_over_numbered_sheets(deployment, tm
         for title in sheets:
             ws = wb[title]
             assert ws.max_row <= 3 and ws.freeze_panes == "A2"
-            assert [c.value for c in ws[1]] == list(exports.LEDGER_COLUMNS.values())
+            assert [c.value for c in ws[1]] == list(exports.SHEET_COLUMNS.values())
             assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(ws.max_column)}{ws.max_row}"
             numbers += [row[0].value for row in ws.iter_rows(min_row=2)]
         assert numbers == sorted(numbers) and len(numbers) == n == export.hazards

@@ -59,6 +59,13 @@ LEDGER_COLUMNS = {
     "supervise_no": "督办编号", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
 }  # fmt: skip
+# The workbooks' sheets are for a clerk working through them: what to act on first (number, object, grade,
+# status, deadline, overdue days), then the rest in the ledger's order; the open hazards first, those closed
+# (已销号) after them. The CSV and Parquet keep LEDGER_COLUMNS' order: they are read by programs too.
+SHEET_FIRST = ("hazard_no", "asset_name", "hazard_grade", "status", "deadline", "overdue_days")
+SHEET_COLUMNS = {c: LEDGER_COLUMNS[c] for c in (*SHEET_FIRST, *(c for c in LEDGER_COLUMNS if c not in SHEET_FIRST))}
+CLOSED_STATUS = "已销号"
+SHEET_ORDER_ZH = "先列未销号的隐患，已销号的列在其后；各自按资产类别、乡镇、隐患编号排列"
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
                 ("责任单位汇总", ".csv")]  # fmt: skip
@@ -374,7 +381,7 @@ def ledger_parts(con: duckdb.DuckDBPyConnection, as_of_text: str, max_rows: int)
                 raise ValueError(f"参考表中的名称不能作文件名：{name!r}")
             shown = [
                 writer_version(),
-                list(LEDGER_COLUMNS.values()),
+                list(SHEET_COLUMNS.values()),
                 max_rows,
                 as_of_text,
                 label,
@@ -421,13 +428,15 @@ def _parts_filter(parts: list[Part]) -> str:
 
 
 def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:
-    """ROWS_XML_TABLE: the sheet row (<row> element, the level's fill on the coloured columns, every text
-    neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its rn, kind and file keys."""
-    columns = f"SELECT rn, risk_level, {', '.join(LEDGER_COLUMNS)} FROM {EXPORT_TABLE}"
-    coloured = [c for c, h in LEDGER_COLUMNS.items() if h in COLOURED_COLUMNS]
+    """ROWS_XML_TABLE: the sheet row (<row> element in SHEET_COLUMNS' order, the level's fill on the coloured
+    columns, every text neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its rn, kind,
+    file keys and whether it is closed (the sheets list those after the open ones)."""
+    columns = f"SELECT rn, risk_level, {', '.join(SHEET_COLUMNS)} FROM {EXPORT_TABLE}"
+    coloured = [c for c, h in SHEET_COLUMNS.items() if h in COLOURED_COLUMNS]
     row = row_xml_sql(con, columns, level_column="risk_level", coloured=coloured, hidden=["rn"])
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS_XML_TABLE} AS
-                    SELECT rn, kind, town_part, unit_part, {row} AS xml FROM {EXPORT_TABLE} WHERE {where}""")
+                    SELECT rn, kind, town_part, unit_part, status = '{CLOSED_STATUS}' AS closed, {row} AS xml
+                    FROM {EXPORT_TABLE} WHERE {where}""")
 
 
 def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, as_of_text: str, max_rows: int) -> Path:
@@ -442,8 +451,8 @@ def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, 
 def write_kind_sheets(
     wb: StreamedWorkbook, con: duckdb.DuckDBPyConnection, where: str, params: list, max_rows: int
 ) -> None:
-    """One sheet per asset kind of the rows of ROWS_XML_TABLE that match `where`, in the ledger's order,
-    streamed a chunk at a time. A kind with more rows than a sheet holds (`max_rows` with the header:
+    """One sheet per asset kind of the rows of ROWS_XML_TABLE that match `where`, the open hazards first and
+    the closed ones after them (each in the ledger's order), streamed a chunk at a time. A kind with more rows than a sheet holds (`max_rows` with the header:
     Excel's is 1,048,576) is split into 房屋建筑(1), 房屋建筑(2) …"""
     counts = dict(
         con.execute(f"SELECT kind, count(*) FROM {ROWS_XML_TABLE} WHERE {where} GROUP BY kind", params).fetchall()
@@ -454,9 +463,10 @@ def write_kind_sheets(
         n_sheets = max(1, -(-n // per_sheet))
         for i in range(n_sheets):
             rows = fetch_xml(con, f"""SELECT xml FROM {ROWS_XML_TABLE} WHERE {where} AND kind = ?
-                                      ORDER BY rn LIMIT {per_sheet} OFFSET {i * per_sheet}""", [*params, kind])  # fmt: skip
+                                      ORDER BY closed, rn LIMIT {per_sheet} OFFSET {i * per_sheet}""",
+                             [*params, kind])  # fmt: skip
             title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
-            wb.add_sheet(title, list(LEDGER_COLUMNS.values()), rows, n_rows=min(per_sheet, n - i * per_sheet))
+            wb.add_sheet(title, list(SHEET_COLUMNS.values()), rows, n_rows=min(per_sheet, n - i * per_sheet))
 
 
 # --- the district workbook ----------------------------------------------------------------------------
@@ -492,7 +502,7 @@ def write_district_workbook(
 
 def write_notes_sheet(wb, as_of_text: str, more: list[list] | None = None) -> None:
     """说明: the date the ledger stands at (样例数据，截至… on the sample), how overdue is counted, the source."""
-    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"],
+    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["排列", SHEET_ORDER_ZH],
             ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"], *(more or [])]  # fmt: skip
     write_sheet(wb, "说明", ["项目", "内容"], rows)
 
