@@ -7,6 +7,11 @@ a tab, carriage return, line feed or NUL, or with spaces followed by a formula c
 LibreOffice trim leading blanks on import). A text that is just a number ("-12.5") stays as it is,
 and numbers stay numbers: only `str` values are ever changed.
 
+A workbook cell also never holds a character XML 1.0 cannot write (the C0 controls but tab, line feed and carriage
+return; U+FFFE, U+FFFF; openpyxl raises IllegalCharacterError on them): `xlsx_cell` shows each as U+FFFD (�), so a
+NUL from a CSV or a vertical tab pasted from Word is visible where it was. Every XLSX cell goes through it (openpyxl
+writers, and pipeline/xlsx_stream.py, whose SQL form does the same); a CSV keeps them (CSV can hold them).
+
 The same rule runs in Python (`safe_cell`) and in DuckDB (the macro `excel_safe_text(x)` that
 `install_excel_safe` generates from the same constants), so a file DuckDB writes by COPY is neutralised
 exactly as one written from Python; a test feeds both the same adversarial texts.
@@ -26,6 +31,10 @@ from pipeline.atomic import atomic_path
 
 FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 CONTROL_STARTS = ("\t", "\r", "\n", "\0")
+# Characters no XLSX cell (XML 1.0) can hold: each is shown as REPLACEMENT
+NOT_IN_XML = "".join(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]))
+NOT_IN_XML_RE = re.compile("[" + re.escape(NOT_IN_XML) + "]")
+REPLACEMENT = "\ufffd"
 # ASCII digits only (re.ASCII): the same in Python's re and in DuckDB's RE2, whose \d is ASCII
 PLAIN_NUMBER = re.compile(r"[+-]?(\d[\d,]*(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?", re.ASCII)
 # the blanks str.lstrip() removes (U+3000, the ideographic space, among them), spelled out for SQL
@@ -45,6 +54,17 @@ def safe_cell(value: object) -> object:
     if isinstance(value, str) and is_formula_like(value):
         return "'" + value
     return value
+
+
+def visible_text(text: str) -> str:
+    """`text` with each character a workbook cannot hold shown as �."""
+    return NOT_IN_XML_RE.sub(REPLACEMENT, text)
+
+
+def xlsx_cell(value: object) -> object:
+    """A value for an XLSX cell: safe_cell, then every character a workbook cannot hold shown as �."""
+    value = safe_cell(value)
+    return visible_text(value) if isinstance(value, str) else value
 
 
 def sql_text(chars: str | tuple[str, ...]) -> str:

@@ -12,7 +12,7 @@ renders each hazard's row once for its town's and its unit's workbook. Small she
 
 - text as an inline string, through the one neutraliser (`excel_safe_text` in SQL, `safe_cell` in Python)
   and escaped for XML; the characters XML cannot hold (C0 controls but tab, line feed and carriage return;
-  U+FFFE, U+FFFF) are left out;
+  U+FFFE, U+FFFF) are shown as � (excel_safe.xlsx_cell), visibly where they were;
 - numbers as numbers, dates as Excel's serial days in a yyyy-mm-dd cell, timestamps likewise;
 - the row's level as a fill on the coloured columns, a percent format, a link to a relative path.
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.atomic import atomic_path
-from pipeline.excel_safe import install_excel_safe, safe_cell, sql_text
+from pipeline.excel_safe import NOT_IN_XML, REPLACEMENT, install_excel_safe, safe_cell, sql_text, visible_text
 
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
 PERCENT_FORMAT = "0.0%"
@@ -49,8 +48,6 @@ FORMAT_STYLE = {PERCENT_FORMAT: PERCENT}
 COLUMN_WIDTH = 14
 CHUNK_ROWS = 20_000  # rows fetched from DuckDB at a time
 EXCEL_EPOCH = dt.date(1899, 12, 30)  # serial day 0 as Excel counts from 1900-03-01 on
-NOT_IN_XML = "".join(map(chr, [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]))
-NOT_IN_XML_RE = re.compile("[" + re.escape(NOT_IN_XML) + "]")
 TEXT_ENTITIES = {"\r": "&#13;"}  # a carriage return kept (XML readers turn a bare one into a line feed)
 
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -82,8 +79,8 @@ def column_letter(index: int) -> str:
 
 
 def xml_text(text: str) -> str:
-    """`text` as the content of an XML element: escaped, the characters XML cannot hold left out."""
-    return escape(NOT_IN_XML_RE.sub("", text), TEXT_ENTITIES)
+    """`text` as the content of an XML element: escaped, the characters XML cannot hold shown as �."""
+    return escape(visible_text(text), TEXT_ENTITIES)
 
 
 # --- cells from Python values ---------------------------------------------------------------------------
@@ -149,9 +146,9 @@ def python_rows(
 
 
 def xml_text_sql(expr: str) -> str:
-    """The SQL form of xml_text (same characters left out, same escapes). Most texts need none: one scan
+    """The SQL form of xml_text (same characters shown as �, same escapes). Most texts need none: one scan
     for a character that does, before the six that change it (a fifth of the time at 1 M buildings)."""
-    inner = f"translate({expr}, {sql_text(NOT_IN_XML)}, '')"
+    inner = f"translate({expr}, {sql_text(NOT_IN_XML)}, {sql_text(REPLACEMENT * len(NOT_IN_XML))})"
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), *TEXT_ENTITIES.items()):
         inner = f"replace({inner}, chr({ord(char)}), '{entity}')"
     needs = "".join(f"\\x{{{ord(c):x}}}" for c in "&<>" + "".join(TEXT_ENTITIES) + NOT_IN_XML)

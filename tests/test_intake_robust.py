@@ -358,7 +358,7 @@ def test_a_gbk_mapping_is_read_and_changing_it_reprocesses_the_files(deployment)
     _mapped_upload(deployment)
     _write_mapping(deployment, "本单位列名,模板列名\r\n建筑物编号,建筑名称\r\n", "gbk")  # wrong: 编号 → 名称
     deployment.intake("buildings")
-    assert "缺少必填列：房屋编码" in file_problems(deployment)["buildings/WJJ/2023-1/a.csv"]
+    assert "缺少必填列：“房屋编码”" in file_problems(deployment)["buildings/WJJ/2023-1/a.csv"]
     _write_mapping(deployment, "本单位列名,模板列名\r\n建筑物编号,房屋编码\r\n", "gbk")  # fixed, same upload
     assert deployment.intake("buildings")["buildings"].valid == 1
     versions = deployment.query("SELECT version, status, is_current FROM intake_files ORDER BY version")
@@ -410,7 +410,7 @@ def test_an_unreadable_file_receipt_lists_the_columns_found_and_the_full_sha256(
     deployment.drop("buildings", "a.csv", "房屋编码,详细地址,备注\nB1,金积镇,\n".encode())
     intake_with_receipts(deployment, "buildings")
     r = receipt(deployment, "buildings/ZJJ/2023-1/a.csv", "ZJJ")
-    assert r["文件中找到的列"] == ["房屋编码、详细地址、备注"]
+    assert r["文件中找到的列"] == ["“房屋编码”，“详细地址”，“备注”"]
     (sha,) = deployment.query("SELECT sha256 FROM intake_files")[0]
     assert r["文件指纹(SHA-256)"] == [sha] and len(sha) == 64
 

@@ -131,7 +131,7 @@ def test_unreadable_file_is_reported_and_other_files_go_through(deployment):
     result = deployment.intake("buildings")["buildings"]
     assert result.valid == 1
     problems = dict(deployment.query("SELECT rel_path, problem_zh FROM intake_files WHERE status = 'unreadable'"))
-    assert problems["buildings/ZJJ/2023-1/short.csv"].startswith("缺少必填列：乡镇代码、经度、纬度")
+    assert problems["buildings/ZJJ/2023-1/short.csv"].startswith("缺少必填列：“乡镇代码”，“经度”，“纬度”")
     assert "另存为.xlsx" in problems["buildings/ZJJ/2023-1/old.xls"]
 
 

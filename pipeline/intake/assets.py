@@ -94,6 +94,9 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
                 [kind],
             ).fetchall()
             conservation = con.execute(CONSERVATION_SQL.format(stg=f"stg_{kind}"), [kind]).fetchall()
+        for r in receipts:
+            if "error" in r:
+                context.log.warning(f"{r['file']}: receipt not written ({r['error']})")
         context.log.info(
             f"{kind}: {result.valid} valid, {result.quarantined} quarantined"
             + ("" if computed else " (inputs unchanged: not validated again)")
@@ -105,7 +108,10 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
                 "valid": result.valid,
                 "quarantined": result.quarantined,
                 "failures_by_check": dg.MetadataValue.md(_failures_md(result.failures_by_check)),
-                "receipts": dg.MetadataValue.json([r["path"] for r in receipts]),
+                "receipts": dg.MetadataValue.json([r["path"] for r in receipts if "error" not in r]),
+                "receipts_not_written": dg.MetadataValue.json(
+                    {r["file"]: r["error"] for r in receipts if "error" in r}
+                ),
             }
         )
         yield from _check_results(kind, result, unreadable, conservation)

@@ -31,6 +31,19 @@ class HeaderMatch:
     missing: list[str] = field(default_factory=list)  # headers of required fields not found
 
 
+def quoted(headers: list[str]) -> str:
+    """Headers for a message, each in quotes, separated by ，: never joined with 、 (headers themselves hold 、,
+    e.g. 是否有明显裂缝、变形、倾斜)."""
+    return "，".join(f"“{h}”" for h in headers)
+
+
+def renamed_by_mapping(header_map: dict[str, str], template: Template) -> list[tuple[str, str]]:
+    """(the file's column, the template column) of each column that the unit's mapping renamed: the loaded
+    columns whose own name is not a spelling of the template column they were read as."""
+    lookup = header_lookup(template)
+    return [(src, template.field(key).header) for src, key in header_map.items() if lookup.get(header_key(src)) != key]
+
+
 def mapping_sha256(path: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
@@ -108,7 +121,10 @@ def match_headers(source: list[str], template: Template, mapping: Mapping | None
         result.columns[key] = col
     result.missing = _missing(result, template)
     if result.missing:
-        result.problems.append("缺少必填列：" + "、".join(result.missing) + "（请使用模板表头）")
+        result.problems.append(
+            f"缺少必填列：{quoted(result.missing)}。请使用模板表头；如本单位的表格用自己的列名，可在本单位的文件夹中"
+            f"放一个{MAPPING_FILE}（两列：本单位列名,模板列名），把本单位的列名对应到模板列名"
+        )
     return result
 
 

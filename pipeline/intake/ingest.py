@@ -43,6 +43,7 @@ from pipeline.intake.readers import (
     read_csv,
     read_sheet,
     sheet_names,
+    skip_footer_rows,
 )
 from pipeline.intake.schema import KINDS, Template, load_template
 from pipeline.registry import round_problem, unit_label, units
@@ -417,6 +418,8 @@ class FileIntake:
         if match.problems:
             raise UnreadableFile("；".join(match.problems))
         record["unknown_headers"] = match.unknown
+        id_columns = [match.columns[k] for k in template.id_keys if k in match.columns]
+        record["notes_zh"] += skip_footer_rows(sheet, list(match.columns.values()), id_columns)
         record["header_map"] = json.dumps({src: key for key, src in match.columns.items()}, ensure_ascii=False)
         key_of = {src: key for key, src in match.columns.items()}
         con = self.con

@@ -21,6 +21,10 @@ import codecs
 import csv
 import datetime as dt
 import itertools
+import os
+import re
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +45,15 @@ STREAM_BYTES = 64 << 20
 FLAGGED = "__flagged"  # in a streamed sheet: the row has a row problem (never taken as blank)
 csv.field_size_limit(1 << 30)  # a 1 MB cell is a row problem, not a reader error
 
+# The rows a clerk's form ends with, below the data: a total (合计 …) and the signature block (填表人 …). Matched on the
+# row's first non-empty cell, spaces removed; the label may be followed by a colon or a bracket and what was written.
+SUMMARY_LABEL = re.compile(r"(合计|小计|总计|共计)([:：(（].*)?", re.S)
+SIGNATURE_LABEL = re.compile(
+    r"(填表人|填报人|制表人|审核人|审批人|负责人|单位负责人|联系人|联系电话|填报日期|填表日期|报送日期|审核日期|"
+    r"填报单位|单位盖章|签字|签名)([:：(（].*)?",
+    re.S,
+)
+
 # Sheets of our own blank template that carry no records.
 TEMPLATE_AUX_SHEETS = ("填写说明", "代码表", "取值")
 
@@ -49,6 +62,24 @@ HeaderChooser = Callable[[list[list[str | None]]], int]
 
 class UnreadableFile(Exception):
     """The file cannot be read at all; the message is Chinese, for the department."""
+
+
+class ExpandsTooLarge(UnreadableFile):
+    """An XLSX (a zip) that would expand past the memory bound: refused before it is parsed (the portal's preview
+    shows the message as the run's reason)."""
+
+
+# --- bounds on an XLSX before it is parsed (a zip bomb: 6 MB that expand to 6 GB of one cell) --------------
+# The parts a workbook may expand to in all, in MB (the reader holds the shared strings and the sheet's rows).
+XLSX_MAX_EXPANDED_ENV = "LITONG_XLSX_MAX_EXPANDED_MB"
+XLSX_MAX_EXPANDED_MB = 1024
+# A part over XLSX_RATIO_GRACE bytes may expand at most this many times its compressed size (Apache POI's bound;
+# Excel's own sheets compress about 5 to 20 times).
+XLSX_MAX_RATIO = 100
+XLSX_RATIO_GRACE = 1 << 20
+# The longest text between two '<' in a part, in bytes: a cell's text, an attribute. Excel holds at most 32,767
+# characters in a cell (~100 KB in UTF-8, escaped); longer is not a workbook Excel made.
+XLSX_MAX_TEXT_BYTES = 4 << 20
 
 
 @dataclass
@@ -68,6 +99,7 @@ class Sheet:
     sheet_name: str | None = None  # XLSX only
     encoding: str = "xlsx"
     problems: list[RowProblem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # Chinese, for the receipt (unnamed columns, skipped rows)
 
     streamed_rows: int = 0  # a streamed sheet: the records read so far (blank ones included)
     loaded_columns: set[str] | None = None  # the headers loaded (set before a streamed sheet is read)
@@ -201,7 +233,7 @@ def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: Header
     _, header_no, header = _csv_header(head, choose_header)
     width, names = len(header), _unique_names(header)
     schema = pa.schema([("__row_no", pa.int32()), *((n, pa.string()) for n in names), (FLAGGED, pa.bool_())])
-    sheet = Sheet(names, header_no, pa.table({}), encoding=encoding)
+    sheet = Sheet(names, header_no, pa.table({}), encoding=encoding, notes=_unnamed_notes(header, header_no))
 
     def batch(numbers: list[int], rows: list[list], problems: list[RowProblem]) -> pa.RecordBatch:
         columns = list(zip(*rows, strict=True)) if rows else [()] * width
@@ -239,6 +271,7 @@ def open_xlsx(path: Path):
     """The workbook, read-only; a file openpyxl cannot open is unreadable."""
     import openpyxl
 
+    check_xlsx_bounds(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises many kinds for a broken file
@@ -247,6 +280,69 @@ def open_xlsx(path: Path):
         yield wb
     finally:
         wb.close()
+
+
+def xlsx_max_expanded_bytes() -> int:
+    """The setting LITONG_XLSX_MAX_EXPANDED_MB (MB), XLSX_MAX_EXPANDED_MB when unset."""
+    value = os.environ.get(XLSX_MAX_EXPANDED_ENV, "").strip()
+    return int(float(value) * (1 << 20)) if value else XLSX_MAX_EXPANDED_MB << 20
+
+
+def check_xlsx_bounds(path: Path) -> None:
+    """Refuse a workbook that would expand past the bounds, before anything parses it: the parts' sizes in all
+    and each part's compression ratio (as the zip's directory states them: reading a part never yields more
+    than its stated size), then the longest text in each part, streamed. A file that is not a zip is left to
+    openpyxl's own refusal."""
+    try:
+        package = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    with package:
+        parts = package.infolist()
+        total, limit = sum(p.file_size for p in parts), xlsx_max_expanded_bytes()
+        if total > limit:
+            raise _too_large(path, f"解压后共{_mb(total)}（上限{_mb(limit)}）")
+        for part in parts:
+            if part.file_size > XLSX_RATIO_GRACE and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1):
+                ratio = part.file_size // max(part.compress_size, 1)
+                raise _too_large(path, f"其中一部分压缩了{ratio}倍（解压后{_mb(part.file_size)}），不是Excel保存的表格")
+        for part in parts:
+            if _longest_text(package, part) > XLSX_MAX_TEXT_BYTES:
+                raise _too_large(path, "其中有一个单元格的内容超过数百万个字符（Excel的单元格最多32767个字符）")
+
+
+def _too_large(path: Path, detail: str) -> ExpandsTooLarge:
+    return ExpandsTooLarge(
+        f"文件展开后过大：“{path.name}”{detail}，可能已损坏或被改动，为保护服务器未读取。"
+        "请在Excel中打开，检查后另存为新的XLSX文件（或CSV UTF-8）再上传"
+    )
+
+
+def _mb(n: int) -> str:
+    return f"{n / (1 << 20):,.0f} MB"
+
+
+def _longest_text(package: zipfile.ZipFile, part: zipfile.ZipInfo) -> int:
+    """The longest run of bytes without a '<' in the part, read a chunk at a time (0 when it cannot be read:
+    the reader reports that)."""
+    import numpy as np
+
+    longest = run = 0
+    try:
+        with package.open(part) as f:
+            while chunk := f.read(CHUNK):
+                marks = np.flatnonzero(np.frombuffer(chunk, np.uint8) == ord("<"))
+                if not len(marks):
+                    run += len(chunk)
+                else:
+                    inner = int(np.diff(marks).max()) - 1 if len(marks) > 1 else 0
+                    longest = max(longest, run + int(marks[0]), inner)
+                    run = len(chunk) - int(marks[-1]) - 1
+                if run > XLSX_MAX_TEXT_BYTES:
+                    return run
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
+        return 0  # a damaged part: the reader says where
+    return max(longest, run)
 
 
 def sheet_names(wb) -> list[str]:
@@ -267,7 +363,7 @@ def read_sheet(wb, name: str, header_index: int) -> Sheet:
     header_row = header_index + 1
     for excel_row, row in rows:
         if excel_row == header_row:
-            header = _trim_header([_cell_text(v) for v in row])
+            header = _trim_header([_text(_cell_text(v)) for v in row])  # an empty cell (merged, spacer): ''
             break
     if not header:
         raise UnreadableFile(f"工作表“{name}”为空")
@@ -338,6 +434,17 @@ def _unique_names(header: list[str]) -> list[str]:
     return out
 
 
+def _unnamed_notes(header: list[str], header_row: int) -> list[str]:
+    """A note naming the header row's empty cells (a spacer column, or 序号 merged down over a two-row header
+    so that its name is in the row above): those columns are not read."""
+    from openpyxl.utils import get_column_letter
+
+    empty = [f"{get_column_letter(i + 1)}列" for i, cell in enumerate(header) if not cell.strip()]
+    if not empty:
+        return []
+    return [f"表头（第{header_row}行）中{'、'.join(empty)}没有列名（空白列，或列名在合并单元格的上一行），这些列未读取"]
+
+
 def _extra_values_problem(row_no: int, extras: list[str], width: int) -> RowProblem:
     shown = "、".join(f"“{_short(v)}”" for v in extras if v and v.strip())
     return RowProblem(
@@ -368,7 +475,8 @@ def _sheet_from_grid(grid: pa.Table, header_cells: list[str], header_row: int) -
             problems.append(_extra_values_problem(row_no[i].as_py(), values, width))
     names = _unique_names(header)
     data = pa.table([row_no, *grid.columns[:width]], names=["__row_no", *names])
-    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems))
+    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems,
+                                      notes=_unnamed_notes(header, header_row)))  # fmt: skip
 
 
 def _sheet_from_records(records: Iterator[tuple[int, list]], header: list[str], header_row: int) -> Sheet:
@@ -393,7 +501,8 @@ def _sheet_from_records(records: Iterator[tuple[int, list]], header: list[str], 
             flush()
     flush()
     data = pa.Table.from_batches(batches, schema=schema)
-    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems))
+    return _with_long_cells_cut(Sheet(names, header_row, data, problems=problems,
+                                      notes=_unnamed_notes(header, header_row)))  # fmt: skip
 
 
 def _fit_to_header(row_no: int, rec: list, width: int, problems: list[RowProblem]) -> list:
@@ -428,3 +537,75 @@ def _cut_long_cells(data: pa.Table, problems: list[RowProblem]) -> pa.Table:
                 col = pc.if_else(too_long, cut, col)
         columns.append(col)
     return pa.table(columns, names=data.column_names)
+
+
+# --- the rows under the data ---------------------------------------------------------------
+
+
+def skip_footer_rows(sheet: Sheet, columns: list[str], id_columns: list[str]) -> list[str]:
+    """Drop the total (合计/小计/总计) and signature rows (填表人、审核人、联系电话、填报日期 …) a form ends with, and
+    return the sheet's notes for the receipt, the skipped rows named.
+
+    Only rows at the bottom of the data are looked at (from the last row up, passing blank ones, stopping at the
+    first row that is not such a row), and a row is one only when its first non-empty cell is such a label and
+    every record-id column (`id_columns`) is empty or a label itself: a record always has its id, so a real record
+    is never skipped. `columns` are the source columns loaded (a row empty in all of them is blank, counted as
+    such). A streamed sheet (a very large CSV, read once) keeps its rows."""
+    if sheet.streamed or not sheet.data.num_rows:
+        return sheet.notes
+    data = sheet.data
+    filled = None
+    for name in columns:
+        col = pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(data.column(name)), ""), False)
+        filled = col if filled is None else pc.or_(filled, col)
+    if filled is None:
+        return sheet.notes
+    summary, signature = [], []
+    names = [n for n in data.column_names if n != "__row_no"]
+    for i in reversed(pc.indices_nonzero(filled).to_pylist()):
+        row = data.slice(i, 1).to_pylist()[0]
+        label = _footer_label(row, names, id_columns)
+        if label is None:
+            break
+        (summary if label == "summary" else signature).append(row["__row_no"])
+    skipped = summary + signature
+    if not skipped:
+        return sheet.notes
+    keep = pc.invert(pc.is_in(data.column("__row_no"), pa.array(skipped, pa.int32())))
+    sheet.data = data.filter(keep)
+    sheet.problems = [p for p in sheet.problems if p.row_no not in set(skipped)]
+    parts = []
+    if summary:
+        parts.append(f"合计行（第{_row_list(summary)}行）")
+    if signature:
+        parts.append(f"签字栏（第{_row_list(signature)}行）")
+    note = f"表格末尾的{'和'.join(parts)}不是调查记录，已跳过（共{len(skipped)}行，不计入数据行数）"
+    return [*sheet.notes, note]
+
+
+def _footer_label(row: dict, names: list[str], id_columns: list[str]) -> str | None:
+    """'summary' or 'signature' when `row` is a total or signature row, else None."""
+    first = next((name for name in names if row[name] and str(row[name]).strip()), None)
+    if first is None:
+        return None
+    label = _label_of(row[first])
+    if label is None:
+        return None
+    for name in id_columns:
+        value = row.get(name)
+        if name != first and value and value.strip() and _label_of(value) is None:
+            return None  # a record id: a real record
+    return label
+
+
+def _label_of(text: str) -> str | None:
+    compact = re.sub(r"\s+", "", text)
+    if SUMMARY_LABEL.fullmatch(compact):
+        return "summary"
+    if SIGNATURE_LABEL.fullmatch(compact):
+        return "signature"
+    return None
+
+
+def _row_list(rows: list[int]) -> str:
+    return "、".join(str(n) for n in sorted(rows))

@@ -11,12 +11,14 @@ still in use, the receipt says which, with its accepted rows.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path, PurePosixPath
 
 import duckdb
 
 from pipeline.atomic import atomic_path
-from pipeline.excel_safe import safe_cell
+from pipeline.excel_safe import xlsx_cell
+from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
 from pipeline.intake.schema import Template, load_template
 from pipeline.registry import unit_label, units
 from pipeline.store import quote
@@ -70,11 +72,15 @@ def _summary_rows(f: dict, accepted: int, refused: int, in_use: tuple[int, int] 
         ("退回行数", refused),
         ("空行(已忽略)", f["blank_rows"] or 0),
         ("表头所在行", f["header_row"] or ""),
-        ("未识别的列(已忽略)", "、".join(f["unknown_headers"] or []) or "无"),
+        ("未识别的列(已忽略)", quoted(f["unknown_headers"] or []) or "无"),
         ("文件问题", f["problem_zh"] or "无"),
     ]
     if f["status"] != "ingested":
-        rows.append(("文件中找到的列", "、".join(f["found_headers"] or []) or "（未找到表头）"))
+        rows.append(("文件中找到的列", quoted(f["found_headers"] or []) or "（未找到表头）"))
+    if f["header_map"] and f["mapping_sha256"]:
+        renamed = renamed_by_mapping(json.loads(f["header_map"]), template)
+        shown = "，".join(f"“{src}”→“{header}”" for src, header in renamed)
+        rows.append((f"按{MAPPING_FILE}改名的列", shown or "无"))
     if in_use:
         rows.append(("仍在使用的版本", f"第{in_use[0]}版，接收{in_use[1]}行；直到本文件可以读取的新版本替换它"))
     for note in f["notes_zh"] or []:
@@ -128,7 +134,7 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: t
         ws.freeze_panes = "A2"
         ws.append([_bold(ws, h, bold) for h in header])
         for row in rows:
-            ws.append([safe_cell(v) for v in row])
+            ws.append([xlsx_cell(v) for v in row])
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return {"accepted": accepted, "refused": len(refused_rows), "path": str(path)}
@@ -143,7 +149,8 @@ def _bold(ws, value: str, font):
 
 
 def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
-    """A receipt for the latest version of every file of `kind` (one per path)."""
+    """A receipt for the latest version of every file of `kind` (one per path). A receipt that cannot be written
+    is listed with its `error` (the old one, if any, stays whole: written atomically); the others are written."""
     cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_latest ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -151,7 +158,10 @@ def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str
     out = []
     for f in files:
         path = receipt_path(receipts_dir, f["rel_path"], f["department"], kind)
-        out.append({"file": f["rel_path"], **write_receipt(con, f, path, in_use.get(f["rel_path"]))})
+        try:
+            out.append({"file": f["rel_path"], **write_receipt(con, f, path, in_use.get(f["rel_path"]))})
+        except Exception as e:  # one receipt that cannot be written costs neither the others nor the step
+            out.append({"file": f["rel_path"], "path": str(path), "error": f"{type(e).__name__}: {e}"})
     return out
 
 

@@ -35,6 +35,11 @@ TYPE_REGEX = {
     "date": r"^\d{4}-\d{2}-\d{2}$",
 }
 CREDIT_CODE_REGEX = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+# A cell whose formula failed shows Excel's error value, not what was meant (a number column refuses it as not a
+# number; a text column must too).
+EXCEL_ERROR_REGEX = (
+    r"^#(?:N/A|REF!|VALUE!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!|BUSY!|UNKNOWN!|GETTING_DATA)$"
+)
 DATE_MIN = dt.datetime(1950, 1, 1)
 
 
@@ -67,6 +72,10 @@ def _field_expectations(f: Field, today: dt.date) -> list[Expectation]:
     if f.required:
         out.append(Expectation("ExpectColumnValuesToNotBeNull", txt, {}, f"{k}:required", cols,
                                "必填项为空，或填写了无、/、不详、未知，须填写实际值"))  # fmt: skip
+    if f.type == "text":
+        out.append(Expectation("ExpectColumnValuesToNotMatchRegex", k, {"regex": EXCEL_ERROR_REGEX},
+                               f"{k}:excel_error", cols,
+                               "是Excel的错误值（公式出错），不是实际内容：请检查该单元格的公式，改为实际值后重新上传"))  # fmt: skip
     if f.type in TYPE_REGEX:
         out.append(Expectation("ExpectColumnValuesToMatchRegex", txt, {"regex": TYPE_REGEX[f.type]},
                                f"{k}:type", cols, f"格式不正确，应为{TYPE_LABELS_ZH[f.type]}"))  # fmt: skip

@@ -360,7 +360,7 @@ def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
     from openpyxl import Workbook
 
     from pipeline.atomic import atomic_path
-    from pipeline.excel_safe import safe_cell
+    from pipeline.excel_safe import xlsx_cell
     from pipeline.intake.receipts import receipt_path
 
     path = receipt_path(receipts_dir, result.rel_path, result.department)
@@ -369,11 +369,11 @@ def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
     for row in [("项目", "内容"), ("文件", result.rel_path), ("报送单位", unit_label(result.department)),
                 ("执行行数", result.applied), ("退回行数", result.refused),
                 ("说明", "退回的行未作任何更改，其余行已执行")]:  # fmt: skip
-        ws.append([safe_cell(v) for v in row])
+        ws.append([xlsx_cell(v) for v in row])
     ws = wb.create_sheet("逐行结果")
     ws.append(["行号", "隐患编号", "报送单位", "结果", "原状态", "新状态", "退回原因"])
     for r in result.rows:
-        ws.append([safe_cell(v) for v in (r.row_no, r.hazard_no, r.unit, r.outcome, r.from_status, r.to_status,
+        ws.append([xlsx_cell(v) for v in (r.row_no, r.hazard_no, r.unit, r.outcome, r.from_status, r.to_status,
                                           r.reason_zh)])  # fmt: skip
     with atomic_path(path) as tmp:
         wb.save(tmp)

@@ -400,7 +400,7 @@ def write_receipt(result: BatchResult, receipts_dir: Path) -> Path:
     from openpyxl import Workbook
 
     from pipeline.atomic import atomic_path
-    from pipeline.excel_safe import safe_cell
+    from pipeline.excel_safe import xlsx_cell
     from pipeline.intake.receipts import receipt_path
 
     path = receipt_path(receipts_dir, result.rel_path, result.unit)
@@ -411,11 +411,11 @@ def write_receipt(result: BatchResult, receipts_dir: Path) -> Path:
                 ("地震事件", result.event_id), ("批次", f"第{result.batch_seq}批"), ("受理行数", result.taken),
                 ("退回行数", result.returned), ("登记或更新的震损隐患", opened),
                 ("说明", "退回的行未作任何更改，请按退回原因改正后重新报送；其余行已受理，将反映在续报中")]:  # fmt: skip
-        ws.append([safe_cell(v) for v in row])
+        ws.append([xlsx_cell(v) for v in row])
     ws = wb.create_sheet("逐行结果")
     ws.append(list(RECEIPT_COLUMNS.values()))
     for r in result.rows:
-        ws.append([safe_cell(r.get(k)) for k in RECEIPT_COLUMNS])
+        ws.append([xlsx_cell(r.get(k)) for k in RECEIPT_COLUMNS])
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return path

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.atomic import atomic_path
-from pipeline.excel_safe import safe_cell, write_safe_csv
+from pipeline.excel_safe import write_safe_csv, xlsx_cell
 from pipeline.intake.schema import towns, units
 
 WORKLIST_TABLE = "appraisal_worklist"
@@ -157,12 +157,12 @@ def write_xlsx(shown: pd.DataFrame, path: Path) -> Path:
     bold = Font(bold=True)
     head = []
     for h in header:
-        cell = WriteOnlyCell(ws, value=safe_cell(h))
+        cell = WriteOnlyCell(ws, value=xlsx_cell(h))
         cell.font = bold
         head.append(cell)
     ws.append(head)
     for row in shown.itertuples(index=False):
-        ws.append([safe_cell(_plain(v)) for v in row])
+        ws.append([xlsx_cell(_plain(v)) for v in row])
     with atomic_path(Path(path)) as tmp:
         wb.save(tmp)
     return Path(path)
