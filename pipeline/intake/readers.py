@@ -340,7 +340,7 @@ def _longest_text(package: zipfile.ZipFile, part: zipfile.ZipInfo) -> int:
                     run = len(chunk) - int(marks[-1]) - 1
                 if run > XLSX_MAX_TEXT_BYTES:
                     return run
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
         return 0  # a damaged part: the reader says where
     return max(longest, run)
 
