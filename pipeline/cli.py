@@ -309,9 +309,10 @@ def _require_database() -> None:
         raise CliError(f"尚未运行：{paths.database_path()} 不存在。先运行：python -m pipeline.cli run")
 
 
-def _place_feedback_file(source: Path, unit: str | None) -> Path:
-    """A file already under data_raw/feedback/<unit>/<batch>/ stays (and acts as that folder's unit; a
-    different --unit is refused); any other file is copied into the folder of --unit, the acting unit."""
+def _feedback_target(source: Path, unit: str | None) -> tuple[Path, bool]:
+    """(where the file is or will be under data_raw/feedback/, whether it is there already). A file already
+    under data_raw/feedback/<unit>/<batch>/ stays (and acts as that folder's unit; a different --unit is
+    refused); any other file goes into today's batch of --unit, the acting unit, once it is to be applied."""
     from pipeline.registry import AuthorityError, acting_unit_of, resolve_acting_unit
 
     feedback_root = (paths.data_raw_dir() / "feedback").resolve()
@@ -326,26 +327,79 @@ def _place_feedback_file(source: Path, unit: str | None) -> Path:
     except AuthorityError as e:
         raise CliError(str(e)) from e
     if inside:
-        return source.resolve()
+        return source.resolve(), True
     from pipeline.clock import district_today
 
-    target = feedback_root / acting / f"{district_today():%Y-%m-%d}" / source.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, target)
-    print(f"已复制到 {target}（报送单位 {acting}）")
-    return target
+    return feedback_root / acting / f"{district_today():%Y-%m-%d}" / source.name, False
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
+    """A file from outside data_raw/ is previewed where it is (nothing is put into data_raw/ unless it is to be
+    applied), then landed whole (temp name, then rename) and applied; a file already in its place is
+    previewed and applied there."""
     _require_database()
-    target = _place_feedback_file(Path(args.file), args.unit)
-    with _writing(f"命令行 feedback {target.name}"):  # preview too: it validates into the database
-        return _feedback(target, args)
+    source = Path(args.file)
+    target, in_place = _feedback_target(source, args.unit)
+    with _writing(f"命令行 feedback {target.name}"):  # preview too: it reads the ledger a run may be changing
+        if in_place or _same_bytes(source, target):  # there already (sent before: the rerun finishes it)
+            return _feedback(target, args)
+        if not _preview_unlanded(source, target, args):
+            return 0
+        _land(source, target)
+        return _feedback(target, args, confirmed=True)
 
 
-def _feedback(target: Path, args: argparse.Namespace) -> int:
+def _same_bytes(a: Path, b: Path) -> bool:
+    from pipeline.intake.ingest import sha256_of
+
+    return b.is_file() and sha256_of(a) == sha256_of(b)
+
+
+def _preview_unlanded(source: Path, target: Path, args: argparse.Namespace) -> bool:
+    """Preview a file not yet in data_raw/ on a throw-away store (the portal's preview, against the live
+    ledger: this command holds the writer lock), then ask. Whether to land and apply it."""
+    from pipeline.portal.preview import Request, run
+
+    rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
+    unit, batch = target.parent.parent.name, target.parent.name
+    result = run(Request(str(source.resolve()), "feedback", unit, batch, str(paths.data_raw_dir()),
+                         str(paths.database_path()), rows_shown=1_000_000))  # fmt: skip
+    if result.error:
+        raise CliError(f"{source.name}：{result.error}")
+    part = next((p for p in result.parts if p.kind == "feedback"), None)
+    if part is None or not part.readable or result.feedback is None:
+        raise CliError(f"文件无法读取：{source.name}：{part.problem if part else '文件中没有反馈表'}")
+    fb = result.feedback
+    print(f"预览 {rel}：将执行 {fb['will_apply']} 行，退回 {fb['will_refuse']} 行（尚未做任何更改）")
+    for r in fb["rows"]:
+        change = f"{r['from']} → {r['to']}" if r["outcome"] == "将执行" else r["reason"]
+        print(f"  第{r['row']}行 {r['hazard_no'] or ''}：{r['outcome']}  {change}")
+    if not args.apply:
+        print(f"（仅预览，未做任何更改，文件未放入 {paths.data_raw_dir()}；确认无误后加 --apply 执行）")
+        return False
+    if not args.yes and not _confirm("确认执行以上更改？[y/N] "):
+        print("已取消，未做任何更改")
+        return False
+    return True
+
+
+def _land(source: Path, target: Path) -> None:
+    """Copy the file into its place whole: under a hidden temp name (never read by the intake or the sensor),
+    then renamed; a kill leaves no file at the final name."""
+    from pipeline import faults
+    from pipeline.atomic import atomic_path
+
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+        faults.point("cli_feedback:landing")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+    print(f"已复制到 {target}（报送单位 {target.parent.parent.name}）")
+
+
+def _feedback(target: Path, args: argparse.Namespace, confirmed: bool = False) -> int:
     from pipeline import store
-    from pipeline.ledger.feedback import apply_pending, preview, validate_feedback, write_feedback_receipts
+    from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 
     rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
     with store.connect(paths.database_path()) as con:
@@ -361,25 +415,48 @@ def _feedback(target: Path, args: argparse.Namespace) -> int:
         if status != "ingested":
             raise CliError(f"文件无法读取：{rel}：{problem}")
         if applied_at is not None:
-            print(f"{rel} 已于 {applied_at:%Y-%m-%d %H:%M} 执行过，不再重复执行（修改内容请另存为新文件上传）")
-            return 0
-        result = preview(con, file_id)
-        print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（尚未做任何更改）")
-        for r in result.rows:
-            change = f"{r.from_status} → {r.to_status}" if r.outcome == "将执行" else r.reason_zh
-            print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
-        if not args.apply:
-            print("（仅预览，未做任何更改；确认无误后加 --apply 执行）")
-            return 0
-        if not args.yes and not _confirm("确认执行以上更改？[y/N] "):
-            print("已取消，未做任何更改")
-            return 0
-        applied = apply_pending(con, only=file_id)
-        write_feedback_receipts(con, paths.output_dir() / "receipts")
+            if _published_since(applied_at):
+                print(f"{rel} 已于 {applied_at:%Y-%m-%d %H:%M} 执行过，不再重复执行（修改内容请另存为新文件上传）")
+                return 0
+            print(f"{rel} 已于 {applied_at:%Y-%m-%d %H:%M} 执行，但之后的台账、图表和简报更新未完成（被中断）："
+                  "不再重复执行，现在完成更新")  # fmt: skip
+            write_feedback_receipts(con, paths.output_dir() / "receipts")
+            applied = []
+        else:
+            if not confirmed and not _preview_landed(con, file_id, rel, args):
+                return 0
+            applied = apply_pending(con, only=file_id)
+            write_feedback_receipts(con, paths.output_dir() / "receipts")
     for r in applied:
         print(f"已执行 {r.applied} 行，退回 {r.refused} 行；回执已写入 {paths.output_dir() / 'receipts'}")
     print("更新台账、图表和简报：")
     return _execute("daily_job")[0]
+
+
+def _preview_landed(con, file_id: str, rel: str, args: argparse.Namespace) -> bool:
+    """Preview a file in its place in data_raw/ (rolled back), then ask. Whether to apply it."""
+    from pipeline.ledger.feedback import preview
+
+    result = preview(con, file_id)
+    print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（尚未做任何更改）")
+    for r in result.rows:
+        change = f"{r.from_status} → {r.to_status}" if r.outcome == "将执行" else r.reason_zh
+        print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")
+    if not args.apply:
+        print("（仅预览，未做任何更改；确认无误后加 --apply 执行）")
+        return False
+    if not args.yes and not _confirm("确认执行以上更改？[y/N] "):
+        print("已取消，未做任何更改")
+        return False
+    return True
+
+
+def _published_since(moment: dt.datetime) -> bool:
+    """Whether a snapshot was published after `moment` (a run that went through to its end since)."""
+    from pipeline.publish.snapshot import snapshot_info
+
+    info = snapshot_info(paths.published_database_path())
+    return info is not None and info["published_at"] >= moment.replace(microsecond=0)
 
 
 def _confirm(prompt: str) -> bool:

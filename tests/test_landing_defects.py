@@ -8,21 +8,33 @@ ROLLBACK); files for people readable as the umask allows."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
+import shutil
+import signal
 import stat
+import subprocess
+import sys
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
-from pipeline import store
+from pipeline import faults, store
 from pipeline.atomic import write_bytes_atomic
+from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
-from pipeline.intake.ingest import ingest_kind
+from pipeline.intake.ingest import discover, ingest_kind
 from pipeline.ledger.feedback import apply_pending, validate_feedback
+from pipeline.paths import PROJECT_ROOT
+from pipeline.registry import district_units
+from sample import generate as sample_data
 from tests.conftest import csv_bytes
 from tests.test_authority import ledger_state, ready_for_acceptance
+from tests.test_cli import _query
 from tests.test_ledger import A_DAMAGE, building, fb, feedback, statuses
 
 # --- files for people are readable as the umask allows ----------------------------------------------
@@ -133,3 +145,111 @@ def test_a_portal_preview_is_not_refused_for_its_missing_record(deployment, monk
     with store.connect(deployment.db) as con:
         ingest_kind(con, deployment.data_raw, "buildings", upload_audit.PORTAL_PREVIEW)
         assert con.execute("SELECT status FROM intake_files").fetchall() == [("ingested",)]
+
+
+# --- nothing half-landed: cli feedback ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A small generated district in its own folder, run once through `cli run` (as tests/test_cli.py's)."""
+    root = tmp_path_factory.mktemp("cli_landing")
+    (root / "dagster_home").mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    sample_data.generate(root / "data_raw", buildings=200, bridges=20, sites=6, pipelines=4, formats="csv")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in (
+            ("LITONG_DATA_RAW", root / "data_raw"),
+            ("LITONG_OUTPUT", root / "output"),
+            ("LITONG_DB", root / "litong.duckdb"),
+            ("DAGSTER_HOME", root / "dagster_home"),
+        ):
+            mp.setenv(name, str(value))  # fmt: skip
+        mp.delenv("LITONG_UNAUDITED_FILES", raising=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["run"]) == 0
+        yield root
+
+
+def _open_hazard(root: Path, offset: int) -> tuple[str, str]:
+    """An open hazard of a registered unit (not an enterprise) and its unit."""
+    rows = _query(
+        root,
+        "SELECT hazard_no, responsible_unit FROM hazards WHERE status = '待整改' AND hazard_grade = '一般' "
+        "ORDER BY hazard_no",
+    )
+    return [(h, u) for h, u in rows if u in district_units()][offset]
+
+
+def _feedback_file(tmp_path: Path, hazard_no: str, unit: str, name: str = "整改反馈.csv") -> Path:
+    upload = tmp_path / name
+    upload.write_bytes(csv_bytes("feedback", [fb(hazard_no, "整改中", unit=unit, report_date="2024-03-01")]))
+    return upload
+
+
+def _published_status(published: Path, hazard_no: str) -> list[tuple]:
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        return con.execute("SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]).fetchall()
+    finally:
+        con.close()
+
+
+def _files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _cli(*args: str, fault: str) -> subprocess.CompletedProcess:
+    """The command in its own process, killed (SIGKILL) at the named point."""
+    env = {**os.environ, faults.ENV: fault}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def test_a_feedback_preview_or_a_no_puts_nothing_into_data_raw(home, tmp_path, capsys, monkeypatch):
+    hazard_no, unit = _open_hazard(home, 0)
+    upload = _feedback_file(tmp_path, hazard_no, unit)
+    before = _files_under(home / "data_raw")
+    assert main(["feedback", str(upload), "--unit", unit]) == 0
+    out = capsys.readouterr().out
+    assert "将执行 1 行，退回 0 行" in out and "仅预览" in out
+    assert _files_under(home / "data_raw") == before  # the next run has nothing to apply
+    monkeypatch.setattr("pipeline.cli._confirm", lambda prompt: False)  # answered N
+    assert main(["feedback", str(upload), "--unit", unit, "--apply"]) == 0
+    assert "已取消" in capsys.readouterr().out
+    assert _files_under(home / "data_raw") == before
+    assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("待整改",)]
+
+
+def test_a_kill_while_a_feedback_file_lands_leaves_nothing_the_intake_reads(home, tmp_path):
+    hazard_no, unit = _open_hazard(home, 1)
+    upload = _feedback_file(tmp_path, hazard_no, unit, "落地中被终止.csv")
+    done = _cli("feedback", str(upload), "--unit", unit, "--apply", "--yes", fault="cli_feedback:landing")
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    landed = [p for p in (home / "data_raw" / "feedback").rglob("*落地中被终止*") if p.is_file()]
+    assert all(p.name.startswith(".") for p in landed)  # at most the hidden temp file, never the final name
+    assert not [u for u in discover(home / "data_raw", "feedback") if "落地中被终止" in u.rel_path]
+
+
+def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_path, capsys):
+    from pipeline.publish.snapshot import snapshot_info
+
+    hazard_no, unit = _open_hazard(home, 2)
+    upload = _feedback_file(tmp_path, hazard_no, unit, "刷新中被终止.csv")
+    published = home / "output" / "published" / "litong.duckdb"
+    done = _cli("feedback", str(upload), "--unit", unit, "--apply", "--yes", fault="snapshot:before_rename")
+    assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
+    assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]  # applied
+    assert _published_status(published, hazard_no) == [("待整改",)]  # stale
+
+    assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "完成 published_snapshot" in out and "已执行 1 行" not in out  # the refresh, not a second application
+    assert _published_status(published, hazard_no) == [("整改中",)]
+    assert _query(home, "SELECT count(*) FROM hazard_events WHERE hazard_no = ? AND to_status = '整改中'",
+                  [hazard_no]) == [(1,)]  # fmt: skip
+    assert snapshot_info(published)["job_name"] == "daily_job"
+
+    assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0  # now there is nothing left
+    out = capsys.readouterr().out
+    assert "不再重复执行" in out and "published_snapshot" not in out
