@@ -72,7 +72,7 @@ class ExpandsTooLarge(UnreadableFile):
 # --- bounds on an XLSX before it is parsed (a zip bomb: 6 MB that expand to 6 GB of one cell) --------------
 # The parts a workbook may expand to in all, in MB (the reader holds the shared strings and the sheet's rows).
 XLSX_MAX_EXPANDED_ENV = "LITONG_XLSX_MAX_EXPANDED_MB"
-XLSX_MAX_EXPANDED_MB = 1024
+XLSX_MAX_EXPANDED_MB = 512  # ~350,000 rows of 37 columns; a larger survey comes as CSV (streamed)
 # A part over XLSX_RATIO_GRACE bytes may expand at most this many times its compressed size (Apache POI's bound;
 # Excel's own sheets compress about 5 to 20 times).
 XLSX_MAX_RATIO = 100

@@ -457,7 +457,8 @@ def _write_results(con: duckdb.DuckDBPyConnection, t: Template) -> None:
             ),
             described AS (
                 SELECT c.file_id, c.row_no, c.check_id,
-                       string_agg(h.header, '、' ORDER BY c.pos) AS headers_zh,
+                       CASE WHEN count(*) = 1 THEN any_value(h.header)  -- headers hold 、: a list is quoted
+                            ELSE string_agg('“' || h.header || '”', '，' ORDER BY c.pos) END AS headers_zh,
                        string_agg('“' || h.header || '”' || coalesce('为“' || raw.raw_value || '”', '为空'), '，'
                                   ORDER BY c.pos) AS values_raw
                 FROM cells c
