@@ -88,7 +88,11 @@ def _execute(job_name: str, partition_key: str | None = None, ops: dict | None =
     if errors:
         print("未通过的检查：" + "、".join(f"{e.asset_key.to_user_string()}.{e.check_name}" for e in errors))
     if not result.success:
-        print(f"运行未成功完成（{result.run_id[:8]}）：详见 Dagster 界面或 status 命令")
+        from pipeline.failures import run_failure_zh
+
+        reasons = run_failure_zh(instance, result.run_id)
+        print(f"运行未成功完成（{result.run_id[:8]}）" + "".join(f"\n  {r}" for r in reasons)
+              + "\n详见 Dagster 界面或 status 命令")  # fmt: skip
     return (0 if result.success and not errors else 1), result.run_id
 
 
@@ -233,6 +237,11 @@ def _print_last_run() -> None:
     started = dt.datetime.fromtimestamp(stats.start_time).strftime("%Y-%m-%d %H:%M:%S") if stats.start_time else "—"
     took = f"，用时 {stats.end_time - stats.start_time:.0f} 秒" if stats.end_time and stats.start_time else ""
     print(f"最近一次运行：{run.job_name}  {run.status.value}  开始于 {started}{took}  （{run.run_id[:8]}）")
+    if run.status == dg.DagsterRunStatus.FAILURE:
+        from pipeline.failures import run_failure_zh
+
+        for reason in run_failure_zh(instance, run.run_id) or ["运行未成功完成（详见 Dagster 界面）"]:
+            print(f"失败原因：{reason}")
     failed = []
     for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         check = record.dagster_event.event_specific_data
@@ -599,6 +608,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explain_error(e: Exception) -> str:
+    from pipeline.failures import explain
+
+    if message := explain(e):  # a full disk: what happened and where, in Chinese
+        return message
     text = str(e)
     if "lock" in text.lower() and "duckdb" in type(e).__module__:
         return f"数据库 {paths.database_path()} 正被另一个进程使用（可能有运行正在进行）：请稍后再试"

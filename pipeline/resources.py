@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline import clock, paths, store, upload_audit
+from pipeline import clock, failures, paths, store, upload_audit
 from pipeline.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
 
 QUAKE_TAG = "litong/quake"  # runs of quake_job: never hold (or wait for) the survey database's writer lock
@@ -45,10 +45,17 @@ class LitongStore(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The database, for one step. A full disk fails the step with a Chinese message naming the folder (the
+        step's failure in the Dagster UI, on the command line and in `status`), the original error chained."""
         clock.use_data_raw(self.raw_dir())  # the district's date follows this deployment's data (its sample marker)
         upload_audit.use_output(self.out_dir())  # the portal's upload audit of this deployment
-        with store.connect(self.db_path()) as con:
-            yield con
+        try:
+            with store.connect(self.db_path()) as con:
+                yield con
+        except Exception as e:
+            if (message := failures.explain(e)) is None:
+                raise
+            raise dg.Failure(description=message) from e
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["LitongStore"]:

@@ -9,6 +9,7 @@ ROLLBACK); files for people readable as the umask allows."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import io
 import os
@@ -28,6 +29,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
 from pipeline.intake.ingest import discover, ingest_kind
+from pipeline.intake.schema import load_template
 from pipeline.ledger.feedback import apply_pending, validate_feedback
 from pipeline.paths import PROJECT_ROOT
 from pipeline.registry import district_units
@@ -35,7 +37,7 @@ from sample import generate as sample_data
 from tests.conftest import csv_bytes
 from tests.test_authority import ledger_state, ready_for_acceptance
 from tests.test_cli import _query
-from tests.test_ledger import A_DAMAGE, building, fb, feedback, statuses
+from tests.test_ledger import A_DAMAGE, building, fb, feedback, round_one, statuses, update_buildings
 
 # --- files for people are readable as the umask allows ----------------------------------------------
 
@@ -253,3 +255,55 @@ def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0  # now there is nothing left
     out = capsys.readouterr().out
     assert "不再重复执行" in out and "published_snapshot" not in out
+
+
+# --- errors that say what happened: a full disk ----------------------------------------------------------
+
+
+def test_a_commit_that_fails_on_a_full_disk_is_reported_as_such_not_masked_by_the_rollback(deployment, monkeypatch):
+    round_one(deployment)
+    before = ledger_state(deployment)
+    deployment.drop("buildings", "2023-2.csv", csv_bytes("buildings", [building("JZ-C", falling_hazard="是")]),
+                    unit="ZJJ", rnd="2023-2")  # fmt: skip
+    monkeypatch.setenv(faults.ENV, "ledger_update:commit" + faults.DISK_FULL)
+    with pytest.raises(duckdb.IOException, match="No space left on device"):  # not "no transaction is active"
+        update_buildings(deployment)
+    assert ledger_state(deployment) == before  # nothing half-done
+    monkeypatch.delenv(faults.ENV)
+    update_buildings(deployment)  # the database is whole: the next run goes through
+    assert any(h.startswith("JZ-C") for h in statuses(deployment))
+
+
+def test_a_full_disk_is_named_in_chinese_with_its_folder_on_the_screen_in_status_and_in_the_ui(
+    home, capsys, monkeypatch
+):
+    import dagster as dg
+
+    from pipeline.portal import run_progress
+
+    first = sorted((home / "data_raw" / "buildings").rglob("*.csv"))[0]  # a changed survey: the ledger updates
+    rows = list(csv.reader(io.StringIO(first.read_text(encoding="utf-8-sig"))))
+    col = rows[0].index(load_template("buildings").field("falling_hazard").header)
+    row = next(r for r in rows[1:] if r[col] != "是")
+    row[col] = "是"
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    first.write_text(buf.getvalue(), encoding="utf-8")
+    monkeypatch.setenv(faults.ENV, "ledger_update:commit" + faults.DISK_FULL)
+
+    assert main(["run"]) == 1
+    out = capsys.readouterr().out
+    assert "磁盘空间不足" in out and f"“{home}”所在的磁盘已满" in out and "no transaction" not in out
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"失败原因：磁盘空间不足：“{home}”所在的磁盘已满" in out
+
+    instance = dg.DagsterInstance.get()
+    run = instance.get_runs(limit=1)[0]
+    (failure,) = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    assert failure.dagster_event.step_key == "hazard_ledger"
+    assert "磁盘空间不足" in failure.dagster_event.event_specific_data.error.message  # the Dagster UI's message
+    run_progress._instance.cache_clear()
+    shown = run_progress.last_failure()  # the portal's upload page
+    assert shown is not None and shown.disk_full and "磁盘空间不足" in shown.summary_zh
+    assert str(home) not in shown.summary_zh  # no server path on a clerk's page

@@ -26,6 +26,7 @@ import duckdb
 
 from pipeline import faults
 from pipeline.event_registry import event_problem
+from pipeline.failures import rollback
 from pipeline.intake.headers import (
     MAPPING_FILE,
     Mapping,
@@ -451,7 +452,7 @@ class FileIntake:
                 self._insert_record(record)
                 con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                rollback(con)
                 raise
         finally:
             con.unregister(UPLOAD_VIEW)

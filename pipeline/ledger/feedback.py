@@ -24,6 +24,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import faults
+from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
@@ -325,7 +326,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> li
             )
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         results.append(result)
         faults.point("ledger_feedback:after_first_file")

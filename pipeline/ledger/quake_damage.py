@@ -31,6 +31,7 @@ import pandas as pd
 import yaml
 
 from pipeline.event_registry import declared_events
+from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
@@ -116,7 +117,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection, data_raw: Path) -> list[BatchR
             result = _take_batch(con, file_id, rel_path, folder_unit, event_id, events.get(event_id))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)
             raise
         results.append(result)
     return results

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline import registry
+from pipeline import faults, registry
 from pipeline.clock import district_today
+from pipeline.failures import rollback
 from pipeline.ledger import describe
 from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
 from pipeline.scoring.engine import ensure_scoring_schema
@@ -85,9 +86,10 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
         _stamp_ruleset_version(con)
         counts.supervised = supervise_major(con)
         con.execute("DELETE FROM rescored_assets")
+        faults.point("ledger_update:commit", con)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # never masks the error (a COMMIT that failed on a full disk leaves no transaction)
         raise
     return counts
 

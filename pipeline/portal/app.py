@@ -432,16 +432,17 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
     def upload_status(request: Request, upload_id: str):
         session = _session(state, request)
         row = _visible_upload(state, session, upload_id)
-        outcomes, running, runs = [], None, []
+        outcomes, running, runs, failure = [], None, [], None
         if row["state"] == "landed":
             outcomes = _record_results(state, [row]).get(upload_id, [])
             row = uploads.get_upload(state.db(), upload_id)
             if not outcomes and row["result"] != REPLACED_ZH:
                 running = reads.writer_running(settings.database)
                 runs = run_progress.active_runs()
+                failure = None if running or runs else run_progress.last_failure()  # a run that stopped
         stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
         return state.render(request, "upload_status.html", session, row=row, outcomes=outcomes, running=running,
-                            runs=runs, result=stored)  # fmt: skip
+                            runs=runs, failure=failure, result=stored)  # fmt: skip
 
     @app.get("/uploads/{upload_id}/receipt/{kind}")
     def receipt(request: Request, upload_id: str, kind: str):
