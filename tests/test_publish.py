@@ -58,7 +58,7 @@ def test_chart_numbers_match_the_database(sample):
     assert by_unit["合计"].sum() == open_hazards
     assert (by_unit[["逾期", "整改期限内", "已整改待验收", "管控中"]].sum(axis=1) == by_unit["合计"]).all()
     assert progress["累计发现"].iloc[-1] == hazards and progress["累计发现"].is_monotonic_increasing
-    assert len(top) == 10 and top["得分"].iloc[0] == best and top["得分"].is_monotonic_decreasing
+    assert len(top) == 10 and top["得分（封顶100）"].iloc[0] == best and top["封顶前累计分"].is_monotonic_decreasing
     assert grades["按GB 18218计算"].sum() == sites and grades["单位申报"].sum() == sites
 
 

@@ -23,6 +23,7 @@ from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, che
 A4_INCHES = (8.27, 11.69)
 BRIEFING_CHARTS = ("levels_by_town", "open_hazards_by_unit", "rectification_progress")
 MAX_LISTED = 8  # overdue 重大隐患 listed one by one; all of them are counted per unit
+HEIGHTS = (0.55, 0.75, 3.3, 2.0, 3.3, 0.25)  # header, tiles, two charts, progress, overdue list, footer
 
 
 @dataclass(frozen=True)
@@ -72,14 +73,18 @@ def overdue_major(inp: PublishInputs) -> pd.DataFrame:
     return inp.overdue_major
 
 
-def write_briefing(inp: PublishInputs, path: Path) -> Headline:
-    use_cjk_style()
-    check_cjk_font()
+# Where a leader finds the full list: the portal's page or the bureau, never a file path (issue 25 §8).
+FOOTER_ZH = (
+    "数据：各部门调查上报及整改反馈；逾期按{as_of:%Y年%m月%d日}计。"
+    "逐项清单见利通区地震风险隐患排查平台“隐患台账”页，或向区应急管理局索取。"
+)
+
+
+def briefing_figure(inp: PublishInputs) -> tuple[Headline, object]:
+    """The briefing drawn on an A4 figure: headline tiles, three charts, the overdue 重大隐患, the footer."""
     head = headline(inp)
     fig = new_figure(A4_INCHES)
-    header, tiles, charts, progress, overdue, footer = fig.subfigures(
-        6, 1, height_ratios=[0.55, 0.75, 3.3, 2.0, 3.3, 0.25]
-    )
+    header, tiles, charts, progress, overdue, footer = fig.subfigures(6, 1, height_ratios=HEIGHTS)
     _header(header, inp.as_of)
     _tiles(tiles, head)
     left, right = charts.subfigures(1, 2, width_ratios=[1, 1.15])
@@ -87,8 +92,14 @@ def write_briefing(inp: PublishInputs, path: Path) -> Headline:
         chart = CHARTS_BY_NAME[name]
         chart.draw(sub, chart.table(inp), inp, compact=True)
     _overdue_list(overdue, overdue_major(inp))
-    footer.text(0.01, 0.5, f"数据：各部门地震风险隐患调查上报及整改反馈；逾期按{inp.as_of:%Y年%m月%d日}计。"
-                "详见隐患台账（output/ledger/隐患台账.xlsx）。", fontsize=7, color=MUTED, va="center")  # fmt: skip
+    footer.text(0.01, 0.5, FOOTER_ZH.format(as_of=inp.as_of), fontsize=7, color=MUTED, va="center")
+    return head, fig
+
+
+def write_briefing(inp: PublishInputs, path: Path) -> Headline:
+    use_cjk_style()
+    check_cjk_font()
+    head, fig = briefing_figure(inp)
     with atomic_path(path) as tmp:
         title = f"利通区地震风险隐患排查整治简报（{as_of_label(inp.as_of)}）"
         fig.savefig(tmp, format="pdf", metadata={"Title": title})
@@ -114,26 +125,61 @@ def _due(r):
     return r.next_review if r.status == "管控中" and pd.notna(r.next_review) else r.deadline
 
 
+PER_UNIT_EMS = 72  # a line of the per-unit counts, in widths of a Chinese character at their size (the page's)
+MAX_UNIT_LINES = 7  # more units: the last line sums the rest (the table below keeps its room)
+PER_UNIT_PT, PER_UNIT_SPACING = 7.5, 1.5  # their font size and line spacing
+# the overdue list's axes, in inches: its part of the page less its title
+OVERDUE_INCHES = A4_INCHES[1] * HEIGHTS[4] / sum(HEIGHTS) - 0.4
+
+
+def _ems(text: str) -> float:
+    """The width of `text` in widths of a Chinese character (a Latin letter or digit is about half of one)."""
+    return sum(1 if ord(ch) > 0x2E80 else 0.55 for ch in text)
+
+
+def per_unit_lines(by_unit: pd.Series, width: float = PER_UNIT_EMS, max_lines: int = MAX_UNIT_LINES) -> list[str]:
+    """「单位 N 项」 per unit, most first, in lines of at most `width`: a line breaks between two units, never
+    between a unit and its count (matplotlib's own wrapping breaks at spaces, which are inside the items). Past
+    `max_lines`, the last line sums the units left (「其余 K 个单位共 M 项」): every hazard stays counted."""
+    groups: list[list[tuple[str, int]]] = []
+    for unit, n in by_unit.items():
+        item = (f"{clip(unit, 20)} {n:,} 项", int(n))
+        if groups and _ems("；".join(text for text, _ in [*groups[-1], item])) <= width:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    if len(groups) > max_lines:
+        rest = [n for group in groups[max_lines - 1 :] for _, n in group]
+        groups = [*groups[: max_lines - 1], [(f"其余 {len(rest):,} 个单位共 {sum(rest):,} 项", sum(rest))]]
+    return ["；".join(text for text, _ in group) + ("；" if i < len(groups) - 1 else "")
+            for i, group in enumerate(groups)]  # fmt: skip
+
+
 def _overdue_list(fig, rows: pd.DataFrame) -> None:
+    """The overdue 重大隐患: how many, per unit, then the longest overdue in a table and, under it, what the
+    table holds (the MAX_LISTED longest) and where the rest are."""
     ax = fig.add_subplot()
     ax.set_axis_off()
     if rows.empty:
         ax.set_title("逾期重大隐患：无", loc="left")
         return
-    by_unit = rows.groupby("unit_name").size().sort_values(ascending=False)
+    by_unit = rows.groupby("unit_name").size().sort_values(ascending=False, kind="stable")
     ax.set_title(f"逾期重大隐患共 {len(rows):,} 项，按责任单位：", loc="left", fontsize=11)
-    per_unit = "；".join(f"{clip(u, 20)} {n:,}" for u, n in by_unit.items())
-    ax.text(0, 1.0, per_unit, fontsize=7.5, va="top", wrap=True, transform=ax.transAxes, color=INK)
+    lines = per_unit_lines(by_unit)
+    line_height = PER_UNIT_PT * PER_UNIT_SPACING / 72 / OVERDUE_INCHES  # a line, as a fraction of the axes
+    ax.text(0, 1.0, "\n".join(lines), fontsize=PER_UNIT_PT, va="top", linespacing=PER_UNIT_SPACING,
+            transform=ax.transAxes, color=INK)  # fmt: skip
     listed = rows.head(MAX_LISTED)
     cells = [[clip(r.hazard_no, 40), clip(r.asset_name, 16), short_town(r.town_name), clip(r.unit_name, 14),
               f"{_due(r):%Y-%m-%d}", f"{int(r.overdue_days):,}"] for r in listed.itertuples()]  # fmt: skip
+    top = 1.0 - line_height * len(lines) - 0.04
     tbl = ax.table(cellText=cells, colLabels=["隐患编号", "资产名称", "乡镇", "责任单位", "时限/复核", "逾期天数"],
-                   bbox=[0, 0.02, 1, 0.72], cellLoc="left", colLoc="left",
+                   bbox=[0, 0.09, 1, max(0.3, top - 0.09)], cellLoc="left", colLoc="left",
                    colWidths=[0.24, 0.22, 0.1, 0.22, 0.12, 0.1])  # fmt: skip
     tbl.auto_set_font_size(False)
     tbl.set_fontsize(7)
     for col in range(6):
         tbl[0, col].set_facecolor("#e8e8e8")
     more = len(rows) - len(listed)
-    note = f"逾期最久的 {len(listed)} 项如上" + (f"，其余 {more:,} 项见隐患台账。" if more else "。")
-    ax.text(0, 0.78, note, fontsize=7.5, color=MUTED, transform=ax.transAxes)
+    note = f"上表为逾期最久的 {len(listed)} 项" + (f"，其余 {more:,} 项见隐患台账。" if more else "。")
+    ax.text(0, 0.0, note, fontsize=7.5, color=MUTED, va="bottom", transform=ax.transAxes)

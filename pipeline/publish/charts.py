@@ -7,6 +7,7 @@ Every draw function takes a Figure or SubFigure, so a chart looks the same alone
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import pandas as pd
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.publish.inputs import GRADES, TOP_N, PublishInputs, short_town
-from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip
+from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip, wrap
 
 EMPTY_ZH = "暂无数据"
 OPEN_PARTS = {  # open hazards by where they stand; together they are every hazard not 已销号
@@ -232,38 +233,70 @@ def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False
 # ---------------------------------------------------------------------------------------------
 # Top ten assets
 # ---------------------------------------------------------------------------------------------
+MAIN_REASONS = 3  # reasons shown in full in the chart; the CSV has the others too
+TOP_POINTS = "封顶前累计分"  # the points of every finding, before the score's cap of 100: what ranks the top ten
+
+
+def split_reasons(reasons: object) -> list[str]:
+    """The scores' reasons one by one (`B01 …（60分）；B19 …（40分）`, most points first; a title may hold a
+    ；, a reason always ends with its points)."""
+    return [r for r in re.split(r"(?<=分）)；", reasons if isinstance(reasons, str) else "") if r]
+
+
 def top_assets_table(inp: PublishInputs) -> pd.DataFrame:
+    """The top ten by points before the cap (the capped 得分 is 100 for all of them in a district with many
+    hazards), then hazards; equal points and hazards share a rank. The main reasons in full, the rest beside."""
     s = inp.top_assets
+    keys = list(zip(s["raw_points"].round(1), s["n_hazards"], strict=True))
+    reasons = [split_reasons(r) for r in s["top_reasons"]]
     return pd.DataFrame({
-        "排名": range(1, len(s) + 1), "资产类别": s["kind_zh"], "资产编码": s["asset_id"], "名称": s["asset_name"],
-        "乡镇": s["town_name"], "得分": s["score"].round(1),
-        "原始分": s["raw_points"].round(1), "风险等级": s["level"].map(LEVEL_ZH),
-        "主要原因": s["top_reasons"].fillna(""), "level": s["level"],
+        "排名": [1 + sum(other > key for other in keys) for key in keys], "资产类别": s["kind_zh"],
+        "资产编码": s["asset_id"], "名称": s["asset_name"], "乡镇": s["town_name"], TOP_POINTS: s["raw_points"].round(1),
+        "隐患数": s["n_hazards"].astype(int), "得分（封顶100）": s["score"].round(1),
+        "风险等级": s["level"].map(LEVEL_ZH), "主要原因": ["；".join(r[:MAIN_REASONS]) for r in reasons],
+        "其余原因": ["；".join(r[MAIN_REASONS:]) for r in reasons],
     })  # fmt: skip
 
 
+def top_assets_cells(table: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The chart's table: the header and, per asset, its cells (a tie's rank marked 并列; the name with its code
+    below; the main reasons in full, one a line, and how many more)."""
+    ranks = table["排名"].tolist()
+    header = ["排名", "资产（名称/编码）", "类别", "乡镇", TOP_POINTS, "隐患数", "风险等级",
+              f"主要原因（前{MAIN_REASONS}项，全文）"]  # fmt: skip
+    rows = []
+    for r in table.itertuples(index=False):
+        more = len(split_reasons(r.其余原因))
+        lines = [wrap(reason, 44) for reason in split_reasons(r.主要原因)] + ([f"另有{more}项原因"] if more else [])
+        rank = f"{r.排名}" + ("（并列）" if ranks.count(r.排名) > 1 else "")
+        rows.append([rank, f"{wrap(r.名称, 14, 2)}\n{clip(r.资产编码, 30)}", r.资产类别, clip(short_town(r.乡镇), 10),
+                     f"{getattr(r, TOP_POINTS):g}", f"{r.隐患数}", r.风险等级, "\n".join(lines)])  # fmt: skip
+    return header, rows
+
+
 def draw_top_assets(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
-    title = f"风险最高的{TOP_N}个资产"
+    title = f"风险最高的{TOP_N}个资产（按{TOP_POINTS}排名，得分封顶100）"
     ax = _axes_or_empty(fig, title, table.empty)
     if ax is None:
         return
     ax.set_axis_off()
-    shown = table.drop(columns="level").copy()
-    shown["资产编码"] = shown["资产编码"].map(lambda t: clip(t, 30))
-    shown["名称"] = shown["名称"].map(lambda t: clip(t, 14))
-    shown["主要原因"] = shown["主要原因"].map(lambda t: clip(t, 46))
-    tbl = ax.table(cellText=shown.values.tolist(), colLabels=list(shown.columns), loc="upper center",
-                   cellLoc="left", colLoc="left")  # fmt: skip
+    header, rows = top_assets_cells(table)
+    tbl = ax.table(cellText=rows, colLabels=header, bbox=[0, 0, 1, 1], cellLoc="left", colLoc="left")
     tbl.auto_set_font_size(False)
     tbl.set_fontsize(8)
-    tbl.auto_set_column_width(list(range(len(shown.columns))))
-    tbl.scale(1, 1.6)
-    level_col = list(shown.columns).index("风险等级")
-    for row, level in enumerate(table["level"], start=1):
+    tbl.auto_set_column_width(list(range(len(header))))
+    for row, cells in enumerate(rows, start=1):  # a row as tall as its most lines: bbox keeps the proportions
+        height = max(c.count("\n") + 1 for c in cells)
+        for col in range(len(header)):
+            tbl[row, col].set_height(height)
+    level_col = header.index("风险等级")
+    by_zh = {zh: level for level, zh in LEVEL_ZH.items()}
+    for row, level in enumerate(table["风险等级"].map(by_zh), start=1):
         tbl[row, level_col].set_facecolor(LEVEL_COLOUR.get(level, "white"))
         tbl[row, level_col].get_text().set_color("white" if level in ("red", "blue") else INK)
-    for col in range(len(shown.columns)):
+    for col in range(len(header)):
         tbl[0, col].set_facecolor("#e8e8e8")
+        tbl[0, col].set_height(1.2)
     ax.set_title(title)
 
 
@@ -279,23 +312,36 @@ def hazchem_table(inp: PublishInputs) -> pd.DataFrame:
     return table
 
 
+# GB 18218 grades as the charts colour them: 一级 (the most dangerous) to 四级 as the risk levels red to blue,
+# a site that is not a major hazard source grey; the units' declared grade hatched in the same colour.
+GRADE_COLOUR = {"一级": LEVEL_COLOUR["red"], "二级": LEVEL_COLOUR["orange"], "三级": LEVEL_COLOUR["yellow"],
+                "四级": LEVEL_COLOUR["blue"], "非重大危险源": "#8c96a0", "未申报": "#9aa5b1"}  # fmt: skip
+
+
 def draw_hazchem(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    from matplotlib.patches import Patch
+
     title = "危险化学品重大危险源分级（GB 18218—2018）"
     ax = _axes_or_empty(fig, title, table.empty or table["按GB 18218计算"].sum() == 0)
     if ax is None:
         return
     x = range(len(table))
     width = 0.38
-    bars_c = ax.bar([i - width / 2 for i in x], table["按GB 18218计算"], width, color=LEVEL_COLOUR["red"],
-                    label="按GB 18218计算")  # fmt: skip
-    bars_d = ax.bar([i + width / 2 for i in x], table["单位申报"], width, color="#9aa5b1", label="单位申报")
+    colours = [GRADE_COLOUR[g] for g in table["等级"]]
+    bars_c = ax.bar([i - width / 2 for i in x], table["按GB 18218计算"], width, color=colours, edgecolor=INK,
+                    linewidth=0.5, label="按GB 18218计算")  # fmt: skip
+    bars_d = ax.bar([i + width / 2 for i in x], table["单位申报"], width, color="white", edgecolor=colours,
+                    hatch="///", linewidth=1.0, label="单位申报")  # fmt: skip
     ax.bar_label(bars_c, fontsize=8)
     ax.bar_label(bars_d, fontsize=8)
     ax.set_xticks(list(x), table["等级"])
     ax.set_ylabel("单位数")
+    ax.set_ylim(0, max(1, table[["按GB 18218计算", "单位申报"]].to_numpy().max()) * 1.12)
     total = int(table["按GB 18218计算"].sum())
     ax.set_title(f"{title}：共{total}家")
-    ax.legend(frameon=False, fontsize=8)
+    handles = [Patch(facecolor=MUTED, edgecolor=INK, linewidth=0.5, label="按GB 18218计算（实心，颜色即等级）"),
+               Patch(facecolor="white", edgecolor=MUTED, hatch="///", label="单位申报（斜线）")]  # fmt: skip
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left")
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -311,7 +357,7 @@ CHARTS: list[Chart] = [
     Chart("asset_map", "资产风险等级分布图", "scores", map_table, draw_map,
           lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (9, 8)),
     Chart("top_assets", "风险最高的资产", "scores", top_assets_table, draw_top_assets,
-          lambda t: len(t), lambda i: min(TOP_N, i.scored_total()), "列出的资产", (14, 4.5)),
+          lambda t: len(t), lambda i: min(TOP_N, i.scored_total()), "列出的资产", (14, 9)),
     Chart("hazchem_grades", "危险化学品重大危险源分级", "scores", hazchem_table, draw_hazchem,
           lambda t: int(t["按GB 18218计算"].sum()) if len(t) else 0,
           lambda i: i.scored_total("hazchem_sites"), "已评分危险化学品单位", (9, 5)),

@@ -118,9 +118,11 @@ class PublishInputs:
 
     @cached_property
     def top_assets(self) -> pd.DataFrame:
+        """The TOP_N highest scores; the score is capped at 100, so the points before the cap rank them (then
+        the number of hazards: the more to fix, the higher)."""
         return self._with_names(self._frame(
-            "SELECT kind, asset_id, asset_name, town_code, score, raw_points, level, top_reasons FROM scores "
-            "ORDER BY score DESC, raw_points DESC, asset_id LIMIT ?", [TOP_N]))  # fmt: skip
+            "SELECT kind, asset_id, asset_name, town_code, score, raw_points, n_hazards, level, top_reasons "
+            "FROM scores ORDER BY score DESC, raw_points DESC, n_hazards DESC, asset_id LIMIT ?", [TOP_N]))  # fmt: skip
 
     @cached_property
     def hazchem_grades(self) -> pd.DataFrame:

@@ -33,10 +33,27 @@ class RenderedChart:
         return self.shown_total == self.expected_total
 
 
-def new_figure(size: tuple[float, float]):
+FOOTER_INCHES = 0.22  # the strip at the bottom kept for the as-of footer: nothing of the chart is drawn there
+
+
+def new_figure(size: tuple[float, float], footer: bool = False):
+    """A figure laid out by matplotlib (constrained); with `footer`, a strip at the bottom is left free for
+    the as-of line (a footer drawn over the chart's area overlapped its axis labels)."""
     from matplotlib.figure import Figure  # not pyplot: no global state, nothing left open
 
-    return Figure(figsize=size, layout="constrained")
+    fig = Figure(figsize=size, layout="constrained")
+    if footer:
+        strip = FOOTER_INCHES / size[1]
+        fig.get_layout_engine().set(rect=(0, strip, 1, 1 - strip))
+    return fig
+
+
+def draw_chart(chart: Chart, table: pd.DataFrame, inp: PublishInputs):
+    """The chart drawn on a new figure, the as-of footer in its own strip at the bottom right."""
+    fig = new_figure(chart.size, footer=True)
+    chart.draw(fig, table, inp)
+    fig.text(0.995, 0.004, as_of_label(inp.as_of), ha="right", va="bottom", fontsize=7, color=MUTED, gid="footer")
+    return fig
 
 
 def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedChart:
@@ -44,12 +61,10 @@ def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedCha
     check_cjk_font()
     out_dir.mkdir(parents=True, exist_ok=True)
     table = chart.table(inp)
-    fig = new_figure(chart.size)
     png = out_dir / f"{chart.name}.png"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        chart.draw(fig, table, inp)
-        fig.text(0.995, 0.003, as_of_label(inp.as_of), ha="right", va="bottom", fontsize=7, color=MUTED)
+        fig = draw_chart(chart, table, inp)
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=PNG_DPI, format="png")
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]

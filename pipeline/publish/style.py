@@ -74,6 +74,17 @@ def printable(text: object) -> str:
     return " ".join("".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text).split())
 
 
+def wrap(text: object, width: int, max_lines: int | None = None) -> str:
+    """Printable text in lines of at most `width` characters, for a table cell that shows it in full (Chinese
+    has no spaces to break at: a line ends at its width); with `max_lines`, a longer text's last line ends
+    with an ellipsis. `$` escaped as in `clip`."""
+    text = printable(text)
+    lines = [text[i : i + width] for i in range(0, len(text), width)] or [""]
+    if max_lines and len(lines) > max_lines:
+        lines = [*lines[: max_lines - 1], lines[max_lines - 1][: width - 1] + "…"]
+    return "\n".join(lines).replace("$", r"\$")
+
+
 def clip(text: object, n: int) -> str:
     """The one helper for labels from the data: printable, cut to n characters with an ellipsis (long
     unit and asset names break table layouts), `$` escaped so that a name is never read as mathtext."""
