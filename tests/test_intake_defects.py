@@ -315,3 +315,15 @@ def test_a_problem_over_two_columns_lists_them_quoted(deployment):
     intake(deployment, "buildings")
     problems = receipt(deployment, "buildings/ZJJ/2023-1/a.csv", "ZJJ")["问题明细"]
     assert [p[2] for p in problems if "建成年份晚于调查日期" in p[4]] == ["“建成年份”，“调查日期”"]
+
+
+def test_pictures_in_a_workbook_count_for_nothing(deployment, tmp_path):
+    """A picture is never read by the reader: a 40 MB one-colour bitmap (it compresses thousands of times) in
+    a clerk's workbook refuses nothing."""
+    path = tmp_path / "c.xlsx"
+    path.write_bytes(clerk_workbook())
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("xl/media/image1.bmp", b"BM" + b"\xff" * (40 << 20))
+    deployment.drop("buildings", "c.xlsx", path.read_bytes())
+    assert intake(deployment, "buildings")["buildings"].valid == 2
+    assert file_problems(deployment) == {}

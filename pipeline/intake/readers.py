@@ -289,26 +289,38 @@ def xlsx_max_expanded_bytes() -> int:
 
 
 def check_xlsx_bounds(path: Path) -> None:
-    """Refuse a workbook that would expand past the bounds, before anything parses it: the parts' sizes in all
-    and each part's compression ratio (as the zip's directory states them: reading a part never yields more
-    than its stated size), then the longest text in each part, streamed. A file that is not a zip is left to
-    openpyxl's own refusal."""
+    """Refuse a workbook that would expand past the bounds, before anything parses it: the XML parts' sizes in
+    all and each one's compression ratio (as the zip's directory states them: reading a part never yields more
+    than its stated size), then the longest text in each, streamed. Pictures and other binary parts are never
+    read by the reader and are not counted. A file that is not a zip is left to openpyxl's own refusal."""
     try:
         package = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError):
         return
     with package:
-        parts = package.infolist()
+        parts = [p for p in package.infolist() if _is_xml(package, p)]
         total, limit = sum(p.file_size for p in parts), xlsx_max_expanded_bytes()
         if total > limit:
-            raise _too_large(path, f"解压后共{_mb(total)}（上限{_mb(limit)}）")
+            raise _too_large(path, f"解压后共{_mb(total, up=True)}（上限{_mb(limit)}）")
         for part in parts:
             if part.file_size > XLSX_RATIO_GRACE and part.file_size > XLSX_MAX_RATIO * max(part.compress_size, 1):
                 ratio = part.file_size // max(part.compress_size, 1)
-                raise _too_large(path, f"其中一部分压缩了{ratio}倍（解压后{_mb(part.file_size)}），不是Excel保存的表格")
+                raise _too_large(
+                    path, f"其中一部分压缩了{ratio}倍（解压后{_mb(part.file_size, up=True)}），不是Excel保存的表格"
+                )
         for part in parts:
             if _longest_text(package, part) > XLSX_MAX_TEXT_BYTES:
                 raise _too_large(path, "其中有一个单元格的内容超过数百万个字符（Excel的单元格最多32767个字符）")
+
+
+def _is_xml(package: zipfile.ZipFile, part: zipfile.ZipInfo) -> bool:
+    """Whether the part is XML (what the reader parses), by its first bytes, whatever its name."""
+    try:
+        with package.open(part) as f:
+            head = f.read(64)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+        return False  # a damaged part: the reader says where
+    return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<")
 
 
 def _too_large(path: Path, detail: str) -> ExpandsTooLarge:
@@ -318,8 +330,9 @@ def _too_large(path: Path, detail: str) -> ExpandsTooLarge:
     )
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1 << 20):,.0f} MB"
+def _mb(n: int, up: bool = False) -> str:
+    """`n` bytes in MB, rounded down (a bound) or `up` (a size past it)."""
+    return f"{-(-n >> 20) if up else n >> 20:,} MB"
 
 
 def _longest_text(package: zipfile.ZipFile, part: zipfile.ZipInfo) -> int:
