@@ -113,10 +113,10 @@ def test_the_top_ten_rank_by_the_points_before_the_cap_and_show_their_main_reaso
                                "ORDER BY raw_points DESC, n_hazards DESC, asset_id LIMIT 10").fetchall()  # fmt: skip
     assert all(score == 100 for *_, score in expected)  # the sample's top ten are all capped …
     table = pd.read_csv(rendered.csv, encoding="utf-8-sig", dtype={"排名": int})
-    assert "level" not in table.columns  # no code in a file for people
-    assert table["资产编码"].tolist() == [e[0] for e in expected]
     points = table["封顶前累计分"].tolist()  # … the points before the cap tell them apart
     assert points == [e[1] for e in expected] and len(set(points)) > 3 and points == sorted(points, reverse=True)
+    assert table["资产编码"].tolist() == [e[0] for e in expected]
+    assert "level" not in table.columns  # no code in a file for people
     keys = list(zip(points, table["隐患数"], strict=True))
     ranks = table["排名"].tolist()
     for i in range(10):  # a rank is shared by equal points and hazards only, and counts the ones above
@@ -183,35 +183,50 @@ def _pdf_pieces(path) -> list[tuple[float, str]]:
     return pieces
 
 
-def test_the_briefing_note_follows_its_table_counts_stay_with_their_unit_and_the_footer_names_no_path(sample):
-    import re
-
-    from pypdf import PdfReader
-
+def _overdue_major(deployment):
+    """The overdue 重大隐患 as of the sample's date, the longest overdue first (as the briefing lists them)."""
     from pipeline.clock import sample_as_of
     from pipeline.ledger.exports import ledger_rows
 
-    deployment, _ = sample
-    pdf = deployment.output / "briefing" / "简报.pdf"
     with store.connect(deployment.db) as con:
         rows = ledger_rows(con, sample_as_of())
     overdue = rows[(rows["hazard_grade"] == "重大") & rows["overdue_days"].notna()]
-    overdue = overdue.sort_values(["overdue_days", "hazard_no"], ascending=[False, True])
-    listed = overdue["hazard_no"].head(8).tolist()
-    pieces = _pdf_pieces(pdf)
+    return overdue.sort_values(["overdue_days", "hazard_no"], ascending=[False, True])
+
+
+def _briefing_text(deployment) -> str:
+    from pypdf import PdfReader
+
+    return PdfReader(deployment.output / "briefing" / "简报.pdf").pages[0].extract_text()
+
+
+def test_the_briefings_note_on_the_overdue_table_is_printed_under_it(sample):
+    deployment, _ = sample
+    listed = _overdue_major(deployment)["hazard_no"].head(8).tolist()
+    pieces = _pdf_pieces(deployment.output / "briefing" / "简报.pdf")
     table_rows = [y for y, text in pieces if text in listed]
     (note,) = [y for y, text in pieces if "逾期最久的" in text]
-    assert len(table_rows) == 8 and note < min(table_rows)  # the note on the table is under it
+    assert len(table_rows) == 8 and note < min(table_rows)  # 「逾期最久的 8 项」 under the 8 rows
     header = next(y for y, text in pieces if text.startswith("隐患编号"))
     assert header > max(table_rows)
 
-    # each unit's count on the same line as its name
-    text = PdfReader(pdf).pages[0].extract_text()
-    by_unit = overdue.groupby(overdue["unit_name"].fillna("未明确")).size()
+
+def test_the_briefings_per_unit_counts_stay_on_the_line_of_their_unit(sample):
+    import re
+
+    deployment, _ = sample
+    overdue = _overdue_major(deployment)
+    by_unit = overdue.groupby("unit_name").size()
     assert len(by_unit) > 10
+    text = _briefing_text(deployment)
     for unit, n in by_unit.items():
-        assert re.search(rf"{re.escape(unit)}[ \xa0]*{n:,}", text), (unit, n)
-    # the footer points a leader to the portal's page or the bureau, not to a file
-    (footer,) = [line for line in text.splitlines() if line.startswith("数据：")]
+        assert re.search(rf"{re.escape(unit)}[ \xa0]*{n:,}", text), (unit, n)  # no line break between them
+
+
+def test_the_briefings_footer_names_no_file_path(sample):
+    import re
+
+    deployment, _ = sample
+    (footer,) = [line for line in _briefing_text(deployment).splitlines() if line.startswith("数据：")]
     assert not re.search(r"[/\\]|\.xlsx|\.csv|output", footer), footer
-    assert "隐患台账" in footer and "排查平台" in footer
+    assert "隐患台账" in footer and "排查平台" in footer  # where a leader finds the full list
