@@ -9,7 +9,6 @@ ROLLBACK); files for people readable as the umask allows."""
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import os
@@ -30,6 +29,7 @@ from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
 from pipeline.intake.ingest import discover, ingest_kind
 from pipeline.intake.schema import load_template
+from pipeline.intake.validate import normalize, validate
 from pipeline.ledger.feedback import apply_pending, validate_feedback
 from pipeline.paths import PROJECT_ROOT
 from pipeline.registry import district_units
@@ -260,6 +260,42 @@ def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_
 # --- errors that say what happened: a full disk ----------------------------------------------------------
 
 
+class _FullDiskOnCommit:
+    """A real connection whose COMMIT fails as DuckDB's does on a full disk: the write fails, and the
+    transaction is gone (a ROLLBACK after it finds none)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def execute(self, sql: str, *args, **kwargs):
+        if sql.strip().upper() == "COMMIT":
+            self._con.execute("ROLLBACK")
+            raise duckdb.IOException('Could not write file "/srv/litong/litong.duckdb.wal": No space left on device')
+        return self._con.execute(sql, *args, **kwargs)
+
+
+def test_the_error_of_a_failed_commit_survives_the_rollback(deployment):
+    from pipeline.ledger.survey_update import update_from_findings
+    from pipeline.scoring.engine import score_kind
+    from tests.test_ledger import RULESET
+
+    round_one(deployment)
+    before = ledger_state(deployment)
+    deployment.drop("buildings", "2023-2.csv", csv_bytes("buildings", [building("JZ-C", falling_hazard="是")]),
+                    unit="ZJJ", rnd="2023-2")  # fmt: skip
+    with store.connect(deployment.db) as con:
+        ingest_kind(con, deployment.data_raw, "buildings")
+        normalize(con, load_template("buildings"))
+        validate(con, load_template("buildings"))
+        score_kind(con, RULESET, "buildings")
+        with pytest.raises(duckdb.IOException, match="No space left on device"):  # not "no transaction is active"
+            update_from_findings(_FullDiskOnCommit(con))
+    assert ledger_state(deployment) == before
+
+
 def test_a_commit_that_fails_on_a_full_disk_is_reported_as_such_not_masked_by_the_rollback(deployment, monkeypatch):
     round_one(deployment)
     before = ledger_state(deployment)
@@ -281,15 +317,10 @@ def test_a_full_disk_is_named_in_chinese_with_its_folder_on_the_screen_in_status
 
     from pipeline.portal import run_progress
 
-    first = sorted((home / "data_raw" / "buildings").rglob("*.csv"))[0]  # a changed survey: the ledger updates
-    rows = list(csv.reader(io.StringIO(first.read_text(encoding="utf-8-sig"))))
-    col = rows[0].index(load_template("buildings").field("falling_hazard").header)
-    row = next(r for r in rows[1:] if r[col] != "是")
-    row[col] = "是"
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    first.write_text(buf.getvalue(), encoding="utf-8")
-    monkeypatch.setenv(faults.ENV, "ledger_update:commit" + faults.DISK_FULL)
+    def full_disk(con):  # the ledger update's write, on a full disk (as DuckDB says it)
+        raise duckdb.IOException(f'Could not write file "{home / "litong.duckdb.wal"}": No space left on device')
+
+    monkeypatch.setattr("pipeline.ledger.assets.update_ledger_if_changed", full_disk)
 
     assert main(["run"]) == 1
     out = capsys.readouterr().out
