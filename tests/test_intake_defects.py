@@ -190,6 +190,12 @@ def test_a_receipt_that_cannot_be_written_never_fails_the_step(deployment):
     assert receipt_workbook(deployment, "b.csv")["回执"]["A1"].value == "项目"
     (materialization,) = [m for m in result.asset_materializations_for_node("stg_buildings")]
     assert list(materialization.metadata["receipts_not_written"].value) == ["buildings/ZJJ/2023-1/a.csv"]
+    (blocked / "in the way").rmdir()
+    blocked.rmdir()
+    b_written = (blocked.parent / "b.csv_回执.xlsx").stat().st_mtime_ns
+    assert materialize_intake(deployment).success  # nothing changed: the missing receipt is written now
+    assert receipt_workbook(deployment, "a.csv")["回执"]["A1"].value == "项目"
+    assert (blocked.parent / "b.csv_回执.xlsx").stat().st_mtime_ns == b_written
 
 
 def test_a_streamed_workbook_shows_characters_a_workbook_cannot_hold(tmp_path):

@@ -87,7 +87,8 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
     def _stg(context: dg.AssetExecutionContext, store: LitongStore):
         with store.connect() as con:
             result, computed = validate_if_changed(con, template)  # nothing new: the tables stand as they are
-            receipts = write_receipts(con, store.out_dir() / "receipts", kind) if computed else []
+            # inputs unchanged: only the receipts missing on disk (one that could not be written last time)
+            receipts = write_receipts(con, store.out_dir() / "receipts", kind, only_missing=not computed)
             unreadable = con.execute(
                 "SELECT rel_path, problem_zh FROM intake_files WHERE kind = ? AND is_current AND status <> 'ingested' "
                 "ORDER BY rel_path",

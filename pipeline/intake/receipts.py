@@ -148,9 +148,12 @@ def _bold(ws, value: str, font):
     return cell
 
 
-def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
+def write_receipts(
+    con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str, only_missing: bool = False
+) -> list[dict]:
     """A receipt for the latest version of every file of `kind` (one per path). A receipt that cannot be written
-    is listed with its `error` (the old one, if any, stays whole: written atomically); the others are written."""
+    is listed with its `error` (the old one, if any, stays whole: written atomically); the others are written.
+    `only_missing`: only the receipts not on disk (one that could not be written last time, or was deleted)."""
     cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_latest ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -158,6 +161,8 @@ def write_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str
     out = []
     for f in files:
         path = receipt_path(receipts_dir, f["rel_path"], f["department"], kind)
+        if only_missing and path.is_file():
+            continue
         try:
             out.append({"file": f["rel_path"], **write_receipt(con, f, path, in_use.get(f["rel_path"]))})
         except Exception as e:  # one receipt that cannot be written costs neither the others nor the step
