@@ -350,11 +350,15 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     source = Path(args.file)
     target, in_place = _feedback_target(source, args.unit)
     with _writing(f"命令行 feedback {target.name}"):  # preview too: it reads the ledger a run may be changing
-        if in_place or _same_bytes(source, target):  # there already (sent before: the rerun finishes it)
+        if in_place:
+            return _feedback(target, args)
+        if _same_bytes(source, target):  # sent before: the rerun finishes it
+            _record_landing(target)
             return _feedback(target, args)
         if not _preview_unlanded(source, target, args):
             return 0
         _land(source, target)
+        _record_landing(target)
         return _feedback(target, args, confirmed=True)
 
 
@@ -404,6 +408,21 @@ def _land(source: Path, target: Path) -> None:
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
     print(f"已复制到 {target}（报送单位 {target.parent.parent.name}）")
+
+
+def _record_landing(target: Path) -> None:
+    """With the web portal in use, a file without an upload record is refused: the file this command put into
+    data_raw/ is recorded in the upload audit as the --unit's, by the command line's user."""
+    import getpass
+
+    from pipeline import upload_audit
+    from pipeline.intake.ingest import sha256_of
+
+    if not upload_audit.portal_in_use():
+        return
+    rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
+    upload_audit.record_landing(rel, sha256_of(target), target.stat().st_size, target.parent.parent.name,
+                                f"命令行:{getpass.getuser()}")  # fmt: skip
 
 
 def _feedback(target: Path, args: argparse.Namespace, confirmed: bool = False) -> int:

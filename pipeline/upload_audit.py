@@ -202,3 +202,27 @@ def borrowed_problem(senders: list[str], folder_unit: str) -> str:
         f"复制其他单位上传的文件不能代表{unit_label(folder_unit)}报送，不予受理。"
         f"如确属{unit_label(folder_unit)}报送，请用本单位账号登录平台上传"
     )
+
+
+def record_landing(rel_path: str, sha256: str, size_bytes: int, unit_code: str, username: str,
+                   path: Path | None = None) -> None:  # fmt: skip
+    """Record a file another trusted channel put into data_raw/ (`cli feedback --unit` at the bureau) as the
+    portal records an upload, unless these bytes at this path are recorded already: with the portal in use,
+    a file without a record is refused."""
+    import datetime as dt
+    import secrets
+
+    parts = rel_path.split("/")
+    now = dt.datetime.now().replace(microsecond=0).isoformat()
+    with closing(connect(path)) as con:
+        known = con.execute(
+            "SELECT 1 FROM uploads WHERE rel_path = ? AND sha256 = ? AND state = 'landed'", [rel_path, sha256]
+        ).fetchall()
+        if known:
+            return
+        con.execute(
+            "INSERT INTO uploads (upload_id, username, unit_code, kind, folder, file_name, original_name, rel_path, "
+            "sha256, size_bytes, created_at, state, landed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'landed', ?)",
+            [secrets.token_hex(16), username, unit_code, parts[0], parts[2] if len(parts) > 3 else "", parts[-1],
+             parts[-1], rel_path, sha256, size_bytes, now, now],
+        )  # fmt: skip

@@ -257,6 +257,22 @@ def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_
     assert "不再重复执行" in out and "published_snapshot" not in out
 
 
+def test_with_the_portal_in_use_the_cli_records_the_file_it_lands_so_it_is_not_refused(home, tmp_path, monkeypatch,
+                                                                                       capsys):  # fmt: skip
+    from pipeline import upload_audit
+
+    portal_db = tmp_path / "portal.sqlite3"
+    monkeypatch.setenv("LITONG_PORTAL_DB", str(portal_db))
+    _add_account(portal_db)
+    hazard_no, unit = _open_hazard(home, 3)
+    upload = _feedback_file(tmp_path, hazard_no, unit, "命令行报送.csv")
+    assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
+    assert "已执行 1 行" in capsys.readouterr().out
+    assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
+    (record,) = [r for (rel, _), r in upload_audit.load_audit().records.items() if rel.endswith("命令行报送.csv")]
+    assert record.unit_code == unit and record.username.startswith("命令行:")
+
+
 # --- errors that say what happened: a full disk ----------------------------------------------------------
 
 
