@@ -313,14 +313,22 @@ def check_xlsx_bounds(path: Path) -> None:
                 raise _too_large(path, "其中有一个单元格的内容超过数百万个字符（Excel的单元格最多32767个字符）")
 
 
+# Bytes never in the first bytes of an XML part (in UTF-8): C0 controls but tab, LF, CR, and bytes no UTF-8 text holds.
+# Pictures (PNG, JPEG, GIF, BMP, EMF, TIFF) and OLE parts (vbaProject.bin) have some within their first 64 bytes.
+BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\xc0\xc1\xf5-\xff]")
+
+
 def _is_xml(package: zipfile.ZipFile, part: zipfile.ZipInfo) -> bool:
-    """Whether the part is XML (what the reader parses), by its first bytes, whatever its name."""
+    """Whether the reader may parse the part as XML, by its first bytes, whatever its name: anything but a picture
+    or other binary part (UTF-16 XML, with or without its byte order mark, counts as XML)."""
     try:
         with package.open(part) as f:
             head = f.read(64)
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
         return False  # a damaged part: the reader says where
-    return head.removeprefix(codecs.BOM_UTF8).lstrip().startswith(b"<")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\x00", b"\x00<")):
+        return True
+    return not BINARY_BYTES.search(head.removeprefix(codecs.BOM_UTF8))
 
 
 def _too_large(path: Path, detail: str) -> ExpandsTooLarge:
