@@ -230,3 +230,20 @@ def test_the_briefings_footer_names_no_file_path(sample):
     (footer,) = [line for line in _briefing_text(deployment).splitlines() if line.startswith("数据：")]
     assert not re.search(r"[/\\]|\.xlsx|\.csv|output", footer), footer
     assert "隐患台账" in footer and "排查平台" in footer  # where a leader finds the full list
+
+
+def test_per_unit_lines_break_between_units_and_sum_the_rest_past_their_room():
+    import pandas as pd
+
+    from pipeline.publish.briefing import MAX_UNIT_LINES, PER_UNIT_EMS, per_unit_lines
+
+    by_unit = pd.Series({f"利通区第{i}号责任单位人民政府": 200 - i for i in range(60)})
+    lines = per_unit_lines(by_unit)
+    assert len(lines) == MAX_UNIT_LINES
+    shown = [item for line in lines[:-1] for item in line.rstrip("；").split("；")]
+    assert all(item.endswith(" 项") and " " in item for item in shown)  # each item whole: name, count, 项
+    assert all(sum(1 if ord(c) > 0x2E80 else 0.55 for c in line) <= PER_UNIT_EMS + 1 for line in lines)
+    counted = sum(int(item.split(" ")[-2]) for item in shown)
+    rest = len(by_unit) - len(shown)
+    assert lines[-1] == f"其余 {rest} 个单位共 {int(by_unit.sum()) - counted:,} 项"
+    assert per_unit_lines(pd.Series({"金积镇人民政府": 3})) == ["金积镇人民政府 3 项"]
