@@ -21,6 +21,7 @@ import datetime as dt
 import duckdb
 
 from pipeline import stage_inputs
+from pipeline.failures import rollback
 from pipeline.intake.normalize import insert_normalized, lit, norm_table
 from pipeline.intake.schema import Template
 from pipeline.paths import SCHEMAS_DIR
@@ -98,7 +99,7 @@ def sync(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date) -> None:
         stage_inputs.record(con, f"normalised:{kind}", context)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline import stage_inputs
 from pipeline.clock import district_today
 from pipeline.engine import engine
+from pipeline.failures import rollback
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, lit, norm_table
@@ -302,7 +303,7 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
         stage_inputs.record(con, f"cross_ref:{kind}", cross_reference)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
     finally:
         con.unregister("__row_failures")

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import store
+from pipeline.failures import rollback
 from pipeline.publish.asset_register import has_register_inputs, register_select
 from pipeline.quake.event import Event
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
@@ -187,7 +188,7 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
             )  # fmt: skip
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
             raise
         assets = con.execute(
             "SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?", [event.event_id]

@@ -18,6 +18,7 @@ from typing import Any
 import duckdb
 
 from pipeline.excel_safe import sql_text
+from pipeline.failures import rollback
 from pipeline.scoring.ruleset import RuleSet, install
 from pipeline.store import quote
 
@@ -273,7 +274,7 @@ def score_kind(
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
     if spark is not None:
         from pipeline.scoring.spark_scoring import forget_other_runs
