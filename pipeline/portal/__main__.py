@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
+import threading
+import time
 from contextlib import closing
 
 from pipeline import upload_audit
 from pipeline.portal import accounts
 from pipeline.portal.settings import Settings
+
+GRACE_SECONDS = 5  # open requests get this long to finish once the portal is asked to stop
+STUCK_SECONDS = 5  # … and the process this much longer before it exits regardless
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -59,8 +65,28 @@ def serve(args: argparse.Namespace) -> int:
                 "提示：还没有系统管理员账号。先运行：python -m pipeline.portal create-admin --username <用户名> --unit YJJ"
             )
     print(f"利通区地震风险隐患排查平台：http://{host}:{port}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", workers=1)
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", workers=1,
+                                           timeout_graceful_shutdown=GRACE_SECONDS))  # fmt: skip
+    _exit_when_stuck(server, app.state.portal.stop)
+    server.run()
     return 0
+
+
+def _exit_when_stuck(server, stop_workers) -> None:
+    """Once asked to stop (SIGTERM, Ctrl-C), the portal is gone within GRACE_SECONDS + STUCK_SECONDS: uvicorn
+    stops waiting for open requests after GRACE_SECONDS, and if the process is still there STUCK_SECONDS later
+    (a page stuck in a thread, which nothing can interrupt), the preview workers are killed and it exits."""
+
+    def watch() -> None:
+        while not server.should_exit:
+            time.sleep(0.2)
+        time.sleep(GRACE_SECONDS + STUCK_SECONDS)
+        print(f"平台未能在{GRACE_SECONDS + STUCK_SECONDS}秒内正常停止（有页面卡住），强制退出", file=sys.stderr)
+        stop_workers()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="portal-stop-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -269,5 +269,9 @@ def end_session(con: sqlite3.Connection, token: str | None) -> None:
         con.execute("DELETE FROM sessions WHERE token_sha256 = ?", [_token_key(token)])
 
 
-def csrf_ok(expected: str, given: str | None) -> bool:
-    return bool(given) and secrets.compare_digest(expected, given)
+def csrf_ok(expected: str, given: object) -> bool:
+    """Whether the posted token is the expected one (compared as bytes: any text a browser sends, even
+    non-ASCII, is a wrong token, never an error)."""
+    if not isinstance(given, str) or not given or not expected:
+        return False
+    return secrets.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

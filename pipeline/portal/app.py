@@ -12,9 +12,11 @@ import asyncio
 import datetime as dt
 import logging
 import multiprocessing
+import os
 import re
 import sqlite3
 import threading
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import asynccontextmanager, closing
@@ -35,6 +37,7 @@ from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.portal import accounts, preview, reads, run_progress, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
+from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
 from pipeline.registry import survey_rounds, unit_label, units
 
@@ -72,43 +75,6 @@ class Redirect(Exception):
         self.url = url
 
 
-class BodyLimit:
-    """Refuse a request body past the bound before it is read whole (413), announced or streamed."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await _too_large(send, self.max_bytes)
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise HTTPException(413, too_large_zh(self.max_bytes))
-            return message
-
-        return await self.app(scope, limited, send)
-
-
-def too_large_zh(max_bytes: int) -> str:
-    return f"文件超过{max_bytes // (1 << 20)}MB上限，请拆分为几个较小的文件（例如按乡镇）后上传"
-
-
-async def _too_large(send, max_bytes: int) -> None:
-    body = f"<!doctype html><meta charset=utf-8><p>{too_large_zh(max_bytes)}</p>".encode()
-    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     clock.use_data_raw(settings.data_raw)
@@ -129,7 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _add_handlers(app, state)
     _add_routes(app, state)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_mb * (1 << 20) + (1 << 20))
+    app.add_middleware(BodyLimit, limit_mb=settings.max_upload_mb)
+    app.add_middleware(PageTimeout, seconds=settings.page_seconds,
+                       post_seconds=settings.page_seconds + settings.preview_seconds)  # fmt: skip
     return app
 
 
@@ -145,6 +113,7 @@ class PortalState:
         )
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
+        self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
         self._local = threading.local()
         with closing(self._connect()) as con:
             accounts.ensure_tables(con)
@@ -161,39 +130,76 @@ class PortalState:
 
     def start(self) -> None:
         with closing(self._connect()) as con:
+            uploads.recover(con, self.settings.staging_dir, self.settings.data_raw)
             uploads.expire_stale(con, self.settings.staging_dir)
         self._new_pool()
 
     def _new_pool(self) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-        self.pool = ProcessPoolExecutor(self.settings.preview_workers, mp_context=ctx)
+        self.pool = ProcessPoolExecutor(self.settings.preview_workers, mp_context=ctx, initializer=preview.init_worker,
+                                        initargs=(os.getpid(),))  # fmt: skip
         for _ in range(self.settings.preview_workers):
             self.pool.submit(preview.warm_up)
 
     def stop(self) -> None:
+        """The preview workers end with the portal (a worker busy with a preview is killed, not waited for)."""
         if self.pool:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+            self._kill(self.pool)
+            self.pool = None
 
     async def preview(self, req: preview.Request) -> preview.Result:
-        """The preview in a worker process, bounded in time. A worker that died (out of memory, killed) or ran
-        past the bound is replaced, so one pathological file never leaves the portal without previews."""
+        """The preview in a worker process, bounded in time and memory. A worker that died (killed here past its
+        memory bound, or by anyone), met MemoryError or ran past the time bound is replaced, so one pathological
+        file never leaves the portal without previews. A file refused for its size is never offered for
+        confirmation; one that only took too long still is (the run has no such time bound)."""
         pool = self.pool
+        watch = asyncio.ensure_future(self._bound_memory(pool))
         try:
             future = asyncio.get_running_loop().run_in_executor(pool, preview.run, req)
-            return await asyncio.wait_for(future, self.settings.preview_seconds)
-        except (BrokenProcessPool, TimeoutError) as e:
-            if self.pool is pool:
-                self._kill(pool)
-                self._new_pool()
-            why = "超过时限" if isinstance(e, TimeoutError) else "处理进程意外退出"
-            return preview.Result([], error=f"预览{why}：文件可能过大或已损坏，请拆分或检查后重试；"
+            result = await asyncio.wait_for(future, self.settings.preview_seconds)
+        except TimeoutError:
+            self._replace(pool)
+            return preview.Result([], error="预览超过时限：文件可能过大或已损坏，请拆分或检查后重试；"
                                             "仍可确认提交：流水线会处理并出具回执")  # fmt: skip
+        except BrokenProcessPool:
+            self._replace(pool)
+            if pool in self._over_memory:
+                return preview.Result([], error=preview.TOO_LARGE_ZH, too_large=True)
+            log.warning("a preview worker died previewing %s", req.staged_file)
+            return preview.Result([], error="预览的处理进程意外退出（文件可能过大或已损坏）：此文件未能预览，不能提交。"
+                                            "请重试；如再次出现，请拆分为几个较小的文件或另存为CSV UTF-8后上传",
+                                  too_large=True)  # fmt: skip
+        finally:
+            watch.cancel()
+        if result.too_large:
+            self._replace(pool)  # a worker that met MemoryError is not trusted with the next file
+        return result
+
+    async def _bound_memory(self, pool: ProcessPoolExecutor) -> None:
+        """Kill a worker of `pool` whose resident memory passes the bound (watched from here, so a worker busy in
+        C code that holds its own interpreter cannot miss it); its preview then ends as refused for size."""
+        limit = self.settings.preview_memory_mb << 20
+        while limit > 0:
+            for process in list(getattr(pool, "_processes", {}).values()):
+                if preview.resident_bytes(process.pid) > limit:
+                    log.warning("preview worker %s passed %s MB: killed", process.pid, self.settings.preview_memory_mb)
+                    self._over_memory.add(pool)
+                    process.kill()
+            await asyncio.sleep(0.1)
+
+    def _replace(self, pool: ProcessPoolExecutor | None) -> None:
+        if pool is not None and self.pool is pool:
+            self._kill(pool)
+            self._new_pool()
 
     @staticmethod
     def _kill(pool: ProcessPoolExecutor) -> None:
-        for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+        processes = list(getattr(pool, "_processes", {}).values())  # the executor has no public kill
+        for process in processes:
             process.kill()
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(5)
 
     def today(self) -> dt.date:
         return clock.district_today()
@@ -408,6 +414,9 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         row = _own_upload(state, session, upload_id)
         if row["state"] != "previewed":
             raise Redirect(f"/uploads/{upload_id}")
+        if preview.Result.from_json(_preview_json(settings, upload_id)).refused_for_size:
+            raise HTTPException(409, f"{row['file_name']}：{preview.TOO_LARGE}，不能提交。请拆分为几个较小的文件"
+                                     "（例如按乡镇），或另存为CSV UTF-8后重新上传")  # fmt: skip
         uploads.land(state.db(), settings.staging_dir, settings.data_raw, row)
         raise Redirect(f"/uploads/{upload_id}")
 
@@ -451,9 +460,10 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         with state.snapshots.cursor() as cur:
             found = [o for o in reads.outcome(cur, settings.output / "receipts", row["rel_path"] or "", row["sha256"],
                                               row["unit_code"]) if o.kind == kind] if cur else []  # fmt: skip
-        if not found or not found[0].receipt.is_file():
+        if not found:
             raise HTTPException(404, "回执尚未生成：请等本次处理完成后再下载")
-        return _download(found[0].receipt)
+        return _download(_regular_file(settings.output / "receipts", found[0].receipt,
+                                       "回执尚未生成：请等本次处理完成后再下载"))  # fmt: skip
 
 
 def _record_results(state: PortalState, rows: list[sqlite3.Row]) -> dict[str, list[reads.FileOutcome]]:
@@ -539,6 +549,23 @@ def _visible_upload(state: PortalState, session: Session, upload_id: str) -> sql
     row = uploads.get_upload(state.db(), upload_id)
     _require(row is not None and (session.account.reads_all or row["unit_code"] == session.account.unit_code))
     return row
+
+
+def _regular_file(root: Path, path: Path, missing: str = "没有这个文件") -> Path:
+    """`path` if it is a regular file under `root` reached without following a symbolic link (a link placed in
+    an output folder must never serve a file from elsewhere, the portal's own database among them); 404 else."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        raise HTTPException(404, missing) from None
+    current = root
+    for part in rel.parts:
+        current = current / part
+        if part in ("", ".", "..") or current.is_symlink():
+            raise HTTPException(404, missing)
+    if not path.is_file():
+        raise HTTPException(404, missing)
+    return path
 
 
 def _download(path: Path, name: str | None = None) -> FileResponse:
@@ -637,18 +664,18 @@ def _decision_row(h: dict, decision: str, form, account: Account, today: dt.date
 
 
 def _feedback_csv(rows: list[dict]) -> bytes:
-    """Rows as the feedback template's CSV (UTF-8 with BOM), every text neutralised."""
+    """Rows as the feedback template's CSV (UTF-8 with BOM), each value exactly as typed: the file is the
+    intake's input, not a file for people (what people read of it, receipts and ledgers, is neutralised
+    where it is written; an apostrophe added here would be stored in the ledger as part of the text)."""
     import csv
     import io
-
-    from pipeline.excel_safe import safe_cell
 
     t = load_template("feedback")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow([f.header for f in t.fields])
     for r in rows:
-        w.writerow([safe_cell(r.get(f.key, "")) for f in t.fields])
+        w.writerow([r.get(f.key, "") for f in t.fields])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
@@ -669,6 +696,8 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         session = _session(state, request)
         town = town if town in towns() else ""
         unit = unit if unit in units() else ""
+        _require(not unit or reads.may_see(session.account, unit),
+                 "无权查看其他单位的看板：单位视图只对本单位、其监管单位、领导和分析人员开放")  # fmt: skip
         head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
                                                         lambda: _leaders(state, town, unit))  # fmt: skip
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
@@ -688,17 +717,13 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
     def chart(request: Request, name: str):
         _session(state, request)
         _require(name in dict(CHARTS), "没有这张图")
-        path = settings.output / "charts" / f"{name}.png"
-        if not path.is_file():
-            raise HTTPException(404, "图表尚未生成")
+        path = _regular_file(settings.output / "charts", settings.output / "charts" / f"{name}.png", "图表尚未生成")
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
 
     @app.get("/briefing.pdf")
     def briefing(request: Request):
         _session(state, request)
-        path = settings.output / "briefing" / "简报.pdf"
-        if not path.is_file():
-            raise HTTPException(404, "简报尚未生成")
+        path = _regular_file(settings.output / "briefing", settings.output / "briefing" / "简报.pdf", "简报尚未生成")
         return FileResponse(path, media_type="application/pdf",
                             headers={"Content-Disposition": f"inline; filename*=UTF-8''{url_quote('简报.pdf')}"})  # fmt: skip
 
@@ -718,7 +743,7 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             from pipeline.intake.blank_templates import write_blank_templates
 
             write_blank_templates(settings.output / "templates")
-        return _download(path, name)
+        return _download(_regular_file(settings.output / "templates", path, "没有这个模板"), name)
 
     @app.get("/quake", response_class=HTMLResponse)
     def quake(request: Request):
@@ -752,9 +777,7 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         _require(session.account.role != "admin", "系统管理员账号只管理账号")
         _require(EVENT_ID_PATTERN.fullmatch(event_id) is not None and re.fullmatch(r"[^/\\.][^/\\]*", name) is not None,
                  "没有这个文件")  # fmt: skip
-        path = settings.output / "quake" / event_id / name
-        if not path.is_file():
-            raise HTTPException(404, "没有这个文件")
+        path = _regular_file(settings.output / "quake", settings.output / "quake" / event_id / name)
         if path.suffix in (".txt", ".pdf", ".png"):
             media = {".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf", ".png": "image/png"}[path.suffix]
             return FileResponse(path, media_type=media)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -29,6 +32,10 @@ from pipeline.intake.normalize import norm_table
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_kind
 
+TOO_LARGE = "文件展开后过大"  # the words the intake's reader uses too, for a file refused for its size
+TOO_LARGE_ZH = (f"{TOO_LARGE}：读取它需要的内存超过预览的上限，无法预览，也不能提交。"
+                "请拆分为几个较小的文件（例如按乡镇），或另存为CSV UTF-8后重新上传")  # fmt: skip
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 SNAPSHOT = "snap"
 LOCAL = "preview"  # the preview's own store (preview.duckdb in its temp folder)
 log = logging.getLogger(__name__)
@@ -66,6 +73,12 @@ class Result:
     parts: list[Part]
     feedback: dict | None = None  # will_apply, will_refuse, rows (for feedback files)
     error: str | None = None
+    too_large: bool = False  # the worker ran out of its memory bound (or died) reading the file
+
+    @property
+    def refused_for_size(self) -> bool:
+        """The file is not taken for its size: never offered for confirmation (the run would refuse it too)."""
+        return self.too_large or any(TOO_LARGE in (p.problem or "") for p in self.parts)
 
     @property
     def accepted(self) -> int:
@@ -81,7 +94,8 @@ class Result:
     @classmethod
     def from_json(cls, text: str) -> Result:
         raw = json.loads(text)
-        return cls([Part(**p) for p in raw["parts"]], raw.get("feedback"), raw.get("error"))
+        return cls([Part(**p) for p in raw["parts"]], raw.get("feedback"), raw.get("error"),
+                   bool(raw.get("too_large")))  # fmt: skip
 
     def summary_zh(self) -> str:
         if self.error:
@@ -94,6 +108,26 @@ class Result:
             verb = "受理" if self.feedback.get("taken_label") else "更新"
             text += f"；{self.feedback['will_apply']} 条将{verb}，{self.feedback['will_refuse']} 条将退回"
         return text
+
+
+def init_worker(parent_pid: int) -> None:
+    """A preview worker ends when the portal that started it is gone, however it went (killed too)."""
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="preview-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(1)
+    os._exit(0)
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def warm_up() -> bool:
@@ -109,10 +143,17 @@ def run(req: Request) -> Result:
     clock.use_data_raw(Path(req.data_raw))  # the deployment's date (the sample's as-of date on the sample)
     with tempfile.TemporaryDirectory(prefix="litong-preview-") as tmp:
         try:
-            return _run(req, Path(tmp))
+            result = _run(req, Path(tmp))
+        except (MemoryError, duckdb.OutOfMemoryException):
+            log.warning("preview of %s: past the worker's memory bound", req.staged_file)
+            return Result([], error=TOO_LARGE_ZH, too_large=True)
         except Exception as e:  # the page says so; the file is not landed; the log has the traceback
             log.exception("preview of %s failed", req.staged_file)
             return Result([], error=f"预览时出错（{type(e).__name__}）：请检查文件后重试，或联系区应急管理局（地震局）")
+    if any("MemoryError" in (p.problem or "") for p in result.parts):  # a reader that met the bound and said so
+        log.warning("preview of %s: past the worker's memory bound while reading", req.staged_file)
+        return Result([], error=TOO_LARGE_ZH, too_large=True)
+    return result
 
 
 def _layout(req: Request, tmp: Path) -> Path:
@@ -152,16 +193,18 @@ def _run(req: Request, tmp: Path) -> Result:
         kinds = [r[0] for r in con.execute(
             "SELECT DISTINCT kind FROM intake_files ORDER BY kind <> ?, kind", [req.kind]).fetchall()]  # fmt: skip
         today = clock.district_today()
+        validated = []  # an unreadable file (wrong headers …) has no rows to check: its part says why
         for kind in kinds:
             readable = con.execute(
                 "SELECT bool_and(status = 'ingested') FROM intake_files WHERE kind = ?", [kind]
             ).fetchall()[0][0]
             if readable:
                 validate_kind(con, load_template(kind), today)
+                validated.append(kind)
         conflicts: dict[str, list[dict]] = {}
         if snap:
             with _attached(con, req.snapshot):
-                conflicts = {k: _conflicts(con, k, req.rows_shown) for k in kinds if k in KINDS}
+                conflicts = {k: _conflicts(con, k, req.rows_shown) for k in validated if k in KINDS}
                 if req.kind == "feedback":
                     _copy_hazards(con)
                 if req.kind == "quake_feedback":

@@ -52,7 +52,7 @@ class Snapshots:
         self._key: tuple[int, int] | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._cache: dict = {}
-        self._compute_lock = threading.Lock()
+        self._key_locks: dict[tuple, threading.RLock] = {}
 
     def _current(self) -> duckdb.DuckDBPyConnection | None:
         try:
@@ -62,7 +62,7 @@ class Snapshots:
         key = (st.st_ino, st.st_mtime_ns)
         with self._lock:
             if key != self._key:
-                self._con, self._key, self._cache = _open(self.path), key, {}
+                self._con, self._key, self._cache, self._key_locks = _open(self.path), key, {}, {}
             return self._con
 
     @contextmanager
@@ -81,14 +81,21 @@ class Snapshots:
             cur.close()
 
     def cached(self, key: tuple, compute):
-        """`compute()` once per publication and key (a new publication starts afresh)."""
+        """`compute()` once per publication and key (a new publication starts afresh).
+
+        One lock per key, never one for all: a computation may itself need another key (the leaders' figures
+        need the ledger table), and a slow key never holds up the others. The lock is reentrant, so a thread
+        that comes back to a key it is computing computes it again rather than waiting for itself."""
         self._current()
-        cache = self._cache
-        if key not in cache:
-            with self._compute_lock:  # one computation per key, whoever asks first
-                if key not in cache:
-                    cache[key] = compute()
-        return cache[key]
+        with self._lock:
+            cache, locks = self._cache, self._key_locks
+            if key in cache:
+                return cache[key]
+            key_lock = locks.setdefault(key, threading.RLock())
+        with key_lock:  # one computation per key, whoever asks first; the others wait for its result
+            if key not in cache:
+                cache[key] = compute()
+            return cache[key]
 
     def ledger_table(self, as_of: dt.date) -> str:
         """The ledger's list columns as of `as_of`, in memory, built once per publication and date."""

@@ -26,6 +26,8 @@ class Settings:
     preview_workers: int = 2  # processes that run previews (validation is CPU-bound)
     preview_seconds: int = 300  # a preview running longer is stopped (its worker replaced)
     preview_rows_shown: int = 500  # refused rows listed on the page (the count is always whole)
+    preview_memory_mb: int = 2048  # a preview worker's resident memory; a file that needs more is refused as too large
+    page_seconds: int = 60  # a page not answered by then gets an error page and a log line (POST: + preview_seconds)
     secure_cookie: bool = False  # True behind HTTPS
     data_raw: Path = field(default_factory=paths.data_raw_dir)
     output: Path = field(default_factory=paths.output_dir)
@@ -50,5 +52,7 @@ class Settings:
             lock_minutes=_int("LITONG_PORTAL_LOCK_MINUTES", 30),
             preview_workers=_int("LITONG_PORTAL_PREVIEW_WORKERS", 2),
             preview_seconds=_int("LITONG_PORTAL_PREVIEW_SECONDS", 300),
+            preview_memory_mb=_int("LITONG_PORTAL_PREVIEW_MEMORY_MB", 2048),
+            page_seconds=_int("LITONG_PORTAL_PAGE_SECONDS", 60),
             secure_cookie=os.environ.get("LITONG_PORTAL_SECURE_COOKIE", "") in ("1", "true", "yes"),
         )

@@ -144,16 +144,20 @@ def target_rel_path(upload: sqlite3.Row) -> str:
     return f"{upload['kind']}/{upload['unit_code']}/{upload['folder']}/{upload['file_name']}"
 
 
+TMP_SUFFIX = ".portal.tmp"  # a file being landed: `.<upload id>.portal.tmp` beside its final name
+INTERRUPTED_ZH = "提交未完成（提交过程中服务中断），文件没有进入处理，请重新上传"
+
+
 def land(con: sqlite3.Connection, staging_dir: Path, data_raw: Path, upload: sqlite3.Row) -> str:
-    """Put the staged file into data_raw/ under the account's unit: the audit record first (the pipeline
-    finds it for these bytes at this path), then the bytes under a hidden temp name, then one rename."""
+    """Put the staged file into data_raw/ under the account's unit: the bytes under a hidden temp name (which
+    the intake skips), one rename, and only then the audit record says 'landed'. Until then it says 'landing':
+    a portal killed in between leaves no landed record of a file that is not there (`recover` sorts it out)."""
     rel = target_rel_path(upload)
     source = staging_dir / upload["upload_id"] / upload["file_name"]
     target = data_raw / rel
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{upload['upload_id']}.portal.tmp")
-    con.execute("UPDATE uploads SET state = 'landed', rel_path = ?, landed_at = ? WHERE upload_id = ?",
-                [rel, now().isoformat(), upload["upload_id"]])  # fmt: skip
+    tmp = target.with_name(f".{upload['upload_id']}{TMP_SUFFIX}")
+    con.execute("UPDATE uploads SET state = 'landing', rel_path = ? WHERE upload_id = ?", [rel, upload["upload_id"]])
     try:
         shutil.copyfile(source, tmp)
         with open(tmp, "rb+") as f:
@@ -163,8 +167,33 @@ def land(con: sqlite3.Connection, staging_dir: Path, data_raw: Path, upload: sql
         tmp.unlink(missing_ok=True)
         con.execute("UPDATE uploads SET state = 'failed' WHERE upload_id = ?", [upload["upload_id"]])
         raise
+    con.execute("UPDATE uploads SET state = 'landed', landed_at = ? WHERE upload_id = ?",
+                [now().isoformat(), upload["upload_id"]])  # fmt: skip
     shutil.rmtree(staging_dir / upload["upload_id"], ignore_errors=True)
     return rel
+
+
+def recover(con: sqlite3.Connection, staging_dir: Path, data_raw: Path) -> int:
+    """At the portal's start, what a landing cut short (the portal killed mid-copy) left: the hidden temp
+    files go; an upload whose file made it to its place (renamed, not yet recorded) is recorded as landed,
+    any other is marked failed with a sentence for its page. Returns how many uploads were sorted out."""
+    from pipeline.intake.ingest import sha256_of
+
+    for folder, _, files in os.walk(data_raw):
+        for name in files:
+            if name.startswith(".") and name.endswith(TMP_SUFFIX):
+                Path(folder, name).unlink(missing_ok=True)
+    rows = con.execute("SELECT upload_id, rel_path, sha256 FROM uploads WHERE state = 'landing'").fetchall()
+    for upload_id, rel, sha256 in rows:
+        target = data_raw / (rel or "")
+        if rel and target.is_file() and sha256_of(target) == sha256:
+            con.execute("UPDATE uploads SET state = 'landed', landed_at = ? WHERE upload_id = ?",
+                        [now().isoformat(), upload_id])  # fmt: skip
+        else:
+            con.execute("UPDATE uploads SET state = 'failed', result = ? WHERE upload_id = ?",
+                        [INTERRUPTED_ZH, upload_id])  # fmt: skip
+        shutil.rmtree(staging_dir / upload_id, ignore_errors=True)
+    return len(rows)
 
 
 def discard(con: sqlite3.Connection, staging_dir: Path, upload_id: str) -> None:
