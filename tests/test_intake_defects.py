@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import openpyxl
+import pytest
 
 import pipeline
 from pipeline import store
@@ -333,3 +334,35 @@ def test_pictures_in_a_workbook_count_for_nothing(deployment, tmp_path):
     deployment.drop("buildings", "c.xlsx", path.read_bytes())
     assert intake(deployment, "buildings")["buildings"].valid == 2
     assert file_problems(deployment) == {}
+
+
+@pytest.mark.parametrize("grouped", [4, 30])  # few grouped columns (the upper row names more) or many
+@pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
+def test_a_header_over_two_rows_names_each_column_from_either_row(deployment, grouped, suffix):
+    """The columns without a group are merged down over both header rows (their names in the upper row); the
+    `grouped` columns from 乡镇代码 on are named in the lower row under their group 位置信息."""
+    first = HEADERS.index("乡镇代码")
+    upper = ["序号", *HEADERS[:first], "位置信息", *[""] * (grouped - 1), *HEADERS[first + grouped :]]
+    lower = ["", *[""] * first, *HEADERS[first : first + grouped], *[""] * (len(HEADERS) - first - grouped)]
+    rows = [["利通区房屋建筑抗震风险调查表"], upper, lower]
+    rows += [
+        [str(n), *(example_row("buildings", building_id=b)[k] for k in BUILDINGS.keys)]
+        for n, b in ((1, "H1"), (2, "H2"))
+    ]
+    if suffix == ".xlsx":
+        wb = openpyxl.Workbook()
+        for row in rows:
+            wb.active.append([c or None for c in row])
+        buf = io.BytesIO()
+        wb.save(buf)
+        data = buf.getvalue()
+    else:
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows)
+        data = buf.getvalue().encode("utf-8-sig")
+    deployment.drop("buildings", "a" + suffix, data)
+    result = intake(deployment, "buildings")["buildings"]
+    assert file_problems(deployment) == {}
+    assert (result.valid, result.quarantined) == (2, 0)
+    r = receipt(deployment, f"buildings/ZJJ/2023-1/a{suffix}", "ZJJ")
+    assert r["表头所在行"] == [3] and r["数据行数"] == [2] and r["未识别的列(已忽略)"] == ["“序号”"]

@@ -350,7 +350,11 @@ class FileIntake:
         for kind, (name, _) in chosen.items():
             if kind != own:
                 self.notes.append(f"工作表“{name}”按“{load_template(kind).title}”读取，见该类别的回执")
-        return [(kind, read_sheet(wb, name, row)) for kind, (name, row) in chosen.items()]
+        return [(kind, read_sheet(wb, name, row, self._chooser(kind))) for kind, (name, row) in chosen.items()]
+
+    def _chooser(self, kind: str):
+        """The header chooser of `kind` (a header over two rows is read as one: readers.read_sheet)."""
+        return lambda rows: best_header_row(rows, [(load_template(kind), self.mapping(kind))])
 
     def _fit(self, head: list[list[str | None]], kind: str) -> tuple[int, int, bool]:
         t, m = load_template(kind), self.mapping(kind)

@@ -173,8 +173,8 @@ def read_csv(path: Path, choose_header: HeaderChooser) -> Sheet:
     grid = _arrow_grid(path, encoding, delimiter)
     if grid is not None:
         head = [list(r.values()) for r in grid.slice(0, HEADER_SCAN_ROWS).to_pylist()]
-        h = _header_index(head, choose_header)
-        sheet = _sheet_from_grid(grid.slice(h + 1), [_text(v) for v in head[h]], h + 1)
+        h, header_cells = _header_index(head, choose_header)
+        sheet = _sheet_from_grid(grid.slice(h + 1), header_cells, h + 1)
     else:
         sheet = _read_csv_exact(path, encoding, delimiter, choose_header)
     sheet.encoding = encoding
@@ -219,9 +219,8 @@ def _read_csv_exact(path: Path, encoding: str, delimiter: str, choose_header: He
 
 def _csv_header(head: list[tuple[int, list[str]]], choose_header: HeaderChooser) -> tuple[int, int, list[str]]:
     """(index among the first records, record number, cells) of the header."""
-    h = _header_index([cells for _, cells in head], choose_header)
-    header_no, header_cells = head[h]
-    return h, header_no, _trim_header([_text(v) for v in header_cells])
+    h, header_cells = _header_index([cells for _, cells in head], choose_header)
+    return h, head[h][0], _trim_header(header_cells)
 
 
 def _stream_csv(path: Path, encoding: str, delimiter: str, choose_header: HeaderChooser) -> Sheet:
@@ -377,14 +376,19 @@ def head_rows(wb, name: str) -> list[list[str | None]]:
     return [[_cell_text(v) for v in row] for _, row in _sheet_rows(wb, name, HEADER_SCAN_ROWS)]
 
 
-def read_sheet(wb, name: str, header_index: int) -> Sheet:
-    """One sheet, its header at `header_index` (0-based) of its rows."""
+def read_sheet(wb, name: str, header_index: int, choose_header: HeaderChooser | None = None) -> Sheet:
+    """One sheet, its header at `header_index` (0-based) of its rows; with `choose_header`, a header over two
+    rows is read as one (`_two_row_header`)."""
+    cells = None
+    if choose_header is not None:
+        header_index, cells = _two_row_header(head_rows(wb, name), header_index, choose_header)
     rows = _sheet_rows(wb, name)
     header: list[str] = []
     header_row = header_index + 1
     for excel_row, row in rows:
         if excel_row == header_row:
-            header = _trim_header([_text(_cell_text(v)) for v in row])  # an empty cell (merged, spacer): ''
+            # an empty cell (merged, a spacer column): ''
+            header = _trim_header(cells if cells is not None else [_text(_cell_text(v)) for v in row])
             break
     if not header:
         raise UnreadableFile(f"工作表“{name}”为空")
@@ -431,10 +435,32 @@ def _text(v: object) -> str:
     return "" if v is None else str(v)
 
 
-def _header_index(head: list[list], choose_header: HeaderChooser) -> int:
+def _header_index(head: list[list], choose_header: HeaderChooser) -> tuple[int, list[str]]:
+    """(index of the header row among the first rows, its cells as text)."""
     if not any(_text(v).strip() for row in head for v in row):
         raise UnreadableFile("文件为空：前10行没有任何内容")
-    return choose_header(head)
+    return _two_row_header(head, choose_header(head), choose_header)
+
+
+def _two_row_header(head: list[list], h: int, choose_header: HeaderChooser) -> tuple[int, list[str]]:
+    """(index of the header row, its cells as text), the header chosen at `h` read over two rows when that names
+    more template columns: a form's header often has the columns without a group merged down over two rows (their
+    names in the upper row) and the grouped ones named in the lower row, under their group (基本信息 …). Each
+    column's name is then the lower row's cell, or the upper row's where the lower one is empty; the lower row is
+    the header row (data start below it). A title or group row adds no template column, and is left alone."""
+    own = [_text(v) for v in head[h]]
+    candidates = [(h, own)]
+    if h > 0:
+        candidates.append((h, _over_two_rows([_text(v) for v in head[h - 1]], own)))
+    if h + 1 < len(head):
+        candidates.append((h + 1, _over_two_rows(own, [_text(v) for v in head[h + 1]])))
+    return candidates[choose_header([cells for _, cells in candidates])]  # the first of the best: `own` on a tie
+
+
+def _over_two_rows(upper: list[str], lower: list[str]) -> list[str]:
+    width = max(len(upper), len(lower))
+    upper, lower = upper + [""] * (width - len(upper)), lower + [""] * (width - len(lower))
+    return [low if low.strip() else up for up, low in zip(upper, lower, strict=True)]
 
 
 def _trim_header(cells: list[str]) -> list[str]:
