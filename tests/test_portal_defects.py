@@ -379,6 +379,7 @@ def test_a_preview_of_wrong_headers_says_which_columns_are_missing(site):
 
 def test_another_units_leaders_page_is_for_leaders_and_analysts(site):
     clerk = login(site, "clerk100")
+    assert clerk.get(site.url + "/hazards").status_code == 200  # the ledger built first (not item 1's test)
     assert clerk.get(site.url + "/leaders?unit=T100").status_code == 200
     r = clerk.get(site.url + "/leaders?unit=T101")
     assert r.status_code == 403 and "无权" in r.text
