@@ -152,6 +152,37 @@ def test_sigterm_stops_the_portal_and_its_preview_workers_even_with_a_request_st
             server.wait()
 
 
+_STUCK_IN_A_THREAD = """
+import signal, threading, time
+from pipeline.portal import __main__ as portal_main
+
+class Server:  # what uvicorn's server does on SIGTERM: asks itself to exit
+    should_exit = False
+
+server = Server()
+signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+portal_main.GRACE_SECONDS = portal_main.STUCK_SECONDS = 1
+portal_main._exit_when_stuck(server, lambda: print("workers stopped", flush=True))
+threading.Thread(target=threading.Event().wait).start()  # a page stuck for ever (not a daemon thread)
+print("ready", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_page_stuck_in_a_thread_never_keeps_the_portal_from_stopping():
+    proc = subprocess.Popen([sys.executable, "-c", _STUCK_IN_A_THREAD], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 1  # GRACE + STUCK seconds, then out, whatever is stuck
+        assert "workers stopped" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # --- 4. bounded work on hostile files --------------------------------------------------------------------------
 
 
