@@ -406,6 +406,7 @@ def test_a_preview_of_wrong_headers_says_which_columns_are_missing(site):
     page = text_of(r.text)
     assert "CatalogException" not in page and "预览时出错" not in page
     assert "缺少必填列" in page and "房屋编码" in page
+    assert "文件中找到的列" in page and "甲" in page and "丙" in page
 
 
 def test_another_units_leaders_page_is_for_leaders_and_analysts(site):

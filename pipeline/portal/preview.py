@@ -27,7 +27,7 @@ import duckdb
 
 from pipeline import clock, registry, store
 from pipeline.excel_safe import sql_text
-from pipeline.intake.headers import MAPPING_FILE
+from pipeline.intake.headers import MAPPING_FILE, quoted
 from pipeline.intake.normalize import norm_table
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_kind
@@ -66,6 +66,7 @@ class Part:
     notes: list[str] = field(default_factory=list)
     refusals: list[dict] = field(default_factory=list)  # row, record id, column, value, problem
     conflicts: list[dict] = field(default_factory=list)  # ids another current file gives differently
+    found_headers: str = ""  # an unreadable file: the columns it has, as its receipt lists them
 
 
 @dataclass
@@ -251,12 +252,14 @@ def _copy_context(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 
 def _part(con: duckdb.DuckDBPyConnection, kind: str, rows_shown: int, conflicts: list[dict]) -> Part:
     template = load_template(kind)
-    file_id, status, problem, rows_read, notes = con.execute(
-        "SELECT file_id, status, problem_zh, rows_read, notes_zh FROM intake_files WHERE kind = ? AND is_latest",
+    file_id, status, problem, rows_read, notes, found = con.execute(
+        "SELECT file_id, status, problem_zh, rows_read, notes_zh, found_headers FROM intake_files "
+        "WHERE kind = ? AND is_latest",
         [kind],
     ).fetchall()[0]
     if status != "ingested":
-        return Part(kind, template.title, False, problem, 0, 0, 0, list(notes or []))
+        return Part(kind, template.title, False, problem, 0, 0, 0, list(notes or []),
+                    found_headers=quoted(found or []) or "（未找到表头）")  # fmt: skip
     accepted = con.execute(f"SELECT count(*) FROM stg_{kind} WHERE file_id = ?", [file_id]).fetchall()[0][0]
     refused = con.execute("SELECT count(*) FROM quarantine WHERE file_id = ?", [file_id]).fetchall()[0][0]
     cur = con.execute(
