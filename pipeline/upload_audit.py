@@ -134,8 +134,8 @@ def load_audit(path: Path | None = None) -> Audit:
         in_use = _has_accounts(con)
         try:
             landed = con.execute(
-                "SELECT rel_path, sha256, username, unit_code, landed_at FROM uploads WHERE state = 'landed' "
-                "ORDER BY landed_at"
+                "SELECT rel_path, sha256, username, unit_code, COALESCE(landed_at, created_at) AS at FROM uploads "
+                "WHERE state IN ('landed', 'landing') ORDER BY at"
             ).fetchall()
             senders = con.execute("SELECT DISTINCT sha256, unit_code FROM uploads").fetchall()
         except sqlite3.OperationalError:  # no uploads table yet

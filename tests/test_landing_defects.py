@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import faults, store
+from pipeline import faults, store, upload_audit
 from pipeline.atomic import write_bytes_atomic
 from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
@@ -134,6 +134,23 @@ def test_with_the_portal_in_use_a_file_without_an_upload_record_is_refused_by_de
     monkeypatch.setenv("LITONG_UNAUDITED_FILES", "accept")  # the explicit switch of a shared-folder deployment
     deployment.drop("buildings", "a.csv", csv_bytes("buildings", [building("JZ-C")]), unit="ZJJ")
     assert intake_status() == ("ingested", None)
+
+
+def test_a_file_renamed_in_place_before_its_record_says_landed_is_the_uploaders(deployment, monkeypatch):
+    """The portal renames, then marks the upload 'landed': a run between the two reads the file as the
+    uploader's (its record says 'landing'), not as a file without a record."""
+    portal_db = deployment.root / "portal.sqlite3"
+    monkeypatch.setenv("LITONG_PORTAL_DB", str(portal_db))
+    monkeypatch.delenv("LITONG_UNAUDITED_FILES", raising=False)
+    _add_account(portal_db)
+    data = csv_bytes("buildings", [building("JZ-A")])
+    _audit_upload(portal_db, "buildings/ZJJ/2023-1/a.csv", data, "ZJJ", "clerk")
+    with closing(upload_audit.connect(portal_db)) as con:
+        con.execute("UPDATE uploads SET state = 'landing', landed_at = NULL")
+    deployment.drop("buildings", "a.csv", data, unit="ZJJ")
+    with store.connect(deployment.db) as con:
+        ingest_kind(con, deployment.data_raw, "buildings")
+        assert con.execute("SELECT status, problem_zh FROM intake_files").fetchall() == [("ingested", None)]
 
 
 def test_a_portal_preview_is_not_refused_for_its_missing_record(deployment, monkeypatch):

@@ -273,6 +273,11 @@ def open_xlsx(path: Path):
     check_xlsx_bounds(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except MemoryError as e:  # past the process's memory within the bounds: refused as too large, not as broken
+        raise ExpandsTooLarge(
+            f"文件展开后过大：“{path.name}”打开时超出服务器可用内存。请把文件拆分为几个较小的文件，"
+            "或另存为CSV UTF-8后重新上传"
+        ) from e
     except Exception as e:  # openpyxl raises many kinds for a broken file
         raise UnreadableFile(f"XLSX文件无法打开（{type(e).__name__}），请确认文件未损坏") from e
     try:
