@@ -6,7 +6,8 @@
 --      normalisation (full-width → half-width, spaces removed, case folded), else by the name without its bracketed
 --      qualifiers (e.g. 氧(液化的) → 氧); several entries sharing a CAS or a base name (硝化纤维素, 硝酸铵): the name
 --      that agrees, else the lowest Q (J). A name listed in `not_names` (盐酸, 氢氟酸, 氨水 …: solutions sharing the
---      CAS) never matches that entry by CAS. β: 表3, else 表4 by the substance's class (beta_basis).
+--      CAS) never matches that entry by CAS, nor by its base name; so an entry with a content bound (甲醛（含量>90%）)
+--      is matched only by its own full name, and 甲醛 / 甲醛(37%) / 福尔马林 go by the category typed (表2). β: 表3, else 表4 by the substance's class (beta_basis).
 --   2. 表2 by category (ref_gb18218_categories): the category the enterprise typed and the one of our reference
 --      classification of common unnamed substances (ref_gb18218_classified, J, e.g. 乙烷 → W2); with both, the lower
 --      Q (GB 18218-2018: a substance with several hazards takes the lowest critical quantity).
@@ -57,10 +58,14 @@ WITH inv AS (  -- the latest inventory round of each site (a resurvey of the sit
 hits AS (
     SELECT i.inv_key, c.list, c.name_zh, true AS by_cas, NULL::INTEGER AS name_level
     FROM inv i JOIN v_gb18218_cas c ON c.cas = i.cas_key
-    WHERE NOT EXISTS (SELECT 1 FROM v_gb18218_not_names x WHERE x.name_zh = c.name_zh AND x.name_key = i.name_key)
+    WHERE NOT EXISTS (SELECT 1 FROM v_gb18218_not_names x WHERE x.name_zh = c.name_zh
+                      AND x.name_key IN (i.name_key, regexp_replace(i.name_key, '\([^()]*\)|\[[^\[\]]*\]', '', 'g')))
     UNION ALL
     SELECT i.inv_key, n.list, n.name_zh, false, CASE WHEN n.name_key = i.name_key THEN 1 ELSE 2 END
     FROM inv i JOIN v_gb18218_names n ON n.name_key = i.name_key OR n.base_key = regexp_replace(i.name_key, '\([^()]*\)|\[[^\[\]]*\]', '', 'g')
+    WHERE n.name_key = i.name_key OR NOT EXISTS (  -- 甲醛(37%) is not 甲醛(含量>90%): a not-name blocks the base-name match
+        SELECT 1 FROM v_gb18218_not_names x WHERE x.name_zh = n.name_zh
+        AND x.name_key IN (i.name_key, regexp_replace(i.name_key, '\([^()]*\)|\[[^\[\]]*\]', '', 'g')))
 ),
 per_entry AS (
     SELECT h.inv_key, h.list, h.name_zh, bool_or(h.by_cas) AS any_cas, min(h.name_level) AS best_level,

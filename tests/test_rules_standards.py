@@ -1,0 +1,68 @@
+"""Issue 26 §6: the rules read against their standards. Each test runs the real rule set (and the real views and
+reference tables) on an in-memory DuckDB through the test helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.scoring.ruleset import _insert, fires_on, parse_rules
+from tests.conftest import rules_scratch
+
+RULESET = parse_rules()
+
+
+@pytest.fixture(scope="module")
+def con():
+    with rules_scratch() as c:
+        yield c
+
+
+def _rule(rule_id: str):
+    return next(r for r in RULESET.rules if r.id == rule_id)
+
+
+def _fires(con, rule_id: str, record: dict) -> bool:
+    r = _rule(rule_id)
+    return fires_on(con, RULESET.kinds[r.kind], r, record)
+
+
+def _inventory_row(con, chemical: str, **fields) -> dict:
+    """One inventory row (10 t unless given) as v_hazchem_inventory resolves it."""
+    con.execute("DELETE FROM stg_hazchem_sites")
+    con.execute("DELETE FROM stg_hazchem_inventory")
+    _insert(con, "stg_hazchem_sites", {"site_id": "S1", "survey_round": "2023-1", "survey_date": "2023-06-01",
+                                       "population_500m": 150})  # fmt: skip
+    _insert(con, "stg_hazchem_inventory", {"site_id": "S1", "survey_round": "2023-1", "unit_name": "罐区",
+                                           "unit_kind": "储存单元", "row_no": 2, "chemical": chemical,
+                                           "max_quantity_t": 10, **fields})  # fmt: skip
+    try:
+        cur = con.execute("SELECT * FROM v_hazchem_inventory")
+        return dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+    finally:
+        con.execute("DELETE FROM stg_hazchem_sites")
+        con.execute("DELETE FROM stg_hazchem_inventory")
+
+
+# --- GB 18218-2018 table fixes --------------------------------------------------------------------
+
+
+def test_acrolein_takes_beta_1_as_a_category_2_flammable_liquid(con):
+    row = _inventory_row(con, "丙烯醛", cas="107-02-8")
+    assert (row["gb18218_name"], row["critical_t"], row["beta"]) == ("丙烯醛", 20, 1)
+
+
+def test_formaldehyde_entry_only_above_90_percent(con):
+    strong = _inventory_row(con, "甲醛（含量>90%）", cas="50-00-0")
+    assert (strong["gb18218_name"], strong["critical_t"]) == ("甲醛（含量>90%）", 5)
+    # formalin and a bare 甲醛 go by the category typed (表2), not by 表1's Q 5, whatever CAS they carry
+    for name in ("甲醛", "甲醛(37%)", "福尔马林", "甲醛溶液"):
+        row = _inventory_row(con, name, cas="50-00-0", category="W5.4")
+        assert row["gb18218_name"] is None, name
+        assert (row["critical_t"], row["critical_source"]) == (5000, "表2(填报类别)"), name
+    assert _inventory_row(con, "甲醛", cas="50-00-0")["critical_t"] is None  # no category: no Q (H16)
+
+
+@pytest.mark.parametrize("fields", [{}, {"cas": "10544-72-6"}, {"cas": "10102-44-0"}])
+def test_dinitrogen_tetroxide_is_nitrogen_dioxide(con, fields):
+    row = _inventory_row(con, "四氧化二氮", **fields)
+    assert (row["gb18218_name"], row["critical_t"], row["beta"]) == ("二氧化氮", 1, 10)
