@@ -66,3 +66,22 @@ def test_formaldehyde_entry_only_above_90_percent(con):
 def test_dinitrogen_tetroxide_is_nitrogen_dioxide(con, fields):
     row = _inventory_row(con, "四氧化二氮", **fields)
     assert (row["gb18218_name"], row["critical_t"], row["beta"]) == ("二氧化氮", 1, 10)
+
+
+# --- B08: design unknown goes to the 待鉴定清单; 乙类 per GB 50223-2008 ---------------------------------
+
+
+@pytest.mark.parametrize("design", ["不详", None])
+def test_a_school_of_unknown_design_is_on_the_worklist_not_a_major_hazard(con, design):
+    school = {"use": "学校", "structure_type": "框架", "year_built": 1995, "seismic_design": design}
+    assert not _fires(con, "B08", school)
+    assert _fires(con, "B21", school) and not _rule("B21").hazard
+
+
+def test_an_elderly_home_is_not_class_b(con):
+    home = {"use": "养老机构", "structure_type": "砖混", "seismic_design": "否", "town_code": "640302100"}
+    assert not _fires(con, "B08", home)  # not 乙类: no 重大 hazard on that alone
+    assert _fires(con, "B21", home)  # still a key object: weighs and goes to the worklist
+    # GB 50011 Table 7.1.2 note 3 (one storey and 3 m less) is for 乙类 only: 6 storeys, 18 m at 0.20 g is within
+    assert not _fires(con, "B05", {**home, "floors_above": 6, "height_m": 18})
+    assert _fires(con, "B05", {**home, "use": "医院", "floors_above": 6, "height_m": 18})

@@ -77,7 +77,9 @@ SELECT
     building_id, name, town_code, village, address, "use", structure_type, fema_type, year_built, floors_above,
     seismic_design, design_intensity, coalesce(appraisal_grade, '未鉴定') AS appraisal_grade, screening_score,
     CASE worklist_class
-        WHEN 1 THEN "use" || '（' || CASE WHEN is_key_fortification THEN '重点设防类' ELSE '人员密集场所' END
+        WHEN 1 THEN "use" || '（' || CASE WHEN is_class_b THEN '重点设防类'
+                                                  WHEN is_key_fortification THEN '地震应急重点对象'
+                                                  ELSE '人员密集场所' END
                     || '），' || shortfall || '，尚未进行抗震性能鉴定'
         ELSE '初步筛查得分S=' || printf('%.1f', screening_score) || '，低于' || printf('%.1f', {S_CUTOFF})
              || '（' || structure_type || '，按' || fema_type || '类评分），尚未进行抗震性能鉴定'

@@ -25,7 +25,13 @@ typed AS (
         CASE b.structure_type WHEN '砖混' THEN '多层砌体房屋' WHEN '底部框架-抗震墙' THEN '底部框架-抗震墙砌体房屋' END
             AS masonry_category,
         coalesce(b.height_m > CASE WHEN b."use" = '住宅' THEN 27 ELSE 24 END, b.floors_above >= 10) AS is_high_rise,
+        -- key objects of the earthquake response (待鉴定清单 一类): schools, kindergartens, hospitals, elderly homes
         b."use" IN ('学校', '幼儿园', '医院', '养老机构') AS is_key_fortification,
+        -- 乙类 (重点设防类), GB 50223-2008 §4.0.3 (二、三级医院 clinical buildings) and §6.0.8 (幼儿园、中小学
+        -- teaching, dormitory and canteen buildings) (clause numbers U, from memory): the survey records neither the hospital's
+        -- grade nor the building's function on a campus, so every school, kindergarten and hospital building is
+        -- taken as 乙类 (J, errs high); an elderly home is not 乙类
+        b."use" IN ('学校', '幼儿园', '医院') AS is_class_b,
         b."use" IN ('学校', '幼儿园', '医院', '养老机构', '商业', '宗教') AS is_crowded_place,
         year(b.survey_date) - b.year_built AS age_years,
         TRY_CAST(nullif(b.design_intensity, '不设防') AS DOUBLE) AS design_intensity_num
@@ -38,12 +44,12 @@ typed AS (
         ON m_any.structure_type = b.structure_type AND m_any.ring_beam_tie_column IS NULL
 ),
 limited AS (
-    -- GB 50011-2010 Table 7.1.2, note 3: a 乙类 (key fortification) multi-storey masonry building has
+    -- GB 50011-2010 Table 7.1.2, note 3: a 乙类 (is_class_b) multi-storey masonry building has
     -- one storey less and 3 m less than the table, and must not be a bottom-frame masonry building
     SELECT typed.*,
-        ml.max_storeys - CASE WHEN typed.is_key_fortification THEN 1 ELSE 0 END AS masonry_max_storeys,
-        ml.max_height_m - CASE WHEN typed.is_key_fortification THEN 3 ELSE 0 END AS masonry_max_height_m,
-        ml.allowed AND NOT (typed.is_key_fortification AND typed.masonry_category = '底部框架-抗震墙砌体房屋')
+        ml.max_storeys - CASE WHEN typed.is_class_b THEN 1 ELSE 0 END AS masonry_max_storeys,
+        ml.max_height_m - CASE WHEN typed.is_class_b THEN 3 ELSE 0 END AS masonry_max_height_m,
+        ml.allowed AND NOT (typed.is_class_b AND typed.masonry_category = '底部框架-抗震墙砌体房屋')
             AS masonry_type_allowed
     FROM typed
     LEFT JOIN ref_masonry_limits ml
