@@ -85,3 +85,17 @@ def test_an_elderly_home_is_not_class_b(con):
     # GB 50011 Table 7.1.2 note 3 (one storey and 3 m less) is for 乙类 only: 6 storeys, 18 m at 0.20 g is within
     assert not _fires(con, "B05", {**home, "floors_above": 6, "height_m": 18})
     assert _fires(con, "B05", {**home, "use": "医院", "floors_above": 6, "height_m": 18})
+
+
+# --- R14: a missing 防落梁/挡块 alone is no 重大 hazard on a class 1–3 lifeline bridge ---------------------
+
+
+def test_a_lifeline_bridge_missing_anti_fall_devices_alone_is_not_major(con):
+    bridge = {"lifeline_route": True, "condition_class": "2", "anti_fall_measures": False, "year_built": 2010,
+              "continuity": "简支", "span_count": 3}  # fmt: skip
+    assert not _fires(con, "R14", bridge)
+    assert _fires(con, "R05", bridge) and _rule("R05").hazard_grade == "一般"  # the span can unseat: 一般
+    continuous = {**bridge, "continuity": "连续"}
+    assert not _fires(con, "R14", continuous) and not _fires(con, "R05", continuous)  # cannot unseat: weighs (R15)
+    assert _fires(con, "R15", continuous) and not _rule("R15").hazard
+    assert _fires(con, "R14", {**bridge, "condition_class": "4"})  # class 4 stays 重大 on a lifeline route
