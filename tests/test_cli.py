@@ -21,10 +21,9 @@ from tests.conftest import csv_bytes
 from tests.test_ledger import fb
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A small generated district in its own folder, run once through `cli run`."""
-    root = tmp_path_factory.mktemp("cli")
+@contextlib.contextmanager
+def generated_home(root):
+    """A small generated district in `root`, run once through `cli run`, with its environment set."""
     (root / "dagster_home").mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
     sample_data.generate(root / "data_raw", buildings=200, bridges=20, sites=6, pipelines=4, formats="csv")
@@ -33,10 +32,18 @@ def home(tmp_path_factory):
         mp.setenv("LITONG_OUTPUT", str(root / "output"))
         mp.setenv("LITONG_DB", str(root / "litong.duckdb"))
         mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        mp.delenv("LITONG_UNAUDITED_FILES", raising=False)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert main(["run"]) == 0
         (root / "run_output.txt").write_text(printed.getvalue())
+        yield root
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A small generated district in its own folder, run once through `cli run`."""
+    with generated_home(tmp_path_factory.mktemp("cli")) as root:
         yield root
 
 

@@ -18,11 +18,9 @@ import openpyxl
 import pytest
 
 import pipeline
-from pipeline import store
-from pipeline.intake.receipts import write_receipts
 from pipeline.intake.schema import load_template
 from tests.conftest import example_row
-from tests.test_intake_robust import file_problems, receipt
+from tests.test_intake_robust import file_problems, intake_with_receipts, receipt
 
 BUILDINGS = load_template("buildings")
 HEADERS = [f.header for f in BUILDINGS.fields]
@@ -70,12 +68,7 @@ def clerk_workbook() -> bytes:
     return buf.getvalue()
 
 
-def intake(deployment, *kinds: str) -> dict:
-    results = deployment.intake(*kinds)
-    with store.connect(deployment.db) as con:
-        for kind in kinds:
-            write_receipts(con, deployment.output / "receipts", kind)
-    return results
+intake = intake_with_receipts
 
 
 # --- 2. a clerk's header, total and signature rows ------------------------------------------------

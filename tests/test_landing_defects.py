@@ -8,11 +8,8 @@ ROLLBACK); files for people readable as the umask allows."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -33,10 +30,9 @@ from pipeline.intake.validate import normalize, validate
 from pipeline.ledger.feedback import apply_pending, validate_feedback
 from pipeline.paths import PROJECT_ROOT
 from pipeline.registry import district_units
-from sample import generate as sample_data
 from tests.conftest import csv_bytes
 from tests.test_authority import ledger_state, ready_for_acceptance
-from tests.test_cli import _query
+from tests.test_cli import _query, generated_home
 from tests.test_ledger import A_DAMAGE, building, fb, feedback, round_one, statuses, update_buildings
 
 # --- files for people are readable as the umask allows ----------------------------------------------
@@ -172,21 +168,7 @@ def test_a_portal_preview_is_not_refused_for_its_missing_record(deployment, monk
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A small generated district in its own folder, run once through `cli run` (as tests/test_cli.py's)."""
-    root = tmp_path_factory.mktemp("cli_landing")
-    (root / "dagster_home").mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
-    sample_data.generate(root / "data_raw", buildings=200, bridges=20, sites=6, pipelines=4, formats="csv")
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in (
-            ("LITONG_DATA_RAW", root / "data_raw"),
-            ("LITONG_OUTPUT", root / "output"),
-            ("LITONG_DB", root / "litong.duckdb"),
-            ("DAGSTER_HOME", root / "dagster_home"),
-        ):
-            mp.setenv(name, str(value))  # fmt: skip
-        mp.delenv("LITONG_UNAUDITED_FILES", raising=False)
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert main(["run"]) == 0
+    with generated_home(tmp_path_factory.mktemp("cli_landing")) as root:
         yield root
 
 
