@@ -99,3 +99,15 @@ def test_a_lifeline_bridge_missing_anti_fall_devices_alone_is_not_major(con):
     assert not _fires(con, "R14", continuous) and not _fires(con, "R05", continuous)  # cannot unseat: weighs (R15)
     assert _fires(con, "R15", continuous) and not _rule("R15").hazard
     assert _fires(con, "R14", {**bridge, "condition_class": "4"})  # class 4 stays 重大 on a lifeline route
+
+
+# --- P01: an active-fault crossing is a risk point under control; the hazard is P03/P04 -----------------
+
+
+def test_a_designed_fault_crossing_is_a_risk_point_not_a_hazard(con):
+    designed = {"fault_crossing": True, "fault_seismic_design": "是", "medium": "天然气", "hca_grade": "II"}
+    fired = [r for r in RULESET.for_kind("pipelines") if _fires(con, r.id, designed)]
+    assert [r.id for r in fired if r.hazard] == []
+    assert "P01" in [r.id for r in fired] and not _rule("P01").hazard  # it still weighs
+    for design, rule in (("否", "P03"), ("不详", "P04"), (None, "P04")):
+        assert _fires(con, rule, {**designed, "fault_seismic_design": design}) and _rule(rule).hazard
