@@ -111,3 +111,24 @@ def test_a_designed_fault_crossing_is_a_risk_point_not_a_hazard(con):
     assert "P01" in [r.id for r in fired] and not _rule("P01").hazard  # it still weighs
     for design, rule in (("否", "P03"), ("不详", "P04"), (None, "P04")):
         assert _fires(con, rule, {**designed, "fault_seismic_design": design}) and _rule(rule).hazard
+
+
+# --- B05 / B04 / B10 ------------------------------------------------------------------------------------
+TOWN = "640302100"  # 0.20 g: brick masonry 6 storeys, 18 m
+
+
+def test_b05_allows_the_table_note_metre_on_the_height(con):
+    house = {"structure_type": "砖混", "floors_above": 6, "town_code": TOWN}
+    assert not _fires(con, "B05", {**house, "height_m": 18.5})  # under 1 m over: the note's allowance
+    assert _fires(con, "B05", {**house, "height_m": 19})
+
+
+def test_b04_cites_the_rural_single_storey_standards():
+    ref = _rule("B04").source_ref
+    assert "GB 50023-2009" in ref and "JGJ 161-2008" in ref and "农村住房安全性鉴定技术导则" in ref
+
+
+def test_b10_judges_the_whole_building_tilt_against_about_one_percent(con):
+    assert not _fires(con, "B10", {"structure_type": "砖混", "tilt_permille": 8.5})  # 7‰ is a member's limit
+    assert _fires(con, "B10", {"structure_type": "砖混", "tilt_permille": 12})
+    assert _fires(con, "B10", {"structure_type": "框架", "tilt_permille": 12})  # a whole building of any structure

@@ -56,8 +56,11 @@ limited AS (
         ON ml.masonry_category = typed.masonry_category AND round(ml.design_pga_g, 2) = round(typed.design_pga_g, 2)
 )
 SELECT limited.*,
+    -- Table 7.1.2 notes: the height is to the main roof (板顶 or 檐口), and may exceed the table by less than
+    -- 1.0 m where the indoor floor is over 0.6 m above the outside ground; the survey's 建筑高度 records neither
+    -- the roof it was taken to nor that difference, so a height is over the limit from the limit + 1 m (S)
     masonry_category IS NOT NULL AND (NOT masonry_type_allowed OR floors_above > masonry_max_storeys
-                                      OR height_m > masonry_max_height_m) AS exceeds_masonry_limit,
+                                      OR height_m >= masonry_max_height_m + 1) AS exceeds_masonry_limit,
     p.basic + limited.basic_adjustment AS p154_basic,
     p.minimum AS p154_minimum,
     CASE limited.p154_vertical_irregularity WHEN '严重' THEN coalesce(p.vert_severe, 0)
