@@ -132,3 +132,20 @@ def test_b10_judges_the_whole_building_tilt_against_about_one_percent(con):
     assert not _fires(con, "B10", {"structure_type": "砖混", "tilt_permille": 8.5})  # 7‰ is a member's limit
     assert _fires(con, "B10", {"structure_type": "砖混", "tilt_permille": 12})
     assert _fires(con, "B10", {"structure_type": "框架", "tilt_permille": 12})  # a whole building of any structure
+
+
+# --- P08 / P11 ------------------------------------------------------------------------------------------
+
+
+def test_metal_loss_of_80_percent_is_the_immediate_repair_tier(con):
+    assert _fires(con, "P14", {"max_metal_loss_pct": 85})
+    assert not _fires(con, "P08", {"max_metal_loss_pct": 85})  # one finding per defect
+    p14 = _rule("P14")
+    assert (p14.hazard, p14.hazard_grade, p14.rectification) == (True, "重大", "immediate")
+    assert _fires(con, "P08", {"max_metal_loss_pct": 60}) and not _fires(con, "P14", {"max_metal_loss_pct": 60})
+
+
+def test_a_line_uninspected_3_years_after_commissioning_is_due(con):
+    assert _fires(con, "P11", {"year_built": 2019, "survey_date": "2023-06-01"})  # 4 years, never inspected
+    assert not _fires(con, "P11", {"year_built": 2020, "survey_date": "2023-06-01"})
+    assert not _fires(con, "P11", {"year_built": 2015, "last_ili": "2018-05-01", "survey_date": "2023-06-01"})
