@@ -149,3 +149,44 @@ def test_a_line_uninspected_3_years_after_commissioning_is_due(con):
     assert _fires(con, "P11", {"year_built": 2019, "survey_date": "2023-06-01"})  # 4 years, never inspected
     assert not _fires(con, "P11", {"year_built": 2020, "survey_date": "2023-06-01"})
     assert not _fires(con, "P11", {"year_built": 2015, "last_ili": "2018-05-01", "survey_date": "2023-06-01"})
+
+
+# --- H13 by sector; H10/H11 one hazard per missing shut-off ------------------------------------------------
+AMMONIA = [{"unit_name": "冷库机房", "unit_kind": "生产单元", "chemical": "液氨", "max_quantity_t": 5}]
+LPG = [{"unit_name": "储配站", "unit_kind": "储存单元", "chemical": "液化石油气", "max_quantity_t": 20}]
+
+
+@pytest.mark.parametrize(
+    ("site", "rule", "citation"),
+    [
+        ({"site_kind": "生产", "_inventory": AMMONIA}, "H13", "安监总管三〔2017〕121号"),
+        ({"site_kind": "使用", "_inventory": AMMONIA}, "H18", "应急管理部令第10号"),
+        ({"site_kind": "经营(带储存)", "_inventory": LPG}, "H19", "城镇燃气经营安全重大隐患判定标准"),
+    ],
+)
+def test_gas_detection_is_judged_by_the_sector_s_criteria(con, site, rule, citation):
+    record = {"gas_detection": False, **site}
+    fired = [r for r in ("H13", "H18", "H19") if _fires(con, r, record)]
+    assert fired == [rule]
+    assert citation in _rule(rule).source_ref and _rule(rule).hazard_grade == "重大"
+
+
+def test_one_missing_shut_off_is_one_hazard(con):
+    tank = [{"unit_name": "液氨罐区", "unit_kind": "储存单元", "chemical": "液氨", "max_quantity_t": 150}]  # 二级
+    site = {"emergency_shutoff": False, "population_500m": 150, "_inventory": tank}
+    assert [r for r in ("H10", "H11") if _fires(con, r, site)] == ["H11"]
+    small = {**site, "_inventory": [{**tank[0], "max_quantity_t": 50}]}  # 三级: the general rule
+    assert [r for r in ("H10", "H11") if _fires(con, r, small)] == ["H10"]
+
+
+# --- a chemical with no Q: an 一般 hazard, not a silent 0 --------------------------------------------------
+
+
+def test_a_site_holding_a_chemical_without_a_critical_quantity_opens_a_data_hazard(con):
+    site = {"population_500m": 150, "_inventory": [
+        {"unit_name": "库房", "unit_kind": "储存单元", "chemical": "福尔马林", "max_quantity_t": 30},
+        {"unit_name": "库房", "unit_kind": "储存单元", "chemical": "某混合溶剂", "max_quantity_t": 5}]}  # fmt: skip
+    h20 = _rule("H20")
+    assert _fires(con, "H20", site) and h20.hazard and h20.hazard_grade == "一般" and h20.points > 0
+    assert h20.title_zh.startswith("危险化学品临界量无法确定")
+    assert not _fires(con, "H20", {**site, "_inventory": [{**site["_inventory"][0], "category": "W5.4"}]})

@@ -147,7 +147,14 @@ site_inventory AS (  -- what the enterprise declared against what the standard g
                       '；' ORDER BY unit_name, chemical) FILTER (WHERE declared_q_differs) AS declared_q_differs,
            string_agg(unit_name || ' ' || chemical || ' ' || printf('%g', max_quantity_t) || ' t = '
                       || printf('%.0f', q_over_q) || '×Q',
-                      '；' ORDER BY unit_name, chemical) FILTER (WHERE q_over_q > 1000) AS implausible_quantities
+                      '；' ORDER BY unit_name, chemical) FILTER (WHERE q_over_q > 1000) AS implausible_quantities,
+           -- named by neither 表1 nor a category, and no Q declared: the site's S and R cannot be computed
+           string_agg(chemical, '、' ORDER BY chemical) FILTER (WHERE critical_t IS NULL) AS chemicals_no_q_names,
+           -- the sector whose major-accident-hazard criteria apply (the survey does not ask it; J): city gas = a
+           -- 经营(带储存) site holding only natural gas or LPG; ammonia refrigeration = a 使用 site holding only ammonia
+           count(*) > 0 AND bool_and(coalesce(gb18218_name IN ('甲烷，天然气', '液化石油气（含丙烷、丁烷及其混合物）'), false))
+               AS only_fuel_gas,
+           count(*) > 0 AND bool_and(coalesce(gb18218_name = '氨', false)) AS only_ammonia
     FROM v_hazchem_inventory GROUP BY site_id
 ),
 graded AS (
@@ -166,7 +173,10 @@ SELECT s.*,
     coalesce(g.chemicals_without_q, 0) AS chemicals_without_q,
     coalesce(g.chemicals_q_unverified, 0) AS chemicals_q_unverified,
     coalesce(g.chemicals, 0) AS chemicals,
-    si.declared_q_differs, si.implausible_quantities,
+    si.declared_q_differs, si.implausible_quantities, si.chemicals_no_q_names,
+    CASE WHEN s.site_kind = '经营(带储存)' AND si.only_fuel_gas THEN '城镇燃气'
+         WHEN s.site_kind = '使用' AND si.only_ammonia THEN '工贸涉氨制冷'
+         ELSE '化工和危险化学品' END AS hazard_sector,
     t.design_pga_g, t.design_intensity AS site_design_intensity
 FROM v_hazchem_sites_latest s
 LEFT JOIN graded g USING (site_id)
