@@ -190,3 +190,21 @@ def test_a_site_holding_a_chemical_without_a_critical_quantity_opens_a_data_haza
     assert _fires(con, "H20", site) and h20.hazard and h20.hazard_grade == "一般" and h20.points > 0
     assert h20.title_zh.startswith("危险化学品临界量无法确定")
     assert not _fires(con, "H20", {**site, "_inventory": [{**site["_inventory"][0], "category": "W5.4"}]})
+
+
+def test_explain_names_the_chemicals_without_a_critical_quantity(con):
+    from pipeline.scoring.engine import score_kind
+    from pipeline.scoring.explain import explain
+    from pipeline.scoring.ruleset import clear_examples, load_example
+
+    spec = RULESET.kinds["hazchem_sites"]
+    site = {"site_id": "91640302MA76XXXX0B", "name": "某化工", "population_500m": 150, "_inventory": [
+        {"unit_name": "库房", "unit_kind": "储存单元", "chemical": "福尔马林", "max_quantity_t": 30}]}  # fmt: skip
+    load_example(con, spec, site)
+    try:
+        score_kind(con, RULESET, "hazchem_sites")
+        text = explain(con, "91640302MA76XXXX0B")
+    finally:
+        clear_examples(con, spec)
+    assert "H20 危险化学品临界量无法确定（数据不完整）" in text
+    assert "提示：福尔马林 无法确定临界量" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import duckdb
@@ -51,10 +52,20 @@ def explain(con: duckdb.DuckDBPyConnection, asset_id: str) -> str:
             out.append(f"  {rule_id} {title}  +{points:g}分" + (f"（{tags}）" if tags else ""))
             out.append(f"      依据值：{evidence}")
             out.append(f"      来源：{source} [{conf}]（{file}）")
+            out += _no_q_hint(evidence)
     if quarantined:
         out.append(f"另有 {len(quarantined)} 行同一编码的记录未通过校验，未参与评分：")
         out += _quarantine_lines(quarantined)
     return "\n".join(out)
+
+
+def _no_q_hint(evidence: str | None) -> list[str]:
+    """The 提示 naming the chemicals whose critical quantity cannot be determined (left out of S and R)."""
+    names = (json.loads(evidence) if evidence else {}).get("chemicals_no_q_names")
+    if not names:
+        return []
+    return [f"      提示：{names} 无法确定临界量（不在GB 18218-2018表1，且未填危险性类别或临界量），"
+            "未计入S和R，重大危险源等级可能偏低；请企业补报CAS号或危险性类别"]  # fmt: skip
 
 
 def _scores(con: duckdb.DuckDBPyConnection, asset_id: str) -> list[tuple]:
