@@ -208,3 +208,10 @@ def test_explain_names_the_chemicals_without_a_critical_quantity(con):
         clear_examples(con, spec)
     assert "H20 危险化学品临界量无法确定（数据不完整）" in text
     assert "提示：福尔马林 无法确定临界量" in text
+
+
+def test_item_5_flags_a_grade_2_toxic_or_liquefied_gas_tank_area_for_an_independent_sis(con):
+    tank = {"unit_name": "液氨罐区", "unit_kind": "储存单元", "chemical": "液氨", "max_quantity_t": 150}  # 二级
+    assert _fires(con, "H21", {"population_500m": 150, "_inventory": [tank]})
+    assert not _fires(con, "H21", {"population_500m": 150, "_inventory": [{**tank, "max_quantity_t": 50}]})
+    assert "121号" in _rule("H21").source_ref and "独立的安全仪表系统" in _rule("H21").source_ref

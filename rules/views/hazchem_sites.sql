@@ -154,8 +154,16 @@ site_inventory AS (  -- what the enterprise declared against what the standard g
            -- 经营(带储存) site holding only natural gas or LPG; ammonia refrigeration = a 使用 site holding only ammonia
            count(*) > 0 AND bool_and(coalesce(gb18218_name IN ('甲烷，天然气', '液化石油气（含丙烷、丁烷及其混合物）'), false))
                AS only_fuel_gas,
-           count(*) > 0 AND bool_and(coalesce(gb18218_name = '氨', false)) AS only_ammonia
-    FROM v_hazchem_inventory GROUP BY site_id
+           count(*) > 0 AND bool_and(coalesce(gb18218_name = '氨', false)) AS only_ammonia,
+           -- 安监总管三〔2017〕121号 item 5: toxic gases (表3 β, or category J1/J3) and liquefied gases (a name
+           -- beginning 液 or 液化, LPG, natural gas) held by the site (J: the survey has no physical state)
+           string_agg(chemical, '、' ORDER BY chemical) FILTER (
+               WHERE n.beta_basis LIKE '%表3%' OR i.category_used IN ('J1', 'J3')
+                  OR i.chemical LIKE '液%' OR i.gb18218_name IN ('甲烷，天然气', '液化石油气（含丙烷、丁烷及其混合物）'))
+               AS toxic_or_liquefied_gases
+    FROM v_hazchem_inventory i
+    LEFT JOIN (SELECT name_zh AS t1_name, beta_basis FROM ref_gb18218_named) n ON n.t1_name = i.gb18218_name
+    GROUP BY site_id
 ),
 graded AS (
     SELECT su.*, g.grade AS computed_grade, g.grade_rank AS computed_rank
@@ -173,7 +181,7 @@ SELECT s.*,
     coalesce(g.chemicals_without_q, 0) AS chemicals_without_q,
     coalesce(g.chemicals_q_unverified, 0) AS chemicals_q_unverified,
     coalesce(g.chemicals, 0) AS chemicals,
-    si.declared_q_differs, si.implausible_quantities, si.chemicals_no_q_names,
+    si.declared_q_differs, si.implausible_quantities, si.chemicals_no_q_names, si.toxic_or_liquefied_gases,
     CASE WHEN s.site_kind = '经营(带储存)' AND si.only_fuel_gas THEN '城镇燃气'
          WHEN s.site_kind = '使用' AND si.only_ammonia THEN '工贸涉氨制冷'
          ELSE '化工和危险化学品' END AS hazard_sector,
