@@ -47,7 +47,7 @@ def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
     assert all(c.data_type != "f" for row in ws.iter_rows() for c in row)
     header = [c.value for c in ws[1]]
     level_col = header.index("风险等级")
-    red_rows = [r for r in ws.iter_rows(min_row=2) if r[level_col].value == "重大风险"]
+    red_rows = [r for r in ws.iter_rows(min_row=2) if r[level_col].value == "红色（重大风险）"]
     assert red_rows and red_rows[0][level_col].fill.fgColor.rgb.endswith("FFC7CE")
 
 
@@ -65,7 +65,7 @@ def test_overdue_is_derived_as_of_a_date_and_summed_per_town(deployment):
         assert overdue["JZ-A-B09"] is pd.NA  # the extension has not passed
         town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1)).iloc[0]
         assert (town["发现隐患"], town["未销号重大隐患"], town["逾期数"], town["逾期总天数"]) == (3, 1, 1, 82)
-        assert (town["红"], town["本期新增"], town["整改率"]) == (1, 3, 0.0)
+        assert (town["红色风险对象隐患"], town["本期新增"], town["整改率"]) == (1, 3, 0.0)
         unit = summary(con, "unit", dt.date(2023, 9, 1), dt.date(2023, 5, 1))
         assert list(unit["名称"]) == ["金积镇人民政府"]
         later = ledger_rows(con, dt.date(2024, 1, 10))

@@ -96,7 +96,7 @@ def test_briefing_of_the_sample_is_one_a4_page_with_the_headline_numbers(sample)
     (red,) = deployment.query("SELECT count(*) FROM scores WHERE level = 'red'")[0]
     assert found > 10_000 and red > 1000
     assert "利通区地震风险隐患排查整治简报" in text
-    for label, value in [("发现隐患", found), ("已销号", closed), ("管控中", control), ("重大风险（红色）资产", red)]:
+    for label, value in [("发现隐患", found), ("已销号", closed), ("管控中", control), ("红色风险对象", red)]:
         assert label in text and f"{value:,}" in text, label
     assert f"{closed / found:.1%}" in text
     # the overdue 重大 hazards as of the sample's date, the longest overdue first in the list

@@ -21,7 +21,11 @@ from pipeline.excel_safe import xlsx_cell
 from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
 from pipeline.intake.schema import Template, load_template
 from pipeline.registry import unit_label, units
-from pipeline.store import quote
+from pipeline.store import has_table, quote
+
+# How the ledger's event begins when a resurvey no longer shows a hazard but leaves the field that caused it blank
+# or 不详 (pipeline/ledger/survey_update.py writes it): the receipt of that survey file lists those hazards.
+RESURVEY_KEPT_OPEN = "复查未再发现该隐患，但"
 
 RECEIPT_SUFFIX = "_回执.xlsx"
 UNKNOWN_UNIT = "_未识别单位"
@@ -88,6 +92,18 @@ def _summary_rows(f: dict, accepted: int, refused: int, in_use: tuple[int, int] 
     return rows
 
 
+def _kept_open(con: duckdb.DuckDBPyConnection, f: dict) -> list[tuple[str, object]]:
+    """The hazards this survey file did not clear because it left their field blank or 不详 (ledger events)."""
+    if not has_table(con, "hazard_events"):
+        return []
+    rows = con.execute(
+        "SELECT hazard_no, note FROM hazard_events WHERE source_file = ? AND starts_with(note, ?) "
+        "QUALIFY row_number() OVER (PARTITION BY hazard_no ORDER BY seq DESC) = 1 ORDER BY hazard_no",
+        [f["rel_path"], RESURVEY_KEPT_OPEN],
+    ).fetchall()
+    return [("复查保留的隐患", f"{no}：{note}") for no, note in rows]
+
+
 def _warnings(con: duckdb.DuckDBPyConnection, f: dict, template: Template) -> list[tuple]:
     """Hints on accepted rows (提示): valid, but unusual enough for the unit to check."""
     out = []
@@ -124,7 +140,7 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: t
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
     sheets = [
-        ("回执", ("项目", "内容"), _summary_rows(f, accepted, len(refused_rows), in_use)),
+        ("回执", ("项目", "内容"), _summary_rows(f, accepted, len(refused_rows), in_use) + _kept_open(con, f)),
         ("退回明细", ("行号", "记录编码", "问题数", "退回原因"), refused_rows),
         ("问题明细", ("行号", "记录编码", "列", "填写值", "问题"), problems),
         ("提示", ("行号", "记录编码", "列", "填写值", "提示(已接收)"), _warnings(con, f, template)),
@@ -149,11 +165,16 @@ def _bold(ws, value: str, font):
 
 
 def write_receipts(
-    con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str, only_missing: bool = False
+    con: duckdb.DuckDBPyConnection,
+    receipts_dir: Path,
+    kind: str,
+    only_missing: bool = False,
+    only_files: set[str] | None = None,
 ) -> list[dict]:
     """A receipt for the latest version of every file of `kind` (one per path). A receipt that cannot be written
     is listed with its `error` (the old one, if any, stays whole: written atomically); the others are written.
-    `only_missing`: only the receipts not on disk (one that could not be written last time, or was deleted)."""
+    `only_missing`: only the receipts not on disk (one that could not be written last time, or was deleted);
+    `only_files`: only these files (rel_path; the ledger rewrites the receipts its update has a line for)."""
     cur = con.execute("SELECT * FROM intake_files WHERE kind = ? AND is_latest ORDER BY rel_path", [kind])
     names = [d[0] for d in cur.description]
     files = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -161,7 +182,7 @@ def write_receipts(
     out = []
     for f in files:
         path = receipt_path(receipts_dir, f["rel_path"], f["department"], kind)
-        if only_missing and path.is_file():
+        if (only_missing and path.is_file()) or (only_files is not None and f["rel_path"] not in only_files):
             continue
         try:
             out.append({"file": f["rel_path"], **write_receipt(con, f, path, in_use.get(f["rel_path"]))})

@@ -11,6 +11,7 @@ import duckdb
 
 from pipeline import faults, stage_inputs
 from pipeline.clock import as_of_label, district_today
+from pipeline.intake.receipts import write_receipts
 from pipeline.ledger import quake_damage
 from pipeline.ledger.exports import EXPORT_FILES, PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
@@ -49,11 +50,14 @@ def update_ledger_if_changed(con: duckdb.DuckDBPyConnection) -> tuple[LedgerUpda
 def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
         counts, updated_now = update_ledger_if_changed(con)
+        for kind, files in counts.kept_open_files.items():  # their receipts say which hazards stay open, and why
+            write_receipts(con, store.out_dir() / "receipts", kind, only_files=files)
         by_status = dict(con.execute("SELECT status, count(*) FROM hazards GROUP BY status").fetchall())
     faults.point("hazard_ledger:done")
     return dg.MaterializeResult(
         metadata={"updated_now": updated_now, "new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
-                  "cleared_by_resurvey": counts.resurvey_cleared, "by_status": dg.MetadataValue.json(by_status)}
+                  "cleared_by_resurvey": counts.resurvey_cleared,
+                  "kept_open_blank_resurvey": counts.kept_open, "regraded": counts.regraded, "by_status": dg.MetadataValue.json(by_status)}
     )  # fmt: skip
 
 

@@ -34,7 +34,13 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
-from pipeline.ledger.model import DEFAULT_REVIEW_DAYS, OVERDUE_STATUSES, RECTIFICATION_ZH, WITHDRAWN
+from pipeline.ledger.model import (
+    DEFAULT_REVIEW_DAYS,
+    OVERDUE_STATUSES,
+    RECTIFICATION_ZH,
+    WITHDRAWN,
+    risk_label_sql,
+)
 from pipeline.manifest import Manifest
 from pipeline.paths import PROJECT_ROOT
 from pipeline.xlsx_stream import (
@@ -57,7 +63,8 @@ LEDGER_COLUMNS = {
     "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "rectification_zh": "整改类型", "status": "整改状态",
     "next_review": "下次复核日期", "supervise_unit": "督办单位", "supervise_date": "督办日期",
     "supervise_no": "督办编号", "overdue_days": "逾期天数",
-    "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论",
+    "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论", "accept_opinion": "验收意见",
+    "assessment_no": "评估报告编号", "expert": "评估专家",
 }  # fmt: skip
 # The workbooks' sheets are for a clerk working through them: what to act on first (number, object, grade,
 # status, deadline, overdue days), then the rest in the ledger's order; the open hazards first, those closed
@@ -66,6 +73,10 @@ SHEET_FIRST = ("hazard_no", "asset_name", "hazard_grade", "status", "deadline", 
 SHEET_COLUMNS = {c: LEDGER_COLUMNS[c] for c in (*SHEET_FIRST, *(c for c in LEDGER_COLUMNS if c not in SHEET_FIRST))}
 CLOSED_STATUS = "已销号"
 SHEET_ORDER_ZH = "先列未销号的隐患，已销号的列在其后；各自按资产类别、乡镇、隐患编号排列"
+GRADE_AND_COLOUR_ZH = (
+    "隐患等级（一般/重大）是隐患本身的等级，由规则及判定标准确定（16号令第三条）；风险等级"
+    "（红色/橙色/黄色/蓝色）是所在对象的风险分级。两者不同：红色（重大风险）对象的隐患不一定是重大隐患"
+)
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
                 ("责任单位汇总", ".csv")]  # fmt: skip
@@ -105,7 +116,7 @@ def register_reference(con: duckdb.DuckDBPyConnection) -> None:
 
 
 LEDGER_SQL = """
-SELECT h.*, k.kind_zh, t.town_name, u.unit_name,
+SELECT h.* REPLACE ({risk_label} AS risk_level_zh), k.kind_zh, t.town_name, u.unit_name,
        h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
        CASE h.rectification {rect_cases} END AS rectification_zh,
        CASE WHEN h.status = '管控中' THEN h.updated_on + coalesce(h.review_days, {review_days})::INTEGER END
@@ -128,10 +139,10 @@ SELECT {key} AS "{key_zh}", {name} AS "名称",
        count(*) AS "发现隐患", count(*) FILTER (WHERE status <> '已销号') AS "未销号",
        count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大') AS "未销号重大隐患",
        count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '一般') AS "未销号一般隐患",
-       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'red') AS "红",
-       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'orange') AS "橙",
-       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'yellow') AS "黄",
-       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'blue') AS "蓝",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'red') AS "红色风险对象隐患",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'orange') AS "橙色风险对象隐患",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'yellow') AS "黄色风险对象隐患",
+       count(*) FILTER (WHERE status <> '已销号' AND risk_level = 'blue') AS "蓝色风险对象隐患",
        count(*) FILTER (WHERE status = '已销号') AS "已销号",
        round(count(*) FILTER (WHERE status = '已销号') / count(*), 4) AS "整改率",
        count(overdue_days) AS "逾期数", coalesce(sum(overdue_days), 0) AS "逾期总天数",
@@ -150,7 +161,8 @@ def ledger_sql(table: str = "hazards") -> str:
     Overdue: 待整改/整改中 past the deadline (or extension); 管控中 past its next review (a missed review)."""
     cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RECTIFICATION_ZH.items())
     return LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN,
-                             rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS)  # fmt: skip
+                             rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS,
+                             risk_label=risk_label_sql("h"))  # fmt: skip
 
 
 def query_ledger(
@@ -503,6 +515,7 @@ def write_district_workbook(
 def write_notes_sheet(wb, as_of_text: str, more: list[list] | None = None) -> None:
     """说明: the date the ledger stands at (样例数据，截至… on the sample), how overdue is counted, the source."""
     rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["排列", SHEET_ORDER_ZH],
+            ["隐患等级与风险等级", GRADE_AND_COLOUR_ZH],
             ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"], *(more or [])]  # fmt: skip
     write_sheet(wb, "说明", ["项目", "内容"], rows)
 

@@ -11,7 +11,9 @@ thousands of rows costs a few statements, not a few per row.
 The acting unit of every row is the unit the file came from (its folder; later the web page's
 account), resolved by pipeline/registry.py — never the 填报单位 typed in the row. An empty 填报单位
 takes the folder's unit; a different one refuses the row. Acceptance (已销号 / 验收不通过) is taken
-only from the supervising unit's own folder.
+only from the supervising unit's own folder; it writes its own record (验收人, 验收日期, 验收结论, and the row's
+整改(管控)措施 text as 验收意见, with 评估报告编号/评估专家) and never overwrites the unit's 五落实 (措施, 责任人,
+资金, 时限, 预案).
 """
 
 from __future__ import annotations
@@ -161,17 +163,22 @@ UPDATE hazards h SET extend_status = CASE WHEN w.approved THEN '已批准' ELSE 
 FROM feedback_wave w WHERE w.decision AND w.hazard_no = h.hazard_no"""
 
 APPLY_ROWS = """
-UPDATE hazards h SET status = w.target, measures = w.measures, person = w.person,
-    funds_wan = coalesce(w.funds_wan::DOUBLE, h.funds_wan),
+UPDATE hazards h SET status = w.target,
+    measures = CASE WHEN w.accepting THEN h.measures ELSE w.measures END,
+    person = CASE WHEN w.accepting THEN h.person ELSE w.person END,
+    funds_wan = CASE WHEN w.accepting THEN h.funds_wan ELSE coalesce(w.funds_wan::DOUBLE, h.funds_wan) END,
     extend_requested_to = coalesce(w.extend_to::DATE, h.extend_requested_to),
     extend_reason = coalesce(w.extend_reason, h.extend_reason),
     extend_status = CASE WHEN w.extend_to IS NOT NULL THEN '待审批' ELSE h.extend_status END,
-    monitoring = coalesce(w.monitoring, h.monitoring), plan_no = coalesce(w.plan_no, h.plan_no),
-    plan_finish = coalesce(w.plan_finish::DATE, h.plan_finish), assessment_no = coalesce(w.assessment_no, h.assessment_no),
+    monitoring = CASE WHEN w.accepting THEN h.monitoring ELSE coalesce(w.monitoring, h.monitoring) END,
+    plan_no = CASE WHEN w.accepting THEN h.plan_no ELSE coalesce(w.plan_no, h.plan_no) END,
+    plan_finish = CASE WHEN w.accepting THEN h.plan_finish ELSE coalesce(w.plan_finish::DATE, h.plan_finish) END,
+    assessment_no = coalesce(w.assessment_no, h.assessment_no),
     expert = coalesce(w.expert, h.expert),
     acceptor = CASE WHEN w.accepting THEN w.acceptor ELSE h.acceptor END,
     accept_date = CASE WHEN w.accepting THEN w.accept_date::DATE ELSE h.accept_date END,
     accept_result = CASE WHEN w.accepting THEN w.accept_result ELSE h.accept_result END,
+    accept_opinion = CASE WHEN w.accepting THEN w.measures ELSE h.accept_opinion END,
     updated_on = w.report_date::DATE
 FROM feedback_wave w WHERE NOT w.decision AND w.hazard_no = h.hazard_no"""
 

@@ -20,6 +20,12 @@ RECTIFICATION_ZH = {"immediate": "立即消除", "project": "限期整改", "con
 # Withdrawn: a change of the rule set means it is no longer a hazard. Kept with its number and history,
 # left out of the ledger's figures (it was never closed, and is no hazard under today's rules).
 WITHDRAWN = "已撤销"
+# The note of the event by which an earthquake-damage report raised an open 一般 hazard to 重大 (quake_damage.py):
+# the one raise of a grade besides its rule; a survey update keeps it (survey_update._regrade).
+QUAKE_RAISE_NOTE = "隐患由一般升为重大"
+# 风险等级 (the asset's colour, 风险分级) is another axis than 隐患等级 (一般/重大, the hazard's own): it is shown
+# colour first, 红色（重大风险）, so that it is not read as 重大隐患.
+RISK_COLOUR_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
 KIND_PREFIX = {"buildings": "JZ", "bridges": "QL", "hazchem_sites": "WH", "pipelines": "GD"}
 HARM_ZH = {
     "buildings": "地震时可能倒塌或局部破坏，造成人员伤亡",
@@ -62,6 +68,9 @@ LEDGER_DDL = [
     # 震损 hazards (rules/quake/damage.yaml): the earthquake whose damage report opened them last; the survey
     # never clears or withdraws them (they have no survey round), only their rectification loop closes them
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS origin_event VARCHAR",
+    # the acceptance's own record (验收意见) beside 验收人/日期/结论: an acceptance never overwrites the unit's
+    # 五落实 (措施, 责任人, 资金, 时限, 预案)
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS accept_opinion VARCHAR",
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",
@@ -100,6 +109,12 @@ def unit_actor(from_status: str, to_status: str) -> str | None:
     """Which unit may report this change: 'responsible', 'supervisor', or None (not by a unit)."""
     actors = transitions().get((from_status, to_status), frozenset())
     return "supervisor" if "supervisor" in actors else "responsible" if "responsible" in actors else None
+
+
+def risk_label_sql(alias: str) -> str:
+    """The hazard's 风险等级 as shown: 红色（重大风险）, from its asset's level and its name."""
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RISK_COLOUR_ZH.items())
+    return f"CASE {alias}.risk_level {cases} END || coalesce('（' || {alias}.risk_level_zh || '）', '')"
 
 
 def hazard_no_sql(kind_col: str = "kind", asset_col: str = "asset_id", rule_col: str = "rule_id") -> str:

@@ -37,7 +37,14 @@ from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.ledger.feedback import pending_uploads
-from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, ensure_ledger_schema, hazard_no_sql, record_events
+from pipeline.ledger.model import (
+    HARM_ZH,
+    OPEN_STATUSES,
+    QUAKE_RAISE_NOTE,
+    ensure_ledger_schema,
+    hazard_no_sql,
+    record_events,
+)
 from pipeline.ledger.survey_update import supervise_major
 from pipeline.paths import RULES_DIR
 from pipeline.registry import resolve_acting_unit, unit_label
@@ -314,7 +321,7 @@ def _bring_onto_ledger(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: s
         UPDATE hazards h SET status = '待整改', hazard_grade = d.grade, description = d.description,
                deadline = d.report_date + d.deadline_days, extend_to = NULL, extend_reason = NULL,
                extend_requested_to = NULL, extend_status = NULL, acceptor = NULL, accept_date = NULL,
-               accept_result = NULL, updated_on = d.report_date, origin_event = d.event_id, measures = d.measure_zh
+               accept_result = NULL, accept_opinion = NULL, updated_on = d.report_date, origin_event = d.event_id, measures = d.measure_zh
         FROM quake_damaged d
         WHERE h.hazard_no = d.new_hazard_no AND h.status NOT IN {OPEN_SQL}
           AND h.hazard_no IN (SELECT hazard_no FROM quake_ledger_changes)""")
@@ -354,7 +361,7 @@ def _raise_open_hazards(con: duckdb.DuckDBPyConnection, rules: dict, file_id: st
         CREATE OR REPLACE TEMP TABLE quake_raised AS
         SELECT h.hazard_no, r.report_date AS event_date, h.status AS from_status, h.status AS to_status,
                $unit::VARCHAR AS unit, $rel_path::VARCHAR AS source_file, r.row_no,
-               '地震事件' || r.event_id || '后现场排查为' || r.damage_state || '，隐患由一般升为重大' AS note
+               '地震事件' || r.event_id || '后现场排查为' || r.damage_state || '，{QUAKE_RAISE_NOTE}' AS note
         FROM quake_feedback_rows r JOIN hazards h ON h.kind = r.kind AND h.asset_id = r.asset_id
         WHERE r.file_id = $file_id AND r.outcome = '{TAKEN}'
           AND r.damage_state IN {_in_list(rules["raise_open_to_major_on"])}

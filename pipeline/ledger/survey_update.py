@@ -4,11 +4,16 @@
 * an open hazard that still fires                            -> last survey date/round, level refreshed
 * a closed (已销号) hazard that fires in a newer survey round  -> reopened, 待整改, same number
 * an open hazard whose asset was resurveyed in a newer round
-  and no longer shows it                                     -> 已整改待验收 ("复查未再发现")
+  and no longer shows it                                     -> 已整改待验收 ("复查未再发现"), but only when
+  the survey states the good value: a blank, 不详 or 未知 in a field of its rule's evidence keeps it open,
+  with an event naming the fields (and a line on the survey file's receipt)
 * an open hazard on the same survey that the rule set, changed
   since it last confirmed it, no longer finds (rule retired,
   made a weighting rule, or its condition changed)           -> 已撤销 ("规则调整撤销", both versions)
 * a withdrawn hazard found again                             -> reopened, 待整改, same number
+* an open hazard whose grade is not its rule's (e.g. raised to 重大
+  only because its asset was red, as the ledger did before issue 26) -> back to the rule's grade, with an event
+  saying why (an earthquake-damage raise, rules/quake/damage.yaml, stands)
 * every open 重大 hazard not yet under supervision            -> 挂牌督办 by its responsible unit's
                                                                 supervisor (an event, number 督办-<hazard>)
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
@@ -20,17 +25,30 @@ the rounds, and intake refuses a folder that is not one of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
 from pipeline import faults, registry
 from pipeline.clock import district_today
 from pipeline.failures import rollback
+from pipeline.intake.receipts import RESURVEY_KEPT_OPEN
 from pipeline.ledger import describe
-from pipeline.ledger.model import HARM_ZH, OPEN_STATUSES, WITHDRAWN, ensure_ledger_schema, hazard_no_sql, record_events
+from pipeline.ledger.model import (
+    HARM_ZH,
+    OPEN_STATUSES,
+    QUAKE_RAISE_NOTE,
+    WITHDRAWN,
+    ensure_ledger_schema,
+    hazard_no_sql,
+    record_events,
+)
 from pipeline.scoring.engine import ensure_scoring_schema
+from pipeline.scoring.ruleset import load_ruleset
+from pipeline.store import quote
 
+# what a survey may say instead of a value: no evidence either way (a resurvey with it clears nothing)
+BLANK_VALUES = "('', '不详', '未知')"
 OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 CURRENT_SQL = """
@@ -38,7 +56,7 @@ CREATE OR REPLACE TEMP TABLE ledger_current AS
 SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
        coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。'
            || coalesce('依据：' || evidence_zh(f.kind, f.evidence) || '。', '') || harm.harm_zh AS description,
-       CASE WHEN r.hazard_grade = '重大' OR s.level = 'red' THEN '重大' ELSE '一般' END AS hazard_grade,
+       CASE WHEN r.hazard_grade = '重大' THEN '重大' ELSE '一般' END AS hazard_grade,  -- the rule's, never the colour
        s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title,
        coalesce(r.source_zh, r.source_ref) AS source_ref,
        r.rectification, f.survey_date, f.survey_round,
@@ -62,6 +80,9 @@ class LedgerUpdate:
     resurvey_cleared: int
     withdrawn: int = 0
     supervised: int = 0
+    regraded: int = 0
+    kept_open: int = 0  # resurveyed hazards kept open: the field that caused them is blank or 不详
+    kept_open_files: dict[str, set[str]] = field(default_factory=dict)  # their survey files, by kind
 
 
 def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = False) -> LedgerUpdate:
@@ -82,7 +103,10 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
                                        scope=_in_scope("f") if scoped else ""))  # fmt: skip
         scope = _in_scope("h") if scoped else ""
         counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con, scope))
+        counts.kept_open_files = _keep_unproven(con)
+        counts.kept_open = con.execute("SELECT count(*) FROM ledger_unproven").fetchall()[0][0]
         counts.withdrawn = _withdraw_on_rule_change(con, scope)
+        counts.regraded = _regrade(con)
         _stamp_ruleset_version(con)
         counts.supervised = supervise_major(con)
         con.execute("DELETE FROM rescored_assets")
@@ -144,7 +168,7 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
         UPDATE hazards h SET status = '待整改', last_survey_date = c.survey_date, last_seen_round = c.survey_round,
                deadline = ch.event_date + c.deadline_days::INTEGER, extend_to = NULL, extend_reason = NULL,
                extend_requested_to = NULL, extend_status = NULL,
-               acceptor = NULL, accept_date = NULL, accept_result = NULL, hazard_grade = c.hazard_grade,
+               acceptor = NULL, accept_date = NULL, accept_result = NULL, accept_opinion = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
                updated_on = ch.event_date, ruleset_version = c.ruleset_version, review_days = c.review_days
         FROM ledger_current c JOIN ledger_changes ch USING (hazard_no)
@@ -165,7 +189,6 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
     )
     con.execute("""
         UPDATE hazards h SET last_survey_date = c.survey_date, last_seen_round = c.survey_round,
-               hazard_grade = CASE WHEN h.hazard_grade = '重大' THEN '重大' ELSE c.hazard_grade END,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
                updated_on = c.survey_date, review_days = c.review_days
         FROM (SELECT c.* FROM ledger_current c SEMI JOIN ledger_changes USING (hazard_no)) c
@@ -175,21 +198,121 @@ def _refresh(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _clear_on_resurvey(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
-    n = _changes(
-        con,
-        f"""
-        SELECT h.hazard_no, s.survey_date AS event_date, h.status AS from_status, '已整改待验收' AS to_status,
-               s.department AS unit, s.source_file,
-               '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
+    """Open hazards a newer survey of their asset no longer shows: 已整改待验收, but only when the survey states
+    the good value. A hazard whose rule's evidence fields are blank or 不详 in it stays open (_keep_unproven)."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ledger_resurveyed AS
+        SELECT h.hazard_no, h.kind, h.asset_id, h.rule_id, s.survey_date AS event_date, h.status AS from_status,
+               s.department AS unit, s.source_file
         FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
           AND (h.last_survey_date IS NULL OR s.survey_date > h.last_survey_date)  -- a survey clears once: a
               -- supervisor's 退回 after it stands until a newer survey
-          AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current) {scope}""",
+          AND h.origin_event IS NULL AND h.hazard_no NOT IN (SELECT hazard_no FROM ledger_current) {scope}""")
+    _unproven(con)
+    n = _changes(
+        con,
+        """
+        SELECT hazard_no, event_date, from_status, '已整改待验收' AS to_status, unit, source_file,
+               '复查未再发现（resurvey no longer shows it），待监管单位验收' AS note
+        FROM ledger_resurveyed WHERE hazard_no NOT IN (SELECT hazard_no FROM ledger_unproven)""",
     )
     con.execute("""
         UPDATE hazards h SET status = '已整改待验收', last_survey_date = c.event_date, updated_on = c.event_date
         FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _blank_sql(column: str) -> str:
+    return f"(v.{quote(column)} IS NULL OR trim(v.{quote(column)}::VARCHAR) IN {BLANK_VALUES})"
+
+
+def _unproven(con: duckdb.DuckDBPyConnection) -> None:
+    """`ledger_unproven` (hazard_no, missing): the resurveyed hazards whose rule has an evidence field that
+    is blank, 不详 or 未知 in the new survey (missing: their headers, “…”、“…”), read from the kind's rule view
+    (the latest survey of every asset) with the rules on disk (the ledger updates right after the scoring)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE ledger_unproven (hazard_no VARCHAR, missing VARCHAR)")
+    kinds = [k for (k,) in con.execute("SELECT DISTINCT kind FROM ledger_resurveyed ORDER BY 1").fetchall()]
+    if not kinds:
+        return
+    ruleset = load_ruleset()
+    labels = describe.evidence_labels()
+    for kind in kinds:
+        if kind not in ruleset.kinds:
+            continue
+        spec = ruleset.kinds[kind]
+        in_view = {d[0] for d in con.execute(f"SELECT * FROM {spec.view} LIMIT 0").description}
+        cases = []
+        for r in ruleset.for_kind(kind):
+            fields = [f"CASE WHEN {_blank_sql(c)} THEN '“{labels.get((kind, c), (c,))[0]}”' END"
+                      for c in r.evidence if c in in_view]  # fmt: skip
+            if r.hazard and fields:
+                cases.append(f"WHEN '{r.id}' THEN list_filter([{', '.join(fields)}], lambda x: x IS NOT NULL)")
+        if not cases:
+            continue
+        con.execute(
+            f"""
+            INSERT INTO ledger_unproven
+            SELECT hazard_no, missing FROM (
+                SELECT r.hazard_no, array_to_string(CASE r.rule_id {" ".join(cases)} END, '、') AS missing
+                FROM ledger_resurveyed r JOIN {spec.view} v ON v.{quote(spec.id)}::VARCHAR = r.asset_id
+                WHERE r.kind = ?)
+            WHERE missing <> ''""",
+            [kind],
+        )
+
+
+def _keep_unproven(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """A resurvey that no longer shows a hazard only because the field that caused it is blank or 不详 is no
+    evidence of rectification: the hazard stays as it was, with an event naming the fields (the file's
+    receipt lists it, pipeline/intake/receipts.py); the survey is taken once (its date is recorded).
+    Returns the survey files (rel_path) that kept a hazard open, by kind."""
+    _changes(
+        con,
+        f"""
+        SELECT r.hazard_no, r.event_date, r.from_status, r.from_status AS to_status, r.unit, r.source_file,
+               '{RESURVEY_KEPT_OPEN}' || u.missing || '为空或不详，不能作为已整改的依据，隐患保持' || r.from_status
+                   || '，请补充调查' AS note
+        FROM ledger_resurveyed r JOIN ledger_unproven u USING (hazard_no)""",
+    )
+    con.execute("""
+        UPDATE hazards h SET last_survey_date = c.event_date, updated_on = greatest(h.updated_on, c.event_date)
+        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    files: dict[str, set[str]] = {}
+    for kind, source_file in con.execute(
+        "SELECT DISTINCT h.kind, c.source_file FROM ledger_changes c JOIN hazards h USING (hazard_no) "
+        "WHERE c.source_file IS NOT NULL"
+    ).fetchall():
+        files.setdefault(kind, set()).add(source_file)
+    return files
+
+
+def _regrade(con: duckdb.DuckDBPyConnection) -> int:
+    """An open hazard's grade is its rule's (16号令 第三条 and the rule's 判定标准): the asset's risk colour is
+    another axis and never raises it. A hazard whose grade differs from its rule's takes the rule's, with an
+    event naming both, unless an earthquake-damage report raised it (QUAKE_RAISE_NOTE in its history)."""
+    n = _changes(
+        con,
+        f"""
+        SELECT h.hazard_no, greatest(?::DATE, h.updated_on) AS event_date, h.status AS from_status,
+               h.status AS to_status, NULL AS unit, NULL AS source_file,
+               '隐患等级按规则' || h.rule_id || '调整：' || h.hazard_grade || ' → ' || c.hazard_grade ||
+               CASE WHEN c.hazard_grade = '一般' AND h.risk_level = 'red'
+                    THEN '（原因资产风险等级为红色而升为重大；隐患等级由规则及判定标准确定，'
+                         || '资产风险等级不改变隐患等级，16号令第三条）'
+                    ELSE '（隐患等级由规则及判定标准确定，16号令第三条）' END AS note
+        FROM hazards h JOIN ledger_current c USING (hazard_no)
+        WHERE h.status IN {OPEN_SQL} AND h.hazard_grade IS DISTINCT FROM c.hazard_grade
+          AND NOT (h.hazard_grade = '重大' AND EXISTS (
+              SELECT 1 FROM hazard_events e WHERE e.hazard_no = h.hazard_no AND e.note LIKE '%{QUAKE_RAISE_NOTE}%'))""",
+        [district_today()],
+    )
+    con.execute("""
+        UPDATE hazards h SET hazard_grade = c.hazard_grade, updated_on = ch.event_date
+        FROM ledger_current c JOIN ledger_changes ch USING (hazard_no)
+        WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
 

@@ -47,7 +47,8 @@ class Headline:
             ("整改率", f"{self.rate:.1%}", "#2ca02c"),
             ("逾期未整改", f"{self.overdue:,}", OVERDUE_COLOUR),
             ("管控中", f"{self.under_control:,}", "#9c755f"),
-            ("重大风险（红色）资产", f"{self.red_assets:,}", LEVEL_COLOUR["red"]),
+            ("未销号重大隐患", f"{self.open_major:,}", OVERDUE_COLOUR),
+            ("红色风险对象", f"{self.red_assets:,}", LEVEL_COLOUR["red"]),
         ]
 
 

@@ -17,7 +17,13 @@ CJK_FONT_FILES = [
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
 ]
 LEVELS = ["red", "orange", "yellow", "blue"]  # most to least severe: stacking and legend order
-LEVEL_ZH = {"red": "重大风险（红）", "orange": "较大风险（橙）", "yellow": "一般风险（黄）", "blue": "低风险（蓝）"}
+# colour first: 红色（重大风险） is an object's risk level, not to be read as 重大隐患 (the hazard's own grade)
+LEVEL_ZH = {
+    "red": "红色（重大风险）",
+    "orange": "橙色（较大风险）",
+    "yellow": "黄色（一般风险）",
+    "blue": "蓝色（低风险）",
+}
 LEVEL_COLOUR = {"red": "#d62728", "orange": "#ff8c1a", "yellow": "#f2c500", "blue": "#2f6fd0"}
 OVERDUE_COLOUR = "#8b0000"
 INK = "#222222"
