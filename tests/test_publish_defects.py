@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 from pipeline import store
-from pipeline.ledger.exports import export_ledger
+from pipeline.ledger.exports import LEDGER_COLUMNS, export_ledger
 from tests.test_ledger import A_DAMAGE, A_FALL, B_D, round_one
 
 AS_OF = dt.date(2023, 9, 1)
@@ -34,7 +34,7 @@ def test_a_clerks_sheet_starts_with_what_to_act_on_and_lists_open_hazards_first(
         ws = openpyxl.load_workbook(path)["房屋建筑"]
         header = [c.value for c in ws[1]]
         assert header[:6] == CLERK_FIRST, path.name
-        assert len(header) == 34 and header.index("整改状态") == 3
+        assert len(header) == len(LEDGER_COLUMNS) and header.index("整改状态") == 3
         rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
         assert [r[0] for r in rows] == [A_FALL, B_D, A_DAMAGE], path.name  # open first, the closed one last
         assert [r[3] for r in rows] == ["待整改", "待整改", "已销号"]
