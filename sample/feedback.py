@@ -21,7 +21,10 @@ are the targets stated in the README; the seeded draws land near them):
   number, and a town reporting on another unit's hazard.
 
 Who answers for a hazard is the ledger's responsible unit (an enterprise by its credit code for a
-hazchem site or pipeline); who accepts is that unit's supervisor in the registry. Some enterprises never
+hazchem site or pipeline); who accepts and decides extensions is the hazard's sector department (the ledger's
+sector_supervisor, from reference/supervision.csv: 住建 for houses and bridges, 教育 for schools, 卫健 for
+hospitals, 民政 for elderly homes, 应急 for hazardous chemicals, 发改 for pipelines, the government for a
+department's own). Some enterprises never
 answer: their hazards stay 待整改 and overdue, as in a real programme. Hazard numbers derive from asset
 and rule ids, so the files stay valid while the survey and the rules stay the same.
 """
@@ -76,6 +79,7 @@ class Hazard:
     control: bool
     deadline: dt.date
     found: dt.date
+    supervisor: str  # the sector department that accepts and decides extensions (the ledger's sector_supervisor)
     status: str = "待整改"
     person: str = ""
     rows: list[tuple[str, dict]] = field(default_factory=list)  # (batch, row) written for it
@@ -122,7 +126,7 @@ class Programme:
                                          monitoring=str(self.rng.choice(MONITORING))))  # fmt: skip
 
     def accept(self, h: Hazard, batch: str, date: str) -> None:
-        supervisor = registry.supervisor_of(h.unit) or registry.TOP_UNIT
+        supervisor = h.supervisor
         passed = self.rng.random() < PASS_SHARE
         acceptor = str(self.rng.choice(ACCEPTORS))
         row = self.row(h, "已销号" if passed else "整改中", date,
@@ -138,7 +142,7 @@ class Programme:
         asked, self.asked = self.asked, []
         for h in asked:
             approved = self.rng.random() < 0.85
-            supervisor = registry.supervisor_of(h.unit) or registry.TOP_UNIT
+            supervisor = h.supervisor
             self.add(supervisor, batch, {
                 "hazard_no": h.no, "status": h.status, "person": "张伟", "report_date": date,
                 "measures": "同意延期，按期督查" if approved else "资金已落实，不同意延期，按原时限完成",
@@ -155,13 +159,13 @@ class Programme:
 
 def _hazards(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> list[Hazard]:
     rows = con.execute(
-        "SELECT hazard_no, responsible_unit, hazard_grade, rectification = 'control', deadline, found_date "
-        "FROM hazards WHERE status = '待整改' ORDER BY hazard_no"
+        "SELECT hazard_no, responsible_unit, hazard_grade, rectification = 'control', deadline, found_date, "
+        "sector_supervisor FROM hazards WHERE status = '待整改' ORDER BY hazard_no"
     ).fetchall()
     enterprises = sorted({u for _, u, *_ in rows if u in registry.units() and registry.units()[u].kind == "enterprise"})
     silent = {u for u in enterprises if rng.random() < SILENT_ENTERPRISES}
-    return [Hazard(no, unit, grade, bool(control), deadline, found) for no, unit, grade, control, deadline, found
-            in rows if unit and unit not in silent]  # fmt: skip
+    return [Hazard(no, unit, grade, bool(control), deadline, found, supervisor or registry.TOP_UNIT)
+            for no, unit, grade, control, deadline, found, supervisor in rows if unit and unit not in silent]  # fmt: skip
 
 
 def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tuple[str, str], list[dict]]:

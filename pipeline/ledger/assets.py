@@ -16,6 +16,7 @@ from pipeline.ledger import quake_damage
 from pipeline.ledger.exports import EXPORT_FILES, PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 from pipeline.ledger.model import WITHDRAWN, ledger_version
+from pipeline.ledger.supervision import SUPERVISION_FILE
 from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
 from pipeline.paths import RULES_DIR
 from pipeline.resources import LitongStore
@@ -24,20 +25,20 @@ from pipeline.scoring.ruleset import ruleset_version
 
 
 def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
-    """The scorings the ledger update reads, the ledger as it stands (its last event), the unit registry
-    (supervisors) and the ledger code: the same findings on the same ledger change nothing."""
+    """The scorings the ledger update reads, the ledger as it stands (its last event), the unit registry and
+    the supervision table (who supervises each hazard) and the ledger code: the same findings on the same ledger change nothing."""
     return stage_inputs.fingerprint(
         [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], ledger_version(con),
-        stage_inputs.reference_version("units.csv"), stage_inputs.code_version("pipeline/ledger"),
+        stage_inputs.reference_version("units.csv", SUPERVISION_FILE), stage_inputs.code_version("pipeline/ledger"),
     )  # fmt: skip
 
 
 def update_ledger_if_changed(con: duckdb.DuckDBPyConnection) -> tuple[LedgerUpdate, bool]:
     """(counts, whether it updated now). Only the assets scored again since the last update are looked at,
-    unless the unit registry or the ledger code changed since (then every asset)."""
+    unless the unit registry, the supervision table or the ledger code changed since (then every asset)."""
     if stage_inputs.recorded(con, "ledger") == ledger_inputs(con):
         return LedgerUpdate(0, 0, 0, 0), False
-    base = stage_inputs.fingerprint(stage_inputs.reference_version("units.csv"),
+    base = stage_inputs.fingerprint(stage_inputs.reference_version("units.csv", SUPERVISION_FILE),
                                     stage_inputs.code_version("pipeline/ledger"))  # fmt: skip
     counts = update_from_findings(con, only_rescored=stage_inputs.recorded(con, "ledger_base") == base)
     stage_inputs.record(con, "ledger", ledger_inputs(con))
@@ -57,7 +58,7 @@ def hazard_ledger(store: LitongStore) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={"updated_now": updated_now, "new": counts.new, "reopened": counts.reopened, "still_present": counts.refreshed,
                   "cleared_by_resurvey": counts.resurvey_cleared,
-                  "kept_open_blank_resurvey": counts.kept_open, "regraded": counts.regraded, "by_status": dg.MetadataValue.json(by_status)}
+                  "kept_open_blank_resurvey": counts.kept_open, "regraded": counts.regraded, "rerouted": counts.rerouted, "by_status": dg.MetadataValue.json(by_status)}
     )  # fmt: skip
 
 

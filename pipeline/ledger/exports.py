@@ -64,7 +64,7 @@ LEDGER_COLUMNS = {
     "next_review": "下次复核日期", "supervise_unit": "督办单位", "supervise_date": "督办日期",
     "supervise_no": "督办编号", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论", "accept_opinion": "验收意见",
-    "assessment_no": "评估报告编号", "expert": "评估专家",
+    "assessment_no": "评估报告编号", "expert": "评估专家", "supervisor_name": "监管部门",
 }  # fmt: skip
 # The workbooks' sheets are for a clerk working through them: what to act on first (number, object, grade,
 # status, deadline, overdue days), then the rest in the ledger's order; the open hazards first, those closed
@@ -79,7 +79,7 @@ GRADE_AND_COLOUR_ZH = (
 )
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
-                ("责任单位汇总", ".csv")]  # fmt: skip
+                ("责任单位汇总", ".csv"), ("监管部门汇总", ".csv")]  # fmt: skip
 EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included: a bigger kind takes several sheets
 RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cell (PERCENT_FORMAT) in the XLSX
 # Up to this many hazards the district workbook also holds the per-kind sheets (as before issue 14): a
@@ -117,6 +117,7 @@ def register_reference(con: duckdb.DuckDBPyConnection) -> None:
 
 LEDGER_SQL = """
 SELECT h.* REPLACE ({risk_label} AS risk_level_zh), k.kind_zh, t.town_name, u.unit_name,
+       sv.unit_name AS supervisor_name,
        h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
        CASE h.rectification {rect_cases} END AS rectification_zh,
        CASE WHEN h.status = '管控中' THEN h.updated_on + coalesce(h.review_days, {review_days})::INTEGER END
@@ -129,6 +130,7 @@ FROM {table} h
 LEFT JOIN ref_kinds_list k USING (kind)
 LEFT JOIN ref_towns_list t USING (town_code)
 LEFT JOIN ref_units_list u ON u.unit_code = h.responsible_unit
+LEFT JOIN ref_units_list sv ON sv.unit_code = h.sector_supervisor
 WHERE h.status <> '{withdrawn}'
 ORDER BY h.kind, h.town_code, h.hazard_no
 """
@@ -154,6 +156,11 @@ SELECT {key} AS "{key_zh}", {name} AS "名称",
        count(*) FILTER (WHERE status = '已销号' AND accept_date >= $period_start) AS "本期销号"
 FROM l GROUP BY ALL ORDER BY 1
 """
+
+
+SUMMARY_KEYS = {"town": ("town_code", "乡镇代码", "town_name"),
+                "unit": ("responsible_unit", "责任单位代码", "unit_name"),
+                "supervisor": ("sector_supervisor", "监管部门代码", "supervisor_name")}  # fmt: skip
 
 
 def ledger_sql(table: str = "hazards") -> str:
@@ -182,10 +189,10 @@ def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "ha
 def summary(
     con: duckdb.DuckDBPyConnection, by: str, as_of: dt.date, period_start: dt.date, table: str = "hazards"
 ) -> pd.DataFrame:
-    """Per town (`by="town"`) or per responsible unit (`by="unit"`)."""
+    """Per town (`by="town"`), per responsible unit (`by="unit"`) or per supervising department
+    (`by="supervisor"`: who accepts and decides extensions, by sector)."""
     register_reference(con)
-    key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
-                         "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
+    key, key_zh, name = SUMMARY_KEYS[by]
     ledger = ledger_sql(table)
     sql = SUMMARY_SQL.format(ledger=ledger, key=key, key_zh=key_zh, name=name)
     return con.execute(sql, {"as_of": as_of, "period_start": period_start}).df()
@@ -196,7 +203,8 @@ class LedgerExport:
     hazards: int
     overdue: int
     by_town: pd.DataFrame
-    files: list[Path]  # 隐患台账.xlsx, .csv, .parquet, 乡镇汇总.csv, 责任单位汇总.csv, then the town and unit files
+    files: list[Path]  # 隐患台账.xlsx, .csv, .parquet, 乡镇汇总.csv, 责任单位汇总.csv, 监管部门汇总.csv, then the
+    # town and unit files
     written: list[Path] = field(default_factory=list)  # town and unit files written by this export
     skipped: list[Path] = field(default_factory=list)  # … and those left as they were (nothing they show changed)
 
@@ -236,10 +244,12 @@ def export_ledger(
         hazards, overdue = _materialise(con, as_of, table)
         by_town = summary(con, "town", as_of, period_start, table)
         by_unit = summary(con, "unit", as_of, period_start, table)
+        by_supervisor = summary(con, "supervisor", as_of, period_start, table)
         write_ledger_csv(con, paths[1], cache_dir)
         write_ledger_parquet(con, paths[2])
         write_summary_csv(by_town, paths[3])
         write_summary_csv(by_unit, paths[4])
+        write_summary_csv(by_supervisor, paths[5])
         parts, with_kinds = ledger_parts(con, as_of_text, max_rows), hazards <= SMALL_LEDGER_ROWS
         written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
         catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]

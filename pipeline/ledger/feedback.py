@@ -10,8 +10,9 @@ thousands of rows costs a few statements, not a few per row.
 
 The acting unit of every row is the unit the file came from (its folder; later the web page's
 account), resolved by pipeline/registry.py — never the 填报单位 typed in the row. An empty 填报单位
-takes the folder's unit; a different one refuses the row. Acceptance (已销号 / 验收不通过) is taken
-only from the supervising unit's own folder; it writes its own record (验收人, 验收日期, 验收结论, and the row's
+takes the folder's unit; a different one refuses the row. Acceptance (已销号 / 验收不通过) and extension
+decisions are taken only from the folder of the hazard's supervising department (by sector,
+pipeline/ledger/supervision.py); it writes its own record (验收人, 验收日期, 验收结论, and the row's
 整改(管控)措施 text as 验收意见, with 评估报告编号/评估专家) and never overwrites the unit's 五落实 (措施, 责任人,
 资金, 时限, 预案).
 """
@@ -31,7 +32,8 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.model import ensure_ledger_schema, record_events, unit_actor
-from pipeline.registry import resolve_acting_unit, supervisor_of, unit_label
+from pipeline.ledger.supervision import hazard_supervisor
+from pipeline.registry import resolve_acting_unit, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
@@ -117,13 +119,13 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
     actor = unit_actor(h["status"], target)
     if actor is None:
         return f"不允许的状态变更：当前为“{h['status']}”，不能改为“{row['status']}”", None
-    supervisor = supervisor_of(h["responsible_unit"])
+    supervisor = hazard_supervisor(h)
     if actor == "responsible" and acting != h["responsible_unit"]:
         return f"不是本单位负责的隐患（责任单位为{unit_label(h['responsible_unit'])}）", None
     if actor == "supervisor" and acting == h["responsible_unit"]:
         return "责任单位不能验收自己的整改，验收销号须由监管单位填报", None
     if actor == "supervisor" and acting != supervisor:
-        return f"验收销号须由该隐患责任单位的监管单位{unit_label(supervisor)}报送", None
+        return f"验收销号须由该隐患的行业监管部门{unit_label(supervisor)}报送（按区行业监管分工）", None
     if h["hazard_grade"] == "重大" and target in ("整改中", "管控中") and h["status"] != target:
         missing = [name for name, key in FIVE_IN_PLACE if row[key] is None and h.get(key) is None]
         if missing:
@@ -141,9 +143,9 @@ def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
     """Why a supervisor's extension decision is refused (Chinese), or None."""
     if h is None:
         return f"隐患编号“{row['hazard_no']}”在台账中不存在"
-    supervisor = supervisor_of(h["responsible_unit"])
+    supervisor = hazard_supervisor(h)
     if acting != supervisor:
-        return f"延期审批须由该隐患责任单位的监管单位{unit_label(supervisor)}报送"
+        return f"延期审批须由该隐患的行业监管部门{unit_label(supervisor)}报送（按区行业监管分工）"
     if h["extend_status"] != "待审批":
         return "该隐患没有待审批的延期申请"
     if row["status"] != h["status"]:
@@ -225,7 +227,7 @@ def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
 def _hazards(con: duckdb.DuckDBPyConnection, numbers: list[str]) -> dict[str, dict]:
     cur = con.execute(
         "SELECT hazard_no, status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
-        "plan_finish, plan_no, extend_requested_to, extend_status FROM hazards WHERE hazard_no IN "
+        "plan_finish, plan_no, extend_requested_to, extend_status, sector_supervisor FROM hazards WHERE hazard_no IN "
         "(SELECT unnest(?::VARCHAR[]))",
         [numbers],
     )

@@ -71,6 +71,9 @@ LEDGER_DDL = [
     # the acceptance's own record (验收意见) beside 验收人/日期/结论: an acceptance never overwrites the unit's
     # 五落实 (措施, 责任人, 资金, 时限, 预案)
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS accept_opinion VARCHAR",
+    # the department that accepts, decides extensions and sees the hazard as supervisor: by sector
+    # (pipeline/ledger/supervision.py, reference/supervision.csv), not by the responsible unit
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS sector_supervisor VARCHAR",
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

@@ -33,7 +33,7 @@ from pipeline import faults, registry
 from pipeline.clock import district_today
 from pipeline.failures import rollback
 from pipeline.intake.receipts import RESURVEY_KEPT_OPEN
-from pipeline.ledger import describe
+from pipeline.ledger import describe, supervision
 from pipeline.ledger.model import (
     HARM_ZH,
     OPEN_STATUSES,
@@ -52,7 +52,7 @@ BLANK_VALUES = "('', '不详', '未知')"
 OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 CURRENT_SQL = """
-CREATE OR REPLACE TEMP TABLE ledger_current AS
+CREATE OR REPLACE TEMP TABLE ledger_current_raw AS
 SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
        coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。'
            || coalesce('依据：' || evidence_zh(f.kind, f.evidence) || '。', '') || harm.harm_zh AS description,
@@ -61,7 +61,7 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        coalesce(r.source_zh, r.source_ref) AS source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version
+       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector
 FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
@@ -81,6 +81,7 @@ class LedgerUpdate:
     withdrawn: int = 0
     supervised: int = 0
     regraded: int = 0
+    rerouted: int = 0  # hazards whose supervising department changed (the supervision table, an old ledger)
     kept_open: int = 0  # resurveyed hazards kept open: the field that caused them is blank or 不详
     kept_open_files: dict[str, set[str]] = field(default_factory=dict)  # their survey files, by kind
 
@@ -101,11 +102,14 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
         describe.install(con)  # evidence_zh(): the evidence in Chinese (隐患描述)
         con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id"),
                                        scope=_in_scope("f") if scoped else ""))  # fmt: skip
+        supervision.install(con)  # who supervises each hazard: by sector (reference/supervision.csv)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_current AS {supervision.routed_sql('ledger_current_raw')}")
         scope = _in_scope("h") if scoped else ""
         counts = LedgerUpdate(_open_new(con), _reopen(con), _refresh(con), _clear_on_resurvey(con, scope))
         counts.kept_open_files = _keep_unproven(con)
         counts.kept_open = con.execute("SELECT count(*) FROM ledger_unproven").fetchall()[0][0]
         counts.withdrawn = _withdraw_on_rule_change(con, scope)
+        counts.rerouted = _route(con, scope)
         counts.regraded = _regrade(con)
         _stamp_ruleset_version(con)
         counts.supervised = supervise_major(con)
@@ -142,7 +146,7 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
                c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
                c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
                c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
-               c.survey_date AS updated_on, c.ruleset_version, c.review_days
+               c.survey_date AS updated_on, c.ruleset_version, c.review_days, c.sector_supervisor
         FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
     record_events(con, "ledger_changes")
     return n
@@ -343,6 +347,45 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection, scope: str = "") ->
     con.execute(f"""
         UPDATE hazards h SET status = '{WITHDRAWN}', updated_on = c.event_date
         FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _route(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
+    """Every hazard (but the withdrawn) is supervised by the department the supervision table gives for its
+    kind and sector (pipeline/ledger/supervision.py). A hazard whose department changes (the table or the
+    registry was edited, the asset's use changed, a ledger made before the table) records an event naming
+    the old and the new; updated_on stays (a unit's report dated before the re-routing still applies)."""
+    source = f"""(SELECT h.hazard_no, h.kind, s.sector, h.responsible_unit, h.status, h.updated_on,
+                         h.sector_supervisor AS recorded
+                  FROM hazards h LEFT JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+                  WHERE h.status <> '{WITHDRAWN}' {scope})"""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ledger_routes AS
+        SELECT r.*, coalesce(r.recorded, {supervision.legacy_supervisor_sql("r")}) AS before
+        FROM ({supervision.routed_sql(source)}) r LEFT JOIN ref_unit_superiors own ON own.unit_code = r.responsible_unit
+        WHERE r.recorded IS DISTINCT FROM r.sector_supervisor""")
+    n = _changes(
+        con,
+        """
+        SELECT r.hazard_no, greatest(?::DATE, r.updated_on) AS event_date, r.status AS from_status,
+               r.status AS to_status, NULL AS unit, NULL AS source_file,
+               '监管部门按行业监管分工调整：' || coalesce(o.unit_name, r.before) || ' → '
+                   || coalesce(n.unit_name, r.sector_supervisor)
+                   || CASE WHEN r.own_hazard THEN '（' || coalesce(rn.unit_name, r.responsible_unit) || '自身的隐患，由'
+                                              || coalesce(n.unit_name, r.sector_supervisor) || '监管）'
+                           ELSE coalesce('（' || r.supervision_object || '由' || coalesce(n.unit_name, r.sector_supervisor)
+                                         || '监管，验收销号和延期审批由其办理）', '') END AS note
+        FROM ledger_routes r
+        LEFT JOIN ref_unit_superiors o ON o.unit_code = r.before
+        LEFT JOIN ref_unit_superiors n ON n.unit_code = r.sector_supervisor
+        LEFT JOIN ref_unit_superiors rn ON rn.unit_code = r.responsible_unit
+        WHERE r.before IS DISTINCT FROM r.sector_supervisor""",
+        [district_today()],
+    )
+    con.execute("""
+        UPDATE hazards h SET sector_supervisor = r.sector_supervisor
+        FROM ledger_routes r WHERE r.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
 

@@ -595,10 +595,10 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         session = _session(state, request)
         _require(session.account.role != "admin", "系统管理员账号只管理账号")
         f = _filter(request)
-        visible = reads.visible_units(session.account)
-        if f.unit:
-            _require(visible is None or f.unit in visible)
         with state.snapshots.cursor() as cur:
+            visible = reads.visible_units(session.account, cur, state.ledger()) if cur else [session.account.unit_code]
+            if f.unit:
+                _require(visible is None or f.unit in visible)
             rows, total = reads.hazards(cur, state.ledger(), session.account, f) if cur else ([], 0)
         query = {k: v for k, v in request.query_params.items() if k != "page"}
         return state.render(request, "hazards.html", session, rows=rows, total=total, f=f, statuses=reads.STATUSES,
@@ -627,10 +627,10 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         session = _session(state, request)
         with state.snapshots.cursor() as cur:
             h = reads.hazard(cur, hazard_no, state.today()) if cur else None
-            _require(h is not None and reads.may_see(session.account, h["responsible_unit"]))
+            _require(h is not None and reads.may_see(session.account, h))
             events = reads.history(cur, hazard_no)
         return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
-                            may_decide=reads.may_decide(session.account, h["responsible_unit"]))  # fmt: skip
+                            may_decide=reads.may_decide(session.account, h))  # fmt: skip
 
     @app.post("/hazards/{hazard_no}/decision", response_class=HTMLResponse)
     async def decide(request: Request, hazard_no: str):
@@ -640,8 +640,8 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         form = await _form(state, request, session)
         with state.snapshots.cursor() as cur:
             h = reads.hazard(cur, hazard_no, state.today()) if cur else None
-        _require(h is not None and reads.may_decide(session.account, h["responsible_unit"]),
-                 "无权办理：只有该隐患责任单位的监管单位可以验收或审批延期")  # fmt: skip
+        _require(h is not None and reads.may_decide(session.account, h),
+                 "无权办理：只有该隐患的行业监管部门可以验收或审批延期")  # fmt: skip
         decision = str(form.get("decision", ""))
         _require(decision in DECISIONS, "未知的办理事项")
         row = _decision_row(h, decision, form, session.account, state.today())
@@ -688,6 +688,14 @@ def _unlink_after(path: Path):
 # --- leaders, templates, earthquakes -------------------------------------------------------------
 
 
+def _sees_unit(state: PortalState, account: Account, unit: str) -> bool:
+    """Whether the account may see one unit's figures: its own, a unit whose hazards it supervises, or all."""
+    if account.reads_all or unit == account.unit_code:
+        return True
+    with state.snapshots.cursor() as cur:
+        return cur is not None and unit in (reads.visible_units(account, cur, state.ledger()) or [])
+
+
 def _reading_routes(app: FastAPI, state: PortalState) -> None:
     settings = state.settings
 
@@ -696,7 +704,7 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         session = _session(state, request)
         town = town if town in towns() else ""
         unit = unit if unit in units() else ""
-        _require(not unit or reads.may_see(session.account, unit),
+        _require(not unit or _sees_unit(state, session.account, unit),
                  "无权查看其他单位的看板：单位视图只对本单位、其监管单位、领导和分析人员开放")  # fmt: skip
         head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
                                                         lambda: _leaders(state, town, unit))  # fmt: skip

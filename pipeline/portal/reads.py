@@ -24,8 +24,9 @@ from pipeline.event_registry import closed_at, declared_events
 from pipeline.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
 from pipeline.intake.schema import KINDS, load_template
-from pipeline.ledger.exports import SUMMARY_SQL, ledger_sql, register_reference
+from pipeline.ledger.exports import SUMMARY_KEYS, SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
+from pipeline.ledger.supervision import hazard_supervisor
 from pipeline.portal.accounts import Account
 from pipeline.store import has_table
 
@@ -34,7 +35,7 @@ REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")
 LEDGER_TABLE_COLUMNS = (
     "hazard_no, kind, kind_zh, asset_name, town_code, town_name, responsible_unit, unit_name, hazard_grade, "
     "risk_level, risk_level_zh, status, rectification, rectification_zh, deadline, extend_to, next_review, "
-    "overdue_days, extend_status, found_date, accept_date"
+    "overdue_days, extend_status, found_date, accept_date, sector_supervisor"
 )
 SNAPSHOT = "published"
 STATUSES = (*OPEN_STATUSES, "已销号")
@@ -142,24 +143,27 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 # --- who sees what ---------------------------------------------------------------------
 
 
-def visible_units(account: Account) -> list[str] | None:
-    """The responsible units whose hazards the account sees; None: every unit."""
+def visible_units(account: Account, cur: duckdb.DuckDBPyConnection | None = None, ledger: str = "") -> list[str] | None:
+    """The responsible units whose hazards the account sees (None: every unit). A supervising department sees,
+    besides its own, the units of the hazards it supervises by sector (read from `ledger` when given)."""
     if account.reads_all:
         return None
-    if account.role == "supervisor":
-        supervised = [c for c, u in registry.units().items() if u.supervisor == account.unit_code]
-        return [account.unit_code, *supervised]
+    if account.role == "supervisor" and cur is not None and ledger:
+        rows = cur.execute(f"SELECT DISTINCT responsible_unit FROM {ledger} WHERE sector_supervisor = $own "
+                           "AND responsible_unit <> $own ORDER BY 1", {"own": account.unit_code}).fetchall()  # fmt: skip
+        return [account.unit_code, *(r[0] for r in rows)]
     return [account.unit_code]
 
 
-def may_see(account: Account, responsible_unit: str | None) -> bool:
-    units = visible_units(account)
-    return units is None or responsible_unit in units
+def may_see(account: Account, h: dict) -> bool:
+    """One hazard: the account's unit answers for it, or supervises it (by sector), or the account reads all."""
+    return account.reads_all or h["responsible_unit"] == account.unit_code or may_decide(account, h)
 
 
-def may_decide(account: Account, responsible_unit: str | None) -> bool:
-    """Acceptance and extension decisions belong to the hazard's supervising unit (the registry's)."""
-    return account.role == "supervisor" and registry.supervisor_of(responsible_unit) == account.unit_code
+def may_decide(account: Account, h: dict) -> bool:
+    """Acceptance and extension decisions belong to the hazard's supervising department (by sector,
+    pipeline/ledger/supervision.py), never to the unit that answers for it."""
+    return account.role == "supervisor" and hazard_supervisor(h) == account.unit_code
 
 
 # --- hazards ---------------------------------------------------------------------------
@@ -181,9 +185,15 @@ HAZARD_LIST_COLUMNS = (
 )
 
 
-def _where(account: Account, f: HazardFilter, units: list[str] | None) -> tuple[str, dict]:
-    where = ["($units::VARCHAR[] IS NULL OR list_contains($units::VARCHAR[], responsible_unit))"]
-    params: dict = {"units": units}
+def _where(account: Account, f: HazardFilter) -> tuple[str, dict]:
+    """The account's hazards (its unit's own; a supervising department's also those it supervises; all for
+    the reading roles) under the filter."""
+    if account.reads_all:
+        where, params = ["true"], {}
+    elif account.role == "supervisor":
+        where, params = ["(responsible_unit = $own OR sector_supervisor = $own)"], {"own": account.unit_code}
+    else:
+        where, params = ["responsible_unit = $own"], {"own": account.unit_code}
     for column, value in (("status", f.status), ("hazard_grade", f.grade), ("kind", f.kind),
                           ("responsible_unit", f.unit)):  # fmt: skip
         if value:
@@ -196,7 +206,7 @@ def _where(account: Account, f: HazardFilter, units: list[str] | None) -> tuple[
 
 def hazards(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> tuple[list[dict], int]:
     """One page of the hazards the account sees (from `ledger`, Snapshots.ledger_table), and the total."""
-    where, params = _where(account, f, visible_units(account))
+    where, params = _where(account, f)
     total = cur.execute(f"SELECT count(*) FROM {ledger} WHERE {where}", params).fetchall()[0][0]
     c = cur.execute(
         f"SELECT {HAZARD_LIST_COLUMNS} FROM {ledger} WHERE {where} "
@@ -233,7 +243,7 @@ def history(cur: duckdb.DuckDBPyConnection, hazard_no: str) -> list[dict]:
 def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> list[dict]:
     """The feedback template's rows the account can act on, under the filter, with the numbers pre-filled: its own
     unit's open hazards, and for a supervisor also its units' hazards awaiting acceptance or an extension decision."""
-    where, params = _where(account, f, visible_units(account) or [account.unit_code])
+    where, params = _where(account, f)
     rows = cur.execute(
         f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' AND (responsible_unit = $own "
         "OR status = '已整改待验收' OR extend_status = '待审批') ORDER BY hazard_no",
@@ -247,8 +257,7 @@ def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account,
 
 def summaries(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date, by: str) -> list[dict]:
     """Per town or per responsible unit: found, open, closed, rate, overdue … (the ledger's summary sheet)."""
-    key, key_zh, name = {"town": ("town_code", "乡镇代码", "town_name"),
-                         "unit": ("responsible_unit", "责任单位代码", "unit_name")}[by]  # fmt: skip
+    key, key_zh, name = SUMMARY_KEYS[by]
     sql = SUMMARY_SQL.format(ledger=f"SELECT * FROM {ledger}", key=key, key_zh=key_zh, name=name)
     c = cur.execute(sql, {"period_start": as_of.replace(day=1)})
     names = [d[0] for d in c.description]

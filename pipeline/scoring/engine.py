@@ -49,6 +49,8 @@ SCORING_DDL = [
     # the file and unit the latest record came from (the ledger's survey events record them)
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS source_file VARCHAR",
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS department VARCHAR",
+    # the asset's sector (rules/kinds.yaml `sector`): who supervises its hazards (reference/supervision.csv)
+    "ALTER TABLE scores ADD COLUMN IF NOT EXISTS sector VARCHAR",
     # the assets each scoring wrote (asset_id NULL: the whole kind), read and dropped by the ledger update
     "CREATE TABLE IF NOT EXISTS rescored_assets (kind VARCHAR, asset_id VARCHAR)",
     """CREATE TABLE IF NOT EXISTS scoring_runs (
@@ -112,10 +114,11 @@ def input_select(ruleset: RuleSet, kind: str, source: str | None = None) -> str:
     hit_list = f"list_filter([{', '.join(hits)}], lambda h: h IS NOT NULL)" if hits else "[]"
     responsible = f"({spec.owner_code})::VARCHAR" if spec.owner_code else "responsible_unit"
     owner_name = f"({spec.owner_name})::VARCHAR" if spec.owner_name else "NULL::VARCHAR"
+    sector = f"({spec.sector})::VARCHAR" if spec.sector else "NULL::VARCHAR"
     return f"""
     SELECT {quote(spec.id)}::VARCHAR AS asset_id, ({spec.name}) AS asset_name, ({spec.town}) AS town_code,
            ({spec.lon}) AS lon, ({spec.lat}) AS lat, {responsible} AS responsible_unit, {owner_name} AS owner_name,
-           survey_round, survey_date, source_file, department, {hit_list} AS hits
+           survey_round, survey_date, source_file, department, {sector} AS sector, {hit_list} AS hits
     FROM {source or spec.view}
     """
 
@@ -185,7 +188,7 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str, scale: LevelScale, slic
     ),
     assets AS (
         SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date,
-               source_file, department
+               source_file, department, sector
         FROM {SCORING_INPUT}
         WHERE {in_part("asset_id")}
     ),
@@ -198,7 +201,7 @@ def scores_sql(ruleset: RuleSet, kind: str, run_id: str, scale: LevelScale, slic
     SELECT '{run_id}' AS run_id, '{v}' AS ruleset_version, '{kind}' AS kind, s.asset_id, s.asset_name, s.town_code,
            s.lon, s.lat, s.responsible_unit, s.survey_round, s.survey_date, s.raw_points, s.score,
            l.level, l.level_zh, l.colour, s.hard_rule, s.n_findings, s.n_hazards, s.reasons AS top_reasons, s.source_file,
-           s.department
+           s.department, s.sector
     FROM scored s
     JOIN ref_level_thresholds l ON l.level = {level} AND l.kind = {sql_text(scale.kind)}
     """

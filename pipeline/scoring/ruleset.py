@@ -70,6 +70,7 @@ class KindSpec:
     lat: str
     owner_code: str | None = None  # an enterprise owns the asset: its credit code is the responsible party
     owner_name: str | None = None
+    sector: str | None = None  # the asset's sector, the key of reference/supervision.csv (its supervisor)
 
 
 @dataclass
