@@ -24,7 +24,7 @@ ACCOUNTS = (  # username, name, unit, role
     ("admin", "管理员", "YJJ", "admin"),
     ("clerk100", "金积镇填报员", "T100", "clerk"),
     ("clerk101", "另一镇填报员", "T101", "clerk"),
-    ("sup", "应急局监管", "YJJ", "supervisor"),
+    ("sup", "住建局监管", "ZJJ", "supervisor"),
     ("duty", "值班员", "YJJ", "duty"),
     ("analyst", "分析员", "YJJ", "analyst"),
 )

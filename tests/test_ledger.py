@@ -98,9 +98,9 @@ def test_lifecycle_over_rounds_persist_vanish_reappear(deployment):
     note = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq DESC LIMIT 1", [A_FALL])
     assert "复查未再发现" in note[0][0]
     # the supervisor accepts it, then it fires again in round 3: reopened with the same number
-    feedback(deployment, "accept.csv", [fb(A_FALL, "已销号", unit="YJJ", report_date="2024-06-01",
+    feedback(deployment, "accept.csv", [fb(A_FALL, "已销号", unit="ZJJ", report_date="2024-06-01",
                                            acceptor="李验收", accept_date="2024-06-01", accept_result="通过")],
-             unit="YJJ", batch="2024-06")  # fmt: skip
+             unit="ZJJ", batch="2024-06")  # fmt: skip
     assert statuses(deployment)[A_FALL] == "已销号"
     r3 = [building("JZ-A", falling_hazard="是", survey_date="2025-04-01")]
     counts = survey(deployment, "2025-1", r3)
@@ -112,7 +112,7 @@ def test_lifecycle_over_rounds_persist_vanish_reappear(deployment):
 
 
 def test_feedback_files_of_one_run_apply_in_report_date_order(deployment):
-    """The supervisor's folder (YJJ) sorts before ZJJ's, but its acceptance was reported later."""
+    """The supervisor's folder (QZF: ZJJ's own house) sorts before ZJJ's, but its acceptance was reported later."""
     deployment.drop("buildings", "z.csv", csv_bytes("buildings", [building("JZ-Z", appraisal_grade="D", responsible_unit="ZJJ")]),
                     unit="ZJJ")  # fmt: skip
     update_buildings(deployment)
@@ -125,15 +125,15 @@ def test_feedback_files_of_one_run_apply_in_report_date_order(deployment):
         report_date="2024-01-10",
         assessment_no="PG-2024-003",
     )  # a 重大 hazard is accepted on an assessment
-    deployment.drop("feedback", "验收.csv", csv_bytes("feedback", [fb(hazard, "已销号", unit="YJJ", **accept)]),
-                    unit="YJJ", rnd="2024-01")  # fmt: skip
+    deployment.drop("feedback", "验收.csv", csv_bytes("feedback", [fb(hazard, "已销号", unit="QZF", **accept)]),
+                    unit="QZF", rnd="2024-01")  # fmt: skip
     done = [fb(hazard, "整改中", unit="ZJJ", report_date="2023-10-01", **FIVE),
             fb(hazard, "已整改待验收", unit="ZJJ", report_date="2023-12-01")]  # fmt: skip
     deployment.drop("feedback", "进展.csv", csv_bytes("feedback", done), unit="ZJJ", rnd="2023-12")
     with store.connect(deployment.db) as con:
         validate_feedback(con, deployment.data_raw)
         results = apply_pending(con)
-    assert [r.rel_path.split("/")[1] for r in results] == ["ZJJ", "YJJ"]
+    assert [r.rel_path.split("/")[1] for r in results] == ["ZJJ", "QZF"]
     assert [(r.applied, r.refused) for r in results] == [(2, 0), (1, 0)]
     assert statuses(deployment)[hazard] == "已销号"
 
@@ -166,7 +166,7 @@ def test_feedback_closed_loop_and_refusals(deployment):
     (own,) = feedback(deployment, "自验.csv", [fb(A_DAMAGE, "已销号", **accept)], batch="2023-09")
     assert own.rows[0].reason_zh.startswith("责任单位不能验收自己的整改")
     (sup,) = feedback(
-        deployment, "验收.csv", [fb(A_DAMAGE, "已销号", unit="YJJ", **accept)], unit="YJJ", batch="2023-09"
+        deployment, "验收.csv", [fb(A_DAMAGE, "已销号", unit="ZJJ", **accept)], unit="ZJJ", batch="2023-09"
     )
     assert sup.applied == 1 and statuses(deployment)[A_DAMAGE] == "已销号"
     assert deployment.query("SELECT acceptor, accept_result FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
@@ -254,9 +254,9 @@ def test_a_major_hazard_needs_five_in_place_before_work_and_an_assessment_before
     (done,) = feedback(deployment, "完成.csv", [fb(B_D, "已整改待验收", report_date="2023-09-20")], batch="2023-09")
     assert ok.applied == done.applied == 1
     accept = dict(acceptor="张", accept_date="2023-10-01", accept_result="通过", report_date="2023-10-01", unit="")
-    (no_report,) = feedback(deployment, "验收.csv", [fb(B_D, "已销号", **accept)], unit="YJJ", batch="2023-10")
+    (no_report,) = feedback(deployment, "验收.csv", [fb(B_D, "已销号", **accept)], unit="ZJJ", batch="2023-10")
     assert no_report.rows[0].reason_zh == "重大隐患验收销号须填写评估报告编号或评估专家"
-    (accepted,) = feedback(deployment, "验收2.csv", [fb(B_D, "已销号", expert="王振华", **accept)], unit="YJJ",
+    (accepted,) = feedback(deployment, "验收2.csv", [fb(B_D, "已销号", expert="王振华", **accept)], unit="ZJJ",
                            batch="2023-11")  # fmt: skip
     assert accepted.applied == 1
     assert deployment.query("SELECT status, expert, plan_finish FROM hazards WHERE hazard_no = ?", [B_D]) == [
@@ -278,9 +278,9 @@ def test_an_extension_moves_the_deadline_only_once_the_supervisor_approves_it(de
     decide = dict(unit="", report_date="2023-08-20", measures="同意延期")
     (own,) = feedback(deployment, "自批.csv", [fb(A_DAMAGE, "整改中", extension_decision="批准", **decide)],
                       batch="2023-08")  # fmt: skip
-    assert own.rows[0].reason_zh == "延期审批须由该隐患责任单位的监管单位YJJ（利通区应急管理局（地震局））报送"
+    assert own.rows[0].reason_zh == "延期审批须由该隐患的行业监管部门ZJJ（利通区住房城乡建设和交通局）报送（按区行业监管分工）"
     (refused,) = feedback(deployment, "驳回.csv", [fb(A_DAMAGE, "整改中", extension_decision="不批准", **decide)],
-                          unit="YJJ", batch="2023-08")  # fmt: skip
+                          unit="ZJJ", batch="2023-08")  # fmt: skip
     assert refused.applied == 1
     assert deployment.query("SELECT extend_to, extend_status FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
         (None, "不予批准")
@@ -288,15 +288,15 @@ def test_an_extension_moves_the_deadline_only_once_the_supervisor_approves_it(de
     feedback(deployment, "再申请.csv", [fb(A_DAMAGE, "整改中", extend_to="2023-11-30", extend_reason="施工期",
                                           report_date="2023-08-25")], batch="2023-08b")  # fmt: skip
     (ok,) = feedback(deployment, "批准.csv", [fb(A_DAMAGE, "整改中", extension_decision="批准", **{**decide,
-                     "report_date": "2023-08-26"})], unit="YJJ", batch="2023-08b")  # fmt: skip
+                     "report_date": "2023-08-26"})], unit="ZJJ", batch="2023-08b")  # fmt: skip
     assert ok.applied == 1
     assert deployment.query("SELECT extend_to, extend_status FROM hazards WHERE hazard_no = ?", [A_DAMAGE]) == [
         (dt.date(2023, 11, 30), "已批准")
     ]
     with store.connect(deployment.db) as con:
         assert pd.isna(ledger_rows(con, dt.date(2023, 9, 1)).set_index("hazard_no").loc[A_DAMAGE, "overdue_days"])
-    notes = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? AND unit = 'YJJ' ORDER BY seq",
-                             [A_DAMAGE])  # fmt: skip
+    notes = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? AND unit = 'ZJJ' "
+                             "AND source_file LIKE 'feedback/%' ORDER BY seq", [A_DAMAGE])  # fmt: skip
     assert notes == [
         ("延期申请（至2023-12-31）不予批准，整改时限不变：同意延期",),
         ("延期申请（至2023-11-30）批准：同意延期",),
@@ -347,8 +347,8 @@ def test_a_supervisor_returning_a_hazard_the_resurvey_cleared_is_not_undone_by_t
     survey(deployment, "2024-1", [building("JZ-A", visible_damage="是", survey_date="2024-05-01"),
                                   building("JZ-B", appraisal_grade="D", survey_date="2024-05-01")])  # fmt: skip
     assert statuses(deployment)[A_FALL] == "已整改待验收"
-    feedback(deployment, "退回.csv", [fb(A_FALL, "整改中", unit="YJJ", report_date="2024-06-01", acceptor="李验收",
-                                         accept_date="2024-06-01", accept_result="不通过")], unit="YJJ", batch="2024-06")  # fmt: skip
+    feedback(deployment, "退回.csv", [fb(A_FALL, "整改中", unit="ZJJ", report_date="2024-06-01", acceptor="李验收",
+                                         accept_date="2024-06-01", accept_result="不通过")], unit="ZJJ", batch="2024-06")  # fmt: skip
     assert statuses(deployment)[A_FALL] == "整改中"
     with store.connect(deployment.db) as con:
         assert survey_update.update_from_findings(con).resurvey_cleared == 0

@@ -57,7 +57,7 @@ def test_overdue_is_derived_as_of_a_date_and_summed_per_town(deployment):
     # falling hazard deadline 2023-06-11, visible damage 2023-08-10 (extended to 2023-12-31), D grade 2024-05-11
     feedback(deployment, "f.csv", [fb(A_DAMAGE, "整改中", extend_to="2023-12-31", extend_reason="资金未到位")])
     approve = fb(A_DAMAGE, "整改中", unit="", report_date="2023-08-20", extension_decision="批准", measures="同意延期")
-    feedback(deployment, "批.csv", [approve], unit="YJJ", batch="2023-08")  # only an approved extension counts
+    feedback(deployment, "批.csv", [approve], unit="ZJJ", batch="2023-08")  # only an approved extension counts
     with store.connect(deployment.db) as con:
         df = ledger_rows(con, dt.date(2023, 9, 1))
         overdue = dict(zip(df["hazard_no"], df["overdue_days"], strict=True))

@@ -72,10 +72,10 @@ def test_acceptance_writes_its_own_record_and_keeps_the_units_five_in_place(depl
     survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D")])  # B01: a 重大 hazard
     feedback(deployment, "f.csv", [fb(B_D, "整改中", measures="委托加固设计并施工", person="马建国", **FIVE),
                                    fb(B_D, "已整改待验收", report_date="2023-09-01", measures="加固完成")])  # fmt: skip
-    accept = fb(B_D, "已销号", unit="YJJ", report_date="2023-09-20", measures="现场验收合格，同意销号",
+    accept = fb(B_D, "已销号", unit="ZJJ", report_date="2023-09-20", measures="现场验收合格，同意销号",
                 person="李验收", acceptor="李验收", accept_date="2023-09-20", accept_result="通过",
                 assessment_no="PG-2023-09", expert="王工")  # fmt: skip
-    feedback(deployment, "accept.csv", [accept], unit="YJJ", batch="2023-09")
+    feedback(deployment, "accept.csv", [accept], unit="ZJJ", batch="2023-09")
     five = deployment.query("SELECT status, measures, person FROM hazards WHERE hazard_no = ?", [B_D])
     assert five == [("已销号", "加固完成", "马建国")]  # not the acceptor's words and name
     row = deployment.query(

@@ -101,7 +101,7 @@ def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_re
     assert "等待处理" in clerk.inner_text("#status")
     assert (site.data_raw / "buildings" / "T100" / "2023-1" / survey.name).read_bytes() == survey.read_bytes()
 
-    hazard_no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND "
+    hazard_no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND sector_supervisor = 'ZJJ' AND "
                                  "status = '已整改待验收' AND hazard_grade = '一般'")[0][0]  # fmt: skip
     sup = _page(browser, site, "sup")
     sup.goto(f"{site.url}/hazards/{hazard_no}")

@@ -40,10 +40,12 @@ def site(root):
         yield s
 
 
-def _hazard_of(site, unit: str, status: str) -> str:
+def _hazard_of(site, unit: str, status: str, supervisor: str = "ZJJ") -> str:
+    """The first hazard of `unit` in `status` that `supervisor` (the portal's "sup" account) supervises."""
     with closing(duckdb.connect(str(site.settings.published), read_only=True)) as con:
         return con.execute(
-            "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = ? AND status = ?", [unit, status]
+            "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = ? AND status = ? AND sector_supervisor = ?",
+            [unit, status, supervisor],
         ).fetchall()[0][0]
 
 
