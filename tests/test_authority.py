@@ -64,7 +64,10 @@ def test_the_supervisor_accepts_only_from_its_own_folder(deployment):
     ready_for_acceptance(deployment)
     accept = dict(acceptor="张", accept_date="2023-09-01", accept_result="通过", report_date="2023-09-01", unit="")
     (other,) = feedback(deployment, "验收.csv", [fb(A_DAMAGE, "已销号", **accept)], unit="YJJ", batch="2023-09")
-    assert other.rows[0].reason_zh == "验收销号须由该隐患的行业监管部门ZJJ（利通区住房城乡建设和交通局）报送（按区行业监管分工）"
+    assert (
+        other.rows[0].reason_zh
+        == "验收销号须由该隐患的行业监管部门ZJJ（利通区住房城乡建设和交通局）报送（按区行业监管分工）"
+    )
     (zjj,) = feedback(deployment, "验收.csv", [fb(A_DAMAGE, "已销号", **accept)], unit="ZJJ", batch="2023-09")
     assert zjj.applied == 1 and statuses(deployment)[A_DAMAGE] == "已销号"
     assert deployment.query("SELECT unit FROM hazard_events WHERE to_status = '已销号'") == [("ZJJ",)]

@@ -63,7 +63,10 @@ def test_a_hazchem_hazard_is_the_enterprises_and_closes_on_the_regulators_accept
     (by_self,) = feedback(deployment, "self.csv", [accept], unit=SITE, batch="2023-10a")
     (by_fgj,) = feedback(deployment, "fgj.csv", [accept], unit="FGJ", batch="2023-10b")
     assert by_self.rows[0].reason_zh == "责任单位不能验收自己的整改，验收销号须由监管单位填报"
-    assert by_fgj.rows[0].reason_zh == "验收销号须由该隐患的行业监管部门YJJ（利通区应急管理局（地震局））报送（按区行业监管分工）"
+    assert (
+        by_fgj.rows[0].reason_zh
+        == "验收销号须由该隐患的行业监管部门YJJ（利通区应急管理局（地震局））报送（按区行业监管分工）"
+    )
     assert hazard(deployment, number)[0] == "已整改待验收"
     (by_yjj,) = feedback(deployment, "yjj.csv", [accept], unit="YJJ", batch="2023-10c")
     assert by_yjj.applied == 1

@@ -278,7 +278,10 @@ def test_an_extension_moves_the_deadline_only_once_the_supervisor_approves_it(de
     decide = dict(unit="", report_date="2023-08-20", measures="同意延期")
     (own,) = feedback(deployment, "自批.csv", [fb(A_DAMAGE, "整改中", extension_decision="批准", **decide)],
                       batch="2023-08")  # fmt: skip
-    assert own.rows[0].reason_zh == "延期审批须由该隐患的行业监管部门ZJJ（利通区住房城乡建设和交通局）报送（按区行业监管分工）"
+    assert (
+        own.rows[0].reason_zh
+        == "延期审批须由该隐患的行业监管部门ZJJ（利通区住房城乡建设和交通局）报送（按区行业监管分工）"
+    )
     (refused,) = feedback(deployment, "驳回.csv", [fb(A_DAMAGE, "整改中", extension_decision="不批准", **decide)],
                           unit="ZJJ", batch="2023-08")  # fmt: skip
     assert refused.applied == 1
