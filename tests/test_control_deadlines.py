@@ -51,8 +51,14 @@ def test_after_a_control_report_it_is_overdue_only_past_its_rectification_deadli
                                                    report_date="2023-09-03")], batch="2023-09")  # fmt: skip
     assert (result.applied, result.rows[0].from_status, result.rows[0].to_status) == (1, "待整改", "待整改")
     h = deployment.query("SELECT status, control_done_on, monitoring, measures FROM hazards WHERE hazard_no = ?", [B_D])
-    assert h == [("待整改", dt.date(2023, 9, 3), "已停止使用，住户全部疏散，设置警戒线",
-                  "立即停止使用、疏散人员，设置警示；列入危房改造或拆除计划，拆除前落实管控措施")]  # the 整改措施 kept
+    assert h == [
+        (
+            "待整改",
+            dt.date(2023, 9, 3),
+            "已停止使用，住户全部疏散，设置警戒线",
+            "立即停止使用、疏散人员，设置警示；列入危房改造或拆除计划，拆除前落实管控措施",
+        )
+    ]  # the 整改措施 kept
     note = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq DESC LIMIT 1", [B_D])
     assert note[0][0].startswith("管控措施已落实（管控时限2023-09-04）")
     for day in (dt.date(2023, 9, 10), RECT_DEADLINE):
@@ -72,9 +78,11 @@ def test_a_late_control_report_ends_the_control_overdue_from_its_date(deployment
 def test_control_reports_that_are_refused_say_why_in_chinese(deployment):
     survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D", survey_date=FOUND),
                                   building("JZ-A", falling_hazard="是", survey_date=FOUND)])  # fmt: skip
-    rows = [fb("JZ-A-B11", "管控措施已落实", report_date="2023-09-02"),  # B11 has no control deadline
-            fb(B_D, "管控措施已落实", report_date="2023-08-30"),  # before the hazard was found
-            fb(B_D, "管控措施已落实", unit="T101", report_date="2023-09-02")]  # not the unit's hazard
+    rows = [
+        fb("JZ-A-B11", "管控措施已落实", report_date="2023-09-02"),  # B11 has no control deadline
+        fb(B_D, "管控措施已落实", report_date="2023-08-30"),  # before the hazard was found
+        fb(B_D, "管控措施已落实", unit="T101", report_date="2023-09-02"),
+    ]  # not the unit's hazard
     (result,) = feedback(deployment, "管控.csv", rows, batch="2023-09")
     reasons = [r.reason_zh for r in result.rows]
     assert result.applied == 0
@@ -87,7 +95,9 @@ def test_control_reports_that_are_refused_say_why_in_chinese(deployment):
     (twice,) = feedback(deployment, "两次.csv", [fb(B_D, "管控措施已落实", report_date="2023-09-02"),
                                                 fb(B_D, "管控措施已落实", report_date="2023-09-03")], batch="2023-09b")  # fmt: skip
     assert [r.outcome for r in twice.rows] == ["已执行", "退回"] and "已于2023-09-02报告" in twice.rows[1].reason_zh
-    assert deployment.query("SELECT control_done_on FROM hazards WHERE hazard_no = ?", [B_D]) == [(dt.date(2023, 9, 2),)]
+    assert deployment.query("SELECT control_done_on FROM hazards WHERE hazard_no = ?", [B_D]) == [
+        (dt.date(2023, 9, 2),)
+    ]
 
 
 def test_a_reopened_hazard_gets_a_new_control_deadline_and_must_report_again(deployment):
@@ -114,7 +124,9 @@ def test_an_existing_ledger_gets_control_deadlines_from_the_found_date_with_an_e
         con.execute("UPDATE hazards SET control_deadline = NULL")
     counts = survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D", survey_date=FOUND)])
     assert counts.control_set == 1
-    assert deployment.query("SELECT control_deadline FROM hazards WHERE hazard_no = ?", [B_D]) == [(dt.date(2023, 9, 4),)]
+    assert deployment.query("SELECT control_deadline FROM hazards WHERE hazard_no = ?", [B_D]) == [
+        (dt.date(2023, 9, 4),)
+    ]
     (note,) = deployment.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq DESC LIMIT 1", [B_D])
     assert "补设管控时限2023-09-04" in note[0]
     assert as_of(deployment, dt.date(2023, 9, 10))[0]["overdue_kind"] == "管控逾期"

@@ -80,6 +80,11 @@ GRADE_AND_COLOUR_ZH = (
     "隐患等级（一般/重大）是隐患本身的等级，由规则及判定标准确定（16号令第三条）；风险等级"
     "（红色/橙色/黄色/蓝色）是所在对象的风险分级。两者不同：红色（重大风险）对象的隐患不一定是重大隐患"
 )
+OVERDUE_KINDS_ZH = (
+    "管控逾期：需立即管控的隐患（停止使用、封闭、疏散、限载等）过了管控时限仍未报告“管控措施已落实”，"
+    "逾期天数自管控时限起算；整改逾期：待整改、整改中的隐患过了整改时限（或批准的延期）；"
+    "复核逾期：管控中的隐患过了下次复核日期"
+)
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
                 ("责任单位汇总", ".csv")]  # fmt: skip
@@ -523,7 +528,8 @@ def write_district_workbook(
 
 def write_notes_sheet(wb, as_of_text: str, more: list[list] | None = None) -> None:
     """说明: the date the ledger stands at (样例数据，截至… on the sample), how overdue is counted, the source."""
-    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["排列", SHEET_ORDER_ZH],
+    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["逾期类型", OVERDUE_KINDS_ZH],
+            ["排列", SHEET_ORDER_ZH],
             ["隐患等级与风险等级", GRADE_AND_COLOUR_ZH],
             ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"], *(more or [])]  # fmt: skip
     write_sheet(wb, "说明", ["项目", "内容"], rows)

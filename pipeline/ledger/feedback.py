@@ -14,6 +14,11 @@ takes the folder's unit; a different one refuses the row. Acceptance (已销号 
 only from the supervising unit's own folder; it writes its own record (验收人, 验收日期, 验收结论, and the row's
 整改(管控)措施 text as 验收意见, with 评估报告编号/评估专家) and never overwrites the unit's 五落实 (措施, 责任人,
 资金, 时限, 预案).
+
+整改状态 管控措施已落实 is a step, not a status: the responsible unit reports that the immediate control of a hazard
+with a control deadline (停止使用, 封闭, 疏散, 限载 …) is in place; the hazard keeps its status, control_done_on takes
+the report date and the row's 整改(管控)措施 text goes to 管控措施/监测 (the 整改措施 of 五落实 stays). A unit moving
+such a hazard to 管控中 has put its controls in place too (control_done_on, if not reported before).
 """
 
 from __future__ import annotations
@@ -224,8 +229,13 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
         approved = row["extension_decision"] == "批准"
         note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
                 f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
-        values = {"decision": True, "approved": approved, "target": h["status"], "accepting": False,
-                  "controlling": False}
+        values = {
+            "decision": True,
+            "approved": approved,
+            "target": h["status"],
+            "accepting": False,
+            "controlling": False,
+        }
     else:
         note = row["measures"] + (f"；申请延期至{row['extend_to']}（待监管单位审批）：{row['extend_reason']}"
                                   if row["extend_to"] else "")  # fmt: skip
@@ -233,8 +243,13 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
         controlling = row["status"] == CONTROL_DONE
         if controlling:
             note = f"{CONTROL_DONE}（管控时限{h['control_deadline']}）：{row['measures']}"
-        values = {"decision": False, "approved": False, "target": target, "accepting": accepting,
-                  "controlling": controlling}
+        values = {
+            "decision": False,
+            "approved": False,
+            "target": target,
+            "accepting": accepting,
+            "controlling": controlling,
+        }
     out = {k: _text(row.get(k)) for k in WAVE_COLUMNS if k in row}
     out.update(values, from_status=h["status"], unit=acting, source_file=source, note=note)
     return out

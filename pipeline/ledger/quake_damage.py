@@ -76,7 +76,9 @@ def damage_rules(rules_dir: Path = RULES_DIR) -> dict:
     """rules/quake/damage.yaml, with its rules by kind."""
     raw = yaml.safe_load((rules_dir / "quake" / "damage.yaml").read_text(encoding="utf-8"))
     raw["by_kind"] = {r["kind"]: r for r in raw["rules"]}
-    problems = [p for r in raw["rules"] for p in control_days_problems(r, f"rules/quake/damage.yaml: rule {r.get('id')}")]
+    problems = [
+        p for r in raw["rules"] for p in control_days_problems(r, f"rules/quake/damage.yaml: rule {r.get('id')}")
+    ]
     if problems:
         raise RuleSetError("rule set refused:\n  " + "\n  ".join(problems))
     return raw
@@ -274,7 +276,9 @@ def _damaged_sql(rules: dict) -> str:
         cases["measure"].append(f"{when} THEN {_literal(r['measure_zh'])}")
         cases["days"].append(f"{when} THEN {int(r['deadline_days'])}")
         cases["review"].append(f"{when} THEN {int(r['review_days'])}")
-        cases["control"].append(f"{when} THEN {int(r['control_days'])}" if r.get("control_days") else f"{when} THEN NULL")
+        cases["control"].append(
+            f"{when} THEN {int(r['control_days'])}" if r.get("control_days") else f"{when} THEN NULL"
+        )
     c = {k: "CASE " + " ".join(v) + " END" for k, v in cases.items()}
     harm = "CASE " + " ".join(f"WHEN d.kind = '{k}' THEN '{v}'" for k, v in HARM_ZH.items()) + " END"
     return f"""

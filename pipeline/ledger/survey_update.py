@@ -14,6 +14,9 @@
 * an open hazard whose grade is not its rule's (e.g. raised to 重大
   only because its asset was red, as the ledger did before issue 26) -> back to the rule's grade, with an event
   saying why (an earthquake-damage raise, rules/quake/damage.yaml, stands)
+* a hazard whose rule carries control_days (an immediate measure) -> control_deadline = found (or reopened)
+  date + control_days, control_done_on cleared on a reopen; an open hazard of an existing ledger without one
+  gets it from its found date, with an event (_set_control_deadlines)
 * every open 重大 hazard not yet under supervision            -> 挂牌督办 by its responsible unit's
                                                                 supervisor (an event, number 督办-<hazard>)
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
