@@ -172,3 +172,15 @@ def test_control_days_only_on_a_hazard_rule(tmp_path):
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RuleSetError, match="control_days is only for a hazard rule"):
         load_ruleset(rules_dir)
+
+
+def test_the_feedback_template_explains_the_control_step(tmp_path):
+    from openpyxl import load_workbook
+
+    from pipeline.intake.blank_templates import GUIDE_SHEET, write_xlsx
+    from pipeline.intake.schema import load_template
+
+    path = write_xlsx(load_template("feedback"), tmp_path / "feedback.xlsx")
+    guide = [" ".join(str(c) for c in row if c) for row in load_workbook(path)[GUIDE_SHEET].iter_rows(values_only=True)]
+    (status_row,) = [r for r in guide if r.startswith("整改状态")]
+    assert "管控措施已落实" in status_row and "管控逾期" in status_row
