@@ -184,3 +184,16 @@ def test_the_feedback_template_explains_the_control_step(tmp_path):
     guide = [" ".join(str(c) for c in row if c) for row in load_workbook(path)[GUIDE_SHEET].iter_rows(values_only=True)]
     (status_row,) = [r for r in guide if r.startswith("整改状态")]
     assert "管控措施已落实" in status_row and "管控逾期" in status_row
+
+
+def test_putting_the_hazard_under_control_counts_as_its_controls_in_place(deployment):
+    d_house(deployment)
+    five = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}
+    (result,) = feedback(deployment, "管控中.csv", [fb(B_D, "管控中", monitoring="每周巡查", report_date="2023-09-06", **five)],
+                         batch="2023-09")  # fmt: skip
+    assert result.applied == 1
+    assert deployment.query("SELECT control_done_on FROM hazards WHERE hazard_no = ?", [B_D]) == [
+        (dt.date(2023, 9, 6),)
+    ]
+    row, _, _ = as_of(deployment, dt.date(2023, 9, 10))
+    assert row.isna()["overdue_days"]
