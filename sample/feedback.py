@@ -17,6 +17,9 @@ are the targets stated in the README; the seeded draws land near them):
            and decide the new extension requests;
 * 2025-04  more work done, more late starts, controls reviewed again (a few reviews are missed);
 * 2025-05  the supervisors accept and decide again;
+* 管控措施已落实: for most hazards whose measure is immediate (a control deadline: D-grade houses, 5类/4类
+           bridges …) the unit reports the control in place within its days, a few late, a few never (管控逾期);
+           drawn with their own seed, so the rest of the story is the same draws as before;
 * two rows that must be refused, so the receipts show what a refusal looks like: an unknown hazard
   number, and a town reporting on another unit's hazard.
 
@@ -69,6 +72,14 @@ MEASURES = {
     "复核": ["管控措施落实，按期复核", "监测数据无异常，继续管控"],
 }
 MONITORING = ["每周巡查一次，雨季加密", "每月专业监测一次", "网格员每日巡查"]
+CONTROL_SEED = 26  # the 管控措施已落实 reports draw from their own generator (issue 26 §4)
+CONTROL_LATE, CONTROL_NEVER = 0.1, 0.05  # of the hazards with a control deadline: reported late, never reported
+CONTROLS = {  # by the hazard number's kind prefix
+    "JZ": ["已停止使用，人员全部疏散，设置警戒线和警示标志", "已停止使用并撤离人员，危险区域围挡封闭"],
+    "QL": ["已封闭交通，设置绕行标志，专人值守", "已设置限载限速标志，安排专人巡查"],
+    "WH": ["已停止在该建筑内生产和储存，物料已转移至合格库房"],
+    "GD": ["已降压运行，加密巡线，落实泄漏应急处置措施"],
+}
 
 
 @dataclass
@@ -80,6 +91,7 @@ class Hazard:
     deadline: dt.date
     found: dt.date
     supervisor: str  # the sector department that accepts and decides extensions (the ledger's sector_supervisor)
+    control_deadline: dt.date | None = None  # an immediate measure's control deadline
     status: str = "待整改"
     person: str = ""
     rows: list[tuple[str, dict]] = field(default_factory=list)  # (batch, row) written for it
@@ -160,17 +172,19 @@ class Programme:
 def _hazards(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> list[Hazard]:
     rows = con.execute(
         "SELECT hazard_no, responsible_unit, hazard_grade, rectification = 'control', deadline, found_date, "
-        "sector_supervisor FROM hazards WHERE status = '待整改' ORDER BY hazard_no"
+        "sector_supervisor, control_deadline FROM hazards WHERE status = '待整改' ORDER BY hazard_no"
     ).fetchall()
     enterprises = sorted({u for _, u, *_ in rows if u in registry.units() and registry.units()[u].kind == "enterprise"})
     silent = {u for u in enterprises if rng.random() < SILENT_ENTERPRISES}
-    return [Hazard(no, unit, grade, bool(control), deadline, found, supervisor or registry.TOP_UNIT)
-            for no, unit, grade, control, deadline, found, supervisor in rows if unit and unit not in silent]  # fmt: skip
+    return [Hazard(no, unit, grade, bool(control), deadline, found, supervisor or registry.TOP_UNIT, control_due)
+            for no, unit, grade, control, deadline, found, supervisor, control_due in rows
+            if unit and unit not in silent]  # fmt: skip
 
 
 def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[tuple[str, str], list[dict]]:
     """(unit, batch) -> feedback rows, batch by batch in date order."""
     p = Programme(_hazards(con, rng), rng)
+    _control_reports(p)
     for h in p.share(p.under("待整改", found_by="2023-10-20"), START_SHARE):
         p.start(h, "2023-10", "2023-10-20")
     p.decide_extensions("2023-11", "2023-11-06")
@@ -188,6 +202,26 @@ def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[
         p.decide_extensions(accept_batch, accept_date)
     _designed_refusals(p, con)
     return {k: v for k, v in p.files.items() if v}
+
+
+def _control_reports(p: Programme) -> None:
+    """管控措施已落实 within the control deadline for most hazards that have one, late for a few, never for some."""
+    crng = np.random.default_rng(CONTROL_SEED)
+    for h in p.hazards:
+        if h.control_deadline is None:
+            continue
+        draw = crng.random()
+        if draw < CONTROL_NEVER:
+            continue
+        days = (h.control_deadline - h.found).days
+        date = h.found + dt.timedelta(days=int(crng.integers(0, days + 1)))
+        if draw < CONTROL_NEVER + CONTROL_LATE:
+            date = h.control_deadline + dt.timedelta(days=int(crng.integers(3, 30)))
+        if date > AS_OF:
+            continue
+        row = p.row(h, "管控措施已落实", date.isoformat(), str(crng.choice(CONTROLS[h.no[:2]])))
+        row["person"] = str(crng.choice(PEOPLE))  # h.person is left to the start (the story's draws unchanged)
+        p.add(h.unit, f"{date:%Y-%m}-管控", row)
 
 
 def _designed_refusals(p: Programme, con: duckdb.DuckDBPyConnection) -> None:

@@ -64,7 +64,9 @@ def test_overdue_is_derived_as_of_a_date_and_summed_per_town(deployment):
         assert overdue["JZ-A-B11"] == (dt.date(2023, 9, 1) - dt.date(2023, 6, 11)).days
         assert overdue["JZ-A-B09"] is pd.NA  # the extension has not passed
         town = summary(con, "town", dt.date(2023, 9, 1), dt.date(2023, 5, 1)).iloc[0]
-        assert (town["发现隐患"], town["未销号重大隐患"], town["逾期数"], town["逾期总天数"]) == (3, 1, 1, 82)
+        # the D-grade house (立即停止使用): its control, due 2023-05-15, was never reported in place (管控逾期, 109 days)
+        assert (overdue["JZ-B-B01"], df.set_index("hazard_no").loc["JZ-B-B01", "overdue_kind"]) == (109, "管控逾期")
+        assert (town["发现隐患"], town["未销号重大隐患"], town["逾期数"], town["逾期总天数"]) == (3, 1, 2, 82 + 109)
         assert (town["红色风险对象隐患"], town["本期新增"], town["整改率"]) == (1, 3, 0.0)
         unit = summary(con, "unit", dt.date(2023, 9, 1), dt.date(2023, 5, 1))
         assert list(unit["名称"]) == ["金积镇人民政府"]

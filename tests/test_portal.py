@@ -442,3 +442,19 @@ def test_a_quake_feedback_preview_checks_the_objects_as_the_run_will(site):
     page = text_of(r.text)
     assert "1 条将受理，2 条将退回" in page, page[:2000]
     assert "不是本单位负责的对象" in page and "不存在" in page
+
+
+def test_a_hazard_page_shows_its_control_deadline_and_a_control_overdue(site):
+    """Issue 26 §4: an immediate measure's 管控时限 and 管控措施落实日期 on the hazard's page, and 管控逾期 when the
+    control was not reported in place by then."""
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        no, deadline = con.execute(
+            "SELECT hazard_no, control_deadline FROM hazards WHERE status IN ('待整改', '整改中') "
+            "AND control_done_on IS NULL AND control_deadline < DATE '2025-06-30' ORDER BY hazard_no LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    page = login(site, "analyst").get(f"{site.url}/hazards/{no}").text
+    assert f'id="control-deadline">{deadline}' in page and 'id="control-done-on">未报告' in page
+    assert "（管控逾期）" in page

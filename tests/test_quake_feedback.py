@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import openpyxl
@@ -85,6 +86,9 @@ def test_a_destroyed_school_opens_a_major_hazard_with_the_event_on_its_history(d
         [f"JZ-{SCHOOL}-ZSB"],
     )[0]
     assert (grade, status, origin, unit) == ("重大", "待整改", eid, "JYJ") and supervised == f"督办-JZ-{SCHOOL}-ZSB"
+    # 立即停止使用、疏散人员: the control is due the day after the report (rules/quake/damage.yaml control_days: 1)
+    assert d.query("SELECT control_deadline, control_done_on FROM hazards WHERE hazard_no = ?",
+                   [f"JZ-{SCHOOL}-ZSB"]) == [(dt.date(2025, 7, 2), None)]  # fmt: skip
     notes = [n for (n,) in d.query("SELECT note FROM hazard_events WHERE hazard_no = ? ORDER BY seq",
                                    [f"JZ-{SCHOOL}-ZSB"])]  # fmt: skip
     assert notes[0] == f"地震事件{eid}后现场排查为毁坏，登记震损隐患（重大）" and notes[1].startswith(

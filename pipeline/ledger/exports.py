@@ -1,7 +1,8 @@
 """The ledger for people: summary tables per town and per unit, XLSX, Excel-safe CSV and Parquet exports.
 
 Overdue (逾期) is derived here, as of a date, never stored: an open hazard in 待整改 or 整改中
-whose deadline (or recorded extension) has passed. 管控中 and 已整改待验收 are not counted as
+whose deadline (or recorded extension) has passed, or whose immediate control (停止使用, 封闭, 疏散, 限载 …) was
+not reported in place by its control deadline (管控逾期, counted from that deadline; 逾期类型 says which). 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
 
 Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table.
@@ -36,6 +37,7 @@ from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.model import (
     DEFAULT_REVIEW_DAYS,
+    OVERDUE_KINDS,
     OVERDUE_STATUSES,
     RECTIFICATION_ZH,
     WITHDRAWN,
@@ -65,6 +67,7 @@ LEDGER_COLUMNS = {
     "supervise_no": "督办编号", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论", "accept_opinion": "验收意见",
     "assessment_no": "评估报告编号", "expert": "评估专家", "supervisor_name": "监管部门",
+    "control_deadline": "管控时限", "control_done_on": "管控措施落实日期", "overdue_kind": "逾期类型",
 }  # fmt: skip
 # The workbooks' sheets are for a clerk working through them: what to act on first (number, object, grade,
 # status, deadline, overdue days), then the rest in the ledger's order; the open hazards first, those closed
@@ -76,6 +79,11 @@ SHEET_ORDER_ZH = "先列未销号的隐患，已销号的列在其后；各自�
 GRADE_AND_COLOUR_ZH = (
     "隐患等级（一般/重大）是隐患本身的等级，由规则及判定标准确定（16号令第三条）；风险等级"
     "（红色/橙色/黄色/蓝色）是所在对象的风险分级。两者不同：红色（重大风险）对象的隐患不一定是重大隐患"
+)
+OVERDUE_KINDS_ZH = (
+    "管控逾期：需立即管控的隐患（停止使用、封闭、疏散、限载等）过了管控时限仍未报告“管控措施已落实”，"
+    "逾期天数自管控时限起算；整改逾期：待整改、整改中的隐患过了整改时限（或批准的延期）；"
+    "复核逾期：管控中的隐患过了下次复核日期"
 )
 COLOURED_COLUMNS = ("隐患编号", "资产名称", "隐患等级", "风险等级")
 EXPORT_FILES = [("隐患台账", ".xlsx"), ("隐患台账", ".csv"), ("隐患台账", ".parquet"), ("乡镇汇总", ".csv"),
@@ -122,10 +130,13 @@ SELECT h.* REPLACE ({risk_label} AS risk_level_zh), k.kind_zh, t.town_name, u.un
        CASE h.rectification {rect_cases} END AS rectification_zh,
        CASE WHEN h.status = '管控中' THEN h.updated_on + coalesce(h.review_days, {review_days})::INTEGER END
            AS next_review,
-       CASE WHEN h.status IN {overdue} AND $as_of > coalesce(h.extend_to, h.deadline)
-                THEN date_diff('day', coalesce(h.extend_to, h.deadline), $as_of::DATE)
-            WHEN h.status = '管控中' AND $as_of > next_review  -- under control: a missed review
-                THEN date_diff('day', next_review, $as_of::DATE) END AS overdue_days
+       CASE WHEN h.status IN {overdue} AND $as_of > h.control_deadline  -- an immediate control not in place
+                 AND (h.control_done_on IS NULL OR h.control_done_on > $as_of) THEN '{kind_control}'
+            WHEN h.status IN {overdue} AND $as_of > coalesce(h.extend_to, h.deadline) THEN '{kind_rect}'
+            WHEN h.status = '管控中' AND $as_of > next_review THEN '{kind_review}' END AS overdue_kind,
+       CASE overdue_kind WHEN '{kind_control}' THEN date_diff('day', h.control_deadline, $as_of::DATE)
+            WHEN '{kind_rect}' THEN date_diff('day', coalesce(h.extend_to, h.deadline), $as_of::DATE)
+            WHEN '{kind_review}' THEN date_diff('day', next_review, $as_of::DATE) END AS overdue_days
 FROM {table} h
 LEFT JOIN ref_kinds_list k USING (kind)
 LEFT JOIN ref_towns_list t USING (town_code)
@@ -165,11 +176,14 @@ SUMMARY_KEYS = {"town": ("town_code", "乡镇代码", "town_name"),
 
 def ledger_sql(table: str = "hazards") -> str:
     """The ledger with display names, rectification kind, next review and overdue days as of `$as_of`.
-    Overdue: 待整改/整改中 past the deadline (or extension); 管控中 past its next review (a missed review)."""
+    Overdue (overdue_kind tells which, overdue_days counts from that date): 待整改/整改中 past the control deadline
+    of an immediate measure without 管控措施已落实 (管控逾期); else past the deadline or extension (整改逾期); 管控中
+    past its next review (复核逾期)."""
     cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RECTIFICATION_ZH.items())
     return LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN,
                              rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS,
-                             risk_label=risk_label_sql("h"))  # fmt: skip
+                             risk_label=risk_label_sql("h"), kind_control=OVERDUE_KINDS["control"],
+                             kind_rect=OVERDUE_KINDS["rectification"], kind_review=OVERDUE_KINDS["review"])  # fmt: skip
 
 
 def query_ledger(
@@ -524,7 +538,8 @@ def write_district_workbook(
 
 def write_notes_sheet(wb, as_of_text: str, more: list[list] | None = None) -> None:
     """说明: the date the ledger stands at (样例数据，截至… on the sample), how overdue is counted, the source."""
-    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["排列", SHEET_ORDER_ZH],
+    rows = [["台账日期", as_of_text], ["逾期计算", f"按{as_of_text}计"], ["逾期类型", OVERDUE_KINDS_ZH],
+            ["排列", SHEET_ORDER_ZH],
             ["隐患等级与风险等级", GRADE_AND_COLOUR_ZH],
             ["数据来源", "各部门、乡镇、企业报送的地震风险隐患调查表及整改反馈"], *(more or [])]  # fmt: skip
     write_sheet(wb, "说明", ["项目", "内容"], rows)

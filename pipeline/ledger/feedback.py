@@ -15,6 +15,11 @@ decisions are taken only from the folder of the hazard's supervising department 
 pipeline/ledger/supervision.py); it writes its own record (验收人, 验收日期, 验收结论, and the row's
 整改(管控)措施 text as 验收意见, with 评估报告编号/评估专家) and never overwrites the unit's 五落实 (措施, 责任人,
 资金, 时限, 预案).
+
+整改状态 管控措施已落实 is a step, not a status: the responsible unit reports that the immediate control of a hazard
+with a control deadline (停止使用, 封闭, 疏散, 限载 …) is in place; the hazard keeps its status, control_done_on takes
+the report date and the row's 整改(管控)措施 text goes to 管控措施/监测 (the 整改措施 of 五落实 stays). A unit moving
+such a hazard to 管控中 has put its controls in place too (control_done_on, if not reported before).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
-from pipeline.ledger.model import ensure_ledger_schema, record_events, unit_actor
+from pipeline.ledger.model import CONTROL_DONE, ensure_ledger_schema, record_events, unit_actor
 from pipeline.ledger.supervision import hazard_supervisor
 from pipeline.registry import resolve_acting_unit, unit_label
 
@@ -113,6 +118,8 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
         )
     if h is None:
         return f"隐患编号“{row['hazard_no']}”在台账中不存在", None
+    if row["status"] == CONTROL_DONE:
+        return _check_control(h, row, acting), h["status"]
     target = row["status"]
     if target == "已销号" and row["accept_result"] == "不通过":
         target = "整改中"  # acceptance failed: back to rectification
@@ -139,6 +146,26 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
     return None, target
 
 
+def _check_control(h: dict, row: dict, acting: str) -> str | None:
+    """Why a 管控措施已落实 report is refused (Chinese), or None. The step keeps the hazard's status (the
+    transitions table lets the responsible unit report it in 待整改, 整改中 and 管控中) and records the day."""
+    if acting != h["responsible_unit"]:
+        return f"不是本单位负责的隐患（责任单位为{unit_label(h['responsible_unit'])}），管控措施落实情况由责任单位填报"
+    if h["control_deadline"] is None:
+        return "该隐患没有管控时限（其整改措施不要求立即停止使用、封闭、疏散或限载），不能填报“管控措施已落实”，请按整改进展填报整改状态"
+    if unit_actor(h["status"], h["status"]) != "responsible":
+        return f"当前为“{h['status']}”，不能填报“管控措施已落实”"
+    if h["control_done_on"] is not None:
+        return f"该隐患已于{h['control_done_on']}报告管控措施已落实，不再重复填报"
+    if row["report_date"] < h["found_date"]:
+        return f"填报日期早于该隐患的发现日期（{h['found_date']}），请核对"
+    if h["updated_on"] and row["report_date"] < h["updated_on"]:
+        return f"填报日期早于该隐患最近一次变更日期（{h['updated_on']}），请核对"
+    if row["extend_to"]:
+        return "填报“管控措施已落实”的行不能同时申请延期，请另填一行整改进展并申请延期"
+    return None
+
+
 def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
     """Why a supervisor's extension decision is refused (Chinese), or None."""
     if h is None:
@@ -157,7 +184,7 @@ def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
 WAVE_COLUMNS = ("hazard_no", "decision", "approved", "target", "from_status", "measures", "person", "funds_wan",
                 "extend_to", "extend_reason", "monitoring", "plan_no", "plan_finish", "assessment_no", "expert",
                 "accepting", "acceptor", "accept_date", "accept_result", "report_date", "unit", "source_file",
-                "note")  # fmt: skip
+                "note", "controlling")  # fmt: skip
 
 APPLY_DECISIONS = """
 UPDATE hazards h SET extend_status = CASE WHEN w.approved THEN '已批准' ELSE '不予批准' END,
@@ -166,13 +193,19 @@ FROM feedback_wave w WHERE w.decision AND w.hazard_no = h.hazard_no"""
 
 APPLY_ROWS = """
 UPDATE hazards h SET status = w.target,
-    measures = CASE WHEN w.accepting THEN h.measures ELSE w.measures END,
+    measures = CASE WHEN w.accepting OR w.controlling THEN h.measures ELSE w.measures END,
     person = CASE WHEN w.accepting THEN h.person ELSE w.person END,
     funds_wan = CASE WHEN w.accepting THEN h.funds_wan ELSE coalesce(w.funds_wan::DOUBLE, h.funds_wan) END,
     extend_requested_to = coalesce(w.extend_to::DATE, h.extend_requested_to),
     extend_reason = coalesce(w.extend_reason, h.extend_reason),
     extend_status = CASE WHEN w.extend_to IS NOT NULL THEN '待审批' ELSE h.extend_status END,
-    monitoring = CASE WHEN w.accepting THEN h.monitoring ELSE coalesce(w.monitoring, h.monitoring) END,
+    monitoring = CASE WHEN w.accepting THEN h.monitoring
+                      WHEN w.controlling THEN w.measures || coalesce('；监测：' || w.monitoring, '')
+                      ELSE coalesce(w.monitoring, h.monitoring) END,
+    control_done_on = CASE WHEN w.controlling THEN w.report_date::DATE
+                           WHEN w.target = '管控中' AND h.control_deadline IS NOT NULL
+                               THEN coalesce(h.control_done_on, w.report_date::DATE)
+                           ELSE h.control_done_on END,
     plan_no = CASE WHEN w.accepting THEN h.plan_no ELSE coalesce(w.plan_no, h.plan_no) END,
     plan_finish = CASE WHEN w.accepting THEN h.plan_finish ELSE coalesce(w.plan_finish::DATE, h.plan_finish) END,
     assessment_no = coalesce(w.assessment_no, h.assessment_no),
@@ -198,12 +231,27 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
         approved = row["extension_decision"] == "批准"
         note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
                 f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
-        values = {"decision": True, "approved": approved, "target": h["status"], "accepting": False}
+        values = {
+            "decision": True,
+            "approved": approved,
+            "target": h["status"],
+            "accepting": False,
+            "controlling": False,
+        }
     else:
         note = row["measures"] + (f"；申请延期至{row['extend_to']}（待监管单位审批）：{row['extend_reason']}"
                                   if row["extend_to"] else "")  # fmt: skip
         accepting = unit_actor(h["status"], target) == "supervisor"
-        values = {"decision": False, "approved": False, "target": target, "accepting": accepting}
+        controlling = row["status"] == CONTROL_DONE
+        if controlling:
+            note = f"{CONTROL_DONE}（管控时限{h['control_deadline']}）：{row['measures']}"
+        values = {
+            "decision": False,
+            "approved": False,
+            "target": target,
+            "accepting": accepting,
+            "controlling": controlling,
+        }
     out = {k: _text(row.get(k)) for k in WAVE_COLUMNS if k in row}
     out.update(values, from_status=h["status"], unit=acting, source_file=source, note=note)
     return out
@@ -212,7 +260,7 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
 def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
     """Apply accepted rows of distinct hazards together: two UPDATEs and one INSERT of events."""
     frame = pd.DataFrame([[r.get(k) for k in WAVE_COLUMNS] for r in rows], columns=list(WAVE_COLUMNS), dtype=object)
-    for flag in ("decision", "approved", "accepting"):
+    for flag in ("decision", "approved", "accepting", "controlling"):
         frame[flag] = frame[flag].astype(bool)
     con.register("feedback_wave_df", frame)
     try:
@@ -227,7 +275,8 @@ def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
 def _hazards(con: duckdb.DuckDBPyConnection, numbers: list[str]) -> dict[str, dict]:
     cur = con.execute(
         "SELECT hazard_no, status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
-        "plan_finish, plan_no, extend_requested_to, extend_status, sector_supervisor FROM hazards WHERE hazard_no IN "
+        "plan_finish, plan_no, extend_requested_to, extend_status, sector_supervisor, found_date, control_deadline, "
+        "control_done_on FROM hazards WHERE hazard_no IN "
         "(SELECT unnest(?::VARCHAR[]))",
         [numbers],
     )

@@ -17,6 +17,10 @@ OPEN_STATUSES = ("待整改", "整改中", "管控中", "已整改待验收")
 DEFAULT_REVIEW_DAYS = 90
 # The rectification kind as the ledger names it (rules say immediate / project / control).
 RECTIFICATION_ZH = {"immediate": "立即消除", "project": "限期整改", "control": "管控"}
+# The feedback step 管控措施已落实 (not a status: the hazard keeps its status), and the overdue kinds the ledger
+# tells apart (pipeline/ledger/exports.py, 逾期类型).
+CONTROL_DONE = "管控措施已落实"
+OVERDUE_KINDS = {"control": "管控逾期", "rectification": "整改逾期", "review": "复核逾期"}
 # Withdrawn: a change of the rule set means it is no longer a hazard. Kept with its number and history,
 # left out of the ledger's figures (it was never closed, and is no hazard under today's rules).
 WITHDRAWN = "已撤销"
@@ -74,6 +78,11 @@ LEDGER_DDL = [
     # the department that accepts, decides extensions and sees the hazard as supervisor: by sector
     # (pipeline/ledger/supervision.py, reference/supervision.csv), not by the responsible unit
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS sector_supervisor VARCHAR",
+    # an immediate measure (its rule's control_days): the day the control must be in place (found or reopened
+    # + control_days) and the day the unit reported it in place (管控措施已落实); past the first without the
+    # second the hazard is overdue on its own (管控逾期)
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS control_deadline DATE",
+    "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS control_done_on DATE",
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

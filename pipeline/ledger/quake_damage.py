@@ -48,6 +48,7 @@ from pipeline.ledger.model import (
 from pipeline.ledger.survey_update import supervise_major
 from pipeline.paths import RULES_DIR
 from pipeline.registry import resolve_acting_unit, unit_label
+from pipeline.scoring.ruleset import RuleSetError, control_days_problems
 
 KIND = "quake_feedback"
 TAKEN, RETURNED = "已受理", "退回"
@@ -75,6 +76,11 @@ def damage_rules(rules_dir: Path = RULES_DIR) -> dict:
     """rules/quake/damage.yaml, with its rules by kind."""
     raw = yaml.safe_load((rules_dir / "quake" / "damage.yaml").read_text(encoding="utf-8"))
     raw["by_kind"] = {r["kind"]: r for r in raw["rules"]}
+    problems = [
+        p for r in raw["rules"] for p in control_days_problems(r, f"rules/quake/damage.yaml: rule {r.get('id')}")
+    ]
+    if problems:
+        raise RuleSetError("rule set refused:\n  " + "\n  ".join(problems))
     return raw
 
 
@@ -259,7 +265,7 @@ def _in_list(values: list[str]) -> str:
 
 def _damaged_sql(rules: dict) -> str:
     """The batch's taken rows that open a 震损 hazard, with its number, grade and texts (one row per object)."""
-    cases = {key: [] for key in ("rule_id", "grade", "title", "source", "measure", "days", "review")}
+    cases = {key: [] for key in ("rule_id", "grade", "title", "source", "measure", "days", "review", "control")}
     for kind, r in rules["by_kind"].items():
         when = f"WHEN d.kind = '{kind}'"
         major = f"d.damage_state IN {_in_list(r['major_on'])} OR coalesce(({r['major_when']}), false)"
@@ -270,6 +276,9 @@ def _damaged_sql(rules: dict) -> str:
         cases["measure"].append(f"{when} THEN {_literal(r['measure_zh'])}")
         cases["days"].append(f"{when} THEN {int(r['deadline_days'])}")
         cases["review"].append(f"{when} THEN {int(r['review_days'])}")
+        cases["control"].append(
+            f"{when} THEN {int(r['control_days'])}" if r.get("control_days") else f"{when} THEN NULL"
+        )
     c = {k: "CASE " + " ".join(v) + " END" for k, v in cases.items()}
     harm = "CASE " + " ".join(f"WHEN d.kind = '{k}' THEN '{v}'" for k, v in HARM_ZH.items()) + " END"
     return f"""
@@ -288,7 +297,7 @@ def _damaged_sql(rules: dict) -> str:
     SELECT *, {hazard_no_sql("kind", "asset_id", "rule_id")} AS new_hazard_no FROM (
         SELECT d.*, {c["rule_id"]} AS rule_id, {c["grade"]} AS grade, {c["title"]} AS rule_title,
                {c["source"]} AS source_ref, {c["measure"]} AS measure_zh, {c["days"]} AS deadline_days,
-               {c["review"]} AS review_days,
+               {c["review"]} AS review_days, {c["control"]}::INTEGER AS control_days,
                coalesce(d.asset_name, d.asset_id) || '：地震事件' || d.event_id || '后经现场排查为' || d.damage_state ||
                    '（' || strftime(d.report_date, '%Y-%m-%d') || '，' || d.person || '报告）。' || {harm} AS description
         FROM d)
@@ -315,13 +324,14 @@ def _bring_onto_ledger(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: s
                d.rule_title, d.source_ref, 'control' AS rectification, d.report_date AS found_date,
                d.report_date AS last_survey_date, d.unit AS responsible_unit, d.measure_zh AS measures,
                d.report_date + d.deadline_days AS deadline, '待整改' AS status, d.report_date AS updated_on,
-               d.review_days, d.event_id AS origin_event
+               d.review_days, d.event_id AS origin_event, d.report_date + d.control_days AS control_deadline
         FROM quake_damaged d WHERE d.new_hazard_no NOT IN (SELECT hazard_no FROM hazards)""")
     con.execute(f"""
         UPDATE hazards h SET status = '待整改', hazard_grade = d.grade, description = d.description,
                deadline = d.report_date + d.deadline_days, extend_to = NULL, extend_reason = NULL,
                extend_requested_to = NULL, extend_status = NULL, acceptor = NULL, accept_date = NULL,
-               accept_result = NULL, accept_opinion = NULL, updated_on = d.report_date, origin_event = d.event_id, measures = d.measure_zh
+               accept_result = NULL, accept_opinion = NULL, updated_on = d.report_date, origin_event = d.event_id, measures = d.measure_zh,
+               control_deadline = d.report_date + d.control_days, control_done_on = NULL
         FROM quake_damaged d
         WHERE h.hazard_no = d.new_hazard_no AND h.status NOT IN {OPEN_SQL}
           AND h.hazard_no IN (SELECT hazard_no FROM quake_ledger_changes)""")

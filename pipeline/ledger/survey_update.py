@@ -14,6 +14,9 @@
 * an open hazard whose grade is not its rule's (e.g. raised to 重大
   only because its asset was red, as the ledger did before issue 26) -> back to the rule's grade, with an event
   saying why (an earthquake-damage raise, rules/quake/damage.yaml, stands)
+* a hazard whose rule carries control_days (an immediate measure) -> control_deadline = found (or reopened)
+  date + control_days, control_done_on cleared on a reopen; an open hazard of an existing ledger without one
+  gets it from its found date, with an event (_set_control_deadlines)
 * every open 重大 hazard not yet under supervision            -> 挂牌督办 by its responsible unit's
                                                                 supervisor (an event, number 督办-<hazard>)
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
@@ -61,7 +64,8 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        coalesce(r.source_zh, r.source_ref) AS source_ref,
        r.rectification, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector
+       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector,
+       r.control_days
 FROM findings f
 JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
@@ -82,6 +86,7 @@ class LedgerUpdate:
     supervised: int = 0
     regraded: int = 0
     rerouted: int = 0  # hazards whose supervising department changed (the supervision table, an old ledger)
+    control_set: int = 0  # open hazards of an existing ledger given the control deadline their rule now carries
     kept_open: int = 0  # resurveyed hazards kept open: the field that caused them is blank or 不详
     kept_open_files: dict[str, set[str]] = field(default_factory=dict)  # their survey files, by kind
 
@@ -112,6 +117,7 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
         counts.rerouted = _route(con, scope)
         counts.regraded = _regrade(con)
         _stamp_ruleset_version(con)
+        counts.control_set = _set_control_deadlines(con)
         counts.supervised = supervise_major(con)
         con.execute("DELETE FROM rescored_assets")
         faults.point("ledger_update:commit", con)
@@ -146,7 +152,8 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
                c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
                c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
                c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
-               c.survey_date AS updated_on, c.ruleset_version, c.review_days, c.sector_supervisor
+               c.survey_date AS updated_on, c.ruleset_version, c.review_days, c.sector_supervisor,
+               c.survey_date + c.control_days::INTEGER AS control_deadline
         FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
     record_events(con, "ledger_changes")
     return n
@@ -174,7 +181,8 @@ def _reopen(con: duckdb.DuckDBPyConnection) -> int:
                extend_requested_to = NULL, extend_status = NULL,
                acceptor = NULL, accept_date = NULL, accept_result = NULL, accept_opinion = NULL, hazard_grade = c.hazard_grade,
                risk_level = c.risk_level, risk_level_zh = c.risk_level_zh, description = c.description,
-               updated_on = ch.event_date, ruleset_version = c.ruleset_version, review_days = c.review_days
+               updated_on = ch.event_date, ruleset_version = c.ruleset_version, review_days = c.review_days,
+               control_deadline = ch.event_date + c.control_days::INTEGER, control_done_on = NULL
         FROM ledger_current c JOIN ledger_changes ch USING (hazard_no)
         WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
@@ -386,6 +394,31 @@ def _route(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
     con.execute("""
         UPDATE hazards h SET sector_supervisor = r.sector_supervisor
         FROM ledger_routes r WHERE r.hazard_no = h.hazard_no""")
+    record_events(con, "ledger_changes")
+    return n
+
+
+def _set_control_deadlines(con: duckdb.DuckDBPyConnection) -> int:
+    """Open hazards (待整改, 整改中) whose rule (in the rule set that last confirmed them) carries control_days and
+    that have no control deadline yet (a ledger from before control deadlines, or a rule that gained one): the
+    deadline counts from the found date, as it would have had the rule said so then, so a hazard found in 2023
+    gets a 2023 control deadline and is overdue (管控逾期) until its unit reports 管控措施已落实. An event says so,
+    dated the hazard's last change (its 最近变更日期 stays: a unit's report dated before today still applies)."""
+    n = _changes(
+        con,
+        """
+        SELECT h.hazard_no, h.updated_on AS event_date, h.status AS from_status, h.status AS to_status,
+               NULL AS unit, NULL AS source_file,
+               '规则' || h.rule_id || '要求立即管控，补设管控时限' || strftime(h.found_date + r.control_days, '%Y-%m-%d')
+                   || '（发现日期起' || r.control_days || '天）；管控措施落实后请填报“管控措施已落实”' AS note,
+               h.found_date + r.control_days AS control_deadline
+        FROM hazards h JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = h.ruleset_version
+        WHERE h.status IN ('待整改', '整改中') AND r.control_days IS NOT NULL
+          AND h.control_deadline IS NULL AND h.control_done_on IS NULL AND h.origin_event IS NULL""",
+    )
+    con.execute("""
+        UPDATE hazards h SET control_deadline = c.control_deadline
+        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n
 

@@ -35,7 +35,8 @@ REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")
 LEDGER_TABLE_COLUMNS = (
     "hazard_no, kind, kind_zh, asset_name, town_code, town_name, responsible_unit, unit_name, hazard_grade, "
     "risk_level, risk_level_zh, status, rectification, rectification_zh, deadline, extend_to, next_review, "
-    "overdue_days, extend_status, found_date, accept_date, sector_supervisor"
+    "overdue_days, extend_status, found_date, accept_date, sector_supervisor, overdue_kind, control_deadline, "
+    "control_done_on"
 )
 SNAPSHOT = "published"
 STATUSES = (*OPEN_STATUSES, "已销号")
@@ -181,7 +182,8 @@ class HazardFilter:
 
 HAZARD_LIST_COLUMNS = (
     "hazard_no, kind_zh, asset_name, town_name, responsible_unit, unit_name, hazard_grade, risk_level_zh, "
-    "status, rectification_zh, deadline, extend_to, next_review, overdue_days, extend_status"
+    "status, rectification_zh, deadline, extend_to, next_review, overdue_days, extend_status, overdue_kind, "
+    "control_deadline, control_done_on"
 )
 
 

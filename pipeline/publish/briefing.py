@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
+from pipeline.ledger.model import OVERDUE_KINDS
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
@@ -122,7 +123,10 @@ def _tiles(fig, head: Headline) -> None:
 
 
 def _due(r):
-    """The date it is overdue from: the deadline, or for a hazard under control its missed review."""
+    """The date it is overdue from: the control deadline of an immediate measure not reported in place (管控逾期),
+    the deadline, or for a hazard under control its missed review."""
+    if getattr(r, "overdue_kind", None) == OVERDUE_KINDS["control"]:
+        return r.control_deadline
     return r.next_review if r.status == "管控中" and pd.notna(r.next_review) else r.deadline
 
 

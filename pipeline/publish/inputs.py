@@ -83,7 +83,7 @@ class PublishInputs:
     def overdue_major(self) -> pd.DataFrame:
         """Overdue 重大隐患, longest overdue first."""
         return self._ledger(
-            "SELECT hazard_no, asset_name, status, deadline, next_review, overdue_days, "
+            "SELECT hazard_no, asset_name, status, deadline, next_review, overdue_days, overdue_kind, control_deadline, "
             "coalesce(unit_name, responsible_unit, '未明确') AS unit_name, coalesce(town_name, '乡镇不明') AS town_name "
             "FROM l WHERE hazard_grade = '重大' AND overdue_days IS NOT NULL ORDER BY overdue_days DESC, hazard_no")  # fmt: skip
 

@@ -37,6 +37,8 @@ SCORING_DDL = [
     "ALTER TABLE rules ADD COLUMN IF NOT EXISTS review_days INTEGER",
     "ALTER TABLE rules ADD COLUMN IF NOT EXISTS grade_basis VARCHAR",
     "ALTER TABLE rules ADD COLUMN IF NOT EXISTS source_zh VARCHAR",
+    # an immediate measure's control deadline in days (rules' control_days), beside deadline_days
+    "ALTER TABLE rules ADD COLUMN IF NOT EXISTS control_days INTEGER",
     """CREATE TABLE IF NOT EXISTS findings (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, asset_id VARCHAR, rule_id VARCHAR,
         points DOUBLE, hard BOOLEAN, hazard BOOLEAN, evidence JSON, survey_round VARCHAR, survey_date DATE)""",
@@ -90,10 +92,10 @@ def record_rules(con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
     rows = [
         (ruleset.version, r.id, r.kind, r.file, r.title_zh, r.title_en, r.when, r.points, r.hard, r.hazard,
          r.hazard_grade, r.rectification, r.deadline_days, r.measure_zh, r.responsible, r.source_ref,
-         r.confidence, r.source_doc, r.review_days, r.grade_basis, r.source_zh or None)
+         r.confidence, r.source_doc, r.review_days, r.grade_basis, r.source_zh or None, r.control_days)
         for r in ruleset.rules
     ]  # fmt: skip
-    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 21) + ")", rows)
+    con.executemany("INSERT OR REPLACE INTO rules VALUES (" + ", ".join("?" * 22) + ")", rows)
 
 
 def input_select(ruleset: RuleSet, kind: str, source: str | None = None) -> str:

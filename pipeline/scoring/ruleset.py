@@ -57,6 +57,9 @@ class Rule:
     review_days: int | None = None  # under control (管控中): the review cycle; a missed review is overdue
     grade_basis: str | None = None  # why 一般/重大 for an enterprise's hazard (the production-safety definition)
     source_zh: str = ""  # the citation as a clerk reads it in the ledger (《标准名》（代号）第…条)
+    # an immediate measure (停止使用, 封闭, 疏散, 限载, 关闭交通 …): days to put the control in place, beside the
+    # longer deadline; a control not in place by then is overdue on its own (管控逾期)
+    control_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         "evidence",
         "review_days",
         "grade_basis",
+        "control_days",
     }
     if unknown:
         problems.append(f"{where}: unknown keys {sorted(unknown)}")
@@ -130,6 +134,7 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         problems.append(f"{where}: rectification must be one of {sorted(RECTIFICATION)}")
     if hazard and raw["rectification"] == "control" and not isinstance(raw.get("review_days"), int):
         problems.append(f"{where}: a control-only hazard needs review_days (its review cycle under control)")
+    problems += control_days_problems(raw, where, hazard)
     ex = raw["examples"]
     if not ex.get("fires") or "silent" not in ex:
         problems.append(f"{where}: examples need at least one 'fires' and a 'silent' list")
@@ -143,7 +148,23 @@ def _parse_rule(raw: dict, kind: str, file: str, problems: list[str]) -> Rule | 
         evidence=tuple(raw.get("evidence", [])), fires=tuple(ex.get("fires") or ()),
         silent=tuple(ex.get("silent") or ()), review_days=raw.get("review_days"),
         grade_basis=raw.get("grade_basis"), source_zh=str(src.get("zh") or ""),
+        control_days=raw.get("control_days"),
     )  # fmt: skip
+
+
+def control_days_problems(raw: dict, where: str, hazard: bool = True) -> list[str]:
+    """`control_days` (optional): a whole number of days > 0, on a hazard rule only, shorter than its
+    deadline_days (the control comes before the rectification). Also used for rules/quake/damage.yaml."""
+    if "control_days" not in raw:
+        return []
+    days, deadline = raw["control_days"], raw.get("deadline_days")
+    if not hazard:
+        return [f"{where}: control_days is only for a hazard rule (hazard: true)"]
+    if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
+        return [f"{where}: control_days must be a whole number of days > 0, not {days!r}"]
+    if isinstance(deadline, int) and days >= deadline:
+        return [f"{where}: control_days ({days}) must be smaller than deadline_days ({deadline})"]
+    return []
 
 
 def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
