@@ -106,9 +106,9 @@ def test_a_reopened_hazard_gets_a_new_control_deadline_and_must_report_again(dep
     five = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}
     feedback(deployment, "整改.csv", [fb(B_D, "整改中", report_date="2023-10-01", **five)], batch="2023-10")
     feedback(deployment, "完成.csv", [fb(B_D, "已整改待验收", report_date="2023-12-01")], batch="2023-12")
-    feedback(deployment, "验收.csv", [fb(B_D, "已销号", unit="YJJ", report_date="2023-12-10", acceptor="李验收",
+    feedback(deployment, "验收.csv", [fb(B_D, "已销号", unit="ZJJ", report_date="2023-12-10", acceptor="李验收",
                                         accept_date="2023-12-10", accept_result="通过", expert="王专家")],
-             unit="YJJ", batch="2023-12b")  # fmt: skip
+             unit="ZJJ", batch="2023-12b")  # fmt: skip
     assert deployment.query("SELECT status FROM hazards WHERE hazard_no = ?", [B_D]) == [("已销号",)]
     counts = survey(deployment, "2024-1", [building("JZ-B", appraisal_grade="D", survey_date="2024-05-01")])
     assert counts.reopened == 1
