@@ -35,6 +35,7 @@ from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
 from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
+from pipeline.ledger import duban
 from pipeline.portal import accounts, preview, reads, run_progress, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
@@ -109,7 +110,8 @@ class PortalState:
         self.snapshots = reads.Snapshots(settings.published)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals.update(
-            ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
+            ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after,
+            may_see_duban=reads.may_see_duban,
         )
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
@@ -712,6 +714,24 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             ledger, today = state.ledger(), state.today()
             return (reads.headline(cur, ledger, town, unit), reads.summaries(cur, ledger, today, "town"),
                     reads.summaries(cur, ledger, today, "unit"))  # fmt: skip
+
+    @app.get("/duban", response_class=HTMLResponse)
+    def duban_page(request: Request):
+        """督办建议清单 and the notices issued: for the government (it decides 挂牌督办) and the read-all accounts."""
+        session = _session(state, request)
+        _require(reads.may_see_duban(session.account),
+                 "无权查看：督办建议清单供区人民政府（安委会办公室）决定挂牌督办，只对其账号和领导、分析人员开放")  # fmt: skip
+        today = state.today()
+
+        def read() -> tuple[list[dict], list[dict]]:
+            with state.snapshots.cursor() as cur:
+                if cur is None:
+                    return [], []
+                return reads.duban_proposals(cur, today), reads.duban_notices(cur, today)
+
+        proposals, notices = state.snapshots.cached(("duban", today), read)
+        return state.render(request, "duban.html", session, proposals=proposals, notices=notices,
+                            rules=duban.proposal_rules(), issuers=duban.issuers())  # fmt: skip
 
     @app.get("/charts/{name}.png")
     def chart(request: Request, name: str):

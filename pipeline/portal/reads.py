@@ -24,6 +24,7 @@ from pipeline.event_registry import closed_at, declared_events
 from pipeline.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
 from pipeline.intake.schema import KINDS, load_template
+from pipeline.ledger import duban
 from pipeline.ledger.exports import SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.portal.accounts import Account
@@ -143,8 +144,9 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def visible_units(account: Account) -> list[str] | None:
-    """The responsible units whose hazards the account sees; None: every unit."""
-    if account.reads_all:
+    """The responsible units whose hazards the account sees; None: every unit (the government, which issues
+    挂牌督办, sees the district's hazards)."""
+    if account.reads_all or may_see_duban(account):
         return None
     if account.role == "supervisor":
         supervised = [c for c, u in registry.units().items() if u.supervisor == account.unit_code]
@@ -155,6 +157,11 @@ def visible_units(account: Account) -> list[str] | None:
 def may_see(account: Account, responsible_unit: str | None) -> bool:
     units = visible_units(account)
     return units is None or responsible_unit in units
+
+
+def may_see_duban(account: Account) -> bool:
+    """The 督办建议清单 is for the government (reference/duban.yaml's issuers) and the accounts that read all."""
+    return account.role != "admin" and (account.reads_all or account.unit_code in duban.issuers())
 
 
 def may_decide(account: Account, responsible_unit: str | None) -> bool:
@@ -274,6 +281,32 @@ def headline(cur: duckdb.DuckDBPyConnection, ledger: str, town: str = "", unit: 
         ).fetchall()[0][0]
     out["rate"] = out["closed"] / out["found"] if out["found"] else 0.0
     return out
+
+
+# --- 挂牌督办: proposals and notices (issue 26 §3) ---------------------------------------------------------
+
+
+def duban_proposals(cur: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[dict]:
+    """The 督办建议清单 as of `as_of` (reference/duban.yaml's rules over the published ledger)."""
+    if not has_table(cur, "hazards"):
+        return []
+    c = cur.execute(f"SELECT {', '.join(duban.PROPOSAL_COLUMNS)} FROM ({duban.proposals_sql()})", {"as_of": as_of})
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
+
+
+def duban_notices(cur: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[dict]:
+    """The 督办 notices issued (a hazard each), those still running first: number, unit, dates, requirement, state."""
+    if not has_table(cur, "hazards"):
+        return []
+    c = cur.execute(
+        f"SELECT hazard_no, asset_name, unit_name, hazard_grade, status, supervise_no, supervise_unit, supervise_date, "
+        f"supervise_deadline, supervise_requirement, supervise_status, supervise_closed_on FROM ({ledger_sql()}) "
+        "WHERE supervise_no IS NOT NULL ORDER BY supervise_status = '已核销', supervise_date, hazard_no",
+        {"as_of": as_of},
+    )
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
 
 
 # --- uploads: what the run made of them -------------------------------------------------
