@@ -106,7 +106,9 @@ def test_the_issuer_closes_its_notice_only_after_the_hazard_is_accepted(deployme
     close = {"decision": "督办核销", "measures": "经复查隐患已消除，同意核销", "person": "张督办"}
     early = issue(deployment, "早核销.csv", report_date="2023-08-20", notice_no="", notice_deadline="", **close)
     assert early.outcome == "退回"
-    assert early.reason_zh == "该隐患尚未验收销号（当前为“待整改”），督办核销须在监管单位验收销号之后；在此之前仍为督办中"
+    assert (
+        early.reason_zh == "该隐患尚未验收销号（当前为“待整改”），督办核销须在监管单位验收销号之后；在此之前仍为督办中"
+    )
     feedback(deployment, "f.csv", [fb(B_D, "整改中", report_date="2023-09-01", **FIVE),
                                    fb(B_D, "已整改待验收", report_date="2023-10-01", measures="加固完成")],
              batch="2023-10")  # fmt: skip
@@ -149,7 +151,9 @@ def test_another_unit_cannot_decide_a_hazard_is_major(deployment, unit):
                                                      measures="人员密集")], unit=unit)  # fmt: skip
     row = result.rows[0]
     assert row.outcome == "退回"
-    assert row.reason_zh.startswith("认定为重大须由该隐患的监管部门YJJ（利通区应急管理局（地震局））或QZF（利通区人民政府）报送")
+    assert row.reason_zh.startswith(
+        "认定为重大须由该隐患的监管部门YJJ（利通区应急管理局（地震局））或QZF（利通区人民政府）报送"
+    )
     assert hazard(deployment, A_DAMAGE)["hazard_grade"] == "一般"
 
 

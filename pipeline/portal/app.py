@@ -110,9 +110,9 @@ class PortalState:
         self.snapshots = reads.Snapshots(settings.published)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.templates.env.globals.update(
-            ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after,
-            may_see_duban=reads.may_see_duban,
+            ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
         )
+        self.templates.env.globals["may_see_duban"] = reads.may_see_duban  # the 督办 page's link
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
         self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
