@@ -183,10 +183,9 @@ def test_the_proposal_list_names_overdue_major_hazards_and_its_rules(deployment,
 
 
 def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, tmp_path):
-    from tests.portal_support import login, make_site, serving, text_of
-
     from pipeline import upload_audit
     from pipeline.portal import accounts
+    from tests.portal_support import login, make_site, serving, text_of
 
     survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D"), building("JZ-C", appraisal_grade="D")])
     issue(deployment, hazard_no=B_D)  # JZ-C-B01, as 重大 and long overdue, is proposed
