@@ -185,7 +185,7 @@ def test_the_proposal_list_names_overdue_major_hazards_and_its_rules(deployment,
 def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, tmp_path):
     from pipeline import upload_audit
     from pipeline.portal import accounts
-    from tests.portal_support import login, make_site, serving, text_of
+    from tests.portal_support import csrf_of, login, make_site, serving, text_of
 
     survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D"), building("JZ-C", appraisal_grade="D")])
     issue(deployment, hazard_no=B_D)  # JZ-C-B01, as 重大 and long overdue, is proposed
@@ -204,7 +204,17 @@ def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, 
         assert NOTICE["notice_no"] in shown  # the notice issued is listed, not proposed again
         hazard_page = text_of(gov.get(site.url + f"/hazards/{B_D}").text)
         assert f"督办通知书{NOTICE['notice_no']}" in hazard_page and NOTICE["measures"] in hazard_page
+        page = gov.get(site.url + "/hazards/JZ-C-B01").text
+        assert 'id="duban-form"' in page  # an open 重大 hazard not under 督办: the government may issue a notice
+        notice = {"csrf": csrf_of(page), "action": "挂牌督办", "notice_no": "利政安督〔2023〕9号",
+                  "notice_deadline": f"{dt.date.today() + dt.timedelta(days=90)}", "requirement": "限期加固"}  # fmt: skip
+        preview = gov.post(site.url + "/hazards/JZ-C-B01/duban", data=notice)
+        assert preview.status_code == 200 and "1 条将更新，0 条将退回" in text_of(preview.text)
         assert login(site, "analyst").get(site.url + "/duban").status_code == 200
         town = login(site, "clerk100")
         assert town.get(site.url + "/duban").status_code == 403
         assert 'href="/duban"' not in town.get(site.url + "/").text
+        town_page = town.get(site.url + "/hazards/JZ-C-B01").text
+        assert 'id="duban-form"' not in town_page
+        refused = town.post(site.url + "/hazards/JZ-C-B01/duban", data={**notice, "csrf": csrf_of(town_page)})
+        assert refused.status_code == 403

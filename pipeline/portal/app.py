@@ -279,6 +279,7 @@ def _add_routes(app: FastAPI, state: PortalState) -> None:
     _login_routes(app, state)
     _upload_routes(app, state)
     _hazard_routes(app, state)
+    _duban_routes(app, state)
     _reading_routes(app, state)
     _admin_routes(app, state)
 
@@ -632,7 +633,8 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
             _require(h is not None and reads.may_see(session.account, h["responsible_unit"]))
             events = reads.history(cur, hazard_no)
         return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
-                            may_decide=reads.may_decide(session.account, h["responsible_unit"]))  # fmt: skip
+                            may_decide=reads.may_decide(session.account, h["responsible_unit"]),
+                            duban_actions=reads.duban_actions(session.account, h))  # fmt: skip
 
     @app.post("/hazards/{hazard_no}/decision", response_class=HTMLResponse)
     async def decide(request: Request, hazard_no: str):
@@ -651,6 +653,29 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
                                         _one_chunk(data))  # fmt: skip
+
+
+def _duban_routes(app: FastAPI, state: PortalState) -> None:
+    @app.post("/hazards/{hazard_no}/duban", response_class=HTMLResponse)
+    async def duban_decision(request: Request, hazard_no: str):
+        """The government's 挂牌督办 or 督办核销 from its account: the one-row feedback file the ledger applies,
+        previewed like any upload, then confirmed (as a supervisor's decision is)."""
+        session = _session(state, request)
+        form = await _form(state, request, session)
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+        action = str(form.get("action", ""))
+        _require(h is not None and action in reads.duban_actions(session.account, h),
+                 "无权办理：挂牌督办和督办核销只由区人民政府（安委会办公室）办理")  # fmt: skip
+        today = f"{state.today():%Y-%m-%d}"
+        row = {"hazard_no": hazard_no, "unit": session.account.unit_code, "status": h["status"], "decision": action,
+               "person": session.account.display_name, "report_date": today,
+               "measures": str(form.get("requirement") or "").strip() or "同意核销",
+               "notice_no": str(form.get("notice_no") or "").strip(),
+               "notice_deadline": str(form.get("notice_deadline") or "").strip()}  # fmt: skip
+        name = f"网页办理_{action}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        return await _stage_and_preview(request, state, session, "feedback", today, name,
+                                        _one_chunk(_feedback_csv([row])))  # fmt: skip
 
 
 def _decision_row(h: dict, decision: str, form, account: Account, today: dt.date) -> dict:

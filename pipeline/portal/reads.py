@@ -164,6 +164,19 @@ def may_see_duban(account: Account) -> bool:
     return account.role != "admin" and (account.reads_all or account.unit_code in duban.issuers())
 
 
+def duban_actions(account: Account, h: dict) -> list[str]:
+    """The 督办 decisions the account may send on hazard `h` from its page: 挂牌督办 (the government, on an open 重大
+    hazard not under 督办) and 督办核销 (the unit that issued the notice, once the hazard is 已销号). The ledger
+    checks them again when it applies the row."""
+    if not account.can_upload or account.unit_code not in duban.issuers():
+        return []
+    if h["supervise_status"] == "待核销" and h["supervise_unit"] == account.unit_code:
+        return ["督办核销"]
+    if h["hazard_grade"] == "重大" and h["status"] in OPEN_STATUSES and h["supervise_status"] != "督办中":
+        return ["挂牌督办"]
+    return []
+
+
 def may_decide(account: Account, responsible_unit: str | None) -> bool:
     """Acceptance and extension decisions belong to the hazard's supervising unit (the registry's)."""
     return account.role == "supervisor" and registry.supervisor_of(responsible_unit) == account.unit_code
