@@ -187,7 +187,8 @@ def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, 
     from pipeline.portal import accounts
     from tests.portal_support import csrf_of, login, make_site, serving, text_of
 
-    survey(deployment, "2023-1", [building("JZ-B", appraisal_grade="D"), building("JZ-C", appraisal_grade="D")])
+    survey(deployment, "2023-1", [building("JZ-A", falling_hazard="是"), building("JZ-B", appraisal_grade="D"),
+                                  building("JZ-C", appraisal_grade="D")])  # fmt: skip
     issue(deployment, hazard_no=B_D)  # JZ-C-B01, as 重大 and long overdue, is proposed
     published = deployment.output / "published" / "litong.duckdb"
     published.parent.mkdir(parents=True)
@@ -210,6 +211,11 @@ def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, 
                   "notice_deadline": f"{dt.date.today() + dt.timedelta(days=90)}", "requirement": "限期加固"}  # fmt: skip
         preview = gov.post(site.url + "/hazards/JZ-C-B01/duban", data=notice)
         assert preview.status_code == 200 and "1 条将更新，0 条将退回" in text_of(preview.text)
+        sup = login(site, "sup")  # YJJ supervises T100: it may decide that T100's 一般 hazard is 重大, with a reason
+        form = {"csrf": csrf_of(sup.get(site.url + "/hazards/JZ-A-B11").text), "decision": "major"}
+        assert sup.post(site.url + "/hazards/JZ-A-B11/decision", data=form).status_code == 403  # no reason given
+        major = sup.post(site.url + "/hazards/JZ-A-B11/decision", data={**form, "note": "人员密集场所"})
+        assert major.status_code == 200 and "1 条将更新，0 条将退回" in text_of(major.text)
         assert login(site, "analyst").get(site.url + "/duban").status_code == 200
         town = login(site, "clerk100")
         assert town.get(site.url + "/duban").status_code == 403

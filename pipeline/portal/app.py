@@ -60,6 +60,7 @@ DECISIONS = {
     "reject": ("验收不通过（退回整改）", {"status": "已销号", "accept_result": "不通过"}),
     "approve_extension": ("批准延期", {"extension_decision": "批准"}),
     "refuse_extension": ("不批准延期", {"extension_decision": "不批准"}),
+    "major": ("认定为重大隐患（说明填理由）", {"decision": "认定为重大"}),  # issue 26 §1: the supervising department's
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -648,6 +649,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
                  "无权办理：只有该隐患责任单位的监管单位可以验收或审批延期")  # fmt: skip
         decision = str(form.get("decision", ""))
         _require(decision in DECISIONS, "未知的办理事项")
+        _require(decision != "major" or str(form.get("note") or "").strip(), "认定为重大隐患须在说明中填写理由")
         row = _decision_row(h, decision, form, session.account, state.today())
         data = _feedback_csv([row])
         name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
