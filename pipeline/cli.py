@@ -508,7 +508,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         table = materialize_as_of(con, as_of) if args.as_of else "hazards"  # the past, rebuilt from the history
         result = export_ledger(con, as_of, paths.output_dir() / "ledger", suffix=f"_{as_of.isoformat()}", table=table)
     print(f"{as_of} 的台账：{result.hazards:,} 项隐患")
-    for p in result.files:
+    for p in [*result.files, *result.proposals]:
         print(p)
     return 0
 

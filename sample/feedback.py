@@ -20,6 +20,9 @@ are the targets stated in the README; the seeded draws land near them):
 * 管控措施已落实: for most hazards whose measure is immediate (a control deadline: D-grade houses, 5类/4类
            bridges …) the unit reports the control in place within its days, a few late, a few never (管控逾期);
            drawn with their own seed, so the rest of the story is the same draws as before;
+* 2024-07  the district government (QZF) issues 挂牌督办 notices on a few 重大 hazards past their deadline
+           (督办通知书编号, 督办期限, 督办要求), and confirms the 核销 (2025-06) of those accepted since;
+* 2025-05  a supervising department decides one open 一般 house hazard is 重大 (认定为重大, with its reason);
 * two rows that must be refused, so the receipts show what a refusal looks like: an unknown hazard
   number, and a town reporting on another unit's hazard.
 
@@ -200,6 +203,10 @@ def programme(con: duckdb.DuckDBPyConnection, rng: np.random.Generator) -> dict[
         for h in p.share(p.under("已整改待验收"), ACCEPT_SHARE):
             p.accept(h, accept_batch, accept_date)
         p.decide_extensions(accept_batch, accept_date)
+        if accept_batch == "2024-06":
+            noticed = _issue_notices(p, "2024-07", "2024-07-01")
+    _close_notices(p, noticed, "2025-06", "2025-06-10")
+    _decide_major(p, "2025-05", "2025-05-27")
     _designed_refusals(p, con)
     return {k: v for k, v in p.files.items() if v}
 
@@ -222,6 +229,44 @@ def _control_reports(p: Programme) -> None:
         row = p.row(h, "管控措施已落实", date.isoformat(), str(crng.choice(CONTROLS[h.no[:2]])))
         row["person"] = str(crng.choice(PEOPLE))  # h.person is left to the start (the story's draws unchanged)
         p.add(h.unit, f"{date:%Y-%m}-管控", row)
+
+
+NOTICES = 4  # 挂牌督办 notices the government issues in the sample (no draws: the rest of the story is unchanged)
+REQUIREMENT = "督办期限内完成整改并书面报区安委会办公室；整改完成前落实管控措施，确保人员安全"
+
+
+def _issue_notices(p: Programme, batch: str, date: str) -> list[Hazard]:
+    """QZF's 挂牌督办 on the first open 重大 hazards past their deadline (issue 26 §3: a decision, with a notice)."""
+    day = dt.date.fromisoformat(date)
+    chosen = [h for h in p.hazards if h.grade == "重大" and h.status in ("待整改", "整改中") and h.deadline < day]
+    chosen = chosen[:NOTICES]
+    for i, h in enumerate(chosen, 1):
+        p.add(registry.TOP_UNIT, batch, {"hazard_no": h.no, "status": h.status, "measures": REQUIREMENT,
+                                         "person": "王立新", "report_date": date, "decision": "挂牌督办",
+                                         "notice_no": f"利政安督〔{day.year}〕{i}号",
+                                         "notice_deadline": f"{day.year}-12-31"})  # fmt: skip
+    return chosen
+
+
+def _close_notices(p: Programme, noticed: list[Hazard], batch: str, date: str) -> None:
+    """The issuer confirms the 核销 of the supervised hazards accepted (已销号) since."""
+    for h in noticed:
+        if h.status == "已销号":
+            p.add(registry.TOP_UNIT, batch, {"hazard_no": h.no, "status": "已销号", "person": "王立新",
+                                             "report_date": date, "decision": "督办核销",
+                                             "measures": "经核查已整改并验收销号，同意核销"})  # fmt: skip
+
+
+def _decide_major(p: Programme, batch: str, date: str) -> None:
+    """A supervising department decides that one open 一般 village-house hazard is 重大 (认定为重大, its reason)."""
+    h = next((h for h in p.hazards if h.grade == "一般" and h.status == "待整改" and h.no.startswith("JZ-")
+              and registry.units().get(h.unit) and registry.units()[h.unit].kind == "town"), None)  # fmt: skip
+    if h is None:
+        return
+    p.add(h.supervisor, batch, {
+        "hazard_no": h.no, "status": h.status, "person": "张伟", "report_date": date, "decision": "认定为重大",
+        "measures": "该房屋兼作村民议事和集会场所，人员密集，隐患长期未整改，依据16号令第三条认定为重大隐患"})  # fmt: skip
+    h.grade = "重大"
 
 
 def _designed_refusals(p: Programme, con: duckdb.DuckDBPyConnection) -> None:

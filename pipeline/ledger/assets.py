@@ -13,6 +13,7 @@ from pipeline import faults, stage_inputs
 from pipeline.clock import as_of_label, district_today
 from pipeline.intake.receipts import write_receipts
 from pipeline.ledger import quake_damage
+from pipeline.ledger.duban import DUBAN_FILE, PROPOSALS_NAME
 from pipeline.ledger.exports import EXPORT_FILES, PART_FOLDERS, export_ledger
 from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
 from pipeline.ledger.model import WITHDRAWN, ledger_version
@@ -115,7 +116,7 @@ def exports_inputs(con: duckdb.DuckDBPyConnection) -> str:
     days, the as-of label), the names of towns and units, and the ledger code."""
     return stage_inputs.fingerprint(
         ledger_version(con), ruleset_version(RULES_DIR), district_today(), as_of_label(district_today()),
-        stage_inputs.reference_version("units.csv", "towns.csv"), stage_inputs.code_version("pipeline/ledger"),
+        stage_inputs.reference_version("units.csv", "towns.csv", DUBAN_FILE), stage_inputs.code_version("pipeline/ledger"),
     )  # fmt: skip
 
 
@@ -127,7 +128,7 @@ def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
         inputs = exports_inputs(con)
         if stage_inputs.recorded(con, "exports") == inputs and all(
-            (out / f"{name}{ext}").is_file() for name, ext in EXPORT_FILES
+            (out / f"{name}{ext}").is_file() for name, ext in [*EXPORT_FILES, (PROPOSALS_NAME, ".csv")]
         ):  # the same ledger on the same day: every file stands (each town's file is checked on a change)
             hazards = con.execute(f"SELECT count(*) FROM hazards WHERE status <> '{WITHDRAWN}'").fetchone()[0]
             return dg.MaterializeResult(metadata={"exported_now": False, "hazards": hazards})
@@ -140,6 +141,7 @@ def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={"exported_now": True, "hazards": result.hazards, "overdue": result.overdue, **counts,
                   "xlsx": str(result.files[0]), "csv": str(result.files[1]), "parquet": str(result.files[2]),
+                  "duban_proposed": result.proposed, "duban_proposals": str(result.proposals[0]),
                   "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
     )  # fmt: skip
 

@@ -35,11 +35,14 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
+from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals
 from pipeline.ledger.model import (
     DEFAULT_REVIEW_DAYS,
     OVERDUE_KINDS,
     OVERDUE_STATUSES,
     RECTIFICATION_ZH,
+    SUPERVISE_AWAITING_CLOSE,
+    SUPERVISING,
     WITHDRAWN,
     risk_label_sql,
 )
@@ -64,10 +67,12 @@ LEDGER_COLUMNS = {
     "extend_to": "批准延期至", "extend_reason": "延期原因",
     "monitoring": "管控措施/监测", "plan_no": "应急预案编号", "rectification_zh": "整改类型", "status": "整改状态",
     "next_review": "下次复核日期", "supervise_unit": "督办单位", "supervise_date": "督办日期",
-    "supervise_no": "督办编号", "overdue_days": "逾期天数",
+    "supervise_no": "督办通知书编号", "overdue_days": "逾期天数",
     "acceptor": "验收人", "accept_date": "验收日期", "accept_result": "验收结论", "accept_opinion": "验收意见",
     "assessment_no": "评估报告编号", "expert": "评估专家", "supervisor_name": "监管部门",
     "control_deadline": "管控时限", "control_done_on": "管控措施落实日期", "overdue_kind": "逾期类型",
+    "supervise_deadline": "督办期限", "supervise_requirement": "督办要求", "supervise_status": "督办状态",
+    "supervise_closed_on": "督办核销日期",
 }  # fmt: skip
 # The workbooks' sheets are for a clerk working through them: what to act on first (number, object, grade,
 # status, deadline, overdue days), then the rest in the ledger's order; the open hazards first, those closed
@@ -124,8 +129,8 @@ def register_reference(con: duckdb.DuckDBPyConnection) -> None:
 
 
 LEDGER_SQL = """
-SELECT h.* REPLACE ({risk_label} AS risk_level_zh), k.kind_zh, t.town_name, u.unit_name,
-       sv.unit_name AS supervisor_name,
+SELECT h.* REPLACE ({risk_label} AS risk_level_zh, {supervise_state} AS supervise_status), k.kind_zh, t.town_name,
+       u.unit_name, sv.unit_name AS supervisor_name,
        h.rule_id || ' ' || h.rule_title || '；依据：' || h.source_ref AS rule,
        CASE h.rectification {rect_cases} END AS rectification_zh,
        CASE WHEN h.status = '管控中' THEN h.updated_on + coalesce(h.review_days, {review_days})::INTEGER END
@@ -172,6 +177,11 @@ FROM l GROUP BY ALL ORDER BY 1
 SUMMARY_KEYS = {"town": ("town_code", "乡镇代码", "town_name"),
                 "unit": ("responsible_unit", "责任单位代码", "unit_name"),
                 "supervisor": ("sector_supervisor", "监管部门代码", "supervisor_name")}  # fmt: skip
+# 督办状态 as shown: a notice whose hazard is accepted (已销号) waits for its issuer's 核销 (待核销)
+SUPERVISE_STATE_SQL = (
+    f"CASE WHEN h.supervise_status = '{SUPERVISING}' AND h.status = '{CLOSED_STATUS}' THEN '{SUPERVISE_AWAITING_CLOSE}' "
+    "ELSE h.supervise_status END"
+)
 
 
 def ledger_sql(table: str = "hazards") -> str:
@@ -183,7 +193,8 @@ def ledger_sql(table: str = "hazards") -> str:
     return LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN,
                              rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS,
                              risk_label=risk_label_sql("h"), kind_control=OVERDUE_KINDS["control"],
-                             kind_rect=OVERDUE_KINDS["rectification"], kind_review=OVERDUE_KINDS["review"])  # fmt: skip
+                             kind_rect=OVERDUE_KINDS["rectification"], kind_review=OVERDUE_KINDS["review"],
+                             supervise_state=SUPERVISE_STATE_SQL)  # fmt: skip
 
 
 def query_ledger(
@@ -221,6 +232,8 @@ class LedgerExport:
     # town and unit files
     written: list[Path] = field(default_factory=list)  # town and unit files written by this export
     skipped: list[Path] = field(default_factory=list)  # … and those left as they were (nothing they show changed)
+    proposals: list[Path] = field(default_factory=list)  # 督办建议清单.csv and .xlsx
+    proposed: int = 0  # hazards the 督办建议清单 lists
 
 
 @dataclass(frozen=True)
@@ -268,11 +281,12 @@ def export_ledger(
         written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
         catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
         write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows, with_kinds)
+        proposed, proposal_files = write_proposals(con, as_of, out_dir, suffix, table, as_of_text)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {EXPORT_TABLE}")
         con.execute(f"DROP TABLE IF EXISTS {ROWS_XML_TABLE}")
     files = paths + [parts_dir / p.rel for p in parts]
-    return LedgerExport(hazards, overdue, by_town, files, written, skipped)
+    return LedgerExport(hazards, overdue, by_town, files, written, skipped, proposal_files, proposed)
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> tuple[int, int]:
@@ -556,6 +570,32 @@ def _summary_display(df: pd.DataFrame) -> pd.DataFrame:
 def write_summary_csv(df: pd.DataFrame, path: Path) -> Path:
     """A summary per town or unit as an Excel-safe CSV, 整改率 as a percentage."""
     return write_safe_csv(_summary_display(df), path)
+
+
+# --- 督办建议清单 (issue 26 §3) -----------------------------------------------------------------------------
+
+
+def write_proposals(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, out_dir: Path, suffix: str, table: str, as_of_text: str
+) -> tuple[int, list[Path]]:
+    """督办建议清单{suffix}.csv and .xlsx beside 隐患台账: the hazards reference/duban.yaml's rules propose for
+    挂牌督办 as of `as_of`, with the rules that propose each (a proposal for the government, not a 督办). Both
+    through the neutraliser, written under a temporary name and renamed. Returns (hazards, files)."""
+    df = proposals(con, as_of, table)
+    shown = df[list(PROPOSAL_COLUMNS)].astype(object).where(df[list(PROPOSAL_COLUMNS)].notna(), None)
+    shown["overdue_days"] = [None if v is None else int(v) for v in shown["overdue_days"]]
+    for column in ("found_date", "deadline", "extend_to"):
+        shown[column] = [None if v is None else pd.Timestamp(v).date() for v in shown[column]]
+    shown = shown.rename(columns=PROPOSAL_COLUMNS)
+    csv_path, xlsx_path = (out_dir / f"{PROPOSALS_NAME}{suffix}{ext}" for ext in (".csv", ".xlsx"))
+    write_safe_csv(shown, csv_path)
+    with streamed_workbook(xlsx_path, f"利通区重大隐患{PROPOSALS_NAME}（{as_of_text}）") as wb:
+        write_sheet(wb, PROPOSALS_NAME, list(shown.columns), shown.values.tolist(), levels=list(df["risk_level"]))
+        rules = [[f"规则{r.id}", f"{r.title_zh}：{r.basis_zh}"] for r in proposal_rules()]
+        write_notes_sheet(wb, as_of_text, [["清单性质", "台账按规则提出的挂牌督办建议，供区人民政府（安委会办公室）决定；"
+                                                       "不是督办。督办以区人民政府下达的督办通知书为准"],
+                                           ["范围", "未销号、尚未挂牌督办的隐患"], *rules])  # fmt: skip
+    return len(shown), [csv_path, xlsx_path]
 
 
 # --- sheets of Python values ---------------------------------------------------------------------------

@@ -20,6 +20,12 @@ pipeline/ledger/supervision.py); it writes its own record (验收人, 验收日�
 with a control deadline (停止使用, 封闭, 疏散, 限载 …) is in place; the hazard keeps its status, control_done_on takes
 the report date and the row's 整改(管控)措施 text goes to 管控措施/监测 (the 整改措施 of 五落实 stays). A unit moving
 such a hazard to 管控中 has put its controls in place too (control_done_on, if not reported before).
+
+Decisions travel the same way (监管决定, issue 26 §3 and §1): 挂牌督办 (the notice: 督办通知书编号, 督办期限, and the
+row's 整改(管控)措施 as 督办要求) and 督办核销 only from the folder of a unit of reference/duban.yaml's issuers (the
+district government), 核销 only by the unit that issued the notice and only once the hazard is 已销号; 认定为重大
+(the reason in 整改(管控)措施) only from the hazard's supervising department or the government, on an open 一般
+hazard. Like an extension decision, a decision row leaves 整改状态 as it is (the row must repeat it).
 """
 
 from __future__ import annotations
@@ -36,14 +42,24 @@ from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
-from pipeline.ledger.model import CONTROL_DONE, ensure_ledger_schema, record_events, unit_actor
+from pipeline.ledger.duban import issuers
+from pipeline.ledger.model import (
+    CONTROL_DONE,
+    DECISION_RAISE_NOTE,
+    OPEN_STATUSES,
+    SUPERVISE_CLOSED,
+    SUPERVISING,
+    ensure_ledger_schema,
+    record_events,
+    unit_actor,
+)
 from pipeline.ledger.supervision import hazard_supervisor
-from pipeline.registry import resolve_acting_unit, unit_label
+from pipeline.registry import TOP_UNIT, resolve_acting_unit, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
     "monitoring, plan_no, plan_finish, assessment_no, expert, acceptor, accept_date, accept_result, "
-    "extension_decision, row_no"
+    "extension_decision, row_no, decision, notice_no, notice_deadline"
 )
 
 
@@ -121,6 +137,8 @@ def _check(h: dict | None, row: dict, acting: str) -> tuple[str | None, str | No
     if row["status"] == CONTROL_DONE:
         return _check_control(h, row, acting), h["status"]
     target = row["status"]
+    if target == "待整改":  # the template allows it for a 监管决定 row, which repeats the hazard's status
+        return "整改状态不能填“待整改”（该状态由调查登记产生）；报送整改进展请填整改中、管控中或已整改待验收", None
     if target == "已销号" and row["accept_result"] == "不通过":
         target = "整改中"  # acceptance failed: back to rectification
     actor = unit_actor(h["status"], target)
@@ -180,16 +198,75 @@ def _check_decision(h: dict | None, row: dict, acting: str) -> str | None:
     return None
 
 
+def _check_supervision(h: dict | None, row: dict, acting: str) -> str | None:
+    """Why a 监管决定 (认定为重大 / 挂牌督办 / 督办核销) is refused (Chinese, naming the units), or None."""
+    if h is None:
+        return f"隐患编号“{row['hazard_no']}”在台账中不存在"
+    decision = row["decision"]
+    if row["status"] != h["status"]:
+        return f"报送监管决定（{decision}）时整改状态应填该隐患当前状态“{h['status']}”"
+    if decision == "认定为重大":
+        supervisor = hazard_supervisor(h)
+        if acting not in (supervisor, TOP_UNIT):
+            return (f"认定为重大须由该隐患的监管部门{unit_label(supervisor)}或{unit_label(TOP_UNIT)}报送，"
+                    f"{unit_label(acting)}无权认定")  # fmt: skip
+        if h["status"] not in OPEN_STATUSES:
+            return f"该隐患为“{h['status']}”，只能对未销号的隐患认定为重大"
+        if h["hazard_grade"] == "重大":
+            return "该隐患已是重大隐患"
+        return None
+    allowed = issuers()
+    if decision == "挂牌督办":
+        if acting not in allowed:
+            return (f"挂牌督办只能由区人民政府或其安委会办公室（{'、'.join(unit_label(u) for u in allowed)}）下达，"
+                    f"{unit_label(acting)}无权挂牌督办")  # fmt: skip
+        if h["hazard_grade"] != "重大":
+            return f"挂牌督办只适用于重大隐患，该隐患为{h['hazard_grade']}隐患"
+        if h["status"] not in OPEN_STATUSES:
+            return f"该隐患为“{h['status']}”，只能对未销号的重大隐患挂牌督办"
+        if h["supervise_status"] == SUPERVISING:
+            return f"该隐患已挂牌督办（督办通知书{h['supervise_no']}，督办单位{unit_label(h['supervise_unit'])}）"
+        return None
+    # 督办核销
+    if h["supervise_status"] != SUPERVISING:
+        return "该隐患没有督办中的挂牌督办，无需核销"
+    if acting != h["supervise_unit"]:
+        return f"督办核销须由下达督办通知书{h['supervise_no']}的{unit_label(h['supervise_unit'])}报送"
+    if row["notice_no"] and row["notice_no"] != h["supervise_no"]:
+        return f"督办通知书编号“{row['notice_no']}”与该隐患的督办通知书“{h['supervise_no']}”不一致"
+    if h["status"] != "已销号":
+        return (f"该隐患尚未验收销号（当前为“{h['status']}”），督办核销须在监管单位验收销号之后；"
+                "在此之前仍为督办中")  # fmt: skip
+    return None
+
+
 # One wave of accepted rows, set-based: the hazard's new values and the event each row records.
 WAVE_COLUMNS = ("hazard_no", "decision", "approved", "target", "from_status", "measures", "person", "funds_wan",
                 "extend_to", "extend_reason", "monitoring", "plan_no", "plan_finish", "assessment_no", "expert",
                 "accepting", "acceptor", "accept_date", "accept_result", "report_date", "unit", "source_file",
-                "note", "controlling")  # fmt: skip
+                "note", "controlling", "action", "notice_no", "notice_deadline")  # fmt: skip
 
 APPLY_DECISIONS = """
 UPDATE hazards h SET extend_status = CASE WHEN w.approved THEN '已批准' ELSE '不予批准' END,
     extend_to = CASE WHEN w.approved THEN h.extend_requested_to ELSE h.extend_to END
-FROM feedback_wave w WHERE w.decision AND w.hazard_no = h.hazard_no"""
+FROM feedback_wave w WHERE w.decision AND w.action::VARCHAR IS NULL AND w.hazard_no = h.hazard_no"""
+
+# 监管决定: 认定为重大 raises the grade; 挂牌督办 records the notice (督办中); 督办核销 closes it (已核销). updated_on is
+# left as it is (a decision is no report of the unit's: a 管控中 hazard's review cycle runs on).
+APPLY_SUPERVISION = f"""
+UPDATE hazards h SET
+    hazard_grade = CASE WHEN w.action::VARCHAR = '认定为重大' THEN '重大' ELSE h.hazard_grade END,
+    supervise_no = CASE WHEN w.action::VARCHAR = '挂牌督办' THEN w.notice_no::VARCHAR ELSE h.supervise_no END,
+    supervise_unit = CASE WHEN w.action::VARCHAR = '挂牌督办' THEN w.unit ELSE h.supervise_unit END,
+    supervise_date = CASE WHEN w.action::VARCHAR = '挂牌督办' THEN w.report_date::DATE ELSE h.supervise_date END,
+    supervise_deadline = CASE WHEN w.action::VARCHAR = '挂牌督办' THEN w.notice_deadline::DATE
+                              ELSE h.supervise_deadline END,
+    supervise_requirement = CASE WHEN w.action::VARCHAR = '挂牌督办' THEN w.measures ELSE h.supervise_requirement END,
+    supervise_status = CASE w.action::VARCHAR WHEN '挂牌督办' THEN '{SUPERVISING}' WHEN '督办核销' THEN '{SUPERVISE_CLOSED}'
+                            ELSE h.supervise_status END,
+    supervise_closed_on = CASE w.action::VARCHAR WHEN '挂牌督办' THEN NULL WHEN '督办核销' THEN w.report_date::DATE
+                               ELSE h.supervise_closed_on END
+FROM feedback_wave w WHERE w.action::VARCHAR IS NOT NULL AND w.hazard_no = h.hazard_no"""
 
 APPLY_ROWS = """
 UPDATE hazards h SET status = w.target,
@@ -226,8 +303,12 @@ def _text(v: object) -> str | None:
 
 
 def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) -> dict:
-    """The values one accepted row writes (`target` None: a supervisor's extension decision)."""
-    if target is None:
+    """The values one accepted row writes (`target` None: a supervisor's extension decision, or a 监管决定)."""
+    if target is None and row.get("decision"):
+        note = _decision_note(row, h, acting)
+        values = {"decision": True, "approved": False, "target": h["status"], "accepting": False,
+                  "action": row["decision"]}  # fmt: skip
+    elif target is None:
         approved = row["extension_decision"] == "批准"
         note = (f"延期申请（至{h['extend_requested_to']}）{'批准' if approved else '不予批准'}"
                 f"{'' if approved else '，整改时限不变'}：{row['measures']}")  # fmt: skip
@@ -257,6 +338,17 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
     return out
 
 
+def _decision_note(row: dict, h: dict, acting: str) -> str:
+    """The event of a 监管决定, in words: who decided what, and the reason or the notice."""
+    who = unit_label(acting)
+    if row["decision"] == "认定为重大":
+        return f"{DECISION_RAISE_NOTE}：{who}认定，隐患等级一般 → 重大，理由：{row['measures']}（须落实“五落实”）"
+    if row["decision"] == "挂牌督办":
+        return (f"挂牌督办：{who}下达督办通知书{row['notice_no']}，督办期限{_text(row['notice_deadline'])}，"
+                f"督办要求：{row['measures']}")  # fmt: skip
+    return f"督办核销：{who}确认督办通知书{h['supervise_no']}督办的隐患已整改销号，予以核销：{row['measures']}"
+
+
 def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
     """Apply accepted rows of distinct hazards together: two UPDATEs and one INSERT of events."""
     frame = pd.DataFrame([[r.get(k) for k in WAVE_COLUMNS] for r in rows], columns=list(WAVE_COLUMNS), dtype=object)
@@ -268,6 +360,7 @@ def _apply_wave(con: duckdb.DuckDBPyConnection, rows: list[dict]) -> None:
     finally:
         con.unregister("feedback_wave_df")
     con.execute(APPLY_DECISIONS)
+    con.execute(APPLY_SUPERVISION)
     con.execute(APPLY_ROWS)
     record_events(con, WAVE_EVENTS)
 
@@ -276,7 +369,7 @@ def _hazards(con: duckdb.DuckDBPyConnection, numbers: list[str]) -> dict[str, di
     cur = con.execute(
         "SELECT hazard_no, status, responsible_unit, hazard_grade, deadline, updated_on, person, measures, funds_wan, "
         "plan_finish, plan_no, extend_requested_to, extend_status, sector_supervisor, found_date, control_deadline, "
-        "control_done_on FROM hazards WHERE hazard_no IN "
+        "control_done_on, supervise_no, supervise_unit, supervise_status FROM hazards WHERE hazard_no IN "
         "(SELECT unnest(?::VARCHAR[]))",
         [numbers],
     )
@@ -315,7 +408,9 @@ def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept:
         accepted = []
         for row in wave:
             h = state.get(row["hazard_no"])
-            if row["extension_decision"] and not (row["unit"] and row["unit"] != acting):
+            if row["decision"] and not (row["unit"] and row["unit"] != acting):
+                reason, target = _check_supervision(h, row, acting), None
+            elif row["extension_decision"] and not (row["unit"] and row["unit"] != acting):
                 reason, target = _check_decision(h, row, acting), None
             else:
                 reason, target = _check(h, row, acting)

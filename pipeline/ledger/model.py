@@ -27,6 +27,11 @@ WITHDRAWN = "已撤销"
 # The note of the event by which an earthquake-damage report raised an open 一般 hazard to 重大 (quake_damage.py):
 # the one raise of a grade besides its rule; a survey update keeps it (survey_update._regrade).
 QUAKE_RAISE_NOTE = "隐患由一般升为重大"
+# The note of the event by which the hazard's supervising department (or the district government) decided that an
+# open 一般 hazard is 重大 (feedback.py, 监管决定 认定为重大): the other recorded raise a survey update keeps.
+DECISION_RAISE_NOTE = "监管部门认定为重大隐患"
+# 挂牌督办 (issue 26 §3): recorded only from a notice of the government or its 安委会办公室; its state on the hazard
+SUPERVISING, SUPERVISE_CLOSED, SUPERVISE_AWAITING_CLOSE = "督办中", "已核销", "待核销"
 # 风险等级 (the asset's colour, 风险分级) is another axis than 隐患等级 (一般/重大, the hazard's own): it is shown
 # colour first, 红色（重大风险）, so that it is not read as 重大隐患.
 RISK_COLOUR_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
@@ -83,6 +88,17 @@ LEDGER_DDL = [
     # second the hazard is overdue on its own (管控逾期)
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS control_deadline DATE",
     "ALTER TABLE hazards ADD COLUMN IF NOT EXISTS control_done_on DATE",
+    # 挂牌督办 as a decision (issue 26 §3): the notice's deadline and requirements, its state (督办中/已核销) and
+    # the day the issuer confirmed its 核销 (supervise_no/unit/date above: 通知书编号, 督办单位, 下达日期)
+    *(
+        f"ALTER TABLE hazards ADD COLUMN IF NOT EXISTS {c}"
+        for c in (
+            "supervise_deadline DATE",
+            "supervise_requirement VARCHAR",
+            "supervise_status VARCHAR",
+            "supervise_closed_on DATE",
+        )
+    ),
     """CREATE TABLE IF NOT EXISTS hazard_events (
         seq BIGINT, hazard_no VARCHAR, event_date DATE, recorded_at TIMESTAMP, from_status VARCHAR,
         to_status VARCHAR, unit VARCHAR, source_file VARCHAR, note VARCHAR, state JSON)""",

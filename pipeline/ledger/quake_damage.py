@@ -14,8 +14,8 @@ event (numbered in the order batches are taken) and is taken once, in one transa
 
 Damage reaches the ledger here, under the 震损 rules of rules/quake/damage.yaml: an object found 严重破坏 or
 毁坏 opens its 震损 hazard (numbered asset + rule like every hazard), or updates or reopens it, with the event
-on its history; the object's other open hazards are raised to 重大 where the rules say so; new 重大 hazards are
-put under supervision (挂牌督办) at once. The earthquake response (pipeline/quake/) reads the taken rows from the
+on its history; the object's other open hazards are raised to 重大 where the rules say so (挂牌督办 is the
+government's decision, never made here: reference/duban.yaml proposes candidates). The earthquake response (pipeline/quake/) reads the taken rows from the
 published snapshot for its 续报 and 终报.
 """
 
@@ -45,7 +45,6 @@ from pipeline.ledger.model import (
     hazard_no_sql,
     record_events,
 )
-from pipeline.ledger.survey_update import supervise_major
 from pipeline.paths import RULES_DIR
 from pipeline.registry import resolve_acting_unit, unit_label
 from pipeline.scoring.ruleset import RuleSetError, control_days_problems
@@ -360,7 +359,6 @@ def _bring_onto_ledger(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: s
     con.execute("""
         UPDATE quake_feedback_rows r SET opened_hazard = d.new_hazard_no
         FROM quake_damaged d WHERE r.file_id = d.file_id AND r.row_no = d.row_no""")
-    supervise_major(con)
 
 
 def _raise_open_hazards(con: duckdb.DuckDBPyConnection, rules: dict, file_id: str, unit: str, rel_path: str) -> None:

@@ -17,8 +17,9 @@
 * a hazard whose rule carries control_days (an immediate measure) -> control_deadline = found (or reopened)
   date + control_days, control_done_on cleared on a reopen; an open hazard of an existing ledger without one
   gets it from its found date, with an event (_set_control_deadlines)
-* every open 重大 hazard not yet under supervision            -> 挂牌督办 by its responsible unit's
-                                                                supervisor (an event, number 督办-<hazard>)
+* 挂牌督办 is never made here: it is a decision of the government, recorded from its notice (feedback.py).
+  A ledger kept before issue 26 holds automatic records (督办-<hazard>): they are withdrawn, an event each
+* an open hazard raised to 重大 by a recorded decision of its supervising department (认定为重大) keeps it
 Re-running with the same findings changes nothing. Every event records the unit whose file carried the
 survey (its folder: the acting unit) and that file.
 
@@ -32,12 +33,13 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipeline import faults, registry
+from pipeline import faults
 from pipeline.clock import district_today
 from pipeline.failures import rollback
 from pipeline.intake.receipts import RESURVEY_KEPT_OPEN
 from pipeline.ledger import describe, supervision
 from pipeline.ledger.model import (
+    DECISION_RAISE_NOTE,
     HARM_ZH,
     OPEN_STATUSES,
     QUAKE_RAISE_NOTE,
@@ -83,7 +85,7 @@ class LedgerUpdate:
     refreshed: int
     resurvey_cleared: int
     withdrawn: int = 0
-    supervised: int = 0
+    supervision_withdrawn: int = 0  # automatic 督办-<hazard> records of an older ledger, withdrawn
     regraded: int = 0
     rerouted: int = 0  # hazards whose supervising department changed (the supervision table, an old ledger)
     control_set: int = 0  # open hazards of an existing ledger given the control deadline their rule now carries
@@ -118,7 +120,7 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
         counts.regraded = _regrade(con)
         _stamp_ruleset_version(con)
         counts.control_set = _set_control_deadlines(con)
-        counts.supervised = supervise_major(con)
+        counts.supervision_withdrawn = withdraw_automatic_supervision(con)
         con.execute("DELETE FROM rescored_assets")
         faults.point("ledger_update:commit", con)
         con.execute("COMMIT")
@@ -304,7 +306,8 @@ def _keep_unproven(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
 def _regrade(con: duckdb.DuckDBPyConnection) -> int:
     """An open hazard's grade is its rule's (16号令 第三条 and the rule's 判定标准): the asset's risk colour is
     another axis and never raises it. A hazard whose grade differs from its rule's takes the rule's, with an
-    event naming both, unless an earthquake-damage report raised it (QUAKE_RAISE_NOTE in its history)."""
+    event naming both, unless an earthquake-damage report (QUAKE_RAISE_NOTE in its history) or a decision of its
+    supervising department (DECISION_RAISE_NOTE, 认定为重大) raised it."""
     n = _changes(
         con,
         f"""
@@ -318,7 +321,8 @@ def _regrade(con: duckdb.DuckDBPyConnection) -> int:
         FROM hazards h JOIN ledger_current c USING (hazard_no)
         WHERE h.status IN {OPEN_SQL} AND h.hazard_grade IS DISTINCT FROM c.hazard_grade
           AND NOT (h.hazard_grade = '重大' AND EXISTS (
-              SELECT 1 FROM hazard_events e WHERE e.hazard_no = h.hazard_no AND e.note LIKE '%{QUAKE_RAISE_NOTE}%'))""",
+              SELECT 1 FROM hazard_events e WHERE e.hazard_no = h.hazard_no
+                AND (e.note LIKE '%{QUAKE_RAISE_NOTE}%' OR e.note LIKE '{DECISION_RAISE_NOTE}%')))""",
         [district_today()],
     )
     con.execute("""
@@ -434,25 +438,28 @@ def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
 
 
-def supervise_major(con: duckdb.DuckDBPyConnection) -> int:
-    """挂牌督办: every open 重大 hazard is put under the supervision of its responsible unit's supervising unit
-    (the district government for the bureau's own), dated the day it became 重大, numbered after the hazard."""
-    units = [(code, u.supervisor or code) for code, u in registry.units().items()]
-    con.execute("CREATE OR REPLACE TEMP TABLE ledger_supervisors (unit_code VARCHAR, supervisor VARCHAR)")
-    con.executemany("INSERT INTO ledger_supervisors VALUES (?, ?)", units)
+AUTOMATIC_SUPERVISION_WITHDRAWN = "撤销自动生成的挂牌督办记录"
+
+
+def withdraw_automatic_supervision(con: duckdb.DuckDBPyConnection) -> int:
+    """Before issue 26 the ledger put every open 重大 hazard under 挂牌督办 by itself, numbered 督办-<hazard>. That
+    was no 督办 decision: the record is cleared, with an event per hazard saying so (never silently). A notice the
+    government issued (any other number) stays."""
     n = _changes(
         con,
         f"""
-        SELECT h.hazard_no, h.updated_on AS event_date, h.status AS from_status, h.status AS to_status,
-               NULL AS unit, NULL AS source_file,
-               '重大隐患挂牌督办：督办单位' || coalesce(s.supervisor, '{registry.TOP_UNIT}') || '，督办编号督办-' || h.hazard_no
-                   AS note, coalesce(s.supervisor, '{registry.TOP_UNIT}') AS supervisor
-        FROM hazards h LEFT JOIN ledger_supervisors s ON s.unit_code = h.responsible_unit
-        WHERE h.hazard_grade = '重大' AND h.supervise_no IS NULL AND h.status IN {OPEN_SQL}""",
+        SELECT h.hazard_no, greatest(?::DATE, h.updated_on) AS event_date, h.status AS from_status,
+               h.status AS to_status, NULL AS unit, NULL AS source_file,
+               '{AUTOMATIC_SUPERVISION_WITHDRAWN}（' || h.supervise_no || '，原记督办单位'
+                   || coalesce(h.supervise_unit, '未记') || '）：该记录由系统按重大隐患自动生成，不是区人民政府或其'
+                   || '安委会办公室下达的督办决定，予以撤销；挂牌督办以督办通知书为准' AS note
+        FROM hazards h WHERE h.supervise_no = '督办-' || h.hazard_no""",
+        [district_today()],
     )
     con.execute("""
-        UPDATE hazards h SET supervise_unit = c.supervisor, supervise_date = c.event_date,
-               supervise_no = '督办-' || h.hazard_no
+        UPDATE hazards h SET supervise_no = NULL, supervise_unit = NULL, supervise_date = NULL,
+               supervise_deadline = NULL, supervise_requirement = NULL, supervise_status = NULL,
+               supervise_closed_on = NULL
         FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
     record_events(con, "ledger_changes")
     return n

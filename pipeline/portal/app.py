@@ -35,6 +35,7 @@ from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
 from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
+from pipeline.ledger import duban
 from pipeline.portal import accounts, preview, reads, run_progress, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
@@ -59,6 +60,7 @@ DECISIONS = {
     "reject": ("验收不通过（退回整改）", {"status": "已销号", "accept_result": "不通过"}),
     "approve_extension": ("批准延期", {"extension_decision": "批准"}),
     "refuse_extension": ("不批准延期", {"extension_decision": "不批准"}),
+    "major": ("认定为重大隐患（说明填理由）", {"decision": "认定为重大"}),  # issue 26 §1: the supervising department's
 }
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -111,6 +113,7 @@ class PortalState:
         self.templates.env.globals.update(
             ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
         )
+        self.templates.env.globals["may_see_duban"] = reads.may_see_duban  # the 督办 page's link
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
         self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
@@ -277,6 +280,7 @@ def _add_routes(app: FastAPI, state: PortalState) -> None:
     _login_routes(app, state)
     _upload_routes(app, state)
     _hazard_routes(app, state)
+    _duban_routes(app, state)
     _reading_routes(app, state)
     _admin_routes(app, state)
 
@@ -630,7 +634,8 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
             _require(h is not None and reads.may_see(session.account, h))
             events = reads.history(cur, hazard_no)
         return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
-                            may_decide=reads.may_decide(session.account, h))  # fmt: skip
+                            may_decide=reads.may_decide(session.account, h),
+                            duban_actions=reads.duban_actions(session.account, h))  # fmt: skip
 
     @app.post("/hazards/{hazard_no}/decision", response_class=HTMLResponse)
     async def decide(request: Request, hazard_no: str):
@@ -644,11 +649,35 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
                  "无权办理：只有该隐患的行业监管部门可以验收或审批延期")  # fmt: skip
         decision = str(form.get("decision", ""))
         _require(decision in DECISIONS, "未知的办理事项")
+        _require(decision != "major" or str(form.get("note") or "").strip(), "认定为重大隐患须在说明中填写理由")
         row = _decision_row(h, decision, form, session.account, state.today())
         data = _feedback_csv([row])
         name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
                                         _one_chunk(data))  # fmt: skip
+
+
+def _duban_routes(app: FastAPI, state: PortalState) -> None:
+    @app.post("/hazards/{hazard_no}/duban", response_class=HTMLResponse)
+    async def duban_decision(request: Request, hazard_no: str):
+        """The government's 挂牌督办 or 督办核销 from its account: the one-row feedback file the ledger applies,
+        previewed like any upload, then confirmed (as a supervisor's decision is)."""
+        session = _session(state, request)
+        form = await _form(state, request, session)
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+        action = str(form.get("action", ""))
+        _require(h is not None and action in reads.duban_actions(session.account, h),
+                 "无权办理：挂牌督办和督办核销只由区人民政府（安委会办公室）办理")  # fmt: skip
+        today = f"{state.today():%Y-%m-%d}"
+        row = {"hazard_no": hazard_no, "unit": session.account.unit_code, "status": h["status"], "decision": action,
+               "person": session.account.display_name, "report_date": today,
+               "measures": str(form.get("requirement") or "").strip() or "同意核销",
+               "notice_no": str(form.get("notice_no") or "").strip(),
+               "notice_deadline": str(form.get("notice_deadline") or "").strip()}  # fmt: skip
+        name = f"网页办理_{action}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        return await _stage_and_preview(request, state, session, "feedback", today, name,
+                                        _one_chunk(_feedback_csv([row])))  # fmt: skip
 
 
 def _decision_row(h: dict, decision: str, form, account: Account, today: dt.date) -> dict:
@@ -720,6 +749,24 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             ledger, today = state.ledger(), state.today()
             return (reads.headline(cur, ledger, town, unit), reads.summaries(cur, ledger, today, "town"),
                     reads.summaries(cur, ledger, today, "unit"))  # fmt: skip
+
+    @app.get("/duban", response_class=HTMLResponse)
+    def duban_page(request: Request):
+        """督办建议清单 and the notices issued: for the government (it decides 挂牌督办) and the read-all accounts."""
+        session = _session(state, request)
+        _require(reads.may_see_duban(session.account),
+                 "无权查看：督办建议清单供区人民政府（安委会办公室）决定挂牌督办，只对其账号和领导、分析人员开放")  # fmt: skip
+        today = state.today()
+
+        def read() -> tuple[list[dict], list[dict]]:
+            with state.snapshots.cursor() as cur:
+                if cur is None:
+                    return [], []
+                return reads.duban_proposals(cur, today), reads.duban_notices(cur, today)
+
+        proposals, notices = state.snapshots.cached(("duban", today), read)
+        return state.render(request, "duban.html", session, proposals=proposals, notices=notices,
+                            rules=duban.proposal_rules(), issuers=duban.issuers())  # fmt: skip
 
     @app.get("/charts/{name}.png")
     def chart(request: Request, name: str):

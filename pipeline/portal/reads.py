@@ -24,6 +24,7 @@ from pipeline.event_registry import closed_at, declared_events
 from pipeline.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
 from pipeline.intake.schema import KINDS, load_template
+from pipeline.ledger import duban
 from pipeline.ledger.exports import SUMMARY_KEYS, SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.ledger.supervision import hazard_supervisor
@@ -145,9 +146,10 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def visible_units(account: Account, cur: duckdb.DuckDBPyConnection | None = None, ledger: str = "") -> list[str] | None:
-    """The responsible units whose hazards the account sees (None: every unit). A supervising department sees,
-    besides its own, the units of the hazards it supervises by sector (read from `ledger` when given)."""
-    if account.reads_all:
+    """The responsible units whose hazards the account sees (None: every unit: the reading roles, and the
+    government, which issues 挂牌督办). A supervising department sees, besides its own, the units of the
+    hazards it supervises by sector (read from `ledger` when given)."""
+    if account.reads_all or may_see_duban(account):
         return None
     if account.role == "supervisor" and cur is not None and ledger:
         rows = cur.execute(f"SELECT DISTINCT responsible_unit FROM {ledger} WHERE sector_supervisor = $own "
@@ -158,7 +160,26 @@ def visible_units(account: Account, cur: duckdb.DuckDBPyConnection | None = None
 
 def may_see(account: Account, h: dict) -> bool:
     """One hazard: the account's unit answers for it, or supervises it (by sector), or the account reads all."""
-    return account.reads_all or h["responsible_unit"] == account.unit_code or may_decide(account, h)
+    return (account.reads_all or may_see_duban(account) or h["responsible_unit"] == account.unit_code
+            or may_decide(account, h))  # fmt: skip
+
+
+def may_see_duban(account: Account) -> bool:
+    """The 督办建议清单 is for the government (reference/duban.yaml's issuers) and the accounts that read all."""
+    return account.role != "admin" and (account.reads_all or account.unit_code in duban.issuers())
+
+
+def duban_actions(account: Account, h: dict) -> list[str]:
+    """The 督办 decisions the account may send on hazard `h` from its page: 挂牌督办 (the government, on an open 重大
+    hazard not under 督办) and 督办核销 (the unit that issued the notice, once the hazard is 已销号). The ledger
+    checks them again when it applies the row."""
+    if not account.can_upload or account.unit_code not in duban.issuers():
+        return []
+    if h["supervise_status"] == "待核销" and h["supervise_unit"] == account.unit_code:
+        return ["督办核销"]
+    if h["hazard_grade"] == "重大" and h["status"] in OPEN_STATUSES and h["supervise_status"] != "督办中":
+        return ["挂牌督办"]
+    return []
 
 
 def may_decide(account: Account, h: dict) -> bool:
@@ -189,8 +210,8 @@ HAZARD_LIST_COLUMNS = (
 
 def _where(account: Account, f: HazardFilter) -> tuple[str, dict]:
     """The account's hazards (its unit's own; a supervising department's also those it supervises; all for
-    the reading roles) under the filter."""
-    if account.reads_all:
+    the reading roles and the government) under the filter."""
+    if account.reads_all or may_see_duban(account):
         where, params = ["true"], {}
     elif account.role == "supervisor":
         where, params = ["(responsible_unit = $own OR sector_supervisor = $own)"], {"own": account.unit_code}
@@ -285,6 +306,32 @@ def headline(cur: duckdb.DuckDBPyConnection, ledger: str, town: str = "", unit: 
         ).fetchall()[0][0]
     out["rate"] = out["closed"] / out["found"] if out["found"] else 0.0
     return out
+
+
+# --- 挂牌督办: proposals and notices (issue 26 §3) ---------------------------------------------------------
+
+
+def duban_proposals(cur: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[dict]:
+    """The 督办建议清单 as of `as_of` (reference/duban.yaml's rules over the published ledger)."""
+    if not has_table(cur, "hazards"):
+        return []
+    c = cur.execute(f"SELECT {', '.join(duban.PROPOSAL_COLUMNS)} FROM ({duban.proposals_sql()})", {"as_of": as_of})
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
+
+
+def duban_notices(cur: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[dict]:
+    """The 督办 notices issued (a hazard each), those still running first: number, unit, dates, requirement, state."""
+    if not has_table(cur, "hazards"):
+        return []
+    c = cur.execute(
+        f"SELECT hazard_no, asset_name, unit_name, hazard_grade, status, supervise_no, supervise_unit, supervise_date, "
+        f"supervise_deadline, supervise_requirement, supervise_status, supervise_closed_on FROM ({ledger_sql()}) "
+        "WHERE supervise_no IS NOT NULL ORDER BY supervise_status = '已核销', supervise_date, hazard_no",
+        {"as_of": as_of},
+    )
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
 
 
 # --- uploads: what the run made of them -------------------------------------------------
