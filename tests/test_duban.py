@@ -112,9 +112,9 @@ def test_the_issuer_closes_its_notice_only_after_the_hazard_is_accepted(deployme
     feedback(deployment, "f.csv", [fb(B_D, "整改中", report_date="2023-09-01", **FIVE),
                                    fb(B_D, "已整改待验收", report_date="2023-10-01", measures="加固完成")],
              batch="2023-10")  # fmt: skip
-    feedback(deployment, "验收.csv", [fb(B_D, "已销号", unit="YJJ", report_date="2023-10-10", acceptor="李验收",
+    feedback(deployment, "验收.csv", [fb(B_D, "已销号", unit="ZJJ", report_date="2023-10-10", acceptor="李验收",
                                          accept_date="2023-10-10", accept_result="通过", assessment_no="PG-1")],
-             unit="YJJ", batch="2023-10b")  # fmt: skip
+             unit="ZJJ", batch="2023-10b")  # fmt: skip
     with store.connect(deployment.db) as con:  # accepted, not yet closed by its issuer
         assert ledger_rows(con, dt.date(2023, 10, 11)).set_index("hazard_no").loc[B_D, "supervise_status"] == "待核销"
     other = issue(deployment, "他核销.csv", unit="YJJ", status="已销号", report_date="2023-10-12", notice_no="",
@@ -133,18 +133,18 @@ def test_the_supervising_department_decides_a_hazard_is_major_and_a_survey_updat
     round_one(deployment)
     reason = "该房屋为村幼儿园临时教室，人员密集"
     (result,) = feedback(deployment, "认定.csv", [fb(A_DAMAGE, "待整改", unit="", decision="认定为重大",
-                                                     measures=reason, person="王科长")], unit="YJJ")  # fmt: skip
+                                                     measures=reason, person="王科长")], unit="ZJJ")  # fmt: skip
     assert result.rows[0].outcome == "已执行"
     assert hazard(deployment, A_DAMAGE)["hazard_grade"] == "重大"
     note = last_note(deployment, A_DAMAGE)
-    assert note.startswith(DECISION_RAISE_NOTE) and "YJJ（利通区应急管理局（地震局））认定" in note and reason in note
+    assert note.startswith(DECISION_RAISE_NOTE) and "ZJJ（利通区住房城乡建设和交通局）认定" in note and reason in note
     assert update_buildings(deployment).regraded == 0  # the rule says 一般; the recorded decision stands
     assert hazard(deployment, A_DAMAGE)["hazard_grade"] == "重大"
     (work,) = feedback(deployment, "整改.csv", [fb(A_DAMAGE, "整改中", report_date="2023-08-20")], batch="2023-08b")
     assert work.rows[0].outcome == "退回" and "五落实" in work.rows[0].reason_zh  # now a 重大 hazard like any
 
 
-@pytest.mark.parametrize("unit", ["T100", "ZJJ"])
+@pytest.mark.parametrize("unit", ["T100", "YJJ"])
 def test_another_unit_cannot_decide_a_hazard_is_major(deployment, unit):
     round_one(deployment)
     (result,) = feedback(deployment, "认定.csv", [fb(A_DAMAGE, "待整改", unit="", decision="认定为重大",
@@ -152,20 +152,31 @@ def test_another_unit_cannot_decide_a_hazard_is_major(deployment, unit):
     row = result.rows[0]
     assert row.outcome == "退回"
     assert row.reason_zh.startswith(
-        "认定为重大须由该隐患的监管部门YJJ（利通区应急管理局（地震局））或QZF（利通区人民政府）报送"
+        "认定为重大须由该隐患的监管部门ZJJ（利通区住房城乡建设和交通局）或QZF（利通区人民政府）报送"
     )
     assert hazard(deployment, A_DAMAGE)["hazard_grade"] == "一般"
 
 
 def test_the_proposal_list_names_overdue_major_hazards_and_its_rules(deployment, tmp_path):
-    round_one(deployment)  # B_D: 重大, found 2023-05-12, deadline 2024-05-11; the 一般 ones are overdue sooner
+    # B_D: 重大, found 2023-05-12, its control (停止使用、疏散) due 05-15, its deadline 2024-05-11; the 一般 ones
+    # are overdue sooner
+    round_one(deployment)
     with store.connect(deployment.db) as con:
-        assert proposals(con, dt.date(2023, 6, 1)).empty  # 20 days after it was found
+        assert proposals(con, dt.date(2023, 5, 14)).empty  # two days after it was found
+        june = proposals(con, dt.date(2023, 6, 1))
+        feedback(deployment, "管控.csv", [fb(B_D, "管控措施已落实", report_date="2023-05-14",
+                                             measures="已停止使用，人员已疏散")], batch="2023-05")  # fmt: skip
+    with store.connect(deployment.db) as con:
+        controlled = proposals(con, dt.date(2023, 6, 1))  # its control in place: not overdue, under 30 days
         july = proposals(con, dt.date(2023, 7, 1))
         late = proposals(con, dt.date(2024, 6, 1))
+    assert list(june["hazard_no"]) == [B_D] and june["proposed_by"][0] == "D01 重大隐患逾期未整改或逾期未落实管控措施"
+    assert controlled.empty
     assert list(july["hazard_no"]) == [B_D] and july["proposed_by"][0] == "D02 重大隐患发现30日后仍未落实“五落实”"
     assert list(late["hazard_no"]) == [B_D]
-    assert late["proposed_by"][0] == "D01 重大隐患逾期未整改；D02 重大隐患发现30日后仍未落实“五落实”"
+    assert (
+        late["proposed_by"][0] == "D01 重大隐患逾期未整改或逾期未落实管控措施；D02 重大隐患发现30日后仍未落实“五落实”"
+    )
     with store.connect(deployment.db) as con:
         export = export_ledger(con, dt.date(2024, 6, 1), tmp_path / "ledger")
     assert export.proposed == 1 and [p.name for p in export.proposals] == ["督办建议清单.csv", "督办建议清单.xlsx"]
