@@ -215,3 +215,27 @@ def test_item_5_flags_a_grade_2_toxic_or_liquefied_gas_tank_area_for_an_independ
     assert _fires(con, "H21", {"population_500m": 150, "_inventory": [tank]})
     assert not _fires(con, "H21", {"population_500m": 150, "_inventory": [{**tank, "max_quantity_t": 50}]})
     assert "121号" in _rule("H21").source_ref and "独立的安全仪表系统" in _rule("H21").source_ref
+
+
+def test_the_inventory_receipt_names_a_chemical_without_a_critical_quantity_as_a_hint(deployment):
+    """Issue 26 §6: a chemical named by neither GB 18218 表1 nor a category, with no Q typed, is accepted but named
+    on its file's receipt as 提示 (the site's H20 hazard says the same in the ledger)."""
+    from openpyxl import load_workbook
+
+    from tests.conftest import csv_bytes, example_row, run_all
+
+    site = example_row("hazchem_sites", site_id="91640302MA76XXXX0B", name="宁夏某化工有限公司")
+    rows = [example_row("hazchem_inventory", site_id="91640302MA76XXXX0B", unit_name="库房", unit_kind="储存单元",
+                        chemical=chemical, cas="", category="", critical_quantity_t="", max_quantity_t="5")
+            for chemical in ("某混合溶剂", "液氨")]  # fmt: skip
+    deployment.drop("hazchem_sites", "sites.csv", csv_bytes("hazchem_sites", [site]), unit="YJJ")
+    deployment.drop("hazchem_inventory", "inventory.csv", csv_bytes("hazchem_inventory", rows), unit="YJJ")
+    result = run_all(deployment, publish=False)
+    assert result.success
+    (receipt,) = (deployment.output / "receipts").rglob("inventory.csv_回执.xlsx")
+    book = load_workbook(receipt)
+    hints = [r for r in book["提示"].iter_rows(min_row=2, values_only=True)]
+    assert [(r[0], r[3]) for r in hints] == [(2, "某混合溶剂")] and "无法确定临界量" in hints[0][4]
+    summary = dict(book["回执"].iter_rows(min_row=2, values_only=True))
+    assert summary["提示"].startswith("1种化学品无法确定临界量")
+    assert deployment.query("SELECT rule_id FROM hazards WHERE asset_id = '91640302MA76XXXX0B' AND rule_id = 'H20'")

@@ -120,6 +120,40 @@ def _warnings(con: duckdb.DuckDBPyConnection, f: dict, template: Template) -> li
     return sorted(out)
 
 
+NO_CRITICAL_QUANTITY = (
+    "无法确定临界量：不在《危险化学品重大危险源辨识》（GB 18218-2018）表1，且未填危险性类别（表2）或临界量；"
+    "该单位的重大危险源辨识不完整，台账登记一般隐患“危险化学品临界量无法确定”，请补填危险性类别或临界量"
+)
+INVENTORY_VIEW = "v_hazchem_inventory"  # the scoring stage's view of the inventories with each chemical's Q
+
+
+def _no_critical_quantity(con: duckdb.DuckDBPyConnection, f: dict) -> list[tuple]:
+    """An inventory file's chemicals whose critical quantity (Q) cannot be determined (rule H20): accepted, but
+    named as 提示. Read from the scoring stage's view, so the receipt has them once the sites were scored (the
+    hazchem scoring rewrites the receipts of such files: inventory_files_without_q)."""
+    if f["kind"] != "hazchem_inventory" or not _has_view(con, INVENTORY_VIEW):
+        return []
+    return con.execute(
+        f"SELECT row_no, concat_ws('|', site_id, unit_name, chemical), '化学品名称', chemical, ? FROM {INVENTORY_VIEW} "
+        "WHERE file_id = ? AND critical_t IS NULL ORDER BY row_no",
+        [NO_CRITICAL_QUANTITY, f["file_id"]],
+    ).fetchall()
+
+
+def _has_view(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ? AND NOT temporary", [name]).fetchall())
+
+
+def inventory_files_without_q(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The inventory files (rel_path) that hold a chemical whose Q cannot be determined (their receipts say so)."""
+    if not _has_view(con, INVENTORY_VIEW):
+        return set()
+    rows = con.execute(
+        f"SELECT DISTINCT f.rel_path FROM {INVENTORY_VIEW} v JOIN intake_files f USING (file_id) WHERE v.critical_t IS NULL"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: tuple[int, int] | None = None) -> dict:
     """Write one file's receipt (atomically); returns its counts. `in_use`: (version, accepted rows) of
     an older version still in use while this one cannot be read."""
@@ -137,13 +171,19 @@ def write_receipt(con: duckdb.DuckDBPyConnection, f: dict, path: Path, in_use: t
         "WHERE file_id = ? ORDER BY row_no, check_id <> 'read_problem', check_id",
         [f["file_id"]],
     ).fetchall()
+    no_q = _no_critical_quantity(con, f)
+    no_q_line = [("提示", f"{len(no_q)}种化学品无法确定临界量（见“提示”表），请补填危险性类别或临界量")] if no_q else []
     wb = Workbook(write_only=True)
     bold = Font(bold=True)
     sheets = [
-        ("回执", ("项目", "内容"), _summary_rows(f, accepted, len(refused_rows), in_use) + _kept_open(con, f)),
+        (
+            "回执",
+            ("项目", "内容"),
+            _summary_rows(f, accepted, len(refused_rows), in_use) + _kept_open(con, f) + no_q_line,
+        ),
         ("退回明细", ("行号", "记录编码", "问题数", "退回原因"), refused_rows),
         ("问题明细", ("行号", "记录编码", "列", "填写值", "问题"), problems),
-        ("提示", ("行号", "记录编码", "列", "填写值", "提示(已接收)"), _warnings(con, f, template)),
+        ("提示", ("行号", "记录编码", "列", "填写值", "提示(已接收)"), sorted(_warnings(con, f, template) + no_q)),
     ]
     for title, header, rows in sheets:
         ws = wb.create_sheet(title)

@@ -10,6 +10,7 @@ import duckdb
 
 from pipeline import engine, faults, stage_inputs
 from pipeline.paths import RULES_DIR
+from pipeline.intake.receipts import inventory_files_without_q, write_receipts
 from pipeline.resources import LitongStore, SparkResource
 from pipeline.scoring import changes
 from pipeline.scoring.engine import ScoringResult, SparkTarget, score_kind
@@ -86,6 +87,9 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
                 SparkTarget(spark.session, tuple(deps), engine.spark_warehouse(store.out_dir())) if on_spark else None
             )
             result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR), target)
+            if scored_now and kind == "hazchem_sites":  # the inventory receipts name the chemicals without a Q (H20)
+                write_receipts(con, store.out_dir() / "receipts", "hazchem_inventory",
+                               only_files=inventory_files_without_q(con))  # fmt: skip
             top = top_assets_markdown(con, kind)
             n_rules = con.execute(
                 "SELECT count(*) FROM rules WHERE kind = ? AND ruleset_version = ?", [kind, result.ruleset_version]

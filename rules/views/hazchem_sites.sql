@@ -114,7 +114,8 @@ SELECT r.site_id, r.unit_name, r.unit_kind, r.chemical, r.cas, r.category, r.max
     coalesce(r.named_beta, c.beta, 1.0) AS beta,
     r.max_quantity_t / coalesce(r.named_t, c.critical_t, r.critical_quantity_t) AS q_over_q,
     r.critical_quantity_t IS NOT NULL AND coalesce(r.named_t, c.critical_t) IS NOT NULL
-        AND abs(r.critical_quantity_t - coalesce(r.named_t, c.critical_t)) > 1e-9 AS declared_q_differs
+        AND abs(r.critical_quantity_t - coalesce(r.named_t, c.critical_t)) > 1e-9 AS declared_q_differs,
+    r.file_id, r.row_no  -- the inventory row it came from (its receipt names a chemical without a Q: rule H20)
 FROM resolved r
 LEFT JOIN ref_gb18218_categories c ON r.named_t IS NULL AND c.category = r.category_used;
 
