@@ -9,8 +9,8 @@ import dagster as dg
 import duckdb
 
 from pipeline import engine, faults, stage_inputs
-from pipeline.paths import RULES_DIR
 from pipeline.intake.receipts import inventory_files_without_q, write_receipts
+from pipeline.paths import RULES_DIR
 from pipeline.resources import LitongStore, SparkResource
 from pipeline.scoring import changes
 from pipeline.scoring.engine import ScoringResult, SparkTarget, score_kind
