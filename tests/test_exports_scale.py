@@ -18,7 +18,7 @@ from pipeline import store
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import CONTROL_STARTS, FORMULA_STARTS, install_excel_safe, safe_cell
 from pipeline.ledger import exports
-from pipeline.ledger.exports import LEDGER_COLUMNS, export_ledger
+from pipeline.ledger.exports import EXPORT_FILES, LEDGER_COLUMNS, export_ledger
 from pipeline.xlsx_stream import LEVEL_FILL
 from tests.test_ledger import building, survey
 
@@ -82,7 +82,7 @@ def _state(out: Path) -> dict[str, tuple[int, bytes]]:
 
 def test_one_workbook_per_town_and_per_unit_with_its_hazards(district, tmp_path):
     export = _export(district, tmp_path)
-    assert [p.relative_to(tmp_path).as_posix() for p in export.files[5:]] == TOWN_FILES + UNIT_FILES
+    assert [p.relative_to(tmp_path).as_posix() for p in export.files[len(EXPORT_FILES) :]] == TOWN_FILES + UNIT_FILES
     assert _numbers(tmp_path / TOWN_FILES[0]) == ["JZ-A-B11"]
     assert _numbers(tmp_path / TOWN_FILES[1]) == ["JZ-B-B01", "JZ-C-B01"]
     assert [_numbers(tmp_path / rel) for rel in UNIT_FILES] == [["JZ-B-B01"], ["JZ-A-B11"], ["JZ-C-B01"]]
@@ -214,7 +214,7 @@ def test_an_as_of_export_keeps_its_own_workbooks(district, tmp_path):
     before = _state(tmp_path)
     export = _export(district, tmp_path, as_of=dt.date(2023, 8, 1), suffix="_2023-08-01")
     assert export.files[0] == tmp_path / "隐患台账_2023-08-01.xlsx"
-    assert export.files[5] == tmp_path / "隐患台账_2023-08-01" / TOWN_FILES[0]
+    assert export.files[len(EXPORT_FILES)] == tmp_path / "隐患台账_2023-08-01" / TOWN_FILES[0]
     wb = openpyxl.load_workbook(export.files[0])
     links = [r[4].hyperlink.target for r in wb["目录"].iter_rows(min_row=2)]
     assert links[0] == "隐患台账_2023-08-01/" + TOWN_FILES[0] and all((tmp_path / link).is_file() for link in links)

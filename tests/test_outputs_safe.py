@@ -17,7 +17,7 @@ from pipeline import faults, store
 from pipeline.excel_safe import neutralise, safe_cell, write_safe_csv
 from pipeline.intake import blank_templates
 from pipeline.intake.schema import load_template
-from pipeline.ledger.exports import export_ledger, write_sheet
+from pipeline.ledger.exports import EXPORT_FILES, export_ledger, write_sheet
 from pipeline.publish.briefing import write_briefing
 from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs
@@ -92,12 +92,12 @@ def test_formulas_in_names_end_neutralised_in_top_assets_ledger_csv_and_xlsx(hos
         assert "'=HYPERLINK(" in text and f"'{CMD}" in text
         assert ",=HYPERLINK" not in text and '"=HYPERLINK' not in text and f",{CMD}" not in text
     assert pd.read_csv(chart.csv, encoding="utf-8-sig")["名称"].tolist() == ["'" + HYPERLINK, "'" + CMD]
-    for workbook in (export.files[0], *export.files[5:]):  # the district's, the town's and the unit's
+    for workbook in (export.files[0], *export.files[len(EXPORT_FILES) :]):  # the district's, the town's and the unit's
         strings = _xlsx_strings(workbook)
         assert "'" + HYPERLINK in strings and "'" + CMD in strings
         assert not any(s.lstrip().startswith(("=", "+", "-", "@")) for s in strings)
     assert [p.relative_to(tmp_path / "ledger").as_posix() for p in export.files] == [
-        "隐患台账.xlsx", "隐患台账.csv", "隐患台账.parquet", "乡镇汇总.csv", "责任单位汇总.csv",
+        "隐患台账.xlsx", "隐患台账.csv", "隐患台账.parquet", "乡镇汇总.csv", "责任单位汇总.csv", "监管部门汇总.csv",
         "乡镇/隐患台账_金积镇.xlsx", "责任单位/隐患台账_T100.xlsx"]  # fmt: skip
 
 
