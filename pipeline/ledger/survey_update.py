@@ -395,10 +395,7 @@ def _route(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
         WHERE r.before IS DISTINCT FROM r.sector_supervisor""",
         [district_today()],
     )
-    con.execute("""
-        UPDATE hazards h SET sector_supervisor = r.sector_supervisor
-        FROM ledger_routes r WHERE r.hazard_no = h.hazard_no""")
-    record_events(con, "ledger_changes")
+    _set_column(con, "sector_supervisor", "ledger_routes")  # every routed hazard; the events: those that moved
     return n
 
 
@@ -420,11 +417,14 @@ def _set_control_deadlines(con: duckdb.DuckDBPyConnection) -> int:
         WHERE h.status IN ('待整改', '整改中') AND r.control_days IS NOT NULL
           AND h.control_deadline IS NULL AND h.control_done_on IS NULL AND h.origin_event IS NULL""",
     )
-    con.execute("""
-        UPDATE hazards h SET control_deadline = c.control_deadline
-        FROM ledger_changes c WHERE c.hazard_no = h.hazard_no""")
-    record_events(con, "ledger_changes")
+    _set_column(con, "control_deadline", "ledger_changes")
     return n
+
+
+def _set_column(con: duckdb.DuckDBPyConnection, column: str, source: str) -> None:
+    """hazards.`column` from the table `source` (hazard_no, `column`), then the events of `ledger_changes`."""
+    con.execute(f"UPDATE hazards h SET {column} = c.{column} FROM {source} c WHERE c.hazard_no = h.hazard_no")
+    record_events(con, "ledger_changes")
 
 
 def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
