@@ -722,7 +722,10 @@ def _sees_unit(state: PortalState, account: Account, unit: str) -> bool:
     if account.reads_all or unit == account.unit_code:
         return True
     with state.snapshots.cursor() as cur:
-        return cur is not None and unit in (reads.visible_units(account, cur, state.ledger()) or [])
+        if cur is None:
+            return False
+        visible = reads.visible_units(account, cur, state.ledger())
+        return visible is None or unit in visible
 
 
 def _reading_routes(app: FastAPI, state: PortalState) -> None:
