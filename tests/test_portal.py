@@ -458,3 +458,22 @@ def test_a_hazard_page_shows_its_control_deadline_and_a_control_overdue(site):
     page = login(site, "analyst").get(f"{site.url}/hazards/{no}").text
     assert f'id="control-deadline">{deadline}' in page and 'id="control-done-on">未报告' in page
     assert "（管控逾期）" in page
+
+
+def test_a_supervisor_sees_and_decides_the_hazards_of_its_sector_only(site):
+    """Issue 26 §2: the 住建 account (sup, ZJJ) supervises the towns' houses, not the schools the education bureau
+    answers for (those go to the government)."""
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        house, school = (con.execute(
+            "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = ? AND sector_supervisor = ?", [unit, sup]
+        ).fetchall()[0][0] for unit, sup in (("T100", "ZJJ"), ("JYJ", "QZF")))  # fmt: skip
+    finally:
+        con.close()
+    assert house and school
+    sup = login(site, "sup")
+    page = text_of(sup.get(f"{site.url}/hazards/{house}").text)
+    assert "监管部门（验收、延期审批） ZJJ（利通区住房城乡建设和交通局）" in page
+    assert sup.get(f"{site.url}/hazards/{school}").status_code == 403
+    listed = text_of(sup.get(f"{site.url}/hazards?unit=T100").text)
+    assert house in listed
