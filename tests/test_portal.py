@@ -394,13 +394,13 @@ def test_an_admin_moves_a_person_to_another_unit_and_their_sessions_end(site):
     with closing(site.portal_db()) as con:
         accounts.create_account(con, "mover", "调动者", "T100", "clerk", "Mover-pass-2025", "test")
     mover = login(site, "mover", "Mover-pass-2025")
-    assert "T100" in mover.get(site.url + "/").text
+    assert "金积镇人民政府" in mover.get(site.url + "/").text  # the unit by its name (issue 27)
     r = admin.post(site.url + "/admin/accounts/mover/role",
                    data={"csrf": token(admin, site, "/admin/accounts"), "role": "clerk", "unit_code": "T101"})  # fmt: skip
     assert r.status_code == 200
     assert mover.get(site.url + "/hazards", allow_redirects=False).status_code == 303  # the old session is gone
     again = login(site, "mover", "Mover-pass-2025")
-    assert "T101（" in again.get(site.url + "/").text
+    assert "金银滩镇人民政府" in again.get(site.url + "/").text
     clerk = login(site, "clerk100")
     r = clerk.post(site.url + "/admin/accounts/mover/role",
                    data={"csrf": token(clerk, site), "role": "admin", "unit_code": "YJJ"})  # fmt: skip

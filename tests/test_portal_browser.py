@@ -129,7 +129,8 @@ def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_re
     sup.goto(f"{site.url}/hazards/{hazard_no}")
     assert sup.inner_text("#hazard-status") == "已销号"
     last = sup.locator("#history tr").last.inner_text()
-    assert "ZJJ" in last and "网页办理_accept" in last  # the house's sector department
+    assert "利通区住房城乡建设和交通局" in last  # the house's sector department, by name
+    assert f"网页办理：验收通过 {hazard_no}" in last
 
 
 def test_a_clerk_cannot_reach_another_units_hazard_by_url_or_form(browser, site):

@@ -62,6 +62,7 @@ class Account:
     locked_until: str | None = None
     failed_logins: int = 0
     last_login: str | None = None
+    must_change: bool = False  # the password was set by an administrator: change it before anything else
 
     @property
     def role_zh(self) -> str:
@@ -89,11 +90,15 @@ def now() -> dt.datetime:
 def ensure_tables(con: sqlite3.Connection) -> None:
     for ddl in ACCOUNTS_DDL:
         con.execute(ddl)
+    columns = {r[1] for r in con.execute("PRAGMA table_info(accounts)")}
+    if "must_change" not in columns:  # issue 27: a password set by an administrator is changed at next log-in
+        con.execute("ALTER TABLE accounts ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0")
 
 
 def _account(row: sqlite3.Row) -> Account:
     return Account(row["username"], row["display_name"], row["unit_code"], row["role"], bool(row["disabled"]),
-                   row["locked_until"], row["failed_logins"], row["last_login"])  # fmt: skip
+                   row["locked_until"], row["failed_logins"], row["last_login"],
+                   bool(row["must_change"]) if "must_change" in row.keys() else False)  # fmt: skip
 
 
 def check_new_account(username: str, unit_code: str, role: str, password: str) -> None:
@@ -198,11 +203,43 @@ def authenticate(con: sqlite3.Connection, username: str, password: str, lock_aft
 
 
 def set_password(con: sqlite3.Connection, username: str, password: str, by: str) -> None:
+    """A new password; set by anyone but the account's person (an administrator's reset), it must be changed
+    at the next log-in (must_change), since the administrator knows it."""
     check_password(password)
-    con.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE username = ?",
-                [_hasher.hash(password), username])  # fmt: skip
+    con.execute("UPDATE accounts SET password_hash = ?, failed_logins = 0, locked_until = NULL, must_change = ? "
+                "WHERE username = ?", [_hasher.hash(password), int(by != username), username])  # fmt: skip
     con.execute("DELETE FROM sessions WHERE username = ?", [username])  # every old session ends
     log(con, username, "password_set", f"由 {by}")
+
+
+AUTH_EVENTS_ZH = {"login": "登录成功", "login_failed": "密码错误", "locked": "密码错误，账号锁定",
+                  "login_locked": "锁定期间尝试登录", "login_unknown": "不存在的用户名", "login_disabled": "已停用账号尝试登录",
+                  "password_set": "设置密码", "created": "创建账号", "unlocked": "解锁", "disabled": "停用",
+                  "enabled": "启用", "role_changed": "变更角色或单位"}  # fmt: skip
+FAILED_EVENTS = ("login_failed", "locked", "login_locked", "login_unknown", "login_disabled")
+
+
+def search_accounts(con: sqlite3.Connection, text: str) -> list[Account]:
+    """Accounts whose user name, person's name or unit (code or name) contains `text` (all when empty)."""
+    text = text.strip().lower()
+    rows = list_accounts(con)
+    if not text:
+        return rows
+    names = {c: u.name for c, u in units().items()}
+    return [a for a in rows if any(text in v.lower() for v in (a.username, a.display_name, a.unit_code,
+                                                                names.get(a.unit_code, "")))]  # fmt: skip
+
+
+def auth_events(con: sqlite3.Connection, failed_only: bool = False, limit: int = 50) -> list[dict]:
+    """The last log-ins and account changes (or only the failed attempts), newest first."""
+    sql = "SELECT at, username, event, detail, client FROM auth_events"
+    params: list = []
+    if failed_only:
+        sql += f" WHERE event IN ({', '.join('?' for _ in FAILED_EVENTS)})"
+        params = list(FAILED_EVENTS)
+    rows = con.execute(sql + " ORDER BY at DESC, rowid DESC LIMIT ?", [*params, limit]).fetchall()
+    return [{"at": r[0], "username": r[1], "event": AUTH_EVENTS_ZH.get(r[2], r[2]), "detail": r[3] or "",
+             "client": r[4] or ""} for r in rows]  # fmt: skip
 
 
 def change_role(con: sqlite3.Connection, username: str, role: str, unit_code: str, by: str) -> None:

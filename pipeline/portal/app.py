@@ -72,6 +72,40 @@ SECURITY_HEADERS = {
 }
 
 
+def unit_name(code: str | None) -> str:
+    """A unit as pages name it: the registry's name (a district unit's or an enterprise's), never its code."""
+    if code and code in units():
+        return units()[code].name
+    return code or "（未填写）"
+
+
+def beijing(value: object) -> str:
+    """A time the server recorded (its local clock, naive; or an ISO text of it) as Beijing time, to the minute."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, dt.datetime):
+        return "" if value is None else str(value)
+    return f"{value.astimezone(clock.DISTRICT_TZ):%Y-%m-%d %H:%M}"
+
+
+WEB_FILE = re.compile(r"网页办理_(?P<what>[A-Za-z_]+|挂牌督办|督办核销)_(?P<no>.+?)_\d{6}\.csv")
+WEB_ACTIONS_ZH = {"accept": "验收通过", "reject": "验收不通过", "approve_extension": "批准延期",
+                  "refuse_extension": "不批准延期", "major": "认定为重大隐患"}  # fmt: skip
+
+
+def file_title(name: object) -> str:
+    """A file as people read it: 「网页办理：验收通过 JZ-…」 for a decision made on a page; else the file's own
+    name, without the folders it was filed under (no data_raw/... path in a page)."""
+    text = str(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    m = WEB_FILE.fullmatch(text)
+    if m:
+        return f"网页办理：{WEB_ACTIONS_ZH.get(m['what'], m['what'])} {m['no']}"
+    return text
+
+
 class Redirect(Exception):
     def __init__(self, url: str):
         self.url = url
@@ -114,12 +148,21 @@ class PortalState:
             ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
         )
         self.templates.env.globals["may_see_duban"] = reads.may_see_duban  # the 督办 page's link
+        self.templates.env.globals["unit_name"] = unit_name  # issue 27: names, never codes, in pages
+        self.templates.env.globals["person"] = self.person
+        self.templates.env.filters["beijing"] = beijing
+        self.templates.env.filters["file_title"] = file_title
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
         self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
         self._local = threading.local()
         with closing(self._connect()) as con:
             accounts.ensure_tables(con)
+
+    def person(self, username: str | None) -> str:
+        """An account's person by name (its display name); the user name only when the account is gone."""
+        a = accounts.get_account(self.db(), username) if username else None
+        return a.display_name if a else (username or "")
 
     def _connect(self) -> sqlite3.Connection:
         return upload_audit.connect(self.settings.portal_db)
@@ -233,6 +276,8 @@ def _session(state: PortalState, request: Request) -> Session:
                              state.settings.max_session_hours)  # fmt: skip
     if s is None:
         raise Redirect("/login?" + urlencode({"next": request.url.path}))
+    if s.account.must_change and request.url.path not in ("/account", "/logout"):
+        raise Redirect("/account")  # a password an administrator set is changed before anything else
     return s
 
 
@@ -319,7 +364,7 @@ def _login_routes(app: FastAPI, state: PortalState) -> None:
                                 secure=settings.secure_cookie)  # fmt: skip
             return response
         token = accounts.start_session(state.db(), account.username)
-        response = RedirectResponse(target, status_code=303)
+        response = RedirectResponse("/account" if account.must_change else target, status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=settings.secure_cookie,
                             max_age=settings.max_session_hours * 3600)  # fmt: skip
         response.delete_cookie(LOGIN_CSRF_COOKIE)
@@ -338,7 +383,14 @@ def _login_routes(app: FastAPI, state: PortalState) -> None:
     def home(request: Request):
         session = _session(state, request)
         recent = uploads.uploads_of(state.db(), session.account, limit=10)
-        return state.render(request, "home.html", session, recent=recent)
+        counts, events = None, []
+        if session.account.role != "admin":
+            with state.snapshots.cursor() as cur:
+                if cur is not None:
+                    counts = reads.todo_counts(cur, state.ledger(), session.account, state.today())
+            events = reads.open_events(settings.data_raw)
+        return state.render(request, "home.html", session, recent=recent, counts=counts, due_days=reads.DUE_DAYS,
+                            open_events=events, checklists=_checklists(state, session.account, events))  # fmt: skip
 
     @app.get("/account", response_class=HTMLResponse)
     def account_page(request: Request):
@@ -580,9 +632,10 @@ def _download(path: Path, name: str | None = None) -> FileResponse:
 # --- my hazards ---------------------------------------------------------------------------------
 
 
-def _filter(request: Request) -> reads.HazardFilter:
+def _filter(request: Request, as_of: dt.date | None = None) -> reads.HazardFilter:
     q = request.query_params
     page = q.get("page", "1")
+    due = q.get("due", "")
     return reads.HazardFilter(
         status=q.get("status", "") if q.get("status", "") in reads.STATUSES else "",
         grade=q.get("grade", "") if q.get("grade", "") in reads.GRADES else "",
@@ -590,7 +643,50 @@ def _filter(request: Request) -> reads.HazardFilter:
         overdue_only=q.get("overdue") == "1",
         unit=q.get("unit", ""),
         page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
+        as_of=as_of or clock.district_today(),
+        due_within=int(due) if due.isdigit() and 0 < int(due) <= 366 else 0,
+        extension_pending=q.get("extension") == "1",
+        supervised=q.get("duban") == "1",
+        to_accept=q.get("accept") == "1",
+        town=q.get("town", "") if q.get("town", "") in towns() else "",
+        text=q.get("q", "").strip()[:100],
+        due_from=_date_or_none(q.get("due_from", "")),
+        due_to=_date_or_none(q.get("due_to", "")),
     )
+
+
+def _date_or_none(text: str) -> dt.date | None:
+    """A date typed in a filter (YYYY-MM-DD); anything else is ignored."""
+    try:
+        return dt.date.fromisoformat(text.strip()) if text.strip() else None
+    except ValueError:
+        return None
+
+
+HAZARD_NO_LIKE = re.compile(r"[A-Za-z]{1,6}-[0-9A-Za-z]+(-[0-9A-Za-z]+)*")
+NOT_FOUND_ZH = "未找到隐患编号“{}”：请核对编号（如 JZ-640302100-000001-B01）"
+
+
+def _find_number(state: PortalState, account: Account, text: str) -> str | None:
+    """A search that is a hazard number: the hazard's page when the account may see it; 「无权查看」 when the hazard
+    is another unit's; 「未找到」 when no hazard has that number. None: not a number, search by text."""
+    if not HAZARD_NO_LIKE.fullmatch(text):
+        return None
+    number = text.upper()
+    with state.snapshots.cursor() as cur:
+        rows = cur.execute("SELECT * FROM hazards WHERE hazard_no = ?", [number]).fetchall() if cur else []
+        names = [d[0] for d in cur.description] if rows else []
+    if not rows:
+        raise HTTPException(404, NOT_FOUND_ZH.format(text))
+    _require(reads.may_see(account, dict(zip(names, rows[0], strict=True))),
+             f"无权查看隐患 {number}：它不属于本单位，也不由本单位监管")  # fmt: skip
+    return f"/hazards/{url_quote(number)}"
+
+
+def _checklists(state: PortalState, account: Account, events: list[str]) -> dict[str, bool]:
+    """event -> whether the account's unit has a 排查清单 for it."""
+    return {e: (state.settings.output / "quake" / e / "排查清单" / f"排查清单_{account.unit_code}.xlsx").is_file()
+            for e in events}  # fmt: skip
 
 
 def _hazard_routes(app: FastAPI, state: PortalState) -> None:
@@ -598,7 +694,9 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
     def hazard_list(request: Request):
         session = _session(state, request)
         _require(session.account.role != "admin", "系统管理员账号只管理账号")
-        f = _filter(request)
+        f = _filter(request, state.today())
+        if f.text and (target := _find_number(state, session.account, f.text)):
+            raise Redirect(target)
         with state.snapshots.cursor() as cur:
             visible = reads.visible_units(session.account, cur, state.ledger()) if cur else [session.account.unit_code]
             if f.unit:
@@ -607,7 +705,8 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         query = {k: v for k, v in request.query_params.items() if k != "page"}
         return state.render(request, "hazards.html", session, rows=rows, total=total, f=f, statuses=reads.STATUSES,
                             grades=reads.GRADES, visible=visible, page_rows=reads.PAGE_ROWS,
-                            query=urlencode(query))  # fmt: skip
+                            query=urlencode(query), kinds=KINDS, towns=towns(), due_days=reads.DUE_DAYS,
+                            unit_name=unit_name)  # fmt: skip
 
     @app.get("/hazards/feedback.xlsx")
     def feedback_file(request: Request):
@@ -626,12 +725,65 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"},
                             background=_unlink_after(path))  # fmt: skip
 
+    @app.get("/hazards/export.xlsx")
+    def export_list(request: Request):
+        """The filtered list with every column of the ledger (Chinese headers, text neutralised by the ledger's
+        own streaming writer), named by the unit and the district's date."""
+        from pipeline.ledger.exports import LEDGER_COLUMNS, write_sheet
+        from pipeline.xlsx_stream import streamed_workbook
+
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        f = _filter(request, state.today())
+        with state.snapshots.cursor() as cur:
+            if f.unit:
+                visible = reads.visible_units(session.account, cur, state.ledger()) if cur else []
+                _require(visible is None or f.unit in visible)
+            rows = reads.export_rows(cur, state.ledger(), session.account, f, list(LEDGER_COLUMNS)) if cur else []
+        who = unit_name(f.unit) if f.unit else ("全区" if session.account.reads_all else
+                                                unit_name(session.account.unit_code))  # fmt: skip
+        name = f"隐患清单_{who}_{state.today():%Y%m%d}.xlsx"
+        path = state.settings.staging_dir / "downloads" / f"{accounts.secrets.token_hex(8)}.xlsx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with streamed_workbook(path, f"隐患清单 {who} {clock.as_of_label(state.today())}") as wb:
+            write_sheet(wb, "隐患清单", list(LEDGER_COLUMNS.values()), rows)
+        return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"},
+                            background=_unlink_after(path))  # fmt: skip
+
+    @app.get("/ledger/unit/{unit}.xlsx")
+    def unit_workbook(request: Request, unit: str):
+        """The ledger workbook of one responsible unit (output/ledger/责任单位/), for the accounts that see it."""
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        _require(unit in units() and _sees_unit(state, session.account, unit), "无权查看其他单位的隐患台账")
+        folder = state.settings.output / "ledger" / "责任单位"
+        path = _regular_file(
+            folder, folder / f"隐患台账_{unit}.xlsx", f"{unit_name(unit)}暂无隐患台账（尚无隐患或尚未发布）"
+        )
+        return _download(path, f"隐患台账_{unit_name(unit)}.xlsx")
+
+    @app.get("/ledger/town/{town}.xlsx")
+    def town_workbook(request: Request, town: str):
+        """A town's ledger workbook (output/ledger/乡镇/): every unit's hazards in the town, so only for the accounts
+        that see every unit (the reading roles and the government)."""
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        _require(town in towns(), "没有这个乡镇")
+        with state.snapshots.cursor() as cur:
+            every = reads.visible_units(session.account, cur, state.ledger() if cur else "") is None
+        _require(every, "无权查看乡镇隐患台账：其中有其他单位的隐患；请下载本单位的台账")
+        folder = state.settings.output / "ledger" / "乡镇"
+        name = f"隐患台账_{towns()[town]}.xlsx"
+        return _download(_regular_file(folder, folder / name, f"{towns()[town]}暂无隐患台账"), name)
+
     @app.get("/hazards/{hazard_no}", response_class=HTMLResponse)
     def hazard_page(request: Request, hazard_no: str):
         session = _session(state, request)
         with state.snapshots.cursor() as cur:
             h = reads.hazard(cur, hazard_no, state.today()) if cur else None
-            _require(h is not None and reads.may_see(session.account, h))
+            if h is None:
+                raise HTTPException(404, NOT_FOUND_ZH.format(hazard_no))
+            _require(reads.may_see(session.account, h))
             events = reads.history(cur, hazard_no)
         return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
                             may_decide=reads.may_decide(session.account, h),
@@ -829,6 +981,19 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
                               "地震事件登记")  # fmt: skip
         raise Redirect(f"/quake?declared={url_quote(event.event_id)}")
 
+    @app.get("/quake/{event_id}/checklist")
+    def checklist(request: Request, event_id: str, unit: str = ""):
+        """The 排查清单 of the account's unit for one event (a reading account may ask for any unit's)."""
+        session = _session(state, request)
+        _require(session.account.role != "admin", "系统管理员账号只管理账号")
+        _require(EVENT_ID_PATTERN.fullmatch(event_id) is not None, "没有这个地震事件")
+        unit = unit or session.account.unit_code
+        _require(unit in units() and _sees_unit(state, session.account, unit), "无权查看其他单位的排查清单")
+        folder = settings.output / "quake" / event_id / "排查清单"
+        path = _regular_file(settings.output / "quake", folder / f"排查清单_{unit}.xlsx",
+                             f"{unit_name(unit)}在本次地震中没有须排查的对象（或排查清单尚未生成）")  # fmt: skip
+        return _download(path, f"排查清单_{unit_name(unit)}_{event_id}.xlsx")
+
     @app.get("/quake/{event_id}/{name}")
     def quake_file(request: Request, event_id: str, name: str):
         session = _session(state, request)
@@ -845,6 +1010,13 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
 # --- administration ---------------------------------------------------------------------------------
 
 
+ADMIN_DONE_ZH = {
+    "created": "已创建账号 {a.username}（{a.display_name}，{role}，{unit}）",
+    "password": "账号 {a.username}（{a.display_name}）：已重设密码，本人下次登录时须先修改密码",
+    "done": "账号 {a.username}（{a.display_name}）：已完成",
+}
+
+
 def _admin_routes(app: FastAPI, state: PortalState) -> None:
     def admin(request: Request) -> Session:
         session = _session(state, request)
@@ -854,12 +1026,26 @@ def _admin_routes(app: FastAPI, state: PortalState) -> None:
     def page(
         request: Request, session: Session, status: int = 200, error: str | None = None, message: str | None = None
     ):
-        return state.render(request, "admin.html", session, status=status, rows=accounts.list_accounts(state.db()),
-                            units=units(), error=error, message=message)  # fmt: skip
+        q = request.query_params.get("q", "").strip()[:64] if request.method == "GET" else ""
+        failed = request.query_params.get("failed") == "1" if request.method == "GET" else False
+        return state.render(request, "admin.html", session, status=status, rows=accounts.search_accounts(state.db(), q),
+                            units=units(), error=error, message=message, q=q, failed=failed,
+                            audit=accounts.auth_events(state.db(), failed_only=failed))  # fmt: skip
+
+    def done(what: str, username: str) -> Redirect:
+        """POST → redirect → GET: a refresh of the page shows the result and never repeats the change (the
+        message is made here from a fixed list, never taken from the address)."""
+        return Redirect("/admin/accounts?" + urlencode({"done": what, "user": username}))
+
+    def done_message(request: Request) -> str | None:
+        what, username = request.query_params.get("done", ""), request.query_params.get("user", "")
+        a = accounts.get_account(state.db(), username) if what in ADMIN_DONE_ZH else None
+        return ADMIN_DONE_ZH[what].format(a=a, role=a.role_zh, unit=unit_name(a.unit_code)) if a else None
 
     @app.get("/admin/accounts", response_class=HTMLResponse)
     def account_list(request: Request):
-        return page(request, admin(request))
+        session = admin(request)
+        return page(request, session, message=done_message(request))
 
     @app.post("/admin/accounts", response_class=HTMLResponse)
     async def create(request: Request):
@@ -872,7 +1058,7 @@ def _admin_routes(app: FastAPI, state: PortalState) -> None:
                                         session.account.username)  # fmt: skip
         except AccountError as e:
             return page(request, session, 400, error=str(e))
-        return page(request, session, message=f"已创建账号 {a.username}（{a.role_zh}，{unit_label(a.unit_code)}）")
+        raise done("created", a.username)
 
     @app.post("/admin/accounts/{username}/{action}", response_class=HTMLResponse)
     async def act(request: Request, username: str, action: str):
@@ -897,4 +1083,4 @@ def _admin_routes(app: FastAPI, state: PortalState) -> None:
                 raise HTTPException(404, "未知操作")
         except AccountError as e:
             return page(request, session, 400, error=str(e))
-        return page(request, session, message=f"账号 {username}：已完成")
+        raise done("password" if action == "password" else "done", username)

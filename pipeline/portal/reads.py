@@ -37,7 +37,7 @@ LEDGER_TABLE_COLUMNS = (
     "hazard_no, kind, kind_zh, asset_name, town_code, town_name, responsible_unit, unit_name, hazard_grade, "
     "risk_level, risk_level_zh, status, rectification, rectification_zh, deadline, extend_to, next_review, "
     "overdue_days, extend_status, found_date, accept_date, sector_supervisor, overdue_kind, control_deadline, "
-    "control_done_on"
+    "control_done_on, asset_id, supervise_status"
 )
 SNAPSHOT = "published"
 STATUSES = (*OPEN_STATUSES, "已销号")
@@ -199,6 +199,16 @@ class HazardFilter:
     overdue_only: bool = False
     unit: str = ""  # one of the visible units
     page: int = 1
+    # issue 27 §2: the to-do counts' filters and the search
+    as_of: dt.date | None = None  # the district's date (临期 counts from it)
+    due_within: int = 0  # 临期: due within so many days (0: no such filter)
+    extension_pending: bool = False  # 延期待审批
+    supervised: bool = False  # 督办中
+    to_accept: bool = False  # 待验收 (a supervisor: those it must accept)
+    town: str = ""
+    text: str = ""  # object name, description or address contains
+    due_from: dt.date | None = None  # deadline (or approved extension) range
+    due_to: dt.date | None = None
 
 
 HAZARD_LIST_COLUMNS = (
@@ -223,8 +233,70 @@ def _where(account: Account, f: HazardFilter) -> tuple[str, dict]:
             where.append(f"{column} = ${column}")
             params[column] = value
     if f.overdue_only:
-        where.append("overdue_days IS NOT NULL")
+        where.append(TODO_SQL["overdue"])
+    if f.due_within and f.as_of:
+        where.append(due_within_sql(f.due_within))
+        params["as_of"] = f.as_of
+    if f.extension_pending:
+        where.append(TODO_SQL["extension"])
+    if f.supervised:
+        where.append(TODO_SQL["supervised"])
+    if f.to_accept:
+        where.append(to_accept_sql(account))
+        if account.role == "supervisor":
+            params["own"] = account.unit_code
+    if f.town:
+        where.append("town_code = $town")
+        params["town"] = f.town
+    if f.text:
+        where.append("(contains(asset_name, $text) OR contains(hazard_no, $text) OR asset_id IN "
+                     "(SELECT building_id FROM stg_buildings WHERE contains(address, $text)))")  # fmt: skip
+        params["text"] = f.text
+    if f.due_from:
+        where.append("coalesce(extend_to, deadline) >= $due_from")
+        params["due_from"] = f.due_from
+    if f.due_to:
+        where.append("coalesce(extend_to, deadline) <= $due_to")
+        params["due_to"] = f.due_to
     return " AND ".join(where), params
+
+
+# --- the home page's to-do counts (issue 27 §2) --------------------------------------------------
+
+DUE_DAYS = (7, 15, 30)
+TODO_SQL = {
+    "overdue": "overdue_days IS NOT NULL",
+    "extension": "extend_status = '待审批' AND status <> '已销号'",
+    "supervised": "supervise_status = '督办中'",
+}
+
+
+def due_within_sql(days: int) -> str:
+    """临期: an open hazard not overdue yet whose deadline (or approved extension), or whose control deadline
+    with the measure not yet in place, falls within `days` days of $as_of."""
+    return (f"(overdue_days IS NULL AND status IN ('待整改', '整改中') AND "
+            f"(coalesce(extend_to, deadline) BETWEEN $as_of AND $as_of + {int(days)} "
+            f"OR (control_done_on IS NULL AND control_deadline BETWEEN $as_of AND $as_of + {int(days)})))")  # fmt: skip
+
+
+def to_accept_sql(account: Account) -> str:
+    """待验收: 已整改待验收; for a supervising department, those it must accept (its sector's)."""
+    if account.role == "supervisor":
+        return "(status = '已整改待验收' AND sector_supervisor = $own)"
+    return "status = '已整改待验收'"
+
+
+def todo_counts(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, as_of: dt.date) -> dict[str, int]:
+    """What the account has to do today, counted over the hazards it sees: 逾期, 临期 within 7/15/30 days,
+    待验收, 延期待审批, 督办中."""
+    where, params = _where(account, HazardFilter())
+    parts = {"overdue": TODO_SQL["overdue"], **{f"due_{d}": due_within_sql(d) for d in DUE_DAYS},
+             "to_accept": to_accept_sql(account), "extension": TODO_SQL["extension"],
+             "supervised": TODO_SQL["supervised"]}  # fmt: skip
+    sql = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in parts.values())
+    params = params | {"as_of": as_of} | ({"own": account.unit_code} if "$own" in sql + where else {})
+    row = cur.execute(f"SELECT {sql} FROM {ledger} WHERE {where}", params).fetchall()[0]
+    return dict(zip(parts, row, strict=True))
 
 
 def hazards(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter) -> tuple[list[dict], int]:
@@ -238,6 +310,19 @@ def hazards(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: Ha
     )
     names = [d[0] for d in c.description]
     return [dict(zip(names, r, strict=True)) for r in c.fetchall()], total
+
+
+def export_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f: HazardFilter,
+                columns: list[str]) -> list[tuple]:  # fmt: skip
+    """Every hazard of the filtered list (all pages), with `columns` of the full ledger, in the list's order."""
+    where, params = _where(account, f)
+    c = cur.execute(
+        f"WITH l AS ({ledger_sql()}), chosen AS (SELECT hazard_no, overdue_days AS o, hazard_grade AS g "
+        f"FROM {ledger} WHERE {where}) SELECT {', '.join('l.' + c for c in columns)} FROM l JOIN chosen "
+        "USING (hazard_no) ORDER BY chosen.o DESC NULLS LAST, chosen.g = '一般', hazard_no",
+        params | {"as_of": f.as_of or dt.date.today()},
+    )
+    return c.fetchall()
 
 
 def hazard(cur: duckdb.DuckDBPyConnection, hazard_no: str, as_of: dt.date) -> dict | None:
