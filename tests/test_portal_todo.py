@@ -349,3 +349,62 @@ def test_admin_resets_a_password_and_the_person_must_change_it_in_the_browser(br
     assert user.url == site.url + "/" and "健忘的填报员，您好" in user.inner_text("h1")
     user.goto(site.url + "/hazards")
     assert user.url.endswith("/hazards")
+
+
+def test_a_waiting_upload_shows_no_process_number_job_or_step(site):
+    """The page a clerk watches after 确认提交 while a run works: what is happening, never the writer lock's
+    process number, the job's name or the step key."""
+    from pipeline.portal.accounts import Account, Session
+    from pipeline.portal.app import create_app
+    from pipeline.portal.run_progress import RunProgress
+
+    templates = create_app(site.settings).state.portal.templates
+    clerk = Account("clerk100", "金积镇填报员", "T100", "clerk")
+    row = {"upload_id": "u1", "file_name": "网页办理_accept_JZ-640302100-000001-B01_101502.csv", "username": "clerk100",
+           "unit_code": "T100", "kind": "feedback", "folder": "2025-06-30", "created_at": "2026-12-07T01:30:00",
+           "sha256": "ab" * 32, "preview_summary": "", "state": "landed", "result": None}  # fmt: skip
+    html = templates.env.get_template("upload_status.html").render(
+        row=row,
+        outcomes=[],
+        running="upload_sensor，进程 43210，开始于 2026-12-07T01:30:05",
+        failure=None,
+        runs=[RunProgress("litong_upload_job", "运行中", 3, 12, "stg_feedback")],
+        result=None,
+        session=Session(clerk, "x"),
+        account=clerk,
+        csrf="x",
+        published_at=None,
+        as_of=_today(site),
+        sample=True,
+    )
+    text = text_of(html)
+    assert "流水线运行中，已完成 3/12 步" in text and "网页办理：验收通过 JZ-640302100-000001-B01" in text
+    for internal in ("43210", "litong_upload_job", "stg_feedback", "upload_sensor", "进程", "T100（"):
+        assert internal not in text, internal
+    assert "金积镇填报员（金积镇人民政府）" in text
+    shown = dt.datetime(2026, 12, 7, 1, 30).astimezone(clock.DISTRICT_TZ)  # the server's clock, read as Beijing time
+    assert f"{shown:%Y-%m-%d %H:%M}" in text
+
+
+def test_the_prefilled_feedback_file_is_named_by_the_units_name(site):
+    s = login(site, "clerk100")
+    r = s.get(site.url + "/hazards/feedback.xlsx")
+    name = unquote(r.headers["content-disposition"].split("''", 1)[1])
+    assert name == f"整改反馈_金积镇人民政府_{_today(site):%Y%m%d}.xlsx"
+
+
+def test_clerk_opens_a_count_and_prints_the_list_in_the_browser(browser, site):
+    page = _browser_login(browser, site, "clerk100", "Clerk-pass-2025")
+    overdue = int(page.inner_text("#todo-overdue b").replace(",", ""))
+    assert overdue > 0
+    page.click("#todo-overdue")
+    page.wait_for_load_state()
+    assert "overdue=1" in page.url and int(page.inner_text("#total").replace(",", "")) == overdue
+    assert page.is_visible("header.top nav") and not page.is_visible(".signatures")
+    page.emulate_media(media="print")
+    assert not page.is_visible("header.top") and not page.is_visible("form.filters")
+    assert page.is_visible(".print-head") and "金积镇人民政府" in page.inner_text(".print-head")
+    assert "填表人" in page.inner_text(".signatures") and "审核人" in page.inner_text(".signatures")
+    first = page.locator("table.hazards a").first.get_attribute("href")  # the hazard page prints the same way
+    page.goto(site.url + first)
+    assert page.is_visible(".signatures") and not page.is_visible("header.top")

@@ -718,7 +718,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         unit = session.account.unit_code
         for r in rows:
             r["unit"] = unit
-        name = f"整改反馈_{unit}_{state.today():%Y%m%d}.xlsx"
+        name = f"整改反馈_{unit_name(unit)}_{state.today():%Y%m%d}.xlsx"
         path = state.settings.staging_dir / "downloads" / f"{accounts.secrets.token_hex(8)}.xlsx"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_xlsx(load_template("feedback"), path, rows)

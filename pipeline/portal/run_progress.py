@@ -99,7 +99,10 @@ def last_failure() -> RunFailure | None:
             return None
         run = runs[0]
         stats = instance.get_run_stats(run.run_id)
-        ended = dt.datetime.fromtimestamp(stats.end_time).strftime("%Y-%m-%d %H:%M") if stats.end_time else ""
+        from pipeline.clock import DISTRICT_TZ
+
+        ended = (dt.datetime.fromtimestamp(stats.end_time, DISTRICT_TZ).strftime("%Y-%m-%d %H:%M")
+                 if stats.end_time else "")  # Beijing time, whatever the server's clock  # fmt: skip
         return RunFailure(run.job_name, ended, run_failure_zh(instance, run.run_id) or ["运行未成功完成"])
     except Exception:  # best effort: the page goes on without it
         log.warning("could not read the Dagster instance for the last run's failure", exc_info=True)
