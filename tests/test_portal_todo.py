@@ -408,3 +408,25 @@ def test_clerk_opens_a_count_and_prints_the_list_in_the_browser(browser, site):
     first = page.locator("table.hazards a").first.get_attribute("href")  # the hazard page prints the same way
     page.goto(site.url + first)
     assert page.is_visible(".signatures") and not page.is_visible("header.top")
+
+
+def test_an_upload_preview_is_post_redirect_get(site):
+    """A refresh of the preview page shows the same preview and stages nothing again."""
+    from conftest import csv_bytes, example_row
+    from portal_support import token
+
+    s = login(site, "clerk100")
+    rows = [example_row("buildings", building_id=f"640302100-6{i:05d}", town_code="640302100") for i in range(2)]
+    before = len(site.uploads())
+    r = s.post(site.url + "/upload", allow_redirects=False,
+               data={"csrf": token(s, site, "/upload"), "target": "buildings/2023-1"},
+               files={"file": ("两栋.csv", csv_bytes("buildings", rows), "application/octet-stream")})  # fmt: skip
+    assert r.status_code == 303 and re.fullmatch(r"/upload/[^/]+/preview", r.headers["location"])
+    first = s.get(site.url + r.headers["location"])
+    again = s.get(site.url + r.headers["location"])  # the refresh
+    assert first.status_code == again.status_code == 200
+    assert 'id="accepted-buildings">接收 2 行' in first.text and 'id="confirm"' in first.text
+    assert text_of(first.text).split("用时")[0] == text_of(again.text).split("用时")[0]
+    assert len(site.uploads()) == before + 1
+    other = login(site, "clerk101")  # another person's preview is not theirs to see
+    assert other.get(site.url + r.headers["location"]).status_code == 403

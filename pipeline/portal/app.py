@@ -463,6 +463,10 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
                                 error="请选择要上传的文件", max_mb=settings.max_upload_mb)  # fmt: skip
         return await _stage_and_preview(request, state, session, kind, folder, file.filename, _chunks(file))
 
+    @app.get("/upload/{upload_id}/preview", response_class=HTMLResponse)
+    def preview_page(request: Request, upload_id: str):
+        return _preview_page(request, state, _session(state, request), upload_id)
+
     @app.post("/upload/{upload_id}/confirm")
     async def confirm(request: Request, upload_id: str):
         session = _session(state, request)
@@ -586,9 +590,26 @@ async def _stage_and_preview(request: Request, state: PortalState, session: Sess
     result = await state.preview(req)
     seconds = asyncio.get_running_loop().time() - started
     (staged.path.parent / "preview.json").write_text(result.to_json(), encoding="utf-8")
+    (staged.path.parent / PREVIEW_SECONDS).write_text(f"{seconds:.3f}", encoding="utf-8")
     uploads.record_preview(state.db(), staged, session.account, kind, folder, original_name, result.accepted,
                            result.refused, result.summary_zh())  # fmt: skip
-    row = uploads.get_upload(state.db(), staged.upload_id)
+    raise Redirect(f"/upload/{staged.upload_id}/preview")  # POST → redirect → GET: a refresh previews nothing again
+
+
+PREVIEW_SECONDS = "preview_seconds.txt"
+
+
+def _preview_page(request: Request, state: PortalState, session: Session, upload_id: str) -> HTMLResponse:
+    """The stored preview of an upload the account made and has not confirmed or discarded yet."""
+    settings = state.settings
+    row = _own_upload(state, session, upload_id)
+    if row["state"] != "previewed":
+        raise Redirect(f"/uploads/{upload_id}")
+    result = preview.Result.from_json(_preview_json(settings, upload_id))
+    try:
+        seconds = float((settings.staging_dir / upload_id / PREVIEW_SECONDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        seconds = 0.0
     replaces = (settings.data_raw / uploads.target_rel_path(row)).is_file()
     return state.render(request, "preview.html", session, row=row, result=result, seconds=seconds,
                         replaces=replaces)  # fmt: skip
