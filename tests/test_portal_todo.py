@@ -430,3 +430,24 @@ def test_an_upload_preview_is_post_redirect_get(site):
     assert len(site.uploads()) == before + 1
     other = login(site, "clerk101")  # another person's preview is not theirs to see
     assert other.get(site.url + r.headers["location"]).status_code == 403
+
+
+def test_the_units_and_towns_ledger_workbooks_are_served_to_those_who_see_them(site):
+    folder = site.settings.output / "ledger"
+    own = (folder / "责任单位" / "隐患台账_T100.xlsx").read_bytes()
+    town = (folder / "乡镇" / "隐患台账_金积镇.xlsx").read_bytes()
+    clerk = login(site, "clerk100")
+    assert 'href="/ledger/unit/T100.xlsx"' in clerk.get(site.url + "/hazards").text
+    r = clerk.get(site.url + "/ledger/unit/T100.xlsx")
+    assert r.status_code == 200 and r.content == own
+    assert unquote(r.headers["content-disposition"].split("''", 1)[1]) == "隐患台账_金积镇人民政府.xlsx"
+    r = clerk.get(site.url + "/ledger/unit/T101.xlsx")
+    assert r.status_code == 403 and "无权查看其他单位的隐患台账" in r.text
+    r = clerk.get(site.url + "/ledger/town/640302100.xlsx")
+    assert r.status_code == 403 and "无权查看乡镇隐患台账" in r.text
+    analyst = login(site, "analyst")
+    assert 'href="/ledger/town/640302100.xlsx"' in analyst.get(site.url + "/hazards?town=640302100").text
+    r = analyst.get(site.url + "/ledger/town/640302100.xlsx")
+    assert r.status_code == 200 and r.content == town
+    assert analyst.get(site.url + "/ledger/town/..%2F..%2Fportal.xlsx").status_code in (403, 404)
+    assert analyst.get(site.url + "/ledger/unit/NOPE.xlsx").status_code == 403
