@@ -6,6 +6,7 @@ it; the browser tests (test_portal_browser.py) drive the same pages in Chromium.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import sqlite3
@@ -246,7 +247,7 @@ def test_my_hazards_are_the_units_own_with_overdue_days_and_a_prefilled_feedback
     ws = load_workbook(io.BytesIO(r.content))["填报表"]
     numbers = {row[0] for row in ws.iter_rows(min_row=2, values_only=True) if row[0]}
     assert numbers == open_numbers
-    assert {row[1] for row in ws.iter_rows(min_row=2, values_only=True)} == {"T100"}
+    assert {row[4] for row in ws.iter_rows(min_row=2, values_only=True)} == {"T100"}  # 填报单位, after 3 for reading
 
 
 def test_feedback_preview_says_what_will_update_and_what_will_be_returned(site):
@@ -613,3 +614,43 @@ def test_a_units_home_page_lists_its_hazards_sent_back_with_the_reason(site):
     no, note = expected[0]
     assert f'<a href="/hazards/{no}">{no}</a>' in page and note in page
     assert 'id="rejections"' not in login(site, "analyst").get(site.url + "/").text
+
+
+def test_the_prefilled_feedback_file_reads_beside_the_number_and_untouched_rows_are_ignored(site):
+    """Issue 27 §1: the pre-filled file names the object, its deadline and overdue days beside each number (for
+    reading: the intake ignores them); filling one row and sending the file back updates that row, and the rows
+    left as they came are counted as 未填写, never refused."""
+    from openpyxl import load_workbook
+
+    s = login(site, "clerk100")
+    ws = load_workbook(io.BytesIO(s.get(site.url + "/hazards/feedback.xlsx").content))["填报表"]
+    header = [c.value for c in ws[1]]
+    assert header[:5] == [
+        "隐患编号",
+        "对象名称（仅供参考）",
+        "整改时限（仅供参考）",
+        "逾期天数（仅供参考）",
+        "填报单位",
+    ]
+    rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True) if r[0]}
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        no, name, deadline = con.execute(
+            "SELECT hazard_no, asset_name, deadline FROM hazards WHERE responsible_unit = 'T100' AND status = '待整改' "
+            "AND hazard_grade = '一般' AND extend_to IS NULL AND deadline < DATE '2025-06-30' ORDER BY hazard_no LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows[no][1] == name and str(rows[no][2])[:10] == str(deadline)
+    assert rows[no][3] == (dt.date(2025, 6, 30) - deadline).days  # overdue days as of the sample's date
+    # fill the one row, leave every other row as it came
+    at = [c.value for c in ws["A"]].index(no) + 1
+    for column, value in (("整改状态", "整改中"), ("整改(管控)措施", "已委托鉴定"), ("责任人", "马建国"),
+                          ("填报日期", "2025-06-30")):  # fmt: skip
+        ws.cell(row=at, column=header.index(column) + 1, value=value)
+    out = io.BytesIO()
+    ws.parent.save(out)
+    r = _upload(s, site, "feedback/2025-06-30", "整改反馈_填了一行.xlsx", out.getvalue())
+    page = text_of(r.text)
+    assert "1 条将更新，0 条将退回" in page
+    assert f"未填写{len(rows) - 1}行" in page and "已忽略（不退回）" in page

@@ -632,7 +632,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         name = f"整改反馈_{unit}_{state.today():%Y%m%d}.xlsx"
         path = state.settings.staging_dir / "downloads" / f"{accounts.secrets.token_hex(8)}.xlsx"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_xlsx(load_template("feedback"), path, rows)
+        write_xlsx(load_template("feedback"), path, rows, info=reads.FEEDBACK_INFO)
         return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"},
                             background=_unlink_after(path))  # fmt: skip
 

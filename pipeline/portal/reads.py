@@ -269,11 +269,18 @@ def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account,
     unit's open hazards, and for a supervisor also its units' hazards awaiting acceptance or an extension decision."""
     where, params = _where(account, f)
     rows = cur.execute(
-        f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' AND (responsible_unit = $own "
-        "OR status = '已整改待验收' OR extend_status = '待审批') ORDER BY hazard_no",
+        f"SELECT hazard_no, asset_name, coalesce(extend_to, deadline), overdue_days FROM {ledger} WHERE {where} "
+        "AND status <> '已销号' AND (responsible_unit = $own OR status = '已整改待验收' OR extend_status = '待审批') "
+        "ORDER BY hazard_no",
         params | {"own": account.unit_code},
     ).fetchall()
-    return [{"hazard_no": r[0]} for r in rows]
+    return [{"hazard_no": no, "asset_name": name or "", "deadline_info": deadline, "overdue_info": overdue}
+            for no, name, deadline, overdue in rows]  # fmt: skip
+
+
+# the pre-filled feedback file's columns for reading only, beside the hazard number (the intake ignores them)
+FEEDBACK_INFO = (("对象名称（仅供参考）", "asset_name"), ("整改时限（仅供参考）", "deadline_info"),
+                 ("逾期天数（仅供参考）", "overdue_info"))  # fmt: skip
 
 
 # --- the leaders' page -----------------------------------------------------------------
