@@ -700,6 +700,8 @@ def _report_row(h: dict, step: str, form: dict, account: Account, today: dt.date
         row[key] = form.get(key, "")
     if step == "extend" and not row["measures"]:
         row["measures"] = h.get("measures") or f"申请延期：{row['extend_reason']}"
+    if step == "extend" and target == "管控中" and not row["monitoring"]:
+        row["monitoring"] = h.get("monitoring") or ""  # the template asks 管控中 rows for it: the recorded one
     if step != "extend":
         row["extend_to"] = row["extend_reason"] = ""
     return row

@@ -41,9 +41,7 @@ def photo_type(data: bytes) -> tuple[str, str] | None:
 def clean(data: bytes, name: str, max_bytes: int) -> tuple[bytes, str]:
     """The photo re-encoded without metadata, and its suffix; PhotoRefused (in Chinese) for anything else."""
     if len(data) > max_bytes:
-        raise PhotoRefused(
-            f"照片“{name}”有{len(data) / 2**20:.1f} MB，超过每张{max_bytes / 2**20:.0f} MB的上限，请压缩后再上传"
-        )
+        raise PhotoRefused(f"照片“{name}”超过每张{max_bytes / 2**20:.0f} MB的上限，请压缩后再上传")
     if not data:
         raise PhotoRefused(f"照片“{name}”是空文件")
     kind = photo_type(data)
