@@ -249,6 +249,10 @@ def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one
     five = sup.inner_text("#five-in-place")
     assert "马建国" in five and "12.5 万元" in five and "YA-2025-07" in five and "2025-12-31" in five
     assert sup.locator("#evidence img.photo").count() == 3 and sup.locator("#decide").count() == 1
+    photo = sup.get_attribute("#evidence img.photo", "src")
+    assert sup.request.get(site.url + photo + "?full=1").headers["content-type"] == "image/jpeg"
+    outsider = _page(browser, site, "clerk101")  # another town: never the photo, whatever the URL
+    assert outsider.request.get(site.url + photo).status == 403
     sup.goto(f"{site.url}/hazards?status=已整改待验收&grade=一般")
     boxes = sup.locator("input[name=hazard_no]")
     others = [boxes.nth(i).get_attribute("value") for i in range(2)]
