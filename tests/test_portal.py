@@ -530,6 +530,9 @@ def test_the_responsible_unit_reports_one_hazard_from_its_page_with_photos(site)
     r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "委托加固设计", "person": "马建国"},
                files={"before": ("现场.jpg", b"just some text", "image/jpeg")})  # fmt: skip
     assert r.status_code == 400 and "不是JPEG或PNG照片" in r.text and "现场.jpg" in r.text
+    r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "x", "person": "y"},
+               files=[("after", (f"{i}.png", _png_bytes(), "image/png")) for i in range(7)])  # fmt: skip
+    assert r.status_code == 400 and "一次最多上传6张照片" in r.text
     # the full 五落实 with a JPEG carrying EXIF/GPS and a PNG named .jpg
     before = len(site.uploads())
     r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "委托加固设计", "person": "马建国",

@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline import clock, upload_audit
 from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
@@ -716,7 +717,10 @@ def _report_routes(app: FastAPI, state: PortalState) -> None:
         整改前/整改后 photos: the one-row feedback file the ledger applies, previewed like any upload, then
         confirmed; the photos, checked and stripped of metadata, land with it (pipeline/portal/evidence.py)."""
         session = _session(state, request)
-        posted = await request.form(max_files=2 * settings.max_photos + 2, max_fields=40)
+        try:
+            posted = await request.form(max_files=2 * settings.max_photos, max_fields=40)
+        except StarletteHTTPException:
+            raise HTTPException(400, f"一次最多上传{settings.max_photos}张照片，请减少后重试") from None
         if not accounts.csrf_ok(session.csrf_token, posted.get("csrf")):
             raise HTTPException(403, "页面已过期或请求来源不明（CSRF校验失败），请刷新页面后重试")
         with state.snapshots.cursor() as cur:
