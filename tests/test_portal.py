@@ -6,6 +6,7 @@ it; the browser tests (test_portal_browser.py) drive the same pages in Chromium.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 import sqlite3
@@ -246,7 +247,7 @@ def test_my_hazards_are_the_units_own_with_overdue_days_and_a_prefilled_feedback
     ws = load_workbook(io.BytesIO(r.content))["填报表"]
     numbers = {row[0] for row in ws.iter_rows(min_row=2, values_only=True) if row[0]}
     assert numbers == open_numbers
-    assert {row[1] for row in ws.iter_rows(min_row=2, values_only=True)} == {"T100"}
+    assert {row[4] for row in ws.iter_rows(min_row=2, values_only=True)} == {"T100"}  # 填报单位, after 3 for reading
 
 
 def test_feedback_preview_says_what_will_update_and_what_will_be_returned(site):
@@ -477,3 +478,182 @@ def test_a_supervisor_sees_and_decides_the_hazards_of_its_sector_only(site):
     assert sup.get(f"{site.url}/hazards/{school}").status_code == 403
     listed = text_of(sup.get(f"{site.url}/hazards?unit=T100").text)
     assert house in listed
+
+
+# --- issue 27 §1: one hazard in the browser, with evidence; batch acceptance ---------------------------------
+
+
+def _jpeg_with_exif() -> bytes:
+    from PIL import Image
+
+    im, exif = Image.new("RGB", (40, 30), (90, 90, 200)), Image.Exif()
+    exif[0x010F] = "LitongCam"
+    exif[0x8825] = {1: "N", 2: (38.0, 1.0, 0.0), 3: "E", 4: (106.0, 12.0, 0.0)}
+    out = io.BytesIO()
+    im.save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
+def _png_bytes() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (20, 20), (0, 150, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def _published_one(site, sql: str):
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        return con.execute(sql).fetchone()
+    finally:
+        con.close()
+
+
+def test_the_responsible_unit_reports_one_hazard_from_its_page_with_photos(site):
+    """开始整改 of a 重大 hazard from its page: the next steps its status allows, the 五落实 checked as the feedback
+    template checks them (same preview), photos judged by their bytes, stored once without EXIF, named in the row."""
+    from PIL import Image
+
+    (no,) = _published_one(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' "
+                                 "AND status = '待整改' AND hazard_grade = '重大'")  # fmt: skip
+    s = login(site, "clerk100")
+    page = s.get(f"{site.url}/hazards/{no}").text
+    assert 'id="report-start"' in page and 'id="report-control"' in page and 'id="report-extend"' in page
+    assert 'id="report-done"' not in page  # 待整改 → 已整改待验收 is not the unit's step
+    csrf = csrf_of(page)
+    url = f"{site.url}/hazards/{no}/report"
+    # 五落实 missing: refused in the preview with the template's reason, nothing staged for confirmation
+    r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "委托加固设计", "person": "马建国"})
+    assert "0 条将更新，1 条将退回" in text_of(r.text) and "五落实" in r.text and "资金" in text_of(r.text)
+    # a text file named .jpg is refused, in Chinese, before any preview
+    r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "委托加固设计", "person": "马建国"},
+               files={"before": ("现场.jpg", b"just some text", "image/jpeg")})  # fmt: skip
+    assert r.status_code == 400 and "不是JPEG或PNG照片" in r.text and "现场.jpg" in r.text
+    r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "x", "person": "y"},
+               files=[("after", (f"{i}.png", _png_bytes(), "image/png")) for i in range(7)])  # fmt: skip
+    assert r.status_code == 400 and "一次最多上传6张照片" in r.text
+    # the full 五落实 with a JPEG carrying EXIF/GPS and a PNG named .jpg
+    before = len(site.uploads())
+    r = s.post(url, data={"csrf": csrf, "step": "start", "measures": "委托加固设计", "person": "马建国",
+                          "funds_wan": "12.5", "plan_finish": "2025-12-31", "plan_no": "YA-2025-01"},
+               files=[("before", ("IMG_1.JPG", _jpeg_with_exif(), "image/jpeg")),
+                      ("before", ("看起来是.jpg", _png_bytes(), "image/jpeg"))])  # fmt: skip
+    assert r.status_code == 200 and "1 条将更新，0 条将退回" in text_of(r.text)
+    assert len(site.uploads()) == before + 1
+    upload = site.uploads()[-1]
+    assert not (site.data_raw / "evidence").exists() or not list((site.data_raw / "evidence").rglob("*.*"))
+    s.post(f"{site.url}/upload/{upload['upload_id']}/confirm", data={"csrf": csrf})
+    landed = site.data_raw / [u for u in site.uploads() if u["upload_id"] == upload["upload_id"]][0]["rel_path"]
+    assert landed.parent.parent.name == "T100" and landed.name.startswith("网页报送_开始整改_")
+    text = landed.read_bytes().decode("utf-8-sig").splitlines()
+    header, row = text[0].split(","), text[1].split(",")
+    values = dict(zip(header, row, strict=True))
+    assert (values["隐患编号"], values["整改状态"], values["整改资金(万元)"], values["应急预案编号"]) == (
+        no, "整改中", "12.5", "YA-2025-01")  # fmt: skip
+    photos = dict(p.split(":") for p in values["整改照片"].split(";"))  # 整改前:<sha>;整改前:<sha>
+    stored = sorted((site.data_raw / "evidence").rglob("*.*"))
+    assert sorted(p.suffix for p in stored) == [".jpg", ".png"] and len(photos) == 1
+    for path in stored:
+        assert path.stem in values["整改照片"]
+        assert path.stem == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+        with Image.open(path) as im:
+            assert not im.getexif() and b"LitongCam" not in path.read_bytes()
+    # another unit may not report on it, nor the unit a step its status does not allow
+    other = login(site, "clerk101")
+    r = other.post(url, data={"csrf": token(other, site), "step": "start", "measures": "x", "person": "y"})
+    assert r.status_code == 403
+    r = s.post(url, data={"csrf": csrf, "step": "done", "measures": "完成", "person": "马建国"})
+    assert r.status_code == 403 and "不能报送" in r.text
+
+
+def test_a_supervisor_accepts_and_rejects_several_hazards_in_one_file(site):
+    """Batch acceptance: the hazards awaiting the department's acceptance are ticked on the list; one feedback
+    file of one row each, previewed, then confirmed; a rejection needs its reason; others' hazards are refused."""
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    waiting = [r[0] for r in con.execute(
+        "SELECT hazard_no FROM hazards WHERE status = '已整改待验收' AND sector_supervisor = 'ZJJ' "
+        "AND hazard_grade = '一般' ORDER BY hazard_no LIMIT 3").fetchall()]  # fmt: skip
+    (foreign,) = con.execute("SELECT min(hazard_no) FROM hazards WHERE status = '已整改待验收' "
+                             "AND sector_supervisor <> 'ZJJ'").fetchone()  # fmt: skip
+    con.close()
+    assert len(waiting) == 3 and foreign
+    sup = login(site, "sup")
+    page = sup.get(f"{site.url}/hazards?status=已整改待验收").text
+    for no in waiting:
+        assert f'name="hazard_no" value="{no}"' in page
+    assert 'id="batch-submit"' in page
+    csrf = csrf_of(page)
+    url = f"{site.url}/hazards/batch-decision"
+    r = sup.post(url, data={"csrf": csrf, "decision": "reject", "hazard_no": waiting[:1]})
+    assert r.status_code == 403 and "须填写理由" in r.text
+    r = sup.post(url, data={"csrf": csrf, "decision": "accept", "hazard_no": [*waiting[:1], foreign]})
+    assert r.status_code == 403 and "不归本部门验收" in r.text
+    r = sup.post(url, data={"csrf": csrf, "decision": "accept", "hazard_no": waiting[:2]})
+    assert r.status_code == 200 and "2 条将更新，0 条将退回" in text_of(r.text)
+    upload = site.uploads()[-1]
+    sup.post(f"{site.url}/upload/{upload['upload_id']}/confirm", data={"csrf": csrf})
+    landed = site.data_raw / [u for u in site.uploads() if u["upload_id"] == upload["upload_id"]][0]["rel_path"]
+    assert landed.parent.parent.name == "ZJJ" and "网页批量验收_通过2项" in landed.name
+    lines = landed.read_bytes().decode("utf-8-sig").splitlines()
+    assert [line.split(",")[0] for line in lines[1:]] == waiting[:2]
+    assert all(",已销号," in line and ",通过" in line and "住建局监管" in line for line in lines[1:])
+
+
+def test_a_units_home_page_lists_its_hazards_sent_back_with_the_reason(site):
+    """验收不通过 on the responsible unit's home page: hazards whose last event is the supervising department's
+    已整改待验收 → 整改中, with the reason, linking to the hazard; none for an account that reads only."""
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    expected = con.execute(
+        "WITH last AS (SELECT *, row_number() OVER (PARTITION BY hazard_no ORDER BY seq DESC) AS k FROM hazard_events) "
+        "SELECT l.hazard_no, l.note FROM last l JOIN hazards h USING (hazard_no) WHERE l.k = 1 AND h.responsible_unit "
+        "= 'T100' AND l.from_status = '已整改待验收' AND l.to_status = '整改中' AND h.status = '整改中' "
+        "AND l.unit <> 'T100' ORDER BY l.event_date DESC, l.hazard_no"
+    ).fetchall()
+    con.close()
+    assert expected  # the sample's story has 验收不通过
+    page = login(site, "clerk100").get(site.url + "/").text
+    assert f"验收不通过、退回整改（{len(expected)} 项）" in page
+    no, note = expected[0]
+    assert f'<a href="/hazards/{no}">{no}</a>' in page and note in page
+    assert 'id="rejections"' not in login(site, "analyst").get(site.url + "/").text
+
+
+def test_the_prefilled_feedback_file_reads_beside_the_number_and_untouched_rows_are_ignored(site):
+    """Issue 27 §1: the pre-filled file names the object, its deadline and overdue days beside each number (for
+    reading: the intake ignores them); filling one row and sending the file back updates that row, and the rows
+    left as they came are counted as 未填写, never refused."""
+    from openpyxl import load_workbook
+
+    s = login(site, "clerk100")
+    ws = load_workbook(io.BytesIO(s.get(site.url + "/hazards/feedback.xlsx").content))["填报表"]
+    header = [c.value for c in ws[1]]
+    assert header[:5] == [
+        "隐患编号",
+        "对象名称（仅供参考）",
+        "整改时限（仅供参考）",
+        "逾期天数（仅供参考）",
+        "填报单位",
+    ]
+    rows = {r[0]: r for r in ws.iter_rows(min_row=2, values_only=True) if r[0]}
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        no, name, deadline = con.execute(
+            "SELECT hazard_no, asset_name, deadline FROM hazards WHERE responsible_unit = 'T100' AND status = '待整改' "
+            "AND hazard_grade = '一般' AND extend_to IS NULL AND deadline < DATE '2025-06-30' ORDER BY hazard_no LIMIT 1"
+        ).fetchone()
+    finally:
+        con.close()
+    assert rows[no][1] == name and str(rows[no][2])[:10] == str(deadline)
+    assert rows[no][3] == (dt.date(2025, 6, 30) - deadline).days  # overdue days as of the sample's date
+    # fill the one row, leave every other row as it came
+    at = [c.value for c in ws["A"]].index(no) + 1
+    for column, value in (("整改状态", "整改中"), ("整改(管控)措施", "已委托鉴定"), ("责任人", "马建国"),
+                          ("填报日期", "2025-06-30")):  # fmt: skip
+        ws.cell(row=at, column=header.index(column) + 1, value=value)
+    out = io.BytesIO()
+    ws.parent.save(out)
+    r = _upload(s, site, "feedback/2025-06-30", "整改反馈_填了一行.xlsx", out.getvalue())
+    page = text_of(r.text)
+    assert "1 条将更新，0 条将退回" in page
+    assert f"未填写{len(rows) - 1}行" in page and "已忽略（不退回）" in page

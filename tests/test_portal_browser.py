@@ -178,3 +178,104 @@ def test_leaders_page_reads_on_a_phone(browser, site):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than the phone
     pdf = page.request.get(site.url + "/briefing.pdf")
     assert pdf.status == 200 and pdf.body()[:5] == b"%PDF-"
+
+
+def _photo(path: Path, fmt: str, colour: tuple[int, int, int], exif: bool = False) -> Path:
+    from PIL import Image
+
+    im, extra = Image.new("RGB", (80, 60), colour), {}
+    if exif:
+        tags = Image.Exif()
+        tags[0x010F] = "LitongCam"
+        tags[0x8825] = {1: "N", 2: (38.0, 1.0, 0.0), 3: "E", 4: (106.0, 12.0, 0.0)}
+        extra["exif"] = tags
+    im.save(path, fmt, **extra)
+    return path
+
+
+def _confirm_preview(page, expected: str) -> None:
+    page.wait_for_selector("#feedback-summary")
+    assert page.inner_text("#feedback-summary") == expected
+    page.click("#confirm")
+    page.wait_for_selector("#status")
+
+
+def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one(browser, site, tmp_path):
+    """Issue 27 §1 in a browser: the clerk reports 开始整改 of a 重大 hazard with its 五落实 and two photos (a JPEG
+    with EXIF/GPS: stored without them), the run applies it, the clerk reports 整改完成 with a photo; the
+    supervisor sees the 五落实 and the photos beside the decision, accepts two hazards in one batch and rejects
+    the clerk's with a reason; the clerk's home page shows the rejection, linking to the hazard."""
+    from PIL import Image
+
+    no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND status = '待整改' "
+                          "AND hazard_grade = '重大' AND sector_supervisor = 'ZJJ'")[0][0]  # fmt: skip
+    assert no
+    jpeg = _photo(tmp_path / "IMG_0001.JPG", "JPEG", (200, 40, 40), exif=True)
+    png = _photo(tmp_path / "现场.jpg", "PNG", (40, 160, 40))  # a PNG under a .jpg name: taken by its bytes
+    clerk = _page(browser, site, "clerk100")
+    clerk.goto(f"{site.url}/hazards/{no}")
+    form = clerk.locator("#report-start")
+    form.locator("input[name=measures]").fill("委托加固设计，停止使用")
+    form.locator("input[name=person]").fill("马建国")
+    form.locator("input[name=funds_wan]").fill("12.5")
+    form.locator("input[name=plan_finish]").fill("2025-12-31")
+    form.locator("input[name=plan_no]").fill("YA-2025-07")
+    form.locator("input[name=before]").set_input_files([str(jpeg), str(png)])
+    clerk.click("#report-start-submit")
+    _confirm_preview(clerk, "1 条将更新，0 条将退回")
+    stored = sorted((site.data_raw / "evidence").rglob("*.*"))
+    assert sorted(p.suffix for p in stored) == [".jpg", ".png"]
+    for path in stored:
+        with Image.open(path) as im:
+            assert not im.getexif() and b"LitongCam" not in path.read_bytes()
+
+    _run_pipeline(site)
+
+    clerk.goto(f"{site.url}/hazards/{no}")
+    assert clerk.inner_text("#hazard-status") == "整改中"
+    assert clerk.locator("#evidence img.photo").count() == 2
+    assert all(clerk.evaluate("i => i.complete && i.naturalWidth > 0", img.element_handle())
+               for img in clerk.locator("#evidence img.photo").all())  # fmt: skip
+    done = clerk.locator("#report-done")
+    done.locator("input[name=measures]").fill("加固完成，恢复使用")
+    done.locator("input[name=after]").set_input_files(str(_photo(tmp_path / "after.png", "PNG", (40, 40, 200))))
+    clerk.click("#report-done-submit")
+    _confirm_preview(clerk, "1 条将更新，0 条将退回")
+
+    _run_pipeline(site)
+
+    sup = _page(browser, site, "sup")
+    sup.goto(f"{site.url}/hazards/{no}")
+    assert sup.inner_text("#hazard-status") == "已整改待验收"
+    five = sup.inner_text("#five-in-place")
+    assert "马建国" in five and "12.5 万元" in five and "YA-2025-07" in five and "2025-12-31" in five
+    assert sup.locator("#evidence img.photo").count() == 3 and sup.locator("#decide").count() == 1
+    photo = sup.get_attribute("#evidence img.photo", "src")
+    assert sup.request.get(site.url + photo + "?full=1").headers["content-type"] == "image/jpeg"
+    outsider = _page(browser, site, "clerk101")  # another town: never the photo, whatever the URL
+    assert outsider.request.get(site.url + photo).status == 403
+    sup.goto(f"{site.url}/hazards?status=已整改待验收&grade=一般")
+    boxes = sup.locator("input[name=hazard_no]")
+    others = [boxes.nth(i).get_attribute("value") for i in range(2)]
+    for n in others:
+        sup.check(f"input[name=hazard_no][value='{n}']")
+    sup.click("#batch-submit")
+    _confirm_preview(sup, "2 条将更新，0 条将退回")
+    sup.goto(f"{site.url}/hazards?status=已整改待验收&grade=重大&unit=T100")
+    sup.check(f"input[name=hazard_no][value='{no}']")
+    sup.select_option("#batch-decision-select", "reject")
+    sup.fill("#batch-note", "加固范围不足，未见整改后检测报告")
+    sup.fill("input[name=expert]", "王工")
+    sup.click("#batch-submit")
+    _confirm_preview(sup, "1 条将更新，0 条将退回")
+
+    _run_pipeline(site)
+
+    states = dict(_published(site, "SELECT hazard_no, status FROM hazards WHERE hazard_no IN (?, ?, ?)", [no, *others]))
+    assert states == {no: "整改中", others[0]: "已销号", others[1]: "已销号"}
+    clerk.goto(site.url + "/")
+    rejected = clerk.inner_text("#rejections")
+    assert no in rejected and "加固范围不足，未见整改后检测报告" in rejected
+    clerk.click(f"#rejections a:text('{no}')")
+    clerk.wait_for_selector("#hazard-status")
+    assert clerk.inner_text("#hazard-status") == "整改中" and clerk.locator("#report-done").count() == 1

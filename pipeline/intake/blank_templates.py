@@ -46,6 +46,7 @@ TITLE_LIMIT, MESSAGE_LIMIT = 32, 255  # Excel's limits on validation titles and 
 TEXT_FORMAT = "@"
 REQUIRED_FONT = Font(bold=True, color="FF0000")
 OPTIONAL_FONT = Font(bold=True)
+INFO_FONT = Font(bold=True, color="808080")  # a column for reading only (the intake ignores it)
 GUIDE_COLUMNS = ("列名", "英文键", "是否必填", "类型/取值", "说明", "示例")
 
 
@@ -77,14 +78,27 @@ def write_csv(template: Template, path: Path) -> Path:
 # --- XLSX --------------------------------------------------------------------------
 
 
-def write_xlsx(template: Template, path: Path, rows: Sequence[dict[str, str]] | None = None) -> Path:
+def write_xlsx(
+    template: Template, path: Path, rows: Sequence[dict[str, str]] | None = None, info: Sequence[tuple[str, str]] = ()
+) -> Path:
     """The blank template; with `rows` (field key -> value), a template pre-filled with them in place of
-    the example row (e.g. a unit's feedback file with its hazard numbers)."""
+    the example row (e.g. a unit's feedback file with its hazard numbers). `info` (header, row key): columns for
+    reading only, beside the first field (e.g. the object's name and the deadline beside the hazard number); the
+    intake ignores them (their headers are no template's)."""
     wb = Workbook()
     ws = wb.active
     ws.title = DATA_SHEET
-    _write_data_sheet(ws, template, rows)
-    _add_validations(wb, ws, template.fields)
+    shift = len(info)
+    _write_data_sheet(ws, template, rows, shift)
+    for i, (header, key) in enumerate(info, start=2):
+        cell = ws.cell(row=1, column=i, value=safe_cell(header))
+        cell.font = INFO_FONT
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        for r, row in enumerate(rows or [], start=2):
+            value = row.get(key)
+            ws.cell(row=r, column=i, value=safe_cell(value) if isinstance(value, str) else value)
+        ws.column_dimensions[get_column_letter(i)].width = 16
+    _add_validations(wb, ws, template.fields, shift)
     _write_guide_sheet(wb.create_sheet(GUIDE_SHEET), template)
     _write_codes_sheet(wb.create_sheet(CODES_SHEET))
     if VALUES_SHEET in wb.sheetnames:  # keep the hidden list sheet last
@@ -95,8 +109,11 @@ def write_xlsx(template: Template, path: Path, rows: Sequence[dict[str, str]] | 
     return path
 
 
-def _write_data_sheet(ws: Worksheet, template: Template, rows: Sequence[dict[str, str]] | None = None) -> None:
+def _write_data_sheet(
+    ws: Worksheet, template: Template, rows: Sequence[dict[str, str]] | None = None, shift: int = 0
+) -> None:
     for col, fld in enumerate(template.fields, start=1):
+        col += shift if col > 1 else 0  # room for reading-only columns beside the first field
         _write_header_cell(ws, col, fld)
         for r, row in enumerate([{f.key: f.example for f in template.fields}] if rows is None else rows, start=2):
             cell = ws.cell(row=r, column=col, value=safe_cell(row.get(fld.key)) or None)
@@ -140,8 +157,9 @@ def _column_width(*texts: str) -> float:
 # --- drop-down lists ---------------------------------------------------------------
 
 
-def _add_validations(wb: Workbook, ws: Worksheet, fields: Sequence[Field]) -> None:
+def _add_validations(wb: Workbook, ws: Worksheet, fields: Sequence[Field], shift: int = 0) -> None:
     for col, fld in enumerate(fields, start=1):
+        col += shift if col > 1 else 0
         values = fld.allowed_values()
         if not values:
             continue

@@ -434,10 +434,16 @@ class FileIntake:
             sheet.loaded_columns = set(key_of)  # problems elsewhere are not the template's
             if not sheet.streamed:  # a streamed sheet is read once: counted after it was loaded
                 flagged = sorted({p.row_no for p in sheet.problems if p.column is None or p.column in key_of})
-                record["blank_rows"], total = con.execute(
-                    f"SELECT count(*) FILTER (WHERE {blank}), count(*) FROM {UPLOAD_VIEW}", {"flagged": flagged}
+                untouched = _untouched_sql(template, match.columns)
+                record["blank_rows"], total, skipped = con.execute(
+                    f"SELECT count(*) FILTER (WHERE {blank}), count(*), count(*) FILTER (WHERE {blank} AND {untouched}) "
+                    f"FROM {UPLOAD_VIEW}",
+                    {"flagged": flagged},
                 ).fetchall()[0]
                 record["rows_read"] = total - record["blank_rows"]
+                if skipped:
+                    record["notes_zh"].append(f"未填写{skipped}行：只有预填的{_prefilled_zh(template)}、其余各列都未填写的行"
+                                              "视为本次未报送，已忽略（不退回）")  # fmt: skip
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(insert, {"file_id": record["file_id"]} | ({} if sheet.streamed else {"flagged": flagged}))
@@ -462,11 +468,24 @@ class FileIntake:
             con.unregister(UPLOAD_VIEW)
 
 
+def _untouched_sql(template: Template, columns: dict[str, str]) -> str:
+    """The SQL condition of a row that has a pre-filled column filled (so it is not simply empty)."""
+    cells = [f"coalesce(trim({quote(c)}), '') <> ''" for k, c in columns.items() if k in template.prefilled]
+    return f"({' OR '.join(cells)})" if cells else "false"
+
+
+def _prefilled_zh(template: Template) -> str:
+    return "、".join(template.field(k).header for k in template.prefilled)
+
+
 def _insert_sql(template: Template, columns: dict[str, str], streamed: bool = False) -> tuple[str, str]:
     """(INSERT copying the upload's rows to raw, the SQL condition of a blank row). Parameters:
     $file_id, and $flagged, the rows with a reading problem: never blank, they must reach the quarantine (a
     streamed sheet marks them in its FLAGGED column instead)."""
     empty = " AND ".join(f"coalesce(trim({quote(c)}), '') = ''" for c in columns.values()) or "true"
+    if template.prefilled:  # a row of a pre-filled file left as it came is blank too (issue 27 §1)
+        filled = [c for k, c in columns.items() if k not in template.prefilled]
+        empty = " AND ".join(f"coalesce(trim({quote(c)}), '') = ''" for c in filled) or "true"
     flagged = FLAGGED if streamed else "list_contains($flagged::INTEGER[], __row_no)"
     blank = f"({empty}) AND NOT {flagged}"
     select = [f"nullif({quote(columns[k])}, '')" if k in columns else "NULL" for k in template.keys]

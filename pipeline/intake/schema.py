@@ -143,6 +143,7 @@ class Template:
     checks: tuple[Check, ...]
     cross_kind: tuple[Check, ...]
     unique_within: str = "round"  # ids must be unique per survey round, or per "file"
+    prefilled: tuple[str, ...] = ()  # columns a downloaded file comes filled in: a row with only these is untouched
 
     @property
     def keys(self) -> list[str]:
@@ -216,6 +217,7 @@ def load_template(kind: str, schemas_dir: Path = SCHEMAS_DIR) -> Template:
         checks=tuple(_check(c) for c in raw.get("checks") or []),
         cross_kind=tuple(_check(c) for c in raw.get("cross_kind") or []),
         unique_within=raw.get("unique_within", "round"),
+        prefilled=tuple(raw.get("prefilled") or ()),
     )
 
 

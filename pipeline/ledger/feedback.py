@@ -31,6 +31,7 @@ hazard. Like an extension decision, a decision row leaves 整改状态 as it is 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from pipeline.registry import TOP_UNIT, resolve_acting_unit, unit_label
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
     "monitoring, plan_no, plan_finish, assessment_no, expert, acceptor, accept_date, accept_result, "
-    "extension_decision, row_no, decision, notice_no, notice_deadline"
+    "extension_decision, row_no, decision, notice_no, notice_deadline, photos"
 )
 
 
@@ -326,6 +327,8 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
         controlling = row["status"] == CONTROL_DONE
         if controlling:
             note = f"{CONTROL_DONE}（管控时限{h['control_deadline']}）：{row['measures']}"
+        if photo_note := _photo_note(row.get("photos") or ""):
+            note += f"；{photo_note}"
         values = {
             "decision": False,
             "approved": False,
@@ -336,6 +339,18 @@ def _wave_row(row: dict, h: dict, target: str | None, acting: str, source: str) 
     out = {k: _text(row.get(k)) for k in WAVE_COLUMNS if k in row}
     out.update(values, from_status=h["status"], unit=acting, source_file=source, note=note)
     return out
+
+
+PHOTO_ITEM = re.compile(r"(整改前|整改后):([0-9a-f]{64})")
+
+
+def _photo_note(value: str) -> str:
+    """The 整改照片 column (整改前:<sha256>;整改后:<sha256>…, written by the portal's form) in the event's note:
+    整改前照片：h1、h2；整改后照片：h3 (the portal shows the photos of a hazard from its events' notes)."""
+    by_label: dict[str, list[str]] = {}
+    for label, sha in PHOTO_ITEM.findall(value.lower().replace("：", ":")):
+        by_label.setdefault(label, []).append(sha)
+    return "；".join(f"{label}照片：{'、'.join(hashes)}" for label, hashes in by_label.items())
 
 
 def _decision_note(row: dict, h: dict, acting: str) -> str:

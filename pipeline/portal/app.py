@@ -29,6 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline import clock, upload_audit
 from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
@@ -36,7 +37,7 @@ from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.ledger import duban
-from pipeline.portal import accounts, preview, reads, run_progress, uploads
+from pipeline.portal import accounts, evidence, preview, reads, run_progress, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
@@ -325,6 +326,7 @@ def _add_routes(app: FastAPI, state: PortalState) -> None:
     _login_routes(app, state)
     _upload_routes(app, state)
     _hazard_routes(app, state)
+    _report_routes(app, state)
     _duban_routes(app, state)
     _reading_routes(app, state)
     _admin_routes(app, state)
@@ -383,14 +385,16 @@ def _login_routes(app: FastAPI, state: PortalState) -> None:
     def home(request: Request):
         session = _session(state, request)
         recent = uploads.uploads_of(state.db(), session.account, limit=10)
-        counts, events = None, []
+        counts, events, rejected = None, [], []
         if session.account.role != "admin":
             with state.snapshots.cursor() as cur:
                 if cur is not None:
                     counts = reads.todo_counts(cur, state.ledger(), session.account, state.today())
+                    rejected = reads.rejections(cur, session.account)
             events = reads.open_events(settings.data_raw)
         return state.render(request, "home.html", session, recent=recent, counts=counts, due_days=reads.DUE_DAYS,
-                            open_events=events, checklists=_checklists(state, session.account, events))  # fmt: skip
+                            open_events=events, checklists=_checklists(state, session.account, events),
+                            rejected=rejected)  # fmt: skip
 
     @app.get("/account", response_class=HTMLResponse)
     def account_page(request: Request):
@@ -477,6 +481,9 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         if preview.Result.from_json(_preview_json(settings, upload_id)).refused_for_size:
             raise HTTPException(409, f"{row['file_name']}：{preview.TOO_LARGE}，不能提交。请拆分为几个较小的文件"
                                      "（例如按乡镇），或另存为CSV UTF-8后重新上传")  # fmt: skip
+        staged_photos = settings.staging_dir / upload_id / evidence.STAGED_FOLDER
+        if staged_photos.is_dir():  # a report from the hazard page: its photos land before its row
+            evidence.land(staged_photos, settings.data_raw)
         uploads.land(state.db(), settings.staging_dir, settings.data_raw, row)
         raise Redirect(f"/uploads/{upload_id}")
 
@@ -576,7 +583,7 @@ def _preview_json(settings: Settings, upload_id: str) -> str:
 
 
 async def _stage_and_preview(request: Request, state: PortalState, session: Session, kind: str, folder: str,
-                             original_name: str, chunks) -> HTMLResponse:  # fmt: skip
+                             original_name: str, chunks, photos: list[tuple[bytes, str]] = ()) -> HTMLResponse:  # fmt: skip
     settings = state.settings
     try:
         staged = await uploads.receive(chunks, settings.staging_dir, original_name, settings.max_upload_mb << 20)
@@ -584,6 +591,8 @@ async def _stage_and_preview(request: Request, state: PortalState, session: Sess
         choices = upload_choices(session.account, settings.data_raw)
         return state.render(request, "upload.html", session, status=e.status, choices=choices, error=str(e),
                             max_mb=settings.max_upload_mb)  # fmt: skip
+    for data, suffix in photos:  # kept with the staged report until it is confirmed (or discarded, or expires)
+        evidence.store(staged.path.parent / evidence.STAGED_FOLDER, data, suffix)
     req = preview.Request(str(staged.path), kind, session.account.unit_code, folder, str(settings.data_raw),
                           str(settings.published), settings.preview_rows_shown)  # fmt: skip
     started = asyncio.get_running_loop().time()
@@ -723,11 +732,13 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
             if f.unit:
                 _require(visible is None or f.unit in visible)
             rows, total = reads.hazards(cur, state.ledger(), session.account, f) if cur else ([], 0)
+            decidable = reads.decidable(cur, state.ledger(), session.account,
+                                        [r["hazard_no"] for r in rows if r["status"] == "已整改待验收"]) if cur else set()  # fmt: skip
         query = {k: v for k, v in request.query_params.items() if k != "page"}
         return state.render(request, "hazards.html", session, rows=rows, total=total, f=f, statuses=reads.STATUSES,
                             grades=reads.GRADES, visible=visible, page_rows=reads.PAGE_ROWS,
                             query=urlencode(query), kinds=KINDS, towns=towns(), due_days=reads.DUE_DAYS,
-                            unit_name=unit_name)  # fmt: skip
+                            unit_name=unit_name, decidable=decidable)  # fmt: skip
 
     @app.get("/hazards/feedback.xlsx")
     def feedback_file(request: Request):
@@ -742,7 +753,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         name = f"整改反馈_{unit_name(unit)}_{state.today():%Y%m%d}.xlsx"
         path = state.settings.staging_dir / "downloads" / f"{accounts.secrets.token_hex(8)}.xlsx"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_xlsx(load_template("feedback"), path, rows)
+        write_xlsx(load_template("feedback"), path, rows, info=reads.FEEDBACK_INFO)
         return FileResponse(path, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{url_quote(name)}"},
                             background=_unlink_after(path))  # fmt: skip
 
@@ -806,9 +817,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
                 raise HTTPException(404, NOT_FOUND_ZH.format(hazard_no))
             _require(reads.may_see(session.account, h))
             events = reads.history(cur, hazard_no)
-        return state.render(request, "hazard.html", session, h=h, events=events, decisions=DECISIONS,
-                            may_decide=reads.may_decide(session.account, h),
-                            duban_actions=reads.duban_actions(session.account, h))  # fmt: skip
+        return _render_hazard(request, state, session, h, events)
 
     @app.post("/hazards/{hazard_no}/decision", response_class=HTMLResponse)
     async def decide(request: Request, hazard_no: str):
@@ -828,6 +837,147 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
                                         _one_chunk(data))  # fmt: skip
+
+
+def _render_hazard(request: Request, state: PortalState, session: Session, h: dict, events: list[dict],
+                   status: int = 200, report_error: str | None = None, form: dict | None = None) -> HTMLResponse:  # fmt: skip
+    """The hazard's page: its record, the forms the account may use (the responsible unit's report, the
+    supervising department's decision, 督办), the photos reported with its events, and its history."""
+    return state.render(request, "hazard.html", session, status=status, h=h, events=events, decisions=DECISIONS,
+                        may_decide=reads.may_decide(session.account, h),
+                        duban_actions=reads.duban_actions(session.account, h),
+                        report_steps=reads.report_steps(session.account, h), steps=reads.REPORT_STEPS,
+                        photos=reads.photos(events), report_error=report_error, form=form or {},
+                        max_photo_mb=state.settings.max_photo_mb, max_photos=state.settings.max_photos,
+                        five_in_place=_five_in_place(h))  # fmt: skip
+
+
+def _five_in_place(h: dict) -> list[tuple[str, str]]:
+    """五落实 as recorded in the ledger (责任、措施、资金、时限、预案), for the page."""
+    funds = h.get("funds_wan")
+    return [("责任人", h.get("person") or ""), ("整改措施", h.get("measures") or ""),
+            ("整改资金", f"{funds:g} 万元" if isinstance(funds, (int, float)) else ""),
+            ("计划完成时限", str(h.get("plan_finish") or "")), ("应急预案编号", h.get("plan_no") or "")]  # fmt: skip
+
+
+REPORT_TEXT_FIELDS = ("measures", "person", "funds_wan", "plan_finish", "plan_no", "extend_to", "extend_reason",
+                      "monitoring")  # fmt: skip
+
+
+def _report_row(h: dict, step: str, form: dict, account: Account, today: dt.date) -> dict:
+    """The one feedback row a report from the hazard page is (the same columns as the template, each value as
+    typed: the preview checks them exactly as it checks an uploaded feedback file)."""
+    target = reads.REPORT_STEPS[step][1] or h["status"]
+    row = {"hazard_no": h["hazard_no"], "unit": account.unit_code, "status": target,
+           "report_date": f"{today:%Y-%m-%d}"}  # fmt: skip
+    for key in REPORT_TEXT_FIELDS:
+        row[key] = form.get(key, "")
+    if step == "extend" and not row["measures"]:
+        row["measures"] = h.get("measures") or f"申请延期：{row['extend_reason']}"
+    if step == "extend" and target == "管控中" and not row["monitoring"]:
+        row["monitoring"] = h.get("monitoring") or ""  # the template asks 管控中 rows for it: the recorded one
+    if step != "extend":
+        row["extend_to"] = row["extend_reason"] = ""
+    return row
+
+
+def _report_routes(app: FastAPI, state: PortalState) -> None:
+    settings = state.settings
+
+    @app.post("/hazards/{hazard_no}/report", response_class=HTMLResponse)
+    async def report(request: Request, hazard_no: str):
+        """The responsible unit's report on one hazard (开始整改, 整改完成, 申请延期, 管控措施已落实, 转为管控) with its
+        整改前/整改后 photos: the one-row feedback file the ledger applies, previewed like any upload, then
+        confirmed; the photos, checked and stripped of metadata, land with it (pipeline/portal/evidence.py)."""
+        session = _session(state, request)
+        try:
+            posted = await request.form(max_files=2 * settings.max_photos, max_fields=40)
+        except StarletteHTTPException:
+            raise HTTPException(400, f"一次最多上传{settings.max_photos}张照片，请减少后重试") from None
+        if not accounts.csrf_ok(session.csrf_token, posted.get("csrf")):
+            raise HTTPException(403, "页面已过期或请求来源不明（CSRF校验失败），请刷新页面后重试")
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+            _require(h is not None and reads.may_see(session.account, h))
+            events = reads.history(cur, hazard_no)
+        step = str(posted.get("step", ""))
+        _require(h["responsible_unit"] == session.account.unit_code and session.account.can_upload,
+                 f"无权报送：整改进展由责任单位{unit_label(h['responsible_unit'])}报送")  # fmt: skip
+        _require(step in reads.report_steps(session.account, h),
+                 f"该隐患当前为“{h['status']}”，不能报送“{reads.REPORT_STEPS.get(step, ('未知事项',))[0]}”")  # fmt: skip
+        form = {k: str(posted.get(k) or "").strip() for k in REPORT_TEXT_FIELDS}
+        files = [(label, f) for label, key in (("整改前", "before"), ("整改后", "after"))
+                 for f in posted.getlist(key) if isinstance(f, UploadFile) and f.filename]  # fmt: skip
+        photos, named = [], []
+        try:
+            if len(files) > settings.max_photos:
+                raise evidence.PhotoRefused(f"一次最多上传{settings.max_photos}张照片，本次选了{len(files)}张")
+            limit = settings.max_photo_mb << 20
+            for label, f in files:
+                data, suffix = evidence.clean(await f.read(limit + 1), f.filename, limit)
+                photos.append((data, suffix))
+                named.append(f"{label}:{evidence.sha256(data)}")
+        except evidence.PhotoRefused as e:
+            return _render_hazard(request, state, session, h, events, status=400, report_error=str(e), form=form)
+        row = _report_row(h, step, form, session.account, state.today()) | {"photos": ";".join(named)}
+        name = f"网页报送_{reads.REPORT_STEPS[step][0].split('（')[0]}_{hazard_no}_{_stamp()}.csv"
+        return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
+                                        _one_chunk(_feedback_csv([row])), photos)  # fmt: skip
+
+    @app.get("/hazards/{hazard_no}/photos/{name}")
+    def photo(request: Request, hazard_no: str, name: str):
+        """A photo reported with one of the hazard's events (thumbnail, or the whole photo with ?full=1), for the
+        accounts that may see the hazard; a photo of another hazard is never served through this one."""
+        session = _session(state, request)
+        sha = name.removesuffix(".jpg")
+        with state.snapshots.cursor() as cur:
+            h = reads.hazard(cur, hazard_no, state.today()) if cur else None
+            _require(h is not None and reads.may_see(session.account, h))
+            known = {p["sha"] for p in reads.photos(reads.history(cur, hazard_no))}
+        source = evidence.find(settings.data_raw / evidence.EVIDENCE_FOLDER, sha) if sha in known else None
+        if source is None:
+            raise HTTPException(404, "没有这张照片")
+        headers = {"Cache-Control": "private, max-age=86400"}
+        if request.query_params.get("full") == "1":
+            return FileResponse(source, media_type="image/jpeg" if source.suffix == ".jpg" else "image/png",
+                                headers=headers)  # fmt: skip
+        thumb = evidence.thumbnail(source, settings.portal_db.parent / "thumbnails")
+        return FileResponse(thumb, media_type="image/jpeg", headers=headers)
+
+    @app.post("/hazards/batch-decision", response_class=HTMLResponse)
+    async def batch_decision(request: Request):
+        """The supervising department accepts or rejects several hazards awaiting acceptance at once: ONE feedback
+        file of one row per hazard (a rejection needs its reason), previewed, then confirmed."""
+        session = _session(state, request)
+        _require(session.account.role == "supervisor", "无权办理：只有行业监管部门可以验收")
+        posted = await request.form(max_files=0, max_fields=PAGE_BATCH + 10)
+        if not accounts.csrf_ok(session.csrf_token, posted.get("csrf")):
+            raise HTTPException(403, "页面已过期或请求来源不明（CSRF校验失败），请刷新页面后重试")
+        numbers = list(dict.fromkeys(str(n) for n in posted.getlist("hazard_no")))[:PAGE_BATCH]
+        decision = str(posted.get("decision", ""))
+        _require(decision in ("accept", "reject"), "请选择验收通过或验收不通过")
+        _require(bool(numbers), "请先勾选要验收的隐患")
+        note = str(posted.get("note") or "").strip()
+        _require(decision == "accept" or bool(note), "验收不通过须填写理由（退回整改的原因）")
+        with state.snapshots.cursor() as cur:
+            allowed = reads.decidable(cur, state.ledger(), session.account, numbers) if cur else set()
+            _require(set(numbers) <= allowed, "所选隐患中有不待验收或不归本部门验收的，请刷新列表后重新勾选")
+            hazards = [reads.hazard(cur, n, state.today()) for n in numbers]
+        extra = {"note": note, "assessment_no": str(posted.get("assessment_no") or "").strip(),
+                 "expert": str(posted.get("expert") or "").strip()}  # fmt: skip
+        rows = [_decision_row(h, decision, extra, session.account, state.today()) for h in hazards]
+        name = f"网页批量验收_{'通过' if decision == 'accept' else '不通过'}{len(rows)}项_{_stamp()}.csv"
+        return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
+                                        _one_chunk(_feedback_csv(rows)))  # fmt: skip
+
+
+PAGE_BATCH = 200  # at most one list page of hazards in one batch decision
+
+
+def _stamp() -> str:
+    """Beijing time to the millisecond, for the names of the files the pages write (two reports never collide)."""
+    now = dt.datetime.now(clock.DISTRICT_TZ)
+    return f"{now:%H%M%S}{now.microsecond // 1000:03d}"
 
 
 def _duban_routes(app: FastAPI, state: PortalState) -> None:

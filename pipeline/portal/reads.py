@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -353,11 +354,18 @@ def feedback_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account,
     unit's open hazards, and for a supervisor also its units' hazards awaiting acceptance or an extension decision."""
     where, params = _where(account, f)
     rows = cur.execute(
-        f"SELECT hazard_no FROM {ledger} WHERE {where} AND status <> '已销号' AND (responsible_unit = $own "
-        "OR status = '已整改待验收' OR extend_status = '待审批') ORDER BY hazard_no",
+        f"SELECT hazard_no, asset_name, coalesce(extend_to, deadline), overdue_days FROM {ledger} WHERE {where} "
+        "AND status <> '已销号' AND (responsible_unit = $own OR status = '已整改待验收' OR extend_status = '待审批') "
+        "ORDER BY hazard_no",
         params | {"own": account.unit_code},
     ).fetchall()
-    return [{"hazard_no": r[0]} for r in rows]
+    return [{"hazard_no": no, "asset_name": name or "", "deadline_info": deadline, "overdue_info": overdue}
+            for no, name, deadline, overdue in rows]  # fmt: skip
+
+
+# the pre-filled feedback file's columns for reading only, beside the hazard number (the intake ignores them)
+FEEDBACK_INFO = (("对象名称（仅供参考）", "asset_name"), ("整改时限（仅供参考）", "deadline_info"),
+                 ("逾期天数（仅供参考）", "overdue_info"))  # fmt: skip
 
 
 # --- the leaders' page -----------------------------------------------------------------
@@ -494,3 +502,84 @@ def quake_reports(quake_dir: Path) -> list[tuple[str, list[str]]]:
         files = sorted(p.name for p in d.iterdir() if p.is_file() and p.suffix in (".txt", ".pdf", ".png", ".xlsx"))
         out.append((d.name, files))
     return out
+
+
+# --- issue 27 §1: the responsible unit's report from the hazard page, evidence, batch acceptance, rejections ----
+
+# step -> (the button's words, the 整改状态 the feedback row carries; None: the hazard's own status)
+REPORT_STEPS = {
+    "start": ("开始整改", "整改中"),
+    "done": ("整改完成（报请验收）", "已整改待验收"),
+    "extend": ("申请延期", None),
+    "control_done": ("管控措施已落实", "管控措施已落实"),
+    "control": ("转为管控", "管控中"),
+}
+
+
+def report_steps(account: Account, h: dict) -> list[str]:
+    """The steps the account's unit may report on hazard `h` from its page (the next ones its status allows, by
+    reference/ledger_transitions.csv): only the responsible unit's uploading accounts. The ledger checks again."""
+    from pipeline.ledger.model import unit_actor
+
+    if not account.can_upload or h["responsible_unit"] != account.unit_code or h["status"] not in OPEN_STATUSES:
+        return []
+    status, steps = h["status"], []
+    if status != "整改中" and unit_actor(status, "整改中") == "responsible":
+        steps.append("start")
+    if unit_actor(status, "已整改待验收") == "responsible":
+        steps.append("done")
+    if unit_actor(status, status) == "responsible" and h.get("extend_status") != "待审批":
+        steps.append("extend")
+    if h.get("control_deadline") and not h.get("control_done_on") and unit_actor(status, status) == "responsible":
+        steps.append("control_done")
+    if status != "管控中" and unit_actor(status, "管控中") == "responsible":
+        steps.append("control")
+    return steps
+
+
+PHOTO_NOTE = re.compile(r"(整改前|整改后)照片：((?:[0-9a-f]{64})(?:、[0-9a-f]{64})*)")
+
+
+def photos(events: list[dict]) -> list[dict]:
+    """The photos reported with the hazard's events (整改前/整改后, by SHA-256, in the event's note), in order."""
+    out, seen = [], set()
+    for e in events:
+        for label, hashes in PHOTO_NOTE.findall(e.get("note") or ""):
+            for sha in hashes.split("、"):
+                if sha not in seen:
+                    seen.add(sha)
+                    out.append({"sha": sha, "label": label, "event_date": e["event_date"], "unit": e["unit"]})
+    return out
+
+
+def decidable(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, numbers: list[str]) -> set[str]:
+    """Of `numbers`, the hazards awaiting acceptance that the account's department decides (batch acceptance)."""
+    if account.role != "supervisor" or not numbers:
+        return set()
+    rows = cur.execute(
+        f"SELECT hazard_no, responsible_unit, sector_supervisor FROM {ledger} WHERE status = '已整改待验收' "
+        "AND hazard_no IN (SELECT unnest($nos::VARCHAR[]))",
+        {"nos": numbers},
+    ).fetchall()
+    return {no for no, unit, sup in rows if may_decide(account, {"responsible_unit": unit, "sector_supervisor": sup})}
+
+
+def rejections(cur: duckdb.DuckDBPyConnection, account: Account, limit: int = 50) -> list[dict]:
+    """The unit's hazards whose last event is a rejection (验收不通过: 已整改待验收 → 整改中 by another unit, the
+    supervising department), newest first, with the reason (the event's note)."""
+    if not account.can_upload or not has_table(cur, "hazard_events"):
+        return []
+    c = cur.execute(
+        """
+        WITH last AS (SELECT e.*, row_number() OVER (PARTITION BY e.hazard_no ORDER BY e.seq DESC) AS k
+                      FROM hazard_events e JOIN hazards h USING (hazard_no) WHERE h.responsible_unit = $own)
+        SELECT l.hazard_no, l.event_date, l.unit, l.note, h.asset_name, h.status FROM last l
+        JOIN hazards h USING (hazard_no)
+        WHERE l.k = 1 AND l.from_status = '已整改待验收' AND l.to_status = '整改中' AND l.unit <> $own
+          AND h.status = '整改中'
+        ORDER BY l.event_date DESC, l.hazard_no LIMIT $limit
+        """,
+        {"own": account.unit_code, "limit": limit},
+    )
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]

@@ -28,6 +28,8 @@ class Settings:
     preview_rows_shown: int = 500  # refused rows listed on the page (the count is always whole)
     preview_memory_mb: int = 2048  # a preview worker's resident memory; a file that needs more is refused as too large
     page_seconds: int = 60  # a page not answered by then gets an error page and a log line (POST: + preview_seconds)
+    max_photo_mb: int = 8  # each 整改前/整改后 photo sent with a report from the hazard page …
+    max_photos: int = 6  # … and at most this many photos with one report
     secure_cookie: bool = False  # True behind HTTPS
     data_raw: Path = field(default_factory=paths.data_raw_dir)
     output: Path = field(default_factory=paths.output_dir)
@@ -54,5 +56,7 @@ class Settings:
             preview_seconds=_int("LITONG_PORTAL_PREVIEW_SECONDS", 300),
             preview_memory_mb=_int("LITONG_PORTAL_PREVIEW_MEMORY_MB", 2048),
             page_seconds=_int("LITONG_PORTAL_PAGE_SECONDS", 60),
+            max_photo_mb=_int("LITONG_PORTAL_MAX_PHOTO_MB", 8),
+            max_photos=_int("LITONG_PORTAL_MAX_PHOTOS", 6),
             secure_cookie=os.environ.get("LITONG_PORTAL_SECURE_COOKIE", "") in ("1", "true", "yes"),
         )
