@@ -36,7 +36,7 @@ from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.ledger import duban
-from pipeline.portal import accounts, preview, reads, run_progress, uploads
+from pipeline.portal import accounts, preview, reads, run_progress, runner, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
@@ -116,6 +116,8 @@ class PortalState:
         self.templates.env.globals["may_see_duban"] = reads.may_see_duban  # the 督办 page's link
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
+        self.runner = (runner.Runner(settings.data_raw, settings.output, settings.database, settings.portal_db.parent)
+                       if settings.run_on_confirm else None)  # fmt: skip
         self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
         self._local = threading.local()
         with closing(self._connect()) as con:
@@ -146,6 +148,8 @@ class PortalState:
 
     def stop(self) -> None:
         """The preview workers end with the portal (a worker busy with a preview is killed, not waited for)."""
+        if self.runner:
+            self.runner.stop()
         if self.pool:
             self._kill(self.pool)
             self.pool = None
@@ -422,6 +426,8 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
             raise HTTPException(409, f"{row['file_name']}：{preview.TOO_LARGE}，不能提交。请拆分为几个较小的文件"
                                      "（例如按乡镇），或另存为CSV UTF-8后重新上传")  # fmt: skip
         uploads.land(state.db(), settings.staging_dir, settings.data_raw, row)
+        if state.runner:  # the run starts now, not at the upload sensor's next tick
+            state.runner.request(row["kind"])
         raise Redirect(f"/uploads/{upload_id}")
 
     @app.post("/upload/{upload_id}/discard")
@@ -454,8 +460,10 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
                 runs = run_progress.active_runs()
                 failure = None if running or runs else run_progress.last_failure()  # a run that stopped
         stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
+        started = bool(state.runner and state.runner.busy())
         return state.render(request, "upload_status.html", session, row=row, outcomes=outcomes, running=running,
-                            runs=runs, failure=failure, result=stored)  # fmt: skip
+                            runs=runs, failure=failure, result=stored, started=started,
+                            poll_seconds=2 if state.runner else 5)  # fmt: skip
 
     @app.get("/uploads/{upload_id}/receipt/{kind}")
     def receipt(request: Request, upload_id: str, kind: str):

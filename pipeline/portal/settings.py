@@ -29,6 +29,7 @@ class Settings:
     preview_memory_mb: int = 2048  # a preview worker's resident memory; a file that needs more is refused as too large
     page_seconds: int = 60  # a page not answered by then gets an error page and a log line (POST: + preview_seconds)
     secure_cookie: bool = False  # True behind HTTPS
+    run_on_confirm: bool = False  # start the pipeline run at 确认提交 (runner.py); from_env: on unless set to 0
     data_raw: Path = field(default_factory=paths.data_raw_dir)
     output: Path = field(default_factory=paths.output_dir)
     database: Path = field(default_factory=paths.database_path)
@@ -55,4 +56,5 @@ class Settings:
             preview_memory_mb=_int("LITONG_PORTAL_PREVIEW_MEMORY_MB", 2048),
             page_seconds=_int("LITONG_PORTAL_PAGE_SECONDS", 60),
             secure_cookie=os.environ.get("LITONG_PORTAL_SECURE_COOKIE", "") in ("1", "true", "yes"),
+            run_on_confirm=os.environ.get("LITONG_PORTAL_RUN_ON_CONFIRM", "1") not in ("0", "false", "no"),
         )
