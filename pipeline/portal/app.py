@@ -114,6 +114,7 @@ class PortalState:
             ROLES=ROLES, KIND_ZH=KIND_ZH, unit_label=unit_label, lock_after=settings.lock_after
         )
         self.templates.env.globals["may_see_duban"] = reads.may_see_duban  # the 督办 page's link
+        self.templates.env.globals["town_names"] = towns()  # the hazard list's town filter
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
         self.runner = (runner.Runner(settings.data_raw, settings.output, settings.database, settings.portal_db.parent)
@@ -597,6 +598,7 @@ def _filter(request: Request) -> reads.HazardFilter:
         kind=q.get("kind", "") if q.get("kind", "") in KINDS else "",
         overdue_only=q.get("overdue") == "1",
         unit=q.get("unit", ""),
+        town=q.get("town", "") if q.get("town", "") in towns() else "",
         page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
     )
 
@@ -749,9 +751,40 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
                                                         lambda: _leaders(state, town, unit))  # fmt: skip
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
-        return state.render(request, "leaders.html", session, head=head, by_town=by_town, by_unit=by_unit,
-                            charts=charts, town=town, unit=unit, towns=towns(),
+        figures = _figures(state, town, unit)
+        return state.render(request, "leaders.html", session, head=head, by_town=reads.worst_first(by_town),
+                            by_unit=by_unit, charts=charts, town=town, unit=unit, towns=towns(), figures=figures,
+                            scope=_scope(town, unit),
                             briefing=(settings.output / "briefing" / "简报.pdf").is_file())  # fmt: skip
+
+    @app.get("/leaders/figure/{key}", response_class=HTMLResponse)
+    def leader_figure(request: Request, key: str, town: str = "", unit: str = ""):
+        """One of the leaders' figures on its own page, full width (the phone's 'tap to enlarge')."""
+        session = _session(state, request)
+        town = town if town in towns() else ""
+        unit = unit if unit in units() else ""
+        _require(not unit or _sees_unit(state, session.account, unit),
+                 "无权查看其他单位的看板：单位视图只对本单位、其监管单位、领导和分析人员开放")  # fmt: skip
+        found = [f for f in _figures(state, town, unit) if f.key == key]
+        if not found:
+            raise HTTPException(404, "没有这个图表")
+        return state.render(request, "leader_figure.html", session, f=found[0], town=town, unit=unit,
+                            scope=_scope(town, unit))  # fmt: skip
+
+    def _figures(state: PortalState, town: str, unit: str) -> list[reads.Figure]:
+        """The leaders' figures for the choice, computed once per publication (Snapshots.cached)."""
+
+        def compute() -> list[reads.Figure]:
+            with state.snapshots.cursor() as cur:
+                return reads.leader_figures(cur, state.ledger(), state.today(), town, unit) if cur else []
+
+        return state.snapshots.cached(("leader_figures", state.today(), town, unit), compute)
+
+    def _scope(town: str, unit: str) -> str:
+        return (
+            " · ".join(x for x in (towns().get(town, "") if town else "", unit_label(unit) if unit else "") if x)
+            or "全区"
+        )
 
     def _leaders(state: PortalState, town: str, unit: str) -> tuple:
         with state.snapshots.cursor() as cur:
