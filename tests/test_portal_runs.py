@@ -137,3 +137,33 @@ def test_a_confirmed_decision_changes_the_hazard_without_the_sensor(site):
     assert _until(lambda: len(_ended(site)) == before + 2, 300)
     assert _launched(site)[before:] == ["run --kind feedback --first", "run --kind feedback"]
     assert _ended(site)[before:] == [0, 0]
+
+
+def test_the_runner_runs_one_command_at_a_time_and_gives_later_files_their_receipts_first(tmp_path):
+    """A file confirmed while the first pass runs gets its own first pass before the long run, which covers both."""
+    import threading
+
+    from pipeline.portal.runner import Runner
+
+    runner = Runner(tmp_path, tmp_path, tmp_path / "db.duckdb", tmp_path)
+    calls, going, release = [], [], threading.Event()
+
+    def fake(kinds, first):
+        going.append(1)
+        assert len(going) == 1, "two commands at once"
+        calls.append((kinds, first))
+        if len(calls) == 1:
+            release.wait(10)
+        going.pop()
+
+    runner._run = fake
+    runner.request("buildings")
+    assert _until(lambda: calls, 5)
+    runner.request("feedback")  # while the first pass runs
+    runner.request("feedback")  # twice: one request
+    release.set()
+    assert _until(lambda: len(calls) == 3, 5)
+    time.sleep(0.3)
+    assert calls == [(("buildings",), True), (("feedback",), True), (("buildings", "feedback"), False)]
+    assert not runner.busy()
+    runner.stop()

@@ -6,7 +6,8 @@ feedback's application, then the published snapshot: the receipt or the changed 
 `run --kind K` (everything downstream: scores, ledger, charts, briefing). The CLI takes the database's writer
 lock (pipeline/writer_lock.py) as every writer does, waiting behind a run already going (the sensor's, the
 daemon's, a person's) instead of refusing; the thread itself never starts a second run while its own is
-going: what is confirmed meanwhile is queued, and the kinds queued are run together once the run ends.
+going: what is confirmed meanwhile is queued; the kinds confirmed during a first pass get their own first pass
+before the full run, the full run covers them all, and what comes during the full run waits for its end.
 
 The pipeline stays the one writer of the database: the portal only starts its command line.
 """
@@ -83,8 +84,18 @@ class Runner:
                     return
                 kinds = tuple(sorted(self._pending))
                 self._pending.clear()
-            for first in (True, False):
-                self._run(kinds, first)
+            self._run(kinds, True)
+            follow = set(kinds)
+            while more := self._take():  # confirmed during the first pass: their receipts before the long run
+                self._run(more, True)
+                follow |= set(more)
+            self._run(tuple(sorted(follow)), False)
+
+    def _take(self) -> tuple[str, ...]:
+        with self._cond:
+            kinds = () if self._stopping else tuple(sorted(self._pending))
+            self._pending.clear()
+            return kinds
 
     def _run(self, kinds: tuple[str, ...], first: bool) -> None:
         args = [sys.executable, "-m", "pipeline.cli", "run", *[a for k in kinds for a in ("--kind", k)]]
