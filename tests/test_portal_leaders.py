@@ -153,6 +153,15 @@ def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
     majors = [open_major[c] for c in linked]
     assert majors == sorted(majors, reverse=True) and majors[0] > 0
     town = linked[0]
+    # change since last month, per town: found and closed this month, last month's beside them
+    today = _today(site)
+    this = today.replace(day=1)
+    last = (this - dt.timedelta(days=1)).replace(day=1)
+    found_last, closed_last = _sql(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
+        count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2)
+        FROM hazards WHERE town_code = $3 AND status <> '已撤销'""", [last, this, town])[0]  # fmt: skip
+    row = re.search(rf'href="/hazards\?town={town}&amp;grade=.*?</tr>', html, re.S).group(0)
+    assert f"（上月{found_last:,}）" in text_of(row) and f"（上月{closed_last:,}）" in text_of(row)
     html = s.get(f"{site.url}/hazards?town={town}&grade=重大&overdue=1").text
     assert f'<option value="{town}" selected>' in html  # the list says which town it is filtered to
     listed = text_of(html)

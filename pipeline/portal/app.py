@@ -752,6 +752,8 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
                                                         lambda: _leaders(state, town, unit))  # fmt: skip
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
         figures = _figures(state, town, unit)
+        months = _last_month(state)  # each town's found and closed last month, beside this month's
+        by_town = [dict(r, 上月=months.get(r["乡镇代码"], (0, 0))) for r in by_town]
         return state.render(request, "leaders.html", session, head=head, by_town=reads.worst_first(by_town),
                             by_unit=by_unit, charts=charts, town=town, unit=unit, towns=towns(), figures=figures,
                             scope=_scope(town, unit),
@@ -770,6 +772,13 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
             raise HTTPException(404, "没有这个图表")
         return state.render(request, "leader_figure.html", session, f=found[0], town=town, unit=unit,
                             scope=_scope(town, unit))  # fmt: skip
+
+    def _last_month(state: PortalState) -> dict[str, tuple[int, int]]:
+        def compute() -> dict[str, tuple[int, int]]:
+            with state.snapshots.cursor() as cur:
+                return reads.last_month_by_town(cur, state.ledger(), state.today()) if cur else {}
+
+        return state.snapshots.cached(("leader_last_month", state.today()), compute)
 
     def _figures(state: PortalState, town: str, unit: str) -> list[reads.Figure]:
         """The leaders' figures for the choice, computed once per publication (Snapshots.cached)."""

@@ -371,6 +371,18 @@ def leader_figures(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date, 
     return out
 
 
+def last_month_by_town(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date) -> dict[str, tuple[int, int]]:
+    """Per town: hazards found and closed last month (the towns table sets this month's beside them)."""
+    last, this, _ = _month_bounds(as_of)
+    rows = cur.execute(
+        f"""SELECT town_code, count(*) FILTER (WHERE found_date >= $last AND found_date < $this),
+                   count(*) FILTER (WHERE status = '已销号' AND accept_date >= $last AND accept_date < $this)
+            FROM {ledger} GROUP BY 1""",
+        {"last": last, "this": this},
+    ).fetchall()
+    return {t: (int(f), int(c)) for t, f, c in rows}
+
+
 def worst_first(rows: list[dict]) -> list[dict]:
     """Towns (or units) worst first: most open 重大 hazards, then most overdue, then most open."""
     return sorted(rows, key=lambda r: (-(r["未销号重大隐患"] or 0), -(r["逾期数"] or 0), -(r["未销号"] or 0)))
