@@ -64,7 +64,9 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _execute(job_name: str, partition_key: str | None = None, ops: dict | None = None) -> tuple[int, str | None]:
+def _execute(
+    job_name: str, partition_key: str | None = None, ops: dict | None = None, selection: list | None = None
+) -> tuple[int, str | None]:
     """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
     the run succeeded and no check of ERROR severity failed; failed warnings are printed. A job of the
     earthquake response (tagged QUAKE_TAG: it reads the snapshot, writes its own store) takes no writer lock."""
@@ -76,10 +78,10 @@ def _execute(job_name: str, partition_key: str | None = None, ops: dict | None =
     instance = _instance()
     job = defs.resolve_job_def(job_name)
     with nullcontext() if QUAKE_TAG in job.tags else _writing(f"命令行 {job_name}"):
-        steps = len(job.graph.node_defs)
+        steps = len(selection) if selection else len(job.graph.node_defs)
         config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
-                                        partition_key=partition_key)  # fmt: skip
+                                        partition_key=partition_key, asset_selection=selection)  # fmt: skip
     evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
     errors = [e for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR]
     for e in evaluations:
@@ -96,12 +98,51 @@ def _execute(job_name: str, partition_key: str | None = None, ops: dict | None =
     return (0 if result.success and not errors else 1), result.run_id
 
 
-def cmd_run(_: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     print(f"读取上传文件：{paths.data_raw_dir()}", flush=True)
+    kinds = getattr(args, "kind", None) or []
+    if kinds:
+        return _run_kinds(kinds, getattr(args, "first", False))
     code, run_id = _execute("main_job")
     print_status(run_id)
     _print_outputs()
     if code == 0:
+        code = _follow_up_events()
+    return code
+
+
+FIRST_STEPS = {  # `run --kind K --first`: what a person waits for (receipts, the hazard's change), then publish
+    "feedback": ["ledger_feedback"],
+    "quake_feedback": ["ledger_quake_damage"],
+}
+
+
+def run_selection(kinds: list[str], first: bool) -> tuple[str, list | None]:
+    """The job and assets a run for uploads of these kinds covers. `first`: only the intake and validation of
+    the kinds (which write the receipts) or the feedback's application, then the published snapshot, so the
+    portal shows the receipt or the changed hazard in seconds; without it, everything downstream of the kinds
+    (as the upload sensor runs it: scores, ledger, charts, briefing)."""
+    import dagster as dg
+
+    from pipeline.intake.schema import KINDS
+    from pipeline.sensors import what_to_run
+
+    unknown = [k for k in kinds if k not in (*KINDS, *FIRST_STEPS)]
+    if unknown:
+        raise CliError(f"未知的上传类别：{'、'.join(unknown)}（可选：{'、'.join((*KINDS, *FIRST_STEPS))}）")
+    if not first:
+        return what_to_run([f"{k}/" for k in kinds])
+    names = [n for k in sorted(set(kinds)) for n in FIRST_STEPS.get(k, [f"raw_{k}", f"stg_{k}"])]
+    return "main_job", [dg.AssetKey(n) for n in [*names, "published_snapshot"]]
+
+
+def _run_kinds(kinds: list[str], first: bool) -> int:
+    job_name, selection = run_selection(kinds, first)
+    what = "受理回执" if first else "全部更新"
+    print(f"处理上传类别：{'、'.join(sorted(set(kinds)))}（{what}）", flush=True)
+    code, run_id = _execute(job_name, selection=selection)
+    print_status(run_id)
+    if code == 0 and not first and "quake_feedback" in kinds:
         code = _follow_up_events()
     return code
 
@@ -571,7 +612,10 @@ def _quake_action(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litong", description="利通区地震风险隐患排查数据处理")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件，更新台账、图表和简报").set_defaults(fn=cmd_run)
+    run = sub.add_parser("run", help="处理 data_raw/ 中的全部上传文件，更新台账、图表和简报")
+    run.add_argument("--kind", action="append", help="只处理此类上传及其下游（可重复），如 buildings、feedback")
+    run.add_argument("--first", action="store_true", help="与 --kind 同用：只做受理和校验（写回执）并发布快照")
+    run.set_defaults(fn=cmd_run)
     sub.add_parser("refresh", help="按今天的日期更新逾期、台账导出、图表和简报").set_defaults(fn=cmd_refresh)
     sub.add_parser("status", help="最近一次运行、各阶段数量、未通过的检查").set_defaults(fn=cmd_status)
     sub.add_parser("templates", help="生成空白填报模板").set_defaults(fn=cmd_templates)

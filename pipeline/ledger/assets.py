@@ -101,7 +101,7 @@ def ledger_feedback(context: dg.AssetExecutionContext, store: LitongStore) -> dg
     with store.connect() as con:
         validated = validate_feedback(con, store.raw_dir())
         results = apply_pending(con)
-        written = write_feedback_receipts(con, store.out_dir() / "receipts") if validated or results else []
+        written = write_feedback_receipts(con, store.out_dir() / "receipts", results) if validated or results else []
         receipts = [str(p) for p in written]
         unreadable = _refused_files(context, con, "feedback")
     return dg.MaterializeResult(

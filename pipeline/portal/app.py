@@ -37,7 +37,7 @@ from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.ledger import duban
-from pipeline.portal import accounts, evidence, preview, reads, run_progress, uploads
+from pipeline.portal import accounts, evidence, preview, reads, run_progress, runner, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
@@ -153,8 +153,11 @@ class PortalState:
         self.templates.env.globals["person"] = self.person
         self.templates.env.filters["beijing"] = beijing
         self.templates.env.filters["file_title"] = file_title
+        self.templates.env.globals["town_names"] = towns()  # the hazard list's town filter
         self.templates.env.filters["num"] = lambda v: f"{v:,}" if isinstance(v, int) else ("" if v is None else v)
         self.pool: ProcessPoolExecutor | None = None
+        self.runner = (runner.Runner(settings.data_raw, settings.output, settings.database, settings.portal_db.parent)
+                       if settings.run_on_confirm else None)  # fmt: skip
         self._over_memory: weakref.WeakSet[ProcessPoolExecutor] = weakref.WeakSet()  # pools a worker was killed in
         self._local = threading.local()
         with closing(self._connect()) as con:
@@ -190,6 +193,8 @@ class PortalState:
 
     def stop(self) -> None:
         """The preview workers end with the portal (a worker busy with a preview is killed, not waited for)."""
+        if self.runner:
+            self.runner.stop()
         if self.pool:
             self._kill(self.pool)
             self.pool = None
@@ -485,6 +490,8 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
         if staged_photos.is_dir():  # a report from the hazard page: its photos land before its row
             evidence.land(staged_photos, settings.data_raw)
         uploads.land(state.db(), settings.staging_dir, settings.data_raw, row)
+        if state.runner:  # the run starts now, not at the upload sensor's next tick
+            state.runner.request(row["kind"])
         raise Redirect(f"/uploads/{upload_id}")
 
     @app.post("/upload/{upload_id}/discard")
@@ -517,8 +524,10 @@ def _upload_routes(app: FastAPI, state: PortalState) -> None:
                 runs = run_progress.active_runs()
                 failure = None if running or runs else run_progress.last_failure()  # a run that stopped
         stored = preview.Result.from_json(_preview_json(settings, upload_id)) if row["state"] == "previewed" else None
+        started = bool(state.runner and state.runner.busy())
         return state.render(request, "upload_status.html", session, row=row, outcomes=outcomes, running=running,
-                            runs=runs, failure=failure, result=stored)  # fmt: skip
+                            runs=runs, failure=failure, result=stored, started=started,
+                            poll_seconds=2 if state.runner else 5)  # fmt: skip
 
     @app.get("/uploads/{upload_id}/receipt/{kind}")
     def receipt(request: Request, upload_id: str, kind: str):
@@ -672,13 +681,13 @@ def _filter(request: Request, as_of: dt.date | None = None) -> reads.HazardFilte
         kind=q.get("kind", "") if q.get("kind", "") in KINDS else "",
         overdue_only=q.get("overdue") == "1",
         unit=q.get("unit", ""),
+        town=q.get("town", "") if q.get("town", "") in towns() else "",
         page=int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1,
         as_of=as_of or clock.district_today(),
         due_within=int(due) if due.isdigit() and 0 < int(due) <= 366 else 0,
         extension_pending=q.get("extension") == "1",
         supervised=q.get("duban") == "1",
         to_accept=q.get("accept") == "1",
-        town=q.get("town", "") if q.get("town", "") in towns() else "",
         text=q.get("q", "").strip()[:100],
         due_from=_date_or_none(q.get("due_from", "")),
         due_to=_date_or_none(q.get("due_to", "")),
@@ -1064,9 +1073,49 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
                                                         lambda: _leaders(state, town, unit))  # fmt: skip
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
-        return state.render(request, "leaders.html", session, head=head, by_town=by_town, by_unit=by_unit,
-                            charts=charts, town=town, unit=unit, towns=towns(),
+        figures = _figures(state, town, unit)
+        months = _last_month(state)  # each town's found and closed last month, beside this month's
+        by_town = [dict(r, 上月=months.get(r["乡镇代码"], (0, 0))) for r in by_town]
+        return state.render(request, "leaders.html", session, head=head, by_town=reads.worst_first(by_town),
+                            by_unit=by_unit, charts=charts, town=town, unit=unit, towns=towns(), figures=figures,
+                            scope=_scope(town, unit),
                             briefing=(settings.output / "briefing" / "简报.pdf").is_file())  # fmt: skip
+
+    @app.get("/leaders/figure/{key}", response_class=HTMLResponse)
+    def leader_figure(request: Request, key: str, town: str = "", unit: str = ""):
+        """One of the leaders' figures on its own page, full width (the phone's 'tap to enlarge')."""
+        session = _session(state, request)
+        town = town if town in towns() else ""
+        unit = unit if unit in units() else ""
+        _require(not unit or _sees_unit(state, session.account, unit),
+                 "无权查看其他单位的看板：单位视图只对本单位、其监管单位、领导和分析人员开放")  # fmt: skip
+        found = [f for f in _figures(state, town, unit) if f.key == key]
+        if not found:
+            raise HTTPException(404, "没有这个图表")
+        return state.render(request, "leader_figure.html", session, f=found[0], town=town, unit=unit,
+                            scope=_scope(town, unit))  # fmt: skip
+
+    def _last_month(state: PortalState) -> dict[str, tuple[int, int]]:
+        def compute() -> dict[str, tuple[int, int]]:
+            with state.snapshots.cursor() as cur:
+                return reads.last_month_by_town(cur, state.ledger(), state.today()) if cur else {}
+
+        return state.snapshots.cached(("leader_last_month", state.today()), compute)
+
+    def _figures(state: PortalState, town: str, unit: str) -> list[reads.Figure]:
+        """The leaders' figures for the choice, computed once per publication (Snapshots.cached)."""
+
+        def compute() -> list[reads.Figure]:
+            with state.snapshots.cursor() as cur:
+                return reads.leader_figures(cur, state.ledger(), state.today(), town, unit) if cur else []
+
+        return state.snapshots.cached(("leader_figures", state.today(), town, unit), compute)
+
+    def _scope(town: str, unit: str) -> str:
+        return (
+            " · ".join(x for x in (towns().get(town, "") if town else "", unit_label(unit) if unit else "") if x)
+            or "全区"
+        )
 
     def _leaders(state: PortalState, town: str, unit: str) -> tuple:
         with state.snapshots.cursor() as cur:

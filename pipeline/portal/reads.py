@@ -401,6 +401,85 @@ def headline(cur: duckdb.DuckDBPyConnection, ledger: str, town: str = "", unit: 
     return out
 
 
+# --- the leaders' figures for a town or a unit (issue 27 §3) ------------------------------------------------
+
+LEVELS_ZH = (("red", "红色（重大）"), ("orange", "橙色（较大）"), ("yellow", "黄色（一般）"), ("blue", "蓝色（低）"))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One bar chart drawn in the page (server-rendered SVG): its key, title, bars (label, value, colour class)."""
+
+    key: str
+    title: str
+    bars: list[tuple[str, int, str]]
+
+    @property
+    def top(self) -> int:
+        return max([v for _, v, _ in self.bars] + [1])
+
+
+def _month_bounds(as_of: dt.date) -> tuple[dt.date, dt.date, dt.date]:
+    """The first days of last month, this month and next month (this month holds `as_of`)."""
+    this = as_of.replace(day=1)
+    last = (this - dt.timedelta(days=1)).replace(day=1)
+    return last, this, (this + dt.timedelta(days=32)).replace(day=1)
+
+
+def leader_figures(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date, town: str = "",
+                   unit: str = "") -> list[Figure]:  # fmt: skip
+    """The leaders' charts for the district, one town or one unit, from the publication (the charts' inputs,
+    pipeline/publish/inputs.py: score_counts, ledger_counts, filtered): risk levels of the objects, the
+    hazards by status, open hazards by responsible unit, and this month against last (found, closed)."""
+    params = {"town": town or None, "unit": unit or None}
+    where = "($town IS NULL OR town_code = $town) AND ($unit IS NULL OR responsible_unit = $unit)"
+    out = []
+    if has_table(cur, "scores") and not unit:
+        levels = dict(cur.execute("SELECT level, count(*) AS n FROM scores WHERE ($town IS NULL OR town_code = $town) "
+                                  "GROUP BY level", {"town": town or None}).fetchall())  # fmt: skip
+        out.append(Figure("levels", "资产风险等级（对象数）", [(zh, int(levels.get(k, 0)), k) for k, zh in LEVELS_ZH]))
+    status = dict(cur.execute(f"SELECT status, count(*) AS n FROM {ledger} WHERE {where} GROUP BY status",
+                              params).fetchall())  # fmt: skip
+    out.append(Figure("progress", "隐患整改进度（按状态）",
+                      [(s, int(status.get(s, 0)), "closed" if s == "已销号" else "open") for s in STATUSES]))  # fmt: skip
+    units = cur.execute(
+        f"SELECT coalesce(unit_name, responsible_unit, '未明确') AS unit_name, count(*) AS n FROM {ledger} "
+        f"WHERE {where} AND status <> '已销号' GROUP BY ALL ORDER BY n DESC, unit_name LIMIT 8",
+        params,
+    ).fetchall()
+    out.append(Figure("units", "未销号隐患最多的责任单位", [(n, int(c), "open") for n, c in units]))
+    last, this, after = _month_bounds(as_of)
+    found_last, found_this, closed_last, closed_this = cur.execute(
+        f"""SELECT count(*) FILTER (WHERE found_date >= $last AND found_date < $this),
+                   count(*) FILTER (WHERE found_date >= $this AND found_date < $after),
+                   count(*) FILTER (WHERE status = '已销号' AND accept_date >= $last AND accept_date < $this),
+                   count(*) FILTER (WHERE status = '已销号' AND accept_date >= $this AND accept_date < $after)
+            FROM {ledger} WHERE {where}""",
+        params | {"last": last, "this": this, "after": after},
+    ).fetchall()[0]
+    out.append(Figure("months", f"本月（{this.month}月）与上月（{last.month}月）",
+                      [("上月新发现", found_last, "open"), ("本月新发现", found_this, "open"),
+                       ("上月销号", closed_last, "closed"), ("本月销号", closed_this, "closed")]))  # fmt: skip
+    return out
+
+
+def last_month_by_town(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date) -> dict[str, tuple[int, int]]:
+    """Per town: hazards found and closed last month (the towns table sets this month's beside them)."""
+    last, this, _ = _month_bounds(as_of)
+    rows = cur.execute(
+        f"""SELECT town_code, count(*) FILTER (WHERE found_date >= $last AND found_date < $this),
+                   count(*) FILTER (WHERE status = '已销号' AND accept_date >= $last AND accept_date < $this)
+            FROM {ledger} GROUP BY 1""",
+        {"last": last, "this": this},
+    ).fetchall()
+    return {t: (int(f), int(c)) for t, f, c in rows}
+
+
+def worst_first(rows: list[dict]) -> list[dict]:
+    """Towns (or units) worst first: most open 重大 hazards, then most overdue, then most open."""
+    return sorted(rows, key=lambda r: (-(r["未销号重大隐患"] or 0), -(r["逾期数"] or 0), -(r["未销号"] or 0)))
+
+
 # --- 挂牌督办: proposals and notices (issue 26 §3) ---------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ class Settings:
     max_photo_mb: int = 8  # each 整改前/整改后 photo sent with a report from the hazard page …
     max_photos: int = 6  # … and at most this many photos with one report
     secure_cookie: bool = False  # True behind HTTPS
+    run_on_confirm: bool = False  # start the pipeline run at 确认提交 (runner.py); from_env: on unless set to 0
     data_raw: Path = field(default_factory=paths.data_raw_dir)
     output: Path = field(default_factory=paths.output_dir)
     database: Path = field(default_factory=paths.database_path)
@@ -59,4 +60,5 @@ class Settings:
             max_photo_mb=_int("LITONG_PORTAL_MAX_PHOTO_MB", 8),
             max_photos=_int("LITONG_PORTAL_MAX_PHOTOS", 6),
             secure_cookie=os.environ.get("LITONG_PORTAL_SECURE_COOKIE", "") in ("1", "true", "yes"),
+            run_on_confirm=os.environ.get("LITONG_PORTAL_RUN_ON_CONFIRM", "1") not in ("0", "false", "no"),
         )

@@ -1,0 +1,174 @@
+"""Issue 27 §3: the leaders' page on a phone (Chromium, 390×844): the figures follow the chosen town, drawn in
+the page from the publication, nothing wider than the screen; towns worst first, each opening its overdue 重大."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+from portal_support import PASSWORDS, copy_deployment, login, make_site, serving, text_of
+
+from pipeline import clock
+from pipeline.intake.schema import towns
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(sample, tmp_path_factory):
+    deployment, _ = sample
+    root = copy_deployment(deployment.root, tmp_path_factory.mktemp("portal_leaders"))
+    with serving(make_site(root)) as s:
+        yield s
+
+
+def _sql(site, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(site.settings.published), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def _today(site) -> dt.date:
+    clock.use_data_raw(site.data_raw)
+    try:
+        return clock.district_today()
+    finally:
+        clock.use_data_raw(None)
+
+
+def _expected(site, town: str) -> dict[str, dict[str, int]]:
+    """The figures straight from the snapshot for `town` (the ledger's status, the objects' levels, the months)."""
+    today = _today(site)
+    this = today.replace(day=1)
+    last = (this - dt.timedelta(days=1)).replace(day=1)
+    nxt = (this + dt.timedelta(days=32)).replace(day=1)
+    levels = dict(_sql(site, "SELECT level, count(*) FROM scores WHERE town_code = ? GROUP BY 1", [town]))
+    status = dict(_sql(site, "SELECT status, count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销' "
+                             "GROUP BY 1", [town]))  # fmt: skip
+    months = _sql(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
+                                  count(*) FILTER (WHERE found_date >= $2 AND found_date < $3),
+                                  count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2),
+                                  count(*) FILTER (WHERE status = '已销号' AND accept_date >= $2 AND accept_date < $3)
+                           FROM hazards WHERE town_code = $4 AND status <> '已撤销'""", [last, this, nxt, town])[0]  # fmt: skip
+    return {
+        "levels": {
+            zh: levels.get(k, 0)
+            for k, zh in (
+                ("red", "红色（重大）"),
+                ("orange", "橙色（较大）"),
+                ("yellow", "黄色（一般）"),
+                ("blue", "蓝色（低）"),
+            )
+        },  # fmt: skip
+        "progress": status,
+        "months": dict(zip(("上月新发现", "本月新发现", "上月销号", "本月销号"), months, strict=True)),
+    }
+
+
+def _bars(page, key: str) -> dict[str, int]:
+    return {g.get_attribute("data-label"): int(g.get_attribute("data-value"))
+            for g in page.locator(f"#figure-{key} g.bar").all()}  # fmt: skip
+
+
+def _overflowing(page) -> list[str]:
+    """Elements whose box passes the screen's right edge (outside the tables' own scrolling boxes)."""
+    return page.evaluate("""() => {
+        const w = document.documentElement.clientWidth, out = [];
+        if (document.documentElement.scrollWidth > w) out.push('page scrolls sideways: ' + document.documentElement.scrollWidth);
+        for (const e of document.querySelectorAll('body *')) {
+            if (e.closest('.scroll') && !e.classList.contains('scroll')) continue;
+            const r = e.getBoundingClientRect();
+            if (r.width && r.right > w + 1) out.push(e.tagName + (e.id ? '#' + e.id : '') + ' ' + Math.round(r.right));
+        }
+        return out;
+    }""")  # fmt: skip
+
+
+def test_on_a_phone_a_town_changes_the_figures_to_that_towns_and_nothing_overflows(browser, site):
+    worst = _sql(site, """SELECT town_code FROM hazards WHERE status NOT IN ('已销号', '已撤销') AND town_code IS NOT NULL
+                          GROUP BY 1 ORDER BY count(*) FILTER (WHERE hazard_grade = '重大') DESC LIMIT 2""")  # fmt: skip
+    town, other = worst[0][0], worst[1][0]
+    page = browser.new_context(**PHONE).new_page()
+    page.set_default_timeout(30_000)
+    page.goto(site.url + "/login")
+    page.fill("#username", "analyst")
+    page.fill("#password", PASSWORDS["analyst"])
+    page.click("#login")
+    page.wait_for_load_state()
+    page.goto(site.url + "/leaders")
+    district = _bars(page, "progress")
+    assert _overflowing(page) == []
+    page.select_option("select[name=town]", town)
+    page.click("form.filters button")
+    page.wait_for_url(re.compile(rf"/leaders\?town={town}"))
+    expected = _expected(site, town)
+    shown = _bars(page, "progress")
+    assert shown != district  # the chart changed with the town …
+    assert {k: v for k, v in shown.items() if v} == {k: v for k, v in expected["progress"].items() if v}  # … to its own
+    assert _bars(page, "levels") == expected["levels"]
+    assert _bars(page, "months") == expected["months"]
+    found = _sql(site, "SELECT count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销'", [town])[0][0]
+    assert page.inner_text("#headline").split()[0] == f"{found:,}"
+    assert towns()[town] in page.inner_text("#figures")  # the captions name the town
+    assert page.locator("img[src^='/charts/']").count() == 0  # no district-wide picture under a town's name
+    assert _overflowing(page) == []
+    box = page.locator("#figure-progress").bounding_box()
+    assert 300 <= box["width"] <= 390  # drawn at the phone's width, not squeezed from 1760 px
+    # tap to enlarge: the same figure on its own page
+    page.click("#figures a[href^='/leaders/figure/progress']")
+    page.wait_for_selector("#figure-table")
+    assert _bars(page, "progress") == shown
+    assert _overflowing(page) == []
+    page.goto(f"{site.url}/leaders?town={other}")
+    assert _bars(page, "levels") == _expected(site, other)["levels"]
+
+
+def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
+    s = login(site, "analyst")
+    html = s.get(site.url + "/leaders").text
+    linked = re.findall(r'class="town-overdue-major" href="/hazards\?town=(\d+)&amp;grade=重大&amp;overdue=1"', html)
+    open_major = dict(_sql(site, """
+        SELECT town_code, count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大')
+        FROM hazards WHERE status <> '已撤销' AND town_code IS NOT NULL GROUP BY 1"""))  # fmt: skip
+    assert len(linked) == len(open_major) and set(linked) == set(open_major)
+    majors = [open_major[c] for c in linked]
+    assert majors == sorted(majors, reverse=True) and majors[0] > 0
+    town = linked[0]
+    # change since last month, per town: found and closed this month, last month's beside them
+    today = _today(site)
+    this = today.replace(day=1)
+    last = (this - dt.timedelta(days=1)).replace(day=1)
+    found_last, closed_last = _sql(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
+        count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2)
+        FROM hazards WHERE town_code = $3 AND status <> '已撤销'""", [last, this, town])[0]  # fmt: skip
+    row = re.search(rf'href="/hazards\?town={town}&amp;grade=.*?</tr>', html, re.S).group(0)
+    assert f"（上月{found_last:,}）" in text_of(row) and f"（上月{closed_last:,}）" in text_of(row)
+    html = s.get(f"{site.url}/hazards?town={town}&grade=重大&overdue=1").text
+    assert f'<option value="{town}" selected>' in html  # the list says which town it is filtered to
+    listed = text_of(html)
+    expected = _sql(site, "SELECT hazard_no FROM hazards WHERE town_code = ? AND hazard_grade = '重大' "
+                          "AND status <> '已撤销' ORDER BY hazard_no", [town])  # fmt: skip
+    other = _sql(site, "SELECT min(hazard_no) FROM hazards WHERE town_code <> ? AND hazard_grade = '重大'", [town])[0][
+        0
+    ]
+    assert other not in listed  # only that town's
+    assert any(h in listed for (h,) in expected)

@@ -1,0 +1,106 @@
+"""Issue 27 §4: a small batch (a preview, a decision) is checked without Great Expectations' per-expectation cost,
+with exactly GE's results: the same failing rows for every expectation of every kind, on the whole sample
+district (its bad rows included) and on values made to sit on every edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.intake import validate
+from pipeline.intake.normalize import norm_table
+from pipeline.intake.schema import KINDS, load_template
+from pipeline.intake.validate import (
+    Expectation,
+    column_loader,
+    cross_expectations,
+    row_expectations,
+    run_suite,
+    run_suite_small,
+)
+
+TODAY = dt.date(2025, 6, 30)
+
+
+def _failures(frame: pd.DataFrame) -> set[tuple[int, str]]:
+    return {(int(k), c) for k, c in zip(frame["row_key"], frame["check_id"], strict=True)}
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "feedback"])
+def test_the_small_path_fails_the_same_rows_as_great_expectations_on_the_sample(sample, kind):
+    deployment, _ = sample
+    t = load_template(kind)
+    con = duckdb.connect(str(deployment.db), read_only=True)
+    try:
+        lo, hi = con.execute(f"SELECT min(_row_key) - 1, max(_row_key) FROM {norm_table(kind)}").fetchall()[0]
+        assert hi and hi - lo > 10, f"the sample has rows of {kind}"
+        load = column_loader(con, norm_table(kind), lo, hi)
+        expectations = row_expectations(t, TODAY)
+        by_ge, ge_ok = run_suite(load, t, expectations)
+        small, small_ok = run_suite_small(load, expectations)
+    finally:
+        con.close()
+    assert _failures(small) == _failures(by_ge)
+    assert small_ok == ge_ok
+    merged = small.merge(by_ge, on=["row_key", "check_id"], suffixes=("", "_ge"))
+    assert (merged["problem_zh"] == merged["problem_zh_ge"]).all() and (merged["columns"] == merged["columns_ge"]).all()
+
+
+def test_the_small_path_matches_great_expectations_on_every_edge():
+    t = load_template("buildings")
+    frame = pd.DataFrame(
+        {
+            "txt": ["1", "", None, "x1", "12", "1.0", np.nan, " 2"],
+            "num": [0.0, 1.0, None, 1949.0, 1950.0, 2100.0, 2101.0, np.nan],
+            "day": pd.to_datetime(
+                ["1949-12-31", "1950-01-01", None, "2025-06-30", "2025-07-01", None, "2000-01-01", "2100-01-01"]
+            ),  # fmt: skip
+            "flag": pd.array([True, False, None, True, False, None, True, False], dtype="object"),
+        },
+        index=pd.Index(range(101, 109)),
+    )
+    expectations = [
+        Expectation("ExpectColumnValuesToNotBeNull", "txt", {}, "a", ("txt",), "空"),
+        Expectation("ExpectColumnValuesToBeNull", "txt", {}, "b", ("txt",), "非空"),
+        Expectation("ExpectColumnValuesToMatchRegex", "txt", {"regex": r"^\d+$"}, "c", ("txt",), "格式"),
+        Expectation("ExpectColumnValuesToNotMatchRegex", "txt", {"regex": r"^x"}, "d", ("txt",), "错误值"),
+        Expectation("ExpectColumnValuesToBeInSet", "txt", {"value_set": ["1", "12"]}, "e", ("txt",), "取值"),
+        Expectation(
+            "ExpectColumnValuesToBeBetween", "num", {"min_value": 1950, "max_value": 2100}, "f", ("num",), "范围"
+        ),
+        Expectation("ExpectColumnValuesToBeBetween", "num", {"min_value": 1, "max_value": None}, "g", ("num",), "下限"),
+        Expectation(
+            "ExpectColumnValuesToBeBetween",
+            "day",
+            {"min_value": dt.datetime(1950, 1, 1), "max_value": dt.datetime(2025, 6, 30)},
+            "h",
+            ("day",),
+            "日期",
+        ),  # fmt: skip
+        Expectation("ExpectColumnValuesToNotBeInSet", "flag", {"value_set": [False]}, "i", ("flag",), "核对"),
+    ]
+
+    def load(column: str) -> pd.DataFrame:
+        return frame[[column]]
+
+    by_ge, ge_ok = run_suite(load, t, expectations)
+    small, small_ok = run_suite_small(load, expectations)
+    assert _failures(small) == _failures(by_ge)
+    assert small_ok == ge_ok is False
+    assert {k for k, c in _failures(small) if c == "f"} == {101, 102, 104, 107}  # 0, 1, 1949 and 2101 out of range
+
+
+def test_a_small_batch_takes_the_small_path_and_a_large_one_great_expectations(monkeypatch):
+    calls = []
+    monkeypatch.setattr(validate, "run_suite", lambda *a: calls.append("ge") or (validate.no_failures(), True))
+    monkeypatch.setattr(validate, "run_suite_small", lambda *a: calls.append("small") or (validate.no_failures(), True))
+    con = duckdb.connect()
+    t = load_template("buildings")
+    for rows in (13, validate.SMALL_ROWS + 1):
+        con.execute(f"CREATE OR REPLACE TABLE x AS SELECT range + 1 AS _row_key, 1 AS flag FROM range({rows})")
+        validate._run_in_chunks(con, "x", t, cross_expectations(t))
+    assert calls == ["small", "ge"]
