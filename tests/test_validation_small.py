@@ -94,13 +94,23 @@ def test_the_small_path_matches_great_expectations_on_every_edge():
     assert {k for k, c in _failures(small) if c == "f"} == {101, 102, 104, 107}  # 0, 1, 1949 and 2101 out of range
 
 
-def test_a_small_batch_takes_the_small_path_and_a_large_one_great_expectations(monkeypatch):
+def test_only_a_preview_worker_takes_the_small_path_and_only_for_a_small_batch(monkeypatch):
+    """A run always validates with Great Expectations; a preview worker (validate.allow_small_path) checks a
+    small batch on the frames and a large one with GE."""
     calls = []
     monkeypatch.setattr(validate, "run_suite", lambda *a: calls.append("ge") or (validate.no_failures(), True))
     monkeypatch.setattr(validate, "run_suite_small", lambda *a: calls.append("small") or (validate.no_failures(), True))
     con = duckdb.connect()
     t = load_template("buildings")
-    for rows in (13, validate.SMALL_ROWS + 1):
+
+    def check(rows: int) -> None:
         con.execute(f"CREATE OR REPLACE TABLE x AS SELECT range + 1 AS _row_key, 1 AS flag FROM range({rows})")
         validate._run_in_chunks(con, "x", t, cross_expectations(t))
-    assert calls == ["small", "ge"]
+
+    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    check(13)
+    assert calls == ["ge"]  # a run
+    validate.allow_small_path()  # as the preview worker does (monkeypatch restores the flag)
+    for rows in (13, validate.SMALL_ROWS + 1):
+        check(rows)
+    assert calls == ["ge", "small", "ge"]

@@ -244,11 +244,21 @@ def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) 
 
 
 SMALL_ROWS = 2_000
-# Up to SMALL_ROWS rows (a preview, a decision, a day's few rows), the expectations are evaluated on the frames
-# directly, exactly as Great Expectations' pandas engine computes them (its column-map metrics, quoted in
+# In the portal's preview workers only (allow_small_path), a batch of up to SMALL_ROWS rows is checked on the
+# frames directly, exactly as Great Expectations' pandas engine computes it (its column-map metrics, quoted in
 # _SMALL_CHECKS): GE spends ~17 ms per expectation building its metric graph whatever the rows, 2.5 s for the
-# buildings template's 144 expectations on a 13-row file (issue 27 §4: a preview <= 2 s). Larger files, and the
-# equivalence test on the sample (tests/test_validation_small.py), go through GE itself.
+# buildings template's 144 expectations on a 13-row file (issue 27 §4: a preview <= 2 s). A preview only says what
+# the run will do; the run's validation, the one the ledger and the receipts keep, always goes through GE, and the
+# equivalence of the two is tested on the whole sample (tests/test_validation_small.py).
+_small_path_allowed = False
+
+
+def allow_small_path() -> None:
+    """Let this process check small batches without GE: called by the portal's preview workers, never by a run."""
+    global _small_path_allowed
+    _small_path_allowed = True
+
+
 _SMALL_CHECKS: dict[str, Callable[[pd.Series, dict], pd.Series]] = {  # non-null values -> unexpected
     # ColumnValuesMatchRegex._pandas: column.astype(str).str.contains(regex)
     "ExpectColumnValuesToMatchRegex": lambda v, kw: ~v.astype(str).str.contains(kw["regex"]),
@@ -298,7 +308,7 @@ def _run_in_chunks(
     lo, hi = con.execute(f"SELECT coalesce(min(_row_key), 1) - 1, coalesce(max(_row_key), 0) FROM {table}").fetchall()[
         0
     ]
-    if 0 < hi - lo <= SMALL_ROWS and all(e.ge_type in _SMALL_CHECKS for e in expectations):
+    if _small_path_allowed and 0 < hi - lo <= SMALL_ROWS and all(e.ge_type in _SMALL_CHECKS for e in expectations):
         try:
             return run_suite_small(column_loader(con, table, lo, hi), expectations)
         except (TypeError, ValueError):  # values GE would compare one by one (mixed types): GE decides

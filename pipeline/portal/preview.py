@@ -112,7 +112,12 @@ class Result:
 
 
 def init_worker(parent_pid: int) -> None:
-    """A preview worker ends when the portal that started it is gone, however it went (killed too)."""
+    """A preview worker ends when the portal that started it is gone, however it went (killed too). Its small
+    batches are checked without GE's per-expectation cost (validate.allow_small_path: the same results; the run
+    that follows a confirmation validates with GE)."""
+    from pipeline.intake.validate import allow_small_path
+
+    allow_small_path()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="preview-parent-watch", daemon=True).start()
 
 
