@@ -911,7 +911,7 @@ def _report_routes(app: FastAPI, state: PortalState) -> None:
             events = reads.history(cur, hazard_no)
         step = str(posted.get("step", ""))
         _require(h["responsible_unit"] == session.account.unit_code and session.account.can_upload,
-                 f"无权报送：整改进展由责任单位{unit_label(h['responsible_unit'])}报送")  # fmt: skip
+                 f"无权报送：整改进展由责任单位{unit_name(h['responsible_unit'])}报送")  # fmt: skip
         _require(step in reads.report_steps(session.account, h),
                  f"该隐患当前为“{h['status']}”，不能报送“{reads.REPORT_STEPS.get(step, ('未知事项',))[0]}”")  # fmt: skip
         form = {k: str(posted.get(k) or "").strip() for k in REPORT_TEXT_FIELDS}
@@ -1113,7 +1113,7 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
 
     def _scope(town: str, unit: str) -> str:
         return (
-            " · ".join(x for x in (towns().get(town, "") if town else "", unit_label(unit) if unit else "") if x)
+            " · ".join(x for x in (towns().get(town, "") if town else "", unit_name(unit) if unit else "") if x)
             or "全区"
         )
 
