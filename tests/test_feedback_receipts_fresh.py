@@ -7,6 +7,7 @@ import duckdb
 from conftest import csv_bytes
 from portal_support import copy_deployment
 
+from pipeline import registry
 from pipeline.definitions import all_assets
 from pipeline.intake.receipts import receipt_path
 from pipeline.resources import LitongStore, SparkResource
@@ -18,6 +19,7 @@ def test_a_decision_rewrites_only_its_own_receipt_and_the_missing_ones(sample, t
     receipts = root / "output" / "receipts"
     con = duckdb.connect(str(root / "test.duckdb"), read_only=True)
     try:
+        registry.load_enterprises(con)  # an enterprise's receipts are under its credit code, as the run names them
         hazard_no = con.execute("SELECT min(hazard_no) FROM hazards WHERE sector_supervisor = 'ZJJ' "
                                 "AND status = '已整改待验收'").fetchall()[0][0]  # fmt: skip
         applied = con.execute("SELECT a.rel_path, f.department FROM feedback_applied a "
