@@ -279,3 +279,36 @@ def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one
     clerk.click(f"#rejections a:text('{no}')")
     clerk.wait_for_selector("#hazard-status")
     assert clerk.inner_text("#hazard-status") == "整改中" and clerk.locator("#report-done").count() == 1
+
+
+def test_duty_officer_declares_an_earthquake_and_opens_a_units_checklist(browser, site):
+    """Issue 27: the duty officer's path in the browser — declare, the response runs (as the earthquake sensor's
+    job does), then the 首报 and a town's 排查清单 open from the portal; the town's clerk sees the banner."""
+    from pipeline.quake.event import find_event
+    from pipeline.quake.respond import respond
+
+    duty = _page(browser, site, "duty")
+    duty.goto(site.url + "/quake")
+    for name, value in (("time", "2025-06-30 14:23:05"), ("lon", "106.19"), ("lat", "37.93"), ("depth", "10"),
+                        ("mag", "6.5")):  # fmt: skip
+        duty.fill(f"input[name={name}]", value)
+    duty.click("text=登记并生成首报")
+    duty.wait_for_load_state()
+    event_id = "20250630T142305-M6.5"
+    assert "declared=" in duty.url and event_id in duty.url
+    event_file = site.data_raw / "earthquakes" / "YJJ" / f"{event_id}.yaml"
+    assert event_file.is_file()
+    try:
+        respond(find_event(site.data_raw, event_id), site.settings.published, site.settings.database,
+                site.settings.output)  # fmt: skip
+        duty.goto(site.url + "/quake")
+        assert duty.locator("a", has_text="首报.txt").count() == 1
+        checklist = duty.request.get(f"{site.url}/quake/{event_id}/checklist?unit=T100")
+        assert checklist.status == 200 and checklist.body()[:2] == b"PK"
+        clerk = _page(browser, site, "clerk100")
+        assert event_id in clerk.inner_text("#quake-banner")
+        with clerk.expect_download() as download:
+            clerk.click("#checklist-1")
+        assert "金积镇" in download.value.suggested_filename
+    finally:
+        event_file.unlink(missing_ok=True)
