@@ -284,9 +284,15 @@ def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one
 def test_duty_officer_declares_an_earthquake_and_opens_a_units_checklist(browser, site):
     """Issue 27: the duty officer's path in the browser — declare, the response runs (as the earthquake sensor's
     job does), then the 首报 and a town's 排查清单 open from the portal; the town's clerk sees the banner."""
+    from contextlib import closing
+
+    from pipeline.portal import accounts
     from pipeline.quake.event import find_event
     from pipeline.quake.respond import respond
 
+    with closing(site.portal_db()) as con:  # the lock-out test above leaves the duty account locked
+        accounts.unlock(con, "duty", by="admin")
+        con.commit()
     duty = _page(browser, site, "duty")
     duty.goto(site.url + "/quake")
     for name, value in (("time", "2025-06-30 14:23:05"), ("lon", "106.19"), ("lat", "37.93"), ("depth", "10"),
