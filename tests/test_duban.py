@@ -15,8 +15,7 @@ import pytest
 
 from pipeline import store
 from pipeline.ledger import survey_update
-from pipeline.ledger.duban import proposals
-from pipeline.ledger.exports import export_ledger, ledger_rows
+from pipeline.ledger.exports import export_ledger, ledger_rows, proposals
 from pipeline.ledger.model import DECISION_RAISE_NOTE
 from tests.test_ledger import A_DAMAGE, B_D, FIVE, building, fb, feedback, round_one, survey, update_buildings
 

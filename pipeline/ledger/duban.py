@@ -9,12 +9,9 @@ the rules of reference/duban.yaml (data, not code): each a predicate over the le
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 
-import duckdb
-import pandas as pd
 import yaml
 
 from pipeline.ledger.model import SUPERVISE_AWAITING_CLOSE, SUPERVISING
@@ -58,16 +55,15 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def proposals_sql(table: str = "hazards") -> str:
-    """The open hazards not under 督办 that at least one rule proposes, with the rules (`proposed_by`: 'D01
-    重大隐患逾期未整改；…') and their grounds (`basis`), most overdue first. Parameter: $as_of."""
-    from pipeline.ledger.exports import ledger_sql  # exports writes the list: imported here, not at the top
-
+def proposals_sql(ledger: str) -> str:
+    """Of `ledger` (the ledger's SELECT with display names and overdue days, exports.ledger_sql), the open hazards
+    not under 督办 that at least one rule proposes, with the rules (`proposed_by`: 'D01 重大隐患逾期未整改；…') and
+    their grounds (`basis`), most overdue first. Parameter: $as_of."""
     rules = proposal_rules()
     named = ", ".join(f"CASE WHEN ({r.when}) THEN {_quoted(f'{r.id} {r.title_zh}')} END" for r in rules)
     basis = ", ".join(f"CASE WHEN ({r.when}) THEN {_quoted(r.basis_zh)} END" for r in rules)
     return f"""
-        WITH l AS ({ledger_sql(table)}),
+        WITH l AS ({ledger}),
         p AS (
             SELECT l.*, list_filter([{named}], lambda x: x IS NOT NULL) AS rule_list,
                    list_filter([{basis}], lambda x: x IS NOT NULL) AS basis_list
@@ -77,12 +73,3 @@ def proposals_sql(table: str = "hazards") -> str:
         SELECT *, array_to_string(rule_list, '；') AS proposed_by, array_to_string(basis_list, '；') AS basis
         FROM p WHERE len(rule_list) > 0
         ORDER BY overdue_days DESC NULLS LAST, found_date, hazard_no"""
-
-
-def proposals(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
-    """The 督办建议清单 as of `as_of`: one row per proposed hazard, every ledger column plus `proposed_by` and
-    `basis` (the rules that propose it)."""
-    from pipeline.ledger.exports import register_reference
-
-    register_reference(con)
-    return con.execute(proposals_sql(table), {"as_of": as_of}).df()

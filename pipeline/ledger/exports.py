@@ -35,7 +35,7 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
-from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals
+from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals_sql
 from pipeline.ledger.model import (
     DEFAULT_REVIEW_DAYS,
     OVERDUE_KINDS,
@@ -573,6 +573,13 @@ def write_summary_csv(df: pd.DataFrame, path: Path) -> Path:
 
 
 # --- 督办建议清单 (issue 26 §3) -----------------------------------------------------------------------------
+
+
+def proposals(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
+    """The 督办建议清单 as of `as_of` (pipeline/ledger/duban.py's rules): one row per proposed hazard, every ledger
+    column plus `proposed_by` and `basis` (the rules that propose it)."""
+    register_reference(con)
+    return con.execute(proposals_sql(ledger_sql(table)), {"as_of": as_of}).df()
 
 
 def write_proposals(

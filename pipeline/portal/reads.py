@@ -487,7 +487,9 @@ def duban_proposals(cur: duckdb.DuckDBPyConnection, as_of: dt.date) -> list[dict
     """The 督办建议清单 as of `as_of` (reference/duban.yaml's rules over the published ledger)."""
     if not has_table(cur, "hazards"):
         return []
-    c = cur.execute(f"SELECT {', '.join(duban.PROPOSAL_COLUMNS)} FROM ({duban.proposals_sql()})", {"as_of": as_of})
+    c = cur.execute(
+        f"SELECT {', '.join(duban.PROPOSAL_COLUMNS)} FROM ({duban.proposals_sql(ledger_sql())})", {"as_of": as_of}
+    )
     names = [d[0] for d in c.description]
     return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
 
