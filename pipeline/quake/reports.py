@@ -19,6 +19,7 @@ from pipeline.atomic import atomic_path, write_bytes_atomic
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
+from pipeline.publish.basemap import draw_outline
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake.event import DISTRICT_CENTRE, Event
@@ -273,6 +274,7 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
     df = con.execute("SELECT lon, lat, degree, town_code FROM quake_exposure WHERE event_id = ?", [event.event_id]).df()
     fig = new_figure((8, 7))
     ax = fig.add_subplot()
+    draw_outline(ax)  # the district's outline and its neighbours under everything (reference/boundaries)
     km_lon = 111.32 * np.cos(np.radians(event.lat))
     colours = {6: "#f2c500", 7: "#ff8c1a", 8: "#d62728", 9: "#8b0000", 10: "#4b0000", 11: "#200000"}
     radii: dict[int, tuple[float, float]] = {}
