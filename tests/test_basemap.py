@@ -18,6 +18,7 @@ from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building
 
 BOUNDARIES = REFERENCE_DIR / "boundaries"
+AS_OF = dt.date(2023, 9, 1)
 SEAT = (106.20, 37.99)  # 吴忠 town centre (胜利镇), where the district government sits (U, approximate)
 
 
@@ -118,7 +119,7 @@ def _asset_map(deployment: Deployment, out, monkeypatch):
 
     saved = _saved_figures(monkeypatch)
     with store.connect(deployment.db) as con:
-        render_chart(CHARTS_BY_NAME["asset_map"], PublishInputs(con, dt.date(2023, 9, 1)), out)
+        render_chart(CHARTS_BY_NAME["asset_map"], PublishInputs(con, AS_OF), out)
     fig = saved[-1]
     FigureCanvasAgg(fig).draw()
     return fig
@@ -214,3 +215,13 @@ def test_the_isoseismal_map_draws_the_outline(small_district, monkeypatch, offli
     assert len(neighbours) == 12
     lines = [line for line in ax.lines if "区外缘" in line.get_label()]
     assert lines and all(patch.get_zorder() < line.get_zorder() for line in lines)  # under the isoseismals
+
+
+def test_the_samples_asset_map_has_all_thirteen_town_labels_apart(sample, tmp_path, monkeypatch):
+    """The bundled sample: thirteen towns, the three of the centre within a few kilometres of each other."""
+    deployment, _ = sample
+    fig = _asset_map(deployment, tmp_path, monkeypatch)
+    labels = _town_labels(fig.axes[0])
+    assert len(labels) == 13
+    _assert_apart(fig, fig.axes[0], labels)
+    assert _district_patch(fig.axes[0]) is not None
