@@ -154,7 +154,7 @@ def _town_labels(ax) -> list:
 def _assert_apart(fig, ax, labels):
     """No two labels' boxes (as drawn, pad included) meet, none meets the legend, all are inside the axes."""
     renderer = fig.canvas.get_renderer()
-    boxes = {t.get_text(): t.get_bbox_patch().get_window_extent(renderer) for t in labels}
+    boxes = {t.get_text(): t.get_bbox_patch().get_window_extent(renderer) for t in labels if t.get_visible()}
     crossing = [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes.items(), 2) if ba.overlaps(bb)]
     assert crossing == []
     legend = ax.get_legend()
@@ -193,6 +193,22 @@ def test_labels_of_towns_at_almost_the_same_place_are_moved_apart():
     assert labels.moved.count(True) >= 10  # they all started on one spot
     positions = [t.get_position() for t in labels.texts]
     assert [t.get_position() for t in layout()[2].texts] == positions
+
+
+def test_a_label_whose_town_is_off_the_map_or_unknown_is_not_drawn_in_the_margin():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from pipeline.publish.labels import TownLabels
+
+    fig = Figure(figsize=(4, 4))
+    ax = fig.add_subplot()
+    ax.set_xlim(106.0, 106.4)
+    ax.set_ylim(37.8, 38.1)
+    labels = TownLabels(ax, [("金积镇", 106.19, 37.93), ("远处", 107.5, 37.9), ("不明", float("nan"), 37.9)])
+    FigureCanvasAgg(fig).draw()
+    assert [t.get_visible() for t in labels.texts] == [True, False, False]
+    _assert_apart(fig, ax, labels.texts)
 
 
 # --- the isoseismal map of the earthquake response --------------------------------------------------------------

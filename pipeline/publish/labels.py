@@ -31,7 +31,8 @@ class TownLabels(Artist):
     another label, the legend or any other text of the axes. The positions are chosen when the figure is
     drawn, with the renderer's own measure of each box, so they hold at any size, dpi and layout; the
     choice is deterministic: labels in the order given, candidate positions in a fixed order, the first
-    free one taken (if none is, the one overlapping least). A moved label gets a thin line to its anchor."""
+    free one taken (if none is, the one overlapping least). A moved label gets a thin line to its anchor; a
+    label whose anchor is off the axes is not drawn."""
 
     def __init__(self, ax, labels: Sequence[tuple[str, float, float]], fontsize: float = 9, boxed: bool = True):
         super().__init__()
@@ -72,6 +73,9 @@ class TownLabels(Artist):
             text.set_figure(self.figure)
             text.set_transform(IdentityTransform())
             ax_, ay_ = self._ax.transData.transform(anchor)
+            text.set_visible(bool(np.isfinite([ax_, ay_]).all() and area.contains(ax_, ay_)))
+            if not text.get_visible():
+                continue  # a town whose centre is off the map (or unknown) is not labelled in the margin
             size = text.get_fontsize() * em
             best, best_cost = None, np.inf
             for dx, dy in _candidates():
@@ -100,8 +104,11 @@ class TownLabels(Artist):
         return [self._box(t, renderer) for t in self.texts]
 
 
+GAP_PX = 1.0  # boxes closer than this count as meeting
+
+
 def _overlap(a, b) -> float:
-    """The area two boxes share (0 when they only touch or are apart)."""
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    """How much two boxes meet: the area they share, grown by the gap (0 when they are further apart)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0) + GAP_PX
+    h = min(a.y1, b.y1) - max(a.y0, b.y0) + GAP_PX
     return w * h if w > 0 and h > 0 else 0.0
