@@ -22,7 +22,7 @@ from pipeline.paths import REFERENCE_DIR
 from pipeline.publish.style import MUTED
 
 BOUNDARIES_FILE = REFERENCE_DIR / "boundaries" / "litong.geojson"
-CREDIT = "行政界线 © OpenStreetMap 贡献者（ODbL）"  # the attribution the licence asks for (source.md)
+CREDIT = "行政界线仅为示意 © OpenStreetMap 贡献者（ODbL）"  # the licence's attribution; unverified (source.md)
 DISTRICT_FILL, DISTRICT_EDGE, NEIGHBOUR_EDGE = "#f3f0e6", "#4d4d4d", "#b5b5b5"
 
 
