@@ -40,4 +40,7 @@ def unit_name(code: str | None, names: dict[str, str]) -> str:
     """A unit as a person reads it: its name; never its code."""
     if not code:
         return "责任单位未填写"
-    return names.get(code, "未在名录中的责任单位")
+    if code in names:
+        return names[code]
+    known = district_units().get(code)
+    return known.name if known else "未在名录中的责任单位"
