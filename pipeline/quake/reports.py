@@ -70,7 +70,7 @@ class FirstReport:
     key_objects: dict[str, list[KeyObject]] = field(default_factory=dict)  # every key object per group
     key_counts: dict[str, int] = field(default_factory=dict)
     check_now: list[tuple[str, int]] = field(default_factory=list)  # (unit name, objects to check at once)
-    units_concerned: int = 0  # responsible units with objects at ≥ VI: one 排查清单 each
+    checklists: list[tuple[str, int, int]] = field(default_factory=list)  # (unit name, objects at ≥ VI, at once)
     method: str = ""
     ledger_as_of: str | None = None
     empty: bool = False  # the ledger has no located object: only the estimate at the district's centre
@@ -152,9 +152,9 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
     report.check_now = [(unit_name(u, units), n) for u, n in con.execute(
         "SELECT responsible_unit, count(*) FROM quake_exposure WHERE event_id = ? AND check_at_once "
         "GROUP BY ALL ORDER BY count(*) DESC, 1", [eid]).fetchall()]  # fmt: skip
-    report.units_concerned = con.execute(
-        f"SELECT count(DISTINCT coalesce(responsible_unit, '')) FROM quake_exposure WHERE {shaken}"
-    ).fetchone()[0]
+    report.checklists = [(unit_name(u, units), n, m) for u, n, m in con.execute(
+        f"SELECT responsible_unit, count(*), count(*) FILTER (WHERE check_at_once) FROM quake_exposure WHERE {shaken} "
+        "GROUP BY ALL ORDER BY count(*) FILTER (WHERE check_at_once) DESC, count(*) DESC, 1").fetchall()]  # fmt: skip
     return report
 
 
@@ -240,11 +240,11 @@ def first_report_text(r: FirstReport) -> str:
     at_once = sum(n for _, n in r.check_now)
     lines += [
         "",
-        f"五、正在开展：已按责任单位生成排查清单{r.units_concerned:,}份（Ⅵ度及以上全部登记对象），其中须立即排查"
+        f"五、正在开展：已按责任单位生成排查清单{len(r.checklists):,}份（Ⅵ度及以上全部登记对象），其中须立即排查"
         f"{at_once:,}处、涉及{len(r.check_now):,}个单位。各单位现场排查后填写“地震灾情反馈”表，"
         "通过利通区地震隐患平台上传；每受理一批即出一期续报。",
         "",
-        "全部重点对象、重大隐患、各单位须立即排查数和分乡镇震害估计见《首报附件》。",
+        "全部重点对象、重大隐患、各单位排查对象数和分乡镇震害估计见《首报附件》。",
     ]
     footer = f"台账数据截至发布时间 {r.ledger_as_of}" if r.ledger_as_of else "台账数据：最近一次发布"
     lines += [f"以上均为快速估计，以现场调查为准。{footer}。利通区应急管理局（地震局）"]
@@ -274,8 +274,8 @@ def first_report_annex_text(r: FirstReport) -> str:
     lines += ["", f"三、Ⅵ度及以上区域内未销号的重大隐患：{r.major_hazards:,}项"]
     lines += [f"  {n}（{t}，{roman(d)}度，{u}）：重大隐患{m}项" for n, t, d, u, m in r.major_list]
     lines += ["  （隐患编号和整改要求见各单位排查清单和隐患台账）"] if r.major_list else []
-    lines += ["", "四、须立即排查的对象（按责任单位）："]
-    lines += [f"  {u}：{n:,}处" for u, n in r.check_now] or ["  无"]
+    lines += ["", "四、各责任单位排查清单（Ⅵ度及以上的登记对象，其中须立即排查的）："]
+    lines += [f"  {u}：{n:,}处，其中须立即排查{m:,}处" for u, n, m in r.checklists] or ["  无"]
     lines += ["", "五、估计方法："]
     lines.append(f"  烈度：{shaking_method_zh(r.method)}；各对象取所在等震线的烈度。")
     if est is not None:
