@@ -164,7 +164,8 @@ def test_each_building_keeps_its_estimate_in_the_quake_store(district):
     con = duckdb.connect(str(quake_db_path(d.output)), read_only=True)
     try:
         got = {a: (c, s, p) for a, c, s, p in con.execute(
-            "SELECT asset_id, damage_class, likely_state, p_severe FROM quake_damage WHERE event_id = ?",
+            "SELECT e.asset_id, d.damage_class, d.likely_state, d.p_severe FROM quake_damage d JOIN quake_exposure e "
+            "USING (event_id, priority) WHERE event_id = ? AND e.kind = 'buildings'",
             [event.event_id]).fetchall()}  # fmt: skip
     finally:
         con.close()

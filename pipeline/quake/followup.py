@@ -138,7 +138,8 @@ def figures(con: duckdb.DuckDBPyConnection, eid: str, k: int) -> Figures:
 COMPARE_SQL = """
 SELECT d.town_code, m.variant, count(*) AS n, {confirmed}, {expected}
 FROM quake_confirmed c
-JOIN quake_damage d ON d.event_id = $eid AND d.asset_id = c.asset_id
+JOIN quake_exposure e ON e.event_id = $eid AND e.kind = 'buildings' AND e.asset_id = c.asset_id
+JOIN quake_damage d ON d.event_id = $eid AND d.priority = e.priority
 JOIN quake_damage_model m ON m.event_id = $eid AND m.damage_class = d.damage_class AND m.degree = least(d.degree, 12)
 WHERE c.kind = 'buildings' AND c.inspected
 GROUP BY ALL ORDER BY d.town_code, m.variant

@@ -139,11 +139,15 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         label, cond = group["label"], group["when"]
         where = f"e.event_id = '{eid}' AND e.degree >= {key_from} AND {cond}"
         report.key_counts[label] = con.execute(f"SELECT count(*) FROM quake_exposure e WHERE {where}").fetchone()[0]
+        # the strongest-shaken first, then their estimated states (the join over the few listed, not the million)
         rows = con.execute(
-            "SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, e.open_hazards, e.open_major, "
-            "d.likely_state, d.p_severe FROM quake_exposure e LEFT JOIN quake_damage d ON e.kind = 'buildings' "
-            f"AND d.event_id = e.event_id AND d.asset_id = e.asset_id WHERE {where} "
-            f"ORDER BY d.p_severe DESC NULLS LAST, e.intensity DESC, e.asset_id LIMIT {ANNEX_LISTED}"
+            "SELECT k.asset_name, k.town_code, k.degree, k.responsible_unit, k.open_hazards, k.open_major, "
+            "d.likely_state, d.p_severe FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, "
+            "e.open_hazards, e.open_major, e.kind, e.priority, e.intensity, e.asset_id FROM quake_exposure e "
+            f"WHERE {where} ORDER BY e.intensity DESC, e.open_major DESC, e.asset_id LIMIT {ANNEX_LISTED}) k "
+            f"LEFT JOIN (SELECT * FROM quake_damage WHERE event_id = '{eid}') d "
+            "ON k.kind = 'buildings' AND d.priority = k.priority "
+            "ORDER BY d.p_severe DESC NULLS LAST, k.intensity DESC, k.asset_id"
         ).fetchall()
         report.key_objects[label] = [
             KeyObject(label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p)
