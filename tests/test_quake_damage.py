@@ -276,3 +276,34 @@ def test_the_follow_up_sets_confirmed_against_estimated(district):
         assert f"{s}确认{confirmed}栋、估计{want}" in line
     assert "  金积镇：" in text and "首报估计（欧洲宏观地震烈度易损性方法" in text
     assert "金积镇人民政府报送" in text and "T100" not in text
+
+
+def test_a_filled_chinese_damage_matrix_replaces_the_method_by_data_alone(tmp_path, monkeypatch):
+    """quake_damage_matrix.csv, once every row holds a probability, is the estimate: no V band, its method named."""
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR / "quake", rules / "quake")
+    shutil.copytree(RULES_DIR / "reference", rules / "reference")
+    path = rules / "reference" / "quake_damage_matrix.csv"
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(r["probability"] == "" for r in rows)  # today: an empty template
+    for r in rows:  # an invented matrix, for the test only: 砖混 at Ⅷ half 中等破坏, half 严重破坏
+        r["probability"] = "0.5" if r["damage_state"] in ("中等破坏", "严重破坏") else "0"
+        r["source"] = "test"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    monkeypatch.setattr(damage, "RULES_DIR", rules)
+    damage.model.cache_clear()
+    try:
+        m = damage.model()
+        assert not m.banded and m.method_zh.startswith("震害矩阵")
+        assert set(m.classes["damage_class"]) <= {"钢结构", "钢筋混凝土", "砖混", "砖木", "土木", "窑洞"}
+        row = m.table[(m.table["damage_class"] == "砖混") & (m.table["degree"] == 8)]
+        assert len(row) == 3 and (row["s2"] == 0.5).all() and (row["s3"] == 0.5).all()
+        assert (m.table[(m.table["damage_class"] == "砖混") & (m.table["degree"] == 12)]["s3"] == 0.5).all()
+    finally:
+        damage.model.cache_clear()
