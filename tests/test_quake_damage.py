@@ -270,9 +270,9 @@ def test_the_follow_up_sets_confirmed_against_estimated(district):
     line = next(x for x in text.splitlines() if x.startswith("  已排查的2栋房屋"))
     for i, s in enumerate(STATES):
         confirmed = {"毁坏": 1, "中等破坏": 1}.get(s, 0)
-        low, likely, high = (round(min(expected[v][i] for v in expected)), round(expected["v_likely"][i]),
-                             round(max(expected[v][i] for v in expected)))  # fmt: skip
-        want = f"约{likely:,}栋" if low == high else f"约{low:,}–{high:,}栋（最可能{likely:,}栋）"
+        band = (min(expected[v][i] for v in expected), expected["v_likely"][i], max(expected[v][i] for v in expected))
+        low, likely, high = (f"{x:.1f}" for x in band)  # a few buildings: one decimal
+        want = f"约{likely}栋" if low == high else f"约{low}–{high}栋（最可能{likely}栋）"
         assert f"{s}确认{confirmed}栋、估计{want}" in line
     assert "  金积镇：" in text and "首报估计（欧洲宏观地震烈度易损性方法" in text
     assert "金积镇人民政府报送" in text and "T100" not in text

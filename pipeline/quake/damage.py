@@ -269,8 +269,10 @@ def estimate(con: duckdb.DuckDBPyConnection, event_id: str) -> Estimate | None:
 
 
 def band_zh(b: Band, unit: str) -> str:
-    """「约 1,200–2,100 栋（最可能 1,600 栋）」; a single figure when the band is one number."""
-    low, likely, high = (round(x) for x in b)
+    """「约 1,200–2,100 栋（最可能 1,600 栋）」; one decimal when the band stays under 10 (a few buildings: 0.4 is
+    not 0); a single figure when the band is one number."""
+    fmt = "{:,.1f}" if b[2] < 10 else "{:,.0f}"
+    low, likely, high = (fmt.format(x) for x in b)
     if low == high:
-        return f"约{likely:,}{unit}"
-    return f"约{low:,}–{high:,}{unit}（最可能{likely:,}{unit}）"
+        return f"约{likely}{unit}"
+    return f"约{low}–{high}{unit}（最可能{likely}{unit}）"
