@@ -54,6 +54,7 @@ class KeyObject:
     open_major: int
     state: str | None  # buildings: the model's most likely state; None: no fragility model for the kind
     p_severe: float | None  # buildings: P(≥ 严重破坏), most likely V
+    repairs: float | None = None  # pipelines: expected repairs by ALA (2001) wave passage (the 排查清单's figure)
 
 
 @dataclass
@@ -142,16 +143,17 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         # the strongest-shaken first, then their estimated states (the join over the few listed, not the million)
         rows = con.execute(
             "SELECT k.asset_name, k.town_code, k.degree, k.responsible_unit, k.open_hazards, k.open_major, "
-            "d.likely_state, d.p_severe FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, "
-            "e.open_hazards, e.open_major, e.kind, e.priority, e.intensity, e.asset_id FROM quake_exposure e "
+            "d.likely_state, d.p_severe, CASE WHEN k.kind = 'pipelines' THEN k.expected_repairs END "
+            "FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, "
+            "e.open_hazards, e.open_major, e.kind, e.priority, e.intensity, e.asset_id, e.expected_repairs FROM quake_exposure e "
             f"WHERE {where} ORDER BY e.intensity DESC, e.open_major DESC, e.asset_id LIMIT {ANNEX_LISTED}) k "
             f"LEFT JOIN (SELECT * FROM quake_damage WHERE event_id = '{eid}') d "
             "ON k.kind = 'buildings' AND d.priority = k.priority "
             "ORDER BY d.p_severe DESC NULLS LAST, k.intensity DESC, k.asset_id"
         ).fetchall()
         report.key_objects[label] = [
-            KeyObject(label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p)
-            for n, t, d, u, h, m, st, p in rows
+            KeyObject(label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p, rr)
+            for n, t, d, u, h, m, st, p, rr in rows
         ]
     report.check_now = [(unit_name(u, units), n) for u, n in con.execute(
         "SELECT responsible_unit, count(*) FROM quake_exposure WHERE event_id = ? AND check_at_once "
@@ -170,6 +172,8 @@ def _key_zh(k: KeyObject) -> str:
         )
     else:
         state = "未作破坏估计（无可用的易损性来源），须现场检查"
+        if k.repairs is not None:  # ALA (2001) wave-passage repair rate: a sourced figure, not a damage state
+            state = f"按ALA（2001）波动破坏率估计修复点约{k.repairs:.2f}处，须现场检查"
     hazards = (
         f"，未销号隐患{k.open_hazards}项" + (f"（重大{k.open_major}项）" if k.open_major else "")
         if k.open_hazards
@@ -287,7 +291,9 @@ def first_report_annex_text(r: FirstReport) -> str:
                      "D0–D5按β分布；易损性指数V按房屋结构对应的EMS-98易损性类别取值，区间取V的合理范围；"
                      "已知鉴定为C/D级或无圈梁构造柱的砌体房屋按弱一级类别估计。")  # fmt: skip
         lines.append("  破坏等级对应（判断）：D0、D1为基本完好，D2轻微破坏，D3中等破坏，D4严重破坏，D5毁坏。")
-        lines.append(f"  {est.scale_note_zh}。桥梁、危险化学品设施和管道无可用的易损性来源，不作破坏估计，须现场检查。")
+        lines.append(
+            f"  {est.scale_note_zh}。桥梁、危险化学品设施和管道无可用的破坏等级易损性来源，不估计破坏等级（管道给出按ALA（2001）波动破坏率估计的修复点数），须现场检查。"
+        )
     return "\n".join(lines) + "\n"
 
 
