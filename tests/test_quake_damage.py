@@ -307,3 +307,12 @@ def test_a_filled_chinese_damage_matrix_replaces_the_method_by_data_alone(tmp_pa
         assert (m.table[(m.table["damage_class"] == "砖混") & (m.table["degree"] == 12)]["s3"] == 0.5).all()
     finally:
         damage.model.cache_clear()
+
+
+def test_the_final_report_sets_confirmed_against_estimated_and_names_units(district):
+    d, event, _ = district
+    files = followup.close(event, d.data_raw, d.output / "published" / "litong.duckdb", d.db, d.output, "值班员王五")
+    text = next(p for p in files if p.name == "终报.txt").read_text(encoding="utf-8")
+    assert "已排查的2栋房屋，现场确认与首报对这些房屋的估计：" in text and "毁坏确认1栋、估计约" in text
+    assert "房屋破坏（已排查房屋，现场确认与估计）：" in text and "  金积镇：基本完好确认0栋" in text
+    assert "  金积镇人民政府：" in text and "T100" not in text and not CREDIT_CODE.search(text)
