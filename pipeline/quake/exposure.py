@@ -24,6 +24,7 @@ from pipeline.failures import rollback
 from pipeline.publish.asset_register import has_register_inputs, register_select
 from pipeline.quake.event import Event
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
+from pipeline.quake.towns import TOWNS_DDL, record_towns
 from pipeline.writer_lock import writer_lock
 
 # Every asset of the snapshot's register (pipeline/publish/asset_register.py) with the response's own flags.
@@ -70,6 +71,7 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con.execute(EVENTS_DDL)
             con.execute(EXPOSURE_DDL)
+            con.execute(TOWNS_DDL)
             yield con
         finally:
             con.close()
@@ -82,8 +84,8 @@ def _column(arrays: dict, name: str) -> np.ndarray:
 
 def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     """Intensity of every row of quake_assets (pipelines: the highest of their ends and middle), as the temp
-    table quake_intensity (rn, distance_km, intensity, degree, PGA, PGV): numpy over the coordinates, nothing else
-    leaves DuckDB."""
+    table quake_intensity (rn, distance_km, intensity unrounded, its degree, PGA, PGV): numpy over the
+    coordinates, nothing else leaves DuckDB."""
     arrays = con.execute(
         "SELECT rn, lon, lat, start_lon, start_lat, end_lon, end_lat FROM quake_assets ORDER BY rn"
     ).fetchnumpy()
@@ -125,7 +127,7 @@ WITH shaken AS (
            coalesce(round(a.ala_k1 * 0.00187 * (i.pgv_ms / 0.0254) * a.length_km * 3.28084, 3), 0) AS expected_repairs
     FROM quake_assets a JOIN quake_intensity i USING (rn)
 ), reasoned AS (SELECT *, {reasons} AS why FROM shaken)
-SELECT ?, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, round(intensity, 1), degree,
+SELECT ?, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, intensity, degree,
        pga_ms2, pgv_ms, level, open_hazards, open_major, hazard_nos, building_use, structure_type, occupants, is_key,
        damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '', why,
        row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC, occupants DESC, rn)
@@ -178,8 +180,10 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
         try:
             con.execute("DELETE FROM quake_exposure WHERE event_id = ?", [event.event_id])
             con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
+            con.execute("DELETE FROM quake_towns WHERE event_id = ?", [event.event_id])
             if shaken:
                 con.execute(RECORD_SQL.format(reasons=_reasons()), [event.event_id])
+            record_towns(con, event, settings["felt_from_intensity"])
             con.execute(
                 "INSERT INTO quake_events SELECT ?, ?, ?, ?, ?, ?, ?, ?, max(intensity), count(*), ?, ?, ?, ? "
                 "FROM quake_exposure WHERE event_id = ?",

@@ -23,11 +23,13 @@ from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake.event import DISTRICT_CENTRE, Event
 from pipeline.quake.shaking import (
+    degree,
     district_intensity,
     district_relations,
     isoseismal_radii,
     response_settings,
     roman,
+    shown,
 )
 from pipeline.registry import unit_label
 from pipeline.xlsx_stream import streamed_workbook
@@ -68,15 +70,19 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         lon, lat = DISTRICT_CENTRE
         centre = float(district_intensity(event.magnitude, event.lon, event.lat, np.array([lon]), np.array([lat]),
                                           event.strike)[0])  # fmt: skip
-        return FirstReport(event, centre, centre >= felt_from - 0.5, method=method, ledger_as_of=as_of, empty=True)
-    report = FirstReport(event, float(max_i or 0), (max_i or 0) >= felt_from - 0.5, method=method, ledger_as_of=as_of)
+        return FirstReport(event, float(shown(centre)), bool(degree(centre) >= felt_from), method=method,
+                           ledger_as_of=as_of, empty=True)  # fmt: skip
+    max_i = float(max_i or 0)  # shown cut to 0.1 (its degree unchanged: 6.96 is Ⅵ, shown 6.9)
+    report = FirstReport(
+        event, float(shown(max_i)), bool(degree(max_i) >= felt_from), method=method, ledger_as_of=as_of
+    )
     if not report.felt:
         return report
     shaken = f"event_id = '{eid}' AND degree >= {felt_from}"
     names = towns()
-    report.towns = [(names.get(t, t or "乡镇不明"), d, n) for t, d, n in con.execute(
-        f"SELECT town_code, max(degree), count(*) FILTER (WHERE {shaken}) FROM quake_exposure WHERE event_id = ? "
-        "GROUP BY town_code ORDER BY max(intensity) DESC, town_code", [eid]).fetchall()]  # fmt: skip
+    report.towns = [(names.get(t, t), d, n) for t, d, n in con.execute(  # by its buildings or centre (towns.py)
+        "SELECT town_code, degree, assets_felt FROM quake_towns WHERE event_id = ? ORDER BY intensity DESC, town_code",
+        [eid]).fetchall()]  # fmt: skip
     report.kinds = dict(
         con.execute(f"SELECT kind, count(*) FROM quake_exposure WHERE {shaken} GROUP BY kind").fetchall()
     )
@@ -138,10 +144,10 @@ def expected_damage(con: duckdb.DuckDBPyConnection, eid: str, felt_from: int) ->
 def first_report_text(r: FirstReport) -> str:
     e = r.event
     lines = [f"利通区地震灾情首报（{e.event_id}）", "", f"一、震情：{e.describe_zh()}。"]
-    lines.append(f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区最高烈度{roman(round(r.max_intensity))}度"
+    lines.append(f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区最高烈度{roman(degree(r.max_intensity))}度"
                  f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
     if r.empty:
-        lines[-1] = (f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区中心烈度{roman(round(r.max_intensity))}度"
+        lines[-1] = (f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区中心烈度{roman(degree(r.max_intensity))}度"
                      f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
         lines += ["", "二、影响：隐患台账中尚无可定位的登记对象（尚未调查或尚未发布），无法列出受影响对象和排查清单，"
                       "请各单位按估计烈度组织排查并及时报告。"]  # fmt: skip

@@ -7,6 +7,12 @@ strike and y km across it has the intensity I for which it lies on the ellipse o
 axis is used in every direction (rules/quake/response.yaml). R is the epicentral distance: the relations
 have no depth term. The magnitude is the one the China Earthquake Networks Center reports (M), used as Ms.
 
+The degree of an estimate follows the convention of rules/quake/response.yaml (`degree_convention`): an
+attenuation estimate is the isoseismal it lies inside, the floor of the computed value (a point at 7.8 is inside
+the Ⅶ isoseismal, outside the Ⅷ one); GB/T 17742-2020's rounding (Ⅶ = 6.5 ≤ I < 7.5) is for the instrumental
+intensity computed from recorded motion only. Intensities are kept unrounded: a value is shown to 0.1 only after
+its degree is taken, cut (not rounded) so that the figure shown never reads as the next degree.
+
 PGA and PGV from the intensity follow GB/T 17742-2020 Appendix A (I_A = 3.17·lg PGA + 6.59,
 I_V = 3.00·lg PGV + 9.77), the formula columns of rules/reference/quake_intensity_motion.csv.
 """
@@ -110,7 +116,7 @@ def intensity_of(relation: Relation, magnitude: float, along: np.ndarray, across
     x, y = np.abs(along), np.abs(across)
     lo = np.full(x.shape, -2.0)
     hi = np.full(x.shape, relation.epicentral(magnitude))
-    for _ in range(18):  # bisection to under 1e-4 degree (reported to 0.1): inside the ellipse of I means ≥ I
+    for _ in range(22):  # bisection to under 1e-5 degree: inside the ellipse of I means ≥ I
         mid = (lo + hi) / 2
         ra, rb = relation.long.radius(magnitude, mid), relation.short.radius(magnitude, mid)
         inside = (x / np.maximum(ra, 1e-9)) ** 2 + (y / np.maximum(rb, 1e-9)) ** 2 <= 1.0
@@ -121,18 +127,33 @@ def intensity_of(relation: Relation, magnitude: float, along: np.ndarray, across
 def district_intensity(
     magnitude: float, lon0: float, lat0: float, lon: np.ndarray, lat: np.ndarray, strike: float | None
 ) -> np.ndarray:
-    """The district's estimate: the larger intensity of its relations (response.yaml), one decimal."""
+    """The district's estimate: the larger intensity of its relations (response.yaml), unrounded (the degree is
+    taken from this value, `degree`)."""
     if strike is None:
         along, across = distance_km(lon0, lat0, lon, lat), None
     else:
         along, across = along_across_km(lon0, lat0, lon, lat, strike)
     values = [intensity_of(r, magnitude, along, across) for r in district_relations()]
-    return np.round(np.maximum.reduce(values), 1)
+    return np.maximum.reduce(values)
 
 
-def degree(intensity: float | np.ndarray):
-    """The intensity degree a value falls in (Ⅶ from 6.5 up to 7.5: GB/T 17742 rounds the instrumental intensity)."""
-    return np.clip(np.floor(np.asarray(intensity) + 0.5), 1, 12).astype(int)
+# How each convention of response.yaml `degree_convention` turns an intensity into its degree.
+CONVENTIONS = {
+    "isoseismal_floor": lambda i: np.floor(i),  # the isoseismal the point lies inside
+    "round_half_up": lambda i: np.floor(i + 0.5),  # GB/T 17742-2020: Ⅶ = 6.5 ≤ I < 7.5
+}
+
+
+def degree(intensity: float | np.ndarray, source: str = "attenuation"):
+    """The degree of an intensity by the convention response.yaml gives for its `source` ("attenuation": an
+    estimate of the relations, the floor; "instrumental": from recorded motion, GB/T 17742's rounding)."""
+    convention = response_settings()["degree_convention"][source]["rule"]
+    return np.clip(CONVENTIONS[convention](np.asarray(intensity, dtype=float)), 1, 12).astype(int)
+
+
+def shown(intensity: float | np.ndarray):
+    """An intensity as shown beside its degree: to 0.1, cut (6.96 is shown 6.9, inside Ⅵ, never 7.0)."""
+    return np.floor(np.asarray(intensity, dtype=float) * 10 + 1e-9) / 10
 
 
 def roman(d: int) -> str:
@@ -152,11 +173,20 @@ def pgv_ms(intensity: np.ndarray) -> np.ndarray:
 def isoseismal_radii(
     magnitude: float, relation: Relation, degrees: range = range(6, 12)
 ) -> dict[int, tuple[float, float]]:
-    """Long and short semi-axes (km) of the outer edge of each degree's zone (intensity d − 0.5)."""
+    """Long and short semi-axes (km) of the isoseismal of each degree: the outer edge of its zone, where the
+    relation gives exactly d (zone Ⅶ: 7 ≤ I < 8, the convention of `degree`)."""
     out = {}
     for d in degrees:
-        edge = np.array([d - 0.5])
+        edge = np.array([float(d)])
         ra, rb = relation.long.radius(magnitude, edge)[0], relation.short.radius(magnitude, edge)[0]
         if ra > 0:
             out[d] = (float(ra), float(rb))
     return out
+
+
+def screen_radius_km(magnitude: float) -> float:
+    """The long-axis radius (km), for `magnitude`, at which the larger of the district's relations gives the
+    distance screen's degree less its margin (response.yaml `distance_screen`): 0 when no relation reaches it."""
+    screen = response_settings()["distance_screen"]
+    edge = np.array([float(screen["degree"]) - float(screen["margin_degree"])])
+    return max(float(r.long.radius(magnitude, edge)[0]) for r in district_relations())
