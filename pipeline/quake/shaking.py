@@ -113,15 +113,50 @@ def intensity_of(relation: Relation, magnitude: float, along: np.ndarray, across
     """Intensity at points `along`/`across` the strike (km); `across` None: no strike, long-axis circles."""
     if across is None:
         return np.minimum(relation.long.intensity(magnitude, np.abs(along)), relation.epicentral(magnitude))
-    x, y = np.abs(along), np.abs(across)
-    lo = np.full(x.shape, -2.0)
-    hi = np.full(x.shape, relation.epicentral(magnitude))
-    for _ in range(22):  # bisection to under 1e-5 degree: inside the ellipse of I means ≥ I
-        mid = (lo + hi) / 2
-        ra, rb = relation.long.radius(magnitude, mid), relation.short.radius(magnitude, mid)
-        inside = (x / np.maximum(ra, 1e-9)) ** 2 + (y / np.maximum(rb, 1e-9)) ** 2 <= 1.0
-        lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
-    return lo
+    x, y = np.abs(np.asarray(along, dtype=float)), np.abs(np.asarray(across, dtype=float))
+    # A point at distance r lies on an ellipse whose semi-axes hold r between them (Rb ≤ r ≤ Ra): its intensity
+    # is between what the short and the long axis give at r.
+    r, top = np.hypot(x, y), relation.epicentral(magnitude)
+    ends = relation.long.intensity(magnitude, r), relation.short.intensity(magnitude, r)
+    lo = np.clip(np.minimum(*ends) - 1e-6, -2.0, top)
+    hi = np.clip(np.maximum(*ends) + 1e-6, -2.0, top)
+    return _ellipse_intensity(relation, magnitude, x, y, lo, hi)
+
+
+def _ellipse_intensity(
+    relation: Relation, magnitude: float, x: np.ndarray, y: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """The I in [lo, hi] whose ellipse passes through (x, y): g(I) = (x/Ra)² + (y/Rb)² − 1 rises with I (the
+    ellipse shrinks) and is convex, so Newton's method started at the bracket's top end comes down to the root
+    without overshooting it; kept inside a bracket that every step narrows, to 1e-9 degree; each round works on
+    the points not yet there only (7 rounds for nearly all points instead of 22 bisection steps)."""
+    out = hi.copy()
+    todo = np.arange(len(x))
+    x, y, lo, hi, at = x.copy(), y.copy(), lo.copy(), hi.copy(), out.copy()
+    la, sa = relation.long, relation.short
+    for _ in range(200):  # bisection alone would need ~35 rounds from a bracket of ten degrees
+        ra = np.maximum(la.radius(magnitude, at), 1e-9)
+        rb = np.maximum(sa.radius(magnitude, at), 1e-9)
+        g = (x / ra) ** 2 + (y / rb) ** 2 - 1.0
+        inside = g <= 0  # on or inside the ellipse of `at`: the intensity is at least `at`
+        lo, hi = np.where(inside, at, lo), np.where(inside, hi, at)
+        dra = math.log(la.log_base) / la.c * (ra + la.r0)  # dRa/dI
+        drb = math.log(sa.log_base) / sa.c * (rb + sa.r0)
+        slope = -2 * x**2 / ra**3 * dra - 2 * y**2 / rb**3 * drb
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = at - g / slope
+        # Past the bracket's end (a step from below the root, or rounding), the point just inside that end: the
+        # next step then comes from above the root (or the bracket closes on it).
+        step = np.where(np.isfinite(newton), np.clip(newton, lo + 1e-10, hi - 1e-10), (lo + hi) / 2)
+        done = (np.abs(step - at) < 1e-10) | (hi - lo < 1e-9)
+        out[todo[done]] = step[done]
+        keep = ~done
+        if not keep.any():
+            break
+        todo, x, y, lo, hi, at = todo[keep], x[keep], y[keep], lo[keep], hi[keep], step[keep]
+    else:
+        out[todo] = lo
+    return out
 
 
 def district_intensity(
