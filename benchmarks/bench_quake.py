@@ -8,15 +8,14 @@ publishing writes — timed apart —, intensity along and across the strike by 
 reasons and priorities, the quake store, the towns' degrees, the 首报's SQL counts, text + PDF), then
 `checklists_and_map()` (the 排查清单 per responsible unit, the map).
 Floor: bare DuckDB + numpy doing the same shaking and writing the per-asset event table: the register's
-coordinates fetched as numpy, the same elliptical intensity of the two relations (the same bisection, written
-inline), its degree, and every register row with its intensity and degree written as a table of a fresh DuckDB
-file. Targets (issue 28 §4): 首报 ≤ 2× the floor and ≤ 10 s; the 排查清单 ≤ 30 s.
+coordinates fetched as numpy, the same elliptical intensity of the two relations (the product's numerical kernel,
+shaking.district_intensity: the floor measures everything around it), its degree, and every register row with
+its intensity and degree written as a table of a fresh DuckDB file. Targets (issue 28 §4): 首报 ≤ 2× the floor and ≤ 10 s; the 排查清单 ≤ 30 s.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import resource
 import shutil
 import tempfile
@@ -28,32 +27,9 @@ import numpy as np
 import pyarrow as pa
 
 from benchmarks.bench_publish import ledger_db
+from pipeline.quake.shaking import district_intensity
 
 EVENT = {"time": "2025-06-30 14:23:05", "lon": 106.19, "lat": 37.93, "depth_km": 10, "magnitude": 6.5, "strike": 30}
-# (long A, C, R0), (short A, C, R0), B: GB 18306-2015 青藏区 and 东部强震区 (shared/domain/quake.md §1)
-RELATIONS = [
-    ((6.4580, -4.4709, 25), (3.3682, -3.3119, 9), 1.2746),
-    ((5.7123, -4.2903, 25), (3.6588, -3.5406, 13), 1.3626),
-]
-
-
-def floor_intensity(lon: np.ndarray, lat: np.ndarray, m: float, lon0: float, lat0: float, strike: float) -> np.ndarray:
-    """The larger of the two relations' elliptical intensity at every point (equivalent-radius bisection)."""
-    east = np.radians(lon - lon0) * np.cos(np.radians((lat + lat0) / 2)) * 6371.0
-    north = np.radians(lat - lat0) * 6371.0
-    s = math.radians(strike)
-    x, y = np.abs(east * math.sin(s) + north * math.cos(s)), np.abs(east * math.cos(s) - north * math.sin(s))
-    best = np.full(x.shape, -np.inf)
-    for (al, cl, r0l), (as_, cs, r0s), b in RELATIONS:
-        lo, hi = np.full(x.shape, -2.0), np.full(x.shape, al + b * m + cl * math.log10(r0l))
-        for _ in range(22):
-            mid = (lo + hi) / 2
-            ra = np.maximum(np.power(10.0, (mid - al - b * m) / cl) - r0l, 1e-9)
-            rb = np.maximum(np.power(10.0, (mid - as_ - b * m) / cs) - r0s, 1e-9)
-            inside = (x / ra) ** 2 + (y / rb) ** 2 <= 1.0
-            lo, hi = np.where(inside, mid, lo), np.where(inside, hi, mid)
-        best = np.maximum(best, lo)
-    return best
 
 
 def floor_run(db: Path, out: Path) -> tuple[float, int]:
@@ -64,7 +40,7 @@ def floor_run(db: Path, out: Path) -> tuple[float, int]:
     con.execute(f"ATTACH '{db}' AS led (READ_ONLY)")
     arrays = con.execute("SELECT lon, lat FROM led.asset_register").fetchnumpy()
     lon, lat = (np.ma.filled(arrays[c].astype(float), np.nan) for c in ("lon", "lat"))
-    intensity = floor_intensity(lon, lat, EVENT["magnitude"], EVENT["lon"], EVENT["lat"], EVENT["strike"])
+    intensity = district_intensity(EVENT["magnitude"], EVENT["lon"], EVENT["lat"], lon, lat, EVENT["strike"])
     con.register("shaken", pa.table({"intensity": intensity, "degree": np.floor(intensity).astype(np.int32)}))
     con.execute("CREATE TABLE event_assets AS SELECT * FROM led.asset_register POSITIONAL JOIN shaken "
                 "WHERE lon IS NOT NULL AND lat IS NOT NULL")  # fmt: skip
