@@ -64,7 +64,8 @@ def _long_axis_km(intensity: float, magnitude: float) -> float:
 
 
 def test_a_point_at_696_is_shaken_to_vi_never_rounded_up_to_vii():
-    """No rounding to 0.1 before the degree is taken: 6.96 is inside the Ⅶ isoseismal's outside, Ⅵ."""
+    """No rounding to 0.1 before the degree is taken: a point at 6.96 lies outside the Ⅶ isoseismal (Ⅵ), and its
+    intensity is shown 6.9, never 7.0 beside Ⅵ."""
     km = _long_axis_km(6.96, 6.5)
     lat = np.array([EPICENTRE[1] + km / (6371.0 * math.pi / 180)])
     value = shaking.district_intensity(6.5, *EPICENTRE, np.array([EPICENTRE[0]]), lat, None)
