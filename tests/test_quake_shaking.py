@@ -193,3 +193,9 @@ def test_a_pipeline_segment_never_raises_its_town(jinji):
     assert assets[("pipelines", "GD-NK-1")] == 8 and assets[("buildings", "NK-1")] == 6
     park = {name: (d, n) for name, d, n in response.report.towns}["宁夏吴忠国家农业科技园区"]
     assert park == (6, 2)  # Ⅵ, by its building; 2 objects at Ⅵ+ (the building and the segment)
+    store = duckdb.connect(str(quake_db_path(jinji.output)), read_only=True)
+    try:  # the same event shaken again (the test above did it first): its towns replaced, not added
+        n = store.execute("SELECT count(*) FROM quake_towns WHERE event_id = ?", [event.event_id]).fetchone()[0]
+    finally:
+        store.close()
+    assert n == 13
