@@ -148,7 +148,7 @@ def _ellipse_intensity(
         # Past the bracket's end (a step from below the root, or rounding), the point just inside that end: the
         # next step then comes from above the root (or the bracket closes on it).
         step = np.where(np.isfinite(newton), np.clip(newton, lo + 1e-10, hi - 1e-10), (lo + hi) / 2)
-        done = (np.abs(step - at) < 1e-10) | (hi - lo < 1e-9)
+        done = (np.abs(step - at) < 1e-10) | (hi - lo < 1e-9) | np.isnan(g)  # a point with no position: NaN
         out[todo[done]] = step[done]
         keep = ~done
         if not keep.any():
