@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -55,9 +56,28 @@ EVENTS_DDL = """CREATE TABLE IF NOT EXISTS quake_events (
 @dataclass
 class Exposure:
     event: Event
-    assets: pd.DataFrame  # kind, asset_id, degree, intensity of every asset shaken (the rest is in the store)
     snapshot: Path
     published_at: str | None
+    out_dir: Path
+
+    def _read(self, sql: str) -> pd.DataFrame:
+        con = duckdb.connect(str(quake_db_path(self.out_dir)), read_only=True)
+        try:
+            return con.execute(sql, [self.event.event_id]).df()
+        finally:
+            con.close()
+
+    @cached_property
+    def assets(self) -> pd.DataFrame:
+        """kind, asset_id, degree, intensity of every asset shaken (the rest is in the store), read when asked:
+        a million rows are not fetched on the 首报's path."""
+        return self._read("SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?")
+
+    def by_degree(self) -> dict[int, int]:
+        """Assets shaken per degree, highest first."""
+        df = self._read("SELECT degree, count(*) AS n FROM quake_exposure WHERE event_id = ? GROUP BY degree "
+                        "ORDER BY degree DESC")  # fmt: skip
+        return {int(d): int(n) for d, n in zip(df["degree"], df["n"], strict=True)}
 
 
 def quake_db_path(out_dir: Path) -> Path:
@@ -210,7 +230,4 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
         except BaseException:
             rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
             raise
-        assets = con.execute(
-            "SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?", [event.event_id]
-        ).df()
-    return Exposure(event, assets, source, stamp)
+    return Exposure(event, source, stamp, out_dir)
