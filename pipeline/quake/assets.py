@@ -37,15 +37,14 @@ def _event(context: dg.AssetExecutionContext, store: LitongStore):
 def quake_shaking(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     event = _event(context, store)
     response = first_report(event, store.published_db_path(), store.db_path(), store.out_dir())
-    report, assets = response.report, response.exposure.assets
-    by_degree = assets["degree"].value_counts().sort_index(ascending=False) if len(assets) else {}
+    report, by_degree = response.report, response.exposure.by_degree()
     return dg.MaterializeResult(
         metadata={
             "event": event.describe_zh(),
             "max_intensity": report.max_intensity,
             "felt": report.felt,
-            "assets": len(assets),
-            "by_degree": dg.MetadataValue.json({str(k): int(v) for k, v in dict(by_degree).items()}),
+            "assets": sum(by_degree.values()),
+            "by_degree": dg.MetadataValue.json({str(k): v for k, v in by_degree.items()}),
             "ledger_snapshot": str(response.exposure.snapshot),
             "ledger_published_at": response.exposure.published_at or "",
             "files": dg.MetadataValue.json([str(p) for p in response.files]),

@@ -33,7 +33,7 @@ from pipeline.event_registry import (  # noqa: F401  (re-exported for the respon
     event_id_of,
     parse_time,
 )
-from pipeline.quake.shaking import distance_km, response_settings
+from pipeline.quake.shaking import distance_km, response_settings, screen_radius_km
 
 DISTRICT_CENTRE = (106.20, 37.98)  # lon, lat of Litong District (the towns' centre)
 
@@ -126,9 +126,15 @@ def event_from(raw: dict) -> Event:
         raise EventError(f"发震断层走向 {strike} 度应在 0–360 度之间")
     event = Event(_time(raw.get("time")), round(lon, 4), round(lat, 4), depth, round(mag, 1), strike,
                   str(raw.get("place") or "").strip()[:60])  # fmt: skip
-    limit = settings["max_epicentre_km"]
+    screen = settings["distance_screen"]
+    radius = screen_radius_km(event.magnitude)
+    limit = screen["district_radius_km"] + radius
     if (far := event.epicentre_km()) > limit:
-        raise EventError(f"震中距利通区约 {far:.0f} 千米，超过 {limit} 千米，不启动本区震后响应")
+        reach = f"Ⅵ度区（含余量）长轴半径约 {radius:.0f} 千米" if radius >= 1 else "不出现Ⅵ度区"
+        raise EventError(
+            f"震中距利通区中心约 {far:.0f} 千米：按衰减关系，{event.magnitude:.1f}级地震{reach}，"
+            f"本区估计烈度低于Ⅵ度（受理范围为距区中心 {limit:.0f} 千米以内），不启动本区震后响应"
+        )
     return event
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -26,17 +27,21 @@ from pipeline.quake import damage
 from pipeline.quake.event import Event
 from pipeline.quake.names import record_unit_names
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
+from pipeline.quake.towns import TOWNS_DDL, record_towns
 from pipeline.writer_lock import writer_lock
 
-# Every asset of the snapshot's register (pipeline/publish/asset_register.py) with the response's own flags.
+# Every asset of the snapshot's register (pipeline/publish/asset_register.py) with the response's own flags: a
+# view over the published register's table (its rowid the row's number: no copy of a million rows), a table
+# over the live store's query (numbered once).
 ASSETS_SQL = """
-CREATE OR REPLACE TEMP TABLE quake_assets AS
-SELECT row_number() OVER () - 1 AS rn, r.*, coalesce(building_use IN ({uses}), false) AS is_key,
+CREATE OR REPLACE TEMP {what} quake_assets AS
+SELECT {rn} AS rn, r.*, coalesce(building_use IN ({uses}), false) AS is_key,
        coalesce(kind = 'buildings' AND ({weaker}), false) AS damage_class_weaker
 FROM {register} r
 WHERE lon IS NOT NULL AND lat IS NOT NULL
 """
 
+PUBLISHED_REGISTER = "led.asset_register"
 EXPOSURE_DDL = """CREATE TABLE IF NOT EXISTS quake_exposure (
     event_id VARCHAR, kind VARCHAR, asset_id VARCHAR, asset_name VARCHAR, town_code VARCHAR, responsible_unit VARCHAR,
     lon DOUBLE, lat DOUBLE, distance_km DOUBLE, intensity DOUBLE, degree INTEGER, pga_ms2 DOUBLE, pgv_ms DOUBLE,
@@ -53,9 +58,28 @@ EVENTS_DDL = """CREATE TABLE IF NOT EXISTS quake_events (
 @dataclass
 class Exposure:
     event: Event
-    assets: pd.DataFrame  # kind, asset_id, degree, intensity of every asset shaken (the rest is in the store)
     snapshot: Path
     published_at: str | None
+    out_dir: Path
+
+    def _read(self, sql: str) -> pd.DataFrame:
+        con = duckdb.connect(str(quake_db_path(self.out_dir)), read_only=True)
+        try:
+            return con.execute(sql, [self.event.event_id]).df()
+        finally:
+            con.close()
+
+    @cached_property
+    def assets(self) -> pd.DataFrame:
+        """kind, asset_id, degree, intensity of every asset shaken (the rest is in the store), read when asked:
+        a million rows are not fetched on the 首报's path."""
+        return self._read("SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?")
+
+    def by_degree(self) -> dict[int, int]:
+        """Assets shaken per degree, highest first."""
+        df = self._read("SELECT degree, count(*) AS n FROM quake_exposure WHERE event_id = ? GROUP BY degree "
+                        "ORDER BY degree DESC")  # fmt: skip
+        return {int(d): int(n) for d, n in zip(df["degree"], df["n"], strict=True)}
 
 
 def quake_db_path(out_dir: Path) -> Path:
@@ -72,6 +96,7 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con.execute(EVENTS_DDL)
             con.execute(EXPOSURE_DDL)
+            con.execute(TOWNS_DDL)
             damage.ensure_tables(con)
             yield con
         finally:
@@ -85,8 +110,8 @@ def _column(arrays: dict, name: str) -> np.ndarray:
 
 def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     """Intensity of every row of quake_assets (pipelines: the highest of their ends and middle), as the temp
-    table quake_intensity (rn, distance_km, intensity, degree, PGA, PGV): numpy over the coordinates, nothing else
-    leaves DuckDB."""
+    table quake_intensity (rn, distance_km, intensity unrounded, its degree, PGA, PGV): numpy over the
+    coordinates, nothing else leaves DuckDB."""
     arrays = con.execute(
         "SELECT rn, lon, lat, start_lon, start_lat, end_lon, end_lat FROM quake_assets ORDER BY rn"
     ).fetchnumpy()
@@ -120,20 +145,28 @@ def _reasons() -> str:
 
 
 # The shaken rows with their motions, the ALA (2001) wave-passage repairs of pipelines (RR = K1 · 0.00187 · PGV in
-# in/s, per 1000 ft), the check-at-once reasons and the checklist order (intensity, open hazard grade, occupants).
-RECORD_SQL = """
-INSERT INTO quake_exposure
+# in/s, per 1000 ft) and the check-at-once reasons; then the checklist order (intensity, open hazard grade,
+# occupants) ranked over those few columns alone (a window over every column of a million rows cost more than
+# the rest of the insert), and the rows inserted with their rank.
+SHAKEN_SQL = """
+CREATE OR REPLACE TEMP TABLE quake_shaken AS
 WITH shaken AS (
     SELECT a.*, i.distance_km, i.intensity, i.degree, round(i.pga_ms2, 3) AS pga_ms2, round(i.pgv_ms, 4) AS pgv_ms,
            coalesce(round(a.ala_k1 * 0.00187 * (i.pgv_ms / 0.0254) * a.length_km * 3.28084, 3), 0) AS expected_repairs
     FROM quake_assets a JOIN quake_intensity i USING (rn)
 ), reasoned AS (SELECT *, {reasons} AS why FROM shaken)
-SELECT ?, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, round(intensity, 1), degree,
+SELECT rn, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, intensity, degree,
        pga_ms2, pgv_ms, level, open_hazards, open_major, hazard_nos, building_use, structure_type, occupants, is_key,
-       damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '', why,
-       row_number() OVER (ORDER BY why <> '' DESC, intensity DESC, open_major DESC, open_hazards DESC, occupants DESC, rn)
+       damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '' AS check_at_once, why
 FROM reasoned
 """
+PRIORITY_SQL = """
+CREATE OR REPLACE TEMP TABLE quake_priority AS
+SELECT rn, row_number() OVER (ORDER BY check_at_once DESC, intensity DESC, open_major DESC, open_hazards DESC,
+                                       occupants DESC, rn) AS priority
+FROM quake_shaken
+"""
+RECORD_SQL = "INSERT INTO quake_exposure SELECT ?, s.* EXCLUDE (rn), p.priority FROM quake_shaken s JOIN quake_priority p USING (rn)"
 
 
 def attach_snapshot(con: duckdb.DuckDBPyConnection, published: Path, live: Path) -> tuple[Path, str | None] | None:
@@ -159,7 +192,7 @@ def _register(con: duckdb.DuckDBPyConnection) -> str | None:
     """The register to read from the attached snapshot (the published one, or the same query over the live
     store's tables when there is no snapshot yet), or None when it has no scores yet."""
     if snapshot_has(con, "asset_register"):
-        return "led.asset_register"
+        return PUBLISHED_REGISTER
     return f"({register_select('led.')})" if has_register_inputs(con, "led") else None
 
 
@@ -174,15 +207,22 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
         source, stamp = attached or (live, None)
         shaken = False
         if attached and (register := _register(con)):
-            con.execute(ASSETS_SQL.format(uses=uses, weaker=settings["weaker_when"], register=register))
+            table = register == PUBLISHED_REGISTER
+            con.execute(ASSETS_SQL.format(what="VIEW" if table else "TABLE", rn="r.rowid" if table else
+                                          "row_number() OVER () - 1", uses=uses, weaker=settings["weaker_when"],
+                                          register=register))  # fmt: skip
             shake(con, event)
+            con.execute(SHAKEN_SQL.format(reasons=_reasons()))
+            con.execute(PRIORITY_SQL)
             shaken = True
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute("DELETE FROM quake_exposure WHERE event_id = ?", [event.event_id])
             con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
+            con.execute("DELETE FROM quake_towns WHERE event_id = ?", [event.event_id])
             if shaken:
-                con.execute(RECORD_SQL.format(reasons=_reasons()), [event.event_id])
+                con.execute(RECORD_SQL, [event.event_id])
+            record_towns(con, event, settings["felt_from_intensity"])
             damage.record(con, event.event_id, settings["felt_from_intensity"])  # the buildings' damage estimate
             if attached:
                 record_unit_names(con, event.event_id)  # enterprises by name in the reports
@@ -196,7 +236,4 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
         except BaseException:
             rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
             raise
-        assets = con.execute(
-            "SELECT kind, asset_id, degree, intensity FROM quake_exposure WHERE event_id = ?", [event.event_id]
-        ).df()
-    return Exposure(event, assets, source, stamp)
+    return Exposure(event, source, stamp, out_dir)
