@@ -71,6 +71,7 @@ bench: setup
 	$(PY) -m benchmarks.bench_exports
 	$(PY) -m benchmarks.bench_incremental
 	$(PY) -m benchmarks.bench_portal
+	$(PY) -m benchmarks.bench_run
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import os
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,9 +28,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline import faults, stage_inputs
+from pipeline import stage_inputs
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
+from pipeline.csv_fragments import MANIFEST_NAME, ROWS_FINGERPRINT_SQL, Fragment, assemble_csv, fault_point
 from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals_sql
@@ -100,17 +99,18 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
 EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
-# the rows of a file as a count and two order-free sums of their row_hash
-ROWS_FINGERPRINT_SQL = "count(*), sum(row_hash::HUGEINT)::VARCHAR, bit_xor(row_hash)::VARCHAR"
 ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
-MANIFEST_NAME = "exports_manifest.json"
 PART_FOLDERS = {"town": "乡镇", "unit": "责任单位"}
 PART_KEYS = {"town": "town_part", "unit": "unit_part"}  # '' for a town or unit not in the reference tables
 UNKNOWN_PARTS = {"town": "乡镇不明", "unit": "未明确单位"}
 FILE_CODE = r"[0-9A-Za-z]{1,40}"  # a unit code that may name a file (district codes, credit codes)
 NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]|^\.')
-WRITER_FILES = ("pipeline/ledger/exports.py", "pipeline/xlsx_stream.py", "pipeline/excel_safe.py")
-BOM = "\ufeff".encode()
+WRITER_FILES = (
+    "pipeline/ledger/exports.py",
+    "pipeline/xlsx_stream.py",
+    "pipeline/excel_safe.py",
+    "pipeline/csv_fragments.py",
+)
 
 
 @functools.cache
@@ -344,45 +344,11 @@ def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path
 def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> Path:
     install_excel_safe(con)
     columns = _displayed_columns(con, neutralised=True)
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(cache / MANIFEST_NAME)
-    fragments = _csv_fragments(con)
-    for rel, first, last, fingerprint in fragments:
-        if not manifest.is_current(rel, fingerprint):
-            with atomic_path(cache / rel) as tmp:
-                con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE rn BETWEEN {first} AND {last} "
-                            f"ORDER BY rn) TO {sql_text(str(tmp))} (FORMAT csv, HEADER false)")  # fmt: skip
-            manifest.record(rel, fingerprint)
-    for rel in set(manifest.entries) - {rel for rel, *_ in fragments}:  # a kind's town with no hazard left
-        (cache / rel).unlink(missing_ok=True)
-        manifest.forget(rel)
-    manifest.save()  # before the CSV: a fragment is never recorded without its file, and a crash loses nothing
-    with atomic_path(path) as tmp:
-        con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE} WHERE false) TO {sql_text(str(tmp))} "
-                    "(FORMAT csv, HEADER true)")  # fmt: skip
-        header = tmp.read_bytes()
-        with open(tmp, "wb", buffering=0) as out:
-            out.write(BOM + header)
-            for i, (rel, *_) in enumerate(fragments):
-                if i == len(fragments) // 2:
-                    faults.point("ledger_exports:mid")
-                _append_file(out, cache / rel)
-            if not fragments:
-                faults.point("ledger_exports:mid")
+    fragments = [Fragment(rel, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE rn BETWEEN {first} AND {last} ORDER BY rn",
+                          fingerprint) for rel, first, last, fingerprint in _csv_fragments(con)]  # fmt: skip
+    assemble_csv(con, path, cache, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE false", fragments,
+                 fault_point("ledger_exports:mid"))  # fmt: skip
     return path
-
-
-def _append_file(out, path: Path) -> None:
-    """`path`'s bytes at the end of `out` (an unbuffered file), copied by the kernel (copy_file_range: a
-    sixth of the time of a read and write loop for the 470 MB CSV at 1 M buildings)."""
-    with open(path, "rb") as f:
-        size, done = os.fstat(f.fileno()).st_size, 0
-        try:
-            while done < size and (n := os.copy_file_range(f.fileno(), out.fileno(), size - done)):
-                done += n
-        except OSError:  # a file system or kernel without it: the bytes not yet copied, by read and write
-            f.seek(done)
-            shutil.copyfileobj(f, out, 16 << 20)
 
 
 def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, str]]:

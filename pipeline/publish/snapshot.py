@@ -5,29 +5,89 @@ read-only, so they never wait behind a long run holding the writer lock, and nev
 run: the snapshot is taken after the last stage, while the run still holds the lock, and renamed into
 place whole. A run that failed publishes nothing, and readers keep the last complete picture, which
 `snapshot_info` dates.
+
+Nothing it holds changed (issue 30): no copy. What the snapshot holds is the database file as checkpointed
+(DuckDB rewrites it only when something was committed: a run that changed nothing leaves its size and
+modification time as they were) and the code that stamps it; their fingerprint is kept in a small JSON
+beside the snapshot (STATE_NAME) with the size and time of the snapshot it made. A run that finds both the
+same publishes nothing and records itself there as the run that confirmed the snapshot (`snapshot_info`
+reports it; `published_at` stays the time the data was published). When something changed the file is
+copied whole by the kernel: on this file system (no reflinks) a copy is the fastest way DuckDB allows
+(benchmarks/bench_snapshot.py measures it against ATTACH + COPY FROM DATABASE and EXPORT DATABASE).
 """
 
 import datetime as dt
+import functools
+import json
 import shutil
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from pipeline import faults, store
-from pipeline.atomic import atomic_path
+from pipeline import faults, stage_inputs, store
+from pipeline.atomic import atomic_path, write_bytes_atomic
+from pipeline.clock import DISTRICT_TZ
 from pipeline.intake.schema import KINDS
+from pipeline.paths import PROJECT_ROOT
 from pipeline.publish.asset_register import write_asset_register
 from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 
+STATE_NAME = "snapshot_state.json"  # beside the snapshot: what it was made from, and the last run that confirmed it
+STAMP_FILES = ("pipeline/publish/snapshot.py", "pipeline/publish/asset_register.py")
+
+
+@functools.cache
+def stamp_version() -> str:
+    """The code that stamps a snapshot (snapshot_info, the asset register) and DuckDB's version."""
+    return stage_inputs.fingerprint(stage_inputs.files_version(*(PROJECT_ROOT / f for f in STAMP_FILES)),
+                                    duckdb.__version__)  # fmt: skip
+
+
+def _file_id(path: Path) -> list[int]:
+    stat = Path(path).stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def source_fingerprint(db_path: Path) -> str:
+    """What a snapshot of `db_path` (checkpointed: its WAL is empty) would hold."""
+    return stage_inputs.fingerprint(_file_id(db_path), stamp_version())
+
+
+def _state_path(target: Path) -> Path:
+    return Path(target).parent / STATE_NAME
+
+
+def _read_state(target: Path) -> dict | None:
+    """The state recorded beside `target`, when it describes the snapshot on disk (same size and time)."""
+    try:
+        state = json.loads(_state_path(target).read_text(encoding="utf-8"))
+        return state if state.get("snapshot") == _file_id(target) else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _write_state(target: Path, fingerprint: str, run_id: str, job_name: str) -> None:
+    state = {"source": fingerprint, "snapshot": _file_id(target), "run_id": run_id, "job_name": job_name,
+             "confirmed_at": dt.datetime.now(DISTRICT_TZ).replace(microsecond=0, tzinfo=None).isoformat()}  # fmt: skip
+    write_bytes_atomic(_state_path(target), json.dumps(state, ensure_ascii=False).encode("utf-8"))
+
 
 def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) -> dict:
     """Copy the database (checkpointed, no connection open) to `target`, stamped with the run and with the asset
-    register its readers need (pipeline/publish/asset_register.py)."""
+    register its readers need (pipeline/publish/asset_register.py) — unless the snapshot there already holds
+    what the database holds (then only the state beside it names this run). The result says whether it copied."""
     with store.connect(db_path) as con:
         con.execute("CHECKPOINT")  # everything committed is in the main file; the WAL is empty
+    fingerprint = source_fingerprint(db_path)
+    state = _read_state(target)
+    if state is not None and state.get("source") == fingerprint:
+        _write_state(target, fingerprint, run_id, job_name)
+        info = snapshot_info(target) or {}
+        return {**info, "copied": False}
     info = {"published_at": dt.datetime.now().replace(microsecond=0), "run_id": run_id, "job_name": job_name}
+    _state_path(target).unlink(missing_ok=True)  # from here until the new state, the old one describes nothing
     with atomic_path(target) as tmp:
         shutil.copyfile(db_path, tmp)
         con = duckdb.connect(str(tmp))
@@ -42,11 +102,14 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
         finally:
             con.close()
         faults.point("snapshot:before_rename")
-    return info
+    _write_state(target, fingerprint, run_id, job_name)
+    return {**info, "copied": True}
 
 
 def snapshot_info(path: Path) -> dict | None:
-    """When and by which run a snapshot was published; None when there is none."""
+    """When and by which run a snapshot was published; None when there is none. A later run that found
+    nothing changed and confirmed it is the `run_id` (and `job_name`) reported; `published_at` stays the
+    time the data was published."""
     if not path.exists():
         return None
     con = duckdb.connect(str(path), read_only=True)
@@ -56,7 +119,13 @@ def snapshot_info(path: Path) -> dict | None:
         return None
     finally:
         con.close()
-    return dict(zip(("published_at", "run_id", "job_name"), row[0], strict=True)) if row else None
+    if not row:
+        return None
+    info = dict(zip(("published_at", "run_id", "job_name"), row[0], strict=True))
+    state = _read_state(path)
+    if state is not None and state.get("run_id"):
+        info.update(run_id=state["run_id"], job_name=state.get("job_name", info["job_name"]))
+    return info
 
 
 @dg.asset(
@@ -70,6 +139,6 @@ def published_snapshot(context: dg.AssetExecutionContext, store: LitongStore) ->
     target = store.published_db_path()
     info = publish_snapshot(store.db_path(), target, context.run_id, context.dagster_run.job_name)
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(target)), "published_at": str(info["published_at"]),
-                  "bytes": target.stat().st_size}
+        metadata={"path": dg.MetadataValue.path(str(target)), "published_at": str(info.get("published_at")),
+                  "bytes": target.stat().st_size, "copied": info["copied"]}
     )  # fmt: skip

@@ -128,15 +128,15 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
 def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
     out = store.out_dir() / "worklists"
     with store.connect() as con:
-        inputs = stage_inputs.fingerprint(stage_inputs.recorded(con, "score:buildings"),
-                                          stage_inputs.code_version("pipeline/scoring"))  # fmt: skip
+        inputs = stage_inputs.fingerprint(stage_inputs.recorded(con, "score:buildings"), worklist_base())
         written_now = stage_inputs.recorded(con, "worklist") != inputs or not all(
             (out / f"{WORKLIST_NAME}{ext}").is_file() for ext in (".xlsx", ".csv"))  # fmt: skip
-        if written_now:
-            ruleset = load_ruleset()
-            install(con, ruleset.rules_dir)  # the view the worklist reads, as scored
-            result = write_worklist(con, out)
+        if written_now:  # only the buildings scored again since, and the files of their towns
+            install(con, RULES_DIR)  # the view the worklist reads, as scored
+            whole = stage_inputs.recorded(con, "worklist_base") != worklist_base()
+            result = write_worklist(con, out, store.cache_dir() / "worklist_csv", whole=whole)
             stage_inputs.record(con, "worklist", inputs)
+            stage_inputs.record(con, "worklist_base", worklist_base())
         else:  # the same scores: the table and the files stand
             rows, legal = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE worklist_class = 1) FROM {WORKLIST_TABLE}"
@@ -151,9 +151,19 @@ def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) ->
             "xlsx": str(result.files[0]),
             "csv": str(result.files[1]),
             "written_now": written_now,
+            "table_rows_written": result.table_rows_written,
+            "town_files_written": len(result.written),
+            "town_files_skipped": len(result.skipped),
             "ruleset_version": ruleset_version(RULES_DIR),
         }
     )
+
+
+def worklist_base() -> str:
+    """What every row of the 待鉴定清单 depends on besides its building's scoring: the rule set (views,
+    reference tables), the scoring code and the names of towns and units. A change rebuilds it whole."""
+    return stage_inputs.fingerprint(ruleset_version(RULES_DIR), stage_inputs.code_version("pipeline/scoring"),
+                                    stage_inputs.reference_version("towns.csv", "units.csv"))  # fmt: skip
 
 
 scoring_assets = [*(build_scores_asset(k, d) for k, d in SCORED_KINDS.items()), appraisal_worklist]

@@ -55,10 +55,15 @@ SCORING_DDL = [
     "ALTER TABLE scores ADD COLUMN IF NOT EXISTS sector VARCHAR",
     # the assets each scoring wrote (asset_id NULL: the whole kind), read and dropped by the ledger update
     "CREATE TABLE IF NOT EXISTS rescored_assets (kind VARCHAR, asset_id VARCHAR)",
+    # … and the same for the 待鉴定清单, read and dropped by its update (pipeline/scoring/worklist.py)
+    "CREATE TABLE IF NOT EXISTS worklist_rescored (kind VARCHAR, asset_id VARCHAR)",
     """CREATE TABLE IF NOT EXISTS scoring_runs (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, scored_at TIMESTAMP, assets INTEGER,
         findings INTEGER, seconds DOUBLE)""",
 ]
+
+
+RESCORED_LOGS = ("rescored_assets", "worklist_rescored")  # each read and emptied by its one reader
 
 
 @dataclass(frozen=True)
@@ -262,10 +267,11 @@ def score_kind(
             con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
         if spec.owner_code:
             con.execute(ENTERPRISES_SQL, [kind])
-        con.execute(
-            f"INSERT INTO rescored_assets SELECT ?, asset_id FROM {assets}" if assets
-            else "INSERT INTO rescored_assets VALUES (?, NULL)", [kind],
-        )  # fmt: skip
+        for log in RESCORED_LOGS:
+            con.execute(
+                f"INSERT INTO {log} SELECT ?, asset_id FROM {assets}" if assets
+                else f"INSERT INTO {log} VALUES (?, NULL)", [kind],
+            )  # fmt: skip
         if in_transaction:
             in_transaction(con)
         assets_n, n_findings = con.execute(
