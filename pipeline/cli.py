@@ -275,7 +275,9 @@ def _print_last_run() -> None:
         return
     run = runs[0]
     stats = instance.get_run_stats(run.run_id)
-    started = dt.datetime.fromtimestamp(stats.start_time).strftime("%Y-%m-%d %H:%M:%S") if stats.start_time else "—"
+    from pipeline.clock import beijing_time
+
+    started = f"{beijing_time(stats.start_time):%Y-%m-%d %H:%M:%S}" if stats.start_time else "—"
     took = f"，用时 {stats.end_time - stats.start_time:.0f} 秒" if stats.end_time and stats.start_time else ""
     print(f"最近一次运行：{run.job_name}  {run.status.value}  开始于 {started}{took}  （{run.run_id[:8]}）")
     if run.status == dg.DagsterRunStatus.FAILURE:

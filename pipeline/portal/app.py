@@ -843,7 +843,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         _require(decision != "major" or str(form.get("note") or "").strip(), "认定为重大隐患须在说明中填写理由")
         row = _decision_row(h, decision, form, session.account, state.today())
         data = _feedback_csv([row])
-        name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        name = f"网页办理_{decision}_{hazard_no}_{clock.beijing_now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
                                         _one_chunk(data))  # fmt: skip
 
@@ -1007,7 +1007,7 @@ def _duban_routes(app: FastAPI, state: PortalState) -> None:
                "measures": str(form.get("requirement") or "").strip() or "同意核销",
                "notice_no": str(form.get("notice_no") or "").strip(),
                "notice_deadline": str(form.get("notice_deadline") or "").strip()}  # fmt: skip
-        name = f"网页办理_{action}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        name = f"网页办理_{action}_{hazard_no}_{clock.beijing_now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", today, name,
                                         _one_chunk(_feedback_csv([row])))  # fmt: skip
 

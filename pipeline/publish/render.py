@@ -12,6 +12,7 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import write_safe_csv
 from pipeline.publish.charts import Chart
+from pipeline.publish.glyphs import check_figure_glyphs
 from pipeline.publish.inputs import PublishInputs
 from pipeline.publish.style import MUTED, check_cjk_font, use_cjk_style
 
@@ -65,6 +66,7 @@ def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedCha
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig = draw_chart(chart, table, inp)
+        check_figure_glyphs(fig)
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=PNG_DPI, format="png")
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]

@@ -7,7 +7,6 @@ place whole. A run that failed publishes nothing, and readers keep the last comp
 `snapshot_info` dates.
 """
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import duckdb
 
 from pipeline import faults, store
 from pipeline.atomic import atomic_path
+from pipeline.clock import beijing_now
 from pipeline.intake.schema import KINDS
 from pipeline.publish.asset_register import write_asset_register
 from pipeline.resources import LitongStore
@@ -27,7 +27,7 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
     register its readers need (pipeline/publish/asset_register.py)."""
     with store.connect(db_path) as con:
         con.execute("CHECKPOINT")  # everything committed is in the main file; the WAL is empty
-    info = {"published_at": dt.datetime.now().replace(microsecond=0), "run_id": run_id, "job_name": job_name}
+    info = {"published_at": beijing_now(), "run_id": run_id, "job_name": job_name}
     with atomic_path(target) as tmp:
         shutil.copyfile(db_path, tmp)
         con = duckdb.connect(str(tmp))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.clock import beijing_now
 from pipeline.event_registry import close_event
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
@@ -204,7 +205,7 @@ def _issued(con: duckdb.DuckDBPyConnection, eid: str, kind: str) -> tuple[int, i
 
 def _record(con: duckdb.DuckDBPyConnection, eid: str, kind: str, seq: int, k: int, as_of: str, files) -> None:
     con.execute("INSERT INTO quake_reports_issued VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [eid, kind, seq, k, dt.datetime.now(), as_of, str(files[0]), str(files[1])])  # fmt: skip
+                [eid, kind, seq, k, beijing_now(), as_of, str(files[0]), str(files[1])])  # fmt: skip
 
 
 def _write_follow_ups(con: duckdb.DuckDBPyConnection, event: Event, out_dir: Path, as_of: str) -> list[Path]:
