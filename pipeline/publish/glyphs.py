@@ -54,12 +54,11 @@ def _drawn(ch: str) -> bool:
     return not ch.isspace() and not unicodedata.category(ch).startswith(("C", "Z"))
 
 
-@functools.cache
 def _font_files(families: tuple[str, ...]) -> tuple[tuple[str, int, str], ...]:
     """(path, face index, family name) of each installed font of the list, generic names (sans-serif …)
-    expanded as matplotlib does; the fonts not installed are left out (matplotlib skips them too)."""
+    expanded as matplotlib does (with the rcParams of now); the fonts not installed are left out (matplotlib
+    skips them too)."""
     import matplotlib
-    from matplotlib import font_manager
 
     names: list[str] = []
     for family in families:
@@ -67,9 +66,16 @@ def _font_files(families: tuple[str, ...]) -> tuple[tuple[str, int, str], ...]:
             names += matplotlib.rcParams[f"font.{family}"]
         else:
             names.append(family)
+    return _installed(tuple(dict.fromkeys(names)))
+
+
+@functools.cache
+def _installed(names: tuple[str, ...]) -> tuple[tuple[str, int, str], ...]:
+    from matplotlib import font_manager
+
     installed = {f.name for f in font_manager.fontManager.ttflist}
     files = []
-    for name in dict.fromkeys(names):
+    for name in names:
         if name not in installed:
             continue
         found = font_manager.findfont(font_manager.FontProperties(family=name), fallback_to_default=False)

@@ -236,8 +236,9 @@ PAGE_LINES = 56  # lines per page at BODY_PT × 1.45 between the title (0.93) an
 
 
 def display_width(text: str) -> int:
-    """Columns the text takes: East Asian wide and full-width characters two, others one."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    """Columns the text takes: East Asian wide, full-width and ambiguous characters (Ⅹ, ①, °: full width in a
+    CJK font) two, others one."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WFA" else 1 for ch in text)
 
 
 def wrap_display(line: str, width: int) -> list[str]:
