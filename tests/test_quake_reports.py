@@ -32,6 +32,8 @@ from tests.test_ledger import building
 
 EVENT = {"time": "2025-06-30 14:23:05", "lon": 106.19, "lat": 37.93, "depth_km": 10, "magnitude": 6.5}
 USES = {"S": ("学校", "JYJ"), "Y": ("医院", "WJJ"), "L": ("养老机构", "MZJ")}
+OTHER_TOWNS = {"T102": "高闸镇", "T103": "扁担沟镇", "T104": "上桥镇", "T105": "古城镇", "T106": "金星镇", "T107": "胜利镇",
+               "T200": "东塔寺乡", "T201": "板桥乡", "T202": "马莲渠乡", "T203": "郭家桥乡", "T401": "宁夏吴忠国家农业科技园区"}  # fmt: skip
 N_EACH = 14  # more key objects than the 首报 lists per group (12): a 首报 longer than one page
 
 
@@ -72,6 +74,9 @@ def response(utc_server, tmp_path_factory) -> tuple[Deployment, str]:
                       lon=f"{106.16 + i * 0.005:.3f}", lat="37.92") for i in range(8)]  # fmt: skip
     rows.append(building("H-T101", town_code="640302101", town_name="金银滩镇", responsible_unit="T101",
                          lon="106.25", lat="37.98"))  # fmt: skip
+    for i, (code, name) in enumerate(OTHER_TOWNS.items()):  # one house in each other town: the 终报 lists them all
+        rows.append(building(f"H-{code}", town_code=f"640302{code[1:]}", town_name=name, responsible_unit=code,
+                             lon=f"{106.17 + i * 0.005:.3f}", lat="37.96"))  # fmt: skip
     d.drop("buildings", "b.csv", csv_bytes("buildings", rows), unit="ZJJ")
     assert run_all(d, publish=False).success
     event = event_from(EVENT)
@@ -124,19 +129,18 @@ def pdf_lines(path: Path, title: str) -> tuple[list[str], list[tuple[int, int]]]
                 numbers.append((int(m.group(1)), int(m.group(2))))
             elif line.strip() not in (title, f"{title}（续）"):
                 lines.append(line)
-    assert len(numbers) == len(reader.pages)
-    return lines, numbers
+    return lines, numbers + [(0, 0)] * (len(reader.pages) - len(numbers))  # (0, 0): a page without its number
 
 
 def assert_pdf_carries_text(folder: Path, stem: str) -> tuple[str, int]:
     text = (folder / f"{stem}.txt").read_text(encoding="utf-8")
     title, *body = text.splitlines()
     lines, numbers = pdf_lines(folder / f"{stem}.pdf", title)
-    assert numbers == [(n, len(numbers)) for n in range(1, len(numbers) + 1)]
     want, got = sections(body), sections(lines)
     assert list(got) == list(want)
     for key in want:
         assert got[key] == want[key], f"{stem} section {key or 'head'}"
+    assert numbers == [(n, len(numbers)) for n in range(1, len(numbers) + 1)]
     return text, len(numbers)
 
 
@@ -157,7 +161,7 @@ def test_a_follow_up_pdf_carries_the_raised_to_major_line(response):
 def test_the_final_report_pdf_carries_its_section_five(response):
     d, eid = response
     text, _ = assert_pdf_carries_text(event_dir(d.output, find_event(d.data_raw, eid)), "终报")
-    assert "五、本次地震登记的震损隐患" in text
+    assert "五、本次地震登记的震损隐患" in text and len(text.splitlines()) > 62  # longer than main's one page
 
 
 def test_a_long_text_takes_as_many_numbered_pages_as_it_needs_and_loses_nothing(tmp_path):
@@ -196,12 +200,17 @@ WQY = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
 @pytest.mark.skipif(not WQY.exists(), reason="WenQuanYi not installed")
 def test_the_check_flags_roman_ten_in_wenquanyi_and_passes_it_in_noto():
-    from pipeline.publish.glyphs import check_glyphs, missing_outlines
+    from matplotlib.figure import Figure
+
+    from pipeline.publish.glyphs import check_glyphs, missing_outlines, outline_problem
 
     assert glyph_vertices("WenQuanYi Micro Hei", "Ⅹ") == 0  # in the character map, no outline
     assert glyph_vertices("Noto Sans CJK SC", "Ⅹ") > 0
     assert missing_outlines("Ⅹ度区外缘", ["WenQuanYi Micro Hei"]) == {"Ⅹ": "WenQuanYi Micro Hei"}
     assert missing_outlines("Ⅹ度区外缘 Ⅵ", ["Noto Sans CJK SC"]) == {}
+    fig = Figure()
+    fig.text(0.5, 0.5, "Ⅹ度区外缘", fontfamily="WenQuanYi Micro Hei")
+    assert "U+2169" in outline_problem(fig)[0]  # a chart reports it through its all_glyphs_drawn check
     with pytest.raises(FontMissingError, match="U\\+2169"):
         check_glyphs("Ⅹ度", ["WenQuanYi Micro Hei"])
 

@@ -112,9 +112,9 @@ def check_glyphs(text: str, families: tuple[str, ...] | list[str] | None = None)
         raise FontMissingError(_message(missing))
 
 
-def check_figure_glyphs(fig) -> None:
-    """Every text of the figure (titles, labels, ticks, legends, annotations) checked in its own font family,
-    before the figure is saved."""
+def figure_missing_outlines(fig) -> dict[str, str]:
+    """`missing_outlines` of every text of the figure (titles, labels, ticks, legends, annotations), each in its
+    own font family."""
     from matplotlib.text import Text
 
     missing: dict[str, str] = {}
@@ -123,8 +123,20 @@ def check_figure_glyphs(fig) -> None:
         if not text or not artist.get_visible():
             continue
         missing |= missing_outlines(text.replace(r"\$", "$"), tuple(artist.get_fontproperties().get_family()))
-    if missing:
+    return missing
+
+
+def check_figure_glyphs(fig) -> None:
+    """FontMissingError when a character of the figure would be drawn empty: run before a map or a PDF is
+    saved (the charts report it through their `all_glyphs_drawn` check instead: `outline_problem`)."""
+    if missing := figure_missing_outlines(fig):
         raise FontMissingError(_message(missing))
+
+
+def outline_problem(fig) -> list[str]:
+    """[the Chinese message] when a character of the figure would be drawn empty, else []."""
+    missing = figure_missing_outlines(fig)
+    return [_message(missing)] if missing else []
 
 
 def _message(missing: dict[str, str]) -> str:
