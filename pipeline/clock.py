@@ -48,6 +48,10 @@ def beijing_now() -> dt.datetime:
     return dt.datetime.now(DISTRICT_TZ).replace(tzinfo=None, microsecond=0)
 
 
+# The same in DuckDB SQL, whatever the session's TimeZone (the server's): UTC microseconds of now() plus 8 hours.
+BEIJING_NOW_SQL = "make_timestamp(epoch_us(now()) + 28800000000)"
+
+
 def beijing_time(timestamp: float) -> dt.datetime:
     """A POSIX timestamp (a file's mtime, a run's start) as naive Beijing time, to the second."""
     return dt.datetime.fromtimestamp(timestamp, DISTRICT_TZ).replace(tzinfo=None, microsecond=0)

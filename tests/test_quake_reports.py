@@ -293,7 +293,10 @@ def test_the_records_of_the_response_are_beijing_time(response):
         issued = [t for (t,) in con.execute("SELECT written_at FROM quake_reports_issued").fetchall()]
     assert len(issued) == 3  # 续报1, 续报2, 终报
     applied = [t for (t,) in d.query("SELECT applied_at FROM quake_feedback_applied")]
-    for stamp in [computed, *issued, *applied]:
+    recorded = [t for (t,) in d.query("SELECT recorded_at FROM hazard_events")]  # the ledger's history
+    scored = [t for (t,) in d.query("SELECT scored_at FROM scoring_runs")]
+    assert len(applied) == 2 and recorded and scored
+    for stamp in [computed, *issued, *applied, *recorded, *scored]:
         assert abs(stamp - now) < dt.timedelta(minutes=10), stamp
 
 

@@ -192,6 +192,7 @@ def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
     lines wrapped by display width, never cut), each page numbered 「第1页/共3页」 with the time it was made."""
     import matplotlib  # not at import time: loading the definitions must not import it
     from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     txt = write_bytes_atomic(out / f"{stem}.txt", text.encode("utf-8"))
     use_cjk_style()
@@ -202,7 +203,7 @@ def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
     made = f"生成时间 {beijing_now():%Y-%m-%d %H:%M}（北京时间）"
     figures = []
     for n, page in enumerate(pages, start=1):
-        fig = new_figure(A4_INCHES)
+        fig = Figure(figsize=A4_INCHES)  # text only: no layout engine (constrained layout drew every page twice)
         if n == 1:
             fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, color=INK)
         else:
