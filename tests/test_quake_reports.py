@@ -242,6 +242,16 @@ def test_a_pdf_is_not_written_with_an_empty_glyph(tmp_path, monkeypatch):
     assert "一、估计最高烈度Ⅹ度" in lines
 
 
+def test_a_name_the_font_cannot_draw_is_marked_not_dropped_and_does_not_stop_the_report(tmp_path):
+    """An emoji in an object's name: the PDF is written, the character drawn as 〓 and the page says so."""
+    from pipeline.quake.reports import write_report
+
+    write_report("标题\n\n一、重点对象：\n  金积镇🏫小学（Ⅷ度）\n", tmp_path, "首报")
+    lines, _ = pdf_lines(tmp_path / "首报.pdf", "标题")
+    assert "金积镇〓小学（Ⅷ度）" in "".join(lines)
+    assert any("以“〓”代替字体无法显示的字符（U+1F3EB），原文见首报.txt" in x.replace(" ", "") for x in lines)
+
+
 def test_the_map_legend_draws_roman_ten(tmp_path, monkeypatch):
     from matplotlib.font_manager import FontProperties
     from matplotlib.text import Text
@@ -250,8 +260,8 @@ def test_the_map_legend_draws_roman_ten(tmp_path, monkeypatch):
     from pipeline.quake import reports
 
     drawn = []
-    real = reports.check_figure_glyphs
-    monkeypatch.setattr(reports, "check_figure_glyphs", lambda fig: (drawn.append(fig), real(fig)))
+    real = reports.settle_glyphs
+    monkeypatch.setattr(reports, "settle_glyphs", lambda fig: (drawn.append(fig), real(fig))[1])
     con = duckdb.connect()
     con.execute("CREATE TABLE quake_exposure (event_id VARCHAR, lon DOUBLE, lat DOUBLE, degree INTEGER, "
                 "town_code VARCHAR)")  # fmt: skip

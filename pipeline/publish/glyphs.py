@@ -9,9 +9,11 @@ has a glyph with an outline.
 
 Decision (issue 28 §3): the product draws with Noto Sans CJK SC (Debian fonts-noto-cjk, installed by `make
 setup`), whose glyphs are complete; WenQuanYi stays listed after it only for machines without Noto. When the font
-in use lacks an outline for a character, the figure is not saved and FontMissingError names the characters and
-the fix: a report that silently loses a numeral (Ⅹ度 → 度) is worse than a loud error (the 首报's .txt, written
-first, is there either way).
+in use lacks an outline for one of the product's own characters (the degrees Ⅰ–Ⅻ), a map or a PDF is not saved
+and FontMissingError names the characters and the fix: a report that silently loses a numeral (Ⅹ度 → 度) is worse
+than a loud error (the 首报's .txt, written first, is there either way). A character of the data the font cannot
+draw (a rare character or an emoji in an object's name) is drawn as 〓 and the page says so: one name must not
+stop the 首报, its 排查清单 and map. A chart reports either through its `all_glyphs_drawn` check.
 """
 
 from __future__ import annotations
@@ -131,6 +133,33 @@ def check_figure_glyphs(fig) -> None:
     saved (the charts report it through their `all_glyphs_drawn` check instead: `outline_problem`)."""
     if missing := figure_missing_outlines(fig):
         raise FontMissingError(_message(missing))
+
+
+# The product's own characters that must never be replaced: the intensity degrees. A font without their outlines
+# is a setup to fix (FontMissingError); a character of the data (an object's name) the font cannot draw is
+# shown as 〓 (the typesetter's mark for a missing character) with a note, so that one name never stops a report.
+OWN_CHARACTERS = frozenset("ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩⅪⅫ")
+MISSING_MARK = "〓"
+
+
+def settle_glyphs(fig) -> list[str]:
+    """Before a map or a PDF is saved: FontMissingError when one of OWN_CHARACTERS (or the mark itself) would be
+    drawn empty; every other character without an outline replaced by 〓 in its text. The characters replaced
+    (for the note the caller adds), [] when every character is drawn."""
+    from matplotlib.text import Text
+
+    missing = figure_missing_outlines(fig)
+    if not missing:
+        return []
+    if fatal := {ch: font for ch, font in missing.items() if ch in OWN_CHARACTERS}:
+        raise FontMissingError(_message(fatal))
+    if missing_outlines(MISSING_MARK):
+        raise FontMissingError(_message(missing))
+    for artist in fig.findobj(Text):
+        text = artist.get_text()
+        if text and any(ch in missing for ch in text):
+            artist.set_text("".join(MISSING_MARK if ch in missing else ch for ch in text))
+    return list(missing)
 
 
 def outline_problem(fig) -> list[str]:

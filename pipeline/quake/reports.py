@@ -20,7 +20,7 @@ from pipeline.clock import beijing_now
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
-from pipeline.publish.glyphs import check_figure_glyphs
+from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake.event import DISTRICT_CENTRE, Event
@@ -219,7 +219,9 @@ def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
             linespacing=1.45,
         )
         fig.text(0.5, 0.015, f"第{n}页/共{len(pages)}页　{made}", ha="center", fontsize=7, color=MUTED)
-        check_figure_glyphs(fig)  # every character drawn has an outline (Ⅹ度 never loses its numeral)
+        if replaced := settle_glyphs(fig):  # every character drawn has an outline (Ⅹ度 never loses its numeral)
+            fig.text(0.5, 0.032, f"注：本页以“〓”代替字体无法显示的字符（{'、'.join(f'U+{ord(c):04X}' for c in replaced)}），原文见{stem}.txt",
+                     ha="center", fontsize=7, color=MUTED)  # fmt: skip
         figures.append(fig)
     pdf = out / f"{stem}.pdf"
     # Type 3 glyphs: embedding the CJK font as Type 42 means subsetting all of it (twice the time per page); the
@@ -344,7 +346,7 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         ax.set_xlim(min(df["lon"].min(), event.lon) - pad, max(df["lon"].max(), event.lon) + pad)
         ax.set_ylim(min(df["lat"].min(), event.lat) - pad, max(df["lat"].max(), event.lat) + pad)
     path = out / "烈度分布图.png"
-    check_figure_glyphs(fig)  # 「Ⅹ度区外缘」: every character of the legend drawn
+    settle_glyphs(fig)  # 「Ⅹ度区外缘」: every character of the legend drawn
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return path
