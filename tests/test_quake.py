@@ -156,9 +156,11 @@ def test_an_m65_under_jinji_shakes_the_towns_as_computed_by_hand(district):
     town_degrees = {name: d for name, d, _ in response.report.towns}
     assert town_degrees == {"金积镇": 9, "金银滩镇": 8, "胜利镇": 8, "古城镇": 8, "扁担沟镇": 7}
     text = (event_dir(district.output, event) / "首报.txt").read_text(encoding="utf-8")
-    assert "学校、幼儿园：2处" in text and "[SL-16]" in text and "[BD-22]" in text  # schools at ≥ VI are listed
-    assert "养老机构：1处" in text and "[GC-13]" in text
-    assert "本报不给出破坏数量估计" in text  # no sourced vulnerability matrix: no invented damage figures
+    annex = (event_dir(district.output, event) / "首报附件.txt").read_text(encoding="utf-8")
+    # issue 28: the page counts the key objects, the annex lists every one by name (never its code)
+    assert "学校、幼儿园2处" in text and "养老机构1处" in text and "[SL-16]" not in text
+    assert "学校、幼儿园：2处" in annex and "养老机构：1处" in annex and "（古城镇，Ⅷ度，估计" in annex
+    assert "房屋震害估计（欧洲宏观地震烈度易损性方法" in text  # the macroseismic estimate, named (issue 28 §1)
 
 
 def test_the_first_report_counts_are_sql_counts(district):
@@ -176,7 +178,7 @@ def test_the_first_report_counts_are_sql_counts(district):
     r = response.report
     assert r.kinds == by_kind and r.major_hazards == major and sum(n for _, n in r.check_now) == at_once > 0
     text = (event_dir(district.output, event) / "首报.txt").read_text(encoding="utf-8")
-    assert f"四、Ⅵ度及以上区域内未销号的重大隐患：{major:,}项" in text
+    assert f"未销号的重大隐患{major:,}项" in text
     book = openpyxl.load_workbook(event_dir(district.output, event) / "排查清单" / "排查清单_T100.xlsx", read_only=True)
     rows = list(book["排查清单"].iter_rows(values_only=True))
     assert rows[0][:3] == ("优先序", "立即排查", "立即排查原因") and len(rows) - 1 == sum(by_kind.values())

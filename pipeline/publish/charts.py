@@ -196,12 +196,19 @@ def map_table(inp: PublishInputs) -> pd.DataFrame:
 
 
 def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
-    """Assets by position (no basemap), one marker per map cell of about a pixel; town labels at the centre
-    of each town's surveyed assets."""
+    """Assets by position over the district's outline (reference/boundaries: no tiles, nothing downloaded),
+    one marker per map cell of about a pixel; town labels at the centre of each town's surveyed assets,
+    moved apart where they would overlap."""
+    from matplotlib.lines import Line2D
+
+    from pipeline.publish.basemap import draw_outline
+    from pipeline.publish.labels import TownLabels
+
     title = "资产风险等级分布图"
     ax = _axes_or_empty(fig, title, table.empty)
     if ax is None:
         return
+    draw_outline(ax)
     located = inp.map_cells
     for kind, (marker, size) in MARKERS.items():
         for level in reversed(LEVELS):  # red drawn last, on top
@@ -209,15 +216,10 @@ def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False
             if len(sel):
                 ax.scatter(sel["lon"], sel["lat"], s=size * (0.5 if compact else 1), marker=marker, alpha=0.75,
                            color=LEVEL_COLOUR[level], edgecolors="none" if marker == "o" else INK, linewidths=0.4)  # fmt: skip
-    for town, lon, lat in inp.town_centres[["town_name", "lon", "lat"]].itertuples(index=False):
-        ax.text(lon, lat, short_town(town), fontsize=7 if compact else 9, ha="center", va="center", color=INK,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": MUTED, "alpha": 0.8})  # fmt: skip
     ax.set_aspect(1 / 0.79)  # a degree of longitude is cos(38°) of a degree of latitude
     ax.set_xlabel("经度（°E）")
     ax.set_ylabel("纬度（°N）")
     ax.set_title(title)
-    from matplotlib.lines import Line2D
-
     totals = table[LEVELS].sum()
     handles = [Line2D([], [], marker="o", ls="", color=LEVEL_COLOUR[lv], label=f"{LEVEL_ZH[lv]} {int(totals[lv]):,}")
                for lv in LEVELS]  # fmt: skip
@@ -228,6 +230,8 @@ def draw_map(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False
         handles.append(Line2D([], [], ls="", label=f"无坐标未标注 {unlocated:,}"))
     ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
     ax.grid(alpha=0.2)
+    centres = inp.town_centres[["town_name", "lon", "lat"]]
+    TownLabels(ax, [(short_town(t), x, y) for t, x, y in centres.itertuples(index=False)], fontsize=7 if compact else 9)
 
 
 # ---------------------------------------------------------------------------------------------

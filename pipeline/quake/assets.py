@@ -65,6 +65,7 @@ def quake_first_report(context: dg.AssetExecutionContext, store: LitongStore) ->
         metadata={
             "首报": dg.MetadataValue.md("```\n" + text + "\n```"),
             "pdf": dg.MetadataValue.path(str(folder / "首报.pdf")),
+            "annex_pdf": dg.MetadataValue.path(str(folder / "首报附件.pdf")),  # the long lists (附件)
             "map": dg.MetadataValue.md(image_markdown(figure)),
             "map_file": dg.MetadataValue.path(str(figure)),
             "checklists": dg.MetadataValue.json([p.name for p in checklists]),

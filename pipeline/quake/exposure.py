@@ -22,7 +22,9 @@ from pipeline import store
 from pipeline.clock import beijing_now
 from pipeline.failures import rollback
 from pipeline.publish.asset_register import has_register_inputs, register_select
+from pipeline.quake import damage
 from pipeline.quake.event import Event
+from pipeline.quake.names import record_unit_names
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
 from pipeline.writer_lock import writer_lock
 
@@ -70,6 +72,7 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con.execute(EVENTS_DDL)
             con.execute(EXPOSURE_DDL)
+            damage.ensure_tables(con)
             yield con
         finally:
             con.close()
@@ -180,6 +183,9 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
             con.execute("DELETE FROM quake_events WHERE event_id = ?", [event.event_id])
             if shaken:
                 con.execute(RECORD_SQL.format(reasons=_reasons()), [event.event_id])
+            damage.record(con, event.event_id, settings["felt_from_intensity"])  # the buildings' damage estimate
+            if attached:
+                record_unit_names(con, event.event_id)  # enterprises by name in the reports
             con.execute(
                 "INSERT INTO quake_events SELECT ?, ?, ?, ?, ?, ?, ?, ?, max(intensity), count(*), ?, ?, ?, ? "
                 "FROM quake_exposure WHERE event_id = ?",

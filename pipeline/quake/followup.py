@@ -26,12 +26,14 @@ from pipeline.clock import beijing_now
 from pipeline.event_registry import close_event, closed_at
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
+from pipeline.quake import damage
+from pipeline.quake.damage import Estimate, band_zh
 from pipeline.quake.event import Event
 from pipeline.quake.exposure import attach_snapshot, quake_db_path, quake_store, snapshot_has
-from pipeline.quake.reports import expected_damage, write_frame_xlsx, write_report
+from pipeline.quake.names import unit_name, unit_names
+from pipeline.quake.reports import write_frame_xlsx, write_report
 from pipeline.quake.respond import event_dir
 from pipeline.quake.shaking import response_settings, roman
-from pipeline.registry import unit_label
 
 STATES = ("基本完好", "轻微破坏", "中等破坏", "严重破坏", "毁坏")
 LISTED = 20  # objects / hazards listed in a report's text (the workbook has all)
@@ -86,7 +88,16 @@ class Figures:
     rows: list[dict] = field(default_factory=list)  # per town and kind (TOWN_KIND_SQL)
     units: int = 0  # units that reported
     batches: int = 0
-    estimated_damage: list[tuple[str, float]] | None = None  # the 首报's buildings per damage state, if any
+    estimated_damage: Estimate | None = None  # the 首报's estimate (pipeline/quake/damage.py), if recorded
+    # the buildings inspected so far: (inspected, confirmed per state, the 首报's expected per state for exactly
+    # those buildings, the latter as (low, likely, high) over the V band)
+    inspected_buildings: int = 0
+    confirmed_buildings: dict[str, int] = field(default_factory=dict)
+    estimated_inspected: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    town_buildings: list[tuple[str, dict[str, int], dict[str, tuple[float, float, float]]]] = field(
+        default_factory=list
+    )
+    names: dict[str, str] = field(default_factory=dict)  # unit code → name
 
     def total(self, key: str) -> int:
         return sum(int(r[key]) for r in self.rows)
@@ -113,7 +124,9 @@ def figures(con: duckdb.DuckDBPyConnection, eid: str, k: int) -> Figures:
     cur = con.execute(_town_kind_sql(), {"eid": eid, "felt": response_settings()["felt_from_intensity"]})
     names = [d[0] for d in cur.description]
     fig = Figures(k, [dict(zip(names, r, strict=True)) for r in cur.fetchall()])
-    fig.estimated_damage = expected_damage(con, eid, response_settings()["felt_from_intensity"])
+    fig.estimated_damage = damage.estimate(con, eid)
+    _compare_buildings(con, eid, fig)
+    fig.names = unit_names(con, eid)
     fig.units, fig.batches = con.execute(
         "SELECT count(DISTINCT unit), count(*) FROM led.quake_feedback_applied WHERE event_id = $eid AND batch_seq <= $k",
         params,
@@ -121,20 +134,81 @@ def figures(con: duckdb.DuckDBPyConnection, eid: str, k: int) -> Figures:
     return fig
 
 
+# The inspected buildings of the event (latest report each) with the 首报's expected state probabilities for exactly
+# those buildings (quake_damage ⋈ quake_damage_model, each V variant): confirmed against estimated, per town.
+COMPARE_SQL = """
+SELECT d.town_code, m.variant, count(*) AS n, {confirmed}, {expected}
+FROM quake_confirmed c
+JOIN quake_exposure e ON e.event_id = $eid AND e.kind = 'buildings' AND e.asset_id = c.asset_id
+JOIN quake_damage d ON d.event_id = $eid AND d.priority = e.priority
+JOIN quake_damage_model m ON m.event_id = $eid AND m.damage_class = d.damage_class AND m.degree = least(d.degree, 12)
+WHERE c.kind = 'buildings' AND c.inspected
+GROUP BY ALL ORDER BY d.town_code, m.variant
+"""
+
+
+def _compare_buildings(con: duckdb.DuckDBPyConnection, eid: str, fig: Figures) -> None:
+    if fig.estimated_damage is None:
+        return
+    confirmed = ", ".join(f"count(*) FILTER (WHERE c.damage_state = '{s}') AS c{i}" for i, s in enumerate(STATES))
+    expected = ", ".join(f"sum(m.{c}) AS e{i}" for i, c in enumerate(STATE_COLUMNS))
+    rows = con.execute(COMPARE_SQL.format(confirmed=confirmed, expected=expected), {"eid": eid}).fetchall()
+    per_town: dict[str, dict] = {}
+    for town, variant, n, *vals in rows:
+        t = per_town.setdefault(town, {"n": n, "conf": vals[: len(STATES)], "exp": {}})
+        t["exp"][variant] = vals[len(STATES) :]
+    names = towns()
+
+    def bands(exp: dict[str, list[float]]) -> dict[str, tuple[float, float, float]]:
+        out = {}
+        for i, s in enumerate(STATES):
+            v = [float(exp[x][i]) for x in damage.VARIANTS]
+            out[s] = (min(v), v[1], max(v))
+        return out
+
+    total_exp = {v: [0.0] * len(STATES) for v in damage.VARIANTS}
+    for town, t in per_town.items():
+        conf = dict(zip(STATES, (int(x) for x in t["conf"]), strict=True))
+        fig.town_buildings.append((names.get(town, town or "乡镇不明"), conf, bands(t["exp"])))
+        fig.inspected_buildings += int(t["n"])
+        for s, n in conf.items():
+            fig.confirmed_buildings[s] = fig.confirmed_buildings.get(s, 0) + n
+        for v in damage.VARIANTS:
+            total_exp[v] = [a + float(b) for a, b in zip(total_exp[v], t["exp"][v], strict=True)]
+    fig.estimated_inspected = bands(total_exp) if per_town else {}
+
+
+def _vs(confirmed: dict[str, int], estimated: dict[str, tuple[float, float, float]]) -> str:
+    return "；".join(f"{s}确认{confirmed.get(s, 0):,}栋、估计{band_zh(estimated[s], '栋')}" for s in STATES)
+
+
 def _summary_lines(f: Figures) -> list[str]:
     states = f.states()
-    estimate = (
-        "  首报未给出房屋破坏数量估计（尚无经核实来源的易损性矩阵），下列为现场确认数。"
-        if f.estimated_damage is None
-        else "  首报估计（房屋）：" + "，".join(f"{s}约{v:,.0f}栋" for s, v in f.estimated_damage)
-    )
     lines = [
         f"  已收到{f.units}个单位{f.batches}批灾情反馈；估计Ⅵ度及以上的登记对象{f.total('estimated'):,}处，"
         f"已现场排查{f.total('inspected'):,}处。",
         "  现场确认：" + "，".join(f"{s}{n:,}处" for s, n in states.items())
         + f"；不能正常使用{f.total('unusable'):,}处；死亡{f.total('deaths'):,}人，受伤{f.total('injuries'):,}人。",
-        estimate,
     ]  # fmt: skip
+    est = f.estimated_damage
+    if est is None or est.total is None:
+        lines.append("  首报未给出房屋破坏数量估计，下列为现场确认数。")
+        return lines
+    sev = est.severe_from
+    lines.append(f"  首报估计（{est.method_zh}）：Ⅵ度及以上区域内房屋{est.total.buildings:,}栋，"
+                 f"{sev}及以上{band_zh(est.total.severe, '栋')}。")  # fmt: skip
+    if f.inspected_buildings:
+        lines.append(f"  已排查的{f.inspected_buildings:,}栋房屋，现场确认与首报对这些房屋的估计："
+                     + _vs(f.confirmed_buildings, f.estimated_inspected) + "。")  # fmt: skip
+    return lines
+
+
+def _town_damage_lines(f: Figures) -> list[str]:
+    """Per town, the inspected buildings: confirmed against the 首报's estimate for them."""
+    if not f.town_buildings:
+        return []
+    lines = ["  房屋破坏（已排查房屋，现场确认与估计）："]
+    lines += [f"  {town}：{_vs(conf, est)}" for town, conf, est in f.town_buildings]
     return lines
 
 
@@ -155,7 +229,9 @@ def _changes_lines(con: duckdb.DuckDBPyConnection, eid: str, k: int, now: Figure
         "SELECT unit, rel_path, taken, returned FROM led.quake_feedback_applied WHERE event_id = ? AND batch_seq = ?",
         [eid, k],
     ).fetchone()
-    lines = [f"  第{k}批：{unit_label(batch[0])}报送（{Path(batch[1]).name}），受理{batch[2]}行，退回{batch[3]}行。"]
+    lines = [
+        f"  第{k}批：{unit_name(batch[0], now.names)}报送（{Path(batch[1]).name}），受理{batch[2]}行，退回{batch[3]}行。"
+    ]
     old = before.states() if before else dict.fromkeys(STATES, 0)
     delta = [f"{s}{n - old[s]:+,}" for s, n in now.states().items() if n != old[s]]
     inspected = now.total("inspected") - (before.total("inspected") if before else 0)
@@ -188,9 +264,9 @@ def follow_up_text(event: Event, n: int, k: int, now: Figures, changes: list[str
     lines = [f"利通区地震灾情续报（第{n}报，{event.event_id}）", "", f"一、震情：{event.describe_zh()}。", "",
              f"二、截至第{k}批灾情反馈："]  # fmt: skip
     lines += _summary_lines(now)
-    lines += ["", "三、分乡镇、分类别（估计与现场确认）："] + _table_lines(now)
+    lines += ["", "三、分乡镇、分类别（估计与现场确认）："] + _table_lines(now) + _town_damage_lines(now)
     lines += ["", "四、与上次报告相比："] + changes
-    lines += ["", f"以上为各单位现场排查报告的汇总；估计数来自首报的衰减关系。台账数据：{as_of}。"
+    lines += ["", f"以上为各单位现场排查报告的汇总；估计数来自首报（烈度按衰减关系、房屋破坏按首报所述方法估计）。台账数据：{as_of}。"
                   "利通区应急管理局（地震局）"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -256,15 +332,18 @@ def final_report_text(event: Event, total: Figures, not_inspected: list[dict], h
     lines = [f"利通区地震灾情终报（{event.event_id}）", "", f"一、震情：{event.describe_zh()}。", "",
              "二、灾情总计（各单位现场排查报告）："]  # fmt: skip
     lines += _summary_lines(total)
-    lines += ["", "三、分乡镇、分类别（估计与现场确认）："] + _table_lines(total)
+    lines += ["", "三、分乡镇、分类别（估计与现场确认）："] + _table_lines(total) + _town_damage_lines(total)
     by_unit = Counter(r["责任单位"] for r in not_inspected)
     lines += [
         "",
         f"四、估计Ⅵ度及以上但至结束仍未报告现场排查的对象：{len(not_inspected):,}处（清单见终报_未排查对象.xlsx）",
     ]
-    lines += [f"  {unit_label(u)}：{n:,}处" for u, n in sorted(by_unit.items(), key=lambda x: (-x[1], x[0] or ""))]
+    lines += [f"  {u}：{n:,}处" for u, n in sorted(by_unit.items(), key=lambda x: (-x[1], x[0] or ""))]
     lines += ["", f"五、本次地震登记的震损隐患：{len(hazards)}项"]
-    lines += [f"  {h}（{name}，{grade}，{status}，{unit_label(u)}）" for h, name, grade, status, u in hazards[:LISTED]]
+    lines += [
+        f"  {h}（{name}，{grade}，{status}，{unit_name(u, total.names)}）"
+        for h, name, grade, status, u in hazards[:LISTED]
+    ]
     if len(hazards) > LISTED:
         lines.append(f"  ……其余{len(hazards) - LISTED}项见隐患台账（震损隐患）")
     lines.append(
@@ -311,6 +390,8 @@ def close(event: Event, data_raw: Path, published: Path, live: Path, out_dir: Pa
                                     {"eid": eid, "felt": response_settings()["felt_from_intensity"]}).df()  # fmt: skip
         not_inspected["类别"] = not_inspected["类别"].map(lambda k: KIND_ZH.get(k, k))
         not_inspected["乡镇"] = not_inspected["乡镇"].map(lambda c: towns().get(c, c))
+        names = unit_names(con, eid)
+        not_inspected["责任单位"] = not_inspected["责任单位"].map(lambda u: unit_name(u, names))
         text = final_report_text(
             event, total, not_inspected.to_dict("records"), hazards, raised, as_of or "—", by, closed_at(data_raw, eid)
         )  # the closure record's Beijing time, to the minute

@@ -7,6 +7,7 @@ so the report and the tables agree by construction and a test can recount them.
 
 from __future__ import annotations
 
+import csv
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,16 @@ from pipeline.clock import beijing_now
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
+from pipeline.publish.basemap import draw_outline
 from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
+from pipeline.quake import damage
+from pipeline.quake.damage import STATES, Estimate, band_zh
 from pipeline.quake.event import DISTRICT_CENTRE, Event
+from pipeline.quake.names import unit_name, unit_names
 from pipeline.quake.shaking import (
+    degree,
     district_intensity,
     district_relations,
     isoseismal_radii,
@@ -35,8 +41,23 @@ from pipeline.registry import unit_label
 from pipeline.xlsx_stream import streamed_workbook
 
 A4_INCHES = (8.27, 11.69)
-LISTED = 12  # objects listed per group in the 首报; the 排查清单 has all
 MAP_POINTS = 50_000  # dots drawn on the map (a random sample beyond that: the zones, not the count, matter)
+
+
+@dataclass
+class KeyObject:
+    """One key object at ≥ the key degree, as the reports name it."""
+
+    group: str
+    name: str
+    town: str
+    degree: int
+    unit: str  # the responsible unit's name
+    open_hazards: int
+    open_major: int
+    state: str | None  # buildings: the model's most likely state; None: no fragility model for the kind
+    p_severe: float | None  # buildings: P(≥ 严重破坏), most likely V
+    repairs: float | None = None  # pipelines: expected repairs by ALA (2001) wave passage (the 排查清单's figure)
 
 
 @dataclass
@@ -47,15 +68,36 @@ class FirstReport:
     towns: list[tuple[str, int, int]] = field(default_factory=list)  # (town name, degree, assets at ≥ VI)
     kinds: dict[str, int] = field(default_factory=dict)  # assets at ≥ VI per kind
     structures: list[tuple[str, int]] = field(default_factory=list)  # buildings at ≥ VI per structure type
-    damage: list[tuple[str, float]] | None = None  # expected buildings per damage state, when a matrix is given
+    damage: Estimate | None = None  # buildings per damage state and the people in them (pipeline/quake/damage.py)
     major_hazards: int = 0
-    major_list: list[tuple] = field(default_factory=list)
-    key_objects: dict[str, list[tuple]] = field(default_factory=dict)
+    major_list: list[tuple] = field(default_factory=list)  # (object, town, degree, unit name, open major hazards)
+    key_objects: dict[str, list[KeyObject]] = field(default_factory=dict)  # every key object per group
     key_counts: dict[str, int] = field(default_factory=dict)
-    check_now: list[tuple[str, int]] = field(default_factory=list)  # (unit, objects to check at once)
+    check_now: list[tuple[str, int]] = field(default_factory=list)  # (unit name, objects to check at once)
+    checklists: list[tuple[str, int, int]] = field(default_factory=list)  # (unit name, objects at ≥ VI, at once)
     method: str = ""
     ledger_as_of: str | None = None
     empty: bool = False  # the ledger has no located object: only the estimate at the district's centre
+    max_degree: int = 0
+
+
+ANNEX_LISTED = 300  # objects listed per group in the annex; the 排查清单 has all
+PAGE_LISTED = 6  # key objects named on the 首报's page (one per group)
+
+
+def shaking_method_zh(method: str) -> str:
+    """The attenuation estimate in words (the store keeps relation identifiers; a reader never sees them)."""
+    with open(RULES_DIR / "reference" / "quake_attenuation.csv", encoding="utf-8") as f:
+        regions = {r["relation_id"]: r["region"].split(" ")[0] for r in csv.DictReader(f)}
+    used = [z for rid, z in regions.items() if rid in method]
+    words = "按《中国地震动参数区划图》（GB 18306-2015）编图所用烈度衰减关系估计"
+    if len(used) > 1:
+        words += f"（{'、'.join(used)}两组系数取大值）"
+    elif used:
+        words += f"（{used[0]}系数）"
+    if "无走向" in method:
+        words += "，未给出断层走向，按长轴方向的圆形等震线估计"
+    return words
 
 
 def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstReport:
@@ -70,12 +112,15 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         lon, lat = DISTRICT_CENTRE
         centre = float(district_intensity(event.magnitude, event.lon, event.lat, np.array([lon]), np.array([lat]),
                                           event.strike)[0])  # fmt: skip
-        return FirstReport(event, centre, centre >= felt_from - 0.5, method=method, ledger_as_of=as_of, empty=True)
-    report = FirstReport(event, float(max_i or 0), (max_i or 0) >= felt_from - 0.5, method=method, ledger_as_of=as_of)
+        return FirstReport(event, centre, centre >= felt_from - 0.5, method=method, ledger_as_of=as_of, empty=True,
+                           max_degree=int(degree(np.array([centre]))[0]))  # fmt: skip
+    top = con.execute("SELECT max(degree) FROM quake_exposure WHERE event_id = ?", [eid]).fetchone()[0] or 0
+    report = FirstReport(event, float(max_i or 0), top >= felt_from, method=method, ledger_as_of=as_of,
+                         max_degree=int(top))  # fmt: skip
     if not report.felt:
         return report
     shaken = f"event_id = '{eid}' AND degree >= {felt_from}"
-    names = towns()
+    names, units = towns(), unit_names(con, eid)
     report.towns = [(names.get(t, t or "乡镇不明"), d, n) for t, d, n in con.execute(
         f"SELECT town_code, max(degree), count(*) FILTER (WHERE {shaken}) FROM quake_exposure WHERE event_id = ? "
         "GROUP BY town_code ORDER BY max(intensity) DESC, town_code", [eid]).fetchall()]  # fmt: skip
@@ -86,105 +131,181 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         f"SELECT coalesce(structure_type, '不详'), count(*) FROM quake_exposure WHERE {shaken} AND kind = 'buildings' "
         "GROUP BY ALL ORDER BY count(*) DESC, 1"
     ).fetchall()
-    report.damage = expected_damage(con, eid, felt_from)
+    report.damage = damage.estimate(con, eid)
     major = f"event_id = '{eid}' AND degree >= {key_from} AND open_major > 0"
     report.major_hazards = con.execute(
         f"SELECT coalesce(sum(open_major), 0) FROM quake_exposure WHERE {major}"
     ).fetchone()[0]
-    report.major_list = con.execute(
-        f"SELECT asset_name || '[' || asset_id || ']', degree, responsible_unit, hazard_nos FROM quake_exposure WHERE {major} "
-        f"ORDER BY intensity DESC, open_major DESC, asset_id LIMIT {LISTED}"
-    ).fetchall()
+    report.major_list = [(n, names.get(t, "乡镇不明"), d, unit_name(u, units), m) for n, t, d, u, m in con.execute(
+        f"SELECT asset_name, town_code, degree, responsible_unit, open_major FROM quake_exposure WHERE {major} "
+        f"ORDER BY intensity DESC, open_major DESC, asset_id LIMIT {ANNEX_LISTED}").fetchall()]  # fmt: skip
     for group in settings["key_objects"]["groups"]:
         label, cond = group["label"], group["when"]
-        where = f"event_id = '{eid}' AND degree >= {key_from} AND {cond}"
-        report.key_counts[label] = con.execute(f"SELECT count(*) FROM quake_exposure WHERE {where}").fetchone()[0]
-        report.key_objects[label] = con.execute(
-            f"SELECT asset_name || '[' || asset_id || ']', degree, responsible_unit, open_hazards FROM quake_exposure "
-            f"WHERE {where} "
-            f"ORDER BY intensity DESC, asset_id LIMIT {LISTED}"
+        where = f"e.event_id = '{eid}' AND e.degree >= {key_from} AND {cond}"
+        report.key_counts[label] = con.execute(f"SELECT count(*) FROM quake_exposure e WHERE {where}").fetchone()[0]
+        # the strongest-shaken first, then their estimated states (the join over the few listed, not the million)
+        rows = con.execute(
+            "SELECT k.asset_name, k.town_code, k.degree, k.responsible_unit, k.open_hazards, k.open_major, "
+            "d.likely_state, d.p_severe, CASE WHEN k.kind = 'pipelines' THEN k.expected_repairs END "
+            "FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, "
+            "e.open_hazards, e.open_major, e.kind, e.priority, e.intensity, e.asset_id, e.expected_repairs FROM quake_exposure e "
+            f"WHERE {where} ORDER BY e.intensity DESC, e.open_major DESC, e.asset_id LIMIT {ANNEX_LISTED}) k "
+            f"LEFT JOIN (SELECT * FROM quake_damage WHERE event_id = '{eid}') d "
+            "ON k.kind = 'buildings' AND d.priority = k.priority "
+            "ORDER BY d.p_severe DESC NULLS LAST, k.intensity DESC, k.asset_id"
         ).fetchall()
-    report.check_now = con.execute(
+        report.key_objects[label] = [
+            KeyObject(label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p, rr)
+            for n, t, d, u, h, m, st, p, rr in rows
+        ]
+    report.check_now = [(unit_name(u, units), n) for u, n in con.execute(
         "SELECT responsible_unit, count(*) FROM quake_exposure WHERE event_id = ? AND check_at_once "
-        "GROUP BY ALL ORDER BY count(*) DESC, 1", [eid]).fetchall()  # fmt: skip
+        "GROUP BY ALL ORDER BY count(*) DESC, 1", [eid]).fetchall()]  # fmt: skip
+    report.checklists = [(unit_name(u, units), n, m) for u, n, m in con.execute(
+        f"SELECT responsible_unit, count(*), count(*) FILTER (WHERE check_at_once) FROM quake_exposure WHERE {shaken} "
+        "GROUP BY ALL ORDER BY count(*) FILTER (WHERE check_at_once) DESC, count(*) DESC, 1").fetchall()]  # fmt: skip
     return report
 
 
-def expected_damage(con: duckdb.DuckDBPyConnection, eid: str, felt_from: int) -> list[tuple[str, float]] | None:
-    """Expected buildings per damage state from the vulnerability matrix (rules/reference), None when the
-    matrix holds no sourced probabilities: then no damage figure is given at all."""
-    matrix = pd.read_csv(RULES_DIR / "reference" / "quake_vulnerability.csv", dtype=str)
-    matrix["probability"] = pd.to_numeric(matrix["probability"], errors="coerce")
-    if matrix["probability"].isna().any():
-        return None
-    classes = pd.read_csv(RULES_DIR / "reference" / "quake_structure_class.csv", dtype=str)
-    con.register("vuln_matrix", matrix)
-    con.register("vuln_classes", classes)
-    rows = con.execute(
-        f"""
-        SELECT m.damage_state, sum(m.probability) AS expected
-        FROM quake_exposure e
-        JOIN vuln_classes c ON c.structure_type = e.structure_type
-        JOIN vuln_matrix m ON m.structure_class = CASE WHEN e.damage_class_weaker THEN c.weaker_class ELSE c.structure_class END
-             AND m.intensity::INTEGER = least(e.degree, 10)
-        WHERE e.event_id = ? AND e.kind = 'buildings' AND e.degree >= {felt_from}
-        GROUP BY ALL
-        """,
-        [eid],
-    ).fetchall()
-    order = ["基本完好", "轻微破坏", "中等破坏", "严重破坏", "毁坏"]
-    got = dict(rows)
-    return [(s, float(got.get(s, 0.0))) for s in order]
+def _key_zh(k: KeyObject) -> str:
+    """「某小学教学楼（金积镇，Ⅷ度，估计中等破坏；金积镇人民政府）」"""
+    if k.state is not None:
+        state = f"估计{k.state}" + (
+            f"，严重破坏及以上可能性约{k.p_severe:.0%}" if k.p_severe and k.p_severe >= 0.05 else ""
+        )
+    else:
+        state = "未作破坏估计（无可用的易损性来源），须现场检查"
+        if k.repairs is not None:  # ALA (2001) wave-passage repair rate: a sourced figure, not a damage state
+            state = f"按ALA（2001）波动破坏率估计修复点约{k.repairs:.2f}处，须现场检查"
+    hazards = (
+        f"，未销号隐患{k.open_hazards}项" + (f"（重大{k.open_major}项）" if k.open_major else "")
+        if k.open_hazards
+        else ""
+    )
+    return f"{k.name}（{k.town}，{roman(k.degree)}度，{state}{hazards}；{k.unit}）"
+
+
+def _most_important(r: FirstReport) -> list[KeyObject]:
+    """The few key objects named on the page: the first of each group (its buildings most likely to be badly
+    damaged first, by P(≥严重破坏); then open major hazards, then degree), so every kind of key object is seen."""
+    order = lambda k: (-(k.p_severe or 0.0), -k.open_major, -k.degree, k.name)  # noqa: E731
+    return [min(rows, key=order) for rows in r.key_objects.values() if rows][:PAGE_LISTED]
+
+
+def _towns_by_degree(r: FirstReport, felt_from: int) -> list[str]:
+    by: dict[int, list[str]] = {}
+    for name, d, _ in r.towns:
+        if d >= felt_from:
+            by.setdefault(d, []).append(name)
+    return [f"  {roman(d)}度：{'、'.join(names)}" for d, names in sorted(by.items(), reverse=True)]
+
+
+def _damage_page_lines(est: Estimate | None) -> list[str]:
+    if est is None or est.total is None:
+        return ["三、房屋震害估计：Ⅵ度及以上区域内无登记房屋。"]
+    t, sev = est.total, est.severe_from
+    lines = [
+        f"三、房屋震害估计（{est.method_zh}，为估计数，以现场调查为准）：",
+        f"  Ⅵ度及以上区域内登记房屋{t.buildings:,}栋，常住（使用）人员{t.people:,.0f}人。",
+        f"  估计{sev}及以上{band_zh(t.severe, '栋')}，其中常住（使用）人员{band_zh(t.people_severe, '人')}。",
+        "  各破坏等级：" + "；".join(f"{s}{band_zh(t.states[s], '栋')}" for s in reversed(STATES)) + "。",
+    ]
+    worst = sorted(est.towns, key=lambda a: -a.severe[1])[:3]
+    if worst and worst[0].severe[1] >= 0.5:
+        lines.append(f"  {sev}及以上较多的乡镇：" + "；".join(f"{a.name}{band_zh(a.severe, '栋')}" for a in worst
+                                                          if a.severe[1] >= 0.5) + "。")  # fmt: skip
+    band = "区间按各类结构易损性指数的合理范围给出，" if est.banded else ""
+    lines.append(f"  说明：{band}{est.scale_note_zh}；本报不估计人员伤亡。")
+    return lines
 
 
 def first_report_text(r: FirstReport) -> str:
+    """The 首报 itself: one A4 page a leader reads (the long lists are in first_report_annex_text)."""
     e = r.event
-    lines = [f"利通区地震灾情首报（{e.event_id}）", "", f"一、震情：{e.describe_zh()}。"]
-    lines.append(f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区最高烈度{roman(round(r.max_intensity))}度"
-                 f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
+    felt_from = response_settings()["felt_from_intensity"]
+    method = shaking_method_zh(r.method)
+    lines = [
+        f"利通区地震灾情首报（{e.event_id}）",
+        "",
+        f"一、震情：{e.describe_zh()}，震中距我区中心约{e.epicentre_km():.0f}千米。",
+    ]
     if r.empty:
-        lines[-1] = (f"震中距我区中心约{e.epicentre_km():.0f}千米；按衰减关系估计我区中心烈度{roman(round(r.max_intensity))}度"
-                     f"（{r.max_intensity:.1f}）。估计方法：{r.method}。")  # fmt: skip
-        lines += ["", "二、影响：隐患台账中尚无可定位的登记对象（尚未调查或尚未发布），无法列出受影响对象和排查清单，"
-                      "请各单位按估计烈度组织排查并及时报告。"]  # fmt: skip
+        lines += [f"二、烈度：{method}，我区中心烈度{roman(r.max_degree)}度（{r.max_intensity:.1f}）。", "",
+                  "三、影响：隐患台账中尚无可定位的登记对象（尚未调查或尚未发布），无法列出受影响对象和排查清单，"
+                  "请各单位按估计烈度组织排查并及时报告。"]  # fmt: skip
         return "\n".join(lines) + "\n"
+    lines.append(f"二、烈度：{method}，我区最高烈度{roman(r.max_degree)}度（计算值{r.max_intensity:.1f}）。")
     if not r.felt:
         lines += [
             "",
-            "二、影响：估计我区烈度均低于Ⅵ度，本次地震对我区无明显影响，不列出排查对象。各单位如发现异常请及时报告。",
+            "三、影响：估计我区烈度均低于Ⅵ度，本次地震对我区无明显影响，不列出排查对象。各单位如发现异常请及时报告。",
         ]
         return "\n".join(lines) + "\n"
-    lines += ["", "二、各乡镇估计烈度（Ⅵ度及以上的登记对象数）："]
-    lines += [f"  {name}：{roman(d)}度，{n:,}处" for name, d, n in r.towns]
+    lines += _towns_by_degree(r, felt_from)
+    lines += ["", *_damage_page_lines(r.damage), ""]
+    counts = "，".join(f"{label}{n:,}处" for label, n in r.key_counts.items())
+    lines.append(f"四、Ⅵ度及以上区域内的重点对象：{counts}；未销号的重大隐患{r.major_hazards:,}项。")
+    if important := _most_important(r):
+        lines.append("  各类中最需关注的：")
+        lines += [f"  {k.group}：{_key_zh(k)}" for k in important]
+    at_once = sum(n for _, n in r.check_now)
     lines += [
         "",
-        "三、Ⅵ度及以上区域内的登记对象："
-        + "，".join(f"{KIND_ZH.get(k, k)}{n:,}处" for k, n in sorted(r.kinds.items())),
+        f"五、正在开展：已按责任单位生成排查清单{len(r.checklists):,}份（Ⅵ度及以上全部登记对象），其中须立即排查"
+        f"{at_once:,}处、涉及{len(r.check_now):,}个单位。各单位现场排查后填写“地震灾情反馈”表，"
+        "通过利通区地震隐患平台上传；每受理一批即出一期续报。",
+        "",
+        "全部重点对象、重大隐患、各单位排查对象数和分乡镇震害估计见《首报附件》。",
     ]
-    if r.structures:
-        lines.append("  其中房屋按结构：" + "，".join(f"{s}{n:,}栋" for s, n in r.structures))
-    if r.damage is None:
-        lines.append("  房屋震害估计：尚无经核实来源的房屋易损性矩阵，本报不给出破坏数量估计，以现场排查为准。")
-    else:
-        lines.append("  房屋震害估计：" + "，".join(f"{s}约{v:,.0f}栋" for s, v in r.damage))
-    lines += ["", f"四、Ⅵ度及以上区域内未销号的重大隐患：{r.major_hazards:,}项"]
-    lines += [f"  {n}（{roman(d)}度，{unit_label(u)}）：{h}" for n, d, u, h in r.major_list]
-    lines += ["", "五、Ⅵ度及以上区域内的重点对象："]
-    for label, rows in r.key_objects.items():
-        lines.append(f"  {label}：{r.key_counts[label]:,}处")
-        lines += [f"    {n}（{roman(d)}度，{unit_label(u)}{f'，未销号隐患{h}项' if h else ''}）" for n, d, u, h in rows]
-    lines += ["", "六、须立即排查的对象（排查清单已按责任单位生成）："]
-    lines += [f"  {unit_label(u)}：{n:,}处" for u, n in r.check_now] or ["  无"]
-    lines.append(f"  各单位现场排查后按“地震灾情反馈”模板报送至 data_raw/quake_feedback/<单位代码>/{e.event_id}/"
-                 "（或平台上传），每受理一批即出一期续报。")  # fmt: skip
     footer = f"台账数据截至发布时间 {r.ledger_as_of}" if r.ledger_as_of else "台账数据：最近一次发布"
-    lines += ["", f"以上为按衰减关系的快速估计，以现场调查为准。{footer}。利通区应急管理局（地震局）"]
+    lines += [f"以上均为快速估计，以现场调查为准。{footer}。利通区应急管理局（地震局）"]
     return "\n".join(lines) + "\n"
 
 
-def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path]:
-    """首报.txt and 首报.pdf."""
-    return write_report(first_report_text(r), out, "首报")
+def first_report_annex_text(r: FirstReport) -> str:
+    """首报附件: the lists the page leaves out (every key object, the major hazards, the units' checks, the
+    damage estimate per town, the method and its data)."""
+    e = r.event
+    lines = [f"利通区地震灾情首报附件（{e.event_id}）", "", f"震情：{e.describe_zh()}。", ""]
+    est = r.damage
+    lines.append("一、分乡镇房屋震害估计（Ⅵ度及以上区域内登记房屋；估计数，以现场调查为准）：")
+    if est is None or not est.towns:
+        lines.append("  无")
+    else:
+        for a in [*est.towns, *([est.total] if est.total else [])]:
+            lines.append(f"  {a.name}（最高{roman(a.degree)}度）：房屋{a.buildings:,}栋，常住（使用）人员{a.people:,.0f}人；"
+                         f"{est.severe_from}及以上{band_zh(a.severe, '栋')}，其中人员{band_zh(a.people_severe, '人')}。")  # fmt: skip
+            lines.append("    " + "；".join(f"{s}{band_zh(a.states[s], '栋')}" for s in STATES) + "。")
+    lines += ["", "二、Ⅵ度及以上区域内的重点对象："]
+    for label, rows in r.key_objects.items():
+        lines.append(f"  {label}：{r.key_counts[label]:,}处")
+        lines += [f"    {_key_zh(k)}" for k in rows]
+        if r.key_counts[label] > len(rows):
+            lines.append(f"    ……其余{r.key_counts[label] - len(rows):,}处见各单位排查清单")
+    lines += ["", f"三、Ⅵ度及以上区域内未销号的重大隐患：{r.major_hazards:,}项"]
+    lines += [f"  {n}（{t}，{roman(d)}度，{u}）：重大隐患{m}项" for n, t, d, u, m in r.major_list]
+    lines += ["  （隐患编号和整改要求见各单位排查清单和隐患台账）"] if r.major_list else []
+    lines += ["", "四、各责任单位排查清单（Ⅵ度及以上的登记对象，其中须立即排查的）："]
+    lines += [f"  {u}：{n:,}处，其中须立即排查{m:,}处" for u, n, m in r.checklists] or ["  无"]
+    lines += ["", "五、估计方法："]
+    lines.append(f"  烈度：{shaking_method_zh(r.method)}；各对象取所在等震线的烈度。")
+    if est is not None:
+        lines.append(f"  房屋震害：{est.method_zh}。平均震害等级μD = 2.5[1 + tanh((I + 6.25V − 13.1)/2.3)]，"
+                     "D0–D5按β分布；易损性指数V按房屋结构对应的EMS-98易损性类别取值，区间取V的合理范围；"
+                     "已知鉴定为C/D级或无圈梁构造柱的砌体房屋按弱一级类别估计。")  # fmt: skip
+        lines.append("  破坏等级对应（判断）：D0、D1为基本完好，D2轻微破坏，D3中等破坏，D4严重破坏，D5毁坏。")
+        lines.append(
+            f"  {est.scale_note_zh}。桥梁、危险化学品设施和管道无可用的破坏等级易损性来源，不估计破坏等级（管道给出按ALA（2001）波动破坏率估计的修复点数），须现场检查。"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path, Path, Path]:
+    """首报.txt/.pdf (one page) and 首报附件.txt/.pdf (the long lists)."""
+    return (
+        *write_report(first_report_text(r), out, "首报"),
+        *write_report(first_report_annex_text(r), out, "首报附件"),
+    )
 
 
 def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
@@ -315,6 +436,7 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
     df = con.execute("SELECT lon, lat, degree, town_code FROM quake_exposure WHERE event_id = ?", [event.event_id]).df()
     fig = new_figure((8, 7))
     ax = fig.add_subplot()
+    draw_outline(ax)  # the district's outline and its neighbours under everything (reference/boundaries)
     km_lon = 111.32 * np.cos(np.radians(event.lat))
     colours = {6: "#f2c500", 7: "#ff8c1a", 8: "#d62728", 9: "#8b0000", 10: "#4b0000", 11: "#200000"}
     radii: dict[int, tuple[float, float]] = {}

@@ -31,10 +31,10 @@ def first_report(event: Event, published: Path, live: Path, out_dir: Path) -> Re
     con = duckdb.connect(str(quake_db_path(out_dir)), read_only=True)
     try:
         report = first_report_figures(con, event)
-        txt, pdf = write_first_report(report, folder)
+        files = list(write_first_report(report, folder))
     finally:
         con.close()
-    return Response(exposure, report, [txt, pdf])
+    return Response(exposure, report, files)
 
 
 def checklists_and_map(event: Event, out_dir: Path) -> list[Path]:
