@@ -24,6 +24,15 @@ PY := .venv/bin/python
 	  && rm -rf ~/.cache/matplotlib \
 	  || echo "warning: could not install fonts-wqy-microhei (Chinese chart labels need a CJK font)"
 
+# Noto Sans CJK (Debian fonts-noto-cjk): the font the charts, maps and PDFs draw with. WenQuanYi maps Ⅹ (U+2169)
+# to an empty glyph, so 「Ⅹ度」 lost its numeral; pipeline/publish/glyphs.py refuses to save a figure with an
+# empty glyph, so a machine without Noto fails loudly on Ⅹ rather than drawing it blank.
+/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc:
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	( $$SUDO apt-get install -y -q fonts-noto-cjk || ( $$SUDO apt-get update -q && $$SUDO apt-get install -y -q fonts-noto-cjk ) ) >/dev/null 2>&1 \
+	  && rm -rf ~/.cache/matplotlib \
+	  || echo "warning: could not install fonts-noto-cjk (Ⅹ and other characters WenQuanYi draws empty will stop the PDFs)"
+
 # Headless Chromium for the portal's browser tests (Debian packages; Playwright drives /usr/bin/chromium and
 # never downloads a browser of its own). The tests need it: a failed install stops `make test` here.
 /usr/bin/chromium:
@@ -33,7 +42,7 @@ PY := .venv/bin/python
 
 browser: /usr/bin/chromium
 
-setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+setup: .venv/.synced /usr/share/fonts/truetype/wqy/wqy-microhei.ttc /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 

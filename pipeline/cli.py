@@ -218,25 +218,35 @@ def _print_intake(con) -> None:
         print(f"无法读取：{rel}：{problem}{kept}")
 
 
+# Kinds whose rows the ledger stage judges again after validation: (its per-row results, its applied files, the
+# outcome of a row taken). A row can pass validation and still be returned there (not the unit's object, an
+# illegal change), so the summary counts those rows by the ledger's outcome.
+LEDGER_JUDGED = {
+    "feedback": ("feedback_results", "feedback_applied", "已执行"),
+    "quake_feedback": ("quake_feedback_rows", "quake_feedback_applied", "已受理"),
+}
+
+
 def _accepted_refused(con, kind: str) -> tuple[int, int]:
-    """Rows accepted and refused. Feedback rows count as the ledger applied or refused them (a row can pass
-    validation and still be refused: not the unit's hazard, an illegal change); rows of files not yet
-    applied count as validated."""
+    """Rows accepted and refused. Feedback and 灾情反馈 rows count as the ledger took or returned them (退回);
+    rows of files not yet applied count as validated."""
     from pipeline import store
 
     valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
     refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
-    if kind != "feedback" or not store.has_table(con, "feedback_results"):
+    if kind not in LEDGER_JUDGED or not store.has_table(con, LEDGER_JUDGED[kind][0]):
         return valid, refused
+    results, applied, taken = LEDGER_JUDGED[kind]
     return con.execute(
-        """
-        SELECT (SELECT count(*) FROM stg_feedback WHERE file_id NOT IN (SELECT file_id FROM feedback_applied))
-               + count(*) FILTER (WHERE r.outcome = '已执行'),
-               (SELECT count(*) FROM quarantine q WHERE q.kind = 'feedback'
-                  AND q.file_id NOT IN (SELECT file_id FROM feedback_applied))
+        f"""
+        SELECT (SELECT count(*) FROM stg_{kind} WHERE file_id NOT IN (SELECT file_id FROM {applied}))
+               + count(*) FILTER (WHERE r.outcome = ?),
+               (SELECT count(*) FROM quarantine q WHERE q.kind = ?
+                  AND q.file_id NOT IN (SELECT file_id FROM {applied}))
                + count(*) FILTER (WHERE r.outcome = '退回')
-        FROM feedback_results r JOIN intake_files f USING (file_id) WHERE f.is_current
-        """
+        FROM {results} r JOIN intake_files f USING (file_id) WHERE f.is_current
+        """,
+        [taken, kind],
     ).fetchall()[0]
 
 
@@ -275,7 +285,9 @@ def _print_last_run() -> None:
         return
     run = runs[0]
     stats = instance.get_run_stats(run.run_id)
-    started = dt.datetime.fromtimestamp(stats.start_time).strftime("%Y-%m-%d %H:%M:%S") if stats.start_time else "—"
+    from pipeline.clock import beijing_time
+
+    started = f"{beijing_time(stats.start_time):%Y-%m-%d %H:%M:%S}" if stats.start_time else "—"
     took = f"，用时 {stats.end_time - stats.start_time:.0f} 秒" if stats.end_time and stats.start_time else ""
     print(f"最近一次运行：{run.job_name}  {run.status.value}  开始于 {started}{took}  （{run.run_id[:8]}）")
     if run.status == dg.DagsterRunStatus.FAILURE:

@@ -42,6 +42,21 @@ def sample_as_of() -> dt.date | None:
         raise ValueError(f"{marker}: as_of 应为 YYYY-MM-DD 格式的日期") from e
 
 
+def beijing_now() -> dt.datetime:
+    """The wall-clock time in Beijing (naive, to the second), whatever the server's clock or TZ: every time the
+    product writes or shows (reports, closure, receipts, records, the portal) is this."""
+    return dt.datetime.now(DISTRICT_TZ).replace(tzinfo=None, microsecond=0)
+
+
+# The same in DuckDB SQL, whatever the session's TimeZone (the server's): UTC microseconds of now() plus 8 hours.
+BEIJING_NOW_SQL = "make_timestamp(epoch_us(now()) + 28800000000)"
+
+
+def beijing_time(timestamp: float) -> dt.datetime:
+    """A POSIX timestamp (a file's mtime, a run's start) as naive Beijing time, to the second."""
+    return dt.datetime.fromtimestamp(timestamp, DISTRICT_TZ).replace(tzinfo=None, microsecond=0)
+
+
 def district_today() -> dt.date:
     fixed = os.environ.get(TODAY_ENV)
     if fixed:

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import DISTRICT_TZ
+from pipeline.clock import DISTRICT_TZ, beijing_now, beijing_time
 
 EVENTS_FOLDER = "earthquakes"
 DECLARING_UNIT = "YJJ"  # 利通区应急管理局（地震局）: its folder, or the duty officer's CLI
@@ -85,7 +85,7 @@ def closed_at(data_raw: Path, event_id: str) -> dt.datetime | None:
         raw = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
         return parse_time(raw.get("closed_at"))
     except (yaml.YAMLError, UnicodeDecodeError, AttributeError, EventTimeError):
-        return dt.datetime.fromtimestamp(path.stat().st_mtime, DISTRICT_TZ).replace(tzinfo=None, microsecond=0)
+        return beijing_time(path.stat().st_mtime)
 
 
 def close_event(data_raw: Path, event_id: str, by: str) -> Path:
@@ -94,7 +94,7 @@ def close_event(data_raw: Path, event_id: str, by: str) -> Path:
     if path.is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(DISTRICT_TZ).replace(tzinfo=None, microsecond=0)
+    now = beijing_now()
     text = (f"# 地震事件结束（终报已发出）：此后不再受理该事件的灾情反馈\nevent_id: {event_id}\n"
             f"closed_at: {now:%Y-%m-%d %H:%M:%S}\nclosed_by: {by}\n")  # fmt: skip
     return write_bytes_atomic(path, text.encode("utf-8"))

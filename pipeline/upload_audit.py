@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import paths
+from pipeline.clock import beijing_now
 from pipeline.registry import unit_label
 
 UNAUDITED_ENV = "LITONG_UNAUDITED_FILES"
@@ -209,11 +210,10 @@ def record_landing(rel_path: str, sha256: str, size_bytes: int, unit_code: str, 
     """Record a file another trusted channel put into data_raw/ (`cli feedback --unit` at the bureau) as the
     portal records an upload, unless these bytes at this path are recorded already: with the portal in use,
     a file without a record is refused."""
-    import datetime as dt
     import secrets
 
     parts = rel_path.split("/")
-    now = dt.datetime.now().replace(microsecond=0).isoformat()
+    now = beijing_now().isoformat()
     with closing(connect(path)) as con:
         known = con.execute(
             "SELECT 1 FROM uploads WHERE rel_path = ? AND sha256 = ? AND state = 'landed'", [rel_path, sha256]

@@ -17,7 +17,6 @@ run takes the same lock again.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import os
@@ -25,6 +24,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.clock import beijing_now
 
 WAIT_ENV = "LITONG_WRITER_WAIT"
 RUN_WAIT_SECONDS = 900.0  # a run queued behind another waits up to 15 minutes
@@ -131,7 +132,7 @@ def writer_lock(
 
     with _flock(path, on_busy) as (fd, first):
         if first:  # the outermost holder in this process says who holds the lock
-            info = {"pid": os.getpid(), "what": what, "since": dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
+            info = {"pid": os.getpid(), "what": what, "since": f"{beijing_now():%Y-%m-%d %H:%M:%S}"}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info, ensure_ascii=False).encode(), 0)
         yield

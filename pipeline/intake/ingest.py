@@ -16,7 +16,6 @@ Two flags say which versions count (per kind and path):
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path, PurePosixPath
 import duckdb
 
 from pipeline import faults
+from pipeline.clock import beijing_now
 from pipeline.event_registry import event_problem
 from pipeline.failures import rollback
 from pipeline.intake.headers import (
@@ -400,7 +400,7 @@ class FileIntake:
             "file_id": file_id, "kind": kind, "rel_path": up.rel_path, "department": up.department,
             "survey_round": up.survey_round, "sha256": up.sha256, "size_bytes": up.path.stat().st_size,
             "file_format": up.path.suffix.lower().lstrip("."), "encoding": sheet.encoding if sheet else None,
-            "uploaded_at": dt.datetime.now().replace(microsecond=0), "status": "ingested",
+            "uploaded_at": beijing_now(), "status": "ingested",
             "problem_zh": None, "rows_read": 0, "blank_rows": 0, "unknown_headers": [], "header_map": None,
             "is_current": True, "version": version, "is_latest": True,
             "sheet_name": sheet.sheet_name if sheet else None, "header_row": sheet.header_row if sheet else None,

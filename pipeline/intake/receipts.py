@@ -10,13 +10,13 @@ still in use, the receipt says which, with its accepted rows.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path, PurePosixPath
 
 import duckdb
 
 from pipeline.atomic import atomic_path
+from pipeline.clock import beijing_now
 from pipeline.excel_safe import xlsx_cell
 from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
 from pipeline.intake.schema import Template, load_template
@@ -69,7 +69,7 @@ def _summary_rows(f: dict, accepted: int, refused: int, in_use: tuple[int, int] 
         ("文件版本", f["version"]),
         ("文件指纹(SHA-256)", f["sha256"]),
         ("接收时间", str(f["uploaded_at"])),
-        ("回执生成时间", dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")),
+        ("回执生成时间", f"{beijing_now():%Y-%m-%d %H:%M:%S}"),
         ("处理结果", _verdict(f, refused, in_use)),
         ("数据行数", f["rows_read"] or 0),
         ("接收行数", accepted),

@@ -39,6 +39,7 @@ import duckdb
 import pandas as pd
 
 from pipeline import faults
+from pipeline.clock import beijing_now
 from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
@@ -490,7 +491,7 @@ def apply_pending(con: duckdb.DuckDBPyConnection, only: str | None = None) -> li
             _record_results(con, file_id, rel_path, result.rows)
             con.execute(
                 "INSERT INTO feedback_applied VALUES (?, ?, ?, ?, ?)",
-                [file_id, rel_path, dt.datetime.now(), result.applied, result.refused],
+                [file_id, rel_path, beijing_now(), result.applied, result.refused],
             )
             con.execute("COMMIT")
         except BaseException:

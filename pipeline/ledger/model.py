@@ -7,6 +7,7 @@ from functools import cache
 
 import duckdb
 
+from pipeline.clock import BEIJING_NOW_SQL
 from pipeline.paths import REFERENCE_DIR
 
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
@@ -164,7 +165,7 @@ def record_events(con: duckdb.DuckDBPyConnection, changes: str, params: list | N
     con.execute(
         f"""
         INSERT INTO hazard_events
-        SELECT nextval('hazard_event_seq'), c.hazard_no, c.event_date, now()::TIMESTAMP, c.from_status,
+        SELECT nextval('hazard_event_seq'), c.hazard_no, c.event_date, {BEIJING_NOW_SQL}, c.from_status,
                c.to_status, c.unit, c.source_file, c.note, to_json(h)
         FROM {changes} c JOIN hazards h USING (hazard_no)
         ORDER BY c.hazard_no

@@ -30,6 +30,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from pipeline.clock import beijing_now
 from pipeline.event_registry import declared_events
 from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
@@ -147,7 +148,7 @@ def _take_batch(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, fol
     _record_rows(con, result.rows)
     _bring_onto_ledger(con, file_id, rel_path, acting)
     con.execute("INSERT INTO quake_feedback_applied VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [file_id, rel_path, event_id, acting, seq, dt.datetime.now(), result.taken, result.returned])  # fmt: skip
+                [file_id, rel_path, event_id, acting, seq, beijing_now(), result.taken, result.returned])  # fmt: skip
     result.rows = _recorded_rows(con, file_id)
     return result
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from pipeline.clock import beijing_now
 from pipeline.registry import units
 
 ROLES = {
@@ -84,7 +85,7 @@ class Session:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now().replace(microsecond=0)
+    return beijing_now()
 
 
 def ensure_tables(con: sqlite3.Connection) -> None:

@@ -843,7 +843,7 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
         _require(decision != "major" or str(form.get("note") or "").strip(), "认定为重大隐患须在说明中填写理由")
         row = _decision_row(h, decision, form, session.account, state.today())
         data = _feedback_csv([row])
-        name = f"网页办理_{decision}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        name = f"网页办理_{decision}_{hazard_no}_{clock.beijing_now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", f"{state.today():%Y-%m-%d}", name,
                                         _one_chunk(data))  # fmt: skip
 
@@ -1007,7 +1007,7 @@ def _duban_routes(app: FastAPI, state: PortalState) -> None:
                "measures": str(form.get("requirement") or "").strip() or "同意核销",
                "notice_no": str(form.get("notice_no") or "").strip(),
                "notice_deadline": str(form.get("notice_deadline") or "").strip()}  # fmt: skip
-        name = f"网页办理_{action}_{hazard_no}_{dt.datetime.now():%H%M%S}.csv"
+        name = f"网页办理_{action}_{hazard_no}_{clock.beijing_now():%H%M%S}.csv"
         return await _stage_and_preview(request, state, session, "feedback", today, name,
                                         _one_chunk(_feedback_csv([row])))  # fmt: skip
 
@@ -1047,6 +1047,45 @@ def _unlink_after(path: Path):
 
 
 # --- leaders, templates, earthquakes -------------------------------------------------------------
+
+
+QUAKE_FEEDBACK_ZH = (
+    "各单位现场排查后，按“{kind}”模板（“模板”页下载）逐项填写，在本平台“上传”页选择类别“{kind}”和本次地震事件"
+    "上传。每受理一批即生成一期续报；受理结果（退回的行及原因）见本单位首页和回执。"
+)
+
+
+def _quake_events(state: PortalState, account: Account) -> list[dict]:
+    """Every declared event and every event with reports, newest first: its description, whether it is open, its
+    report files, and the 排查清单 the account may open (its own unit's; a reading account every unit's)."""
+    from pipeline.event_registry import closed_at, declared_events, events_dir
+    from pipeline.quake.event import EventError, read_event
+
+    settings = state.settings
+    reports = dict(reads.quake_reports(settings.output / "quake"))
+    declared = declared_events(settings.data_raw)
+    ids = sorted(set(reports) | set(declared), reverse=True)
+    visible: set[str] | None = None
+    if not account.reads_all:
+        with state.snapshots.cursor() as cur:
+            seen = reads.visible_units(account, cur, state.ledger() if cur is not None else "")
+        visible = None if seen is None else set(seen)
+    out = []
+    for eid in ids:
+        path = events_dir(settings.data_raw) / f"{eid}.yaml"
+        try:
+            describe = read_event(path).describe_zh() if path.is_file() else ""
+        except EventError:
+            describe = ""
+        folder = settings.output / "quake" / eid / "排查清单"
+        units_with = sorted(p.name.removeprefix("排查清单_").removesuffix(".xlsx")
+                            for p in folder.glob("排查清单_*.xlsx")) if folder.is_dir() else []  # fmt: skip
+        mine = [u for u in units_with if visible is None or u in visible]
+        files = reports.get(eid, [])
+        out.append({"id": eid, "describe": describe, "files": files, "open": eid in declared
+                    and closed_at(settings.data_raw, eid) is None, "first_report": "首报.pdf" in files,
+                    "checklists": [(u, unit_name(u)) for u in mine]})  # fmt: skip
+    return out
 
 
 def _sees_unit(state: PortalState, account: Account, unit: str) -> bool:
@@ -1179,8 +1218,11 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
     def quake(request: Request):
         session = _session(state, request)
         _require(session.account.role in ("duty", "analyst", "supervisor", "clerk"), "系统管理员账号只管理账号")
-        events = reads.quake_reports(settings.output / "quake")
-        return state.render(request, "quake.html", session, events=events, error=None, form={})
+        declared = request.query_params.get("declared", "")
+        events = _quake_events(state, session.account)
+        just = next((e for e in events if e["id"] == declared), None)
+        return state.render(request, "quake.html", session, events=events, error=None, form={}, declared=just,
+                            feedback_zh=QUAKE_FEEDBACK_ZH.format(kind=KIND_ZH["quake_feedback"]))  # fmt: skip
 
     @app.post("/quake", response_class=HTMLResponse)
     async def declare(request: Request):
@@ -1193,9 +1235,10 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
         keys = {"depth": "depth_km", "mag": "magnitude"}  # the form's short names, the event file's keys
         try:
             event = event_from({keys.get(k, k): v for k, v in raw.items() if v})
-        except EventError as e:
-            events = reads.quake_reports(settings.output / "quake")
-            return state.render(request, "quake.html", session, status=400, events=events, error=str(e), form=raw)
+        except EventError as e:  # checked in full before anything is written: a refused event leaves no file
+            events = _quake_events(state, session.account)
+            return state.render(request, "quake.html", session, status=400, events=events, error=str(e), form=raw,
+                                declared=None, feedback_zh=QUAKE_FEEDBACK_ZH.format(kind=KIND_ZH["quake_feedback"]))  # fmt: skip
         path = declare(event, settings.data_raw)
         uploads.record_landed(state.db(), session.account, EVENTS_FOLDER, path, path.relative_to(settings.data_raw),
                               "地震事件登记")  # fmt: skip

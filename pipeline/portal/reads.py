@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import registry, writer_lock
+from pipeline.clock import district_today
 from pipeline.event_registry import closed_at, declared_events
 from pipeline.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
@@ -321,7 +322,7 @@ def export_rows(cur: duckdb.DuckDBPyConnection, ledger: str, account: Account, f
         f"WITH l AS ({ledger_sql()}), chosen AS (SELECT hazard_no, overdue_days AS o, hazard_grade AS g "
         f"FROM {ledger} WHERE {where}) SELECT {', '.join('l.' + c for c in columns)} FROM l JOIN chosen "
         "USING (hazard_no) ORDER BY chosen.o DESC NULLS LAST, chosen.g = '一般', hazard_no",
-        params | {"as_of": f.as_of or dt.date.today()},
+        params | {"as_of": f.as_of or district_today()},
     )
     return c.fetchall()
 

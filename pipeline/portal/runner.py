@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.clock import beijing_now
 from pipeline.paths import PROJECT_ROOT
 from pipeline.writer_lock import RUN_WAIT_SECONDS, WAIT_ENV
 
@@ -107,7 +108,7 @@ class Runner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             with open(self.log_dir / "runs.log", "ab") as out:
-                out.write(f"\n== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args[3:])}\n".encode())
+                out.write(f"\n== {beijing_now():%Y-%m-%d %H:%M:%S} {' '.join(args[3:])}\n".encode())
                 out.flush()
                 process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip

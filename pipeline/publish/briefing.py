@@ -17,6 +17,7 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.ledger.model import OVERDUE_KINDS
 from pipeline.publish.charts import CHARTS_BY_NAME
+from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, check_cjk_font, clip, use_cjk_style
@@ -102,6 +103,7 @@ def write_briefing(inp: PublishInputs, path: Path) -> Headline:
     use_cjk_style()
     check_cjk_font()
     head, fig = briefing_figure(inp)
+    settle_glyphs(fig)  # a name's character the font cannot draw: 〓 (the degrees: FontMissingError)
     with atomic_path(path) as tmp:
         title = f"利通区地震风险隐患排查整治简报（{as_of_label(inp.as_of)}）"
         fig.savefig(tmp, format="pdf", metadata={"Title": title})

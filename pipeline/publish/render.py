@@ -12,6 +12,7 @@ from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.excel_safe import write_safe_csv
 from pipeline.publish.charts import Chart
+from pipeline.publish.glyphs import outline_problem
 from pipeline.publish.inputs import PublishInputs
 from pipeline.publish.style import MUTED, check_cjk_font, use_cjk_style
 
@@ -26,7 +27,7 @@ class RenderedChart:
     table: pd.DataFrame
     shown_total: int
     expected_total: int
-    missing_glyphs: list[str]  # matplotlib's "Glyph … missing from font" warnings while drawing
+    missing_glyphs: list[str]  # matplotlib's "Glyph … missing from font" warnings while drawing, and empty glyphs
 
     @property
     def adds_up(self) -> bool:
@@ -65,8 +66,9 @@ def render_chart(chart: Chart, inp: PublishInputs, out_dir: Path) -> RenderedCha
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fig = draw_chart(chart, table, inp)
+        empty = outline_problem(fig)  # in the font's map but no outline (WenQuanYi's Ⅹ): no warning from matplotlib
         with atomic_path(png) as tmp:
             fig.savefig(tmp, dpi=PNG_DPI, format="png")
-    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
+    missing = [str(w.message) for w in caught if "missing from font" in str(w.message)] + empty
     csv_path = write_safe_csv(table, out_dir / f"{chart.name}.csv")
     return RenderedChart(chart, png, csv_path, table, chart.shown_total(table), chart.expected_total(inp), missing)

@@ -16,7 +16,6 @@ copied whole by the kernel: on this file system (no reflinks) a copy is the fast
 (benchmarks/bench_snapshot.py measures it against ATTACH + COPY FROM DATABASE and EXPORT DATABASE).
 """
 
-import datetime as dt
 import functools
 import json
 import shutil
@@ -27,7 +26,7 @@ import duckdb
 
 from pipeline import faults, stage_inputs, store
 from pipeline.atomic import atomic_path, write_bytes_atomic
-from pipeline.clock import DISTRICT_TZ
+from pipeline.clock import beijing_now
 from pipeline.intake.schema import KINDS
 from pipeline.paths import PROJECT_ROOT
 from pipeline.publish.asset_register import write_asset_register
@@ -70,7 +69,7 @@ def _read_state(target: Path) -> dict | None:
 
 def _write_state(target: Path, fingerprint: str, run_id: str, job_name: str) -> None:
     state = {"source": fingerprint, "snapshot": _file_id(target), "run_id": run_id, "job_name": job_name,
-             "confirmed_at": dt.datetime.now(DISTRICT_TZ).replace(microsecond=0, tzinfo=None).isoformat()}  # fmt: skip
+             "confirmed_at": beijing_now().isoformat()}  # fmt: skip
     write_bytes_atomic(_state_path(target), json.dumps(state, ensure_ascii=False).encode("utf-8"))
 
 
@@ -86,7 +85,7 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
         _write_state(target, fingerprint, run_id, job_name)
         info = snapshot_info(target) or {}
         return {**info, "copied": False}
-    info = {"published_at": dt.datetime.now().replace(microsecond=0), "run_id": run_id, "job_name": job_name}
+    info = {"published_at": beijing_now(), "run_id": run_id, "job_name": job_name}
     _state_path(target).unlink(missing_ok=True)  # from here until the new state, the old one describes nothing
     with atomic_path(target) as tmp:
         shutil.copyfile(db_path, tmp)

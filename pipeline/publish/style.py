@@ -1,8 +1,10 @@
 """matplotlib set up for Chinese labels, and the colours every chart shares.
 
-The CJK font is a system package (Debian fonts-wqy-microhei, installed by `make run`/`make test`),
-never downloaded at run time. matplotlib only warns ("Glyph … missing from font") when a font
-lacks a character, so `check_cjk_font` makes the missing font an error the analyst can act on.
+The CJK font is a system package (Debian fonts-noto-cjk, installed by `make setup`; fonts-wqy-microhei
+after it, for machines without Noto), never downloaded at run time. Noto Sans CJK SC comes first: its glyphs are
+complete, while WenQuanYi maps Ⅹ (U+2169) to an empty glyph. matplotlib only warns ("Glyph … missing from
+font") when a font lacks a character, so `check_cjk_font` makes the missing font an error the analyst can act
+on, and pipeline/publish/glyphs.py checks that every character drawn has an outline.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
-CJK_FONTS = ["WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC"]
+CJK_FONTS = ["Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "Noto Sans CJK JP"]
 # Where Debian puts them: added explicitly when matplotlib's font cache predates their installation.
 CJK_FONT_FILES = [
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
 ]
 LEVELS = ["red", "orange", "yellow", "blue"]  # most to least severe: stacking and legend order
 # colour first: 红色（重大风险） is an object's risk level, not to be read as 重大隐患 (the hazard's own grade)
@@ -58,17 +60,16 @@ def check_cjk_font() -> str:
     """The CJK font matplotlib will use; FontMissingError with the fix if there is none."""
     from matplotlib import font_manager
 
-    for attempt in range(2):
-        available = {f.name for f in font_manager.fontManager.ttflist}
-        for name in CJK_FONTS:
-            if name in available:
-                return name
-        if attempt == 0:  # a font cache written before the font was installed does not list it
-            for path in CJK_FONT_FILES:
-                if Path(path).exists():
-                    font_manager.fontManager.addfont(path)
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    for path in CJK_FONT_FILES:  # a font cache written before the font was installed does not list it
+        if path not in known and Path(path).exists():
+            font_manager.fontManager.addfont(path)
+    available = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in available:
+            return name
     raise FontMissingError(
-        "No Chinese font for the charts: install Debian's fonts-wqy-microhei (or fonts-noto-cjk), "
+        "No Chinese font for the charts: install Debian's fonts-noto-cjk (or fonts-wqy-microhei), "
         "then delete matplotlib's font cache (~/.cache/matplotlib) so it is found. `make setup` does both."
     )
 

@@ -17,6 +17,8 @@ Authority comes from the folder: only YJJ's folder declares events. Every proble
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,7 +26,7 @@ import numpy as np
 import yaml
 
 from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import DISTRICT_TZ
+from pipeline.clock import beijing_now
 from pipeline.event_registry import (  # noqa: F401  (re-exported for the response)
     DECLARING_UNIT,
     EVENTS_FOLDER,
@@ -93,12 +95,36 @@ def _number(raw: dict, key: str, label: str, required: bool = True) -> float | N
     return number
 
 
+# The origin time as a duty officer types it: 2026年12月07日10时45分(30秒), 2026-12-07 10:45, 2026/12/7 10:45:30,
+# full-width digits too (NFKC); a four-digit year always.
+TYPED_TIME = re.compile(
+    r"(?P<y>\d{4})\s*[年/.-]\s*(?P<mo>\d{1,2})\s*[月/.-]\s*(?P<d>\d{1,2})\s*[日号]?\s*[T ]?\s*"
+    r"(?P<h>\d{1,2})\s*[时点:]\s*(?P<mi>\d{1,2})\s*分?\s*(?:[:]?\s*(?P<s>\d{1,2})\s*秒?)?"
+)
+EARLIEST_YEAR = 1900  # J: no response is run for an event before instrumental records (an unreadable 876 is a typo)
+
+
+def _typed(value: object) -> object:
+    """A typed time in the form parse_time reads (`YYYY-MM-DD HH:MM:SS`); anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    m = TYPED_TIME.fullmatch(unicodedata.normalize("NFKC", value).strip())
+    if not m:
+        return value
+    return (f"{int(m['y']):04d}-{int(m['mo']):02d}-{int(m['d']):02d} "
+            f"{int(m['h']):02d}:{int(m['mi']):02d}:{int(m['s'] or 0):02d}")  # fmt: skip
+
+
 def _time(value: object) -> dt.datetime:
     try:
-        t = parse_time(value)
+        t = parse_time(_typed(value))
     except EventTimeError as e:
-        raise EventError(str(e)) from e
-    now = dt.datetime.now(DISTRICT_TZ).replace(tzinfo=None)
+        raise EventError(
+            f"发震时刻“{value}”无法识别：请写成 2026年12月07日10时45分 或 2026-12-07 10:45:00（北京时间）"
+        ) from e
+    if t.year < EARLIEST_YEAR:
+        raise EventError(f"发震时刻“{value}”的年份 {t.year} 有误，请写四位年份（如 2026年12月07日10时45分）")
+    now = beijing_now()
     if t > now + dt.timedelta(minutes=5):
         raise EventError(f"发震时刻 {t:%Y-%m-%d %H:%M:%S} 晚于当前北京时间，请核对")
     return t

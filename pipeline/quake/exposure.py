@@ -8,7 +8,6 @@ Re-running one event replaces that event's rows and nothing else.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import store
+from pipeline.clock import beijing_now
 from pipeline.failures import rollback
 from pipeline.publish.asset_register import has_register_inputs, register_select
 from pipeline.quake import damage
@@ -230,7 +230,7 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
                 "INSERT INTO quake_events SELECT ?, ?, ?, ?, ?, ?, ?, ?, max(intensity), count(*), ?, ?, ?, ? "
                 "FROM quake_exposure WHERE event_id = ?",
                 [event.event_id, event.time, event.lon, event.lat, event.depth_km, event.magnitude, event.strike,
-                 event.place, dt.datetime.now(), stamp, str(source), method, event.event_id],
+                 event.place, beijing_now(), stamp, str(source), method, event.event_id],
             )  # fmt: skip
             con.execute("COMMIT")
         except BaseException:

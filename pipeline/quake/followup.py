@@ -22,7 +22,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.event_registry import close_event
+from pipeline.clock import beijing_now
+from pipeline.event_registry import close_event, closed_at
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.quake import damage
@@ -280,7 +281,7 @@ def _issued(con: duckdb.DuckDBPyConnection, eid: str, kind: str) -> tuple[int, i
 
 def _record(con: duckdb.DuckDBPyConnection, eid: str, kind: str, seq: int, k: int, as_of: str, files) -> None:
     con.execute("INSERT INTO quake_reports_issued VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [eid, kind, seq, k, dt.datetime.now(), as_of, str(files[0]), str(files[1])])  # fmt: skip
+                [eid, kind, seq, k, beijing_now(), as_of, str(files[0]), str(files[1])])  # fmt: skip
 
 
 def _write_follow_ups(con: duckdb.DuckDBPyConnection, event: Event, out_dir: Path, as_of: str) -> list[Path]:
@@ -327,7 +328,7 @@ ORDER BY e.responsible_unit, e.priority
 
 
 def final_report_text(event: Event, total: Figures, not_inspected: list[dict], hazards: list[tuple],
-                      raised: list[str], as_of: str, closed_by: str) -> str:  # fmt: skip
+                      raised: list[str], as_of: str, closed_by: str, closed: dt.datetime | None = None) -> str:  # fmt: skip
     lines = [f"利通区地震灾情终报（{event.event_id}）", "", f"一、震情：{event.describe_zh()}。", "",
              "二、灾情总计（各单位现场排查报告）："]  # fmt: skip
     lines += _summary_lines(total)
@@ -348,7 +349,7 @@ def final_report_text(event: Event, total: Figures, not_inspected: list[dict], h
     lines.append(
         f"  因震损升为重大的已有隐患：{len(raised)}项" + (f"（{'、'.join(raised[:LISTED])}）" if raised else "")
     )
-    lines += ["", f"本事件已由{closed_by}于{dt.datetime.now():%Y-%m-%d %H:%M}结束，此后不再受理该事件的灾情反馈。"
+    lines += ["", f"本事件已由{closed_by}于{closed or beijing_now():%Y-%m-%d %H:%M}结束，此后不再受理该事件的灾情反馈。"
                   f"台账数据：{as_of}。利通区应急管理局（地震局）"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -391,7 +392,9 @@ def close(event: Event, data_raw: Path, published: Path, live: Path, out_dir: Pa
         not_inspected["乡镇"] = not_inspected["乡镇"].map(lambda c: towns().get(c, c))
         names = unit_names(con, eid)
         not_inspected["责任单位"] = not_inspected["责任单位"].map(lambda u: unit_name(u, names))
-        text = final_report_text(event, total, not_inspected.to_dict("records"), hazards, raised, as_of or "—", by)
+        text = final_report_text(
+            event, total, not_inspected.to_dict("records"), hazards, raised, as_of or "—", by, closed_at(data_raw, eid)
+        )  # the closure record's Beijing time, to the minute
         book = write_frame_xlsx(not_inspected, folder / "终报_未排查对象.xlsx", f"{eid} 未排查对象", "未排查对象")
         pair = write_report(text, folder, "终报")
         _record(con, eid, "终报", 1, last, as_of or "", pair)

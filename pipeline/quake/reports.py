@@ -8,7 +8,7 @@ so the report and the tables agree by construction and a test can recount them.
 from __future__ import annotations
 
 import csv
-import datetime as dt
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.atomic import atomic_path, write_bytes_atomic
+from pipeline.clock import beijing_now
 from pipeline.excel_safe import sql_text
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
 from pipeline.publish.basemap import draw_outline
+from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake import damage
@@ -311,38 +313,78 @@ def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path, Path, Pat
 
 
 def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:
-    """`<stem>.txt` (to paste) and `<stem>.pdf` (one A4 page: long lists are cut in the PDF, never in the text)."""
+    """`<stem>.txt` (to paste) and `<stem>.pdf`: every line of the text, on as many A4 pages as it takes (long
+    lines wrapped by display width, never cut), each page numbered 「第1页/共3页」 with the time it was made."""
     import matplotlib  # not at import time: loading the definitions must not import it
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
 
     txt = write_bytes_atomic(out / f"{stem}.txt", text.encode("utf-8"))
     use_cjk_style()
     check_cjk_font()
-    fig = new_figure(A4_INCHES)
     lines = text.splitlines()
-    title, body = lines[0], lines[1:]
-    fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, color=INK)
-    size = 8.5 if len(body) <= 80 else 7
-    shown = body[: int(0.9 / (size * 1.45 / 72 / A4_INCHES[1]))]
-    if len(shown) < len(body):
-        shown[-1] = f"……（其余{len(body) - len(shown) + 1}行见{stem}.txt）"
-    fig.text(0.06, 0.93, "\n".join(_wrap(line, 58) for line in shown), ha="left", va="top", fontsize=size, color=INK,
-             linespacing=1.45)  # fmt: skip
-    fig.text(0.5, 0.015, f"生成时间 {dt.datetime.now():%Y-%m-%d %H:%M}", ha="center", fontsize=7, color=MUTED)
+    title, body = lines[0], [w for line in lines[1:] for w in wrap_display(line, WRAP_COLUMNS)]
+    pages = [body[i : i + PAGE_LINES] for i in range(0, len(body), PAGE_LINES)] or [[]]
+    made = f"生成时间 {beijing_now():%Y-%m-%d %H:%M}（北京时间）"
+    figures = []
+    for n, page in enumerate(pages, start=1):
+        fig = Figure(figsize=A4_INCHES)  # text only: no layout engine (constrained layout drew every page twice)
+        if n == 1:
+            fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, color=INK)
+        else:
+            fig.text(0.5, 0.975, f"{title}（续）", ha="center", va="top", fontsize=9, color=MUTED)
+        fig.text(
+            0.06,
+            0.93,
+            "\n".join(page).replace("$", r"\$"),
+            ha="left",
+            va="top",
+            fontsize=BODY_PT,
+            color=INK,
+            linespacing=1.45,
+        )
+        fig.text(0.5, 0.015, f"第{n}页/共{len(pages)}页　{made}", ha="center", fontsize=7, color=MUTED)
+        if replaced := settle_glyphs(fig):  # every character drawn has an outline (Ⅹ度 never loses its numeral)
+            fig.text(0.5, 0.032, f"注：本页以“〓”代替字体无法显示的字符（{'、'.join(f'U+{ord(c):04X}' for c in replaced)}），原文见{stem}.txt",
+                     ha="center", fontsize=7, color=MUTED)  # fmt: skip
+        figures.append(fig)
     pdf = out / f"{stem}.pdf"
-    # Type 3 glyphs: embedding the CJK font as Type 42 means subsetting all of it (1.5 s of the minute); the
-    # text stays extractable either way.
+    # Type 3 glyphs: embedding the CJK font as Type 42 means subsetting all of it (twice the time per page); the
+    # text stays extractable either way (tests/test_quake_reports.py reads it back).
     with atomic_path(pdf) as tmp, matplotlib.rc_context({"pdf.fonttype": 3}):
-        fig.savefig(tmp, format="pdf", metadata={"Title": title})
+        with PdfPages(tmp, metadata={"Title": title}) as book:
+            for fig in figures:
+                book.savefig(fig)
     return txt, pdf
 
 
-def _wrap(line: str, width: int) -> str:
-    if len(line) <= width:
-        return line
-    indent = len(line) - len(line.lstrip())
-    parts = [line[:width]] + [" " * (indent + 2) + line[i : i + width - indent - 2]
-                              for i in range(width, len(line), width - indent - 2)]  # fmt: skip
-    return "\n".join(parts)
+BODY_PT = 9
+WRAP_COLUMNS = 108  # display columns per line at BODY_PT across the page's 0.88 (a CJK character is two)
+PAGE_LINES = 56  # lines per page at BODY_PT × 1.45 between the title (0.93) and the footer
+
+
+def display_width(text: str) -> int:
+    """Columns the text takes: East Asian wide, full-width and ambiguous characters (Ⅹ, ①, °: full width in a
+    CJK font) two, others one."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WFA" else 1 for ch in text)
+
+
+def wrap_display(line: str, width: int) -> list[str]:
+    """The line in pieces of at most `width` display columns (nothing dropped); the pieces after the first are
+    indented two more than the line."""
+    if display_width(line) <= width:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    pieces, current, used = [], "", 0
+    for ch in line:
+        w = display_width(ch)
+        if used + w > width and current.strip():
+            pieces.append(current)
+            current, used = indent, len(indent)
+        current += ch
+        used += w
+    pieces.append(current)
+    return pieces
 
 
 CHECKLIST_COLUMNS = {
@@ -453,6 +495,7 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         ax.set_xlim(min(df["lon"].min(), event.lon) - pad, max(df["lon"].max(), event.lon) + pad)
         ax.set_ylim(min(df["lat"].min(), event.lat) - pad, max(df["lat"].max(), event.lat) + pad)
     path = out / "烈度分布图.png"
+    settle_glyphs(fig)  # 「Ⅹ度区外缘」: every character of the legend drawn
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return path

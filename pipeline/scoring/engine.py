@@ -7,7 +7,6 @@ the rule set's version, so a score can be reproduced. One transaction per kind.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from pipeline.clock import beijing_now
 from pipeline.excel_safe import sql_text
 from pipeline.failures import rollback
 from pipeline.scoring.ruleset import RuleSet, install
@@ -281,7 +281,7 @@ def score_kind(
         seconds = time.perf_counter() - started
         con.execute(
             "INSERT INTO scoring_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, ruleset.version, kind, dt.datetime.now(), assets_n, n_findings, seconds],
+            [run_id, ruleset.version, kind, beijing_now(), assets_n, n_findings, seconds],
         )
         con.execute("COMMIT")
     except BaseException:
