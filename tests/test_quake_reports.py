@@ -26,7 +26,7 @@ from pipeline.publish.style import FontMissingError
 from pipeline.quake import followup
 from pipeline.quake.event import EventError, _time, declare, event_from, find_event
 from pipeline.quake.exposure import quake_db_path
-from pipeline.quake.respond import event_dir, first_report
+from pipeline.quake.respond import checklists_and_map, event_dir, first_report
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 from tests.test_ledger import building
 
@@ -82,6 +82,7 @@ def response(utc_server, tmp_path_factory) -> tuple[Deployment, str]:
     event = event_from(EVENT)
     declare(event, d.data_raw)
     first_report(event, d.db, d.db, d.output)
+    checklists_and_map(event, d.output)  # the annex PDF follows with the 排查清单
     houses = [report_row(f"H-{i:04d}", damage_state="严重破坏", usable="否") for i in range(8)]
     houses.append(report_row("H-T101", damage_state="严重破坏", usable="否"))  # not T100's: returned by the ledger
     d.drop("quake_feedback", "t100.csv", csv_bytes("quake_feedback", houses), unit="T100", rnd=event.event_id)

@@ -59,7 +59,7 @@ def quake_first_report(context: dg.AssetExecutionContext, store: LitongStore) ->
     folder = event_dir(store.out_dir(), event)
     text = (folder / "首报.txt").read_text(encoding="utf-8")
     files = checklists_and_map(event, store.out_dir())
-    figure, checklists = files[0], files[1:]
+    figure, checklists = files[0], [p for p in files[1:] if p.suffix == ".xlsx"]
     return dg.MaterializeResult(
         metadata={
             "首报": dg.MetadataValue.md("```\n" + text + "\n```"),

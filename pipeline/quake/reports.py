@@ -43,6 +43,7 @@ from pipeline.registry import unit_label
 from pipeline.xlsx_stream import fetch_xml, row_xml_sql, streamed_workbook
 
 A4_INCHES = (8.27, 11.69)
+ANNEX = "首报附件"  # the 首报's long lists
 EXCEL_MAX_ROWS = 1_048_576  # rows of a sheet, the header included
 MAP_POINTS = 50_000  # dots drawn on the map (a random sample beyond that: the zones, not the count, matter)
 
@@ -304,12 +305,18 @@ def first_report_annex_text(r: FirstReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path, Path, Path]:
-    """首报.txt/.pdf (one page) and 首报附件.txt/.pdf (the long lists)."""
-    return (
-        *write_report(first_report_text(r), out, "首报"),
-        *write_report(first_report_annex_text(r), out, "首报附件"),
-    )
+def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path, Path]:
+    """首报.txt/.pdf (one page: what goes out first) and 首报附件.txt (the long lists). The annex's PDF follows
+    with the 排查清单 (write_annex_pdf): after a strong event it runs to some thirty pages, which take longer to
+    draw than everything else of the 首报."""
+    annex = write_bytes_atomic(out / f"{ANNEX}.txt", first_report_annex_text(r).encode("utf-8"))
+    return (*write_report(first_report_text(r), out, "首报"), annex)
+
+
+def write_annex_pdf(out: Path) -> Path | None:
+    """首报附件.pdf from the annex text the 首报 wrote (None when there is none)."""
+    text = out / f"{ANNEX}.txt"
+    return write_report(text.read_text(encoding="utf-8"), out, ANNEX)[1] if text.exists() else None
 
 
 def write_report(text: str, out: Path, stem: str) -> tuple[Path, Path]:

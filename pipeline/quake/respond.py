@@ -9,7 +9,14 @@ import duckdb
 
 from pipeline.quake.event import Event
 from pipeline.quake.exposure import Exposure, assess, quake_db_path
-from pipeline.quake.reports import FirstReport, first_report_figures, write_checklists, write_first_report, write_map
+from pipeline.quake.reports import (
+    FirstReport,
+    first_report_figures,
+    write_annex_pdf,
+    write_checklists,
+    write_first_report,
+    write_map,
+)
 
 
 @dataclass
@@ -38,15 +45,17 @@ def first_report(event: Event, published: Path, live: Path, out_dir: Path) -> Re
 
 
 def checklists_and_map(event: Event, out_dir: Path) -> list[Path]:
-    """The 排查清单 per responsible unit (all objects at ≥ VI: large after a strong event; none when the event
-    was not felt) and the map."""
+    """The map, the 排查清单 per responsible unit (all objects at ≥ VI: large after a strong event; none when the
+    event was not felt) and the PDF of the 首报's annex, in that order."""
     folder = event_dir(out_dir, event)
     con = duckdb.connect(str(quake_db_path(out_dir)), read_only=True)
     try:
         checklists = write_checklists(con, event, folder)
-        return [write_map(con, event, folder), *checklists]
+        figure = write_map(con, event, folder)
     finally:
         con.close()
+    annex = write_annex_pdf(folder)
+    return [figure, *checklists, *([annex] if annex else [])]
 
 
 def respond(event: Event, published: Path, live: Path, out_dir: Path) -> Response:
