@@ -18,12 +18,8 @@ from pipeline.scoring.explain import top_assets_markdown
 from pipeline.scoring.ruleset import install, load_kinds, load_ruleset, ruleset_version
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
 
-SCORED_KINDS = {
-    "buildings": ["stg_buildings"],
-    "bridges": ["stg_bridges"],
-    "hazchem_sites": ["stg_hazchem_sites", "stg_hazchem_inventory"],
-    "pipelines": ["stg_pipelines"],
-}
+# Every kind of rules/kinds.yaml, with the staging tables its view reads.
+SCORED_KINDS = {k: spec.deps for k, spec in load_kinds().items()}
 
 
 def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: list[str]) -> str:

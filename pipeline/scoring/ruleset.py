@@ -74,6 +74,14 @@ class KindSpec:
     owner_code: str | None = None  # an enterprise owns the asset: its credit code is the responsible party
     owner_name: str | None = None
     sector: str | None = None  # the asset's sector, the key of reference/supervision.csv (its supervisor)
+    title: str = ""  # the kind as people read it (资产类别 in the ledger, charts, briefing)
+    prefix: str = ""  # the ledger's numbering prefix (隐患编号 JZ-…)
+    harm: str = ""  # what an earthquake may do with a hazard of the kind (the ledger's 隐患描述)
+    staging: tuple[str, ...] = ()  # the staging tables the view reads (default: stg_<kind>)
+
+    @property
+    def deps(self) -> list[str]:
+        return list(self.staging) or [f"stg_{self.kind}"]
 
 
 @dataclass
@@ -173,7 +181,8 @@ def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
     specs = {}
     for k, v in raw.items():
         owner = v.pop("owner", None) or {}
-        specs[k] = KindSpec(kind=k, **v, owner_code=owner.get("code"), owner_name=owner.get("name"))
+        staging = tuple(v.pop("staging", None) or ())
+        specs[k] = KindSpec(kind=k, **v, staging=staging, owner_code=owner.get("code"), owner_name=owner.get("name"))
     return specs
 
 
