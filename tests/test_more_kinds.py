@@ -4,8 +4,10 @@ supply) go from upload to ledger, charts and briefing; a town short of shelter c
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
+from pypdf import PdfReader
 
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 
@@ -117,3 +119,11 @@ def test_a_town_short_of_shelter_capacity_is_a_hazard_of_the_town(tmp_path):
     assert "640302101" not in rows
     capacity = dict(deployment.query("SELECT town_code, usable_capacity FROM v_shelter_capacity"))
     assert capacity["640302107"] == 13000 and capacity["640302101"] == 20000
+    # the standing figure: a chart (its numbers beside it) and the briefing's line
+    with open(deployment.output / "charts" / "shelter_capacity.csv", encoding="utf-8-sig") as f:
+        chart = {r["乡镇"]: r for r in csv.DictReader(f)}
+    assert len(chart) == 13 and chart["金积镇"]["需避难人数"] == "14700" and chart["金积镇"]["容量缺口"] == "8700"
+    assert chart["金银滩镇"]["容量缺口"] == "0" and chart["扁担沟镇"]["可用避难容量"] == "0"
+    text = "".join(p.extract_text() for p in PdfReader(deployment.output / "briefing" / "简报.pdf").pages)
+    line = re.sub(r"\s+", "", text)
+    assert "应急避难场所：全区可用容量39,000人，需避难123,000人；12个乡镇容量不足：高闸镇缺9,900人" in line
