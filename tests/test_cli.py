@@ -56,7 +56,7 @@ def _query(root, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_run_shows_progress_and_writes_every_output(home):
     out = (home / "run_output.txt").read_text()
-    assert "[ 1/28]" in out and "[28/28]" in out and "完成 stg_buildings" in out and "简报：" in out
+    assert "[ 1/42]" in out and "[42/42]" in out and "完成 stg_buildings" in out and "简报：" in out
     assert (home / "output" / "briefing" / "简报.pdf").exists()
     assert len(list((home / "output" / "charts").glob("*.png"))) == 6
     assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()

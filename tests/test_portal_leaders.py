@@ -180,7 +180,7 @@ def test_the_leaders_page_holds_each_towns_shelter_capacity_against_its_people(s
     s = login(site, "analyst")
     html = s.get(site.url + "/leaders").text
     table = re.search(r'<table id="shelter-capacity">.*?</table>', html, re.S).group(0)
-    rows = [text_of(r) for r in re.findall(r"<tr(?: class=\"short\")?>(.*?)</tr>", table, re.S)[1:]]
+    rows = [text_of(r).strip() for r in re.findall(r"<tr(?: class=\"short\")?>(.*?)</tr>", table, re.S)[1:]]
     expected = _sql(site, "SELECT town_name, people_to_shelter, usable_capacity, capacity_gap FROM v_shelter_capacity "
                           "ORDER BY capacity_gap > 0 DESC, capacity_ratio, town_code")  # fmt: skip
     assert len(rows) == len(towns()) == len(expected)
