@@ -185,10 +185,26 @@ def test_a_kind_bigger_than_a_sheet_is_split_over_numbered_sheets(deployment, tm
         "桥梁",
         "危险化学品单位",
         "油气长输管道",
+        "地质灾害隐患点",
+        "应急避难场所",
+        "乡镇避难场所容量",
+        "水库和堤防",
+        "供水设施",
         "说明",
     ]
     town = openpyxl.load_workbook(tmp_path / "乡镇" / "隐患台账_金积镇.xlsx")  # every hazard is in 金积镇
-    assert town.sheetnames == [*sheets, "桥梁", "危险化学品单位", "油气长输管道", "说明"]
+    assert town.sheetnames == [
+        *sheets,
+        "桥梁",
+        "危险化学品单位",
+        "油气长输管道",
+        "地质灾害隐患点",
+        "应急避难场所",
+        "乡镇避难场所容量",
+        "水库和堤防",
+        "供水设施",
+        "说明",
+    ]
     for wb in (district, town):
         numbers = []
         for title in sheets:
