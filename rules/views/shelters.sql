@@ -11,9 +11,9 @@ SELECT s.*,
     floor(s.effective_area_m2 / st.min_area_per_person_m2)::BIGINT AS area_capacity,
     st.min_area_per_person_m2,
     s.capacity_people > floor(s.effective_area_m2 / st.min_area_per_person_m2) AS capacity_over_area,
-    list_filter([CASE WHEN s.water = false THEN '应急供水' END, CASE WHEN s.power = false THEN '应急供电' END,
-                 CASE WHEN s.toilets = false THEN '应急厕所' END, CASE WHEN s.sewage = false THEN '排污设施' END,
-                 CASE WHEN s.supplies = false THEN '物资储备' END], lambda x: x IS NOT NULL) AS missing_facilities,
+    concat_ws('、', CASE WHEN s.water = false THEN '应急供水' END, CASE WHEN s.power = false THEN '应急供电' END,
+              CASE WHEN s.toilets = false THEN '应急厕所' END, CASE WHEN s.sewage = false THEN '排污设施' END,
+              CASE WHEN s.supplies = false THEN '物资储备' END) AS missing_facilities,
     NOT coalesce(s.on_fault, false) AND NOT coalesce(s.on_geohazard, false) AND coalesce(s.condition, '') <> '差'
         AS usable,
     least(s.capacity_people, floor(s.effective_area_m2 / st.min_area_per_person_m2)::BIGINT) AS counted_capacity
