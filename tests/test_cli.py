@@ -58,7 +58,7 @@ def test_run_shows_progress_and_writes_every_output(home):
     out = (home / "run_output.txt").read_text()
     assert "[ 1/42]" in out and "[42/42]" in out and "完成 stg_buildings" in out and "简报：" in out
     assert (home / "output" / "briefing" / "简报.pdf").exists()
-    assert len(list((home / "output" / "charts").glob("*.png"))) == 6
+    assert len(list((home / "output" / "charts").glob("*.png"))) == 7
     assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()
 
 
