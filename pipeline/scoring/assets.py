@@ -42,14 +42,15 @@ def score_if_changed(
     inputs = scoring_inputs(con, version, deps)
     ruleset_kind = load_kinds()[kind]
     last, whole = changes.collect(con, deps, ruleset_kind.id)
+    own = changes.owned(deps, ruleset_kind.id)
     if stage_inputs.recorded(con, f"score:{kind}") == inputs:
-        changes.forget(con, deps, last)  # the same rows were staged again: nothing to score
+        changes.forget(con, own, last)  # the same rows were staged again: nothing to score
         return last_scoring(con, kind), False
     base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring"))
     whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
     ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
     result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
-                        lambda c: changes.forget(c, deps, last), spark)  # fmt: skip
+                        lambda c: changes.forget(c, own, last), spark)  # fmt: skip
     stage_inputs.record(con, f"score:{kind}", inputs)
     stage_inputs.record(con, f"score_base:{kind}", base)
     return result, True
