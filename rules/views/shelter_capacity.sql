@@ -2,11 +2,12 @@
 -- capacity, v_shelters) against the people to shelter: its population (rules/reference/town_population.csv) times
 -- the share to shelter (rules/reference/shelter_need.csv, U). One row per town once any shelter has been surveyed
 -- (before that there is no figure to hold against anyone); the town's government answers for it.
+-- Positions are rounded: a float average depends on the order rows are summed, and a re-run must give the same row.
 CREATE OR REPLACE VIEW v_shelter_capacity AS
 WITH s AS (SELECT * FROM v_shelters),
 last_survey AS (
     SELECT max(survey_round) AS survey_round, max(survey_date) AS survey_date, max(source_file) AS source_file,
-           avg(lon) AS lon, avg(lat) AS lat  -- a town without a shelter is placed at the district's shelters' centre
+           round(avg(lon), 6) AS lon, round(avg(lat), 6) AS lat  -- a town without a shelter is placed at the district's shelters' centre
     FROM s
 ), per_town AS (
     SELECT town_code, count(*) AS shelters, count(*) FILTER (WHERE usable) AS usable_shelters,
@@ -27,5 +28,5 @@ FROM ref_town_population p
 CROSS JOIN (SELECT value FROM ref_shelter_need WHERE parameter = 'need_share') n
 CROSS JOIN last_survey l
 LEFT JOIN per_town t ON t.town_code = p.town_code::VARCHAR
-LEFT JOIN (SELECT town_code, avg(lon) AS lon, avg(lat) AS lat FROM s GROUP BY town_code) c ON c.town_code = p.town_code::VARCHAR
+LEFT JOIN (SELECT town_code, round(avg(lon), 6) AS lon, round(avg(lat), 6) AS lat FROM s GROUP BY town_code) c ON c.town_code = p.town_code::VARCHAR
 WHERE l.survey_round IS NOT NULL;
