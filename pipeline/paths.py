@@ -1,7 +1,10 @@
 """Where the project keeps its files. One place, so tests and the CLI can redirect it.
 
 Defaults are relative to the project root; `LITONG_DATA_RAW`, `LITONG_OUTPUT` and
-`LITONG_DB` override them (read when a path is asked for, never at import).
+`LITONG_DB` override them (read when a path is asked for, never at import). The data that defines the survey
+kinds (`schemas/`, `rules/`, `reference/`) can be read from elsewhere with `LITONG_SCHEMAS`, `LITONG_RULES` and
+`LITONG_REFERENCE`: read once, at import, because the kinds they define make the Dagster assets (a test runs the
+CLI in a subprocess over a copy holding one more kind, tests/test_kinds_framework.py).
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS_DIR = PROJECT_ROOT / "schemas"
-REFERENCE_DIR = PROJECT_ROOT / "reference"
-RULES_DIR = PROJECT_ROOT / "rules"
+SCHEMAS_DIR = Path(os.environ.get("LITONG_SCHEMAS", PROJECT_ROOT / "schemas"))
+REFERENCE_DIR = Path(os.environ.get("LITONG_REFERENCE", PROJECT_ROOT / "reference"))
+RULES_DIR = Path(os.environ.get("LITONG_RULES", PROJECT_ROOT / "rules"))
 
 
 def data_raw_dir() -> Path:

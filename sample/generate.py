@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 
 from pipeline.intake.credit_code import CHARSET, check_char, is_valid
 from pipeline.intake.schema import Template, load_template, towns
+from sample import more_kinds as more_kinds_sample
 from sample.tables import load
 
 Rng = np.random.Generator
@@ -1604,6 +1605,7 @@ def generate(
     seed: int = 2023,
     defect_rate: float = 0.03,
     formats: str = "mixed",
+    more_kinds: bool = True,
 ) -> dict[str, Any]:
     """Write a sample survey under out_dir; return the files, rows and defects injected."""
     if formats not in ("mixed", "csv"):
@@ -1628,7 +1630,13 @@ def generate(
     files = [p for kind, r in results.items() for p in _write_kind(out, kind, r.frame, r.specs, mixed)]
     if "bridges" in results and mixed:
         files.append(_bridge_resurvey(out, results["bridges"].frame, np.random.default_rng(seed + 2024)))
-    return _summary(out, files, results, formats, seed, defect_rate)
+    more_rows: dict[str, int] = {}
+    if more_kinds:  # geological hazard points, shelters, reservoirs and dykes, water supply (issue 29 §5)
+        more_files, more_rows = more_kinds_sample.generate(out, seed)
+        files += more_files
+    summary = _summary(out, files, results, formats, seed, defect_rate)
+    summary["rows"].update(more_rows)
+    return summary
 
 
 RESURVEY_ROUND = "2024-2"  # reference/survey_rounds.csv: 2024年地震风险隐患排查（复查）

@@ -56,9 +56,9 @@ def _query(root, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_run_shows_progress_and_writes_every_output(home):
     out = (home / "run_output.txt").read_text()
-    assert "[ 1/28]" in out and "[28/28]" in out and "完成 stg_buildings" in out and "简报：" in out
+    assert "[ 1/42]" in out and "[42/42]" in out and "完成 stg_buildings" in out and "简报：" in out
     assert (home / "output" / "briefing" / "简报.pdf").exists()
-    assert len(list((home / "output" / "charts").glob("*.png"))) == 6
+    assert len(list((home / "output" / "charts").glob("*.png"))) == 7
     assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()
 
 
@@ -91,7 +91,7 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     out = capsys.readouterr().out
     assert (
-        "已执行 1 行" in out and "[ 1/9]" in out and "[ 9/9]" in out and "完成 published_snapshot" in out
+        "已执行 1 行" in out and "[ 1/10]" in out and "[10/10]" in out and "完成 published_snapshot" in out
     )  # the refresh
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
     assert list((home / "output" / "receipts" / unit / "feedback").rglob("*_回执.xlsx"))
@@ -191,7 +191,7 @@ def test_rules_and_templates(home, capsys):
     (b09,) = [line for line in out.splitlines() if line.strip().startswith("B09")]
     assert f"触发 {fired:,}/{assets:,}（{fired / assets:.1%}）" in b09  # how often it fires on the current data
     assert main(["templates"]) == 0
-    assert len(list((home / "output" / "templates").glob("*模板.xlsx"))) == 7  # five surveys, two feedbacks
+    assert len(list((home / "output" / "templates").glob("*模板.xlsx"))) == 11  # nine surveys, two feedbacks
 
 
 def test_a_run_that_fails_says_its_figures_are_not_from_this_run(home, capsys, monkeypatch):

@@ -8,8 +8,10 @@ from pipeline.definitions import defs
 def test_definitions_load_with_the_expected_assets_and_groups():
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    kinds = ["buildings", "bridges", "hazchem_sites", "hazchem_inventory", "pipelines"]
-    scored = ["buildings", "bridges", "hazchem_sites", "pipelines"]
+    kinds = ["buildings", "bridges", "hazchem_sites", "hazchem_inventory", "pipelines",
+             "geohazards", "shelters", "reservoirs", "water_supply"]  # issue 29's kinds, from their files  # fmt: skip
+    scored = ["buildings", "bridges", "hazchem_sites", "pipelines",
+              "geohazards", "shelters", "shelter_capacity", "reservoirs", "water_supply"]  # fmt: skip
     expected = {f"raw_{k}" for k in kinds} | {f"stg_{k}" for k in kinds} | {f"scores_{k}" for k in scored}
     expected |= {
         "blank_templates",
@@ -25,7 +27,7 @@ def test_definitions_load_with_the_expected_assets_and_groups():
         "quake_follow_up",
     }
     expected |= {f"chart_{c}" for c in ["levels_by_town", "open_hazards_by_unit", "rectification_progress",
-                                         "asset_map", "top_assets", "hazchem_grades"]}  # fmt: skip
+                                         "asset_map", "top_assets", "hazchem_grades", "shelter_capacity"]}  # fmt: skip
     assert keys == expected
     groups = {k.to_user_string(): graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups["raw_buildings"] == "intake" and groups["stg_buildings"] == "validation"

@@ -21,7 +21,8 @@ def test_sample_intake_accounts_for_every_row(sample):
     per_kind = dict(deployment.query(
         "SELECT kind, sum(rows_read) FROM intake_files WHERE is_current AND status = 'ingested' GROUP BY kind"))  # fmt: skip
     assert per_kind == {"buildings": 20000, "bridges": 211, "hazchem_sites": 40, "hazchem_inventory": 101,
-                        "pipelines": 15, "feedback": 30089}  # 150 bridges in 2023-1, 61 resurveyed in 2024-2  # fmt: skip
+                        "pipelines": 15, "geohazards": 36, "shelters": 22, "reservoirs": 6, "water_supply": 8,
+                        "feedback": 30153}  # 150 bridges in 2023-1, 61 resurveyed in 2024-2  # fmt: skip
     for kind, rows in per_kind.items():
         valid = deployment.query(f"SELECT count(*) FROM stg_{kind}")[0][0]
         refused = deployment.query("SELECT count(*) FROM quarantine WHERE kind = ?", [kind])[0][0]
@@ -30,8 +31,8 @@ def test_sample_intake_accounts_for_every_row(sample):
     assert 0.02 <= refused_share <= 0.05
     receipts = list((deployment.output / "receipts").rglob("*_回执.xlsx"))
     feedback_receipts = [r for r in receipts if r.parent.parent.name == "feedback"]
-    assert len(receipts) - len(feedback_receipts) == 20  # one per survey file
-    assert len(feedback_receipts) == 167  # one per feedback file
+    assert len(receipts) - len(feedback_receipts) == 36  # one per survey file (13 towns' shelter files among them)
+    assert len(feedback_receipts) == 174  # one per feedback file
 
 
 def test_sample_scores_have_sensible_level_shares(sample):

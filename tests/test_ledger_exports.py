@@ -38,6 +38,11 @@ def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
         "桥梁",
         "危险化学品单位",
         "油气长输管道",
+        "地质灾害隐患点",
+        "应急避难场所",
+        "乡镇避难场所容量",
+        "水库和堤防",
+        "供水设施",
         "说明",
     ]
     ws = wb["房屋建筑"]

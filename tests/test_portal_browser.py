@@ -171,7 +171,7 @@ def test_leaders_page_reads_on_a_phone(browser, site):
     page.goto(site.url + "/leaders")
     found = _published(site, "SELECT count(*) FROM hazards WHERE status <> '已撤销'")[0][0]
     assert f"{found:,}" in page.inner_text("#headline")
-    assert page.locator(".charts img").count() == 6
+    assert page.locator(".charts img").count() == 7
     assert all(
         page.evaluate("i => i.naturalWidth", img.element_handle()) > 0 for img in page.locator(".charts img").all()
     )

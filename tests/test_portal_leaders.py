@@ -172,3 +172,26 @@ def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
     ]
     assert other not in listed  # only that town's
     assert any(h in listed for (h,) in expected)
+
+
+def test_the_leaders_page_holds_each_towns_shelter_capacity_against_its_people(site):
+    """Issue 29 §3: per town, usable shelter capacity against the people to shelter, the towns short first, with
+    the population's source; a town's choice shows that town only."""
+    s = login(site, "analyst")
+    html = s.get(site.url + "/leaders").text
+    table = re.search(r'<table id="shelter-capacity">.*?</table>', html, re.S).group(0)
+    rows = [text_of(r).strip() for r in re.findall(r"<tr(?: class=\"short\")?>(.*?)</tr>", table, re.S)[1:]]
+    expected = _sql(site, "SELECT town_name, people_to_shelter, usable_capacity, capacity_gap FROM v_shelter_capacity "
+                          "ORDER BY capacity_gap > 0 DESC, capacity_ratio, town_code")  # fmt: skip
+    assert len(rows) == len(towns()) == len(expected)
+    for row, (name, need, capacity, gap) in zip(rows, expected, strict=True):
+        assert row.startswith(name) and f"{need:,}" in row and f"{capacity:,}" in row
+        assert (f"{gap:,}" in row) if gap > 0 else "—" in row
+    short = [e for e in expected if e[3] > 0]
+    assert 0 < len(short) < len(expected) and table.count('class="short"') == len(short)
+    assert "常住人口来源：U：未找到利通区第七次全国人口普查" in text_of(html)
+    town = _sql(site, "SELECT town_code FROM v_shelter_capacity WHERE capacity_gap > 0 ORDER BY town_code LIMIT 1")[0][
+        0
+    ]
+    one = re.search(r'<table id="shelter-capacity">.*?</table>', s.get(f"{site.url}/leaders?town={town}").text, re.S)
+    assert one.group(0).count("<tr") == 2  # the header and that town

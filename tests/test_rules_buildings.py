@@ -297,7 +297,9 @@ def test_the_worklist_lists_an_unappraised_school_first_then_low_s_by_score(con,
 def test_the_sample_generator_fills_the_self_built_finding(tmp_path: Path):
     from sample.generate import generate
 
-    summary = generate(tmp_path, buildings=3000, bridges=0, sites=0, pipelines=0, formats="csv", defect_rate=0)
+    summary = generate(
+        tmp_path, buildings=3000, bridges=0, sites=0, pipelines=0, formats="csv", defect_rate=0, more_kinds=False
+    )
     values: dict[str, int] = {}
     for f in summary["files"]:
         with open(tmp_path / f, encoding="utf-8") as fh:

@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from pipeline.intake.credit_code import is_valid
-from pipeline.intake.schema import KINDS, load_template, units
+from pipeline.intake.schema import KINDS, load_template, towns, units
 from sample.generate import (
     DEFECT_KINDS,
     GBK_TOWNS,
@@ -48,7 +48,9 @@ def test_files_follow_the_upload_layout(sample: tuple[Path, dict]) -> None:
     by_unit = {(f.parts[0], f.parts[1]) for f in files}
     assert by_unit == {("buildings", "ZJJ"), ("buildings", "JYJ"), ("buildings", "WJJ"),
                        ("bridges", "ZJJ"), ("hazchem_sites", "YJJ"),
-                       ("hazchem_inventory", "YJJ"), ("pipelines", "FGJ")}  # fmt: skip
+                       ("hazchem_inventory", "YJJ"), ("pipelines", "FGJ"), ("geohazards", "ZRJ"),
+                       ("reservoirs", "SWJ"), ("water_supply", "SWJ"),
+                       *(("shelters", f"T{code[-3:]}") for code in towns())}  # issue 29: each town its shelters  # fmt: skip
     town_files = [f for f in files if f.parts[:2] == ("buildings", "ZJJ")]
     assert len(town_files) == 13
 
@@ -122,7 +124,7 @@ def test_every_defect_kind_is_injected_at_about_the_rate(sample: tuple[Path, dic
 
 def test_defect_share_matches_the_rate_on_a_bigger_csv_run(tmp_path: Path) -> None:
     summary = generate(tmp_path, buildings=5000, bridges=0, sites=0, pipelines=0, formats="csv",
-                       defect_rate=0.05)  # fmt: skip
+                       defect_rate=0.05, more_kinds=False)  # fmt: skip
     assert summary["rows"] == {"buildings": 5000}
     assert summary["defective_rows"] == pytest.approx(250, abs=3)
     lines = 0

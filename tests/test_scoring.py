@@ -27,7 +27,17 @@ def test_the_shipped_rule_set_is_accepted_and_versioned():
     assert RULESET.problems == []
     ruleset = load_ruleset()
     assert len(ruleset.version) == 16 and ruleset.version == load_ruleset().version
-    assert {r.kind for r in ruleset.rules} == {"buildings", "bridges", "hazchem_sites", "pipelines"}
+    assert {r.kind for r in ruleset.rules} == {
+        "buildings",
+        "bridges",
+        "hazchem_sites",
+        "pipelines",
+        "geohazards",
+        "shelters",
+        "shelter_capacity",
+        "reservoirs",
+        "water_supply",
+    }
 
 
 @pytest.mark.parametrize("rule", RULESET.rules, ids=[r.id for r in RULESET.rules])

@@ -37,7 +37,7 @@ def test_the_small_path_fails_the_same_rows_as_great_expectations_on_the_sample(
     con = duckdb.connect(str(deployment.db), read_only=True)
     try:
         lo, hi = con.execute(f"SELECT min(_row_key) - 1, max(_row_key) FROM {norm_table(kind)}").fetchall()[0]
-        assert hi and hi - lo > 10, f"the sample has rows of {kind}"
+        assert hi and hi - lo > 5, f"the sample has rows of {kind}"  # 6 reservoirs and dykes, 8 water works (issue 29)
         load = column_loader(con, norm_table(kind), lo, hi)
         expectations = row_expectations(t, TODAY)
         by_ge, ge_ok = run_suite(load, t, expectations)

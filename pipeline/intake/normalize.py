@@ -81,8 +81,9 @@ def _town_name_of(expr: str) -> str:
     return f"CASE {expr} {cases} END"
 
 
-def field_columns(f: Field) -> list[str]:
-    """SQL select items for one field, reading the cleaned column `c."<key>"`."""
+def field_columns(f: Field, town_name: bool = True) -> list[str]:
+    """SQL select items for one field, reading the cleaned column `c."<key>"` (`town_name`: the template has a
+    乡镇 column, which stands in for a missing town code)."""
     c = f"c.{quote(f.key)}"
     k = quote(f.key)
     txt = quote(f.key + "__txt")
@@ -95,7 +96,7 @@ def field_columns(f: Field) -> list[str]:
         cases = " ".join(f"WHEN {lit(a)} THEN {lit(v)}" for a, v in f.spelling_map().items())
         return [f"CASE {c} {cases} ELSE {_not_unknown(c, f)} END AS {k}"]
     if f.type == "town_code":
-        name = "c.town_name" if f.key == "town_code" else "NULL"
+        name = "c.town_name" if f.key == "town_code" and town_name else "NULL"
         return [f"coalesce({_town_code_of(_not_unknown(c, f))}, {_town_code_of(name)}) AS {k}"]
     if f.type == "town_list":
         parts = f"list_filter(string_split_regex({_not_unknown(c, f)}, '[;；、,，\\s]+'), lambda x: x <> '')"
@@ -172,7 +173,7 @@ def normalize_sql(t: Template, first_key: int = 0) -> str:
         f"{'clean_free_text' if is_free_text(f, t) else 'clean_text'}(r.{quote(f.key)}) AS {quote(f.key)}"
         for f in t.fields
     )
-    typed = ", ".join(item for f in t.fields for item in field_columns(f))
+    typed = ", ".join(item for f in t.fields for item in field_columns(f, t.has("town_name")))
     checks = [f"({chk.sql}) AS {quote('_chk_' + chk.id)}" for chk in t.checks]
     checks += builtin_checks(t)
     scope = "f.file_id" if t.unique_within == "file" else "f.survey_round"

@@ -18,13 +18,19 @@ import yaml
 from pipeline import registry
 from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
 
-KINDS: tuple[str, ...] = (
-    "buildings",
-    "bridges",
-    "hazchem_sites",
-    "hazchem_inventory",
-    "pipelines",
-)
+
+def survey_kinds(schemas_dir: Path = SCHEMAS_DIR) -> tuple[str, ...]:
+    """The survey kinds: every template in `schemas/` with an `order` (the order of every list that shows them).
+    Adding a kind is adding its files (schemas/README.md); no list of kinds lives in Python."""
+    found = []
+    for path in schemas_dir.glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if isinstance(raw, dict) and "order" in raw:
+            found.append((raw["order"], raw["kind"]))
+    return tuple(k for _, k in sorted(found))
+
+
+KINDS: tuple[str, ...] = survey_kinds()
 # Every template, including the rectification feedback (template part 5) and the units' 灾情反馈 after an
 # earthquake, which are not surveys.
 TEMPLATE_KINDS: tuple[str, ...] = (*KINDS, "feedback", "quake_feedback")

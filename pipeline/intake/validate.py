@@ -69,7 +69,7 @@ class ValidationResult:
     ge_success: bool = True
 
 
-def _field_expectations(f: Field, today: dt.date) -> list[Expectation]:
+def _field_expectations(f: Field, today: dt.date, town_name: bool = True) -> list[Expectation]:
     k, cols = f.key, (f.key,)
     txt = f"{k}__txt" if f.type in TYPE_REGEX else k
     out = []
@@ -100,7 +100,7 @@ def _field_expectations(f: Field, today: dt.date) -> list[Expectation]:
                                cols, f"格式不正确，应形如{f.example}"))  # fmt: skip
     if f.type == "town_code":
         out.append(Expectation("ExpectColumnValuesToBeInSet", k, {"value_set": list(towns())},
-                               f"{k}:known_town", (k, "town_name") if k == "town_code" else cols,
+                               f"{k}:known_town", (k, "town_name") if k == "town_code" and town_name else cols,
                                "乡镇代码或名称不存在，应为利通区13个乡镇之一（见模板“代码表”）"))  # fmt: skip
     if f.type == "town_list":
         out.append(Expectation("ExpectColumnValuesToBeNull", f"{k}__bad", {}, f"{k}:known_town", cols,
@@ -127,7 +127,7 @@ CROSS_CHECKS = ("id_conflict", "exact_repeat")  # plus each cross-kind check: th
 
 def row_expectations(t: Template, today: dt.date) -> list[Expectation]:
     """The checks of one row alone (a file version's rows are checked once: file_versions.py)."""
-    out = [e for f in t.fields for e in _field_expectations(f, today)]
+    out = [e for f in t.fields for e in _field_expectations(f, today, t.has("town_name"))]
     for chk in t.checks:
         out.append(_flag(f"_chk_{chk.id}", chk.id, chk.columns, chk.message))
     if t.has("town_code") and t.has("town_name"):

@@ -22,6 +22,7 @@ import duckdb
 
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.paths import RULES_DIR
+from pipeline.scoring.ruleset import load_kinds
 
 LABELS_CSV = RULES_DIR / "reference" / "evidence_labels.csv"
 BLANK_FIELD, BLANK_DERIVED = "未填报", "无"
@@ -39,8 +40,8 @@ def evidence_labels() -> dict[tuple[str, str], tuple[str, str]]:
     """(kind, key) -> (label, what an empty value reads as): template headers first, then the derived labels
     (the same for every kind)."""
     out: dict[tuple[str, str], tuple[str, str]] = {}
-    for kind in KINDS:
-        for field in load_template(kind).fields:
+    for kind in dict.fromkeys((*KINDS, *load_kinds())):  # a scored kind without a template (a view that aggregates)
+        for field in load_template(kind).fields if kind in KINDS else ():
             out[(kind, field.key)] = (field.header, BLANK_FIELD)
         for key, label in derived_labels().items():
             out.setdefault((kind, key), (label, BLANK_DERIVED))

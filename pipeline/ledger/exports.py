@@ -47,6 +47,7 @@ from pipeline.ledger.model import (
 )
 from pipeline.manifest import Manifest
 from pipeline.paths import PROJECT_ROOT
+from pipeline.scoring.ruleset import load_kinds
 from pipeline.xlsx_stream import (
     PERCENT_FORMAT,
     StreamedWorkbook,
@@ -56,7 +57,7 @@ from pipeline.xlsx_stream import (
     streamed_workbook,
 )
 
-KIND_ZH = {"buildings": "房屋建筑", "bridges": "桥梁", "hazchem_sites": "危险化学品单位", "pipelines": "油气长输管道"}
+KIND_ZH = {k: spec.title for k, spec in load_kinds().items()}  # rules/kinds.yaml, in its order
 LEDGER_COLUMNS = {
     "hazard_no": "隐患编号", "kind_zh": "资产类别", "asset_id": "资产编码", "asset_name": "资产名称",
     "town_name": "乡镇", "lon": "经度", "lat": "纬度", "description": "隐患描述", "hazard_grade": "隐患等级",

@@ -9,6 +9,7 @@ import duckdb
 
 from pipeline.clock import BEIJING_NOW_SQL
 from pipeline.paths import REFERENCE_DIR
+from pipeline.scoring.ruleset import load_kinds
 
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
 OVERDUE_STATUSES = ("待整改", "整改中")
@@ -36,13 +37,9 @@ SUPERVISING, SUPERVISE_CLOSED, SUPERVISE_AWAITING_CLOSE = "督办中", "已核�
 # 风险等级 (the asset's colour, 风险分级) is another axis than 隐患等级 (一般/重大, the hazard's own): it is shown
 # colour first, 红色（重大风险）, so that it is not read as 重大隐患.
 RISK_COLOUR_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
-KIND_PREFIX = {"buildings": "JZ", "bridges": "QL", "hazchem_sites": "WH", "pipelines": "GD"}
-HARM_ZH = {
-    "buildings": "地震时可能倒塌或局部破坏，造成人员伤亡",
-    "bridges": "地震时可能落梁或垮塌，中断救灾通道",
-    "hazchem_sites": "地震时可能引发危险化学品泄漏、火灾或爆炸",
-    "pipelines": "地震时可能破裂泄漏，引发火灾爆炸或环境污染",
-}
+# Per kind, from rules/kinds.yaml: the numbering prefix and what an earthquake may do.
+KIND_PREFIX = {k: spec.prefix for k, spec in load_kinds().items()}
+HARM_ZH = {k: spec.harm for k, spec in load_kinds().items()}
 
 HAZARD_COLUMNS = """
     hazard_no VARCHAR PRIMARY KEY, kind VARCHAR, asset_id VARCHAR, asset_name VARCHAR, rule_id VARCHAR,

@@ -1111,14 +1111,19 @@ def _reading_routes(app: FastAPI, state: PortalState) -> None:
                  "无权查看其他单位的看板：单位视图只对本单位、其监管单位、领导和分析人员开放")  # fmt: skip
         head, by_town, by_unit = state.snapshots.cached(("leaders", state.today(), town, unit),
                                                         lambda: _leaders(state, town, unit))  # fmt: skip
+        shelters = state.snapshots.cached(("leader_shelters", town), lambda: _shelters(state, town))
         charts = [(n, t) for n, t in CHARTS if (settings.output / "charts" / f"{n}.png").is_file()]
         figures = _figures(state, town, unit)
         months = _last_month(state)  # each town's found and closed last month, beside this month's
         by_town = [dict(r, 上月=months.get(r["乡镇代码"], (0, 0))) for r in by_town]
         return state.render(request, "leaders.html", session, head=head, by_town=reads.worst_first(by_town),
                             by_unit=by_unit, charts=charts, town=town, unit=unit, towns=towns(), figures=figures,
-                            scope=_scope(town, unit),
+                            scope=_scope(town, unit), shelters=shelters,
                             briefing=(settings.output / "briefing" / "简报.pdf").is_file())  # fmt: skip
+
+    def _shelters(state: PortalState, town: str) -> list[dict]:
+        with state.snapshots.cursor() as cur:
+            return reads.shelter_capacity(cur, town) if cur else []
 
     @app.get("/leaders/figure/{key}", response_class=HTMLResponse)
     def leader_figure(request: Request, key: str, town: str = "", unit: str = ""):

@@ -402,6 +402,26 @@ def headline(cur: duckdb.DuckDBPyConnection, ledger: str, town: str = "", unit: 
     return out
 
 
+def shelter_capacity(cur: duckdb.DuckDBPyConnection, town: str = "") -> list[dict]:
+    """Per town (or the one town): usable shelter capacity against the people to shelter (v_shelter_capacity in
+    the publication; none before any shelter is surveyed), the towns short of it first, with the population's source."""
+    if not cur.execute(
+        "SELECT 1 FROM duckdb_views() WHERE view_name = 'v_shelter_capacity' AND NOT internal"
+    ).fetchall():
+        return []
+    c = cur.execute(
+        """SELECT c.town_code AS 乡镇代码, c.town_name AS 乡镇, c.population AS 常住人口, c.people_to_shelter AS 需避难人数,
+                  c.usable_capacity AS 可用避难容量, greatest(c.capacity_gap, 0) AS 容量缺口, c.capacity_ratio AS 满足率,
+                  c.usable_shelters AS 可用场所数, c.shelters AS 场所数, p.source AS 人口来源
+           FROM v_shelter_capacity c LEFT JOIN ref_town_population p ON p.town_code::VARCHAR = c.town_code
+           WHERE $town IS NULL OR c.town_code = $town
+           ORDER BY c.capacity_gap > 0 DESC, c.capacity_ratio, c.town_code""",
+        {"town": town or None},
+    )
+    names = [d[0] for d in c.description]
+    return [dict(zip(names, r, strict=True)) for r in c.fetchall()]
+
+
 # --- the leaders' figures for a town or a unit (issue 27 §3) ------------------------------------------------
 
 LEVELS_ZH = (("red", "红色（重大）"), ("orange", "橙色（较大）"), ("yellow", "黄色（一般）"), ("blue", "蓝色（低）"))

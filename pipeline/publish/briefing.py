@@ -16,7 +16,7 @@ import pandas as pd
 from pipeline.atomic import atomic_path
 from pipeline.clock import as_of_label
 from pipeline.ledger.model import OVERDUE_KINDS
-from pipeline.publish.charts import CHARTS_BY_NAME
+from pipeline.publish.charts import CHARTS_BY_NAME, shelter_shortfall
 from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.inputs import PublishInputs, short_town
 from pipeline.publish.render import new_figure
@@ -25,7 +25,8 @@ from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, che
 A4_INCHES = (8.27, 11.69)
 BRIEFING_CHARTS = ("levels_by_town", "open_hazards_by_unit", "rectification_progress")
 MAX_LISTED = 8  # overdue 重大隐患 listed one by one; all of them are counted per unit
-HEIGHTS = (0.55, 0.75, 3.3, 2.0, 3.3, 0.25)  # header, tiles, two charts, progress, overdue list, footer
+HEIGHTS = (0.55, 0.75, 3.3, 2.0, 3.3, 0.4)  # header, tiles, two charts, progress, overdue list, footer (2 lines)
+MAX_SHORT_TOWNS = 5  # towns short of shelter capacity named on the briefing (the chart names them all)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,24 @@ def overdue_major(inp: PublishInputs) -> pd.DataFrame:
     return inp.overdue_major
 
 
+def shelter_line(inp: PublishInputs) -> str | None:
+    """The standing shelter figure (issue 29 §3): the district's usable shelter capacity against the people to
+    shelter, and the towns short of it (None before any shelter is surveyed)."""
+    table = CHARTS_BY_NAME["shelter_capacity"].table(inp)
+    if table.empty:
+        return None
+    short = shelter_shortfall(table)
+    head = (f"应急避难场所：全区可用容量{int(table['可用避难容量'].sum()):,}人，"
+            f"需避难{int(table['需避难人数'].sum()):,}人；")  # fmt: skip
+    if short.empty:
+        return head + "各乡镇容量均满足。"
+    named = "、".join(
+        f"{short_town(r['乡镇'])}缺{r['容量缺口']:,}人" for _, r in short.head(MAX_SHORT_TOWNS).iterrows()
+    )
+    more = f"等{len(short)}个乡镇" if len(short) > MAX_SHORT_TOWNS else ""
+    return head + f"{len(short)}个乡镇容量不足：{named}{more}。"
+
+
 # Where a leader finds the full list: the portal's page or the bureau, never a file path (issue 25 §8).
 FOOTER_ZH = (
     "数据：各部门调查上报及整改反馈；逾期按{as_of:%Y年%m月%d日}计。"
@@ -95,7 +114,9 @@ def briefing_figure(inp: PublishInputs) -> tuple[Headline, object]:
         chart = CHARTS_BY_NAME[name]
         chart.draw(sub, chart.table(inp), inp, compact=True)
     _overdue_list(overdue, overdue_major(inp))
-    footer.text(0.01, 0.5, FOOTER_ZH.format(as_of=inp.as_of), fontsize=7, color=MUTED, va="center")
+    if line := shelter_line(inp):
+        footer.text(0.01, 0.78, line, fontsize=7.5, color=INK, va="center")
+    footer.text(0.01, 0.28, FOOTER_ZH.format(as_of=inp.as_of), fontsize=7, color=MUTED, va="center")
     return head, fig
 
 

@@ -349,6 +349,44 @@ def draw_hazchem(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = F
     ax.grid(axis="y", alpha=0.3)
 
 
+# ---------------------------------------------------------------------------------------------
+# Shelter capacity per town against the people to shelter (issue 29 §3)
+# ---------------------------------------------------------------------------------------------
+def shelter_capacity_table(inp: PublishInputs) -> pd.DataFrame:
+    c = inp.shelter_capacity
+    return pd.DataFrame({
+        "乡镇": c["town_name"].tolist(), "常住人口": c["population"].astype(int).tolist(),
+        "需避难人数": c["people_to_shelter"].astype(int).tolist(), "可用避难容量": c["usable_capacity"].astype(int).tolist(),
+        "容量缺口": c["capacity_gap"].clip(lower=0).astype(int).tolist(), "可用场所数": c["usable_shelters"].astype(int).tolist(),
+    })  # fmt: skip
+
+
+def shelter_shortfall(table: pd.DataFrame) -> pd.DataFrame:
+    """The towns short of capacity, largest gap first."""
+    return table[table["容量缺口"] > 0].sort_values("容量缺口", ascending=False, kind="stable")
+
+
+def draw_shelter_capacity(fig, table: pd.DataFrame, inp: PublishInputs, compact: bool = False) -> None:
+    title = "各乡镇应急避难场所容量与需避难人数"
+    ax = _axes_or_empty(fig, title, table.empty)
+    if ax is None:
+        return
+    rows = table.iloc[::-1]
+    y = range(len(rows))
+    short = rows["容量缺口"] > 0
+    ax.barh(y, rows["需避难人数"], color="white", edgecolor=INK, linewidth=0.8, label="需避难人数")
+    ax.barh(y, rows["可用避难容量"], height=0.5, color=[OVERDUE_COLOUR if s else "#59a14f" for s in short],
+            label="可用避难容量（红：不足）")  # fmt: skip
+    ax.set_yticks(list(y), [short_town(t) for t in rows["乡镇"]])
+    for i, (cap, need) in enumerate(zip(rows["可用避难容量"], rows["需避难人数"], strict=True)):
+        ax.text(max(cap, need), i, f" {cap / need:.0%}" if need else "", va="center", fontsize=7, color=MUTED)
+    ax.set_xlabel("人")
+    n_short = int(short.sum())
+    ax.set_title(f"{title}：{n_short}个乡镇容量不足" if n_short else f"{title}：各乡镇容量均满足")
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+
+
 CHARTS: list[Chart] = [
     Chart("levels_by_town", "各乡镇风险等级", "scores", levels_by_town_table, draw_levels_by_town,
           lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (16, 7)),
@@ -365,5 +403,8 @@ CHARTS: list[Chart] = [
     Chart("hazchem_grades", "危险化学品重大危险源分级", "scores", hazchem_table, draw_hazchem,
           lambda t: int(t["按GB 18218计算"].sum()) if len(t) else 0,
           lambda i: i.scored_total("hazchem_sites"), "已评分危险化学品单位", (9, 5)),
+    Chart("shelter_capacity", "各乡镇应急避难场所容量", "scores", shelter_capacity_table, draw_shelter_capacity,
+          lambda t: int(t["可用避难容量"].sum()) if len(t) else 0,
+          lambda i: int(i.shelter_capacity["counted"].sum()), "可用避难容量（人）", (9, 6)),
 ]  # fmt: skip
 CHARTS_BY_NAME = {c.name: c for c in CHARTS}

@@ -125,6 +125,25 @@ class PublishInputs:
             "FROM scores ORDER BY score DESC, raw_points DESC, n_hazards DESC, asset_id LIMIT ?", [TOP_N]))  # fmt: skip
 
     @cached_property
+    def shelter_capacity(self) -> pd.DataFrame:
+        """Per town: the capacity of its usable shelters against the people it must shelter (v_shelter_capacity,
+        rules/views/shelter_capacity.sql), one row per town once any shelter has been surveyed; with the usable
+        capacity counted again from the shelters (the chart's check)."""
+        columns = ["town_code", "town_name", "population", "people_to_shelter", "usable_capacity", "capacity_gap",
+                   "capacity_ratio", "shelters", "usable_shelters", "counted"]  # fmt: skip
+        has_view = self.con.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = 'v_shelter_capacity' AND NOT internal"
+        ).fetchall()[0][0]
+        if not has_view:
+            return pd.DataFrame({c: [] for c in columns}, dtype=object)
+        return self.con.execute(
+            "SELECT c.town_code, c.town_name, c.population, c.people_to_shelter, c.usable_capacity, c.capacity_gap, "
+            "c.capacity_ratio, c.shelters, c.usable_shelters, "
+            "(SELECT coalesce(sum(s.counted_capacity), 0) FROM v_shelters s WHERE s.usable AND s.town_code = c.town_code) "
+            "AS counted FROM v_shelter_capacity c ORDER BY c.town_code"
+        ).df()
+
+    @cached_property
     def hazchem_grades(self) -> pd.DataFrame:
         """One row per scored hazchem site: computed and declared GB 18218 grade."""
         has_view = self.con.execute(

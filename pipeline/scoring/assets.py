@@ -18,12 +18,8 @@ from pipeline.scoring.explain import top_assets_markdown
 from pipeline.scoring.ruleset import install, load_kinds, load_ruleset, ruleset_version
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
 
-SCORED_KINDS = {
-    "buildings": ["stg_buildings"],
-    "bridges": ["stg_bridges"],
-    "hazchem_sites": ["stg_hazchem_sites", "stg_hazchem_inventory"],
-    "pipelines": ["stg_pipelines"],
-}
+# Every kind of rules/kinds.yaml, with the staging tables its view reads.
+SCORED_KINDS = {k: spec.deps for k, spec in load_kinds().items()}
 
 
 def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: list[str]) -> str:
@@ -46,14 +42,15 @@ def score_if_changed(
     inputs = scoring_inputs(con, version, deps)
     ruleset_kind = load_kinds()[kind]
     last, whole = changes.collect(con, deps, ruleset_kind.id)
+    own = changes.owned(deps, ruleset_kind.id)
     if stage_inputs.recorded(con, f"score:{kind}") == inputs:
-        changes.forget(con, deps, last)  # the same rows were staged again: nothing to score
+        changes.forget(con, own, last)  # the same rows were staged again: nothing to score
         return last_scoring(con, kind), False
     base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring"))
     whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
     ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
     result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
-                        lambda c: changes.forget(c, deps, last), spark)  # fmt: skip
+                        lambda c: changes.forget(c, own, last), spark)  # fmt: skip
     stage_inputs.record(con, f"score:{kind}", inputs)
     stage_inputs.record(con, f"score_base:{kind}", base)
     return result, True

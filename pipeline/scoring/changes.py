@@ -40,6 +40,13 @@ def collect(con: duckdb.DuckDBPyConnection, deps: list[str], id_column: str) -> 
     return last, whole
 
 
+def owned(deps: list[str], id_column: str) -> list[str]:
+    """The staging tables whose log entries the kind consumes: those whose rows name its assets. A kind whose view
+    aggregates another kind's survey (shelter_capacity over the shelters) reads their entries, always scores
+    whole, and leaves the entries to the kind that owns them (else that kind would miss its changed assets)."""
+    return [d for d in deps if id_column in load_template(d.removeprefix("stg_")).id_keys]
+
+
 def forget(con: duckdb.DuckDBPyConnection, deps: list[str], last: int) -> None:
     """Drop the entries read (later ones, logged meanwhile, stay)."""
     con.execute("DELETE FROM staged_changes WHERE list_contains(?, kind) AND seq <= ?", [staged_kinds(deps), last])

@@ -74,6 +74,15 @@ class KindSpec:
     owner_code: str | None = None  # an enterprise owns the asset: its credit code is the responsible party
     owner_name: str | None = None
     sector: str | None = None  # the asset's sector, the key of reference/supervision.csv (its supervisor)
+    title: str = ""  # the kind as people read it (资产类别 in the ledger, charts, briefing)
+    prefix: str = ""  # the ledger's numbering prefix (隐患编号 JZ-…)
+    harm: str = ""  # what an earthquake may do with a hazard of the kind (the ledger's 隐患描述)
+    staging: tuple[str, ...] = ()  # the staging tables the view reads (default: stg_<kind>)
+    examples: str = "survey"  # "view": the rules' examples are rows of the view itself (a view that aggregates)
+
+    @property
+    def deps(self) -> list[str]:
+        return list(self.staging) or [f"stg_{self.kind}"]
 
 
 @dataclass
@@ -173,7 +182,8 @@ def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
     specs = {}
     for k, v in raw.items():
         owner = v.pop("owner", None) or {}
-        specs[k] = KindSpec(kind=k, **v, owner_code=owner.get("code"), owner_name=owner.get("name"))
+        staging = tuple(v.pop("staging", None) or ())
+        specs[k] = KindSpec(kind=k, **v, staging=staging, owner_code=owner.get("code"), owner_name=owner.get("name"))
     return specs
 
 
@@ -225,8 +235,17 @@ def install(con: duckdb.DuckDBPyConnection, rules_dir: Path = RULES_DIR) -> None
             f"CREATE OR REPLACE TABLE ref_{csv_path.stem} AS SELECT * FROM read_csv(?, header=true)",
             [str(csv_path)],
         )
-    for sql_path in sorted((rules_dir / "views").glob("*.sql")):
-        con.execute(sql_path.read_text(encoding="utf-8"))
+    pending = sorted((rules_dir / "views").glob("*.sql"))
+    while pending:  # a view may read another view (v_shelter_capacity reads v_shelters): retry until none is left
+        failed: list[tuple[Path, duckdb.Error]] = []
+        for sql_path in pending:
+            try:
+                con.execute(sql_path.read_text(encoding="utf-8"))
+            except duckdb.CatalogException as e:
+                failed.append((sql_path, e))
+        if len(failed) == len(pending):
+            raise failed[0][1]
+        pending = [p for p, _ in failed]
 
 
 def verify(ruleset: RuleSet) -> None:
@@ -267,7 +286,7 @@ def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rul
         for r in batched:
             ids = list(expected[r.id])
             rows = con.execute(
-                f"SELECT {quote(spec.id)} FROM {spec.view} "
+                f"SELECT {quote(spec.id)} FROM {example_source(con, spec)} "
                 f"WHERE list_contains(?::VARCHAR[], {quote(spec.id)}) AND coalesce(({r.when}), false)",
                 [ids],
             ).fetchall()
@@ -286,7 +305,7 @@ def _verify_kind(con: duckdb.DuckDBPyConnection, spec: KindSpec, rules: list[Rul
 def _compile_problem(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule) -> str | None:
     try:
         cols = ", ".join(quote(c) for c in r.evidence) or "1"
-        con.execute(f"SELECT {cols} FROM {spec.view} WHERE ({r.when}) LIMIT 0").fetchall()
+        con.execute(f"SELECT {cols} FROM {example_source(con, spec)} WHERE ({r.when}) LIMIT 0").fetchall()
     except duckdb.Error as e:
         return f"{r.file}: rule {r.id}: condition or evidence does not compile: {str(e).splitlines()[0]}"
     return None
@@ -315,7 +334,9 @@ def fires_on(con: duckdb.DuckDBPyConnection, spec: KindSpec, r: Rule, example: d
     """Does rule `r` fire on one example record? (the record goes through the real view)."""
     try:
         load_example(con, spec, {spec.id: "EXAMPLE-1", **example})
-        n = con.execute(f"SELECT count(*) FROM {spec.view} WHERE coalesce(({r.when}), false)").fetchall()[0][0]
+        n = con.execute(
+            f"SELECT count(*) FROM {example_source(con, spec)} WHERE coalesce(({r.when}), false)"
+        ).fetchall()[0][0]
     finally:
         clear_examples(con, spec)
     return n > 0
@@ -326,6 +347,19 @@ def load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) 
     record = {k: v for k, v in example.items() if not k.startswith("_")}
     record.setdefault("survey_round", "2023-1")
     record.setdefault("survey_date", "2023-06-01")
+    if spec.examples == "view":
+        table = example_source(con, spec)
+        types = dict(con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? AND database_name = 'temp'", [table]
+        ).fetchall())  # fmt: skip
+        if unknown := [c for c in record if c not in types]:
+            raise duckdb.BinderException(f"{spec.view} has no column {unknown[0]!r}")
+        cols = list(record)
+        con.execute(
+            f"INSERT INTO {table} BY NAME SELECT {', '.join(f'?::{types[c]} AS {quote(c)}' for c in cols)}",
+            [record[c] for c in cols],
+        )
+        return
     _insert(con, staging_table(spec.kind), record)
     for inv in example.get("_inventory", []):
         _insert(
@@ -333,7 +367,20 @@ def load_example(con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) 
         )
 
 
+def example_source(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> str:
+    """What a kind's examples are checked on: its view, fed by the staging table; for a kind whose view aggregates
+    (`examples: view` in rules/kinds.yaml) a temporary table shaped like the view, holding the examples as rows."""
+    if spec.examples != "view":
+        return spec.view
+    table = f"__examples_{spec.kind}"
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} AS SELECT * FROM {spec.view} LIMIT 0")
+    return table
+
+
 def clear_examples(con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+    if spec.examples == "view":
+        con.execute(f"DELETE FROM {example_source(con, spec)}")
+        return
     con.execute(f"DELETE FROM {staging_table(spec.kind)}")
     con.execute("DELETE FROM stg_hazchem_inventory")
 

@@ -8,12 +8,13 @@ transpiled view and condition, so a rule that fires differently on Spark is caug
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, install, load_example
+from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, example_source, install, load_example
 from pipeline.spark import transpile
 from pipeline.spark.frames import duckdb_to_spark, read_path
 from pipeline.store import ensure_schema, quote, table_columns
@@ -110,9 +111,20 @@ def register_reference(spark: SparkSession, con: duckdb.DuckDBPyConnection, rule
     )
 
 
-def create_views(spark: SparkSession, ruleset: RuleSet, kind: str) -> None:
+def create_views(spark: SparkSession, ruleset: RuleSet, kind: str, _made: set[str] | None = None) -> None:
+    """The kind's view, after the views of other kinds it reads (v_shelter_capacity reads v_shelters)."""
+    made = set() if _made is None else _made
+    made.add(kind)
     path = view_file(ruleset, kind)
-    for statement in transpile.statement(path.read_text(encoding="utf-8")):
+    text = path.read_text(encoding="utf-8")
+    for other, spec in ruleset.kinds.items():
+        if (
+            other not in made
+            and re.search(rf"\b{re.escape(spec.view)}\b", text)
+            and view_file(ruleset, other).is_file()
+        ):
+            create_views(spark, ruleset, other, made)
+    for statement in transpile.statement(text):
         try:
             spark.sql(statement)
         except Exception as e:
@@ -135,8 +147,7 @@ def examples_on_spark(spark: SparkSession, ruleset: RuleSet, kind: str) -> dict[
             cases[r.id] = [(f"EX-{r.id}-{n}", e, want) for n, (e, want) in enumerate(all_cases)]
             for asset, example, _ in cases[r.id]:
                 load_example(ex, spec, {**example, spec.id: asset})
-        _push_staging(scratch, ex)
-        create_views(scratch, ruleset, kind)
+        _push_examples(scratch, ex, ruleset, spec)
         fired = _fired_together(scratch, spec.view, spec.id, batched)
         for r in batched:
             out[r.id] = [(e, want, asset in fired[r.id]) for asset, e, want in cases[r.id]]
@@ -145,8 +156,7 @@ def examples_on_spark(spark: SparkSession, ruleset: RuleSet, kind: str) -> dict[
             out[r.id] = []
             for example, want in [(e, True) for e in r.fires] + [(e, False) for e in r.silent]:
                 load_example(ex, spec, {spec.id: "EXAMPLE-1", **example})
-                _push_staging(scratch, ex)
-                create_views(scratch, ruleset, kind)
+                _push_examples(scratch, ex, ruleset, spec)
                 out[r.id].append((example, want, bool(_fired(scratch, spec.view, spec.id, r.when))))
                 clear_examples(ex, spec)
     return out
@@ -180,6 +190,16 @@ class _example_store:
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
+
+
+def _push_examples(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSet, spec) -> None:
+    """The loaded examples to Spark: through the staging tables and the transpiled view, or, for a kind whose
+    examples are rows of its view (`examples: view`), as that view itself."""
+    if spec.examples == "view":
+        duckdb_to_spark(spark, con, f"SELECT * FROM {example_source(con, spec)}", spec.view)
+        return
+    _push_staging(spark, con)
+    create_views(spark, ruleset, spec.kind)
 
 
 def _push_staging(spark: SparkSession, con: duckdb.DuckDBPyConnection) -> None:
