@@ -176,11 +176,17 @@ def _pdf_pieces(path) -> list[tuple[float, str]]:
     pieces = []
 
     def visit(text, cm, tm, font, size):
-        if text.strip():
-            pieces.append((tm[5] * cm[3] + cm[5], text.strip()))
+        if not text.strip():
+            return
+        y = tm[5] * cm[3] + cm[5]
+        # one string drawn in runs of two fonts (Noto's Latin and CJK faces: 「JZ-」「640302102」…) is one piece
+        if pieces and abs(pieces[-1][0] - y) < 0.5 and not text[0].isspace() and not pieces[-1][2]:
+            pieces[-1] = (y, pieces[-1][1] + text.rstrip(), text[-1].isspace())
+        else:
+            pieces.append((y, text.strip(), text[-1].isspace()))
 
     PdfReader(path).pages[0].extract_text(visitor_text=visit)
-    return pieces
+    return [(y, text) for y, text, _ in pieces]
 
 
 def _overdue_major(deployment):

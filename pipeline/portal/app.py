@@ -54,6 +54,7 @@ CHARTS = (
     ("asset_map", "资产风险分布图"),
     ("top_assets", "风险最高的十个对象"),
     ("hazchem_grades", "危险化学品重大危险源分级"),
+    ("shelter_capacity", "各乡镇应急避难场所容量"),
 )
 KIND_ZH = {k: load_template(k).title for k in (*KINDS, "feedback", "quake_feedback")}
 DECISIONS = {
@@ -81,7 +82,8 @@ def unit_name(code: str | None) -> str:
 
 
 def beijing(value: object) -> str:
-    """A time the server recorded (its local clock, naive; or an ISO text of it) as Beijing time, to the minute."""
+    """A recorded time (or an ISO text of it) to the minute. Every time the product records is naive Beijing time
+    already (clock.beijing_now), so a naive value is shown as it is; an aware one is converted."""
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -89,7 +91,9 @@ def beijing(value: object) -> str:
             return value
     if not isinstance(value, dt.datetime):
         return "" if value is None else str(value)
-    return f"{value.astimezone(clock.DISTRICT_TZ):%Y-%m-%d %H:%M}"
+    if value.tzinfo is not None:
+        value = value.astimezone(clock.DISTRICT_TZ)
+    return f"{value:%Y-%m-%d %H:%M}"
 
 
 WEB_FILE = re.compile(r"网页办理_(?P<what>[A-Za-z_]+|挂牌督办|督办核销)_(?P<no>.+?)_\d{6}\.csv")
