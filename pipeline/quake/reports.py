@@ -24,6 +24,7 @@ from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
 from pipeline.publish.basemap import draw_outline
 from pipeline.publish.glyphs import settle_glyphs
+from pipeline.publish.labels import TownLabels
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake import damage
@@ -489,8 +490,8 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         shown = df.sample(MAP_POINTS, random_state=0) if len(df) > MAP_POINTS else df  # the picture, not every dot
         ax.scatter(shown["lon"], shown["lat"], s=2, c=shown["degree"].map(lambda d: colours.get(int(d), "#9aa5b1")),
                    alpha=0.6)  # fmt: skip
-        for code, (x, y) in centres.iterrows():
-            ax.text(x, y, towns().get(code, code), fontsize=8, ha="center", color=INK)
+        names = towns()
+        TownLabels(ax, [(names.get(code, code), x, y) for code, (x, y) in centres.iterrows()], fontsize=8)  # apart
     ax.plot([event.lon], [event.lat], marker="*", ms=14, color="#d62728", ls="none", label="震中")
     ax.set_title(f"{event.event_id} 估计烈度分布\n{event.describe_zh()}", fontsize=9)
     ax.set_xlabel("经度")
