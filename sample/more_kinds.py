@@ -122,6 +122,7 @@ def shelters(rng: np.random.Generator) -> dict[str, list[dict[str, Any]]]:
                 "flood_or_liquefaction": _yes(rng.random() < 0.1),
                 "condition": "差" if rng.random() < s["poor"] else str(rng.choice(["良好", "一般"])),
                 "manager": f"{town}人民政府" if "园区" not in town else f"{town}管委会",
+                "design_intensity": s["design_intensity"][(i - 1) % len(s["design_intensity"])],
                 "responsible_unit": TOWN_UNIT[town], "survey_date": _date(rng, "2023-04-10", 60),
                 "surveyor": str(rng.choice(s["surveyor"])),
             }  # fmt: skip

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import store
+from pipeline.intake.schema import towns
 from pipeline.paths import REFERENCE_DIR
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building
@@ -232,6 +233,12 @@ def test_the_isoseismal_map_draws_the_outline(small_district, monkeypatch, offli
     assert len(neighbours) == 12
     lines = [line for line in ax.lines if "区外缘" in line.get_label()]
     assert lines and all(patch.get_zorder() < line.get_zorder() for line in lines)  # under the isoseismals
+    labels = _town_labels(ax)  # the towns named apart, as on the asset map
+    assert labels and {t.get_text() for t in labels} <= set(towns().values())
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    _assert_apart(fig, ax, labels)
 
 
 def test_the_samples_asset_map_has_all_thirteen_town_labels_apart(sample, tmp_path, monkeypatch):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
+from pipeline.scoring.ruleset import load_kinds
+
 OPEN_STATUSES = "('待整改', '整改中', '已整改待验收', '管控中')"
 
 # `{src}` is the schema the tables are read from ('' in the database itself, 'led.' for an attached snapshot).
@@ -37,18 +39,51 @@ SELECT s.kind, s.asset_id, s.asset_name, s.town_code, s.lon, s.lat, s.responsibl
        b.building_use, b.structure_type, coalesce(b.occupants, 0) AS occupants, b.appraisal_grade,
        coalesce(b.is_masonry, false) AS is_masonry, b.ring_beam_tie_column, coalesce(br.lifeline, false) AS lifeline,
        coalesce(h.computed_grade, '非重大危险源') AS computed_grade, coalesce(p.fault_crossing, false) AS fault_crossing,
-       p.start_lon, p.start_lat, p.end_lon, p.end_lat, p.ala_k1, p.length_km
+       p.start_lon, p.start_lat, p.end_lon, p.end_lat, p.ala_k1, p.length_km, {extra_columns}
 FROM {src}scores s
 LEFT JOIN open_hazards o USING (kind, asset_id)
 LEFT JOIN b ON s.kind = 'buildings' AND b.asset_id = s.asset_id
 LEFT JOIN br ON s.kind = 'bridges' AND br.asset_id = s.asset_id
 LEFT JOIN h ON s.kind = 'hazchem_sites' AND h.asset_id = s.asset_id
 LEFT JOIN p ON s.kind = 'pipelines' AND p.asset_id = s.asset_id
-"""
+{extra_join}"""
+
+# The columns a kind may fill from its view (rules/kinds.yaml `register`), with their types: NULL for every other
+# kind. Adding a kind that needs one of them touches no Python.
+REGISTER_COLUMNS = {
+    "label": "VARCHAR",  # shown after the asset's name (a dam's safety class, a water facility's type)
+    "towns_served": "VARCHAR",  # town codes, ';'-separated, that depend on the asset (a water main's towns)
+    "design_intensity": "INTEGER",  # its 抗震设防烈度
+    "capacity": "DOUBLE",  # the people it holds (a shelter's counted capacity)
+    "site_usable": "BOOLEAN",  # its site can be counted on after an earthquake
+}
+
+
+def _extra(src: str) -> tuple[str, str]:
+    """The register's per-kind columns (REGISTER_COLUMNS) and their join: one UNION ALL branch per kind that fills
+    any of them (rules/kinds.yaml `register`), the latest row of its view per id."""
+    branches = []
+    for kind, spec in load_kinds().items():
+        given = dict(spec.register)
+        if not given:
+            continue
+        unknown = set(given) - set(REGISTER_COLUMNS)
+        if unknown:
+            raise ValueError(f"rules/kinds.yaml {kind}.register: unknown columns {sorted(unknown)}")
+        cols = ", ".join(f"CAST(({given[c]}) AS {t}) AS {c}" if c in given else f"CAST(NULL AS {t}) AS {c}"
+                         for c, t in REGISTER_COLUMNS.items())  # fmt: skip
+        branches.append(f"SELECT '{kind}' AS kind, CAST({spec.id} AS VARCHAR) AS asset_id, {cols} FROM {src}{spec.view} "
+                        f"QUALIFY row_number() OVER (PARTITION BY {spec.id}) = 1")  # fmt: skip
+    if not branches:
+        return ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in REGISTER_COLUMNS.items()), ""
+    columns = ", ".join(f"x.{c}" for c in REGISTER_COLUMNS)
+    join = f"LEFT JOIN ({' UNION ALL '.join(branches)}) x ON x.kind = s.kind AND x.asset_id = s.asset_id\n"
+    return columns, join
 
 
 def register_select(src: str = "") -> str:
-    return REGISTER_SELECT.format(src=src, open=OPEN_STATUSES)
+    columns, join = _extra(src)
+    return REGISTER_SELECT.format(src=src, open=OPEN_STATUSES, extra_columns=columns, extra_join=join)
 
 
 def has_register_inputs(con: duckdb.DuckDBPyConnection, database: str | None = None) -> bool:

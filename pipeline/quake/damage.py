@@ -276,3 +276,23 @@ def band_zh(b: Band, unit: str) -> str:
     if low == high:
         return f"约{likely}{unit}"
     return f"约{low}–{high}{unit}（最可能{likely}{unit}）"
+
+
+PEOPLE_FROM_SQL = """
+SELECT d.town_code, m.variant, sum(d.occupants * ({states})) AS people
+FROM quake_damage d JOIN quake_damage_model m
+  ON m.event_id = d.event_id AND m.damage_class = d.damage_class AND m.degree = least(d.degree, 12)
+WHERE d.event_id = $eid GROUP BY ALL
+"""
+
+
+def people_from_state(con: duckdb.DuckDBPyConnection, event_id: str, state: str) -> dict[str, Band]:
+    """Per town: the people in buildings estimated `state` or worse, Σ occupants × P(≥ state), a band over V
+    (lowest, most likely, highest); towns without an estimated building are absent."""
+    first = STATES.index(state)
+    rows = con.execute(PEOPLE_FROM_SQL.format(states=" + ".join(f"m.{c}" for c in STATE_COLUMNS[first:])),
+                       {"eid": event_id}).fetchall()  # fmt: skip
+    per: dict[str, dict[str, float]] = {}
+    for town, variant, people in rows:
+        per.setdefault(town, {})[variant] = float(people or 0)
+    return {t: _band([v.get(x, 0.0) for x in VARIANTS]) for t, v in per.items()}

@@ -22,7 +22,7 @@ import pyarrow as pa
 from pipeline import store
 from pipeline.clock import beijing_now
 from pipeline.failures import rollback
-from pipeline.publish.asset_register import has_register_inputs, register_select
+from pipeline.publish.asset_register import REGISTER_COLUMNS, has_register_inputs, register_select
 from pipeline.quake import damage
 from pipeline.quake.event import Event
 from pipeline.quake.names import record_unit_names
@@ -35,7 +35,7 @@ from pipeline.writer_lock import writer_lock
 # over the live store's query (numbered once).
 ASSETS_SQL = """
 CREATE OR REPLACE TEMP {what} quake_assets AS
-SELECT {rn} AS rn, r.*, coalesce(building_use IN ({uses}), false) AS is_key,
+SELECT {rn} AS rn, r.*{missing}, coalesce(building_use IN ({uses}), false) AS is_key,
        coalesce(kind = 'buildings' AND ({weaker}), false) AS damage_class_weaker
 FROM {register} r
 WHERE lon IS NOT NULL AND lat IS NOT NULL
@@ -49,6 +49,11 @@ EXPOSURE_DDL = """CREATE TABLE IF NOT EXISTS quake_exposure (
     structure_type VARCHAR, occupants DOUBLE, is_key BOOLEAN, damage_class_weaker BOOLEAN, lifeline BOOLEAN,
     computed_grade VARCHAR, fault_crossing BOOLEAN, expected_repairs DOUBLE, check_at_once BOOLEAN, why VARCHAR,
     priority INTEGER)"""
+# The register's per-kind columns (a dam's safety class, a main's towns, a shelter's design intensity and capacity),
+# added to a quake store made before them; rows are inserted by name.
+EXPOSURE_EXTRA_DDL = [
+    f"ALTER TABLE quake_exposure ADD COLUMN IF NOT EXISTS {c} {t}" for c, t in REGISTER_COLUMNS.items()
+]
 EVENTS_DDL = """CREATE TABLE IF NOT EXISTS quake_events (
     event_id VARCHAR PRIMARY KEY, origin_time TIMESTAMP, lon DOUBLE, lat DOUBLE, depth_km DOUBLE, magnitude DOUBLE,
     strike DOUBLE, place VARCHAR, max_intensity DOUBLE, assets INTEGER, computed_at TIMESTAMP, ledger_as_of VARCHAR,
@@ -96,6 +101,8 @@ def quake_store(out_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con.execute(EVENTS_DDL)
             con.execute(EXPOSURE_DDL)
+            for ddl in EXPOSURE_EXTRA_DDL:
+                con.execute(ddl)
             con.execute(TOWNS_DDL)
             damage.ensure_tables(con)
             yield con
@@ -134,14 +141,18 @@ def shake(con: duckdb.DuckDBPyConnection, event: Event) -> None:
     con.unregister("quake_intensity_arrow")
 
 
-def _reasons() -> str:
-    """concat_ws of the check-at-once reasons of rules/quake/response.yaml (SQL over the shaken rows)."""
-    reasons = []
+def _reasons() -> tuple[str, str]:
+    """concat_ws of the check-at-once reasons of rules/quake/response.yaml (SQL over the shaken rows), and whether
+    a reason marked `leads` holds (the row heads its unit's 排查清单, before every other check)."""
+    reasons, leads = [], []
     for check in response_settings()["check_at_once"]:
         kind = "TRUE" if check["kind"] == "*" else f"kind = '{check['kind']}'"
         why = str(check["why"]).replace("'", "''")
-        reasons.append(f"CASE WHEN coalesce({kind} AND ({check['when']}), false) THEN '{why}' END")
-    return f"concat_ws('；', {', '.join(reasons)})"
+        holds = f"coalesce({kind} AND ({check['when']}), false)"
+        reasons.append(f"CASE WHEN {holds} THEN '{why}' END")
+        if check.get("leads"):
+            leads.append(holds)
+    return f"concat_ws('；', {', '.join(reasons)})", " OR ".join(leads) or "false"
 
 
 # The shaken rows with their motions, the ALA (2001) wave-passage repairs of pipelines (RR = K1 · 0.00187 · PGV in
@@ -154,19 +165,21 @@ WITH shaken AS (
     SELECT a.*, i.distance_km, i.intensity, i.degree, round(i.pga_ms2, 3) AS pga_ms2, round(i.pgv_ms, 4) AS pgv_ms,
            coalesce(round(a.ala_k1 * 0.00187 * (i.pgv_ms / 0.0254) * a.length_km * 3.28084, 3), 0) AS expected_repairs
     FROM quake_assets a JOIN quake_intensity i USING (rn)
-), reasoned AS (SELECT *, {reasons} AS why FROM shaken)
-SELECT rn, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, intensity, degree,
+), reasoned AS (SELECT *, {reasons} AS why, {leads} AS leads FROM shaken)
+SELECT rn, leads, kind, asset_id, asset_name, town_code, responsible_unit, lon, lat, distance_km, intensity, degree,
        pga_ms2, pgv_ms, level, open_hazards, open_major, hazard_nos, building_use, structure_type, occupants, is_key,
-       damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '' AS check_at_once, why
+       damage_class_weaker, lifeline, computed_grade, fault_crossing, expected_repairs, why <> '' AS check_at_once, why,
+       {extra}
 FROM reasoned
 """
 PRIORITY_SQL = """
 CREATE OR REPLACE TEMP TABLE quake_priority AS
-SELECT rn, row_number() OVER (ORDER BY check_at_once DESC, intensity DESC, open_major DESC, open_hazards DESC,
+SELECT rn, row_number() OVER (ORDER BY leads DESC, check_at_once DESC, intensity DESC, open_major DESC, open_hazards DESC,
                                        occupants DESC, rn) AS priority
 FROM quake_shaken
 """
-RECORD_SQL = "INSERT INTO quake_exposure SELECT ?, s.* EXCLUDE (rn), p.priority FROM quake_shaken s JOIN quake_priority p USING (rn)"
+RECORD_SQL = """INSERT INTO quake_exposure BY NAME
+SELECT ?::VARCHAR AS event_id, s.* EXCLUDE (rn, leads), p.priority FROM quake_shaken s JOIN quake_priority p USING (rn)"""
 
 
 def attach_snapshot(con: duckdb.DuckDBPyConnection, published: Path, live: Path) -> tuple[Path, str | None] | None:
@@ -208,11 +221,14 @@ def assess(event: Event, published: Path, live: Path, out_dir: Path) -> Exposure
         shaken = False
         if attached and (register := _register(con)):
             table = register == PUBLISHED_REGISTER
+            has = {d[0] for d in con.execute(f"SELECT * FROM {register} r LIMIT 0").description}
+            missing = "".join(f", CAST(NULL AS {t}) AS {c}" for c, t in REGISTER_COLUMNS.items() if c not in has)
             con.execute(ASSETS_SQL.format(what="VIEW" if table else "TABLE", rn="r.rowid" if table else
                                           "row_number() OVER () - 1", uses=uses, weaker=settings["weaker_when"],
-                                          register=register))  # fmt: skip
+                                          register=register, missing=missing))  # fmt: skip
             shake(con, event)
-            con.execute(SHAKEN_SQL.format(reasons=_reasons()))
+            reasons, leads = _reasons()
+            con.execute(SHAKEN_SQL.format(reasons=reasons, leads=leads, extra=", ".join(REGISTER_COLUMNS)))
             con.execute(PRIORITY_SQL)
             shaken = True
         con.execute("BEGIN TRANSACTION")

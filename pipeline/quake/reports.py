@@ -24,6 +24,7 @@ from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
 from pipeline.publish.basemap import draw_outline
 from pipeline.publish.glyphs import settle_glyphs
+from pipeline.publish.labels import TownLabels
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake import damage
@@ -62,6 +63,52 @@ class KeyObject:
     state: str | None  # buildings: the model's most likely state; None: no fragility model for the kind
     p_severe: float | None  # buildings: P(≥ 严重破坏), most likely V
     repairs: float | None = None  # pipelines: expected repairs by ALA (2001) wave passage (the 排查清单's figure)
+    label: str | None = None  # what the register says of it beside its name (a dam's safety class: rules/kinds.yaml)
+
+
+@dataclass
+class SupplyObject:
+    """A water plant or main at ≥ the listed degree (response.yaml water_supply) and the towns it serves."""
+
+    name: str
+    label: str | None
+    town: str
+    degree: int
+    unit: str
+    towns_served: list[str]
+
+
+@dataclass
+class Shelter:
+    """A shelter of a shaken town, its state at its estimated degree (response.yaml shelters.states)."""
+
+    name: str
+    label: str | None
+    town: str
+    degree: int
+    design_intensity: int | None
+    state: str
+    why: str
+    capacity: float
+
+
+@dataclass
+class ShelterTown:
+    """A shaken town's shelters: the capacity of those counted usable against the people in buildings estimated
+    `need_from` or worse (a band: lowest, most likely, highest)."""
+
+    name: str
+    degree: int
+    shelters: int
+    usable: int
+    usable_capacity: float
+    capacity: float
+    need: tuple[float, float, float]
+
+    @property
+    def short(self) -> float:
+        """People beyond the usable capacity, at the most likely need."""
+        return max(0.0, self.need[1] - self.usable_capacity)
 
 
 @dataclass
@@ -83,10 +130,15 @@ class FirstReport:
     ledger_as_of: str | None = None
     empty: bool = False  # the ledger has no located object: only the estimate at the district's centre
     max_degree: int = 0
+    supply: list[SupplyObject] = field(default_factory=list)  # water plants and mains at ≥ their listed degree
+    supply_from: int = 7
+    shelters: list[Shelter] = field(default_factory=list)  # every shelter of the shaken towns
+    shelter_towns: list[ShelterTown] = field(default_factory=list)
+    shelter_need_from: str = "中等破坏"
 
 
 ANNEX_LISTED = 300  # objects listed per group in the annex; the 排查清单 has all
-PAGE_LISTED = 6  # key objects named on the 首报's page (one per group)
+PAGE_LISTED = 8  # key objects named on the 首报's page (one per group: seven groups in response.yaml)
 
 
 def shaking_method_zh(method: str) -> str:
@@ -151,17 +203,19 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
         # the strongest-shaken first, then their estimated states (the join over the few listed, not the million)
         rows = con.execute(
             "SELECT k.asset_name, k.town_code, k.degree, k.responsible_unit, k.open_hazards, k.open_major, "
-            "d.likely_state, d.p_severe, CASE WHEN k.kind = 'pipelines' THEN k.expected_repairs END "
-            "FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, "
-            "e.open_hazards, e.open_major, e.kind, e.priority, e.intensity, e.asset_id, e.expected_repairs FROM quake_exposure e "
+            "d.likely_state, d.p_severe, CASE WHEN k.kind = 'pipelines' THEN k.expected_repairs END, k.label "
+            "FROM (SELECT e.asset_name, e.town_code, e.degree, e.responsible_unit, e.open_hazards, e.open_major, "
+            "e.kind, e.priority, e.intensity, e.asset_id, e.expected_repairs, e.label FROM quake_exposure e "
             f"WHERE {where} ORDER BY e.intensity DESC, e.open_major DESC, e.asset_id LIMIT {ANNEX_LISTED}) k "
             f"LEFT JOIN (SELECT * FROM quake_damage WHERE event_id = '{eid}') d "
             "ON k.kind = 'buildings' AND d.priority = k.priority "
             "ORDER BY d.p_severe DESC NULLS LAST, k.intensity DESC, k.asset_id"
         ).fetchall()
         report.key_objects[label] = [
-            KeyObject(label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p, rr)
-            for n, t, d, u, h, m, st, p, rr in rows
+            KeyObject(
+                label, n or "（未填写名称）", names.get(t, "乡镇不明"), d, unit_name(u, units), h, m, st, p, rr, lb
+            )
+            for n, t, d, u, h, m, st, p, rr, lb in rows
         ]
     report.check_now = [(unit_name(u, units), n) for u, n in con.execute(
         "SELECT responsible_unit, count(*) FROM quake_exposure WHERE event_id = ? AND check_at_once "
@@ -169,7 +223,56 @@ def first_report_figures(con: duckdb.DuckDBPyConnection, event: Event) -> FirstR
     report.checklists = [(unit_name(u, units), n, m) for u, n, m in con.execute(
         f"SELECT responsible_unit, count(*), count(*) FILTER (WHERE check_at_once) FROM quake_exposure WHERE {shaken} "
         "GROUP BY ALL ORDER BY count(*) FILTER (WHERE check_at_once) DESC, count(*) DESC, 1").fetchall()]  # fmt: skip
+    _supply(con, report, settings, names, units)
+    _shelters(con, report, settings, names, felt_from)
     return report
+
+
+def _town_names(codes: str | None, names: dict[str, str]) -> list[str]:
+    return [names.get(c, c) for c in (codes or "").split(";") if c]
+
+
+def _supply(con: duckdb.DuckDBPyConnection, r: FirstReport, settings: dict, names: dict, units: dict) -> None:
+    """Water plants and mains at ≥ response.yaml water_supply.from_intensity, with the towns they serve."""
+    ws = settings.get("water_supply")
+    if not ws:
+        return
+    r.supply_from = int(ws["from_intensity"])
+    rows = con.execute(
+        "SELECT asset_name, label, town_code, degree, responsible_unit, towns_served FROM quake_exposure "
+        f"WHERE event_id = ? AND degree >= {r.supply_from} AND ({ws['when']}) "
+        "ORDER BY intensity DESC, asset_id", [r.event.event_id]).fetchall()  # fmt: skip
+    r.supply = [SupplyObject(n or "（未填写名称）", lb, names.get(t, "乡镇不明"), d, unit_name(u, units), _town_names(ts, names))
+                for n, lb, t, d, u, ts in rows]  # fmt: skip
+
+
+def _shelters(con: duckdb.DuckDBPyConnection, r: FirstReport, settings: dict, names: dict, felt_from: int) -> None:
+    """The shelters of the towns at ≥ the felt degree, each with its state at its own degree (the first rule of
+    response.yaml shelters.states that holds), and per town the counted capacity against the people in buildings
+    estimated shelters.need_from or worse (damage.people_from_state)."""
+    sh = settings.get("shelters")
+    if not sh:
+        return
+    eid = r.event.event_id
+    r.shelter_need_from = sh["need_from"]
+    state = " ".join(f"WHEN {x['when']} THEN {sql_text(x['state'])}" for x in sh["states"])
+    why = " ".join(f"WHEN {x['when']} THEN {sql_text(x['why'])}" for x in sh["states"])
+    shaken = con.execute("SELECT town_code, degree FROM quake_towns WHERE event_id = ? AND degree >= ? "
+                         "ORDER BY intensity DESC, town_code", [eid, felt_from]).fetchall()  # fmt: skip
+    rows = con.execute(
+        f"SELECT asset_name, label, town_code, degree, design_intensity, CASE {state} END, CASE {why} END, "
+        f"coalesce(capacity, 0) FROM quake_exposure WHERE event_id = ? AND ({sh['when']}) "
+        "ORDER BY town_code, degree DESC, asset_id", [eid]).fetchall()  # fmt: skip
+    need = damage.people_from_state(con, eid, sh["need_from"])
+    counted = set(sh["counted"])
+    for code, d in shaken:
+        mine = [x for x in rows if x[2] == code]
+        r.shelters += [Shelter(n or "（未填写名称）", lb, names.get(t, t), dg, di, st, w, float(c))
+                       for n, lb, t, dg, di, st, w, c in mine]  # fmt: skip
+        usable = [x for x in mine if x[5] in counted]
+        r.shelter_towns.append(ShelterTown(names.get(code, code), d, len(mine), len(usable),
+                                           float(sum(x[7] for x in usable)), float(sum(x[7] for x in mine)),
+                                           need.get(code, (0.0, 0.0, 0.0))))  # fmt: skip
 
 
 def _key_zh(k: KeyObject) -> str:
@@ -187,7 +290,36 @@ def _key_zh(k: KeyObject) -> str:
         if k.open_hazards
         else ""
     )
-    return f"{k.name}（{k.town}，{roman(k.degree)}度，{state}{hazards}；{k.unit}）"
+    label = f"{k.label}，" if k.label else ""
+    return f"{k.name}（{label}{k.town}，{roman(k.degree)}度，{state}{hazards}；{k.unit}）"
+
+
+def _supply_page_line(r: FirstReport) -> list[str]:
+    if not r.supply:
+        return []
+    served = list(dict.fromkeys(t for s in r.supply for t in s.towns_served))
+    named = "、".join(s.name for s in r.supply[:3]) + ("等" if len(r.supply) > 3 else "")
+    towns_zh = f"，可能停水的乡镇：{'、'.join(served)}" if served else "，未填写供水乡镇"
+    return [f"  供水：{roman(r.supply_from)}度及以上的供水厂站和干管{len(r.supply):,}处（{named}）{towns_zh}。"]
+
+
+def _shelter_page_lines(r: FirstReport) -> list[str]:
+    if not r.shelter_towns:
+        return []
+    counts: dict[str, int] = {}
+    for s in r.shelters:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    cap = sum(t.usable_capacity for t in r.shelter_towns)
+    need = tuple(sum(t.need[i] for t in r.shelter_towns) for i in range(3))
+    states = "，".join(f"{k}{n:,}处" for k, n in counts.items())
+    lines = [f"  应急避难场所：Ⅵ度及以上乡镇共{len(r.shelters):,}处（{states or '无登记'}），可用容量{cap:,.0f}人；"
+             f"{r.shelter_need_from}及以上房屋内人员{band_zh(need, '人')}。"]  # fmt: skip
+    short = sorted((t for t in r.shelter_towns if t.short >= 1), key=lambda t: -t.short)
+    if short:
+        lines.append("  避难容量不足的乡镇：" + "；".join(
+            f"{t.name}可用{t.usable_capacity:,.0f}人、需约{t.need[1]:,.0f}人" for t in short[:3])
+            + ("等" if len(short) > 3 else "") + "（明细见附件）。")  # fmt: skip
+    return lines
 
 
 def _most_important(r: FirstReport) -> list[KeyObject]:
@@ -253,6 +385,7 @@ def first_report_text(r: FirstReport) -> str:
     if important := _most_important(r):
         lines.append("  各类中最需关注的：")
         lines += [f"  {k.group}：{_key_zh(k)}" for k in important]
+    lines += [*_supply_page_line(r), *_shelter_page_lines(r)]
     at_once = sum(n for _, n in r.check_now)
     lines += [
         "",
@@ -287,6 +420,7 @@ def first_report_annex_text(r: FirstReport) -> str:
         lines += [f"    {_key_zh(k)}" for k in rows]
         if r.key_counts[label] > len(rows):
             lines.append(f"    ……其余{r.key_counts[label] - len(rows):,}处见各单位排查清单")
+    lines += _supply_annex_lines(r) + _shelter_annex_lines(r)
     lines += ["", f"三、Ⅵ度及以上区域内未销号的重大隐患：{r.major_hazards:,}项"]
     lines += [f"  {n}（{t}，{roman(d)}度，{u}）：重大隐患{m}项" for n, t, d, u, m in r.major_list]
     lines += ["  （隐患编号和整改要求见各单位排查清单和隐患台账）"] if r.major_list else []
@@ -303,6 +437,34 @@ def first_report_annex_text(r: FirstReport) -> str:
             f"  {est.scale_note_zh}。桥梁、危险化学品设施和管道无可用的破坏等级易损性来源，不估计破坏等级（管道给出按ALA（2001）波动破坏率估计的修复点数），须现场检查。"
         )
     return "\n".join(lines) + "\n"
+
+
+def _supply_annex_lines(r: FirstReport) -> list[str]:
+    lines = [f"  {roman(r.supply_from)}度及以上的供水厂站和干管：{len(r.supply):,}处"]
+    for s in r.supply:
+        label = f"{s.label}，" if s.label else ""
+        served = f"可能停水的乡镇：{'、'.join(s.towns_served)}" if s.towns_served else "未填写供水乡镇"
+        lines.append(f"    {s.name}（{label}{s.town}，{roman(s.degree)}度；{s.unit}）：{served}")
+    return lines
+
+
+def _shelter_annex_lines(r: FirstReport) -> list[str]:
+    if not r.shelter_towns:
+        return []
+    lines = [f"  Ⅵ度及以上乡镇的应急避难场所（可用：估计烈度不高于其抗震设防烈度且场址可用；可用容量对比"
+             f"{r.shelter_need_from}及以上房屋内人员，估计数）："]  # fmt: skip
+    for t in r.shelter_towns:
+        lines.append(f"    {t.name}（{roman(t.degree)}度）：避难场所{t.shelters:,}处，可用{t.usable:,}处、可用容量"
+                     f"{t.usable_capacity:,.0f}人；{r.shelter_need_from}及以上房屋内人员{band_zh(t.need, '人')}"
+                     + (f"，缺口约{t.short:,.0f}人" if t.short >= 1 else "") + "。")  # fmt: skip
+        for s in (x for x in r.shelters if x.town == t.name):
+            design = f"设防{roman(s.design_intensity)}度" if s.design_intensity and s.design_intensity >= 6 else (
+                "不设防" if s.design_intensity else "设防烈度未记录")  # fmt: skip
+            label = f"{s.label}，" if s.label else ""
+            lines.append(
+                f"      {s.name}（{label}{roman(s.degree)}度，{design}，容量{s.capacity:,.0f}人）：{s.state}（{s.why}）"
+            )
+    return lines
 
 
 def write_first_report(r: FirstReport, out: Path) -> tuple[Path, Path, Path]:
@@ -489,8 +651,8 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         shown = df.sample(MAP_POINTS, random_state=0) if len(df) > MAP_POINTS else df  # the picture, not every dot
         ax.scatter(shown["lon"], shown["lat"], s=2, c=shown["degree"].map(lambda d: colours.get(int(d), "#9aa5b1")),
                    alpha=0.6)  # fmt: skip
-        for code, (x, y) in centres.iterrows():
-            ax.text(x, y, towns().get(code, code), fontsize=8, ha="center", color=INK)
+        names = towns()
+        TownLabels(ax, [(names.get(code, code), x, y) for code, (x, y) in centres.iterrows()], fontsize=8)  # apart
     ax.plot([event.lon], [event.lat], marker="*", ms=14, color="#d62728", ls="none", label="震中")
     ax.set_title(f"{event.event_id} 估计烈度分布\n{event.describe_zh()}", fontsize=9)
     ax.set_xlabel("经度")

@@ -79,6 +79,9 @@ class KindSpec:
     harm: str = ""  # what an earthquake may do with a hazard of the kind (the ledger's 隐患描述)
     staging: tuple[str, ...] = ()  # the staging tables the view reads (default: stg_<kind>)
     examples: str = "survey"  # "view": the rules' examples are rows of the view itself (a view that aggregates)
+    # what the asset register carries of the kind beyond its place and hazards (pipeline/publish/asset_register.py
+    # REGISTER_COLUMNS): column → SQL expression over the view, e.g. the dam's safety class as its `label`
+    register: tuple[tuple[str, str], ...] = ()
 
     @property
     def deps(self) -> list[str]:
@@ -183,7 +186,10 @@ def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
     for k, v in raw.items():
         owner = v.pop("owner", None) or {}
         staging = tuple(v.pop("staging", None) or ())
-        specs[k] = KindSpec(kind=k, **v, staging=staging, owner_code=owner.get("code"), owner_name=owner.get("name"))
+        register = tuple((str(c), str(e)) for c, e in (v.pop("register", None) or {}).items())
+        specs[k] = KindSpec(
+            kind=k, **v, staging=staging, register=register, owner_code=owner.get("code"), owner_name=owner.get("name")
+        )
     return specs
 
 
