@@ -24,7 +24,6 @@ from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.paths import RULES_DIR
 from pipeline.publish.basemap import draw_outline
 from pipeline.publish.glyphs import settle_glyphs
-from pipeline.publish.labels import TownLabels
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, MUTED, check_cjk_font, use_cjk_style
 from pipeline.quake import damage
@@ -651,6 +650,8 @@ def write_map(con: duckdb.DuckDBPyConnection, event: Event, out: Path) -> Path:
         shown = df.sample(MAP_POINTS, random_state=0) if len(df) > MAP_POINTS else df  # the picture, not every dot
         ax.scatter(shown["lon"], shown["lat"], s=2, c=shown["degree"].map(lambda d: colours.get(int(d), "#9aa5b1")),
                    alpha=0.6)  # fmt: skip
+        from pipeline.publish.labels import TownLabels  # matplotlib: not at import time (the definitions load this)
+
         names = towns()
         TownLabels(ax, [(names.get(code, code), x, y) for code, (x, y) in centres.iterrows()], fontsize=8)  # apart
     ax.plot([event.lon], [event.lat], marker="*", ms=14, color="#d62728", ls="none", label="震中")
