@@ -56,7 +56,7 @@ test: setup .venv/.synced-spark browser  # both cores: one test file per worker 
 	$(PY) -m pytest -n 2 --dist loadfile
 
 dev: setup  # the Dagster UI (:3000, with the daemon) and the web portal (:8080) together; Ctrl-C stops both
-	@trap 'kill 0' EXIT; $(PY) -m pipeline.portal serve & .venv/bin/dagster dev -m pipeline.definitions
+	@trap 'kill 0' EXIT; $(PY) -m pipeline.portal serve & .venv/bin/dagster dev -m pipeline.wiring.definitions
 
 portal: setup  # the web portal alone, http://127.0.0.1:8080 (LITONG_PORTAL_HOST / LITONG_PORTAL_PORT)
 	$(PY) -m pipeline.portal serve

@@ -27,9 +27,9 @@ def _peak_gb() -> float:
 
 def main() -> None:
     from benchmarks.bench_publish import ledger_db
-    from pipeline import store
-    from pipeline.clock import district_today
     from pipeline.ledger.exports import export_ledger, ledger_sql, register_reference
+    from pipeline.platform import store
+    from pipeline.platform.clock import district_today
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)

@@ -35,12 +35,12 @@ def one_pass(
 ) -> tuple[float, dict[str, bool], dict[str, float]]:
     """Intake of `raw` (when given), validation and scoring of every kind and the ledger update (and the
     exports), through the product's skipping entry points: (seconds, which steps worked, seconds per stage)."""
-    from pipeline import store
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.schema import KINDS, load_template
     from pipeline.intake.validate import validate_if_changed
     from pipeline.ledger.assets import update_ledger_if_changed
-    from pipeline.paths import RULES_DIR
+    from pipeline.platform import store
+    from pipeline.platform.paths import RULES_DIR
     from pipeline.scoring.assets import SCORED_KINDS, score_if_changed
     from pipeline.scoring.ruleset import ruleset_version
 
@@ -73,8 +73,8 @@ def one_pass(
 def draw_charts_and_briefing(db: Path, out: Path) -> float:
     """The six charts and the briefing as the publish stage draws them after a change (all of them: each
     shows the whole district), in seconds."""
-    from pipeline import store
-    from pipeline.clock import district_today
+    from pipeline.platform import store
+    from pipeline.platform.clock import district_today
     from pipeline.publish.briefing import write_briefing
     from pipeline.publish.charts import CHARTS
     from pipeline.publish.inputs import PublishInputs
@@ -93,10 +93,10 @@ def draw_charts_and_briefing(db: Path, out: Path) -> float:
 
 def export_if_changed(con, out: Path) -> bool:
     """The ledger exports as the asset writes them, when their inputs changed."""
-    from pipeline import stage_inputs
-    from pipeline.clock import district_today
     from pipeline.ledger.assets import exports_inputs
     from pipeline.ledger.exports import export_ledger
+    from pipeline.platform import stage_inputs
+    from pipeline.platform.clock import district_today
 
     inputs = exports_inputs(con)
     if stage_inputs.recorded(con, "exports") == inputs:

@@ -116,11 +116,11 @@ def run_bare(data: Path) -> dict:
 def run_pipeline(data: Path) -> dict:
     import great_expectations  # noqa: F401  (import time is not intake time)
 
-    from pipeline import store
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.receipts import write_receipts
     from pipeline.intake.schema import load_template
     from pipeline.intake.validate import normalize, validate
+    from pipeline.platform import store
 
     template = load_template("buildings")
     with tempfile.TemporaryDirectory() as tmp, store.connect(Path(tmp) / "bench.duckdb") as con:

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 
 SAMPLE_OUT = PROJECT_ROOT / "benchmarks" / "data" / "portal_sample"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -82,8 +82,8 @@ def ensure_sample() -> Path:
 
 
 def make_accounts(portal_db: Path, browsers: int, uploaders: int) -> None:
-    from pipeline import upload_audit
     from pipeline.portal import accounts
+    from pipeline.registries import uploads as upload_audit
 
     with closing(upload_audit.connect(portal_db)) as con:
         accounts.ensure_tables(con)
@@ -313,8 +313,8 @@ def latency(output: Path) -> None:
                                     "sector_supervisor = 'ZJJ' AND status = '已整改待验收'").fetchall()[0][0]  # fmt: skip
         portal_db = root / "output" / "portal" / "portal.sqlite3"
         make_accounts(portal_db, 1, 1)  # u00: a clerk of T100 (and b00, unused here)
-        from pipeline import upload_audit
         from pipeline.portal import accounts
+        from pipeline.registries import uploads as upload_audit
 
         with closing(upload_audit.connect(portal_db)) as con:
             accounts.create_account(con, "zjj", "住建局监管", "ZJJ", "supervisor", PASSWORD, "bench")

@@ -42,7 +42,7 @@ def ledger_db(rows: int) -> Path:
 
 
 def main() -> None:
-    from pipeline.clock import district_today
+    from pipeline.platform.clock import district_today
     from pipeline.publish.briefing import write_briefing
     from pipeline.publish.charts import CHARTS
     from pipeline.publish.inputs import PublishInputs

@@ -25,10 +25,10 @@ def staged_db(rows: int) -> Path:
     db = DATA / f"scoring_{rows}.duckdb"
     if db.exists():
         return db
-    from pipeline import store
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.schema import KINDS, load_template
     from pipeline.intake.validate import normalize, validate
+    from pipeline.platform import store
     from sample.generate import generate
 
     raw = DATA / f"scoring_{rows}_raw"

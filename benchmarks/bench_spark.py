@@ -28,8 +28,8 @@ KIND = "buildings"
 
 def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, Path]:
     """Score the buildings of a copy of `db` (on Spark when `master`); (seconds, phases, the copy)."""
-    from pipeline import store
-    from pipeline.scoring import spark_scoring
+    from pipeline.engines.spark import scoring as spark_scoring
+    from pipeline.platform import store
     from pipeline.scoring.engine import SparkTarget, score_kind
     from pipeline.scoring.ruleset import load_ruleset
 
@@ -39,7 +39,7 @@ def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, P
     phases: dict[str, float] = {}
     target = None
     if master:
-        from pipeline.spark.session import get_spark, stop_spark
+        from pipeline.engines.spark.session import get_spark, stop_spark
 
         stop_spark()
         t = time.perf_counter()

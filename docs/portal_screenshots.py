@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_portal import PASSWORD, ensure_sample, portal_server, survey_csv  # noqa: E402
-from pipeline.paths import PROJECT_ROOT  # noqa: E402
+from pipeline.platform.paths import PROJECT_ROOT  # noqa: E402
 
 OUT = PROJECT_ROOT / "docs" / "screenshots"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -27,8 +27,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 def accounts(portal_db: Path) -> None:
     from contextlib import closing
 
-    from pipeline import upload_audit
     from pipeline.portal import accounts as acc
+    from pipeline.registries import uploads as upload_audit
 
     with closing(upload_audit.connect(portal_db)) as con:
         acc.ensure_tables(con)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from pipeline import paths
+from pipeline.platform import paths
 
 
 class CliError(Exception):
@@ -48,7 +48,7 @@ def _instance():
 def _writing(what: str, wait: float | None = None) -> Iterator[None]:
     """Hold the database's writer lock for the block (waiting a bounded time, with a message), after
     marking failed any run whose process died. Every CLI command that writes goes through here."""
-    from pipeline.writer_lock import CLI_WAIT_SECONDS, WriterBusy, fail_dead_runs, wait_seconds, writer_lock
+    from pipeline.platform.writer_lock import CLI_WAIT_SECONDS, WriterBusy, fail_dead_runs, wait_seconds, writer_lock
 
     db = paths.database_path()
     try:
@@ -72,8 +72,8 @@ def _execute(
     earthquake response (tagged QUAKE_TAG: it reads the snapshot, writes its own store) takes no writer lock."""
     import dagster as dg
 
-    from pipeline.definitions import defs
-    from pipeline.resources import QUAKE_TAG
+    from pipeline.platform.resources import QUAKE_TAG
+    from pipeline.wiring.definitions import defs
 
     instance = _instance()
     job = defs.resolve_job_def(job_name)
@@ -90,7 +90,7 @@ def _execute(
     if errors:
         print("未通过的检查：" + "、".join(f"{e.asset_key.to_user_string()}.{e.check_name}" for e in errors))
     if not result.success:
-        from pipeline.failures import run_failure_zh
+        from pipeline.platform.failures import run_failure_zh
 
         reasons = run_failure_zh(instance, result.run_id)
         print(f"运行未成功完成（{result.run_id[:8]}）" + "".join(f"\n  {r}" for r in reasons)
@@ -125,7 +125,7 @@ def run_selection(kinds: list[str], first: bool) -> tuple[str, list | None]:
     import dagster as dg
 
     from pipeline.intake.schema import KINDS
-    from pipeline.sensors import what_to_run
+    from pipeline.wiring.sensors import what_to_run
 
     unknown = [k for k in kinds if k not in (*KINDS, *FIRST_STEPS)]
     if unknown:
@@ -175,7 +175,7 @@ def _print_outputs() -> None:
 def print_status(this_run: str | None = None) -> None:
     """Counts per stage and the ledger's figures, from the published snapshot (never waits behind a run).
     After a run (`this_run`), figures that are not from that run are marked as such."""
-    from pipeline import store
+    from pipeline.platform import store
     from pipeline.publish.snapshot import snapshot_info
 
     published, live = paths.published_database_path(), paths.database_path()
@@ -230,7 +230,7 @@ LEDGER_JUDGED = {
 def _accepted_refused(con, kind: str) -> tuple[int, int]:
     """Rows accepted and refused. Feedback and 灾情反馈 rows count as the ledger took or returned them (退回);
     rows of files not yet applied count as validated."""
-    from pipeline import store
+    from pipeline.platform import store
 
     valid = con.execute(f"SELECT count(*) FROM stg_{kind}").fetchall()[0][0]
     refused = con.execute("SELECT count(*) FROM quarantine WHERE kind = ?", [kind]).fetchall()[0][0]
@@ -251,9 +251,9 @@ def _accepted_refused(con, kind: str) -> tuple[int, int]:
 
 
 def _print_ledger(con) -> None:
-    from pipeline import store
-    from pipeline.clock import as_of_label, district_today
     from pipeline.ledger.exports import summary
+    from pipeline.platform import store
+    from pipeline.platform.clock import as_of_label, district_today
 
     if not (store.has_table(con, "scores") and store.has_table(con, "hazards")):
         print("\n尚未评分，台账为空")
@@ -285,13 +285,13 @@ def _print_last_run() -> None:
         return
     run = runs[0]
     stats = instance.get_run_stats(run.run_id)
-    from pipeline.clock import beijing_time
+    from pipeline.platform.clock import beijing_time
 
     started = f"{beijing_time(stats.start_time):%Y-%m-%d %H:%M:%S}" if stats.start_time else "—"
     took = f"，用时 {stats.end_time - stats.start_time:.0f} 秒" if stats.end_time and stats.start_time else ""
     print(f"最近一次运行：{run.job_name}  {run.status.value}  开始于 {started}{took}  （{run.run_id[:8]}）")
     if run.status == dg.DagsterRunStatus.FAILURE:
-        from pipeline.failures import run_failure_zh
+        from pipeline.platform.failures import run_failure_zh
 
         for reason in run_failure_zh(instance, run.run_id) or ["运行未成功完成（详见 Dagster 界面）"]:
             print(f"失败原因：{reason}")
@@ -318,7 +318,7 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from pipeline import store
+    from pipeline.platform import store
     from pipeline.scoring.explain import explain
 
     _require_database()
@@ -348,7 +348,7 @@ def cmd_rules(_: argparse.Namespace) -> int:
 
 def _fire_rates(version: str) -> tuple[dict[tuple[str, str], tuple[int, int]], str]:
     """(kind, rule) -> (assets it fires on, assets of the kind) from the published data, and a note."""
-    from pipeline import store
+    from pipeline.platform import store
     from pipeline.scoring.fire_rates import fire_rates, scored_versions
 
     published, live = paths.published_database_path(), paths.database_path()
@@ -375,7 +375,7 @@ def _feedback_target(source: Path, unit: str | None) -> tuple[Path, bool]:
     """(where the file is or will be under data_raw/feedback/, whether it is there already). A file already
     under data_raw/feedback/<unit>/<batch>/ stays (and acts as that folder's unit; a different --unit is
     refused); any other file goes into today's batch of --unit, the acting unit, once it is to be applied."""
-    from pipeline.registry import AuthorityError, acting_unit_of, resolve_acting_unit
+    from pipeline.registries.units import AuthorityError, acting_unit_of, resolve_acting_unit
 
     feedback_root = (paths.data_raw_dir() / "feedback").resolve()
     if not source.is_file():
@@ -390,7 +390,7 @@ def _feedback_target(source: Path, unit: str | None) -> tuple[Path, bool]:
         raise CliError(str(e)) from e
     if inside:
         return source.resolve(), True
-    from pipeline.clock import district_today
+    from pipeline.platform.clock import district_today
 
     return feedback_root / acting / f"{district_today():%Y-%m-%d}" / source.name, False
 
@@ -452,8 +452,8 @@ def _preview_unlanded(source: Path, target: Path, args: argparse.Namespace) -> b
 def _land(source: Path, target: Path) -> None:
     """Copy the file into its place whole: under a hidden temp name (never read by the intake or the sensor),
     then renamed; a kill leaves no file at the final name."""
-    from pipeline import faults
-    from pipeline.atomic import atomic_path
+    from pipeline.platform import faults
+    from pipeline.platform.atomic import atomic_path
 
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
@@ -468,8 +468,8 @@ def _record_landing(target: Path) -> None:
     data_raw/ is recorded in the upload audit as the --unit's, by the command line's user."""
     import getpass
 
-    from pipeline import upload_audit
     from pipeline.intake.ingest import sha256_of
+    from pipeline.registries import uploads as upload_audit
 
     if not upload_audit.portal_in_use():
         return
@@ -479,8 +479,8 @@ def _record_landing(target: Path) -> None:
 
 
 def _feedback(target: Path, args: argparse.Namespace, confirmed: bool = False) -> int:
-    from pipeline import store
     from pipeline.ledger.feedback import apply_pending, validate_feedback, write_feedback_receipts
+    from pipeline.platform import store
 
     rel = target.relative_to(paths.data_raw_dir().resolve()).as_posix()
     with store.connect(paths.database_path()) as con:
@@ -547,10 +547,10 @@ def _confirm(prompt: str) -> bool:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pipeline import store
-    from pipeline.clock import district_today
     from pipeline.ledger.exports import export_ledger
     from pipeline.ledger.history import materialize_as_of
+    from pipeline.platform import store
+    from pipeline.platform.clock import district_today
 
     _require_database()
     try:
@@ -683,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _explain_error(e: Exception) -> str:
-    from pipeline.failures import explain
+    from pipeline.platform.failures import explain
 
     if message := explain(e):  # a full disk: what happened and where, in Chinese
         return message

@@ -13,12 +13,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipeline import store
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
-from pipeline.paths import PROJECT_ROOT
-from pipeline.resources import LitongStore, SparkResource
+from pipeline.platform import store
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.platform.resources import LitongStore, SparkResource
 
 
 def example_row(kind: str, **overrides: str) -> dict[str, str]:
@@ -99,7 +99,7 @@ def deployment(tmp_path: Path) -> Deployment:
 
 def run_all(deployment: Deployment, publish: bool = True) -> dg.ExecuteInProcessResult:
     """Every asset (without the charts and briefing when `publish` is False: they cost seconds a run)."""
-    from pipeline.definitions import all_assets
+    from pipeline.wiring.definitions import all_assets
 
     selection = None if publish else dg.AssetSelection.all() - dg.AssetSelection.groups("publish")
     return dg.materialize(all_assets, selection=selection, resources={"store": deployment.resource(), "spark": SparkResource()},
@@ -119,7 +119,8 @@ def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
 @pytest.fixture(autouse=True)
 def _clock_reads_the_environment():
     """A Dagster resource points the clock at its deployment's data folder; no test inherits another's."""
-    from pipeline import clock, upload_audit
+    from pipeline.platform import clock
+    from pipeline.registries import uploads as upload_audit
 
     clock.use_data_raw(None)
     upload_audit.use_output(None)

@@ -42,7 +42,7 @@ class Site:
 
     def portal_db(self) -> sqlite3.Connection:
         """The portal's database as the portal opens it (autocommit: a write in a test is a real write)."""
-        from pipeline import upload_audit
+        from pipeline.registries import uploads as upload_audit
 
         return upload_audit.connect(self.settings.portal_db)
 
@@ -70,7 +70,7 @@ def make_site(root: Path, **overrides) -> Site:
         published=root / "output" / "published" / "litong.duckdb",
         portal_db=root / "output" / "portal" / "portal.sqlite3", preview_workers=1, **overrides,
     )  # fmt: skip
-    from pipeline import upload_audit
+    from pipeline.registries import uploads as upload_audit
 
     with closing(upload_audit.connect(settings.portal_db)) as con:
         accounts.ensure_tables(con)

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from pipeline.cli import main
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 from tests.conftest import csv_bytes
 from tests.test_ledger import A_DAMAGE, building, fb, feedback, round_one, statuses, survey, update_buildings
 
@@ -128,7 +128,7 @@ def test_an_unknown_round_or_a_unit_outside_the_template_cannot_resurvey(deploym
 
 def test_every_unit_has_a_supervisor_up_to_the_district_government():
     """So every hazard can be accepted by someone other than its own unit (the bureau's by the government)."""
-    from pipeline import registry
+    from pipeline.registries import units as registry
 
     units = registry.units()
     for code in units:

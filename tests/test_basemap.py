@@ -12,9 +12,9 @@ import socket
 import numpy as np
 import pytest
 
-from pipeline import store
 from pipeline.intake.schema import towns
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform import store
+from pipeline.platform.paths import REFERENCE_DIR
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building
 

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from pipeline.cli import main
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 from sample import generate as sample_data
 from tests.conftest import csv_bytes
 from tests.test_ledger import fb
@@ -48,7 +48,7 @@ def home(tmp_path_factory):
 
 
 def _query(root, sql: str, params: list | None = None) -> list[tuple]:
-    from pipeline import store
+    from pipeline.platform import store
 
     with store.connect(root / "litong.duckdb") as con:
         return con.execute(sql, params or []).fetchall()
@@ -156,7 +156,7 @@ HOLD_LOCK = """
 import sys, time
 from pathlib import Path
 import duckdb
-from pipeline.writer_lock import writer_lock
+from pipeline.platform.writer_lock import writer_lock
 with writer_lock(Path(sys.argv[1]), "测试中的长运行"):
     con = duckdb.connect(sys.argv[1])  # a writer has the live database open (DuckDB locks the file)
     print("holding", flush=True)
@@ -165,7 +165,7 @@ with writer_lock(Path(sys.argv[1]), "测试中的长运行"):
 
 
 def test_a_run_whose_process_died_is_marked_failed_and_blocks_nothing(home, capsys):
-    from pipeline.writer_lock import runs_dir
+    from pipeline.platform.writer_lock import runs_dir
 
     instance = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())

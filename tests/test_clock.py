@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.clock import DISTRICT_TZ, SAMPLE_MARKER, as_of_label, district_today, sample_as_of
+from pipeline.platform.clock import DISTRICT_TZ, SAMPLE_MARKER, as_of_label, district_today, sample_as_of
 
 
 def test_the_district_date_is_beijing_time_unless_set(monkeypatch, tmp_path):

@@ -11,9 +11,9 @@ import shutil
 import pytest
 import yaml
 
-from pipeline import store
 from pipeline.ledger.exports import LEDGER_COLUMNS, ledger_rows, summary
-from pipeline.paths import RULES_DIR
+from pipeline.platform import store
+from pipeline.platform.paths import RULES_DIR
 from pipeline.scoring.ruleset import RuleSetError, load_ruleset
 from tests.test_ledger import B_D, building, fb, feedback, survey
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline import store
 from pipeline.ledger.exports import ledger_rows, summary
+from pipeline.platform import store
 from tests.test_ledger import building, fb, feedback, survey
 
 GEO = "JZ-G-B13"  # geological hazard point nearby: rectification control, 180 days to act, review every 90

@@ -1,6 +1,6 @@
 """kill -9 at stage boundaries and in the middle of stages, then a normal run: the district ends in the same
 state as after one uninterrupted run. The kills are real SIGKILLs of a `cli run` subprocess, at points
-chosen by the fault-injection hook (pipeline/faults.py, LITONG_FAULT), not by timing.
+chosen by the fault-injection hook (pipeline/platform/faults.py, LITONG_FAULT), not by timing.
 
 Compared: hazards (every column), hazard events, staging, quarantine, validation failures, feedback outcomes,
 scores and the ledger exports. Left out, because they are sequence numbers or wall-clock times by design:
@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 from sample import generate as sample_data
 from sample.feedback import write_sample_feedback
 from tests.conftest import Deployment, run_all

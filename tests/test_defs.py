@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.definitions import defs
+from pipeline.wiring.definitions import defs
 
 
 def test_definitions_load_with_the_expected_assets_and_groups():
@@ -59,6 +59,6 @@ def test_loading_the_definitions_does_not_import_matplotlib_or_great_expectation
     import subprocess
     import sys
 
-    code = "import sys, pipeline.definitions; print('matplotlib' in sys.modules, 'great_expectations' in sys.modules)"
+    code = "import sys, pipeline.wiring.definitions; print('matplotlib' in sys.modules, 'great_expectations' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -13,10 +13,10 @@ from contextlib import closing
 import openpyxl
 import pytest
 
-from pipeline import store
 from pipeline.ledger import survey_update
 from pipeline.ledger.exports import export_ledger, ledger_rows, proposals
 from pipeline.ledger.model import DECISION_RAISE_NOTE
+from pipeline.platform import store
 from tests.test_ledger import A_DAMAGE, B_D, FIVE, building, fb, feedback, round_one, survey, update_buildings
 
 NOTICE = {"decision": "挂牌督办", "notice_no": "吴利政安督〔2023〕3号", "notice_deadline": "2023-12-31",
@@ -193,8 +193,8 @@ def test_the_proposal_list_names_overdue_major_hazards_and_its_rules(deployment,
 
 
 def test_the_government_sees_the_proposals_page_and_a_town_does_not(deployment, tmp_path):
-    from pipeline import upload_audit
     from pipeline.portal import accounts
+    from pipeline.registries import uploads as upload_audit
     from tests.portal_support import csrf_of, login, make_site, serving, text_of
 
     survey(deployment, "2023-1", [building("JZ-A", falling_hazard="是"), building("JZ-B", appraisal_grade="D"),

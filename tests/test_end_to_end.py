@@ -6,9 +6,10 @@ import datetime as dt
 
 import openpyxl
 
-from pipeline import registry, store
-from pipeline.clock import sample_as_of
 from pipeline.ledger.exports import ledger_rows
+from pipeline.platform import store
+from pipeline.platform.clock import sample_as_of
+from pipeline.registries import units as registry
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building, fb
 

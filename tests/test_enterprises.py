@@ -4,12 +4,13 @@ and alone accepts their rectification."""
 
 from __future__ import annotations
 
-from pipeline import registry, store
 from pipeline.intake.credit_code import check_char
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.ledger import survey_update
+from pipeline.platform import store
+from pipeline.registries import units as registry
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import parse_rules
 from tests.conftest import csv_bytes, example_row
@@ -116,7 +117,7 @@ def test_every_unit_in_the_registry_reaches_the_district_government(deployment):
 def test_an_enterprises_hazard_rule_must_state_why_it_is_major_or_general(tmp_path):
     import shutil
 
-    from pipeline.paths import RULES_DIR
+    from pipeline.platform.paths import RULES_DIR
 
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules)

@@ -3,8 +3,8 @@ with file, row and reasons, and what to do), and an id that is nowhere."""
 
 from __future__ import annotations
 
-from pipeline import store
 from pipeline.cli import main
+from pipeline.platform import store
 from pipeline.scoring.explain import explain
 from tests.conftest import csv_bytes
 from tests.test_ledger import building, survey

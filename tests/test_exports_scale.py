@@ -14,12 +14,12 @@ import duckdb
 import openpyxl
 import pytest
 
-from pipeline import store
-from pipeline.clock import as_of_label
-from pipeline.excel_safe import CONTROL_STARTS, FORMULA_STARTS, install_excel_safe, safe_cell
+from pipeline.formats.excel_safe import CONTROL_STARTS, FORMULA_STARTS, install_excel_safe, safe_cell
+from pipeline.formats.xlsx_stream import LEVEL_FILL
 from pipeline.ledger import exports
 from pipeline.ledger.exports import EXPORT_FILES, LEDGER_COLUMNS, export_ledger
-from pipeline.xlsx_stream import LEVEL_FILL
+from pipeline.platform import store
+from pipeline.platform.clock import as_of_label
 from tests.test_ledger import building, survey
 
 AS_OF = dt.date(2023, 9, 1)

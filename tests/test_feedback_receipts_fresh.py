@@ -7,10 +7,10 @@ import duckdb
 from conftest import csv_bytes
 from portal_support import copy_deployment
 
-from pipeline import registry
-from pipeline.definitions import all_assets
 from pipeline.intake.receipts import receipt_path
-from pipeline.resources import LitongStore, SparkResource
+from pipeline.platform.resources import LitongStore, SparkResource
+from pipeline.registries import units as registry
+from pipeline.wiring.definitions import all_assets
 
 
 def test_a_decision_rewrites_only_its_own_receipt_and_the_missing_ones(sample, tmp_path):

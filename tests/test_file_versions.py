@@ -7,10 +7,10 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from pipeline import clock, store
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
+from pipeline.platform import clock, store
 from tests.conftest import Deployment, csv_bytes, example_row
 
 

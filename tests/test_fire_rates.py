@@ -8,7 +8,7 @@ import csv
 
 import duckdb
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.scoring.fire_rates import fire_rates
 from pipeline.scoring.ruleset import load_ruleset
 

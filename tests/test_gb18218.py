@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.intake.receipts import _warnings
 from pipeline.intake.schema import load_template
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
 from pipeline.scoring.ruleset import _insert, fires_on, load_ruleset, parse_rules
 from tests.conftest import rules_scratch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipeline.resources import SparkResource
+from pipeline.platform.resources import SparkResource
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 from tests.test_ledger import building
 
@@ -90,9 +90,9 @@ def test_a_building_naming_an_enterprise_is_validated_again_once_the_enterprise_
 def test_scoring_and_the_ledger_of_the_changed_assets_only_equal_a_full_pass(tmp_path, monkeypatch):
     """One deployment scores and updates only what changed; a twin fed the same files does everything every
     run. After each change their findings, scores, hazards and events are the same."""
-    from pipeline.definitions import all_assets
     from pipeline.ledger import assets as ledger_assets
     from pipeline.scoring import changes
+    from pipeline.wiring.definitions import all_assets
 
     CORE = dg.AssetSelection.groups("intake", "validation", "scoring") | dg.AssetSelection.assets("hazard_ledger")  # noqa: N806
 

@@ -193,7 +193,7 @@ def test_a_receipt_that_cannot_be_written_never_fails_the_step(deployment):
 
 
 def test_a_streamed_workbook_shows_characters_a_workbook_cannot_hold(tmp_path):
-    from pipeline.xlsx_stream import python_rows, streamed_workbook
+    from pipeline.formats.xlsx_stream import python_rows, streamed_workbook
 
     rows, _ = python_rows([["a\x00b", "\x0b=1+1", "ok"]])
     with streamed_workbook(tmp_path / "w.xlsx", "t") as wb:

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 
-from pipeline.paths import PROJECT_ROOT, REFERENCE_DIR, RULES_DIR, SCHEMAS_DIR
+from pipeline.platform.paths import PROJECT_ROOT, REFERENCE_DIR, RULES_DIR, SCHEMAS_DIR
 
 TOWERS_SCHEMA = """\
 kind: towers

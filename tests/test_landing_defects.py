@@ -20,16 +20,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import faults, store, upload_audit
-from pipeline.atomic import write_bytes_atomic
 from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
 from pipeline.intake.ingest import discover, ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.ledger.feedback import apply_pending, validate_feedback
-from pipeline.paths import PROJECT_ROOT
-from pipeline.registry import district_units
+from pipeline.platform import faults, store
+from pipeline.platform.atomic import write_bytes_atomic
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.registries import uploads as upload_audit
+from pipeline.registries.units import district_units
 from tests.conftest import csv_bytes
 from tests.test_authority import ledger_state, ready_for_acceptance
 from tests.test_cli import _query, generated_home
@@ -62,7 +63,7 @@ def test_files_for_people_take_the_umask_not_0600(tmp_path, mask, mode):
 
 def _audit_upload(db: Path, rel_path: str, data: bytes, unit: str, username: str) -> None:
     """One upload as the portal records it when it lands a file."""
-    from pipeline import upload_audit
+    from pipeline.registries import uploads as upload_audit
 
     kind, _, folder, name = rel_path.split("/")
     with closing(upload_audit.connect(db)) as con:
@@ -76,8 +77,8 @@ def _audit_upload(db: Path, rel_path: str, data: bytes, unit: str, username: str
 
 def _add_account(db: Path) -> None:
     """The portal set up in this deployment (`create-admin`): it is in use."""
-    from pipeline import upload_audit
     from pipeline.portal import accounts
+    from pipeline.registries import uploads as upload_audit
 
     with closing(upload_audit.connect(db)) as con:
         accounts.ensure_tables(con)
@@ -151,7 +152,7 @@ def test_a_file_renamed_in_place_before_its_record_says_landed_is_the_uploaders(
 
 def test_a_portal_preview_is_not_refused_for_its_missing_record(deployment, monkeypatch):
     """The file previewed will land with the account's record: the preview never says it has none."""
-    from pipeline import upload_audit
+    from pipeline.registries import uploads as upload_audit
 
     portal_db = deployment.root / "portal.sqlite3"
     monkeypatch.setenv("LITONG_PORTAL_DB", str(portal_db))
@@ -258,7 +259,7 @@ def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_
 
 def test_with_the_portal_in_use_the_cli_records_the_file_it_lands_so_it_is_not_refused(home, tmp_path, monkeypatch,
                                                                                        capsys):  # fmt: skip
-    from pipeline import upload_audit
+    from pipeline.registries import uploads as upload_audit
 
     portal_db = tmp_path / "portal.sqlite3"
     monkeypatch.setenv("LITONG_PORTAL_DB", str(portal_db))

@@ -7,8 +7,8 @@ import datetime as dt
 import openpyxl
 import pandas as pd
 
-from pipeline import store
 from pipeline.ledger.exports import export_ledger, ledger_rows, summary
+from pipeline.platform import store
 from tests.test_ledger import A_DAMAGE, B_D, building, fb, feedback, survey
 
 # 五落实 of a 重大 hazard (funds, finish date, plan) before it may be 整改中

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipeline import store
 from pipeline.ledger import survey_update
 from pipeline.ledger.exports import ledger_rows, summary
+from pipeline.platform import store
 from tests.test_ledger import building, survey
 
 # A 1985 brick house, appraised C, with visible damage: two 一般 rules (B02, B09) that make it red (≥ 60 points)

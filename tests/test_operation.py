@@ -9,10 +9,10 @@ import time
 import dagster as dg
 import yaml
 
-from pipeline.definitions import defs
-from pipeline.paths import PROJECT_ROOT
-from pipeline.schedules import daily_refresh
-from pipeline.sensors import SETTLE_SECONDS, data_raw_sensor, what_to_run
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.wiring.definitions import defs
+from pipeline.wiring.schedules import daily_refresh
+from pipeline.wiring.sensors import SETTLE_SECONDS, data_raw_sensor, what_to_run
 from tests.conftest import csv_bytes, example_row
 
 
@@ -114,7 +114,7 @@ def test_the_sensor_marks_failed_a_run_whose_process_died(deployment):
     """Without this a run killed by kill -9 would hold the UI queue's one writer slot forever."""
     import uuid
 
-    from pipeline.writer_lock import run_alive, runs_dir
+    from pipeline.platform.writer_lock import run_alive, runs_dir
 
     instance = dg.DagsterInstance.ephemeral()
     dead, alive = str(uuid.uuid4()), str(uuid.uuid4())

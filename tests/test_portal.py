@@ -21,11 +21,11 @@ import pytest
 from conftest import Deployment, csv_bytes, example_row
 from portal_support import PASSWORDS, copy_deployment, csrf_of, login, make_site, serving, text_of, token
 
-from pipeline import upload_audit
 from pipeline.intake.ingest import ingest_kind
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.portal import accounts
 from pipeline.portal.uploads import UploadRefused, safe_file_name, sniff
+from pipeline.registries import uploads as upload_audit
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +278,7 @@ def test_the_intake_takes_the_uploader_from_the_audit_and_refuses_moved_or_unaud
             )  # fmt: skip
     d.drop("buildings", "c.csv", _buildings(1), unit="T100")  # dropped into the folder: no record
     with duckdb.connect(str(d.db)) as con:
-        from pipeline import store
+        from pipeline.platform import store
 
         store.ensure_schema(con)
         ingest_kind(con, d.data_raw, "buildings")
@@ -292,7 +292,7 @@ def test_the_intake_takes_the_uploader_from_the_audit_and_refuses_moved_or_unaud
     d2 = Deployment(tmp_path / "strict")
     d2.drop("buildings", "c.csv", _buildings(1), unit="T100")
     with duckdb.connect(str(d2.db)) as con:
-        from pipeline import store
+        from pipeline.platform import store
 
         store.ensure_schema(con)
         ingest_kind(con, d2.data_raw, "buildings")

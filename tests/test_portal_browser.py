@@ -18,7 +18,7 @@ import pytest
 from conftest import csv_bytes, example_row
 from portal_support import PASSWORDS, copy_deployment, make_site, serving
 
-from pipeline.resources import LitongStore, SparkResource
+from pipeline.platform.resources import LitongStore, SparkResource
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -67,7 +67,7 @@ def _published(site, sql: str, params: list | None = None):
 
 def _run_pipeline(site) -> None:
     """What the upload sensor starts: the pipeline over the deployment (the one writer of the database)."""
-    from pipeline.definitions import all_assets
+    from pipeline.wiring.definitions import all_assets
 
     store = LitongStore(database=str(site.settings.database), data_raw=str(site.data_raw),
                         output=str(site.settings.output))  # fmt: skip

@@ -25,7 +25,7 @@ import requests
 from conftest import csv_bytes, example_row
 from portal_support import copy_deployment, login, make_site, serving, text_of, token
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,7 @@ def test_file_routes_never_follow_a_symlink(site):
 _KILLED_MID_LANDING = """
 import os, sys
 from pathlib import Path
-from pipeline import upload_audit
+from pipeline.registries import uploads as upload_audit
 from pipeline.portal import uploads
 db, staging, data_raw, upload_id = sys.argv[1:]
 con = upload_audit.connect(Path(db))
@@ -348,8 +348,8 @@ def test_a_portal_killed_while_landing_leaves_no_landed_record_and_says_so(site)
 
 
 def test_an_upload_is_recorded_landed_only_once_its_file_is_in_place(site, monkeypatch):
-    from pipeline import upload_audit
     from pipeline.portal import uploads
+    from pipeline.registries import uploads as upload_audit
 
     s = login(site, "clerk100")
     assert _upload(s, site, "buildings/2023-1", "顺序.csv", _buildings(2)).status_code == 200
@@ -372,10 +372,10 @@ def test_an_upload_is_recorded_landed_only_once_its_file_is_in_place(site, monke
 
 
 def test_a_supervisors_decision_is_stored_exactly_as_typed(site):
-    from pipeline import clock, store
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.schema import load_template
     from pipeline.intake.validate import validate_kind
+    from pipeline.platform import clock, store
 
     hazard_no = _hazard_of(site, "T100", "已整改待验收")
     sup = login(site, "sup")

@@ -17,7 +17,7 @@ from conftest import csv_bytes, example_row
 from portal_support import copy_deployment, login, make_site, serving, text_of, token
 
 from pipeline.cli import CliError, run_selection
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ import pytest
 from conftest import Deployment  # noqa: F401  (the `sample` fixture's deployment)
 from portal_support import copy_deployment, login, make_site, serving, text_of
 
-from pipeline import clock
 from pipeline.ledger.exports import LEDGER_COLUMNS, ledger_sql
+from pipeline.platform import clock
 from pipeline.portal import reads
 
 FORMULA = '=HYPERLINK("http://example.invalid","点我")'
@@ -128,7 +128,7 @@ def test_admin_home_has_no_hazard_counts(site):
 
 
 def test_open_earthquake_banner_links_the_units_checklist_and_where_to_report(site):
-    from pipeline.event_registry import events_dir
+    from pipeline.registries.events import events_dir
 
     event_id = "20250630T142305-M5.5"
     folder = events_dir(site.data_raw)

@@ -8,9 +8,9 @@ import datetime as dt
 import pytest
 from pypdf import PdfReader
 
-from pipeline import store
-from pipeline.clock import district_today, sample_as_of
 from pipeline.ledger.exports import ledger_rows
+from pipeline.platform import store
+from pipeline.platform.clock import district_today, sample_as_of
 from pipeline.publish import style
 from pipeline.publish.briefing import write_briefing
 from pipeline.publish.charts import CHARTS, CHARTS_BY_NAME
@@ -121,7 +121,7 @@ def test_sample_outputs_are_whole_and_excel_safe(sample):
     starts like a formula unless neutralised with an apostrophe."""
     import csv
 
-    from pipeline.excel_safe import is_formula_like
+    from pipeline.formats.excel_safe import is_formula_like
 
     deployment, _ = sample
     for folder in ("charts", "ledger", "briefing", "templates"):

@@ -12,8 +12,8 @@ import datetime as dt
 import openpyxl
 import pytest
 
-from pipeline import store
 from pipeline.ledger.exports import LEDGER_COLUMNS, export_ledger
+from pipeline.platform import store
 from tests.test_ledger import A_DAMAGE, A_FALL, B_D, round_one
 
 AS_OF = dt.date(2023, 9, 1)
@@ -153,7 +153,7 @@ def test_hazchem_bars_are_coloured_by_grade(sample, tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["hazchem_grades", "asset_map", "top_assets", "levels_by_town"])
 def test_the_as_of_footer_overlaps_no_text_of_the_chart(sample, tmp_path, monkeypatch, name):
     """The 「样例数据，截至…」 footer sat over 未申报, the hazchem chart's last tick label."""
-    from pipeline.clock import as_of_label
+    from pipeline.platform.clock import as_of_label
 
     deployment, _ = sample
     as_of = dt.date(2025, 6, 30)
@@ -191,8 +191,8 @@ def _pdf_pieces(path) -> list[tuple[float, str]]:
 
 def _overdue_major(deployment):
     """The overdue 重大隐患 as of the sample's date, the longest overdue first (as the briefing lists them)."""
-    from pipeline.clock import sample_as_of
     from pipeline.ledger.exports import ledger_rows
+    from pipeline.platform.clock import sample_as_of
 
     with store.connect(deployment.db) as con:
         rows = ledger_rows(con, sample_as_of())

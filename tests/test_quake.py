@@ -16,12 +16,12 @@ import numpy as np
 import openpyxl
 import pytest
 
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.platform.writer_lock import writer_lock
 from pipeline.quake import shaking
 from pipeline.quake.event import EventError, declare, event_from, read_event
 from pipeline.quake.exposure import quake_db_path
 from pipeline.quake.respond import event_dir, respond
-from pipeline.writer_lock import writer_lock
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building
 
@@ -236,8 +236,8 @@ def test_events_are_independent_and_never_wait_for_the_survey_writer(district):
 
 
 def test_the_sensor_starts_one_partition_per_event_and_refuses_other_folders(district, tmp_path):
-    from pipeline.definitions import defs
-    from pipeline.sensors import earthquake_sensor
+    from pipeline.wiring.definitions import defs
+    from pipeline.wiring.sensors import earthquake_sensor
 
     declare(event_from({**GOOD, "magnitude": 4.4}), district.data_raw)
     forged = district.data_raw / "earthquakes" / "T100" / "x.yaml"
@@ -259,14 +259,14 @@ def test_the_sensor_starts_one_partition_per_event_and_refuses_other_folders(dis
                                      definitions=defs) as context:  # fmt: skip
             again = earthquake_sensor(context)  # same cursor state is per context: a fresh one sees the files anew
         assert sorted(r.partition_key for r in again.run_requests) == keys
-    from pipeline.sensors import changes
+    from pipeline.wiring.sensors import changes
 
     assert changes({}, {"earthquakes/YJJ/a.yaml": [1, 2], "buildings/ZJJ/2023-1/b.csv": [1, 2]}) == [
         "buildings/ZJJ/2023-1/b.csv"]  # the survey sensor never runs main_job for an event file  # fmt: skip
 
 
 def test_quake_partition_through_dagster(district):
-    from pipeline.definitions import defs
+    from pipeline.wiring.definitions import defs
 
     event = event_from({**GOOD, "magnitude": 5.8})
     declare(event, district.data_raw)
@@ -310,7 +310,7 @@ def test_with_nothing_on_the_ledger_the_report_says_so_instead_of_no_effect(tmp_
 
 def test_the_duty_officer_declares_an_event_in_the_ui(district):
     """declare_earthquake_job (the UI's Launchpad) writes the event file and its partition; the sensor runs it."""
-    from pipeline.definitions import defs
+    from pipeline.wiring.definitions import defs
 
     job = defs.resolve_job_def("declare_earthquake_job")
     config = {"time": "2025-06-30 16:00:00", "lon": 106.2, "lat": 37.95, "depth_km": 8.0, "magnitude": 4.1}

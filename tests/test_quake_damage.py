@@ -14,7 +14,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
 from pipeline.quake import damage, followup
 from pipeline.quake.damage import STATES, Area, Estimate
 from pipeline.quake.event import declare, event_from

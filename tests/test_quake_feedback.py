@@ -8,8 +8,8 @@ import re
 import openpyxl
 import pytest
 
-from pipeline import clock, store
 from pipeline.ledger import quake_damage
+from pipeline.platform import clock, store
 from pipeline.quake import followup
 from pipeline.quake.event import declare, event_from, find_event
 from pipeline.quake.respond import event_dir, first_report
@@ -211,8 +211,8 @@ def test_the_sensor_starts_a_follow_up_once_per_new_batch_and_the_ui_closes_the_
 
     import dagster as dg
 
-    from pipeline.definitions import defs
-    from pipeline.sensors import earthquake_sensor, what_to_run
+    from pipeline.wiring.definitions import defs
+    from pipeline.wiring.sensors import earthquake_sensor, what_to_run
 
     d, eid = published_district
     job, selection = what_to_run([f"quake_feedback/JYJ/{eid}/jyj.xlsx.csv"])
@@ -255,7 +255,7 @@ def test_cli_closes_an_event_and_refuses_an_unknown_one(published_district, tmp_
     import subprocess
     import sys
 
-    from pipeline.paths import PROJECT_ROOT
+    from pipeline.platform.paths import PROJECT_ROOT
 
     d, eid = published_district
     (tmp_path / "dh").mkdir()

@@ -19,14 +19,14 @@ import pypdf
 import pytest
 from portal_support import login, make_site, serving, text_of, token
 
-from pipeline import clock, store
-from pipeline.event_registry import closed_at
 from pipeline.ledger import quake_damage
+from pipeline.platform import clock, store
 from pipeline.publish.style import FontMissingError
 from pipeline.quake import followup
 from pipeline.quake.event import EventError, _time, declare, event_from, find_event
 from pipeline.quake.exposure import quake_db_path
 from pipeline.quake.respond import checklists_and_map, event_dir, first_report
+from pipeline.registries.events import closed_at
 from tests.conftest import Deployment, csv_bytes, example_row, run_all
 from tests.test_ledger import building
 
@@ -412,7 +412,7 @@ def test_the_cli_summary_counts_quake_feedback_rows_the_ledger_returned(response
 
 
 def test_the_earthquake_page_links_each_units_checklist_and_says_where_to_report(quake_site):
-    from pipeline.event_registry import events_dir
+    from pipeline.registries.events import events_dir
 
     site = quake_site
     event_id = "20250630T142305-M5.5"

@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipeline.paths import PROJECT_ROOT, RULES_DIR
+from pipeline.platform.paths import PROJECT_ROOT, RULES_DIR
 from pipeline.quake import shaking
 from pipeline.quake.event import DISTRICT_CENTRE, EventError, declare, event_from
 from pipeline.quake.exposure import quake_db_path

@@ -9,11 +9,11 @@ import shutil
 
 import yaml
 
-from pipeline import store
-from pipeline.clock import district_today
 from pipeline.ledger import survey_update
 from pipeline.ledger.exports import ledger_rows, summary
-from pipeline.paths import RULES_DIR
+from pipeline.platform import store
+from pipeline.platform.clock import district_today
+from pipeline.platform.paths import RULES_DIR
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import load_ruleset
 from tests.test_ledger import A_DAMAGE, A_FALL, B_D, RULESET, round_one, statuses

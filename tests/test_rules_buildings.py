@@ -15,11 +15,11 @@ import openpyxl
 import pytest
 
 from pipeline.intake.schema import load_template
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.store import ensure_schema
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import _insert, _verify_kind, fires_on, install, parse_rules
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, write_worklist
-from pipeline.store import ensure_schema
 
 RULESET = parse_rules()
 BUILDINGS = RULESET.kinds["buildings"]

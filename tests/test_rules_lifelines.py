@@ -15,10 +15,10 @@ import duckdb
 import pytest
 
 from pipeline.intake.schema import load_template
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.platform.store import ensure_schema
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import _insert, _verify_rule, parse_rules
-from pipeline.store import ensure_schema
 from sample.generate import FAULT_CROSSINGS, generate
 from tests.conftest import Deployment, csv_bytes, example_row, rules_scratch
 

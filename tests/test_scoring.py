@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.store import ensure_schema
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import RuleSetError, _insert, _verify_rule, load_ruleset, parse_rules
-from pipeline.store import ensure_schema
 from tests.conftest import rules_scratch
 
 RULESET = parse_rules()

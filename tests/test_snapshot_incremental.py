@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline import store
+from pipeline.platform import store
 from pipeline.publish.snapshot import STATE_NAME, publish_snapshot, snapshot_info
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building

@@ -1,7 +1,7 @@
 """Spark as the second engine (issue 16): the transpiled rule set runs on Spark as it does in DuckDB.
 
 Every Spark test is in this file, so one pytest worker runs them all and they share the process's one Spark
-session (pipeline/spark/session.py; local[2]).
+session (pipeline/engines/spark/session.py; local[2]).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import engine
+from pipeline.engines import settings as engine
+from pipeline.engines.spark import rules as spark_rules
+from pipeline.engines.spark import transpile
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import column_loader, row_expectations, run_suite
-from pipeline.paths import PROJECT_ROOT
-from pipeline.scoring import spark_rules, staging_parquet
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.scoring import staging_parquet
 from pipeline.scoring.ruleset import RuleSetError, load_ruleset, parse_rules
-from pipeline.spark import transpile
 from tests.conftest import Deployment, run_all
 
 pytest.importorskip("pyspark")
@@ -33,7 +34,7 @@ RULESET = parse_rules()
 
 @pytest.fixture(scope="module")
 def spark():
-    from pipeline.spark.session import get_spark
+    from pipeline.engines.spark.session import get_spark
 
     return get_spark("local[2]")
 
@@ -99,14 +100,14 @@ def test_the_duckdb_engine_never_imports_pyspark_or_starts_a_jvm(tmp_path):
     script = """
 import os, sys
 from pathlib import Path
-from pipeline import store
+from pipeline.platform import store
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import load_ruleset
 with store.connect(Path(sys.argv[1])) as con:
     score_kind(con, load_ruleset(), "buildings")
 children = [p for p in os.listdir("/proc") if p.isdigit() and
             open(f"/proc/{p}/stat").read().split()[3] == str(os.getpid())]
-print(len(children), "pipeline.spark.session" in sys.modules, "pyspark.sql.session" in sys.modules)
+print(len(children), "pipeline.engines.spark.session" in sys.modules, "pyspark.sql.session" in sys.modules)
 """
     env = {k: v for k, v in os.environ.items() if k != "LITONG_ENGINE"}
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.duckdb")], capture_output=True,
@@ -220,8 +221,8 @@ def test_the_suite_on_a_spark_dataframe_gives_the_pandas_reasons(both_engines, s
     ~8 s a kind here.)"""
     import datetime as dt
 
+    from pipeline.engines.spark.validate import rows_on_spark, run_suite_on_spark
     from pipeline.intake.normalize import norm_table
-    from pipeline.intake.validate_spark import rows_on_spark, run_suite_on_spark
 
     duck, _ = both_engines
     failing = {}

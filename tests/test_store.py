@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline import store
+from pipeline.platform import store
 from tests.conftest import csv_bytes, example_row
 
 

@@ -8,9 +8,9 @@ import datetime as dt
 
 import pytest
 
-from pipeline import store
 from pipeline.ledger import supervision, survey_update
 from pipeline.ledger.exports import export_ledger, summary
+from pipeline.platform import store
 from pipeline.portal import reads
 from pipeline.portal.accounts import Account
 from tests.test_ledger import FIVE, building, fb, feedback, statuses, survey

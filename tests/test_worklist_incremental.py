@@ -9,8 +9,8 @@ import io
 import dagster as dg
 import openpyxl
 
-from pipeline import store
-from pipeline.resources import SparkResource
+from pipeline.platform import store
+from pipeline.platform.resources import SparkResource
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, update_worklist, write_worklist_files
 from tests.conftest import Deployment, csv_bytes
 from tests.test_ledger import building
@@ -28,7 +28,7 @@ def old_house(bid: str, town: tuple[str, str], **overrides) -> dict:
 
 
 def run(d: Deployment) -> dict:
-    from pipeline.definitions import all_assets
+    from pipeline.wiring.definitions import all_assets
 
     result = dg.materialize(all_assets, selection=STEPS, resources={"store": d.resource(), "spark": SparkResource()})
     assert result.success

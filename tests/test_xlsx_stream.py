@@ -11,7 +11,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from pipeline.xlsx_stream import (
+from pipeline.formats.xlsx_stream import (
     LEVEL_FILL,
     column_letter,
     fetch_xml,

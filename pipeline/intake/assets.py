@@ -14,7 +14,7 @@ from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.receipts import write_receipts
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_if_changed
-from pipeline.resources import LitongStore
+from pipeline.platform.resources import LitongStore
 
 QUARANTINE_WARN_SHARE = 0.10
 

@@ -22,8 +22,7 @@ from openpyxl.utils import get_column_letter, quote_sheetname
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from pipeline.atomic import atomic_path
-from pipeline.excel_safe import safe_cell, write_safe_csv
+from pipeline.formats.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.ingest import FOLDER_ZH
 from pipeline.intake.schema import (
     TEMPLATE_KINDS,
@@ -34,7 +33,8 @@ from pipeline.intake.schema import (
     towns,
     units,
 )
-from pipeline.paths import output_dir
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.paths import output_dir
 
 DATA_SHEET = "填报表"
 GUIDE_SHEET = "填写说明"

@@ -20,12 +20,12 @@ import datetime as dt
 
 import duckdb
 
-from pipeline import stage_inputs
-from pipeline.failures import rollback
 from pipeline.intake.normalize import insert_normalized, lit, norm_table
 from pipeline.intake.schema import Template
-from pipeline.paths import SCHEMAS_DIR
-from pipeline.store import quote
+from pipeline.platform import stage_inputs
+from pipeline.platform.failures import rollback
+from pipeline.platform.paths import SCHEMAS_DIR
+from pipeline.platform.store import quote
 
 VERSIONS_DDL = [
     """CREATE TABLE IF NOT EXISTS norm_versions (

@@ -23,10 +23,6 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
-from pipeline import faults
-from pipeline.clock import beijing_now
-from pipeline.event_registry import event_problem
-from pipeline.failures import rollback
 from pipeline.intake.headers import (
     MAPPING_FILE,
     Mapping,
@@ -47,9 +43,13 @@ from pipeline.intake.readers import (
     skip_footer_rows,
 )
 from pipeline.intake.schema import KINDS, Template, load_template
-from pipeline.registry import round_problem, unit_label, units
-from pipeline.store import quote, raw_table
-from pipeline.upload_audit import Audit, load_audit
+from pipeline.platform import faults
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
+from pipeline.platform.store import quote, raw_table
+from pipeline.registries.events import event_problem
+from pipeline.registries.units import round_problem, unit_label, units
+from pipeline.registries.uploads import Audit, load_audit
 
 SURVEY_SUFFIXES = {".csv", ".xlsx"}
 # What the second folder level names, per kind (surveys: the survey round).
@@ -116,7 +116,7 @@ def mapping_path(data_raw: Path, kind: str, unit: str | None) -> Path:
 def discover(data_raw: Path, kind: str, audit: Audit | None = None) -> list[Upload]:
     """Every survey file of `kind`, with the department and round its folder names, checked against the
     upload audit (`audit`, else the deployment's). Hidden names (the temp names files land under,
-    pipeline/atomic.py) and Excel's lock files are never read."""
+    pipeline/platform/atomic.py) and Excel's lock files are never read."""
     base = data_raw / kind
     if not base.is_dir():
         return []

@@ -15,13 +15,13 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
-from pipeline.atomic import atomic_path
-from pipeline.clock import beijing_now
-from pipeline.excel_safe import xlsx_cell
+from pipeline.formats.excel_safe import xlsx_cell
 from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
 from pipeline.intake.schema import Template, load_template
-from pipeline.registry import unit_label, units
-from pipeline.store import has_table, quote
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.store import has_table, quote
+from pipeline.registries.units import unit_label, units
 
 # How the ledger's event begins when a resurvey no longer shows a hazard but leaves the field that caused it blank
 # or 不详 (pipeline/ledger/survey_update.py writes it): the receipt of that survey file lists those hazards.

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import registry
-from pipeline.paths import REFERENCE_DIR, SCHEMAS_DIR
+from pipeline.platform.paths import REFERENCE_DIR, SCHEMAS_DIR
+from pipeline.registries import units as registry
 
 
 def survey_kinds(schemas_dir: Path = SCHEMAS_DIR) -> tuple[str, ...]:
@@ -239,7 +239,7 @@ def towns() -> dict[str, str]:
 
 
 def units() -> dict[str, dict[str, str]]:
-    """unit_code → row of the responsible-units directory (the one registry, pipeline/registry.py)."""
+    """unit_code → row of the responsible-units directory (the one registry, pipeline/registries/units.py)."""
     return {
         c: {"unit_code": u.code, "unit_name": u.name, "kind": u.kind, "supervisor_code": u.supervisor or ""}
         for c, u in registry.units().items()

@@ -19,16 +19,16 @@ from functools import cache
 import duckdb
 import pandas as pd
 
-from pipeline import stage_inputs
-from pipeline.clock import district_today
-from pipeline.engine import engine
-from pipeline.failures import rollback
+from pipeline.engines.settings import engine
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, lit, norm_table
 from pipeline.intake.schema import KINDS, TYPE_LABELS_ZH, Field, Template, load_template, towns, units
-from pipeline.paths import SCHEMAS_DIR
-from pipeline.store import PROVENANCE_COLUMNS, quote, staging_table
+from pipeline.platform import stage_inputs
+from pipeline.platform.clock import district_today
+from pipeline.platform.failures import rollback
+from pipeline.platform.paths import SCHEMAS_DIR
+from pipeline.platform.store import PROVENANCE_COLUMNS, quote, staging_table
 
 log = logging.getLogger(__name__)
 
@@ -325,12 +325,12 @@ def _run_in_chunks(
 def _run_suite_on_engine(
     con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
 ) -> tuple[pd.DataFrame, bool]:
-    """The suite over `table` by the engine of this deployment (pipeline/engine.py): pandas in chunks, or the
+    """The suite over `table` by the engine of this deployment (pipeline/engines/settings.py): pandas in chunks, or the
     same expectations on a Spark DataFrame (validate_spark.py)."""
     if engine() != "spark":
         return _run_in_chunks(con, table, t, expectations)
-    from pipeline.intake.validate_spark import rows_on_spark, run_suite_on_spark
-    from pipeline.spark.session import get_spark
+    from pipeline.engines.spark.session import get_spark
+    from pipeline.engines.spark.validate import rows_on_spark, run_suite_on_spark
 
     return run_suite_on_spark(rows_on_spark(get_spark(), con, table, expectations), t, expectations)
 
@@ -625,7 +625,7 @@ def validate_if_changed(
     con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None
 ) -> tuple[ValidationResult, bool]:
     """(result, whether it was computed now): normalise and validate the kind only when its inputs changed
-    since the last validation (pipeline/stage_inputs.py)."""
+    since the last validation (pipeline/platform/stage_inputs.py)."""
     step = f"validate:{t.kind}"
     if stage_inputs.recorded(con, step) == validation_inputs(con, t, today):
         return current_result(con, t), False

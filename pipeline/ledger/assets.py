@@ -9,8 +9,6 @@ ledger_exports   the ledger as XLSX per town and per unit, CSV and Parquet, summ
 import dagster as dg
 import duckdb
 
-from pipeline import faults, stage_inputs
-from pipeline.clock import as_of_label, district_today
 from pipeline.intake.receipts import write_receipts
 from pipeline.ledger import quake_damage
 from pipeline.ledger.duban import DUBAN_FILE, PROPOSALS_NAME
@@ -19,8 +17,10 @@ from pipeline.ledger.feedback import apply_pending, validate_feedback, write_fee
 from pipeline.ledger.model import WITHDRAWN, ledger_version
 from pipeline.ledger.supervision import SUPERVISION_FILE
 from pipeline.ledger.survey_update import LedgerUpdate, update_from_findings
-from pipeline.paths import RULES_DIR
-from pipeline.resources import LitongStore
+from pipeline.platform import faults, stage_inputs
+from pipeline.platform.clock import as_of_label, district_today
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 from pipeline.scoring.ruleset import ruleset_version
 

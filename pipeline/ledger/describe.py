@@ -21,7 +21,7 @@ from functools import cache
 import duckdb
 
 from pipeline.intake.schema import KINDS, load_template
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
 from pipeline.scoring.ruleset import load_kinds
 
 LABELS_CSV = RULES_DIR / "reference" / "evidence_labels.csv"

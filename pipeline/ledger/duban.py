@@ -15,7 +15,7 @@ from functools import cache
 import yaml
 
 from pipeline.ledger.model import SUPERVISE_AWAITING_CLOSE, SUPERVISING
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR
 
 DUBAN_FILE = "duban.yaml"
 PROPOSALS_NAME = "督办建议清单"

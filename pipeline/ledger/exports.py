@@ -10,7 +10,7 @@ The full CSV is the header and one fragment per asset kind and town, each writte
 through the SQL form of the one neutraliser) and kept with a fingerprint, so only the fragments whose rows
 changed are written again; the Parquet is one COPY. The XLSX files are one per town and one per
 responsible unit, rewritten only when what they show changed (a fingerprint per file in
-exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/xlsx_stream.py)
+exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/formats/xlsx_stream.py)
 and streamed into each workbook. 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
 """
 
@@ -28,11 +28,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline import stage_inputs
-from pipeline.atomic import atomic_path
-from pipeline.clock import as_of_label
-from pipeline.csv_fragments import MANIFEST_NAME, ROWS_FINGERPRINT_SQL, Fragment, assemble_csv, fault_point
-from pipeline.excel_safe import install_excel_safe, sql_text, write_safe_csv
+from pipeline.formats.csv_fragments import MANIFEST_NAME, ROWS_FINGERPRINT_SQL, Fragment, assemble_csv, fault_point
+from pipeline.formats.excel_safe import install_excel_safe, sql_text, write_safe_csv
+from pipeline.formats.xlsx_stream import (
+    PERCENT_FORMAT,
+    StreamedWorkbook,
+    fetch_xml,
+    python_rows,
+    row_xml_sql,
+    streamed_workbook,
+)
 from pipeline.intake.schema import towns, units
 from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals_sql
 from pipeline.ledger.model import (
@@ -45,17 +50,12 @@ from pipeline.ledger.model import (
     WITHDRAWN,
     risk_label_sql,
 )
-from pipeline.manifest import Manifest
-from pipeline.paths import PROJECT_ROOT
+from pipeline.platform import stage_inputs
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.clock import as_of_label
+from pipeline.platform.manifest import Manifest
+from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.scoring.ruleset import load_kinds
-from pipeline.xlsx_stream import (
-    PERCENT_FORMAT,
-    StreamedWorkbook,
-    fetch_xml,
-    python_rows,
-    row_xml_sql,
-    streamed_workbook,
-)
 
 KIND_ZH = {k: spec.title for k, spec in load_kinds().items()}  # rules/kinds.yaml, in its order
 LEDGER_COLUMNS = {
@@ -108,9 +108,9 @@ FILE_CODE = r"[0-9A-Za-z]{1,40}"  # a unit code that may name a file (district c
 NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]|^\.')
 WRITER_FILES = (
     "pipeline/ledger/exports.py",
-    "pipeline/xlsx_stream.py",
-    "pipeline/excel_safe.py",
-    "pipeline/csv_fragments.py",
+    "pipeline/formats/xlsx_stream.py",
+    "pipeline/formats/excel_safe.py",
+    "pipeline/formats/csv_fragments.py",
 )
 
 

@@ -9,7 +9,7 @@ against the hazard's state, and written set-based in waves (one row per hazard p
 thousands of rows costs a few statements, not a few per row.
 
 The acting unit of every row is the unit the file came from (its folder; later the web page's
-account), resolved by pipeline/registry.py — never the 填报单位 typed in the row. An empty 填报单位
+account), resolved by pipeline/registries/units.py — never the 填报单位 typed in the row. An empty 填报单位
 takes the folder's unit; a different one refuses the row. Acceptance (已销号 / 验收不通过) and extension
 decisions are taken only from the folder of the hazard's supervising department (by sector,
 pipeline/ledger/supervision.py); it writes its own record (验收人, 验收日期, 验收结论, and the row's
@@ -38,9 +38,6 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline import faults
-from pipeline.clock import beijing_now
-from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
@@ -56,7 +53,10 @@ from pipeline.ledger.model import (
     unit_actor,
 )
 from pipeline.ledger.supervision import hazard_supervisor
-from pipeline.registry import TOP_UNIT, resolve_acting_unit, unit_label
+from pipeline.platform import faults
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
+from pipeline.registries.units import TOP_UNIT, resolve_acting_unit, unit_label
 
 FEEDBACK_COLUMNS = (
     "hazard_no, unit, status, measures, funds_wan, person, report_date, extend_to, extend_reason, "
@@ -542,9 +542,9 @@ def write_feedback_receipts(
 def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
     from openpyxl import Workbook
 
-    from pipeline.atomic import atomic_path
-    from pipeline.excel_safe import xlsx_cell
+    from pipeline.formats.excel_safe import xlsx_cell
     from pipeline.intake.receipts import receipt_path
+    from pipeline.platform.atomic import atomic_path
 
     path = receipt_path(receipts_dir, result.rel_path, result.department)
     wb = Workbook(write_only=True)

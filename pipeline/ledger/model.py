@@ -7,8 +7,8 @@ from functools import cache
 
 import duckdb
 
-from pipeline.clock import BEIJING_NOW_SQL
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.clock import BEIJING_NOW_SQL
+from pipeline.platform.paths import REFERENCE_DIR
 from pipeline.scoring.ruleset import load_kinds
 
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").

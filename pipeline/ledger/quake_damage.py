@@ -30,9 +30,6 @@ import duckdb
 import pandas as pd
 import yaml
 
-from pipeline.clock import beijing_now
-from pipeline.event_registry import declared_events
-from pipeline.failures import rollback
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
@@ -46,8 +43,11 @@ from pipeline.ledger.model import (
     hazard_no_sql,
     record_events,
 )
-from pipeline.paths import RULES_DIR
-from pipeline.registry import resolve_acting_unit, unit_label
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
+from pipeline.platform.paths import RULES_DIR
+from pipeline.registries.events import declared_events
+from pipeline.registries.units import resolve_acting_unit, unit_label
 from pipeline.scoring.ruleset import RuleSetError, control_days_problems
 
 KIND = "quake_feedback"
@@ -416,9 +416,9 @@ def write_receipt(result: BatchResult, receipts_dir: Path) -> Path:
     """The unit's receipt for one batch: what was taken, what was returned and why, what the ledger did."""
     from openpyxl import Workbook
 
-    from pipeline.atomic import atomic_path
-    from pipeline.excel_safe import xlsx_cell
+    from pipeline.formats.excel_safe import xlsx_cell
     from pipeline.intake.receipts import receipt_path
+    from pipeline.platform.atomic import atomic_path
 
     path = receipt_path(receipts_dir, result.rel_path, result.unit)
     wb = Workbook(write_only=True)

@@ -21,8 +21,8 @@ from functools import cache
 import duckdb
 import pandas as pd
 
-from pipeline import registry
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR
+from pipeline.registries import units as registry
 
 SUPERVISION_FILE = "supervision.csv"
 ANY_SECTOR = "*"

@@ -33,9 +33,6 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from pipeline import faults
-from pipeline.clock import district_today
-from pipeline.failures import rollback
 from pipeline.intake.receipts import RESURVEY_KEPT_OPEN
 from pipeline.ledger import describe, supervision
 from pipeline.ledger.model import (
@@ -48,9 +45,12 @@ from pipeline.ledger.model import (
     hazard_no_sql,
     record_events,
 )
+from pipeline.platform import faults
+from pipeline.platform.clock import district_today
+from pipeline.platform.failures import rollback
+from pipeline.platform.store import quote
 from pipeline.scoring.engine import ensure_scoring_schema
 from pipeline.scoring.ruleset import load_ruleset
-from pipeline.store import quote
 
 # what a survey may say instead of a value: no evidence either way (a resurvey with it clears nothing)
 BLANK_VALUES = "('', '不详', '未知')"

@@ -15,9 +15,9 @@ import threading
 import time
 from contextlib import closing
 
-from pipeline import upload_audit
 from pipeline.portal import accounts
 from pipeline.portal.settings import Settings
+from pipeline.registries import uploads as upload_audit
 
 GRACE_SECONDS = 5  # open requests get this long to finish once the portal is asked to stop
 STUCK_SECONDS = 5  # … and the process this much longer before it exits regardless

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from pipeline.clock import beijing_now
-from pipeline.registry import units
+from pipeline.platform.clock import beijing_now
+from pipeline.registries.units import units
 
 ROLES = {
     "clerk": "单位填报员",

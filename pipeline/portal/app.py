@@ -31,17 +31,18 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline import clock, upload_audit
-from pipeline.event_registry import EVENT_ID_PATTERN, EVENTS_FOLDER
 from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
 from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.ledger import duban
+from pipeline.platform import clock
 from pipeline.portal import accounts, evidence, preview, reads, run_progress, runner, uploads
 from pipeline.portal.accounts import ROLES, Account, AccountError, Session
 from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
-from pipeline.registry import survey_rounds, unit_label, units
+from pipeline.registries import uploads as upload_audit
+from pipeline.registries.events import EVENT_ID_PATTERN, EVENTS_FOLDER
+from pipeline.registries.units import survey_rounds, unit_label, units
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -774,8 +775,8 @@ def _hazard_routes(app: FastAPI, state: PortalState) -> None:
     def export_list(request: Request):
         """The filtered list with every column of the ledger (Chinese headers, text neutralised by the ledger's
         own streaming writer), named by the unit and the district's date."""
+        from pipeline.formats.xlsx_stream import streamed_workbook
         from pipeline.ledger.exports import LEDGER_COLUMNS, write_sheet
-        from pipeline.xlsx_stream import streamed_workbook
 
         session = _session(state, request)
         _require(session.account.role != "admin", "系统管理员账号只管理账号")
@@ -1062,8 +1063,8 @@ QUAKE_FEEDBACK_ZH = (
 def _quake_events(state: PortalState, account: Account) -> list[dict]:
     """Every declared event and every event with reports, newest first: its description, whether it is open, its
     report files, and the 排查清单 the account may open (its own unit's; a reading account every unit's)."""
-    from pipeline.event_registry import closed_at, declared_events, events_dir
     from pipeline.quake.event import EventError, read_event
+    from pipeline.registries.events import closed_at, declared_events, events_dir
 
     settings = state.settings
     reports = dict(reads.quake_reports(settings.output / "quake"))

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import clock, registry, store
-from pipeline.excel_safe import sql_text
+from pipeline.formats.excel_safe import sql_text
 from pipeline.intake.headers import MAPPING_FILE, quoted
 from pipeline.intake.normalize import norm_table
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_kind
+from pipeline.platform import clock, store
+from pipeline.registries import units as registry
 
 TOO_LARGE = "文件展开后过大"  # the words the intake's reader uses too, for a file refused for its size
 TOO_LARGE_ZH = (f"{TOO_LARGE}：读取它需要的内存超过预览的上限，无法预览，也不能提交。"
@@ -193,7 +194,7 @@ def _run(req: Request, tmp: Path) -> Result:
                 _copy_context(con, req.kind)
         registry.load_enterprises(con)
         from pipeline.intake.ingest import ingest_kind
-        from pipeline.upload_audit import PORTAL_PREVIEW
+        from pipeline.registries.uploads import PORTAL_PREVIEW
 
         ingest_kind(con, raw, req.kind, PORTAL_PREVIEW)  # it will land with the account's record
         kinds = [r[0] for r in con.execute(
@@ -327,8 +328,8 @@ def _copy_quake_objects(con: duckdb.DuckDBPyConnection) -> None:
 
 def _quake_feedback(con: duckdb.DuckDBPyConnection, req: Request, raw: Path) -> dict:
     """Each row of a 灾情反馈 file as the run would take or return it (the object checks, not the ledger's changes)."""
-    from pipeline.event_registry import declared_events
     from pipeline.ledger.quake_damage import TAKEN, preview_rows
+    from pipeline.registries.events import declared_events
 
     if not _snap_has(con, "scores", LOCAL):
         return {"will_apply": 0, "will_refuse": 0, "rows": [], "taken_label": "将受理"}

@@ -20,18 +20,19 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import registry, writer_lock
-from pipeline.clock import district_today
-from pipeline.event_registry import closed_at, declared_events
-from pipeline.excel_safe import sql_text
+from pipeline.formats.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
 from pipeline.intake.schema import KINDS, load_template
 from pipeline.ledger import duban
 from pipeline.ledger.exports import SUMMARY_KEYS, SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
 from pipeline.ledger.supervision import hazard_supervisor
+from pipeline.platform import writer_lock
+from pipeline.platform.clock import district_today
+from pipeline.platform.store import has_table
 from pipeline.portal.accounts import Account
-from pipeline.store import has_table
+from pipeline.registries import units as registry
+from pipeline.registries.events import closed_at, declared_events
 
 PAGE_ROWS = 200
 REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")

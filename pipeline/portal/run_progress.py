@@ -90,7 +90,7 @@ def last_failure() -> RunFailure | None:
 
         import dagster as dg
 
-        from pipeline.failures import run_failure_zh
+        from pipeline.platform.failures import run_failure_zh
 
         instance = _instance()
         done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
@@ -99,7 +99,7 @@ def last_failure() -> RunFailure | None:
             return None
         run = runs[0]
         stats = instance.get_run_stats(run.run_id)
-        from pipeline.clock import DISTRICT_TZ
+        from pipeline.platform.clock import DISTRICT_TZ
 
         ended = (dt.datetime.fromtimestamp(stats.end_time, DISTRICT_TZ).strftime("%Y-%m-%d %H:%M")
                  if stats.end_time else "")  # Beijing time, whatever the server's clock  # fmt: skip

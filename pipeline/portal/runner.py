@@ -4,7 +4,7 @@ At confirm the portal asks for a run of the landed kind. One background thread p
 `python -m pipeline.cli run --kind K --first` (the intake and validation, which write the receipts, or the
 feedback's application, then the published snapshot: the receipt or the changed hazard shows in seconds), then
 `run --kind K` (everything downstream: scores, ledger, charts, briefing). The CLI takes the database's writer
-lock (pipeline/writer_lock.py) as every writer does, waiting behind a run already going (the sensor's, the
+lock (pipeline/platform/writer_lock.py) as every writer does, waiting behind a run already going (the sensor's, the
 daemon's, a person's) instead of refusing; the thread itself never starts a second run while its own is
 going: what is confirmed meanwhile is queued; the kinds confirmed during a first pass get their own first pass
 before the full run, the full run covers them all, and what comes during the full run waits for its end.
@@ -23,9 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.clock import beijing_now
-from pipeline.paths import PROJECT_ROOT
-from pipeline.writer_lock import RUN_WAIT_SECONDS, WAIT_ENV
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.platform.writer_lock import RUN_WAIT_SECONDS, WAIT_ENV
 
 log = logging.getLogger(__name__)
 

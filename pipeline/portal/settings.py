@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import paths, upload_audit
+from pipeline.platform import paths
+from pipeline.registries import uploads as upload_audit
 
 
 def _int(name: str, default: int) -> int:

@@ -4,7 +4,7 @@ Each chart asset writes output/charts/<name>.png and .csv, shows the PNG in the 
 carries two checks: its numbers add up to the same total counted from its source, and every
 glyph was drawn (a missing CJK font only warns in matplotlib; here it fails the check). A chart or briefing
 whose inputs did not change since it was drawn is not drawn again: it reports the figures and checks it
-recorded then (pipeline/stage_inputs.py).
+recorded then (pipeline/platform/stage_inputs.py).
 """
 
 import base64
@@ -14,13 +14,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline import stage_inputs
-from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import as_of_label, district_today
 from pipeline.ledger.model import ledger_version
-from pipeline.paths import RULES_DIR
+from pipeline.platform import stage_inputs
+from pipeline.platform.atomic import write_bytes_atomic
+from pipeline.platform.clock import as_of_label, district_today
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.resources import LitongStore
 from pipeline.publish.charts import CHARTS, Chart
-from pipeline.resources import LitongStore
 from pipeline.scoring.assets import SCORED_KINDS
 from pipeline.scoring.ruleset import ruleset_version
 

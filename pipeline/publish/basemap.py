@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR
 from pipeline.publish.style import MUTED
 
 BOUNDARIES_FILE = REFERENCE_DIR / "boundaries" / "litong.geojson"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.atomic import atomic_path
-from pipeline.clock import as_of_label
 from pipeline.ledger.model import OVERDUE_KINDS
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.clock import as_of_label
 from pipeline.publish.charts import CHARTS_BY_NAME, shelter_shortfall
 from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.inputs import PublishInputs, short_town

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.atomic import atomic_path
-from pipeline.clock import as_of_label
-from pipeline.excel_safe import write_safe_csv
+from pipeline.formats.excel_safe import write_safe_csv
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.clock import as_of_label
 from pipeline.publish.charts import Chart
 from pipeline.publish.glyphs import outline_problem
 from pipeline.publish.inputs import PublishInputs

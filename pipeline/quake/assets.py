@@ -16,11 +16,11 @@ snapshot and writes its own store, so it never waits behind a survey run's write
 
 import dagster as dg
 
+from pipeline.platform.resources import QUAKE_TAG, LitongStore
 from pipeline.publish.assets import image_markdown
 from pipeline.quake.event import EventError, declare, event_from, find_event
 from pipeline.quake.followup import close, follow_up
 from pipeline.quake.respond import checklists_and_map, event_dir, first_report
-from pipeline.resources import QUAKE_TAG, LitongStore
 
 quake_events = dg.DynamicPartitionsDefinition(name="quake_events")
 

@@ -25,7 +25,7 @@ import yaml
 from scipy.special import betainc
 
 from pipeline.intake.schema import towns
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
 
 STATES = ("基本完好", "轻微破坏", "中等破坏", "严重破坏", "毁坏")
 VARIANTS = ("low", "likely", "high")  # V_min, V_likely, V_max: the least, the most likely and the most damage

@@ -25,9 +25,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import yaml
 
-from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import beijing_now
-from pipeline.event_registry import (  # noqa: F401  (re-exported for the response)
+from pipeline.platform.atomic import write_bytes_atomic
+from pipeline.platform.clock import beijing_now
+from pipeline.quake.shaking import distance_km, response_settings, screen_radius_km
+from pipeline.registries.events import (  # noqa: F401  (re-exported for the response)
     DECLARING_UNIT,
     EVENTS_FOLDER,
     EventTimeError,
@@ -35,7 +36,6 @@ from pipeline.event_registry import (  # noqa: F401  (re-exported for the respon
     event_id_of,
     parse_time,
 )
-from pipeline.quake.shaking import distance_km, response_settings, screen_radius_km
 
 DISTRICT_CENTRE = (106.20, 37.98)  # lon, lat of Litong District (the towns' centre)
 

@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pipeline import store
-from pipeline.clock import beijing_now
-from pipeline.failures import rollback
+from pipeline.platform import store
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
+from pipeline.platform.writer_lock import writer_lock
 from pipeline.publish.asset_register import REGISTER_COLUMNS, has_register_inputs, register_select
 from pipeline.quake import damage
 from pipeline.quake.event import Event
 from pipeline.quake.names import record_unit_names
 from pipeline.quake.shaking import degree, distance_km, district_intensity, pga_ms2, pgv_ms, response_settings
 from pipeline.quake.towns import TOWNS_DDL, record_towns
-from pipeline.writer_lock import writer_lock
 
 # Every asset of the snapshot's register (pipeline/publish/asset_register.py) with the response's own flags: a
 # view over the published register's table (its rowid the row's number: no copy of a million rows), a table

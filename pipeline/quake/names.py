@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline.registry import district_units
+from pipeline.registries.units import district_units
 
 NAMES_DDL = "CREATE TABLE IF NOT EXISTS quake_unit_names (event_id VARCHAR, unit_code VARCHAR, unit_name VARCHAR)"
 

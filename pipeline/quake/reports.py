@@ -16,12 +16,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.atomic import atomic_path, write_bytes_atomic
-from pipeline.clock import beijing_now
-from pipeline.excel_safe import sql_text
+from pipeline.formats.excel_safe import sql_text
+from pipeline.formats.xlsx_stream import fetch_xml, row_xml_sql, streamed_workbook
 from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
-from pipeline.paths import RULES_DIR
+from pipeline.platform.atomic import atomic_path, write_bytes_atomic
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.paths import RULES_DIR
 from pipeline.publish.basemap import draw_outline
 from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.render import new_figure
@@ -39,8 +40,7 @@ from pipeline.quake.shaking import (
     roman,
     shown,
 )
-from pipeline.registry import unit_label
-from pipeline.xlsx_stream import fetch_xml, row_xml_sql, streamed_workbook
+from pipeline.registries.units import unit_label
 
 A4_INCHES = (8.27, 11.69)
 ANNEX = "首报附件"  # the 首报's long lists

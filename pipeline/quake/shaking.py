@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipeline.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR
 
 EARTH_RADIUS_KM = 6371.0
 ROMAN = ["", "Ⅰ", "Ⅱ", "Ⅲ", "Ⅳ", "Ⅴ", "Ⅵ", "Ⅶ", "Ⅷ", "Ⅸ", "Ⅹ", "Ⅺ", "Ⅻ"]

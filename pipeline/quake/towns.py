@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR
 from pipeline.quake.shaking import degree, district_intensity
 
 TOWNS_DDL = """CREATE TABLE IF NOT EXISTS quake_towns (

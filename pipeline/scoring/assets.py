@@ -8,10 +8,11 @@ scores. The rule set's version is in every row and in the asset metadata.
 import dagster as dg
 import duckdb
 
-from pipeline import engine, faults, stage_inputs
+from pipeline.engines import settings as engine
 from pipeline.intake.receipts import inventory_files_without_q, write_receipts
-from pipeline.paths import RULES_DIR
-from pipeline.resources import LitongStore, SparkResource
+from pipeline.platform import faults, stage_inputs
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.resources import LitongStore, SparkResource
 from pipeline.scoring import changes
 from pipeline.scoring.engine import ScoringResult, SparkTarget, score_kind
 from pipeline.scoring.explain import top_assets_markdown

@@ -16,11 +16,11 @@ from typing import Any
 
 import duckdb
 
-from pipeline.clock import beijing_now
-from pipeline.excel_safe import sql_text
-from pipeline.failures import rollback
+from pipeline.formats.excel_safe import sql_text
+from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
+from pipeline.platform.store import quote
 from pipeline.scoring.ruleset import RuleSet, install
-from pipeline.store import quote
 
 SCORING_INPUT = "scoring_input"  # temp table: one scan of the kind's view with the rules that fire
 # The scores are written a slice of assets at a time: the reasons (an ordered string_agg per asset) of 5 M
@@ -69,7 +69,7 @@ RESCORED_LOGS = ("rescored_assets", "worklist_rescored")  # each read and emptie
 @dataclass(frozen=True)
 class SparkTarget:
     """Score on Spark (LITONG_ENGINE=spark): the session, the staging tables the kind reads and where its
-    Parquet goes (pipeline/scoring/spark_scoring.py)."""
+    Parquet goes (pipeline/engines/spark/scoring.py)."""
 
     session: Callable[[], Any]  # gives the pyspark SparkSession, started only when a kind is scored
     tables: tuple[str, ...]
@@ -236,7 +236,7 @@ def score_kind(
     run_id = uuid.uuid4().hex[:12]
     spark_out = None
     if spark is not None:
-        from pipeline.scoring.spark_scoring import score_on_spark
+        from pipeline.engines.spark.scoring import score_on_spark
 
         spark_out = score_on_spark(spark.session(), con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS "
@@ -288,7 +288,7 @@ def score_kind(
         rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
     if spark is not None:
-        from pipeline.scoring.spark_scoring import forget_other_runs
+        from pipeline.engines.spark.scoring import forget_other_runs
 
         forget_other_runs(spark.warehouse, kind, run_id)
     levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())

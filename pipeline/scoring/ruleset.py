@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from pipeline.engine import engine
-from pipeline.paths import RULES_DIR
-from pipeline.store import ensure_schema, quote, staging_table
+from pipeline.engines.settings import engine
+from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.store import ensure_schema, quote, staging_table
 
 RECTIFICATION = {"immediate": "立即整改", "project": "项目整改", "control": "管控措施"}
 HAZARD_GRADES = {"重大", "一般"}
@@ -422,13 +422,13 @@ def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
     """Parse and verify; the only way the scoring stage gets rules.
 
     A version already verified in this process (same hash of every rule file) is not re-run. On the Spark
-    engine (pipeline/engine.py) a condition or view that does not translate to Spark SQL is a problem too,
-    named with its rule (pipeline/scoring/spark_rules.py; whether Spark accepts it is checked on Spark)."""
+    engine (pipeline/engines/settings.py) a condition or view that does not translate to Spark SQL is a problem too,
+    named with its rule (pipeline/engines/spark/rules.py; whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
     key = (str(rules_dir.resolve()), ruleset.version, engine())
     if key not in _VERIFIED or ruleset.problems:
         if engine() == "spark":
-            from pipeline.scoring.spark_rules import translation_problems
+            from pipeline.engines.spark.rules import translation_problems
 
             ruleset.problems += [p for kind in ruleset.kinds for p in translation_problems(ruleset, kind)]
         verify(ruleset)

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.atomic import atomic_path
-from pipeline.excel_safe import sql_text
+from pipeline.formats.excel_safe import sql_text
 from pipeline.intake.file_versions import context_version
 from pipeline.intake.schema import load_template
-from pipeline.store import quote, table_columns
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.store import quote, table_columns
 
 MANIFEST = "_published.json"
 NO_TOWN = "__HIVE_DEFAULT_PARTITION__"  # rows without a town: Spark reads this partition's town_code as NULL

@@ -34,14 +34,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline import stage_inputs
-from pipeline.csv_fragments import MANIFEST_NAME as FRAGMENTS_MANIFEST
-from pipeline.csv_fragments import ROWS_FINGERPRINT_SQL, Fragment, assemble_csv
-from pipeline.excel_safe import install_excel_safe, sql_text
+from pipeline.formats.csv_fragments import MANIFEST_NAME as FRAGMENTS_MANIFEST
+from pipeline.formats.csv_fragments import ROWS_FINGERPRINT_SQL, Fragment, assemble_csv
+from pipeline.formats.excel_safe import install_excel_safe, sql_text
+from pipeline.formats.xlsx_stream import fetch_xml, python_rows, row_xml_sql, streamed_workbook
 from pipeline.intake.schema import towns, units
-from pipeline.manifest import Manifest
-from pipeline.paths import PROJECT_ROOT
-from pipeline.xlsx_stream import fetch_xml, python_rows, row_xml_sql, streamed_workbook
+from pipeline.platform import stage_inputs
+from pipeline.platform.manifest import Manifest
+from pipeline.platform.paths import PROJECT_ROOT
 
 WORKLIST_TABLE = "appraisal_worklist"
 WORKLIST_LOG = "worklist_rescored"  # buildings scored since the table was last brought up to date
@@ -125,8 +125,8 @@ UNKNOWN_TOWN = "乡镇不明"
 EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included: a bigger town takes several sheets
 SMALL_WORKLIST_ROWS = 100_000  # up to this many rows the district workbook holds the whole list too
 MANIFEST_NAME = "worklist_manifest.json"
-WRITER_FILES = ("pipeline/scoring/worklist.py", "pipeline/xlsx_stream.py", "pipeline/excel_safe.py",
-                "pipeline/csv_fragments.py")  # fmt: skip
+WRITER_FILES = ("pipeline/scoring/worklist.py", "pipeline/formats/xlsx_stream.py", "pipeline/formats/excel_safe.py",
+                "pipeline/formats/csv_fragments.py")  # fmt: skip
 ORDER_NOTE = ("序号为乡镇内的鉴定顺序：先列依法应当鉴定的（学校、幼儿园、医院、养老机构在前，其他人员密集场所在后），"
               "再列初步筛查得分低的；同类按得分S从低到高、使用人数从多到少排列。全区CSV按乡镇依次排列")  # fmt: skip
 

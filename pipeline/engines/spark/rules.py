@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from pipeline.engines.spark import transpile
+from pipeline.engines.spark.frames import duckdb_to_spark, read_path
+from pipeline.platform.store import ensure_schema, quote, table_columns
 from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, example_source, install, load_example
-from pipeline.spark import transpile
-from pipeline.spark.frames import duckdb_to_spark, read_path
-from pipeline.store import ensure_schema, quote, table_columns
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -211,7 +211,7 @@ def _push_staging(spark: SparkSession, con: duckdb.DuckDBPyConnection) -> None:
 
 def _scratch_spark(spark: SparkSession) -> SparkSession:
     """A session of the same Spark context with its own temporary views (the examples never meet the data)."""
-    from pipeline.spark.session import configure
+    from pipeline.engines.spark.session import configure
 
     return configure(spark.newSession())
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS_DIR = Path(os.environ.get("LITONG_SCHEMAS", PROJECT_ROOT / "schemas"))
 REFERENCE_DIR = Path(os.environ.get("LITONG_REFERENCE", PROJECT_ROOT / "reference"))
 RULES_DIR = Path(os.environ.get("LITONG_RULES", PROJECT_ROOT / "rules"))

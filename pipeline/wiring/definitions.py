@@ -7,9 +7,9 @@ partition per earthquake, reading the published snapshot).
 import dagster as dg
 
 from pipeline.intake.assets import intake_assets
-from pipeline.jobs import daily_job, feedback_job, intake_job, main_job
 from pipeline.ledger.assets import ledger_assets
-from pipeline.progress import progress_logger
+from pipeline.platform.progress import progress_logger
+from pipeline.platform.resources import LitongStore, SparkResource
 from pipeline.publish.assets import publish_assets
 from pipeline.publish.snapshot import published_snapshot
 from pipeline.quake.assets import (
@@ -19,10 +19,10 @@ from pipeline.quake.assets import (
     quake_followup_job,
     quake_job,
 )
-from pipeline.resources import LitongStore, SparkResource
-from pipeline.schedules import daily_refresh
 from pipeline.scoring.assets import scoring_assets
-from pipeline.sensors import data_raw_sensor, earthquake_sensor
+from pipeline.wiring.jobs import daily_job, feedback_job, intake_job, main_job
+from pipeline.wiring.schedules import daily_refresh
+from pipeline.wiring.sensors import data_raw_sensor, earthquake_sensor
 
 all_assets = [*intake_assets, *scoring_assets, *ledger_assets, *publish_assets, published_snapshot]
 """The survey pipeline's assets (main_job); the earthquake response's are quake_assets."""

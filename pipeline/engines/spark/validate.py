@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.intake.schema import Template
 from pipeline.intake.validate import Expectation, failure_frame, no_failures, suite_for
-from pipeline.store import quote
+from pipeline.platform.store import quote
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

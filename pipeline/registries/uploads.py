@@ -25,9 +25,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline import paths
-from pipeline.clock import beijing_now
-from pipeline.registry import unit_label
+from pipeline.platform import paths
+from pipeline.platform.clock import beijing_now
+from pipeline.registries.units import unit_label
 
 UNAUDITED_ENV = "LITONG_UNAUDITED_FILES"
 ACCEPT, REFUSE = "accept", "refuse"

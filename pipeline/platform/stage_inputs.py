@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.paths import PROJECT_ROOT, REFERENCE_DIR
+from pipeline.platform.paths import PROJECT_ROOT, REFERENCE_DIR
 
 STAGE_INPUTS_DDL = """CREATE TABLE IF NOT EXISTS stage_inputs (
     step VARCHAR PRIMARY KEY, fingerprint VARCHAR, recorded_at TIMESTAMP, detail VARCHAR)"""

@@ -3,7 +3,7 @@ reused by the 待鉴定清单 in issue 30).
 
 The file is the header and one fragment per group of rows (an asset kind's town, a town), in the file's order.
 The fragments are kept in a cache folder (outside the folder people read) with a fingerprint of their rows
-(a manifest, pipeline/manifest.py): only those whose rows changed are written again, the others are copied as
+(a manifest, pipeline/platform/manifest.py): only those whose rows changed are written again, the others are copied as
 they are by the kernel. The file is written to a temporary name and renamed; UTF-8 with BOM (Excel opens it as
 Chinese). What each fragment shows is the caller's SELECT, every text through the SQL neutraliser.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import faults
-from pipeline.atomic import atomic_path
-from pipeline.excel_safe import sql_text
-from pipeline.manifest import Manifest
+from pipeline.formats.excel_safe import sql_text
+from pipeline.platform import faults
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.manifest import Manifest
 
 BOM = "\ufeff".encode()
 MANIFEST_NAME = "exports_manifest.json"

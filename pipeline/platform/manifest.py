@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.atomic import write_bytes_atomic
+from pipeline.platform.atomic import write_bytes_atomic
 
 
 @dataclass

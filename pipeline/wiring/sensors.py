@@ -16,12 +16,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.event_registry import CLOSED_FOLDER
 from pipeline.intake.schema import KINDS
-from pipeline.jobs import feedback_job, main_job
+from pipeline.platform.resources import LitongStore
 from pipeline.quake.assets import quake_events, quake_followup_job, quake_job
 from pipeline.quake.event import DECLARING_UNIT, EVENTS_FOLDER, EventError, declaring_unit, read_event
-from pipeline.resources import LitongStore
+from pipeline.registries.events import CLOSED_FOLDER
+from pipeline.wiring.jobs import feedback_job, main_job
 
 SETTLE_SECONDS = 10
 Stamps = dict[str, list[int]]
@@ -66,7 +66,7 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
         return feedback_job.name, None
     if not folders <= {*KINDS, "feedback", "quake_feedback"}:
         return main_job.name, None
-    from pipeline.definitions import defs  # here, not at import: the definitions import this module
+    from pipeline.wiring.definitions import defs  # here, not at import: the definitions import this module
 
     roots = [f"raw_{k}" for k in sorted(folders - {"feedback", "quake_feedback"})]
     roots += ["ledger_feedback"] if "feedback" in folders else []
@@ -76,8 +76,8 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
 
 def _fail_dead_runs(context: dg.SensorEvaluationContext, store: LitongStore) -> None:
     """A run killed without a word (kill -9) would hold the UI's one-writer queue slot forever: mark it
-    failed on every tick (pipeline/writer_lock.py tells a dead run by its free run lock)."""
-    from pipeline.writer_lock import fail_dead_runs
+    failed on every tick (pipeline/platform/writer_lock.py tells a dead run by its free run lock)."""
+    from pipeline.platform.writer_lock import fail_dead_runs
 
     try:
         instance = context.instance
@@ -173,7 +173,7 @@ def _event_of(store: LitongStore, rel: str):
 
 def refused_note(store: LitongStore, rel: str, problem: str) -> Path:
     """The Chinese reason an event file was not taken, beside the quake outputs."""
-    from pipeline.atomic import write_bytes_atomic
+    from pipeline.platform.atomic import write_bytes_atomic
 
     path = store.out_dir() / "quake" / "未受理" / (Path(rel).name + "_未受理.txt")
     path.parent.mkdir(parents=True, exist_ok=True)

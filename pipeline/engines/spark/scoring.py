@@ -5,7 +5,7 @@
 2. The reference tables and the rule titles go to Spark as they are installed in DuckDB.
 3. The kind's view (rules/views/<kind>.sql), the scan with every rule condition (engine.input_select), the
    findings and the scores (engine.FINDINGS_SQL, engine.scores_sql) are the DuckDB engine's own SQL, transpiled
-   (pipeline/spark/transpile.py), and written as Parquet under `<warehouse>/scoring/<kind>/run=<run_id>/`.
+   (pipeline/engines/spark/transpile.py), and written as Parquet under `<warehouse>/scoring/<kind>/run=<run_id>/`.
 4. engine.score_kind loads that Parquet into the store in one transaction; the hazard ledger then updates
    set-based from the scores in DuckDB, as after a DuckDB scoring. Why DuckDB: the ledger is the district's
    official record, its hazard numbers and history are written all-or-nothing in one ACID transaction, and
@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipeline.scoring import spark_rules, staging_parquet
+from pipeline.engines.spark import rules as spark_rules
+from pipeline.engines.spark import transpile
+from pipeline.engines.spark.frames import read_path
+from pipeline.scoring import staging_parquet
 from pipeline.scoring.engine import FINDINGS_SQL, SCORING_INPUT, input_select, level_scale, scores_sql
 from pipeline.scoring.ruleset import RuleSet
-from pipeline.spark import transpile
-from pipeline.spark.frames import read_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 
 import duckdb
 
-from pipeline.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR
 
 UNITS_FILE = "units.csv"
 TOP_UNIT = "QZF"  # 利通区人民政府: supervises the bureau (YJJ); the registry's one unit without a supervisor

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.engine import spark_master
+from pipeline.engines.settings import spark_master
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.atomic import write_bytes_atomic
-from pipeline.clock import DISTRICT_TZ, beijing_now, beijing_time
+from pipeline.platform.atomic import write_bytes_atomic
+from pipeline.platform.clock import DISTRICT_TZ, beijing_now, beijing_time
 
 EVENTS_FOLDER = "earthquakes"
 DECLARING_UNIT = "YJJ"  # 利通区应急管理局（地震局）: its folder, or the duty officer's CLI

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline import registry
 from pipeline.intake.schema import TEMPLATE_KINDS, Template, load_template
+from pipeline.registries import units as registry
 
 # DuckDB's default is 80 % of RAM; a bound makes big sorts and windows spill to disk instead.
 MEMORY_LIMIT = "1536MB"
@@ -119,7 +119,7 @@ def staging_ddl(t: Template) -> str:
     return f"CREATE TABLE IF NOT EXISTS {staging_table(t.kind)} ({cols}, {PROVENANCE_COLUMNS})"
 
 
-# The enterprises of the unit registry, from the surveys (pipeline/registry.py merges them with
+# The enterprises of the unit registry, from the surveys (pipeline/registries/units.py merges them with
 # reference/units.csv): written by the scoring stage, one row per enterprise and survey kind.
 ENTERPRISE_UNITS_DDL = """CREATE TABLE IF NOT EXISTS enterprise_units (
     unit_code VARCHAR, unit_name VARCHAR, kind VARCHAR, supervisor_code VARCHAR, survey_kind VARCHAR,

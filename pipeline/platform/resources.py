@@ -7,8 +7,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline import clock, failures, paths, store, upload_audit
-from pipeline.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
+from pipeline.platform import clock, failures, paths, store
+from pipeline.platform.writer_lock import RUN_WAIT_SECONDS, fail_dead_runs, run_alive, wait_seconds, writer_lock
+from pipeline.registries import uploads as upload_audit
 
 QUAKE_TAG = "litong/quake"  # runs of quake_job: never hold (or wait for) the survey database's writer lock
 
@@ -18,7 +19,7 @@ class LitongStore(dg.ConfigurableResource):
     (project folders, overridable by LITONG_DB / LITONG_DATA_RAW / LITONG_OUTPUT).
 
     In a run, the resource holds the database's writer lock from the run's first step to its last
-    (pipeline/writer_lock.py), and first marks failed any earlier run whose process died. Outside a run
+    (pipeline/platform/writer_lock.py), and first marks failed any earlier run whose process died. Outside a run
     (a sensor reading data_raw/), and in an earthquake response run, it takes no lock."""
 
     database: str = ""
@@ -73,11 +74,11 @@ class LitongStore(dg.ConfigurableResource):
 
 
 class SparkResource(dg.ConfigurableResource):
-    """The Spark session of the Spark engine (LITONG_ENGINE=spark; pipeline/engine.py): the process's one
+    """The Spark session of the Spark engine (LITONG_ENGINE=spark; pipeline/engines/settings.py): the process's one
     session, whose master comes from the environment (LITONG_SPARK_MASTER, or spark-submit's own, or local[*]),
     as the validation's does. It starts on first use only: a run on the DuckDB engine never starts a JVM."""
 
     def session(self):  # -> pyspark.sql.SparkSession
-        from pipeline.spark.session import get_spark
+        from pipeline.engines.spark.session import get_spark
 
         return get_spark()

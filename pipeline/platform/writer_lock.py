@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.clock import beijing_now
+from pipeline.platform.clock import beijing_now
 
 WAIT_ENV = "LITONG_WRITER_WAIT"
 RUN_WAIT_SECONDS = 900.0  # a run queued behind another waits up to 15 minutes

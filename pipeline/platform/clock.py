@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.paths import data_raw_dir
+from pipeline.platform.paths import data_raw_dir
 
 DISTRICT_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
 TODAY_ENV = "LITONG_TODAY"

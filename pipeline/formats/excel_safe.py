@@ -10,7 +10,7 @@ and numbers stay numbers: only `str` values are ever changed.
 A workbook cell also never holds a character XML 1.0 cannot write (the C0 controls but tab, line feed and carriage
 return; U+FFFE, U+FFFF; openpyxl raises IllegalCharacterError on them): `xlsx_cell` shows each as U+FFFD (�), so a
 NUL from a CSV or a vertical tab pasted from Word is visible where it was. Every XLSX cell goes through it (openpyxl
-writers, and pipeline/xlsx_stream.py, whose SQL form does the same); a CSV keeps them (CSV can hold them).
+writers, and pipeline/formats/xlsx_stream.py, whose SQL form does the same); a CSV keeps them (CSV can hold them).
 
 The same rule runs in Python (`safe_cell`) and in DuckDB (the macro `excel_safe_text(x)` that
 `install_excel_safe` generates from the same constants), so a file DuckDB writes by COPY is neutralised
@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline.atomic import atomic_path
+from pipeline.platform.atomic import atomic_path
 
 FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 CONTROL_STARTS = ("\t", "\r", "\n", "\0")

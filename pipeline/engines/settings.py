@@ -1,8 +1,8 @@
 """Which engine scores: the one place it is chosen (issue 16).
 
 `LITONG_ENGINE=duckdb` (the default) scores in the DuckDB store, on one machine. `LITONG_ENGINE=spark` runs the
-same rule files, transpiled, on Apache Spark over the staging tables published as Parquet (pipeline/spark/,
-pipeline/scoring/spark_scoring.py); its master comes from `LITONG_SPARK_MASTER` (or, under spark-submit, from
+same rule files, transpiled, on Apache Spark over the staging tables published as Parquet (pipeline/engines/spark/,
+pipeline/engines/spark/scoring.py); its master comes from `LITONG_SPARK_MASTER` (or, under spark-submit, from
 the submit's own `--master`). Nothing here imports pyspark: the DuckDB run never starts a JVM.
 """
 
@@ -12,7 +12,7 @@ import os
 import warnings
 from pathlib import Path
 
-from pipeline import paths
+from pipeline.platform import paths
 
 ENGINES = ("duckdb", "spark")
 

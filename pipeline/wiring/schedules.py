@@ -3,7 +3,7 @@ republished every morning even when nobody uploads anything."""
 
 import dagster as dg
 
-from pipeline.jobs import daily_job
+from pipeline.wiring.jobs import daily_job
 
 daily_refresh = dg.ScheduleDefinition(
     name="daily_refresh",

@@ -37,8 +37,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from pipeline.atomic import atomic_path
-from pipeline.excel_safe import NOT_IN_XML, REPLACEMENT, install_excel_safe, safe_cell, sql_text, visible_text
+from pipeline.formats.excel_safe import NOT_IN_XML, REPLACEMENT, install_excel_safe, safe_cell, sql_text, visible_text
+from pipeline.platform.atomic import atomic_path
 
 LEVEL_FILL = {"red": "FFC7CE", "orange": "FFD8A8", "yellow": "FFF2A8", "blue": "C6DBF7"}
 PERCENT_FORMAT = "0.0%"
