@@ -36,11 +36,11 @@ def one_pass(
     """Intake of `raw` (when given), validation and scoring of every kind and the ledger update (and the
     exports), through the product's skipping entry points: (seconds, which steps worked, seconds per stage)."""
     from pipeline.intake.ingest import ingest_kind
-    from pipeline.intake.schema import KINDS, load_template
     from pipeline.intake.validate import validate_if_changed
     from pipeline.ledger.assets import update_ledger_if_changed
     from pipeline.platform import store
     from pipeline.platform.paths import RULES_DIR
+    from pipeline.registries.templates import KINDS, load_template
     from pipeline.scoring.assets import SCORED_KINDS, score_if_changed
     from pipeline.scoring.ruleset import ruleset_version
 

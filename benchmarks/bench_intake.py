@@ -66,7 +66,7 @@ def bare_duckdb_sql(files_glob: str) -> str:
     Light cleaning only (trim, thousands separators, unit suffixes, accepted spellings), no
     provenance, no messages: what a hand-written SQL check would do."""
     from pipeline.intake.normalize import NUMBER_UNITS, lit_list
-    from pipeline.intake.schema import UNKNOWN_MARKERS, load_template, towns, units
+    from pipeline.registries.templates import UNKNOWN_MARKERS, load_template, towns, units
 
     t = load_template("buildings")
     fails = []
@@ -118,9 +118,9 @@ def run_pipeline(data: Path) -> dict:
 
     from pipeline.intake.ingest import ingest_kind
     from pipeline.intake.receipts import write_receipts
-    from pipeline.intake.schema import load_template
     from pipeline.intake.validate import normalize, validate
     from pipeline.platform import store
+    from pipeline.registries.templates import load_template
 
     template = load_template("buildings")
     with tempfile.TemporaryDirectory() as tmp, store.connect(Path(tmp) / "bench.duckdb") as con:

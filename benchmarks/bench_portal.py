@@ -53,7 +53,7 @@ TOWNS = ["T100", "T101", "T102", "T103", "T104", "T105", "T106", "T107", "T200",
 
 def survey_csv(rows: int, seed: int) -> bytes:
     """A buildings survey of `rows` rows from the template's example, ids varied, 3 % with a bad year."""
-    from pipeline.intake.schema import load_template
+    from pipeline.registries.templates import load_template
 
     t = load_template("buildings")
     example = {f.key: f.example for f in t.fields}

@@ -26,9 +26,9 @@ def staged_db(rows: int) -> Path:
     if db.exists():
         return db
     from pipeline.intake.ingest import ingest_kind
-    from pipeline.intake.schema import KINDS, load_template
     from pipeline.intake.validate import normalize, validate
     from pipeline.platform import store
+    from pipeline.registries.templates import KINDS, load_template
     from sample.generate import generate
 
     raw = DATA / f"scoring_{rows}_raw"

@@ -124,7 +124,7 @@ def run_selection(kinds: list[str], first: bool) -> tuple[str, list | None]:
     (as the upload sensor runs it: scores, ledger, charts, briefing)."""
     import dagster as dg
 
-    from pipeline.intake.schema import KINDS
+    from pipeline.registries.templates import KINDS
     from pipeline.wiring.sensors import what_to_run
 
     unknown = [k for k in kinds if k not in (*KINDS, *FIRST_STEPS)]

@@ -47,9 +47,9 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from pipeline.intake.schema import load_template
 from pipeline.platform.clock import SAMPLE_MARKER
 from pipeline.registries import units as registry
+from pipeline.registries.templates import load_template
 
 AS_OF = dt.date(2025, 6, 30)  # the date the sample's story stops (data_raw/样例数据.yaml)
 ENCODINGS = {"T107": "gbk", "T203": "gbk"}  # towns whose clerks save CSV from an old Excel

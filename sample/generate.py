@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.intake.credit_code import CHARSET, check_char, is_valid
-from pipeline.intake.schema import Template, load_template, towns
+from pipeline.registries.templates import Template, load_template, towns
 from sample import more_kinds as more_kinds_sample
 from sample.tables import load
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipeline.intake.schema import load_template, towns
+from pipeline.registries.templates import load_template, towns
 
 TABLES = yaml.safe_load((Path(__file__).parent / "tables" / "more_kinds.yaml").read_text(encoding="utf-8"))
 PLACES = yaml.safe_load((Path(__file__).parent / "tables" / "places.yaml").read_text(encoding="utf-8"))

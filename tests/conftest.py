@@ -14,11 +14,11 @@ import duckdb
 import pytest
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.platform import store
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.platform.resources import LitongStore, SparkResource
+from pipeline.registries.templates import load_template
 
 
 def example_row(kind: str, **overrides: str) -> dict[str, str]:

@@ -12,9 +12,9 @@ import socket
 import numpy as np
 import pytest
 
-from pipeline.intake.schema import towns
 from pipeline.platform import store
 from pipeline.platform.paths import REFERENCE_DIR
+from pipeline.registries.templates import towns
 from tests.conftest import Deployment, csv_bytes, run_all
 from tests.test_ledger import building
 
@@ -171,9 +171,9 @@ def test_labels_of_towns_at_almost_the_same_place_are_moved_apart():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from pipeline.intake.schema import towns
     from pipeline.publish.inputs import short_town
     from pipeline.publish.labels import TownLabels
+    from pipeline.registries.templates import towns
 
     names = [short_town(n) for n in towns().values()]
     assert len(names) == 13

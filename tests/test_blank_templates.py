@@ -22,8 +22,8 @@ from pipeline.intake.blank_templates import (
     write_blank_templates,
     write_xlsx,
 )
-from pipeline.intake.schema import TEMPLATE_KINDS as KINDS
-from pipeline.intake.schema import Field, Template, load_template, towns, units
+from pipeline.registries.templates import TEMPLATE_KINDS as KINDS
+from pipeline.registries.templates import Field, Template, load_template, towns, units
 
 BOM = b"\xef\xbb\xbf"
 

@@ -180,7 +180,7 @@ def test_the_feedback_template_explains_the_control_step(tmp_path):
     from openpyxl import load_workbook
 
     from pipeline.intake.blank_templates import GUIDE_SHEET, write_xlsx
-    from pipeline.intake.schema import load_template
+    from pipeline.registries.templates import load_template
 
     path = write_xlsx(load_template("feedback"), tmp_path / "feedback.xlsx")
     guide = [" ".join(str(c) for c in row if c) for row in load_workbook(path)[GUIDE_SHEET].iter_rows(values_only=True)]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pipeline.intake.credit_code import check_char
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.ledger import survey_update
 from pipeline.platform import store
 from pipeline.registries import units as registry
+from pipeline.registries.templates import load_template
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import parse_rules
 from tests.conftest import csv_bytes, example_row

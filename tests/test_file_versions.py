@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.platform import clock, store
+from pipeline.registries.templates import load_template
 from tests.conftest import Deployment, csv_bytes, example_row
 
 

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from pipeline.intake.receipts import _warnings
-from pipeline.intake.schema import load_template
 from pipeline.platform.paths import RULES_DIR
+from pipeline.registries.templates import load_template
 from pipeline.scoring.ruleset import _insert, fires_on, load_ruleset, parse_rules
 from tests.conftest import rules_scratch
 

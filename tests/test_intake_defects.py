@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 
 import pipeline
-from pipeline.intake.schema import load_template
+from pipeline.registries.templates import load_template
 from tests.conftest import example_row
 from tests.test_intake_robust import file_problems, intake_with_receipts, receipt
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.intake.assets import intake_assets
 from pipeline.intake.blank_templates import write_blank_templates
-from pipeline.intake.schema import KINDS, load_template
+from pipeline.registries.templates import KINDS, load_template
 from tests.conftest import csv_bytes, example_row
 
 

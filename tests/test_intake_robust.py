@@ -16,9 +16,9 @@ import pytest
 from pipeline.intake import ingest as ingest_module
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.receipts import receipt_path, write_receipts
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_kind
 from pipeline.platform import store
+from pipeline.registries.templates import load_template
 from tests.conftest import csv_bytes, example_row
 
 HEADERS = [f.header for f in load_template("buildings").fields]

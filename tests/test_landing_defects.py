@@ -23,13 +23,13 @@ import pytest
 from pipeline.cli import main
 from pipeline.intake.blank_templates import write_blank_templates
 from pipeline.intake.ingest import discover, ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.ledger.feedback import apply_pending, validate_feedback
 from pipeline.platform import faults, store
 from pipeline.platform.atomic import write_bytes_atomic
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.registries import uploads as upload_audit
+from pipeline.registries.templates import load_template
 from pipeline.registries.units import district_units
 from tests.conftest import csv_bytes
 from tests.test_authority import ledger_state, ready_for_acceptance

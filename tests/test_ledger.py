@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import normalize, validate
 from pipeline.ledger import survey_update
 from pipeline.ledger.feedback import apply_pending, pending_files, preview, validate_feedback
 from pipeline.ledger.history import current_ledger, ledger_as_of
 from pipeline.platform import store
+from pipeline.registries.templates import load_template
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import load_ruleset
 from tests.conftest import csv_bytes, example_row

@@ -14,12 +14,12 @@ import duckdb
 import openpyxl
 import pytest
 
-from pipeline.intake.schema import KINDS, load_template
 from pipeline.ledger import exports
 from pipeline.ledger.describe import derived_labels, describe_evidence, evidence_labels
 from pipeline.ledger.exports import export_ledger
 from pipeline.ledger.model import HARM_ZH
 from pipeline.platform import store
+from pipeline.registries.templates import KINDS, load_template
 from tests.test_ledger import A_DAMAGE, A_FALL, B_D, RULESET, building, round_one, survey
 
 AS_OF = dt.date(2023, 9, 1)

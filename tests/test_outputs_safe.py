@@ -16,7 +16,6 @@ from openpyxl import Workbook
 from pipeline.formats.excel_safe import neutralise, safe_cell, write_safe_csv
 from pipeline.formats.xlsx_stream import StreamedWorkbook, streamed_workbook
 from pipeline.intake import blank_templates
-from pipeline.intake.schema import load_template
 from pipeline.ledger.exports import EXPORT_FILES, export_ledger, write_sheet
 from pipeline.platform import faults, store
 from pipeline.publish.briefing import write_briefing
@@ -24,6 +23,7 @@ from pipeline.publish.charts import CHARTS_BY_NAME
 from pipeline.publish.inputs import PublishInputs
 from pipeline.publish.render import render_chart
 from pipeline.publish.style import clip
+from pipeline.registries.templates import load_template
 from tests.test_ledger import building, survey
 
 HYPERLINK = '=HYPERLINK("http://x","y")'

@@ -373,9 +373,9 @@ def test_an_upload_is_recorded_landed_only_once_its_file_is_in_place(site, monke
 
 def test_a_supervisors_decision_is_stored_exactly_as_typed(site):
     from pipeline.intake.ingest import ingest_kind
-    from pipeline.intake.schema import load_template
     from pipeline.intake.validate import validate_kind
     from pipeline.platform import clock, store
+    from pipeline.registries.templates import load_template
 
     hazard_no = _hazard_of(site, "T100", "已整改待验收")
     sup = login(site, "sup")

@@ -11,8 +11,8 @@ import duckdb
 import pytest
 from portal_support import PASSWORDS, copy_deployment, login, make_site, serving, text_of
 
-from pipeline.intake.schema import towns
 from pipeline.platform import clock
+from pipeline.registries.templates import towns
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

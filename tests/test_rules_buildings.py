@@ -14,9 +14,9 @@ import duckdb
 import openpyxl
 import pytest
 
-from pipeline.intake.schema import load_template
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.store import ensure_schema
+from pipeline.registries.templates import load_template
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import _insert, _verify_kind, fires_on, install, parse_rules
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, write_worklist

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.intake.schema import load_template
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.platform.store import ensure_schema
+from pipeline.registries.templates import load_template
 from pipeline.scoring.engine import score_kind
 from pipeline.scoring.ruleset import _insert, _verify_rule, parse_rules
 from sample.generate import FAULT_CROSSINGS, generate

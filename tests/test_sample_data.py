@@ -11,7 +11,7 @@ import openpyxl
 import pytest
 
 from pipeline.intake.credit_code import is_valid
-from pipeline.intake.schema import KINDS, load_template, towns, units
+from pipeline.registries.templates import KINDS, load_template, towns, units
 from sample.generate import (
     DEFECT_KINDS,
     GBK_TOWNS,

@@ -17,12 +17,13 @@ import duckdb
 import pytest
 
 from pipeline.engines import settings as engine
+from pipeline.engines.duckdb import column_loader, run_suite
 from pipeline.engines.spark import rules as spark_rules
+from pipeline.engines.spark import staging as staging_parquet
 from pipeline.engines.spark import transpile
-from pipeline.intake.schema import load_template
-from pipeline.intake.validate import column_loader, row_expectations, run_suite
+from pipeline.intake.validate import row_expectations
 from pipeline.platform.paths import PROJECT_ROOT
-from pipeline.scoring import staging_parquet
+from pipeline.registries.templates import load_template
 from pipeline.scoring.ruleset import RuleSetError, load_ruleset, parse_rules
 from tests.conftest import Deployment, run_all
 

@@ -139,7 +139,7 @@ def test_department_column_mapping(deployment):
     keys = [f for f in example_row("buildings")]
     row = example_row("buildings")
     headers = ["建筑物编号" if k == "building_id" else "层数" if k == "floors_above" else None for k in keys]
-    from pipeline.intake.schema import load_template
+    from pipeline.registries.templates import load_template
 
     t = load_template("buildings")
     headers = [h or t.field(k).header for h, k in zip(headers, keys, strict=True)]
@@ -160,7 +160,7 @@ def test_mapping_to_an_unknown_template_column_refuses_the_file(deployment):
 
 
 def test_header_variants_are_matched(deployment):
-    from pipeline.intake.schema import load_template
+    from pipeline.registries.templates import load_template
 
     t = load_template("buildings")
     variants = {"floor_area_m2": " 建筑面积（㎡） ", "height_m": "建筑高度（m）", "village": "村（社区）", "lon": "lon"}

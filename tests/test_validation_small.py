@@ -11,17 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.intake import validate
+from pipeline.engines import duckdb as duck_engine
+from pipeline.engines.duckdb import column_loader, run_suite, run_suite_small
+from pipeline.engines.expectations import Expectation
 from pipeline.intake.normalize import norm_table
-from pipeline.intake.schema import KINDS, load_template
-from pipeline.intake.validate import (
-    Expectation,
-    column_loader,
-    cross_expectations,
-    row_expectations,
-    run_suite,
-    run_suite_small,
-)
+from pipeline.intake.validate import cross_expectations, row_expectations
+from pipeline.registries.templates import KINDS, load_template
 
 TODAY = dt.date(2025, 6, 30)
 
@@ -95,22 +90,24 @@ def test_the_small_path_matches_great_expectations_on_every_edge():
 
 
 def test_only_a_preview_worker_takes_the_small_path_and_only_for_a_small_batch(monkeypatch):
-    """A run always validates with Great Expectations; a preview worker (validate.allow_small_path) checks a
+    """A run always validates with Great Expectations; a preview worker (duck_engine.allow_small_path) checks a
     small batch on the frames and a large one with GE."""
     calls = []
-    monkeypatch.setattr(validate, "run_suite", lambda *a: calls.append("ge") or (validate.no_failures(), True))
-    monkeypatch.setattr(validate, "run_suite_small", lambda *a: calls.append("small") or (validate.no_failures(), True))
+    monkeypatch.setattr(duck_engine, "run_suite", lambda *a: calls.append("ge") or (duck_engine.no_failures(), True))
+    monkeypatch.setattr(
+        duck_engine, "run_suite_small", lambda *a: calls.append("small") or (duck_engine.no_failures(), True)
+    )
     con = duckdb.connect()
     t = load_template("buildings")
 
     def check(rows: int) -> None:
         con.execute(f"CREATE OR REPLACE TABLE x AS SELECT range + 1 AS _row_key, 1 AS flag FROM range({rows})")
-        validate._run_in_chunks(con, "x", t, cross_expectations(t))
+        duck_engine._run_in_chunks(con, "x", t, cross_expectations(t))
 
-    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    monkeypatch.setattr(duck_engine, "_small_path_allowed", False)
     check(13)
     assert calls == ["ge"]  # a run
-    validate.allow_small_path()  # as the preview worker does (monkeypatch restores the flag)
-    for rows in (13, validate.SMALL_ROWS + 1):
+    duck_engine.allow_small_path()  # as the preview worker does (monkeypatch restores the flag)
+    for rows in (13, duck_engine.SMALL_ROWS + 1):
         check(rows)
     assert calls == ["ge", "small", "ge"]

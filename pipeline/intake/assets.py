@@ -12,9 +12,9 @@ import dagster as dg
 
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.receipts import write_receipts
-from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.platform.resources import LitongStore
+from pipeline.registries.templates import KINDS, load_template
 
 QUARANTINE_WARN_SHARE = 0.10
 

@@ -1,7 +1,7 @@
 """Blank upload templates (XLSX and CSV) for every survey kind.
 
 Everything about a column — header, required flag, type, allowed values, range, note
-and example — comes from `pipeline.intake.schema` (i.e. `schemas/<kind>.yaml`); this
+and example — comes from `pipeline.registries.templates` (i.e. `schemas/<kind>.yaml`); this
 module only decides how to lay it out.
 
     python -m pipeline.intake.blank_templates --out output/templates
@@ -24,7 +24,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from pipeline.formats.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.ingest import FOLDER_ZH
-from pipeline.intake.schema import (
+from pipeline.platform.atomic import atomic_path
+from pipeline.platform.paths import output_dir
+from pipeline.registries.templates import (
     TEMPLATE_KINDS,
     UNKNOWN_MARKERS,
     Field,
@@ -33,8 +35,6 @@ from pipeline.intake.schema import (
     towns,
     units,
 )
-from pipeline.platform.atomic import atomic_path
-from pipeline.platform.paths import output_dir
 
 DATA_SHEET = "填报表"
 GUIDE_SHEET = "填写说明"

@@ -21,11 +21,11 @@ import datetime as dt
 import duckdb
 
 from pipeline.intake.normalize import insert_normalized, lit, norm_table
-from pipeline.intake.schema import Template
 from pipeline.platform import stage_inputs
 from pipeline.platform.failures import rollback
 from pipeline.platform.paths import SCHEMAS_DIR
 from pipeline.platform.store import quote
+from pipeline.registries.templates import Template
 
 VERSIONS_DDL = [
     """CREATE TABLE IF NOT EXISTS norm_versions (
@@ -55,7 +55,7 @@ def context_version(t: Template) -> str:
     return stage_inputs.fingerprint(
         stage_inputs.files_version(SCHEMAS_DIR / f"{t.kind}.yaml"),
         stage_inputs.reference_version("units.csv", "towns.csv", "survey_rounds.csv"),
-        stage_inputs.code_version("pipeline/intake"),
+        stage_inputs.code_version("pipeline/intake", "pipeline/engines"),
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.intake.readers import UnreadableFile, read_text_rows
-from pipeline.intake.schema import Template, header_key, header_lookup
+from pipeline.registries.templates import Template, header_key, header_lookup
 
 MAPPING_FILE = "列映射.csv"
 MAPPING_HEADERS = ("本单位列名", "模板列名")

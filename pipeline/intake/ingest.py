@@ -42,12 +42,12 @@ from pipeline.intake.readers import (
     sheet_names,
     skip_footer_rows,
 )
-from pipeline.intake.schema import KINDS, Template, load_template
 from pipeline.platform import faults
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.failures import rollback
 from pipeline.platform.store import quote, raw_table
 from pipeline.registries.events import event_problem
+from pipeline.registries.templates import KINDS, Template, load_template
 from pipeline.registries.units import round_problem, unit_label, units
 from pipeline.registries.uploads import Audit, load_audit
 

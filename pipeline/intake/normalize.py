@@ -16,8 +16,8 @@ from __future__ import annotations
 import duckdb
 
 from pipeline.intake.credit_code import CHARSET, WEIGHTS
-from pipeline.intake.schema import UNKNOWN_MARKERS, Field, Template, towns
 from pipeline.platform.store import quote, raw_table, staging_table
+from pipeline.registries.templates import UNKNOWN_MARKERS, Field, Template, towns
 
 FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000\u00a0"
 HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + "  "

@@ -17,10 +17,10 @@ import duckdb
 
 from pipeline.formats.excel_safe import xlsx_cell
 from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
-from pipeline.intake.schema import Template, load_template
 from pipeline.platform.atomic import atomic_path
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.store import has_table, quote
+from pipeline.registries.templates import Template, load_template
 from pipeline.registries.units import unit_label, units
 
 # How the ledger's event begins when a resurvey no longer shows a hazard but leaves the field that caused it blank

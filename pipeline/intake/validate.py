@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 
 import duckdb
 import pandas as pd
 
-from pipeline.engines.settings import engine
+from pipeline.engines.expectations import Expectation
+from pipeline.engines.seam import current
 from pipeline.intake import file_versions
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, lit, norm_table
-from pipeline.intake.schema import KINDS, TYPE_LABELS_ZH, Field, Template, load_template, towns, units
 from pipeline.platform import stage_inputs
 from pipeline.platform.clock import district_today
 from pipeline.platform.failures import rollback
 from pipeline.platform.paths import SCHEMAS_DIR
 from pipeline.platform.store import PROVENANCE_COLUMNS, quote, staging_table
+from pipeline.registries.templates import KINDS, TYPE_LABELS_ZH, Field, Template, load_template, towns, units
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,6 @@ EXCEL_ERROR_REGEX = (
     r"^#(?:N/A|REF!|VALUE!|DIV/0!|NAME\?|NUM!|NULL!|SPILL!|CALC!|FIELD!|BLOCKED!|CONNECT!|BUSY!|UNKNOWN!|GETTING_DATA)$"
 )
 DATE_MIN = dt.datetime(1950, 1, 1)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """One expectation of the suite, in our words (turned into a GE object in `run_suite`)."""
-
-    ge_type: str  # class name in great_expectations.expectations
-    column: str
-    kwargs: dict
-    check_id: str
-    columns: tuple[str, ...]
-    problem_zh: str
 
 
 @dataclass
@@ -146,195 +133,6 @@ def cross_expectations(t: Template) -> list[Expectation]:
     return out
 
 
-@cache
-def _context():
-    """One ephemeral GE context per process (it writes nothing to disk), progress bars off."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context
-
-
-_SUITES: dict[tuple[str, bool, str], tuple] = {}
-
-
-def suite_for(kind: str, expectations: list[Expectation], on_spark: bool = False):
-    """The batch definition and suite of one template's expectations, built once per process, for pandas
-    frames or (`on_spark`) Spark DataFrames (validate_spark.py).
-
-    The suite is created with all its expectations at once: adding them one by one makes GE
-    re-serialise the whole suite each time (quadratic; seconds per validation)."""
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
-    key = (kind, on_spark, repr(expectations))
-    if key in _SUITES:
-        return _SUITES[key]
-    context = _context()
-    name = f"survey_{kind}_{len(_SUITES)}"
-    source = context.data_sources.add_spark(name) if on_spark else context.data_sources.add_pandas(name)
-    batch_def = source.add_dataframe_asset(f"norm_{kind}").add_batch_definition_whole_dataframe("current_files")
-    ge_expectations = [
-        getattr(gxe, e.ge_type)(column=e.column, **e.kwargs, meta={"index": i, "check_id": e.check_id})
-        for i, e in enumerate(expectations)
-    ]
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=ge_expectations))
-    _SUITES[key] = (batch_def, suite)
-    return _SUITES[key]
-
-
-def run_suite(
-    load_column: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
-    """Run the suite with Great Expectations; returns one row per (row key, failed check).
-
-    The expectations of each column are validated on a one-column frame, loaded just for
-    them: GE filters the whole batch frame for every metric (one wide frame costs columns x
-    expectations), and one column at a time keeps memory to one column."""
-    frames, success = [], True
-    by_column: dict[str, list[Expectation]] = {}
-    for e in expectations:
-        by_column.setdefault(e.column, []).append(e)
-    for column, group in by_column.items():
-        batch_def, suite = suite_for(t.kind, group)
-        batch = batch_def.get_batch(batch_parameters={"dataframe": load_column(column)})
-        result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-        success = success and bool(result.success)
-        for r in result.results:
-            e = group[r.expectation_config.meta["index"]]
-            if r.exception_info.get("raised_exception"):
-                raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
-            keys = r.result.get("unexpected_index_list") or []
-            if keys:
-                frames.append(failure_frame(e, keys))
-    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
-
-
-def failure_frame(e: Expectation, row_keys: list[int]) -> pd.DataFrame:
-    """The rows an expectation failed on, with its check id, columns and the receipt's reason."""
-    return pd.DataFrame({"row_key": pd.array(row_keys, dtype="int64"), "check_id": e.check_id,
-                         "columns": ",".join(e.columns), "problem_zh": e.problem_zh})  # fmt: skip
-
-
-def no_failures() -> pd.DataFrame:
-    return pd.DataFrame(
-        {"row_key": pd.Series([], dtype="int64")}
-        | {c: pd.Series([], dtype="str") for c in ("check_id", "columns", "problem_zh")}
-    )
-
-
-CHUNK_ROWS = 500_000  # rows per Great Expectations batch: one huge file is checked in parts
-
-
-def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) -> Callable[[str], pd.DataFrame]:
-    """Loads one column of the rows `lo < _row_key <= hi` of `table` via Arrow (much faster than `.df()`),
-    indexed by row key."""
-
-    def load(column: str) -> pd.DataFrame:
-        arrow = con.sql(
-            f"SELECT _row_key, {quote(column)} FROM {table} WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)}"
-        ).to_arrow_table()
-        df = arrow.to_pandas(date_as_object=False).set_index("_row_key")
-        df.index.name = None  # GE then reports plain index values
-        return df
-
-    return load
-
-
-SMALL_ROWS = 2_000
-# In the portal's preview workers only (allow_small_path), a batch of up to SMALL_ROWS rows is checked on the
-# frames directly, exactly as Great Expectations' pandas engine computes it (its column-map metrics, quoted in
-# _SMALL_CHECKS): GE spends ~17 ms per expectation building its metric graph whatever the rows, 2.5 s for the
-# buildings template's 144 expectations on a 13-row file (issue 27 §4: a preview <= 2 s). A preview only says what
-# the run will do; the run's validation, the one the ledger and the receipts keep, always goes through GE, and the
-# equivalence of the two is tested on the whole sample (tests/test_validation_small.py).
-_small_path_allowed = False
-
-
-def allow_small_path() -> None:
-    """Let this process check small batches without GE: called by the portal's preview workers, never by a run."""
-    global _small_path_allowed
-    _small_path_allowed = True
-
-
-_SMALL_CHECKS: dict[str, Callable[[pd.Series, dict], pd.Series]] = {  # non-null values -> unexpected
-    # ColumnValuesMatchRegex._pandas: column.astype(str).str.contains(regex)
-    "ExpectColumnValuesToMatchRegex": lambda v, kw: ~v.astype(str).str.contains(kw["regex"]),
-    "ExpectColumnValuesToNotMatchRegex": lambda v, kw: v.astype(str).str.contains(kw["regex"]),
-    # ColumnValuesInSet._pandas: column.isin(value_set)
-    "ExpectColumnValuesToBeInSet": lambda v, kw: ~v.isin(kw["value_set"]),
-    "ExpectColumnValuesToNotBeInSet": lambda v, kw: v.isin(kw["value_set"]),
-    # ColumnValuesBetween._pandas_vectorized, inclusive bounds (strict_* never set here)
-    "ExpectColumnValuesToBeBetween": lambda v, kw: (
-        (v < kw["min_value"] if kw.get("min_value") is not None else False)
-        | (v > kw["max_value"] if kw.get("max_value") is not None else False)
-    ),
-    "ExpectColumnValuesToNotBeNull": None,  # on every row: null is what is unexpected
-    "ExpectColumnValuesToBeNull": None,
-}
-
-
-def run_suite_small(
-    load_column: Callable[[str], pd.DataFrame], expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
-    """The same failures as `run_suite` (row key, check, columns, reason), computed as GE's pandas engine does:
-    a column-map expectation looks at the non-null values only (GE filters them with isnull() first), the null
-    ones' own expectations at every value."""
-    frames, columns = [], {}
-    for e in expectations:
-        if e.column not in columns:
-            columns[e.column] = load_column(e.column)[e.column]
-        values = columns[e.column]
-        if e.ge_type == "ExpectColumnValuesToNotBeNull":
-            bad = values.isnull()
-        elif e.ge_type == "ExpectColumnValuesToBeNull":
-            bad = ~values.isnull()
-        else:
-            present = values[~values.isnull()]
-            bad = _SMALL_CHECKS[e.ge_type](present, e.kwargs)
-            bad = pd.Series(bad, index=present.index) if not isinstance(bad, pd.Series) else bad
-        keys = [int(k) for k in bad.index[bad.to_numpy(dtype=bool)]]
-        if keys:
-            frames.append(failure_frame(e, keys))
-    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), not frames
-
-
-def _run_in_chunks(
-    con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
-    """The suite over the rows of `table` (which has `_row_key`), CHUNK_ROWS rows at a time."""
-    lo, hi = con.execute(f"SELECT coalesce(min(_row_key), 1) - 1, coalesce(max(_row_key), 0) FROM {table}").fetchall()[
-        0
-    ]
-    if _small_path_allowed and 0 < hi - lo <= SMALL_ROWS and all(e.ge_type in _SMALL_CHECKS for e in expectations):
-        try:
-            return run_suite_small(column_loader(con, table, lo, hi), expectations)
-        except (TypeError, ValueError):  # values GE would compare one by one (mixed types): GE decides
-            log.info("small batch of %s: values of mixed types, validated by Great Expectations", t.kind)
-    frames, success = [], True
-    while lo < hi:
-        failures, ok = run_suite(column_loader(con, table, lo, min(lo + CHUNK_ROWS, hi)), t, expectations)
-        frames.append(failures)
-        success = success and ok
-        lo += CHUNK_ROWS
-    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
-
-
-def _run_suite_on_engine(
-    con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
-    """The suite over `table` by the engine of this deployment (pipeline/engines/settings.py): pandas in chunks, or the
-    same expectations on a Spark DataFrame (validate_spark.py)."""
-    if engine() != "spark":
-        return _run_in_chunks(con, table, t, expectations)
-    from pipeline.engines.spark.session import get_spark
-    from pipeline.engines.spark.validate import rows_on_spark, run_suite_on_spark
-
-    return run_suite_on_spark(rows_on_spark(get_spark(), con, table, expectations), t, expectations)
-
-
 def normalize(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None = None) -> int:
     """Normalise the kind's new file versions (and forget the gone or stale ones); returns the rows in use."""
     file_versions.sync(con, t, today or district_today())
@@ -349,12 +147,12 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
     kind, norm = t.kind, norm_table(t.kind)
     pending = f"SELECT file_id FROM norm_versions WHERE kind = {lit(kind)} AND NOT validated"
     con.execute(f"CREATE OR REPLACE TEMP VIEW __new_rows AS SELECT * FROM {norm} WHERE file_id IN ({pending})")
-    row_failures, row_ok = _run_suite_on_engine(con, "__new_rows", t, row_expectations(t, today))
+    row_failures, row_ok = current().validate_rows(con, "__new_rows", t, row_expectations(t, today))
     row_failures = pd.concat([row_failures, _reading_problems(con, t)], ignore_index=True)
     cross_reference = _cross_reference(con, t)
     _select_affected(con, t, everything=stage_inputs.recorded(con, f"cross_ref:{kind}") != cross_reference)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __cross AS {cross_sql(t)}")
-    cross_failures, cross_ok = _run_suite_on_engine(con, "__cross", t, cross_expectations(t))
+    cross_failures, cross_ok = current().validate_rows(con, "__cross", t, cross_expectations(t))
     con.register("__row_failures", row_failures)
     con.register("__cross_failures", cross_failures)
     con.execute("BEGIN TRANSACTION")
@@ -594,7 +392,7 @@ def validation_inputs(con: duckdb.DuckDBPyConnection, t: Template, today: dt.dat
         stage_inputs.reference_version("units.csv", "towns.csv", "survey_rounds.csv"),
         enterprises,
         today or district_today(),
-        stage_inputs.code_version("pipeline/intake"),
+        stage_inputs.code_version("pipeline/intake", "pipeline/engines"),
         [stage_inputs.recorded(con, f"validate:{c.requires}") for c in t.cross_kind],
     )
 

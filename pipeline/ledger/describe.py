@@ -20,8 +20,8 @@ from functools import cache
 
 import duckdb
 
-from pipeline.intake.schema import KINDS, load_template
 from pipeline.platform.paths import RULES_DIR
+from pipeline.registries.templates import KINDS, load_template
 from pipeline.scoring.ruleset import load_kinds
 
 LABELS_CSV = RULES_DIR / "reference" / "evidence_labels.csv"

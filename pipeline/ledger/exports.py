@@ -38,7 +38,6 @@ from pipeline.formats.xlsx_stream import (
     row_xml_sql,
     streamed_workbook,
 )
-from pipeline.intake.schema import towns, units
 from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals_sql
 from pipeline.ledger.model import (
     DEFAULT_REVIEW_DAYS,
@@ -55,6 +54,7 @@ from pipeline.platform.atomic import atomic_path
 from pipeline.platform.clock import as_of_label
 from pipeline.platform.manifest import Manifest
 from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.registries.templates import towns, units
 from pipeline.scoring.ruleset import load_kinds
 
 KIND_ZH = {k: spec.title for k, spec in load_kinds().items()}  # rules/kinds.yaml, in its order

@@ -39,7 +39,6 @@ import duckdb
 import pandas as pd
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.duban import issuers
 from pipeline.ledger.model import (
@@ -56,6 +55,7 @@ from pipeline.ledger.supervision import hazard_supervisor
 from pipeline.platform import faults
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.failures import rollback
+from pipeline.registries.templates import load_template
 from pipeline.registries.units import TOP_UNIT, resolve_acting_unit, unit_label
 
 FEEDBACK_COLUMNS = (

@@ -31,7 +31,6 @@ import pandas as pd
 import yaml
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.schema import load_template
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.ledger.feedback import pending_uploads
@@ -47,6 +46,7 @@ from pipeline.platform.clock import beijing_now
 from pipeline.platform.failures import rollback
 from pipeline.platform.paths import RULES_DIR
 from pipeline.registries.events import declared_events
+from pipeline.registries.templates import load_template
 from pipeline.registries.units import resolve_acting_unit, unit_label
 from pipeline.scoring.ruleset import RuleSetError, control_days_problems
 

@@ -79,6 +79,6 @@ class SparkResource(dg.ConfigurableResource):
     as the validation's does. It starts on first use only: a run on the DuckDB engine never starts a JVM."""
 
     def session(self):  # -> pyspark.sql.SparkSession
-        from pipeline.engines.spark.session import get_spark
+        from pipeline.engines.seam import spark_session
 
-        return get_spark()
+        return spark_session()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.intake.schema import TEMPLATE_KINDS, Template, load_template
 from pipeline.registries import units as registry
+from pipeline.registries.templates import TEMPLATE_KINDS, Template, load_template
 
 # DuckDB's default is 80 % of RAM; a bound makes big sorts and windows spill to disk instead.
 MEMORY_LIMIT = "1536MB"

@@ -33,7 +33,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pipeline.intake.blank_templates import guide_row, template_stem, write_xlsx
 from pipeline.intake.ingest import authority_problem
-from pipeline.intake.schema import KINDS, load_template, towns
 from pipeline.ledger import duban
 from pipeline.platform import clock
 from pipeline.portal import accounts, evidence, preview, reads, run_progress, runner, uploads
@@ -42,6 +41,7 @@ from pipeline.portal.guards import BodyLimit, PageTimeout
 from pipeline.portal.settings import Settings
 from pipeline.registries import uploads as upload_audit
 from pipeline.registries.events import EVENT_ID_PATTERN, EVENTS_FOLDER
+from pipeline.registries.templates import KINDS, load_template, towns
 from pipeline.registries.units import survey_rounds, unit_label, units
 
 HERE = Path(__file__).parent

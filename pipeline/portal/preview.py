@@ -28,10 +28,10 @@ import duckdb
 from pipeline.formats.excel_safe import sql_text
 from pipeline.intake.headers import MAPPING_FILE, quoted
 from pipeline.intake.normalize import norm_table
-from pipeline.intake.schema import KINDS, load_template
 from pipeline.intake.validate import validate_kind
 from pipeline.platform import clock, store
 from pipeline.registries import units as registry
+from pipeline.registries.templates import KINDS, load_template
 
 TOO_LARGE = "文件展开后过大"  # the words the intake's reader uses too, for a file refused for its size
 TOO_LARGE_ZH = (f"{TOO_LARGE}：读取它需要的内存超过预览的上限，无法预览，也不能提交。"
@@ -116,7 +116,7 @@ def init_worker(parent_pid: int) -> None:
     """A preview worker ends when the portal that started it is gone, however it went (killed too). Its small
     batches are checked without GE's per-expectation cost (validate.allow_small_path: the same results; the run
     that follows a confirmation validates with GE)."""
-    from pipeline.intake.validate import allow_small_path
+    from pipeline.engines.duckdb import allow_small_path
 
     allow_small_path()
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="preview-parent-watch", daemon=True).start()
@@ -139,7 +139,7 @@ def resident_bytes(pid: int) -> int:
 
 def warm_up() -> bool:
     """Import what a preview needs (Great Expectations takes seconds) before the first clerk waits for it."""
-    from pipeline.intake.validate import _context
+    from pipeline.engines.expectations import _context
 
     _context()
     return True

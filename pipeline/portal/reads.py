@@ -22,7 +22,6 @@ import duckdb
 
 from pipeline.formats.excel_safe import sql_text
 from pipeline.intake.receipts import receipt_path
-from pipeline.intake.schema import KINDS, load_template
 from pipeline.ledger import duban
 from pipeline.ledger.exports import SUMMARY_KEYS, SUMMARY_SQL, ledger_sql, register_reference
 from pipeline.ledger.model import OPEN_STATUSES
@@ -33,6 +32,7 @@ from pipeline.platform.store import has_table
 from pipeline.portal.accounts import Account
 from pipeline.registries import units as registry
 from pipeline.registries.events import closed_at, declared_events
+from pipeline.registries.templates import KINDS, load_template
 
 PAGE_ROWS = 200
 REFERENCE_LISTS = ("ref_towns_list", "ref_units_list", "ref_kinds_list")

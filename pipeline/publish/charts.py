@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.publish.inputs import GRADES, TOP_N, PublishInputs, short_town
 from pipeline.publish.style import INK, LEVEL_COLOUR, LEVEL_ZH, LEVELS, MUTED, OVERDUE_COLOUR, clip, wrap
+from pipeline.registries.templates import towns
 
 EMPTY_ZH = "暂无数据"
 OPEN_PARTS = {  # open hazards by where they stand; together they are every hazard not 已销号

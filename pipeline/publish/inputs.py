@@ -12,9 +12,9 @@ from functools import cached_property
 import duckdb
 import pandas as pd
 
-from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, query_ledger
 from pipeline.ledger.model import WITHDRAWN, ensure_ledger_schema
+from pipeline.registries.templates import towns
 from pipeline.scoring.engine import ensure_scoring_schema
 
 GRADES = ["一级", "二级", "三级", "四级", "非重大危险源"]

@@ -24,13 +24,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipeline.intake.schema import KINDS
 from pipeline.platform import faults, stage_inputs, store
 from pipeline.platform.atomic import atomic_path, write_bytes_atomic
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.platform.resources import LitongStore
 from pipeline.publish.asset_register import write_asset_register
+from pipeline.registries.templates import KINDS
 from pipeline.scoring.assets import SCORED_KINDS
 
 STATE_NAME = "snapshot_state.json"  # beside the snapshot: what it was made from, and the last run that confirmed it

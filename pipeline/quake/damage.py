@@ -24,8 +24,8 @@ import pandas as pd
 import yaml
 from scipy.special import betainc
 
-from pipeline.intake.schema import towns
 from pipeline.platform.paths import RULES_DIR
+from pipeline.registries.templates import towns
 
 STATES = ("基本完好", "轻微破坏", "中等破坏", "严重破坏", "毁坏")
 VARIANTS = ("low", "likely", "high")  # V_min, V_likely, V_max: the least, the most likely and the most damage

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH
 from pipeline.platform.clock import beijing_now
 from pipeline.quake import damage
@@ -34,6 +33,7 @@ from pipeline.quake.reports import write_frame_xlsx, write_report
 from pipeline.quake.respond import event_dir
 from pipeline.quake.shaking import response_settings, roman
 from pipeline.registries.events import close_event, closed_at
+from pipeline.registries.templates import towns
 
 STATES = ("基本完好", "轻微破坏", "中等破坏", "严重破坏", "毁坏")
 LISTED = 20  # objects / hazards listed in a report's text (the workbook has all)

@@ -18,7 +18,6 @@ import pandas as pd
 
 from pipeline.formats.excel_safe import sql_text
 from pipeline.formats.xlsx_stream import fetch_xml, row_xml_sql, streamed_workbook
-from pipeline.intake.schema import towns
 from pipeline.ledger.exports import KIND_ZH, write_sheet
 from pipeline.platform.atomic import atomic_path, write_bytes_atomic
 from pipeline.platform.clock import beijing_now
@@ -40,6 +39,7 @@ from pipeline.quake.shaking import (
     roman,
     shown,
 )
+from pipeline.registries.templates import towns
 from pipeline.registries.units import unit_label
 
 A4_INCHES = (8.27, 11.69)

@@ -8,13 +8,15 @@ scores. The rule set's version is in every row and in the asset metadata.
 import dagster as dg
 import duckdb
 
-from pipeline.engines import settings as engine
+from pipeline.engines.base import Engine
+from pipeline.engines.seam import current
+from pipeline.engines.settings import engine as engine_name
 from pipeline.intake.receipts import inventory_files_without_q, write_receipts
 from pipeline.platform import faults, stage_inputs
 from pipeline.platform.paths import RULES_DIR
-from pipeline.platform.resources import LitongStore, SparkResource
+from pipeline.platform.resources import LitongStore
 from pipeline.scoring import changes
-from pipeline.scoring.engine import ScoringResult, SparkTarget, score_kind
+from pipeline.scoring.engine import ScoringResult, score_kind
 from pipeline.scoring.explain import top_assets_markdown
 from pipeline.scoring.ruleset import install, load_kinds, load_ruleset, ruleset_version
 from pipeline.scoring.worklist import WORKLIST_NAME, WORKLIST_TABLE, WorklistResult, write_worklist
@@ -29,17 +31,18 @@ def scoring_inputs(con: duckdb.DuckDBPyConnection, ruleset_version: str, deps: l
     change of engine scores again, on the engine asked for)."""
     validated = [stage_inputs.recorded(con, f"staged:{d.removeprefix('stg_')}") for d in deps]
     return stage_inputs.fingerprint(
-        ruleset_version, validated, stage_inputs.code_version("pipeline/scoring"), engine.engine()
+        ruleset_version, validated, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"), engine_name()
     )
 
 
 def score_if_changed(
-    con: duckdb.DuckDBPyConnection, kind: str, deps: list[str], version: str, spark: SparkTarget | None = None
+    con: duckdb.DuckDBPyConnection, kind: str, deps: list[str], version: str, engine: Engine | None = None
 ) -> tuple[ScoringResult, bool]:
     """(result, whether it was scored now). Nothing validated differently since the kind was last scored: the
     findings and scores stand. Otherwise only the assets whose staged rows changed are scored again
     (pipeline/scoring/changes.py) — all of them when the rule set or the scoring code changed, when most of a
-    kind was rewritten, or on the first scoring. With `spark`, the whole kind is scored on Spark."""
+    kind was rewritten, or on the first scoring. `engine` computes it (default: the deployment's; Spark scores
+    the whole kind)."""
     inputs = scoring_inputs(con, version, deps)
     ruleset_kind = load_kinds()[kind]
     last, whole = changes.collect(con, deps, ruleset_kind.id)
@@ -47,11 +50,11 @@ def score_if_changed(
     if stage_inputs.recorded(con, f"score:{kind}") == inputs:
         changes.forget(con, own, last)  # the same rows were staged again: nothing to score
         return last_scoring(con, kind), False
-    base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring"))
+    base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"))
     whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
     ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
     result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
-                        lambda c: changes.forget(c, own, last), spark)  # fmt: skip
+                        lambda c: changes.forget(c, own, last), engine, tuple(deps))  # fmt: skip
     stage_inputs.record(con, f"score:{kind}", inputs)
     stage_inputs.record(con, f"score_base:{kind}", base)
     return result, True
@@ -78,13 +81,11 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         description=f"Seismic risk findings and scores of {kind} by the rules in rules/.",
         kinds={"duckdb", "spark"},
     )
-    def _scores(context: dg.AssetExecutionContext, store: LitongStore, spark: SparkResource) -> dg.MaterializeResult:
-        on_spark = engine.engine() == "spark"
+    def _scores(context: dg.AssetExecutionContext, store: LitongStore) -> dg.MaterializeResult:
+        engine = current(store.out_dir())  # its Parquet, on Spark, under the deployment's output
+        on_spark = engine.name == "spark"
         with store.connect() as con:
-            target = (
-                SparkTarget(spark.session, tuple(deps), engine.spark_warehouse(store.out_dir())) if on_spark else None
-            )
-            result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR), target)
+            result, scored_now = score_if_changed(con, kind, deps, ruleset_version(RULES_DIR), engine)
             if scored_now and kind == "hazchem_sites":  # the inventory receipts name the chemicals without a Q (H20)
                 write_receipts(con, store.out_dir() / "receipts", "hazchem_inventory",
                                only_files=inventory_files_without_q(con))  # fmt: skip
@@ -100,7 +101,7 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={
                 "scored_now": scored_now,
-                "engine": "spark" if on_spark else "duckdb",
+                "engine": engine.name,
                 "ruleset_version": result.ruleset_version,
                 "run_id": result.run_id,
                 "assets": result.assets,
@@ -160,7 +161,7 @@ def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) ->
 def worklist_base() -> str:
     """What every row of the 待鉴定清单 depends on besides its building's scoring: the rule set (views,
     reference tables), the scoring code and the names of towns and units. A change rebuilds it whole."""
-    return stage_inputs.fingerprint(ruleset_version(RULES_DIR), stage_inputs.code_version("pipeline/scoring"),
+    return stage_inputs.fingerprint(ruleset_version(RULES_DIR), stage_inputs.code_version("pipeline/scoring", "pipeline/engines"),
                                     stage_inputs.reference_version("towns.csv", "units.csv"))  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from pipeline.intake import file_versions
-from pipeline.intake.schema import load_template
+from pipeline.registries.templates import load_template
 
 CHANGED_ASSETS = "__changed_assets"  # temp table: asset_id
 

@@ -11,18 +11,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import duckdb
 
+from pipeline.engines.base import SCORING_INPUT, Engine, ScoringJob
+from pipeline.engines.seam import current
 from pipeline.formats.excel_safe import sql_text
+from pipeline.intake.file_versions import context_version
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.failures import rollback
 from pipeline.platform.store import quote
+from pipeline.registries.templates import load_template
 from pipeline.scoring.ruleset import RuleSet, install
 
-SCORING_INPUT = "scoring_input"  # temp table: one scan of the kind's view with the rules that fire
 # The scores are written a slice of assets at a time: the reasons (an ordered string_agg per asset) of 5 M
 # buildings at once went past DuckDB's memory limit of 1.5 GB; a slice of a million stays well inside it.
 SCORES_SLICE_ROWS = 1_000_000
@@ -64,16 +65,6 @@ SCORING_DDL = [
 
 
 RESCORED_LOGS = ("rescored_assets", "worklist_rescored")  # each read and emptied by its one reader
-
-
-@dataclass(frozen=True)
-class SparkTarget:
-    """Score on Spark (LITONG_ENGINE=spark): the session, the staging tables the kind reads and where its
-    Parquet goes (pipeline/engines/spark/scoring.py)."""
-
-    session: Callable[[], Any]  # gives the pyspark SparkSession, started only when a kind is scored
-    tables: tuple[str, ...]
-    warehouse: Path
 
 
 @dataclass
@@ -220,49 +211,33 @@ def score_kind(
     kind: str,
     assets: str | None = None,
     in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-    spark: SparkTarget | None = None,
+    engine: Engine | None = None,
+    tables: tuple[str, ...] | None = None,
 ) -> ScoringResult:
     """Score the kind: replace its findings and scores with a fresh, versioned scoring — of every asset, or of
     the assets listed in the table `assets` (asset_id). An asset kind whose assets name an enterprise is always
     scored whole (the enterprises are its latest surveys' owners). `in_transaction` runs in the transaction
-    that writes the scores (the caller's own bookkeeping). With `spark`, the findings and scores of every asset
-    are computed on Spark and loaded from its Parquet in the same transaction."""
+    that writes the scores (the caller's own bookkeeping). The SQL is computed by `engine` (default: the one
+    this deployment asks for, pipeline/engines/seam.py): in the store (DuckDB), or on Spark, whose findings and
+    scores of every asset are loaded in the same transaction. `tables`: the staging tables the kind's view
+    reads (default: its rules/kinds.yaml `staging`)."""
     started = time.perf_counter()
+    engine = engine or current()
     ensure_scoring_schema(con)
     install(con, ruleset.rules_dir)
     spec = ruleset.kinds[kind]
-    if spec.owner_code or spark is not None:
+    if spec.owner_code or engine.scores_whole_kinds():
         assets = None
-    run_id = uuid.uuid4().hex[:12]
-    spark_out = None
-    if spark is not None:
-        from pipeline.engines.spark.scoring import score_on_spark
-
-        spark_out = score_on_spark(spark.session(), con, ruleset, kind, run_id, list(spark.tables), spark.warehouse)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_INPUT} AS "
-                    f"SELECT * EXCLUDE (hits) FROM read_parquet({_parquet(spark_out.input)})")  # fmt: skip
-    else:
-        if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
-            con.execute(f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
-                        f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})")  # fmt: skip
-        con.execute(input_sql(ruleset, kind, "__scoring_scope" if assets else None))
+    job = scoring_job(con, ruleset, kind, uuid.uuid4().hex[:12], assets, tuple(tables or spec.deps))
+    engine.score_input(con, job)
+    run_id = job.run_id
     only = f" AND asset_id IN (SELECT asset_id FROM {assets})" if assets else ""
     con.execute("BEGIN TRANSACTION")
     try:
         record_rules(con, ruleset)
         con.execute(f"DELETE FROM findings WHERE kind = ?{only}", [kind])
         con.execute(f"DELETE FROM scores WHERE kind = ?{only}", [kind])
-        if spark_out is not None:
-            con.execute(f"INSERT INTO findings BY NAME SELECT * FROM read_parquet({_parquet(spark_out.findings)})")
-            con.execute(f"INSERT INTO scores BY NAME SELECT * FROM read_parquet({_parquet(spark_out.scores)})")
-        else:
-            con.execute(
-                f"INSERT INTO findings SELECT '{run_id}', '{ruleset.version}', '{kind}', * FROM ({FINDINGS_SQL})"
-            )
-            ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
-            slices, scale = max(1, -(-n_input // SCORES_SLICE_ROWS)), level_scale(con, kind)
-            for part in range(slices):
-                con.execute(f"INSERT INTO scores {scores_sql(ruleset, kind, run_id, scale, slices, part)}")
+        engine.insert_results(con, job)
         if not assets:
             con.execute("DELETE FROM enterprise_units WHERE survey_kind = ?", [kind])
         if spec.owner_code:
@@ -287,14 +262,43 @@ def score_kind(
     except BaseException:
         rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
-    if spark is not None:
-        from pipeline.engines.spark.scoring import forget_other_runs
-
-        forget_other_runs(spark.warehouse, kind, run_id)
+    engine.finish(job)
     levels = dict(con.execute("SELECT level, count(*) FROM scores WHERE kind = ? GROUP BY level", [kind]).fetchall())
     return ScoringResult(kind, run_id, ruleset.version, assets_n, n_findings, levels, seconds)
 
 
-def _parquet(folder: Path) -> str:
-    """read_parquet's arguments for the Parquet files Spark wrote in `folder` (the run=… folder is no column)."""
-    return f"{sql_text(str(folder / '*.parquet'))}, hive_partitioning = false"
+def scoring_job(
+    con: duckdb.DuckDBPyConnection,
+    ruleset: RuleSet,
+    kind: str,
+    run_id: str,
+    assets: str | None,
+    tables: tuple[str, ...],
+) -> ScoringJob:
+    """What the engine computes for one scoring of the kind: the SQL of the scan, the findings and the scores."""
+    spec = ruleset.kinds[kind]
+    statements = (input_sql(ruleset, kind, None),)
+    if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
+        statements = (
+            f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
+            f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})",  # fmt: skip
+            input_sql(ruleset, kind, "__scoring_scope"),
+        )
+    scale = level_scale(con, kind)
+    return ScoringJob(
+        ruleset=ruleset,
+        kind=kind,
+        run_id=run_id,
+        input_select=input_select(ruleset, kind),
+        input_sql=statements,
+        findings_select=FINDINGS_SQL,
+        scores_sql=lambda slices, part: scores_sql(ruleset, kind, run_id, scale, slices, part),
+        slice_rows=SCORES_SLICE_ROWS,
+        tables=tables,
+        staging_context=staging_context,
+    )
+
+
+def staging_context(table: str) -> str:
+    """What the staged rows of `table` were normalised with (the Spark engine publishes them again on a change)."""
+    return context_version(load_template(table.removeprefix("stg_")))

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.intake.schema import load_template
 from pipeline.platform.store import has_table
+from pipeline.registries.templates import load_template
 
 EXPLAIN_SQL = """
 SELECT f.rule_id, r.title_zh, f.points, f.hard, f.hazard, f.evidence, r.source_ref, r.confidence, r.file

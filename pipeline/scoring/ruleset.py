@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from pipeline.engines.base import RuleSetError  # noqa: F401 - defined with the seam (an engine refuses a rule set too)
+from pipeline.engines.seam import current
 from pipeline.engines.settings import engine
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.store import ensure_schema, quote, staging_table
@@ -26,10 +28,6 @@ REQUIRED_KEYS = {
     "source": dict, "examples": dict,
 }  # fmt: skip
 HAZARD_KEYS = {"hazard_grade": str, "rectification": str, "deadline_days": int, "measure_zh": str}
-
-
-class RuleSetError(Exception):
-    """The rule set is refused; the message lists each problem as `file: rule: what`."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +96,20 @@ class RuleSet:
 
     def for_kind(self, kind: str) -> list[Rule]:
         return [r for r in self.rules if r.kind == kind]
+
+    # What an engine needs of the rule set in a DuckDB of its own (its reference tables and views, the rules'
+    # examples): methods, so an engine that checks the rules elsewhere (Spark) imports nothing of the scoring.
+    def install(self, con: duckdb.DuckDBPyConnection) -> None:
+        install(con, self.rules_dir)
+
+    def load_example(self, con: duckdb.DuckDBPyConnection, spec: KindSpec, example: dict) -> None:
+        load_example(con, spec, example)
+
+    def example_source(self, con: duckdb.DuckDBPyConnection, spec: KindSpec) -> str:
+        return example_source(con, spec)
+
+    def clear_examples(self, con: duckdb.DuckDBPyConnection, spec: KindSpec) -> None:
+        clear_examples(con, spec)
 
 
 def ruleset_version(rules_dir: Path) -> str:
@@ -229,7 +241,7 @@ def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
 
 
 def _unit_codes() -> set[str]:
-    from pipeline.intake.schema import units
+    from pipeline.registries.templates import units
 
     return set(units())
 
@@ -421,16 +433,14 @@ _VERIFIED: set[tuple[str, str, str]] = set()
 def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
     """Parse and verify; the only way the scoring stage gets rules.
 
-    A version already verified in this process (same hash of every rule file) is not re-run. On the Spark
-    engine (pipeline/engines/settings.py) a condition or view that does not translate to Spark SQL is a problem too,
-    named with its rule (pipeline/engines/spark/rules.py; whether Spark accepts it is checked on Spark)."""
+    A version already verified in this process (same hash of every rule file) is not re-run. What the engine
+    (pipeline/engines/seam.py) cannot run is a problem too, named with its rule: on Spark, a condition or view
+    that does not translate to Spark SQL (whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
     key = (str(rules_dir.resolve()), ruleset.version, engine())
     if key not in _VERIFIED or ruleset.problems:
-        if engine() == "spark":
-            from pipeline.engines.spark.rules import translation_problems
-
-            ruleset.problems += [p for kind in ruleset.kinds for p in translation_problems(ruleset, kind)]
+        on = current()
+        ruleset.problems += [p for kind in ruleset.kinds for p in on.rule_problems(ruleset, kind)]
         verify(ruleset)
         _VERIFIED.add(key)
     return ruleset

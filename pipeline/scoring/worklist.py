@@ -38,10 +38,10 @@ from pipeline.formats.csv_fragments import MANIFEST_NAME as FRAGMENTS_MANIFEST
 from pipeline.formats.csv_fragments import ROWS_FINGERPRINT_SQL, Fragment, assemble_csv
 from pipeline.formats.excel_safe import install_excel_safe, sql_text
 from pipeline.formats.xlsx_stream import fetch_xml, python_rows, row_xml_sql, streamed_workbook
-from pipeline.intake.schema import towns, units
 from pipeline.platform import stage_inputs
 from pipeline.platform.manifest import Manifest
 from pipeline.platform.paths import PROJECT_ROOT
+from pipeline.registries.templates import towns, units
 
 WORKLIST_TABLE = "appraisal_worklist"
 WORKLIST_LOG = "worklist_rescored"  # buildings scored since the table was last brought up to date

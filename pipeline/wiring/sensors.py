@@ -16,11 +16,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipeline.intake.schema import KINDS
 from pipeline.platform.resources import LitongStore
 from pipeline.quake.assets import quake_events, quake_followup_job, quake_job
 from pipeline.quake.event import DECLARING_UNIT, EVENTS_FOLDER, EventError, declaring_unit, read_event
 from pipeline.registries.events import CLOSED_FOLDER
+from pipeline.registries.templates import KINDS
 from pipeline.wiring.jobs import feedback_job, main_job
 
 SETTLE_SECONDS = 10
@@ -66,12 +66,12 @@ def what_to_run(changed: list[str]) -> tuple[str, list[dg.AssetKey] | None]:
         return feedback_job.name, None
     if not folders <= {*KINDS, "feedback", "quake_feedback"}:
         return main_job.name, None
-    from pipeline.wiring.definitions import defs  # here, not at import: the definitions import this module
+    from pipeline.wiring.assets import every_asset  # the asset graph, only when a selection is asked for
 
     roots = [f"raw_{k}" for k in sorted(folders - {"feedback", "quake_feedback"})]
     roots += ["ledger_feedback"] if "feedback" in folders else []
     roots += ["ledger_quake_damage"] if "quake_feedback" in folders else []
-    return main_job.name, sorted(dg.AssetSelection.assets(*roots).downstream().resolve(defs.resolve_asset_graph()))
+    return main_job.name, sorted(dg.AssetSelection.assets(*roots).downstream().resolve(every_asset))
 
 
 def _fail_dead_runs(context: dg.SensorEvaluationContext, store: LitongStore) -> None:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from pipeline.engines.base import RuleSetError
 from pipeline.engines.spark import transpile
 from pipeline.engines.spark.frames import duckdb_to_spark, read_path
 from pipeline.platform.store import ensure_schema, quote, table_columns
-from pipeline.scoring.ruleset import RuleSet, RuleSetError, clear_examples, example_source, install, load_example
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+    from pipeline.scoring.ruleset import RuleSet  # a type only: the rule set installs itself (its methods)
 
 _CHECKED: set[tuple[int, str, str]] = set()
 
@@ -146,19 +148,19 @@ def examples_on_spark(spark: SparkSession, ruleset: RuleSet, kind: str) -> dict[
             all_cases = [(e, True) for e in r.fires] + [(e, False) for e in r.silent]
             cases[r.id] = [(f"EX-{r.id}-{n}", e, want) for n, (e, want) in enumerate(all_cases)]
             for asset, example, _ in cases[r.id]:
-                load_example(ex, spec, {**example, spec.id: asset})
+                ruleset.load_example(ex, spec, {**example, spec.id: asset})
         _push_examples(scratch, ex, ruleset, spec)
         fired = _fired_together(scratch, spec.view, spec.id, batched)
         for r in batched:
             out[r.id] = [(e, want, asset in fired[r.id]) for asset, e, want in cases[r.id]]
-        clear_examples(ex, spec)
+        ruleset.clear_examples(ex, spec)
         for r in (r for r in rules if r not in batched):
             out[r.id] = []
             for example, want in [(e, True) for e in r.fires] + [(e, False) for e in r.silent]:
-                load_example(ex, spec, {spec.id: "EXAMPLE-1", **example})
+                ruleset.load_example(ex, spec, {spec.id: "EXAMPLE-1", **example})
                 _push_examples(scratch, ex, ruleset, spec)
                 out[r.id].append((example, want, bool(_fired(scratch, spec.view, spec.id, r.when))))
-                clear_examples(ex, spec)
+                ruleset.clear_examples(ex, spec)
     return out
 
 
@@ -185,7 +187,7 @@ class _example_store:
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         self.con = duckdb.connect()
         ensure_schema(self.con)
-        install(self.con, self.ruleset.rules_dir)
+        self.ruleset.install(self.con)
         return self.con
 
     def __exit__(self, *exc: object) -> None:
@@ -196,7 +198,7 @@ def _push_examples(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset:
     """The loaded examples to Spark: through the staging tables and the transpiled view, or, for a kind whose
     examples are rows of its view (`examples: view`), as that view itself."""
     if spec.examples == "view":
-        duckdb_to_spark(spark, con, f"SELECT * FROM {example_source(con, spec)}", spec.view)
+        duckdb_to_spark(spark, con, f"SELECT * FROM {ruleset.example_source(con, spec)}", spec.view)
         return
     _push_staging(spark, con)
     create_views(spark, ruleset, spec.kind)

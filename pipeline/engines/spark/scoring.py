@@ -1,12 +1,13 @@
 """Score a kind on Apache Spark with the same rule files (LITONG_ENGINE=spark; issue 16).
 
 1. The kind's staging tables are published as Parquet partitioned by town, incrementally
-   (staging_parquet.py), and read by Spark as tables.
+   (staging.py), and read by Spark as tables.
 2. The reference tables and the rule titles go to Spark as they are installed in DuckDB.
-3. The kind's view (rules/views/<kind>.sql), the scan with every rule condition (engine.input_select), the
-   findings and the scores (engine.FINDINGS_SQL, engine.scores_sql) are the DuckDB engine's own SQL, transpiled
+3. The kind's view (rules/views/<kind>.sql), the scan with every rule condition, the findings and the scores
+   are the scoring stage's own SQL (pipeline/scoring/engine.py, handed over as a ScoringJob), transpiled
    (pipeline/engines/spark/transpile.py), and written as Parquet under `<warehouse>/scoring/<kind>/run=<run_id>/`.
-4. engine.score_kind loads that Parquet into the store in one transaction; the hazard ledger then updates
+4. The scoring stage (scoring/engine.py score_kind) loads that Parquet into the store in one transaction
+   (SparkEngine.insert_results); the hazard ledger then updates
    set-based from the scores in DuckDB, as after a DuckDB scoring. Why DuckDB: the ledger is the district's
    official record, its hazard numbers and history are written all-or-nothing in one ACID transaction, and
    it holds hazards (a few per cent of the assets), not assets; Spark over plain Parquet has no such
@@ -14,7 +15,7 @@
    Spark; the set-based SQL of pipeline/ledger would carry over.
 
 The rule set is checked for Spark before anything runs: a condition or view that does not translate, or that
-Spark does not accept, stops the scoring with the rule or view named (`spark_rules.check`).
+Spark does not accept, stops the scoring with the rule or view named (`rules.check`).
 """
 
 from __future__ import annotations
@@ -29,12 +30,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
+from pipeline.engines.base import SCORING_INPUT, ScoringJob
 from pipeline.engines.spark import rules as spark_rules
-from pipeline.engines.spark import transpile
+from pipeline.engines.spark import staging, transpile
 from pipeline.engines.spark.frames import read_path
-from pipeline.scoring import staging_parquet
-from pipeline.scoring.engine import FINDINGS_SQL, SCORING_INPUT, input_select, level_scale, scores_sql
-from pipeline.scoring.ruleset import RuleSet
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -59,35 +58,34 @@ class SparkScoring:
 
 
 def score_on_spark(
-    spark: SparkSession,
-    con: duckdb.DuckDBPyConnection,
-    ruleset: RuleSet,
-    kind: str,
-    run_id: str,
-    tables: list[str],
-    warehouse: Path,
+    spark: SparkSession, con: duckdb.DuckDBPyConnection, job: ScoringJob, warehouse: Path
 ) -> SparkScoring:
     """Findings and scores of every asset of the kind, computed by Spark and written as Parquet (the store is
-    not changed here: engine.score_kind loads them)."""
-    out = SparkScoring(warehouse / "scoring" / kind / f"run={run_id}")
+    not changed here: SparkEngine.insert_results loads them in the scoring's transaction)."""
+    ruleset, kind = job.ruleset, job.kind
+    out = run_folder(warehouse, kind, job.run_id)
     clock = _Phases(out.seconds)
     with clock("check rules on Spark"):
         spark_rules.check(spark, ruleset, kind)
     with clock("publish staging as Parquet"):
-        for table in tables:
-            folder, _ = staging_parquet.publish(con, table, warehouse / "staging")
+        for table in job.tables:
+            folder, _ = staging.publish(con, table, warehouse / "staging", job.staging_context(table))
             spark_rules.register_parquet(spark, con, table, folder)
     with clock("reference tables and views"):
         spark_rules.register_reference(spark, con, ruleset)
         spark_rules.create_views(spark, ruleset, kind)
     with clock("view and rules → input"):
-        _write(spark, transpile.query(input_select(ruleset, kind)), out.input, SCORING_INPUT)
-    findings = f"SELECT '{run_id}' AS run_id, '{ruleset.version}' AS ruleset_version, '{kind}' AS kind, * FROM ({FINDINGS_SQL})"
+        _write(spark, transpile.query(job.input_select), out.input, SCORING_INPUT)
     with clock("findings"):
-        _write(spark, transpile.query(findings), out.findings, "findings")
+        _write(spark, transpile.query(job.findings_row), out.findings, "findings")
     with clock("scores"):
-        _write(spark, transpile.query(scores_sql(ruleset, kind, run_id, level_scale(con, kind))), out.scores, None)
+        _write(spark, transpile.query(job.scores_sql(1, 0)), out.scores, None)
     return out
+
+
+def run_folder(warehouse: Path, kind: str, run_id: str) -> SparkScoring:
+    """Where a scoring of the kind keeps its Parquet."""
+    return SparkScoring(warehouse / "scoring" / kind / f"run={run_id}")
 
 
 class _Phases:

@@ -1,7 +1,7 @@
 """The validation suite on Spark DataFrames (LITONG_ENGINE=spark; issue 16).
 
-The same expectations as validate.py (defined once there: check id, columns and the Chinese problem on the
-receipt), run by Great Expectations' Spark datasource over a Spark DataFrame of the rows to check, so the
+The same expectations as the DuckDB engine's (built once by pipeline/intake/validate.py: check id, columns and
+the Chinese problem on the receipt; pipeline/engines/expectations.py), run by Great Expectations' Spark datasource over a Spark DataFrame of the rows to check, so the
 quarantine reasons are those of the pandas run. GE reports a failing row by the `_row_key` column
 (`unexpected_index_column_names`), as it reports the pandas index.
 """
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from pipeline.intake.schema import Template
-from pipeline.intake.validate import Expectation, failure_frame, no_failures, suite_for
+from pipeline.engines.expectations import Expectation, failure_frame, no_failures, suite_for
 from pipeline.platform.store import quote
+from pipeline.registries.templates import Template
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -24,7 +24,7 @@ ROW_KEY = "_row_key"
 
 
 def run_suite_on_spark(df: DataFrame, t: Template, expectations: list[Expectation]) -> tuple[pd.DataFrame, bool]:
-    """One row per (row key, failed check), as validate.run_suite returns it, from a Spark DataFrame with a
+    """One row per (row key, failed check), as the DuckDB engine's run_suite returns it, from a Spark DataFrame with a
     `_row_key` column and the expectations' columns."""
     if not expectations:
         return no_failures(), True

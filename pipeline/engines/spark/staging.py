@@ -22,8 +22,6 @@ from pathlib import Path
 import duckdb
 
 from pipeline.formats.excel_safe import sql_text
-from pipeline.intake.file_versions import context_version
-from pipeline.intake.schema import load_template
 from pipeline.platform.atomic import atomic_path
 from pipeline.platform.store import quote, table_columns
 
@@ -43,10 +41,10 @@ def town_expression(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return f"'{NO_TOWN}'"
 
 
-def publish(con: duckdb.DuckDBPyConnection, table: str, root: Path) -> tuple[Path, dict[str, int]]:
-    """Bring `<root>/<table>` to the staged rows; returns its folder and what was done
-    (towns written, kept, removed)."""
-    context = context_version(load_template(table.removeprefix("stg_")))
+def publish(con: duckdb.DuckDBPyConnection, table: str, root: Path, context: str = "") -> tuple[Path, dict[str, int]]:
+    """Bring `<root>/<table>` to the staged rows; returns its folder and what was done (towns written, kept,
+    removed). `context` is what the table's normalisation depended on (the scoring stage gives
+    file_versions.context_version of its template): when it changes, every town is written again."""
     folder = root / table
     folder.mkdir(parents=True, exist_ok=True)
     town = town_expression(con, table)

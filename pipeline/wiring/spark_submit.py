@@ -1,6 +1,6 @@
 """The file to give spark-submit: the command line with the Spark engine (README, "Past one machine").
 
-    PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit --master yarn pipeline/engines/spark/submit.py run
+    PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit --master yarn pipeline/wiring/spark_submit.py run
 
 The session spark-submit prepared is the one the engine uses (pipeline/engines/spark/session.py keeps its master).
 """
