@@ -30,14 +30,16 @@ def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, P
     """Score the buildings of a copy of `db` (on Spark when `master`); (seconds, phases, the copy)."""
     from pipeline.engines.spark import scoring as spark_scoring
     from pipeline.platform import store
-    from pipeline.scoring.engine import SparkTarget, score_kind
+    from pipeline.engines.duckdb import DuckDBEngine
+    from pipeline.engines.spark.engine import SparkEngine
+    from pipeline.scoring.engine import score_kind
     from pipeline.scoring.ruleset import load_ruleset
 
     copy = work / f"{master or 'duckdb'}.duckdb".replace("[", "_").replace("]", "")
     shutil.copy(db, copy)
     ruleset = load_ruleset()
     phases: dict[str, float] = {}
-    target = None
+    target = DuckDBEngine()
     if master:
         from pipeline.engines.spark.session import get_spark, stop_spark
 
@@ -45,7 +47,7 @@ def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, P
         t = time.perf_counter()
         session = get_spark(master)
         phases["session start"] = time.perf_counter() - t
-        target = SparkTarget(lambda: session, ("stg_buildings",), work / f"warehouse_{copy.stem}")
+        target = SparkEngine(work / f"warehouse_{copy.stem}", lambda: session)
         score = spark_scoring.score_on_spark
 
         def timed_score(*a, **k):
@@ -57,7 +59,7 @@ def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, P
     try:
         with store.connect(copy) as con:
             t = time.perf_counter()
-            score_kind(con, ruleset, KIND, spark=target)
+            score_kind(con, ruleset, KIND, engine=target, tables=("stg_buildings",))
             seconds = time.perf_counter() - t
     finally:
         if master:

@@ -1,7 +1,7 @@
 """The DuckDB engine: every stage's work in this process, over the store (the default; issue 31's seam).
 
 * Validation: Great Expectations on pandas frames of the rows, one column and CHUNK_ROWS rows at a time, read
-  from DuckDB through Arrow (`run_in_chunks`); in the portal's preview workers a small batch is checked on the
+  from DuckDB through Arrow (`_run_in_chunks`); in the portal's preview workers a small batch is checked on the
   frames directly (`allow_small_path`).
 * Scoring: the scoring stage's SQL runs in the store itself; nothing is published elsewhere.
 """

@@ -42,7 +42,7 @@ _SUITES: dict[tuple[str, bool, str], tuple] = {}
 
 def suite_for(kind: str, expectations: list[Expectation], on_spark: bool = False):
     """The batch definition and suite of one template's expectations, built once per process, for pandas
-    frames or (`on_spark`) Spark DataFrames (validate_spark.py).
+    frames or (`on_spark`) Spark DataFrames (pipeline/engines/spark/validate.py).
 
     The suite is created with all its expectations at once: adding them one by one makes GE
     re-serialise the whole suite each time (quadratic; seconds per validation)."""

@@ -92,7 +92,7 @@ def compile_problems(spark: SparkSession, ruleset: RuleSet, kind: str) -> list[s
 
 
 def register_parquet(spark: SparkSession, con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> None:
-    """A staging table published as Parquet (staging_parquet.py), as the Spark table of the same name."""
+    """A staging table published as Parquet (staging.py), as the Spark table of the same name."""
     if not any(folder.glob("town_code=*/*.parquet")):
         duckdb_to_spark(spark, con, f"SELECT * FROM {table} WHERE false", table)
         return
