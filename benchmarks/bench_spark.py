@@ -28,10 +28,10 @@ KIND = "buildings"
 
 def score_copy(db: Path, work: Path, master: str | None) -> tuple[float, dict, Path]:
     """Score the buildings of a copy of `db` (on Spark when `master`); (seconds, phases, the copy)."""
-    from pipeline.engines.spark import scoring as spark_scoring
-    from pipeline.platform import store
     from pipeline.engines.duckdb import DuckDBEngine
+    from pipeline.engines.spark import scoring as spark_scoring
     from pipeline.engines.spark.engine import SparkEngine
+    from pipeline.platform import store
     from pipeline.scoring.engine import score_kind
     from pipeline.scoring.ruleset import load_ruleset
 
