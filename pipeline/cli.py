@@ -187,9 +187,9 @@ def print_status(this_run: str | None = None) -> None:
         print("注意：尚无发布的快照，以下数字直接读自数据库")
     elif this_run is not None and info["run_id"] != this_run:
         print(f"注意：本次运行未完成发布，以下数字不是本次运行的结果，而是 {info['published_at']} 发布的"
-              f"上一次结果（运行 {info['run_id'][:8]}）")  # fmt: skip
+              f"上一次结果")  # fmt: skip
     else:
-        print(f"数据发布于 {info['published_at']}（运行 {info['run_id'][:8]}）")
+        print(f"数据发布于 {info['published_at']}")
     with store.connect_read(published, live) as con:
         _print_intake(con)
         _print_ledger(con)
@@ -203,10 +203,20 @@ def _print_intake(con) -> None:
         FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
         """
     ).fetchall()
-    print(f"\n{'类别':<20}{'文件':>6}{'无法读取':>10}{'数据行':>10}{'接收':>10}{'退回':>8}")
+    from pipeline.intake.schema import survey_kinds
+
+    order = {k: i for i, k in enumerate(survey_kinds())}
+    rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))  # surveys in their order, then the reports
+    titles = {kind: _kind_title(kind) for kind, *_ in rows}
+    width = max([2, *map(len, titles.values())])  # titles are CJK: padded with full-width spaces to line up
+    print(
+        "\n"
+        + "类别".ljust(width, "\u3000")
+        + "".join(" " * (10 - 2 * len(h)) + h for h in ("文件", "无法读取", "数据行", "接收", "退回"))
+    )
     for kind, files, bad, n in rows:
         valid, refused = _accepted_refused(con, kind)
-        print(f"{kind:<20}{files:>6}{bad:>10}{n:>10}{valid:>10}{refused:>8}")
+        print(titles[kind].ljust(width, "\u3000") + "".join(f"{v:>10}" for v in (files, bad, n, valid, refused)))
     for rel, problem, in_use in con.execute(
         """
         SELECT f.rel_path, f.problem_zh, (SELECT max(o.version) FROM intake_files o WHERE o.rel_path = f.rel_path
@@ -225,6 +235,16 @@ LEDGER_JUDGED = {
     "feedback": ("feedback_results", "feedback_applied", "已执行"),
     "quake_feedback": ("quake_feedback_rows", "quake_feedback_applied", "已受理"),
 }
+
+
+def _kind_title(kind: str) -> str:
+    """The kind as people read it (its template's title, e.g. 房屋建筑), not its folder name."""
+    from pipeline.intake.schema import load_template
+
+    try:
+        return load_template(kind).title
+    except (FileNotFoundError, KeyError):
+        return kind
 
 
 def _accepted_refused(con, kind: str) -> tuple[int, int]:

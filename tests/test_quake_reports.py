@@ -404,7 +404,7 @@ def test_the_cli_summary_counts_quake_feedback_rows_the_ledger_returned(response
     assert returned >= 1
     with store.connect(d.db) as con:
         _print_intake(con)
-    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("quake_feedback ")]
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["地震灾情反馈"]]
     assert line.split()[-2:] == [str(taken), str(returned)]
 
 
