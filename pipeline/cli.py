@@ -203,7 +203,7 @@ def _print_intake(con) -> None:
         FROM intake_files WHERE is_current GROUP BY kind ORDER BY kind
         """
     ).fetchall()
-    from pipeline.intake.schema import survey_kinds
+    from pipeline.registries.templates import survey_kinds
 
     order = {k: i for i, k in enumerate(survey_kinds())}
     rows.sort(key=lambda r: (order.get(r[0], len(order)), r[0]))  # surveys in their order, then the reports
@@ -239,7 +239,7 @@ LEDGER_JUDGED = {
 
 def _kind_title(kind: str) -> str:
     """The kind as people read it (its template's title, e.g. 房屋建筑), not its folder name."""
-    from pipeline.intake.schema import load_template
+    from pipeline.registries.templates import load_template
 
     try:
         return load_template(kind).title
