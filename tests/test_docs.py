@@ -226,9 +226,7 @@ def written_by_code(path: str) -> bool:
     """A deployment path no sample run makes (an earthquake's files, the portal's): each literal part of it is
     named in the code that writes it."""
     source = "\n".join(text_of(p) for p in (PROJECT_ROOT / "pipeline").rglob("*.py"))
-    parts = [
-        p for seg in as_glob(path).split("/")[1:] for p in re.split(r"\*|_?\d{4}-\d\d-\d\d|\.\w+$", seg) if len(p) > 1
-    ]
+    parts = [p for seg in as_glob(path).split("/")[1:] for p in re.split(r"\*|_?\d{4}-\d\d-\d\d", seg) if len(p) > 1]
     return all(p in source for p in parts)
 
 
@@ -248,20 +246,27 @@ def test_repository_paths_named_exist():
     assert not missing, missing
 
 
-def test_output_and_upload_paths_named_are_the_ones_the_product_writes(sample):
+def test_output_and_upload_paths_named_are_the_ones_the_product_writes(sample, monkeypatch):
     """`output/…` is the deployment's output folder (pipeline/paths.py): what the sample run wrote there, or, for
     what only an earthquake or the portal writes, names the code writes; `data_raw/…` is the bundled sample's."""
     from pipeline import paths
 
     deployment, result = sample
     assert result.success
+    for name in ("LITONG_OUTPUT", "LITONG_DB"):  # the defaults, as the documents describe them
+        monkeypatch.delenv(name, raising=False)
     assert paths.database_path().relative_to(paths.output_dir()).as_posix() == "litong.duckdb"
     assert paths.published_database_path().relative_to(paths.output_dir()).as_posix() == "published/litong.duckdb"
     roots = {"output/": deployment.output, "data_raw/": deployment.data_raw}
     wrong = []
     for doc, p in sorted(named_paths()):
         top = next((t for t in roots if p.startswith(t)), None)
-        if top is None or p in ("output/litong.duckdb",):  # the store: the sample's is deployment.db (LITONG_DB)
+        if top is None:
+            continue
+        if p.startswith("output/litong.duckdb"):  # the store (the sample's is deployment.db) and files named after it
+            store_file = p.removeprefix("output/litong.duckdb")
+            if store_file and not written_by_code("output/" + store_file.lstrip(".")):
+                wrong.append((doc, p))
             continue
         if (
             not glob.glob(as_glob(p.removeprefix(top)) or ".", root_dir=roots[top])
