@@ -4,7 +4,7 @@ export DAGSTER_HOME := $(CURDIR)/dagster_home
 export DAGSTER_DISABLE_TELEMETRY := 1
 PY := .venv/bin/python
 
-.PHONY: setup run run-spark test dev portal templates sample bench lint browser
+.PHONY: setup run run-spark test dev portal templates sample bench lint browser screenshots
 
 .venv/.synced: pyproject.toml uv.lock
 	command -v uv >/dev/null || python3 -m pip install -q uv
@@ -69,6 +69,9 @@ sample: setup  # the surveys from the seeded generator, then the feedback units 
 	rm -rf data_raw/feedback data_raw/样例数据.yaml output/sample_build
 	LITONG_OUTPUT=output/sample_build $(PY) -m pipeline.cli run >/dev/null
 	$(PY) -m sample.feedback --db output/sample_build/litong.duckdb --out data_raw
+
+screenshots: setup browser  # the portal's screenshots in docs/screenshots/ (the sample district, headless Chromium)
+	$(PY) docs/portal_screenshots.py
 
 bench: setup
 	$(PY) benchmarks/bench_intake.py
