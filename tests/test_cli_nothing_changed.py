@@ -52,3 +52,29 @@ def test_a_run_with_nothing_to_do_starts_no_dagster_run_and_a_change_does(tmp_pa
         code, out = _run()
         assert code == 0 and "[42/42]" in out and _runs() == runs + 1
         assert (home / "output" / "charts" / "levels_by_town.png").is_file()
+
+
+def test_blank_templates_are_written_once_until_what_they_are_made_from_changes(tmp_path, monkeypatch):
+    """Every run rewrote the 22 template files; now only a run whose schemas, names or code changed (or
+    that finds a template missing) writes them."""
+    from pipeline import stage_inputs
+    from pipeline.intake import blank_templates as bt
+    from pipeline.intake.assets import blank_templates
+    from tests.conftest import Deployment
+
+    d = Deployment(tmp_path)
+
+    def materialise() -> bool:
+        result = dg.materialize([blank_templates], resources={"store": d.resource()})
+        return result.asset_materializations_for_node("blank_templates")[0].metadata["written_now"].value
+
+    assert materialise() is True
+    files = bt.template_files(d.output / "templates")
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    assert len(files) >= 20 and all(p.is_file() for p in files)
+    assert materialise() is False
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    files[0].unlink()
+    assert materialise() is True and files[0].is_file()
+    monkeypatch.setattr(bt, "templates_inputs", lambda: stage_inputs.fingerprint("a schema changed"))
+    assert materialise() is True
