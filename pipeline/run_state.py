@@ -58,6 +58,11 @@ def _listing(root: Path) -> list[tuple[str, int, int]]:
     return out
 
 
+def _file_id(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def _bytes_of(root: Path) -> str:
     h = hashlib.sha256()
     for rel, _, _ in _listing(root):
@@ -82,9 +87,11 @@ def fingerprint() -> str:
     """What a `cli run` now would read: uploads, outputs and the database (names, sizes, times), the code and
     the survey's definitions (bytes), the date, the settings and the engines' versions."""
     db = paths.database_path()
-    places = {"data_raw": paths.data_raw_dir(), "output": paths.output_dir(), "db_folder": db.parent}
+    places = {"data_raw": paths.data_raw_dir(), "output": paths.output_dir(), "cache": db.parent / ".cache"}
+    database = [(p.name, *_file_id(p)) for p in (db, db.with_name(db.name + ".wal")) if p.exists()]
     parts = {
         "listings": {k: _listing(p) if p.is_dir() else None for k, p in places.items()},
+        "database": database,  # its folder may hold more (DAGSTER_HOME, a person's files): not read
         "definitions": {d: _bytes_of(paths.PROJECT_ROOT / d) for d in DEFINITION_DIRS},
         "survey": [str(paths.SCHEMAS_DIR), str(paths.RULES_DIR), str(paths.REFERENCE_DIR)],
         "today": district_today().isoformat(),
