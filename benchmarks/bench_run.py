@@ -3,11 +3,12 @@
     python -m benchmarks.bench_run                      # 1 M buildings (make bench)
     python -m benchmarks.bench_run --rows 200000        # while developing
 
-Four runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
+Five runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
 temporary folder, district date 2025-06-30): from scratch; again with nothing new (the first run's scoring
 found the enterprises, so the buildings naming one are validated again, as bench_incremental's pass 2); with
 one new file of `--new-rows` buildings (住建局's first buildings resurveyed in the second round: they lie in
-every town); then with nothing changed. For each it prints the whole
+every town); then with nothing changed, twice (the first confirms that nothing changes, the second then starts
+no Dagster run: pipeline/run_state.py). For each it prints the whole
 run's seconds, each step's seconds (from the run's own Dagster events: STEP_START to STEP_SUCCESS) and the peak
 resident memory of the whole process tree (the run and every process it starts, summed, polled from /proc every
 50 ms), beside the floor: bare DuckDB doing the same work for the buildings in a child process measured the
@@ -83,13 +84,20 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float,
     return time.perf_counter() - t, peak, proc.returncode
 
 
+_seen_runs: set[str] = set()
+
+
 def step_seconds(dagster_home: Path) -> dict[str, float]:
-    """Seconds of each step of the last run in `dagster_home`, from its Dagster events."""
+    """Seconds of each step of the last run in `dagster_home`, from its Dagster events (none when that run
+    was measured before: the `cli run` started no Dagster run)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     with dg.DagsterInstance.get() as instance:
         run = instance.get_runs(limit=1)[0]
+        if run.run_id in _seen_runs:
+            return {}
+        _seen_runs.add(run.run_id)
         started: dict[str, float] = {}
         seconds: dict[str, float] = {}
         for record in instance.all_logs(run.run_id):
@@ -214,6 +222,7 @@ def main() -> None:
     new = data_raw_with_new_file(raw, data_raw, args.new_rows)
     one(f"one new {args.new_rows:,}-row file", ["new", str(new)])
     one("nothing changed", None)
+    one("nothing changed again", None)  # the run before confirmed nothing changes: no Dagster run (run_state)
 
     print(f"\n== `cli run` on {args.rows:,} buildings (district date {TODAY}), beside bare DuckDB ==")
     print(f"{'run':<26} {'product':>9} {'peak':>8} {'floor':>8} {'peak':>8}  steps (s, largest first)")

@@ -103,11 +103,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     kinds = getattr(args, "kind", None) or []
     if kinds:
         return _run_kinds(kinds, getattr(args, "first", False))
+    from pipeline.platform import run_state
+
+    before = None if os.environ.get("LITONG_FAULT") else run_state.fingerprint()
+    if before is not None and (state := run_state.confirmed()) is not None:
+        print(f"自上次运行（{state['run_id'][:8]}，{state['confirmed_at'].replace('T', ' ')} 确认）以来，上传文件、"
+              "规则、数据库和输出文件都没有变化：无需运行", flush=True)  # fmt: skip
+        print_status()
+        _print_outputs()
+        return 0
     code, run_id = _execute("main_job")
     print_status(run_id)
     _print_outputs()
     if code == 0:
         code = _follow_up_events()
+    if code == 0 and before is not None:
+        run_state.confirm(run_id, before)  # only when the run changed nothing: the next run may then skip
     return code
 
 
@@ -176,7 +187,7 @@ def print_status(this_run: str | None = None) -> None:
     """Counts per stage and the ledger's figures, from the published snapshot (never waits behind a run).
     After a run (`this_run`), figures that are not from that run are marked as such."""
     from pipeline.platform import store
-    from pipeline.publish.snapshot import snapshot_info
+    from pipeline.publish.snapshot_state import snapshot_info
 
     published, live = paths.published_database_path(), paths.database_path()
     if not published.exists() and not live.exists():
@@ -554,7 +565,7 @@ def _preview_landed(con, file_id: str, rel: str, args: argparse.Namespace) -> bo
 
 def _published_since(moment: dt.datetime) -> bool:
     """Whether a snapshot was published after `moment` (a run that went through to its end since)."""
-    from pipeline.publish.snapshot import snapshot_info
+    from pipeline.publish.snapshot_state import snapshot_info
 
     info = snapshot_info(paths.published_database_path())
     return info is not None and info["published_at"] >= moment.replace(microsecond=0)

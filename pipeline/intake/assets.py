@@ -13,6 +13,7 @@ import dagster as dg
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.receipts import write_receipts
 from pipeline.intake.validate import validate_if_changed
+from pipeline.platform import stage_inputs
 from pipeline.platform.resources import LitongStore
 from pipeline.registries.templates import KINDS, load_template
 
@@ -157,10 +158,19 @@ def _check_results(kind, result, unreadable, conservation):
 
 @dg.asset(group_name="intake", description="Blank upload templates (XLSX and CSV) for every survey kind.")
 def blank_templates(store: LitongStore) -> dg.MaterializeResult:
-    from pipeline.intake.blank_templates import write_blank_templates
+    from pipeline.intake.blank_templates import template_files, templates_inputs, write_blank_templates
 
-    written = write_blank_templates(store.out_dir() / "templates")
-    return dg.MaterializeResult(metadata={"files": dg.MetadataValue.json([str(p) for p in written])})
+    out = store.out_dir() / "templates"
+    with store.connect() as con:  # the same schemas, names and code: the templates stand (issue 30)
+        inputs = templates_inputs()
+        written_now = stage_inputs.recorded(con, "blank_templates") != inputs or not all(
+            p.is_file() for p in template_files(out)
+        )
+        if written_now:
+            write_blank_templates(out)
+            stage_inputs.record(con, "blank_templates", inputs)
+    files = [str(p) for p in template_files(out)]
+    return dg.MaterializeResult(metadata={"written_now": written_now, "files": dg.MetadataValue.json(files)})
 
 
 raw_assets = [build_raw_asset(k) for k in KINDS]

@@ -25,7 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from pipeline.formats.excel_safe import safe_cell, write_safe_csv
 from pipeline.intake.ingest import FOLDER_ZH
 from pipeline.platform.atomic import atomic_path
-from pipeline.platform.paths import output_dir
+from pipeline.platform.paths import PROJECT_ROOT, output_dir
 from pipeline.registries.templates import (
     TEMPLATE_KINDS,
     UNKNOWN_MARKERS,
@@ -52,6 +52,24 @@ GUIDE_COLUMNS = ("列名", "英文键", "是否必填", "类型/取值", "说明
 
 def template_stem(template: Template) -> str:
     return f"{template.title}_{template.kind}_模板"
+
+
+def template_files(out_dir: Path) -> list[Path]:
+    """The files write_blank_templates writes into `out_dir`."""
+    return [out_dir / f"{template_stem(load_template(k))}{ext}" for k in TEMPLATE_KINDS for ext in (".xlsx", ".csv")]
+
+
+def templates_inputs() -> str:
+    """What the templates are made from: the schemas, the towns and units (代码表), the code that lays them out."""
+    from pipeline.platform import stage_inputs
+    from pipeline.platform.paths import SCHEMAS_DIR
+
+    return stage_inputs.fingerprint(
+        stage_inputs.files_version(*sorted(SCHEMAS_DIR.glob("*.yaml"))),
+        stage_inputs.reference_version("towns.csv", "units.csv"),
+        stage_inputs.code_version("pipeline/intake"),
+        stage_inputs.files_version(*(PROJECT_ROOT / "pipeline" / f for f in ("excel_safe.py", "atomic.py"))),
+    )
 
 
 def write_blank_templates(out_dir: Path) -> list[Path]:

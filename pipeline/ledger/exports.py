@@ -270,9 +270,7 @@ def export_ledger(
     parts_dir = out_dir / f"隐患台账{suffix}" if suffix else out_dir
     try:
         hazards, overdue = _materialise(con, as_of, table)
-        by_town = summary(con, "town", as_of, period_start, table)
-        by_unit = summary(con, "unit", as_of, period_start, table)
-        by_supervisor = summary(con, "supervisor", as_of, period_start, table)
+        by_town, by_unit, by_supervisor = (_exported_summary(con, by, period_start) for by in SUMMARY_KEYS)
         write_ledger_csv(con, paths[1], cache_dir)
         write_ledger_parquet(con, paths[2])
         write_summary_csv(by_town, paths[3])
@@ -290,6 +288,14 @@ def export_ledger(
     return LedgerExport(hazards, overdue, by_town, files, written, skipped, proposal_files, proposed)
 
 
+def _exported_summary(con: duckdb.DuckDBPyConnection, by: str, period_start: dt.date) -> pd.DataFrame:
+    """`summary` read from EXPORT_TABLE (the ledger as of the date, computed once) instead of computing the
+    ledger again for each of the three summaries."""
+    key, key_zh, name = SUMMARY_KEYS[by]
+    sql = SUMMARY_SQL.format(ledger=f"SELECT * FROM {EXPORT_TABLE}", key=key, key_zh=key_zh, name=name)
+    return con.execute(sql, {"period_start": period_start}).df()
+
+
 def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> tuple[int, int]:
     """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
     order (kind, town_code, hazard_no), the file keys (town_part, unit_part), the level, the displayed
@@ -302,6 +308,7 @@ def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> 
                CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
                CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
                     THEN responsible_unit ELSE '' END AS unit_part,
+               responsible_unit, sector_supervisor, rectification,  -- the summaries' keys and counts
                {", ".join(LEDGER_COLUMNS)},
                hash(risk_level, {", ".join(LEDGER_COLUMNS)}) AS row_hash  -- what a row shows (level: its fill)
         FROM ({ledger_sql(table)})

@@ -9,6 +9,7 @@ recorded then (pipeline/platform/stage_inputs.py).
 
 import base64
 import io
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,24 @@ from pipeline.scoring.assets import SCORED_KINDS
 from pipeline.scoring.ruleset import ruleset_version
 
 SOURCE_DEPS = {"scores": [f"scores_{k}" for k in SCORED_KINDS], "ledger": ["ledger_exports"]}
+
+
+def preview_markdown(png: Path, cache: Path) -> str:
+    """image_markdown of `png`, kept in `cache` for the picture it was made from (its size and time): a chart
+    not drawn again is not quantised again on every run (a few tenths of a second each)."""
+    stat = png.stat()
+    key = [stat.st_size, stat.st_mtime_ns]
+    kept = cache / f"{png.stem}.json"
+    try:
+        entry = json.loads(kept.read_text(encoding="utf-8"))
+        if entry["png"] == key:
+            return entry["markdown"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    markdown = image_markdown(png)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(kept, json.dumps({"png": key, "markdown": markdown}).encode("utf-8"))
+    return markdown
 
 
 def image_markdown(png: Path) -> str:
@@ -64,26 +83,33 @@ def chart_asset(chart: Chart) -> dg.AssetsDefinition:
         ],
     )
     def _chart(store: LitongStore) -> dg.MaterializeResult:
-        from pipeline.publish.inputs import PublishInputs  # matplotlib stays out of definition loading
+        from pipeline.publish.figures import chart_figures  # matplotlib stays out of definition loading
+        from pipeline.publish.inputs import PublishInputs
         from pipeline.publish.render import render_chart
 
         out = store.out_dir() / "charts"
         with store.connect() as con:
             inputs = publish_inputs(con, chart.name, chart.source)
             detail = stage_inputs.recorded_detail(con, name)
-            if not (stage_inputs.recorded(con, name) == inputs and detail and (out / f"{chart.name}.png").is_file()):
-                r = render_chart(chart, PublishInputs(con, district_today()), out)
-                shown = r.table.drop(columns=["level"], errors="ignore")
-                detail = {"png": str(r.png), "total": r.shown_total, "expected": r.expected_total,
-                          "missing": r.missing_glyphs[:20], "drawn_now": True,
-                          "numbers": shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"}  # fmt: skip
+            files = all((out / f"{chart.name}{ext}").is_file() for ext in (".png", ".csv"))
+            if not (stage_inputs.recorded(con, name) == inputs and detail and files):
+                inp = PublishInputs(con, district_today())
+                figures = chart_figures(chart, inp)
+                if detail and detail.get("figures") == figures and files:  # the same figures: the picture stands
+                    detail = {**detail, "drawn_now": False}
+                else:
+                    r = render_chart(chart, inp, out)
+                    shown = r.table.drop(columns=["level"], errors="ignore")
+                    detail = {"png": str(r.png), "total": r.shown_total, "expected": r.expected_total,
+                              "missing": r.missing_glyphs[:20], "drawn_now": True, "figures": figures,
+                              "numbers": shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"}  # fmt: skip
                 stage_inputs.record(con, name, inputs, {**detail, "drawn_now": False})
         png = Path(detail["png"])
         return dg.MaterializeResult(
             metadata={
                 "drawn_now": detail["drawn_now"],
                 "png": dg.MetadataValue.path(str(png)),
-                "chart": dg.MetadataValue.md(image_markdown(png)),
+                "chart": dg.MetadataValue.md(preview_markdown(png, store.cache_dir() / "chart_previews")),
                 "numbers": dg.MetadataValue.md(detail["numbers"]),
                 "total": detail["total"],
             },
@@ -114,6 +140,7 @@ chart_assets = [chart_asset(c) for c in CHARTS]
 )
 def briefing(store: LitongStore) -> dg.MaterializeResult:
     from pipeline.publish.briefing import write_briefing
+    from pipeline.publish.figures import briefing_figures
     from pipeline.publish.inputs import PublishInputs
 
     as_of = district_today()
@@ -122,16 +149,20 @@ def briefing(store: LitongStore) -> dg.MaterializeResult:
     with store.connect() as con:
         inputs = publish_inputs(con, "briefing")
         figures = stage_inputs.recorded_detail(con, "briefing")
-        if not (stage_inputs.recorded(con, "briefing") == inputs and figures and dated.is_file()
-                and (out / "简报.pdf").is_file()):  # fmt: skip
-            head = write_briefing(PublishInputs(con, as_of), dated)
-            write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
-            figures = {"found": head.found, "closed": head.closed, "rectification_rate": round(head.rate, 4),
-                       "overdue": head.overdue, "under_control": head.under_control, "red_assets": head.red_assets}  # fmt: skip
+        files = dated.is_file() and (out / "简报.pdf").is_file()
+        written_now = False
+        if not (stage_inputs.recorded(con, "briefing") == inputs and figures and files):
+            inp = PublishInputs(con, as_of)
+            shown = briefing_figures(inp)
+            if not (figures and figures.get("shown") == shown and files):  # else the same figures: it stands
+                head = write_briefing(inp, dated)
+                write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
+                figures = {"found": head.found, "closed": head.closed, "rectification_rate": round(head.rate, 4),
+                           "overdue": head.overdue, "under_control": head.under_control,
+                           "red_assets": head.red_assets, "shown": shown}  # fmt: skip
+                written_now = True
             stage_inputs.record(con, "briefing", inputs, figures)
-            written_now = True
-        else:
-            written_now = False
+    figures = {k: v for k, v in figures.items() if k != "shown"}
     return dg.MaterializeResult(
         metadata={"written_now": written_now, "pdf": dg.MetadataValue.path(str(out / "简报.pdf")),
                   "as_of": as_of.isoformat(), **figures}

@@ -110,7 +110,7 @@ def briefing_figure(inp: PublishInputs) -> tuple[Headline, object]:
     _header(header, inp.as_of)
     _tiles(tiles, head)
     left, right = charts.subfigures(1, 2, width_ratios=[1, 1.15])
-    for sub, name in ((left, "levels_by_town"), (right, "open_hazards_by_unit"), (progress, "rectification_progress")):
+    for sub, name in zip((left, right, progress), BRIEFING_CHARTS, strict=True):
         chart = CHARTS_BY_NAME[name]
         chart.draw(sub, chart.table(inp), inp, compact=True)
     _overdue_list(overdue, overdue_major(inp))

@@ -39,6 +39,7 @@ class Chart:
     expected_total: Callable[[PublishInputs], int]
     total_zh: str  # what the total counts, for the check's message
     size: tuple[float, float] = (10, 6)
+    reads: tuple[str, ...] = ()  # what `draw` reads of the inputs besides its table (PublishInputs' properties)
 
 
 def _empty(fig, title: str) -> None:
@@ -397,7 +398,8 @@ CHARTS: list[Chart] = [
           lambda t: int(t["未销号"].iloc[-1]) if len(t) else 0,
           lambda i: i.open_total, "未销号隐患", (10, 5)),
     Chart("asset_map", "资产风险等级分布图", "scores", map_table, draw_map,
-          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (9, 8)),
+          lambda t: int(t["合计"].sum()) if len(t) else 0, lambda i: i.scored_total(), "已评分资产", (9, 8),
+          ("map_cells", "town_centres")),
     Chart("top_assets", "风险最高的资产", "scores", top_assets_table, draw_top_assets,
           lambda t: len(t), lambda i: min(TOP_N, i.scored_total()), "列出的资产", (14, 9)),
     Chart("hazchem_grades", "危险化学品重大危险源分级", "scores", hazchem_table, draw_hazchem,

@@ -30,10 +30,11 @@ from pipeline.platform.clock import beijing_now
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.platform.resources import LitongStore
 from pipeline.publish.asset_register import write_asset_register
+from pipeline.publish.snapshot_state import STATE_NAME as STATE_NAME  # re-exported: where readers found it
+from pipeline.publish.snapshot_state import _file_id, _read_state, _state_path, snapshot_info
 from pipeline.registries.templates import KINDS
 from pipeline.scoring.assets import SCORED_KINDS
 
-STATE_NAME = "snapshot_state.json"  # beside the snapshot: what it was made from, and the last run that confirmed it
 STAMP_FILES = ("pipeline/publish/snapshot.py", "pipeline/publish/asset_register.py")
 
 
@@ -44,27 +45,9 @@ def stamp_version() -> str:
                                     duckdb.__version__)  # fmt: skip
 
 
-def _file_id(path: Path) -> list[int]:
-    stat = Path(path).stat()
-    return [stat.st_size, stat.st_mtime_ns]
-
-
 def source_fingerprint(db_path: Path) -> str:
     """What a snapshot of `db_path` (checkpointed: its WAL is empty) would hold."""
     return stage_inputs.fingerprint(_file_id(db_path), stamp_version())
-
-
-def _state_path(target: Path) -> Path:
-    return Path(target).parent / STATE_NAME
-
-
-def _read_state(target: Path) -> dict | None:
-    """The state recorded beside `target`, when it describes the snapshot on disk (same size and time)."""
-    try:
-        state = json.loads(_state_path(target).read_text(encoding="utf-8"))
-        return state if state.get("snapshot") == _file_id(target) else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _write_state(target: Path, fingerprint: str, run_id: str, job_name: str) -> None:
@@ -103,28 +86,6 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
         faults.point("snapshot:before_rename")
     _write_state(target, fingerprint, run_id, job_name)
     return {**info, "copied": True}
-
-
-def snapshot_info(path: Path) -> dict | None:
-    """When and by which run a snapshot was published; None when there is none. A later run that found
-    nothing changed and confirmed it is the `run_id` (and `job_name`) reported; `published_at` stays the
-    time the data was published."""
-    if not path.exists():
-        return None
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        row = con.execute("SELECT published_at, run_id, job_name FROM snapshot_info").fetchall()
-    except duckdb.CatalogException:
-        return None
-    finally:
-        con.close()
-    if not row:
-        return None
-    info = dict(zip(("published_at", "run_id", "job_name"), row[0], strict=True))
-    state = _read_state(path)
-    if state is not None and state.get("run_id"):
-        info.update(run_id=state["run_id"], job_name=state.get("job_name", info["job_name"]))
-    return info
 
 
 @dg.asset(

@@ -1,0 +1,128 @@
+"""Whether `cli run` has anything to do, decided before Dagster is loaded (issue 30).
+
+A run with nothing new still loaded Dagster, Great Expectations, pandas and matplotlib and walked its 42
+steps, each finding its inputs unchanged: at 1 M buildings 17-39 s for no work. What a run reads is all on
+disk: the uploads (data_raw/), the code, the survey's definitions (schemas/, rules/, reference/), the
+database, the outputs, the district's date and the installed engines. Their fingerprint here is file names,
+sizes and modification times (the code and definitions by their bytes), taken in a few milliseconds.
+
+A run *confirms* a fingerprint when it ends successfully and the fingerprint after it is the one before it:
+the run found nothing to do, wrote no table and no file (a run that did work may leave work for the next:
+the enterprises the scoring found are validated again on the next run, so a run that changed something is
+never taken as proof). The confirmed fingerprint is kept beside the database (STATE_NAME). A later `cli run`
+that finds the same fingerprint does not start Dagster: it says so and shows the published figures. Any
+change — a new or touched upload, a rule, a deleted output, a new day, a write by the portal or the
+earthquake response — changes the fingerprint, and the run is a Dagster run as before (the record of every
+run that did work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import metadata
+from pathlib import Path
+
+from pipeline.platform import paths
+from pipeline.platform.atomic import write_bytes_atomic
+from pipeline.platform.clock import beijing_now, district_today
+
+STATE_NAME = "run_state.json"  # in the database's .cache folder
+DEFINITION_DIRS = ("pipeline", "schemas", "rules", "reference", "sample")  # read by their bytes
+ENGINES = ("duckdb", "dagster", "great_expectations", "pandas", "matplotlib", "openpyxl")
+# written by every run, also one that changes nothing: who confirmed the snapshot, locks of live runs
+VOLATILE_NAMES = ("snapshot_state.json", STATE_NAME)
+VOLATILE_DIRS = (".litong-runs",)
+
+
+def state_path() -> Path:
+    return paths.database_path().parent / ".cache" / STATE_NAME
+
+
+def _listing(root: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, modification time) of every file under `root`, locks and the volatile files
+    left out."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in VOLATILE_DIRS)
+        for name in sorted(files):
+            if name in VOLATILE_NAMES or name.endswith(".lock"):
+                continue
+            path = Path(folder, name)
+            try:
+                stat = path.stat()
+            except OSError:  # removed while walking
+                continue
+            out.append((path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns))
+    return out
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _bytes_of(root: Path) -> str:
+    h = hashlib.sha256()
+    for rel, _, _ in _listing(root):
+        if "__pycache__" in rel:
+            continue
+        h.update(rel.encode())
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()
+
+
+def _engines() -> list[str]:
+    versions = []
+    for name in ENGINES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} -")
+    return versions
+
+
+def fingerprint() -> str:
+    """What a `cli run` now would read: uploads, outputs and the database (names, sizes, times), the code and
+    the survey's definitions (bytes), the date, the settings and the engines' versions."""
+    db = paths.database_path()
+    places = {"data_raw": paths.data_raw_dir(), "output": paths.output_dir(), "cache": db.parent / ".cache"}
+    database = [(p.name, *_file_id(p)) for p in (db, db.with_name(db.name + ".wal")) if p.exists()]
+    parts = {
+        "listings": {k: _listing(p) if p.is_dir() else None for k, p in places.items()},
+        "database": database,  # its folder may hold more (DAGSTER_HOME, a person's files): not read
+        "definitions": {d: _bytes_of(paths.PROJECT_ROOT / d) for d in DEFINITION_DIRS},
+        "survey": [str(paths.SCHEMAS_DIR), str(paths.RULES_DIR), str(paths.REFERENCE_DIR)],
+        "today": district_today().isoformat(),
+        "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("LITONG_")},
+        "engines": _engines(),
+        "db": str(db),
+    }
+    for k in ("survey",):  # definitions read from elsewhere (LITONG_SCHEMAS …) by their bytes too
+        parts[k] = [(p, _bytes_of(Path(p)) if Path(p).is_dir() else None) for p in parts[k]]
+    text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def confirmed() -> dict | None:
+    """The recorded state when the current fingerprint is the confirmed one: nothing to do."""
+    try:
+        state = json.loads(state_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint():
+        return None
+    return state
+
+
+def confirm(run_id: str, before: str) -> bool:
+    """Records that run `run_id` found nothing to do, if the fingerprint now is `before` (taken before it
+    ran); else forgets any confirmed state. Returns whether it recorded."""
+    path = state_path()
+    if fingerprint() != before:
+        path.unlink(missing_ok=True)
+        return False
+    state = {"fingerprint": before, "run_id": run_id, "confirmed_at": beijing_now().isoformat(timespec="seconds")}
+    write_bytes_atomic(path, json.dumps(state, ensure_ascii=False).encode("utf-8"))
+    return True
