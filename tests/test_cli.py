@@ -67,7 +67,7 @@ def test_status_shows_last_run_counts_and_failing_checks(home, capsys):
     out = capsys.readouterr().out
     assert "最近一次运行：" in out and "SUCCESS" in out and "未通过的检查：" in out
     (found,) = _query(home, "SELECT count(*) FROM hazards")[0]
-    assert f"隐患 {found:,}：" in out and "buildings" in out
+    assert f"隐患 {found:,}：" in out and "房屋建筑" in out  # the kind by its title, not its folder name
 
 
 def test_explain_an_asset(home, capsys):
