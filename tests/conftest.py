@@ -78,6 +78,21 @@ class Deployment:
             return con.execute(sql, params or []).fetchall()
 
 
+def saved_figures(monkeypatch) -> list:
+    """The figures saved from now on (caught at savefig), to be drawn again and read."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
 @contextmanager
 def rules_scratch() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with the store's tables and the rules' reference tables and views."""
@@ -114,6 +129,19 @@ def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
     shutil.rmtree(deployment.data_raw)
     shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
     return deployment, run_all(deployment)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (the portal's browser tests), one per test file."""
+    from playwright.sync_api import sync_playwright
+    from portal_support import CHROMIUM, CHROMIUM_FLAGS
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(autouse=True)
