@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -119,6 +121,24 @@ def run_all(deployment: Deployment, publish: bool = True) -> dg.ExecuteInProcess
     selection = None if publish else dg.AssetSelection.all() - dg.AssetSelection.groups("publish")
     return dg.materialize(all_assets, selection=selection, resources={"store": deployment.resource(), "spark": SparkResource()},
                           raise_on_error=False)  # fmt: skip
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `build` fills, built once in this test session and shared by its workers: read it, or copy it
+    to change it. Under xdist the workers' temp folders share a parent made for this session alone (a clean
+    clone's CI starts with nothing); the first worker to ask builds under a lock, the others wait and take it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    built = shared / f"built-{name}"
+    with open(shared / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.is_dir():
+            partial = shared / f"building-{name}"
+            shutil.rmtree(partial, ignore_errors=True)  # a build that failed before: its worker said so
+            partial.mkdir()
+            build(partial)
+            partial.rename(built)
+    return built
 
 
 @pytest.fixture(scope="session")
