@@ -8,7 +8,7 @@ temporary folder, district date 2025-06-30): from scratch; again with nothing ne
 found the enterprises, so the buildings naming one are validated again, as bench_incremental's pass 2); with
 one new file of `--new-rows` buildings (住建局's first buildings resurveyed in the second round: they lie in
 every town); then with nothing changed, twice (the first confirms that nothing changes, the second then starts
-no Dagster run: pipeline/run_state.py). For each it prints the whole
+no Dagster run: pipeline/platform/run_state.py). For each it prints the whole
 run's seconds, each step's seconds (from the run's own Dagster events: STEP_START to STEP_SUCCESS) and the peak
 resident memory of the whole process tree (the run and every process it starts, summed, polled from /proc every
 50 ms), beside the floor: bare DuckDB doing the same work for the buildings in a child process measured the

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
+import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -78,6 +80,21 @@ class Deployment:
             return con.execute(sql, params or []).fetchall()
 
 
+def saved_figures(monkeypatch) -> list:
+    """The figures saved from now on (caught at savefig), to be drawn again and read."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    original = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        saved.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return saved
+
+
 @contextmanager
 def rules_scratch() -> Iterator[duckdb.DuckDBPyConnection]:
     """An in-memory DuckDB with the store's tables and the rules' reference tables and views."""
@@ -106,6 +123,24 @@ def run_all(deployment: Deployment, publish: bool = True) -> dg.ExecuteInProcess
                           raise_on_error=False)  # fmt: skip
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `build` fills, built once in this test session and shared by its workers: read it, or copy it
+    to change it. Under xdist the workers' temp folders share a parent made for this session alone (a clean
+    clone's CI starts with nothing); the first worker to ask builds under a lock, the others wait and take it."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    built = shared / f"built-{name}"
+    with open(shared / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not built.is_dir():
+            partial = shared / f"building-{name}"
+            shutil.rmtree(partial, ignore_errors=True)  # a build that failed before: its worker said so
+            partial.mkdir()
+            build(partial)
+            partial.rename(built)
+    return built
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
     """The bundled sample district through every asset once (about a minute), shared by the tests
@@ -114,6 +149,19 @@ def sample(tmp_path_factory) -> tuple[Deployment, dg.ExecuteInProcessResult]:
     shutil.rmtree(deployment.data_raw)
     shutil.copytree(PROJECT_ROOT / "data_raw", deployment.data_raw)
     return deployment, run_all(deployment)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium driven by Playwright (the portal's browser tests), one per test file."""
+    from playwright.sync_api import sync_playwright
+    from portal_support import CHROMIUM, CHROMIUM_FLAGS
+
+    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
 
 
 @pytest.fixture(autouse=True)

@@ -106,6 +106,27 @@ def serving(site: Site) -> Iterator[Site]:
         sock.close()
 
 
+@contextmanager
+def serving_copy(source_root: Path, target: Path, **overrides) -> Iterator[Site]:
+    """The portal over a writable copy (in `target`) of a built deployment, e.g. the session's sample."""
+    with serving(make_site(copy_deployment(source_root, target), **overrides)) as site:
+        yield site
+
+
+def published_rows(site: Site, sql: str, params: list | None = None) -> list[tuple]:
+    """A query on the publication the portal reads (read-only, closed at once: the portal may write it next)."""
+    import duckdb
+
+    with closing(duckdb.connect(str(site.settings.published), read_only=True)) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+# Debian's Chromium, headless, for the browser tests (conftest's `browser`): never a browser Playwright downloads
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -15,7 +15,7 @@ import pytest
 from pipeline.platform import store
 from pipeline.platform.paths import REFERENCE_DIR
 from pipeline.registries.templates import towns
-from tests.conftest import Deployment, csv_bytes, run_all
+from tests.conftest import Deployment, csv_bytes, run_all, saved_figures
 from tests.test_ledger import building
 
 BOUNDARIES = REFERENCE_DIR / "boundaries"
@@ -43,21 +43,6 @@ def offline(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-
-
-def _saved_figures(monkeypatch) -> list:
-    """The figures saved from now on (caught at savefig), to be drawn again and read."""
-    from matplotlib.figure import Figure
-
-    saved = []
-    original = Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
-    return saved
 
 
 def _district_patch(ax):
@@ -119,7 +104,7 @@ def _asset_map(deployment: Deployment, out, monkeypatch):
     from pipeline.publish.inputs import PublishInputs
     from pipeline.publish.render import render_chart
 
-    saved = _saved_figures(monkeypatch)
+    saved = saved_figures(monkeypatch)
     with store.connect(deployment.db) as con:
         render_chart(CHARTS_BY_NAME["asset_map"], PublishInputs(con, AS_OF), out)
     fig = saved[-1]
@@ -220,7 +205,7 @@ def test_the_isoseismal_map_draws_the_outline(small_district, monkeypatch, offli
     from pipeline.quake.respond import respond
     from tests.test_quake import GOOD
 
-    saved = _saved_figures(monkeypatch)
+    saved = saved_figures(monkeypatch)
     event = event_from(dict(GOOD))
     declare(event, small_district.data_raw)
     respond(event, small_district.output / "published" / "litong.duckdb", small_district.db, small_district.output)

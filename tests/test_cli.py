@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,33 +19,48 @@ import pytest
 from pipeline.cli import main
 from pipeline.platform.paths import PROJECT_ROOT
 from sample import generate as sample_data
-from tests.conftest import csv_bytes
+from tests.conftest import built_once, csv_bytes
 from tests.test_ledger import fb
 
 
 @contextlib.contextmanager
-def generated_home(root):
-    """A small generated district in `root`, run once through `cli run`, with its environment set."""
-    (root / "dagster_home").mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
-    sample_data.generate(root / "data_raw", buildings=200, bridges=20, sites=6, pipelines=4, formats="csv")
+def home_environment(root: Path) -> Iterator[Path]:
+    """The environment `cli` reads, pointed at the deployment in `root`."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LITONG_DATA_RAW", str(root / "data_raw"))
         mp.setenv("LITONG_OUTPUT", str(root / "output"))
         mp.setenv("LITONG_DB", str(root / "litong.duckdb"))
         mp.setenv("DAGSTER_HOME", str(root / "dagster_home"))
         mp.delenv("LITONG_UNAUDITED_FILES", raising=False)
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            assert main(["run"]) == 0
-        (root / "run_output.txt").write_text(printed.getvalue())
+        yield root
+
+
+def _run_generated_district(root: Path) -> None:
+    """A small generated district in `root`, run once through `cli run` (its screen kept in run_output.txt)."""
+    (root / "dagster_home").mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", root / "dagster_home" / "dagster.yaml")
+    sample_data.generate(root / "data_raw", buildings=200, bridges=20, sites=6, pipelines=4, formats="csv")
+    printed = io.StringIO()
+    with home_environment(root), contextlib.redirect_stdout(printed):
+        assert main(["run"]) == 0
+    (root / "run_output.txt").write_text(printed.getvalue())
+
+
+@contextlib.contextmanager
+def generated_home(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A writable copy, in a folder of its own, of the small generated district that went through `cli run`
+    once this session (the deployment moved: the next run must work where it now is), its environment set."""
+    built = built_once(tmp_path_factory, "cli_district", _run_generated_district)
+    root = tmp_path_factory.mktemp(name)
+    shutil.copytree(built, root, symlinks=True, dirs_exist_ok=True)  # copy2: the files keep their mtimes
+    with home_environment(root):
         yield root
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A small generated district in its own folder, run once through `cli run`."""
-    with generated_home(tmp_path_factory.mktemp("cli")) as root:
+    with generated_home(tmp_path_factory, "cli") as root:
         yield root
 
 

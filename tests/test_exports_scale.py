@@ -20,7 +20,7 @@ from pipeline.ledger import exports
 from pipeline.ledger.exports import EXPORT_FILES, LEDGER_COLUMNS, export_ledger
 from pipeline.platform import store
 from pipeline.platform.clock import as_of_label
-from tests.test_ledger import building, survey
+from tests.test_ledger import KIND_SHEETS, building, survey
 
 AS_OF = dt.date(2023, 9, 1)
 HYPERLINK = '=HYPERLINK("http://x","y")'
@@ -87,18 +87,7 @@ def test_one_workbook_per_town_and_per_unit_with_its_hazards(district, tmp_path)
     assert _numbers(tmp_path / TOWN_FILES[1]) == ["JZ-B-B01", "JZ-C-B01"]
     assert [_numbers(tmp_path / rel) for rel in UNIT_FILES] == [["JZ-B-B01"], ["JZ-A-B11"], ["JZ-C-B01"]]
     town = openpyxl.load_workbook(tmp_path / TOWN_FILES[0])
-    assert town.sheetnames == [
-        "房屋建筑",
-        "桥梁",
-        "危险化学品单位",
-        "油气长输管道",
-        "地质灾害隐患点",
-        "应急避难场所",
-        "乡镇避难场所容量",
-        "水库和堤防",
-        "供水设施",
-        "说明",
-    ]
+    assert town.sheetnames == [*KIND_SHEETS, "说明"]
     assert town.properties.title == f"利通区地震风险隐患台账 金积镇（{as_of_label(AS_OF)}）"
     (row,) = list(town["房屋建筑"].iter_rows(min_row=2))
     header = [c.value for c in town["房屋建筑"][1]]
@@ -137,19 +126,7 @@ def test_a_town_bigger_than_a_sheet_is_split_in_its_workbook(district, tmp_path,
     monkeypatch.setattr(exports, "EXCEL_MAX_ROWS", 2)  # header + 1 hazard a sheet
     _export(district, tmp_path)
     wb = openpyxl.load_workbook(tmp_path / TOWN_FILES[1])
-    assert wb.sheetnames == [
-        "房屋建筑(1)",
-        "房屋建筑(2)",
-        "桥梁",
-        "危险化学品单位",
-        "油气长输管道",
-        "地质灾害隐患点",
-        "应急避难场所",
-        "乡镇避难场所容量",
-        "水库和堤防",
-        "供水设施",
-        "说明",
-    ]
+    assert wb.sheetnames == ["房屋建筑(1)", "房屋建筑(2)", *KIND_SHEETS[1:], "说明"]
     assert [[r[0].value for r in wb[t].iter_rows(min_row=2)] for t in wb.sheetnames[:2]] == [["JZ-B-B01"], ["JZ-C-B01"]]
 
 

@@ -169,7 +169,7 @@ def test_a_portal_preview_is_not_refused_for_its_missing_record(deployment, monk
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A small generated district in its own folder, run once through `cli run` (as tests/test_cli.py's)."""
-    with generated_home(tmp_path_factory.mktemp("cli_landing")) as root:
+    with generated_home(tmp_path_factory, "cli_landing") as root:
         yield root
 
 

@@ -61,6 +61,9 @@ def statuses(deployment) -> dict[str, str]:
 
 
 A_FALL, A_DAMAGE, B_D = "JZ-A-B11", "JZ-A-B09", "JZ-B-B01"
+# The ledger workbooks' sheets of the kinds, in the order a clerk finds them (buildings first; then 说明 closes a book)
+KIND_SHEETS = ["房屋建筑", "桥梁", "危险化学品单位", "油气长输管道", "地质灾害隐患点", "应急避难场所", "乡镇避难场所容量",
+               "水库和堤防", "供水设施"]  # fmt: skip
 FIVE = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}  # 五落实 of a 重大 hazard
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.ledger.exports import export_ledger, ledger_rows, summary
 from pipeline.platform import store
-from tests.test_ledger import A_DAMAGE, B_D, building, fb, feedback, survey
+from tests.test_ledger import A_DAMAGE, B_D, KIND_SHEETS, building, fb, feedback, survey
 
 # 五落实 of a 重大 hazard (funds, finish date, plan) before it may be 整改中
 FIVE = {"funds_wan": "12", "plan_finish": "2024-06-30", "plan_no": "YJYA-2023-017"}
@@ -30,21 +30,7 @@ def test_exports_neutralise_formulas_and_colour_levels(deployment, tmp_path):
         assert f"'{formula}" in text
         assert f",{formula}" not in text and f'"{formula}' not in text
     wb = openpyxl.load_workbook(xlsx)  # a small ledger: the district workbook holds the kind sheets too
-    assert wb.sheetnames == [
-        "汇总",
-        "责任单位汇总",
-        "目录",
-        "房屋建筑",
-        "桥梁",
-        "危险化学品单位",
-        "油气长输管道",
-        "地质灾害隐患点",
-        "应急避难场所",
-        "乡镇避难场所容量",
-        "水库和堤防",
-        "供水设施",
-        "说明",
-    ]
+    assert wb.sheetnames == ["汇总", "责任单位汇总", "目录", *KIND_SHEETS, "说明"]
     ws = wb["房屋建筑"]
     assert ws.freeze_panes == "A2" and ws.auto_filter.ref
     cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]

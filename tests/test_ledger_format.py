@@ -20,7 +20,7 @@ from pipeline.ledger.exports import export_ledger
 from pipeline.ledger.model import HARM_ZH
 from pipeline.platform import store
 from pipeline.registries.templates import KINDS, load_template
-from tests.test_ledger import A_DAMAGE, A_FALL, B_D, RULESET, building, round_one, survey
+from tests.test_ledger import A_DAMAGE, A_FALL, B_D, KIND_SHEETS, RULESET, building, round_one, survey
 
 AS_OF = dt.date(2023, 9, 1)
 FOUND = dt.date(2023, 5, 12)  # the survey date of tests.test_ledger's round one
@@ -177,34 +177,9 @@ def test_a_kind_bigger_than_a_sheet_is_split_over_numbered_sheets(deployment, tm
     export = _export(deployment, tmp_path)
     sheets = [f"房屋建筑({i})" for i in range(1, -(-n // 2) + 1)]
     district = openpyxl.load_workbook(tmp_path / "隐患台账.xlsx")  # a small ledger: the kinds are here too
-    assert district.sheetnames == [
-        "汇总",
-        "责任单位汇总",
-        "目录",
-        *sheets,
-        "桥梁",
-        "危险化学品单位",
-        "油气长输管道",
-        "地质灾害隐患点",
-        "应急避难场所",
-        "乡镇避难场所容量",
-        "水库和堤防",
-        "供水设施",
-        "说明",
-    ]
+    assert district.sheetnames == ["汇总", "责任单位汇总", "目录", *sheets, *KIND_SHEETS[1:], "说明"]
     town = openpyxl.load_workbook(tmp_path / "乡镇" / "隐患台账_金积镇.xlsx")  # every hazard is in 金积镇
-    assert town.sheetnames == [
-        *sheets,
-        "桥梁",
-        "危险化学品单位",
-        "油气长输管道",
-        "地质灾害隐患点",
-        "应急避难场所",
-        "乡镇避难场所容量",
-        "水库和堤防",
-        "供水设施",
-        "说明",
-    ]
+    assert town.sheetnames == [*sheets, *KIND_SHEETS[1:], "说明"]
     for wb in (district, town):
         numbers = []
         for title in sheets:

@@ -13,35 +13,18 @@ import io
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from conftest import csv_bytes, example_row
-from portal_support import PASSWORDS, copy_deployment, make_site, serving
+from portal_support import PASSWORDS, published_rows, serving_copy
 
 from pipeline.platform.resources import LitongStore, SparkResource
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 FORMULA = '=HYPERLINK("http://example.invalid","点我")'
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def site(sample, tmp_path_factory):
-    deployment, _ = sample
-    root = copy_deployment(deployment.root, tmp_path_factory.mktemp("portal_browser"))
-    with serving(make_site(root)) as s:
+    with serving_copy(sample[0].root, tmp_path_factory.mktemp("portal_browser")) as s:
         yield s
 
 
@@ -55,14 +38,6 @@ def _page(browser, site, username: str, password: str | None = None, **context):
     page.click("#login")
     page.wait_for_load_state()
     return page
-
-
-def _published(site, sql: str, params: list | None = None):
-    con = duckdb.connect(str(site.settings.published), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _run_pipeline(site) -> None:
@@ -101,8 +76,8 @@ def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_re
     assert "等待处理" in clerk.inner_text("#status")
     assert (site.data_raw / "buildings" / "T100" / "2023-1" / survey.name).read_bytes() == survey.read_bytes()
 
-    hazard_no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND sector_supervisor = 'ZJJ' AND "
-                                 "status = '已整改待验收' AND hazard_grade = '一般'")[0][0]  # fmt: skip
+    hazard_no = published_rows(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND sector_supervisor = 'ZJJ' AND "
+                                     "status = '已整改待验收' AND hazard_grade = '一般'")[0][0]  # fmt: skip
     sup = _page(browser, site, "sup")
     sup.goto(f"{site.url}/hazards/{hazard_no}")
     assert sup.inner_text("#hazard-status") == "已整改待验收"
@@ -134,8 +109,8 @@ def test_clerk_uploads_with_refusals_supervisor_accepts_and_the_run_gives_the_re
 
 
 def test_a_clerk_cannot_reach_another_units_hazard_by_url_or_form(browser, site):
-    other = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T101' "
-                             "AND status = '已整改待验收'")[0][0]  # fmt: skip
+    other = published_rows(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T101' "
+                                 "AND status = '已整改待验收'")[0][0]  # fmt: skip
     clerk = _page(browser, site, "clerk100")
     response = clerk.goto(f"{site.url}/hazards/{other}")
     assert response.status == 403 and "无权访问" in clerk.inner_text("h1") and other not in clerk.content()
@@ -145,7 +120,7 @@ def test_a_clerk_cannot_reach_another_units_hazard_by_url_or_form(browser, site)
     response = clerk.request.post(f"{site.url}/hazards/{other}/decision", form={"csrf": csrf, "decision": "accept"})
     assert response.status == 403
     assert len(site.uploads()) == before  # nothing staged, nothing landed
-    assert _published(site, "SELECT status FROM hazards WHERE hazard_no = ?", [other])[0][0] == "已整改待验收"
+    assert published_rows(site, "SELECT status FROM hazards WHERE hazard_no = ?", [other])[0][0] == "已整改待验收"
 
 
 def test_five_wrong_passwords_lock_the_account(browser, site):
@@ -169,7 +144,7 @@ def test_leaders_page_reads_on_a_phone(browser, site):
     page = _page(browser, site, "analyst", viewport={"width": 390, "height": 844}, device_scale_factor=2,
                  is_mobile=True, has_touch=True)  # fmt: skip
     page.goto(site.url + "/leaders")
-    found = _published(site, "SELECT count(*) FROM hazards WHERE status <> '已撤销'")[0][0]
+    found = published_rows(site, "SELECT count(*) FROM hazards WHERE status <> '已撤销'")[0][0]
     assert f"{found:,}" in page.inner_text("#headline")
     assert page.locator(".charts img").count() == 7
     assert all(
@@ -207,8 +182,8 @@ def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one
     the clerk's with a reason; the clerk's home page shows the rejection, linking to the hazard."""
     from PIL import Image
 
-    no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND status = '待整改' "
-                          "AND hazard_grade = '重大' AND sector_supervisor = 'ZJJ'")[0][0]  # fmt: skip
+    no = published_rows(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T100' AND status = '待整改' "
+                              "AND hazard_grade = '重大' AND sector_supervisor = 'ZJJ'")[0][0]  # fmt: skip
     assert no
     jpeg = _photo(tmp_path / "IMG_0001.JPG", "JPEG", (200, 40, 40), exif=True)
     png = _photo(tmp_path / "现场.jpg", "PNG", (40, 160, 40))  # a PNG under a .jpg name: taken by its bytes
@@ -271,7 +246,9 @@ def test_clerk_reports_with_photos_supervisor_accepts_in_a_batch_and_rejects_one
 
     _run_pipeline(site)
 
-    states = dict(_published(site, "SELECT hazard_no, status FROM hazards WHERE hazard_no IN (?, ?, ?)", [no, *others]))
+    states = dict(
+        published_rows(site, "SELECT hazard_no, status FROM hazards WHERE hazard_no IN (?, ?, ?)", [no, *others])
+    )
     assert states == {no: "整改中", others[0]: "已销号", others[1]: "已销号"}
     clerk.goto(site.url + "/")
     rejected = clerk.inner_text("#rejections")

@@ -5,46 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
-import duckdb
 import pytest
-from portal_support import PASSWORDS, copy_deployment, login, make_site, serving, text_of
+from portal_support import PASSWORDS, login, published_rows, serving_copy, text_of
 
 from pipeline.platform import clock
 from pipeline.registries.templates import towns
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (make browser)"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
 def site(sample, tmp_path_factory):
-    deployment, _ = sample
-    root = copy_deployment(deployment.root, tmp_path_factory.mktemp("portal_leaders"))
-    with serving(make_site(root)) as s:
+    with serving_copy(sample[0].root, tmp_path_factory.mktemp("portal_leaders")) as s:
         yield s
-
-
-def _sql(site, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(site.settings.published), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _today(site) -> dt.date:
@@ -61,13 +35,13 @@ def _expected(site, town: str) -> dict[str, dict[str, int]]:
     this = today.replace(day=1)
     last = (this - dt.timedelta(days=1)).replace(day=1)
     nxt = (this + dt.timedelta(days=32)).replace(day=1)
-    levels = dict(_sql(site, "SELECT level, count(*) FROM scores WHERE town_code = ? GROUP BY 1", [town]))
-    status = dict(_sql(site, "SELECT status, count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销' "
-                             "GROUP BY 1", [town]))  # fmt: skip
-    months = _sql(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
-                                  count(*) FILTER (WHERE found_date >= $2 AND found_date < $3),
-                                  count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2),
-                                  count(*) FILTER (WHERE status = '已销号' AND accept_date >= $2 AND accept_date < $3)
+    levels = dict(published_rows(site, "SELECT level, count(*) FROM scores WHERE town_code = ? GROUP BY 1", [town]))
+    status = dict(published_rows(site, "SELECT status, count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销' "
+                                       "GROUP BY 1", [town]))  # fmt: skip
+    months = published_rows(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
+                                            count(*) FILTER (WHERE found_date >= $2 AND found_date < $3),
+                                            count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2),
+                                            count(*) FILTER (WHERE status = '已销号' AND accept_date >= $2 AND accept_date < $3)
                            FROM hazards WHERE town_code = $4 AND status <> '已撤销'""", [last, this, nxt, town])[0]  # fmt: skip
     return {
         "levels": {
@@ -104,8 +78,8 @@ def _overflowing(page) -> list[str]:
 
 
 def test_on_a_phone_a_town_changes_the_figures_to_that_towns_and_nothing_overflows(browser, site):
-    worst = _sql(site, """SELECT town_code FROM hazards WHERE status NOT IN ('已销号', '已撤销') AND town_code IS NOT NULL
-                          GROUP BY 1 ORDER BY count(*) FILTER (WHERE hazard_grade = '重大') DESC LIMIT 2""")  # fmt: skip
+    worst = published_rows(site, """SELECT town_code FROM hazards WHERE status NOT IN ('已销号', '已撤销') AND town_code IS NOT NULL
+                                    GROUP BY 1 ORDER BY count(*) FILTER (WHERE hazard_grade = '重大') DESC LIMIT 2""")  # fmt: skip
     town, other = worst[0][0], worst[1][0]
     page = browser.new_context(**PHONE).new_page()
     page.set_default_timeout(30_000)
@@ -126,7 +100,9 @@ def test_on_a_phone_a_town_changes_the_figures_to_that_towns_and_nothing_overflo
     assert {k: v for k, v in shown.items() if v} == {k: v for k, v in expected["progress"].items() if v}  # … to its own
     assert _bars(page, "levels") == expected["levels"]
     assert _bars(page, "months") == expected["months"]
-    found = _sql(site, "SELECT count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销'", [town])[0][0]
+    found = published_rows(site, "SELECT count(*) FROM hazards WHERE town_code = ? AND status <> '已撤销'", [town])[0][
+        0
+    ]
     assert page.inner_text("#headline").split()[0] == f"{found:,}"
     assert towns()[town] in page.inner_text("#figures")  # the captions name the town
     assert page.locator("img[src^='/charts/']").count() == 0  # no district-wide picture under a town's name
@@ -146,7 +122,7 @@ def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
     s = login(site, "analyst")
     html = s.get(site.url + "/leaders").text
     linked = re.findall(r'class="town-overdue-major" href="/hazards\?town=(\d+)&amp;grade=重大&amp;overdue=1"', html)
-    open_major = dict(_sql(site, """
+    open_major = dict(published_rows(site, """
         SELECT town_code, count(*) FILTER (WHERE status <> '已销号' AND hazard_grade = '重大')
         FROM hazards WHERE status <> '已撤销' AND town_code IS NOT NULL GROUP BY 1"""))  # fmt: skip
     assert len(linked) == len(open_major) and set(linked) == set(open_major)
@@ -157,7 +133,7 @@ def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
     today = _today(site)
     this = today.replace(day=1)
     last = (this - dt.timedelta(days=1)).replace(day=1)
-    found_last, closed_last = _sql(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
+    found_last, closed_last = published_rows(site, """SELECT count(*) FILTER (WHERE found_date >= $1 AND found_date < $2),
         count(*) FILTER (WHERE status = '已销号' AND accept_date >= $1 AND accept_date < $2)
         FROM hazards WHERE town_code = $3 AND status <> '已撤销'""", [last, this, town])[0]  # fmt: skip
     row = re.search(rf'href="/hazards\?town={town}&amp;grade=.*?</tr>', html, re.S).group(0)
@@ -165,11 +141,11 @@ def test_towns_are_worst_first_and_each_opens_its_overdue_major_hazards(site):
     html = s.get(f"{site.url}/hazards?town={town}&grade=重大&overdue=1").text
     assert f'<option value="{town}" selected>' in html  # the list says which town it is filtered to
     listed = text_of(html)
-    expected = _sql(site, "SELECT hazard_no FROM hazards WHERE town_code = ? AND hazard_grade = '重大' "
-                          "AND status <> '已撤销' ORDER BY hazard_no", [town])  # fmt: skip
-    other = _sql(site, "SELECT min(hazard_no) FROM hazards WHERE town_code <> ? AND hazard_grade = '重大'", [town])[0][
-        0
-    ]
+    expected = published_rows(site, "SELECT hazard_no FROM hazards WHERE town_code = ? AND hazard_grade = '重大' "
+                                    "AND status <> '已撤销' ORDER BY hazard_no", [town])  # fmt: skip
+    other = published_rows(
+        site, "SELECT min(hazard_no) FROM hazards WHERE town_code <> ? AND hazard_grade = '重大'", [town]
+    )[0][0]
     assert other not in listed  # only that town's
     assert any(h in listed for (h,) in expected)
 
@@ -181,8 +157,8 @@ def test_the_leaders_page_holds_each_towns_shelter_capacity_against_its_people(s
     html = s.get(site.url + "/leaders").text
     table = re.search(r'<table id="shelter-capacity">.*?</table>', html, re.S).group(0)
     rows = [text_of(r).strip() for r in re.findall(r"<tr(?: class=\"short\")?>(.*?)</tr>", table, re.S)[1:]]
-    expected = _sql(site, "SELECT town_name, people_to_shelter, usable_capacity, capacity_gap FROM v_shelter_capacity "
-                          "ORDER BY capacity_gap > 0 DESC, capacity_ratio, town_code")  # fmt: skip
+    expected = published_rows(site, "SELECT town_name, people_to_shelter, usable_capacity, capacity_gap FROM v_shelter_capacity "
+                                    "ORDER BY capacity_gap > 0 DESC, capacity_ratio, town_code")  # fmt: skip
     assert len(rows) == len(towns()) == len(expected)
     for row, (name, need, capacity, gap) in zip(rows, expected, strict=True):
         assert row.startswith(name) and f"{need:,}" in row and f"{capacity:,}" in row
@@ -190,8 +166,8 @@ def test_the_leaders_page_holds_each_towns_shelter_capacity_against_its_people(s
     short = [e for e in expected if e[3] > 0]
     assert 0 < len(short) < len(expected) and table.count('class="short"') == len(short)
     assert "常住人口来源：U：未找到利通区第七次全国人口普查" in text_of(html)
-    town = _sql(site, "SELECT town_code FROM v_shelter_capacity WHERE capacity_gap > 0 ORDER BY town_code LIMIT 1")[0][
-        0
-    ]
+    town = published_rows(
+        site, "SELECT town_code FROM v_shelter_capacity WHERE capacity_gap > 0 ORDER BY town_code LIMIT 1"
+    )[0][0]
     one = re.search(r'<table id="shelter-capacity">.*?</table>', s.get(f"{site.url}/leaders?town={town}").text, re.S)
     assert one.group(0).count("<tr") == 2  # the header and that town

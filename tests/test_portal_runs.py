@@ -11,10 +11,9 @@ import re
 import shutil
 import time
 
-import duckdb
 import pytest
 from conftest import csv_bytes, example_row
-from portal_support import copy_deployment, login, make_site, serving, text_of, token
+from portal_support import copy_deployment, login, make_site, published_rows, serving, text_of, token
 
 from pipeline.cli import CliError, run_selection
 from pipeline.platform.paths import PROJECT_ROOT
@@ -48,14 +47,6 @@ def _until(what, seconds: float):
             return value
         time.sleep(0.5)
     return None
-
-
-def _published(site, sql: str, params: list | None = None):
-    con = duckdb.connect(str(site.settings.published), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_the_first_pass_covers_only_what_the_person_waits_for():
@@ -104,7 +95,7 @@ def test_a_confirmed_upload_starts_its_run_and_its_receipt_appears_without_the_s
     # then everything downstream of the kind, one run after the other, never two at once
     assert _until(lambda: _ended(site) == [0, 0], 300)
     assert _launched(site) == ["run --kind buildings --first", "run --kind buildings"]
-    assert _published(site, "SELECT count(*) FROM stg_buildings WHERE building_id LIKE '640302100-6%'")[0][0] == 12
+    assert published_rows(site, "SELECT count(*) FROM stg_buildings WHERE building_id LIKE '640302100-6%'")[0][0] == 12
 
 
 def _ended(site) -> list[int]:
@@ -115,8 +106,8 @@ def _ended(site) -> list[int]:
 
 def test_a_confirmed_decision_changes_the_hazard_without_the_sensor(site):
     _until(lambda: len(_ended(site)) == len(_launched(site)), 300)  # the upload's runs (if that test ran) ended
-    hazard_no = _published(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T101' AND "
-                                 "sector_supervisor = 'ZJJ' AND status = '已整改待验收'")[0][0]  # fmt: skip
+    hazard_no = published_rows(site, "SELECT min(hazard_no) FROM hazards WHERE responsible_unit = 'T101' AND "
+                                     "sector_supervisor = 'ZJJ' AND status = '已整改待验收'")[0][0]  # fmt: skip
     sup = login(site, "sup")
     assert "已整改待验收" in text_of(sup.get(f"{site.url}/hazards/{hazard_no}").text)
     r = sup.post(f"{site.url}/hazards/{hazard_no}/decision",
@@ -129,7 +120,7 @@ def test_a_confirmed_decision_changes_the_hazard_without_the_sensor(site):
     assert _launched(site)[before] == "run --kind feedback --first"
 
     def accepted():
-        status = _published(site, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no])[0][0]
+        status = published_rows(site, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no])[0][0]
         return status == "已销号"
 
     assert _until(accepted, 300), "the decision did not reach the hazard"

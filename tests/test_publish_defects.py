@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.ledger.exports import LEDGER_COLUMNS, export_ledger
 from pipeline.platform import store
+from tests.conftest import saved_figures
 from tests.test_ledger import A_DAMAGE, A_FALL, B_D, round_one
 
 AS_OF = dt.date(2023, 9, 1)
@@ -72,20 +73,12 @@ def _drawn_figure(chart_name: str, con, as_of: dt.date, out, monkeypatch):
     """The figure render_chart saves as the chart's PNG (caught at savefig), drawn again on an Agg canvas so that
     its texts have their extents; and the rendered chart."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     from pipeline.publish.charts import CHARTS_BY_NAME
     from pipeline.publish.inputs import PublishInputs
     from pipeline.publish.render import render_chart
 
-    saved = []
-    original = Figure.savefig
-
-    def savefig(self, *args, **kwargs):
-        saved.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(Figure, "savefig", savefig)
+    saved = saved_figures(monkeypatch)
     rendered = render_chart(CHARTS_BY_NAME[chart_name], PublishInputs(con, as_of), out)
     fig = saved[-1]
     FigureCanvasAgg(fig).draw()

@@ -104,7 +104,7 @@ def chart_asset(chart: Chart) -> dg.AssetsDefinition:
                               "missing": r.missing_glyphs[:20], "drawn_now": True, "figures": figures,
                               "numbers": shown.head(40).to_markdown(index=False) if len(shown) else "暂无数据"}  # fmt: skip
                 stage_inputs.record(con, name, inputs, {**detail, "drawn_now": False})
-        png = Path(detail["png"])
+        png = out / f"{chart.name}.png"  # where the deployment is now (a recorded path may be a moved one's)
         return dg.MaterializeResult(
             metadata={
                 "drawn_now": detail["drawn_now"],
