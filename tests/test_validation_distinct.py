@@ -1,0 +1,86 @@
+"""Issue 30: a run validates each column's distinct values with Great Expectations (validate.distinct_loader) and
+finds the rows holding each failing value in DuckDB; every row gets exactly the failures — check, columns and
+Chinese reason — that Great Expectations gives when it judges every row as its own value (validate.run_by_rows),
+on the whole sample district (its bad rows included), across chunk boundaries, and on the checks across rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.intake import validate
+from pipeline.intake.normalize import cross_sql, norm_table
+from pipeline.intake.schema import KINDS, load_template
+from pipeline.intake.validate import cross_expectations, row_expectations, run_by_rows
+
+TODAY = dt.date(2025, 6, 30)
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple[int, str, str, str]]:
+    """The failures row for row (a row failing twice the same way counts twice)."""
+    return sorted(
+        (int(k), c, cols, p)
+        for k, c, cols, p in zip(
+            frame["row_key"], frame["check_id"], frame["columns"], frame["problem_zh"], strict=True
+        )
+    )
+
+
+def _both(con: duckdb.DuckDBPyConnection, table: str, kind: str, expectations) -> tuple[list, list]:
+    t = load_template(kind)
+    by_values, values_ok = validate._run_in_chunks(con, table, t, expectations)
+    by_rows, rows_ok = run_by_rows(con, table, t, expectations)
+    assert values_ok == rows_ok
+    return _rows(by_values), _rows(by_rows)
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "feedback"])
+def test_distinct_values_fail_the_same_rows_with_the_same_reasons_as_every_row(sample, kind, monkeypatch):
+    deployment, _ = sample
+    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    con = duckdb.connect(str(deployment.db), read_only=True)
+    try:
+        by_values, by_rows = _both(con, norm_table(kind), kind, row_expectations(load_template(kind), TODAY))
+        assert by_values == by_rows
+        assert by_rows, f"the sample's {kind} has rows that fail a check"
+        # chunks of 7 rows: a value's rows in other chunks are judged with their own chunk
+        monkeypatch.setattr(validate, "CHUNK_ROWS", 7)
+        by_values_7, _ = _both(con, norm_table(kind), kind, row_expectations(load_template(kind), TODAY))
+        assert by_values_7 == by_rows
+        # the checks across rows and files, on every row
+        con.execute(f"CREATE TEMP TABLE __affected AS SELECT _row_key, file_id, row_no FROM {norm_table(kind)}")
+        con.execute(f"CREATE TEMP TABLE __cross AS {cross_sql(load_template(kind))}")
+        cross_values, cross_rows = _both(con, "__cross", kind, cross_expectations(load_template(kind)))
+        assert cross_values == cross_rows
+    finally:
+        con.close()
+
+
+def test_a_value_repeated_on_many_rows_fails_on_each_of_them(monkeypatch):
+    """Every row holding a failing value fails, nulls included, whatever chunk it is in, and each once per
+    expectation it fails."""
+    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    monkeypatch.setattr(validate, "CHUNK_ROWS", 4)
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE x AS SELECT i + 1 AS _row_key, "
+        "['1950', 'x', NULL, '1950', 'x', '2024', NULL, 'x', '1950', 'x'][i + 1] AS txt, "
+        "[1.0, 1949.0, NULL, 1949.0, 2101.0, 2000.0, 1949.0, NULL, 1.0, 1949.0][i + 1] AS num "
+        "FROM range(10) r(i)"
+    )
+    expectations = [
+        validate.Expectation("ExpectColumnValuesToNotBeNull", "txt", {}, "a", ("txt",), "必填项为空"),
+        validate.Expectation("ExpectColumnValuesToMatchRegex", "txt", {"regex": r"^\d{4}$"}, "b", ("txt",), "格式"),
+        validate.Expectation(
+            "ExpectColumnValuesToBeBetween", "num", {"min_value": 1950, "max_value": 2100}, "c", ("num", "txt"), "范围"
+        ),
+    ]
+    by_values, by_rows = _both(con, "x", "buildings", expectations)
+    assert by_values == by_rows
+    assert [k for k, c, _, _ in by_values if c == "a"] == [3, 7]
+    assert [k for k, c, _, _ in by_values if c == "b"] == [2, 5, 8, 10]
+    assert [k for k, c, _, _ in by_values if c == "c"] == [1, 2, 4, 5, 7, 9, 10]
+    assert {(cols, p) for _, c, cols, p in by_values if c == "c"} == {("num,txt", "范围")}
