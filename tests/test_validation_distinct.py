@@ -84,3 +84,33 @@ def test_a_value_repeated_on_many_rows_fails_on_each_of_them(monkeypatch):
     assert [k for k, c, _, _ in by_values if c == "b"] == [2, 5, 8, 10]
     assert [k for k, c, _, _ in by_values if c == "c"] == [1, 2, 4, 5, 7, 9, 10]
     assert {(cols, p) for _, c, cols, p in by_values if c == "c"} == {("num,txt", "范围")}
+
+
+def test_great_expectations_gets_one_row_per_distinct_value_not_per_row(monkeypatch):
+    """Memory: a column of 200,000 rows and a handful of values reaches Great Expectations as a frame of that
+    handful (main loaded every row of a 500,000-row chunk into pandas for every column); every row still fails."""
+    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    t = load_template("buildings")
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE x AS SELECT i + 1 AS _row_key, ['1998', '2001', '不详年', NULL][i % 4 + 1] AS txt "
+        "FROM range(200000) r(i)"
+    )
+    expectations = [
+        validate.Expectation("ExpectColumnValuesToMatchRegex", "txt", {"regex": r"^\d{4}$"}, "b", ("txt",), "格式"),
+    ]
+    frames = []
+    real_run_suite = validate.run_suite
+
+    def recording(load_column, *args):
+        def load(column: str) -> pd.DataFrame:
+            frame = load_column(column)
+            frames.append(len(frame))
+            return frame
+
+        return real_run_suite(load, *args)
+
+    monkeypatch.setattr(validate, "run_suite", recording)
+    failures, ok = validate._run_in_chunks(con, "x", t, expectations)
+    assert frames == [4] and not ok
+    assert len(failures) == 50_000 and set(failures["row_key"]) == set(range(3, 200_001, 4))
