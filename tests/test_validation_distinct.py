@@ -37,10 +37,13 @@ def _both(con: duckdb.DuckDBPyConnection, table: str, kind: str, expectations) -
     return _rows(by_values), _rows(by_rows)
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("kind", [*KINDS, "feedback"])
-def test_distinct_values_fail_the_same_rows_with_the_same_reasons_as_every_row(sample, kind, monkeypatch):
+def test_distinct_values_fail_the_same_rows_with_the_same_reasons_as_every_row(sample, kind, wide, monkeypatch):
+    """Each column's distinct values (WIDE_ROWS 0), or a small table as one frame of all its columns (`wide`)."""
     deployment, _ = sample
     monkeypatch.setattr(validate, "_small_path_allowed", False)
+    monkeypatch.setattr(validate, "WIDE_ROWS", 10**9 if wide else 0)
     con = duckdb.connect(str(deployment.db), read_only=True)
     try:
         by_values, by_rows = _both(con, norm_table(kind), kind, row_expectations(load_template(kind), TODAY))
@@ -64,6 +67,7 @@ def test_a_value_repeated_on_many_rows_fails_on_each_of_them(monkeypatch):
     expectation it fails."""
     monkeypatch.setattr(validate, "_small_path_allowed", False)
     monkeypatch.setattr(validate, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(validate, "WIDE_ROWS", 0)
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE x AS SELECT i + 1 AS _row_key, "
@@ -80,6 +84,8 @@ def test_a_value_repeated_on_many_rows_fails_on_each_of_them(monkeypatch):
     ]
     by_values, by_rows = _both(con, "x", "buildings", expectations)
     assert by_values == by_rows
+    monkeypatch.setattr(validate, "WIDE_ROWS", 20)  # the same in one wide frame
+    assert _both(con, "x", "buildings", expectations)[0] == by_rows
     assert [k for k, c, _, _ in by_values if c == "a"] == [3, 7]
     assert [k for k, c, _, _ in by_values if c == "b"] == [2, 5, 8, 10]
     assert [k for k, c, _, _ in by_values if c == "c"] == [1, 2, 4, 5, 7, 9, 10]
@@ -114,3 +120,32 @@ def test_great_expectations_gets_one_row_per_distinct_value_not_per_row(monkeypa
     failures, ok = validate._run_in_chunks(con, "x", t, expectations)
     assert frames == [4] and not ok
     assert len(failures) == 50_000 and set(failures["row_key"]) == set(range(3, 200_001, 4))
+
+
+def test_a_small_table_is_one_great_expectations_validation(monkeypatch):
+    """A kind of a few hundred rows is validated as one frame of all its columns with one suite (main: one
+    validation per column, ~0.2 s each, 15-70 s per small kind in a run)."""
+    monkeypatch.setattr(validate, "_small_path_allowed", False)
+    t = load_template("buildings")
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE x AS SELECT i + 1 AS _row_key, CASE WHEN i % 3 = 0 THEN 'x' ELSE '1998' END AS txt, "
+        "CASE WHEN i % 5 = 0 THEN NULL ELSE 2000.0 + i END AS num FROM range(150) r(i)"
+    )
+    expectations = [
+        validate.Expectation("ExpectColumnValuesToMatchRegex", "txt", {"regex": r"^\d{4}$"}, "b", ("txt",), "格式"),
+        validate.Expectation("ExpectColumnValuesToNotBeNull", "num", {}, "a", ("num",), "必填项为空"),
+        validate.Expectation(
+            "ExpectColumnValuesToBeBetween", "num", {"min_value": 1950, "max_value": 2100}, "c", ("num",), "范围"
+        ),
+    ]
+    suites = []
+    real_suite_for = validate.suite_for
+    monkeypatch.setattr(
+        validate, "suite_for", lambda kind, group, *a: suites.append(len(group)) or real_suite_for(kind, group, *a)
+    )
+    failures, ok = validate._run_in_chunks(con, "x", t, expectations)
+    assert suites == [3] and not ok
+    assert sorted(failures.loc[failures["check_id"] == "b", "row_key"]) == list(range(1, 151, 3))
+    assert sorted(failures.loc[failures["check_id"] == "a", "row_key"]) == list(range(1, 151, 5))
+    assert sorted(failures.loc[failures["check_id"] == "c", "row_key"]) == [i + 1 for i in range(101, 150) if i % 5]
