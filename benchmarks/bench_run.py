@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_run                      # 1 M buildings (make bench)
     python -m benchmarks.bench_run --rows 200000        # while developing
+    python -m benchmarks.bench_run --scratch-only       # the from-scratch run and its floor only
 
 Four runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
 temporary folder, district date 2025-06-30): from scratch; again with nothing new (the first run's scoring
@@ -13,6 +14,8 @@ resident memory of the whole process tree (the run and every process it starts, 
 50 ms), beside the floor: bare DuckDB doing the same work for the buildings in a child process measured the
 same way (from scratch: read every file, the same per-field checks, keep the rows typed, every rule's findings
 and the scores; the new file: read, check and keep it; nothing changed: no work, 0 s).
+
+Each run also prints the process tree's peak memory while each step ran (the largest first).
 
 The generated survey is cached in benchmarks/data/run_<N>_raw (generation takes minutes at 1 M).
 """
