@@ -48,7 +48,8 @@ def test_distinct_values_fail_the_same_rows_with_the_same_reasons_as_every_row(s
     try:
         by_values, by_rows = _both(con, norm_table(kind), kind, row_expectations(load_template(kind), TODAY))
         assert by_values == by_rows
-        assert by_rows, f"the sample's {kind} has rows that fail a check"
+        if kind in ("buildings", "bridges", "hazchem_sites", "hazchem_inventory", "pipelines"):
+            assert by_rows, f"the sample's {kind} has rows that fail a check"  # the other kinds' sample rows pass
         # three chunks: a value's rows in other chunks are judged with their own chunk (GE costs ~0.2 s a column)
         rows = con.execute(f"SELECT count(*) FROM {norm_table(kind)}").fetchall()[0][0]
         monkeypatch.setattr(validate, "CHUNK_ROWS", max(2, rows // 3 + 1))
