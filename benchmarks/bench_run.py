@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_run                      # 1 M buildings (make bench)
     python -m benchmarks.bench_run --rows 200000        # while developing
+    python -m benchmarks.bench_run --scratch-only       # the from-scratch run and its floor only
 
 Five runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
 temporary folder, district date 2025-06-30): from scratch; again with nothing new (the first run's scoring
@@ -14,6 +15,8 @@ resident memory of the whole process tree (the run and every process it starts, 
 50 ms), beside the floor: bare DuckDB doing the same work for the buildings in a child process measured the
 same way (from scratch: read every file, the same per-field checks, keep the rows typed, every rule's findings
 and the scores; the new file: read, check and keep it; nothing changed: no work, 0 s).
+
+Each run also prints the process tree's peak memory while each step ran (the largest first).
 
 The generated survey is cached in benchmarks/data/run_<N>_raw (generation takes minutes at 1 M).
 """
@@ -72,14 +75,18 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int]:
-    """(seconds, peak bytes of the process tree, exit code) of `cmd`, its output into `log`."""
+def run_measured(cmd: list[str], env: dict[str, str], log: Path, samples: list | None = None) -> tuple[float, int, int]:
+    """(seconds, peak bytes of the process tree, exit code) of `cmd`, its output into `log`; each poll's
+    (epoch seconds, tree bytes) appended to `samples` when given (the peak of each step)."""
     t = time.perf_counter()
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
         peak = 0
         while proc.poll() is None:
-            peak = max(peak, _tree_rss(proc.pid))
+            rss = _tree_rss(proc.pid)
+            peak = max(peak, rss)
+            if samples is not None:
+                samples.append((time.time(), rss))
             time.sleep(0.05)
     return time.perf_counter() - t, peak, proc.returncode
 
@@ -87,9 +94,9 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float,
 _seen_runs: set[str] = set()
 
 
-def step_seconds(dagster_home: Path) -> dict[str, float]:
-    """Seconds of each step of the last run in `dagster_home`, from its Dagster events (none when that run
-    was measured before: the `cli run` started no Dagster run)."""
+def step_windows(dagster_home: Path) -> dict[str, tuple[float, float]]:
+    """(start, end) epoch seconds of each step of the last run in `dagster_home`, from its Dagster events (none
+    when that run was measured before: the `cli run` started no Dagster run)."""
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(dagster_home)
@@ -99,7 +106,7 @@ def step_seconds(dagster_home: Path) -> dict[str, float]:
             return {}
         _seen_runs.add(run.run_id)
         started: dict[str, float] = {}
-        seconds: dict[str, float] = {}
+        windows: dict[str, tuple[float, float]] = {}
         for record in instance.all_logs(run.run_id):
             event = record.dagster_event
             if event is None or not record.step_key:
@@ -107,8 +114,13 @@ def step_seconds(dagster_home: Path) -> dict[str, float]:
             if event.event_type == dg.DagsterEventType.STEP_START:
                 started[record.step_key] = record.timestamp
             elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                seconds[record.step_key] = record.timestamp - started.get(record.step_key, record.timestamp)
-    return seconds
+                windows[record.step_key] = (started.get(record.step_key, record.timestamp), record.timestamp)
+    return windows
+
+
+def step_peaks(windows: dict[str, tuple[float, float]], samples: list[tuple[float, int]]) -> dict[str, int]:
+    """The process tree's peak bytes while each step ran."""
+    return {k: max((rss for t, rss in samples if start <= t <= end), default=0) for k, (start, end) in windows.items()}
 
 
 # --- the floor: bare DuckDB, the same work for the buildings ---------------------------------------------
@@ -167,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--new-rows", type=int, default=10_000)
+    parser.add_argument("--scratch-only", action="store_true", help="only the from-scratch run and its floor")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     parser.add_argument("--floor", nargs="+", help=argparse.SUPPRESS)  # a floor child: scratch RAW DB | new FILE
     args = parser.parse_args()
@@ -192,10 +205,14 @@ def main() -> None:
     cli = [sys.executable, "-m", "pipeline.cli", "run"]
     log = work / "runs.log"
     results = []
+    peaks: dict[str, dict[str, int]] = {}
 
     def one(label: str, floor_cmd: list[str] | None) -> None:
-        seconds, peak, code = run_measured(cli, env, log)
-        steps = step_seconds(home)
+        samples: list[tuple[float, int]] = []
+        seconds, peak, code = run_measured(cli, env, log, samples)
+        windows = step_windows(home)
+        steps = {k: end - start for k, (start, end) in windows.items()}
+        peaks[label] = step_peaks(windows, samples)
         if floor_cmd:
             f_seconds, f_peak, f_code = run_measured([sys.executable, "-m", "benchmarks.bench_run", "--floor",
                                                        *floor_cmd], env, log)  # fmt: skip
@@ -216,13 +233,14 @@ def main() -> None:
     store_copy.unlink()
     label, seconds, peak, code, steps, _, _ = results[0]
     results[0] = (label, seconds, peak, code, steps, f_seconds, f_peak)
-    # the first scoring found the enterprises: buildings naming one are validated again (as in bench_incremental)
-    one("second run, nothing new", None)
-    shutil.rmtree(data_raw)
-    new = data_raw_with_new_file(raw, data_raw, args.new_rows)
-    one(f"one new {args.new_rows:,}-row file", ["new", str(new)])
-    one("nothing changed", None)
-    one("nothing changed again", None)  # the run before confirmed nothing changes: no Dagster run (run_state)
+    if not args.scratch_only:
+        # the first scoring found the enterprises: buildings naming one are validated again (as bench_incremental)
+        one("second run, nothing new", None)
+        shutil.rmtree(data_raw)
+        new = data_raw_with_new_file(raw, data_raw, args.new_rows)
+        one(f"one new {args.new_rows:,}-row file", ["new", str(new)])
+        one("nothing changed", None)
+        one("nothing changed again", None)  # the run before confirmed nothing changes: no Dagster run (run_state)
 
     print(f"\n== `cli run` on {args.rows:,} buildings (district date {TODAY}), beside bare DuckDB ==")
     print(f"{'run':<26} {'product':>9} {'peak':>8} {'floor':>8} {'peak':>8}  steps (s, largest first)")
@@ -232,6 +250,8 @@ def main() -> None:
         failed = "" if code == 0 else f" (exit {code})"
         print(f"{label:<26} {seconds:8.1f}s {peak / 1e9:6.2f}GB {f_seconds:7.1f}s {f_peak / 1e9:6.2f}GB  "
               f"{shown}{failed}")  # fmt: skip
+        top_rss = sorted(peaks[label].items(), key=lambda kv: -kv[1])[:6]
+        print(f"{'':<26} peak RSS by step (GB): " + "; ".join(f"{k} {v / 1e9:.2f}" for k, v in top_rss))
         print(f"{'':<26} steps in all {sum(steps.values()):.1f} s; outside the steps (start-up, status, summary) "
               f"{seconds - sum(steps.values()):.1f} s")  # fmt: skip
     print(f"log: {log}")

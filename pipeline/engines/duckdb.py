@@ -26,20 +26,26 @@ log = logging.getLogger(__name__)
 
 
 def run_suite(
-    load_column: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation]
+    load_column: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation], wide: bool = False
 ) -> tuple[pd.DataFrame, bool]:
     """Run the suite with Great Expectations; returns one row per (row key, failed check).
 
     The expectations of each column are validated on a one-column frame, loaded just for
     them: GE filters the whole batch frame for every metric (one wide frame costs columns x
-    expectations), and one column at a time keeps memory to one column."""
+    expectations), and one column at a time keeps memory to one column. A few rows (`wide`) are validated
+    as one frame of all the columns, with one suite: then GE's cost is its ~0.2 s per validation, ~40
+    validations of one column each for a kind's 150 rows (issue 30: every small kind's staging took 15-70 s)."""
     frames, success = [], True
     by_column: dict[str, list[Expectation]] = {}
     for e in expectations:
-        by_column.setdefault(e.column, []).append(e)
+        by_column.setdefault("" if wide else e.column, []).append(e)
     for column, group in by_column.items():
         batch_def, suite = suite_for(t.kind, group)
-        batch = batch_def.get_batch(batch_parameters={"dataframe": load_column(column)})
+        if wide:
+            frame = pd.concat([load_column(c) for c in dict.fromkeys(e.column for e in group)], axis=1)
+        else:
+            frame = load_column(column)
+        batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
         success = success and bool(result.success)
         for r in result.results:
@@ -53,6 +59,7 @@ def run_suite(
 
 
 CHUNK_ROWS = 500_000  # rows per Great Expectations batch: one huge file is checked in parts
+WIDE_ROWS = 20_000  # up to this many rows, one frame of all the columns (run_suite's `wide`)
 
 
 def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) -> Callable[[str], pd.DataFrame]:
@@ -131,7 +138,8 @@ def run_suite_small(
 def _run_in_chunks(
     con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
 ) -> tuple[pd.DataFrame, bool]:
-    """The suite over the rows of `table` (which has `_row_key`), CHUNK_ROWS rows at a time."""
+    """The suite over the rows of `table` (which has `_row_key`), CHUNK_ROWS rows at a time, each column's
+    distinct values once per chunk (`distinct_loader`); each failing value's rows then found in the chunk."""
     lo, hi = con.execute(f"SELECT coalesce(min(_row_key), 1) - 1, coalesce(max(_row_key), 0) FROM {table}").fetchall()[
         0
     ]
@@ -140,6 +148,26 @@ def _run_in_chunks(
             return run_suite_small(column_loader(con, table, lo, hi), expectations)
         except (TypeError, ValueError):  # values GE would compare one by one (mixed types): GE decides
             log.info("small batch of %s: values of mixed types, validated by Great Expectations", t.kind)
+    if 0 < hi - lo <= WIDE_ROWS:
+        return run_suite(column_loader(con, table, lo, hi), t, expectations, True)  # wide
+    frames, success = [], True
+    while lo < hi:
+        top = min(lo + CHUNK_ROWS, hi)
+        failures, ok = run_suite(distinct_loader(con, table, lo, top), t, expectations)
+        frames.append(rows_of_values(con, table, lo, top, failures, expectations))
+        success = success and ok
+        lo += CHUNK_ROWS
+    return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
+
+
+def run_by_rows(
+    con: duckdb.DuckDBPyConnection, table: str, t: Template, expectations: list[Expectation]
+) -> tuple[pd.DataFrame, bool]:
+    """The suite over every row of `table` as its own value, CHUNK_ROWS rows at a time: what `_run_in_chunks`
+    computes on distinct values (tests/test_validation_distinct.py compares the two row for row)."""
+    lo, hi = con.execute(f"SELECT coalesce(min(_row_key), 1) - 1, coalesce(max(_row_key), 0) FROM {table}").fetchall()[
+        0
+    ]
     frames, success = [], True
     while lo < hi:
         failures, ok = run_suite(column_loader(con, table, lo, min(lo + CHUNK_ROWS, hi)), t, expectations)
@@ -147,6 +175,73 @@ def _run_in_chunks(
         success = success and ok
         lo += CHUNK_ROWS
     return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
+
+
+def distinct_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) -> Callable[[str], pd.DataFrame]:
+    """Loads the distinct values of one column among the rows `lo < _row_key <= hi` of `table`, each indexed by
+    the first row key holding it.
+
+    Every expectation of the suites is a column-map expectation (whether a row passes depends on its value
+    alone: null, regex, set, range), so Great Expectations judging each distinct value once judges every row:
+    a district's columns repeat few values (towns, kinds, years, yes/no, the check flags), and a 1 M-row chunk
+    becomes a frame of hundreds of rows for most columns (issue 30: validation was the largest core cost)."""
+
+    def load(column: str) -> pd.DataFrame:
+        col = quote(column)
+        arrow = con.sql(
+            f"SELECT min(_row_key) AS _row_key, {col} FROM {table} "
+            f"WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)} GROUP BY {col} ORDER BY 1"
+        ).to_arrow_table()
+        df = arrow.to_pandas(date_as_object=False).set_index("_row_key")
+        df.index.name = None
+        return df
+
+    return load
+
+
+def rows_of_values(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    lo: int,
+    hi: int,
+    failures: pd.DataFrame,
+    expectations: list[Expectation],
+) -> pd.DataFrame:
+    """The failures of a suite run on distinct values (`distinct_loader`: each failing value named by its first
+    row key), for every row of the chunk holding that value, ordered as the suite ran (by expectation, then
+    row key)."""
+    if failures.empty:
+        return failures
+    column_of = {}
+    for e in expectations:
+        column_of.setdefault(e.check_id, set()).add(e.column)
+    frames = []
+    for (check_id, columns, problem_zh), group in failures.groupby(["check_id", "columns", "problem_zh"], sort=False):
+        (column,) = column_of[check_id]  # one column per check id (the templates' definitions)
+        col = quote(column)
+        con.register("__failed_values", group[["row_key"]])
+        try:
+            keys = [
+                k
+                for (k,) in con.execute(
+                    f"SELECT t._row_key FROM __failed_values f JOIN {table} r ON r._row_key = f.row_key "
+                    f"JOIN {table} t ON t.{col} IS NOT DISTINCT FROM r.{col} "
+                    f"WHERE t._row_key > {int(lo)} AND t._row_key <= {int(hi)} ORDER BY t._row_key"
+                ).fetchall()
+            ]
+        finally:
+            con.unregister("__failed_values")
+        frames.append(
+            pd.DataFrame(
+                {
+                    "row_key": pd.array(keys, dtype="int64"),
+                    "check_id": check_id,
+                    "columns": columns,
+                    "problem_zh": problem_zh,
+                }
+            )  # fmt: skip
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 class DuckDBEngine:
