@@ -144,7 +144,7 @@ def test_a_small_table_is_one_great_expectations_validation(monkeypatch):
     suites = []
     real_suite_for = engine.suite_for
     monkeypatch.setattr(
-        validate, "suite_for", lambda kind, group, *a: suites.append(len(group)) or real_suite_for(kind, group, *a)
+        engine, "suite_for", lambda kind, group, *a: suites.append(len(group)) or real_suite_for(kind, group, *a)
     )
     failures, ok = engine._run_in_chunks(con, "x", t, expectations)
     assert suites == [3] and not ok
