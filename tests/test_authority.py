@@ -105,7 +105,7 @@ def test_the_cli_unit_is_the_acting_unit(cli_env, tmp_path, capsys):
     assert "与文件所在文件夹的单位 T100（金积镇人民政府） 不一致" in err and "Traceback" not in err
     assert ledger_state(deployment)[0] == before[0]
     assert main(["status"]) == 0  # the refused row is counted as refused, though it passed validation
-    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("feedback")]
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.split()[:1] == ["隐患整改进展反馈"]]
     assert line.split()[-2:] == ["0", "1"]
 
 

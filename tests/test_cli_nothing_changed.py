@@ -27,8 +27,8 @@ def _runs() -> int:
         return instance.get_runs_count()
 
 
-def test_a_run_with_nothing_to_do_starts_no_dagster_run_and_a_change_does(tmp_path):
-    with generated_home(tmp_path) as home:
+def test_a_run_with_nothing_to_do_starts_no_dagster_run_and_a_change_does(tmp_path_factory):
+    with generated_home(tmp_path_factory, "nothing_changed") as home:
         assert not run_state.state_path().exists()  # the first run did work: it proves nothing
         for _ in range(3):  # a run after the first may still have work (enterprises found by the scoring)
             code, out = _run()
