@@ -3,8 +3,9 @@ importing a higher one.
 
 Every `import` and `from … import` under pipeline/ counts, wherever it stands: at the top of a module, inside a
 function (a lazy import still runs, and a circle through it is still a circle — it only waits for the first
-call) and inside try/except. `importlib.import_module("pipeline.…")` with a literal name counts too. What does
-not count is an import under `if TYPE_CHECKING:`: it never runs, it only names a type for the type checker.
+call) and inside try/except. `importlib.import_module("pipeline.…")` with a literal name counts too, and so does
+an import under `if TYPE_CHECKING:`: it never runs, but a reader still has to know the module it names, so a
+type of a higher floor is named by a protocol on the lower one (e.g. pipeline/engines/base.py RuleSetLike).
 
 The floors, lowest first (FLOORS below): the ground floor (platform, formats, registries, and the engines: the
 seam and its DuckDB and Spark implementations, which run what a stage hands them and know no stage), then the
@@ -44,22 +45,12 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def imported_names(tree: ast.AST) -> list[tuple[str, int]]:
-    """(dotted name, line) of every import that can run: module level, in functions, in try; not the body of
-    an `if TYPE_CHECKING:`. `from a.b import c` gives a.b.c (c may be a module or a name in a.b)."""
+    """(dotted name, line) of every import: module level, in functions, in try, under `if TYPE_CHECKING:`.
+    `from a.b import c` gives a.b.c (c may be a module or a name in a.b)."""
     found: list[tuple[str, int]] = []
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.extend((a.name, node.lineno) for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -196,7 +187,7 @@ def test_the_spark_engine_is_one_package_and_only_it_imports_pyspark():
     [
         ("import pipeline.a\n", {"pipeline.a"}),
         ("def f():\n    from pipeline.b import x\n", {"pipeline.b"}),  # a lazy import counts
-        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pipeline.a import T\n", set()),
+        ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pipeline.a import T\n", {"pipeline.a"}),
         ("try:\n    import pipeline.a\nexcept ImportError:\n    pass\n", {"pipeline.a"}),
         ("import importlib\nimportlib.import_module('pipeline.b')\n", {"pipeline.b"}),
     ],

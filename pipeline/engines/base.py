@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
@@ -23,6 +24,27 @@ class RuleSetError(Exception):
     problem as `file: rule: what`. Also importable as pipeline.scoring.ruleset.RuleSetError."""
 
 
+class RuleSetLike(Protocol):
+    """What the engines read of the rule set (pipeline/scoring/ruleset.py's RuleSet): its rules, kinds, version
+    and folder, and the methods by which it installs itself and its examples into a store. The engines name
+    this, not the scoring stage's class, so they import nothing of the stages."""
+
+    rules: list[Any]
+    kinds: dict[str, Any]
+    version: str
+    rules_dir: Path
+
+    def for_kind(self, kind: str) -> list[Any]: ...
+
+    def install(self, con: duckdb.DuckDBPyConnection) -> None: ...
+
+    def load_example(self, con: duckdb.DuckDBPyConnection, spec: Any, example: dict) -> None: ...
+
+    def example_source(self, con: duckdb.DuckDBPyConnection, spec: Any) -> str: ...
+
+    def clear_examples(self, con: duckdb.DuckDBPyConnection, spec: Any) -> None: ...
+
+
 SCORING_INPUT = "scoring_input"  # temp table: one scan of the kind's view with the rules that fire
 
 
@@ -31,7 +53,7 @@ class ScoringJob:
     """One scoring of a kind, as the scoring stage hands it to an engine: its SQL (DuckDB's dialect; an engine
     that speaks another translates it) and the rule set whose views and reference tables it reads."""
 
-    ruleset: Any  # pipeline.scoring.ruleset.RuleSet (the engines read its views, kinds and examples)
+    ruleset: RuleSetLike  # the engines read its views, kinds and examples
     kind: str
     run_id: str
     input_select: str  # the scan of the whole view: asset, identity, the rules that fire (`hits`)
@@ -62,7 +84,7 @@ class Engine(Protocol):
         """The expectations over the rows of `table` (it has `_row_key`): one row per (row key, failed check)
         with the check id, columns and the receipt's reason, and whether everything passed."""
 
-    def rule_problems(self, ruleset: Any, kind: str) -> list[str]:
+    def rule_problems(self, ruleset: RuleSetLike, kind: str) -> list[str]:
         """What of the kind's rules this engine cannot run, by rule (checked when the rule set is loaded)."""
 
     def score_input(self, con: duckdb.DuckDBPyConnection, job: ScoringJob) -> None:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from pipeline.engines.base import RuleSetError
+from pipeline.engines.base import (
+    RuleSetError,
+    RuleSetLike,  # the rule set installs itself (its methods)
+)
 from pipeline.engines.spark import transpile
 from pipeline.engines.spark.frames import duckdb_to_spark, read_path
 from pipeline.platform.store import ensure_schema, quote, table_columns
@@ -22,16 +25,15 @@ from pipeline.platform.store import ensure_schema, quote, table_columns
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from pipeline.scoring.ruleset import RuleSet  # a type only: the rule set installs itself (its methods)
 
 _CHECKED: set[tuple[int, str, str]] = set()
 
 
-def view_file(ruleset: RuleSet, kind: str) -> Path:
+def view_file(ruleset: RuleSetLike, kind: str) -> Path:
     return ruleset.rules_dir / "views" / f"{kind}.sql"
 
 
-def translation_problems(ruleset: RuleSet, kind: str) -> list[str]:
+def translation_problems(ruleset: RuleSetLike, kind: str) -> list[str]:
     """Each rule condition and view statement of the kind that sqlglot cannot translate, with why."""
     problems = []
     path = view_file(ruleset, kind)
@@ -47,7 +49,7 @@ def translation_problems(ruleset: RuleSet, kind: str) -> list[str]:
     return problems
 
 
-def check(spark: SparkSession, ruleset: RuleSet, kind: str) -> None:
+def check(spark: SparkSession, ruleset: RuleSetLike, kind: str) -> None:
     """Refuse the kind's rules for Spark when one does not translate or does not compile there (once per
     session and rule set version)."""
     key = (id(spark), ruleset.version, kind)
@@ -66,7 +68,7 @@ def check(spark: SparkSession, ruleset: RuleSet, kind: str) -> None:
     _CHECKED.add(key)
 
 
-def compile_problems(spark: SparkSession, ruleset: RuleSet, kind: str) -> list[str]:
+def compile_problems(spark: SparkSession, ruleset: RuleSetLike, kind: str) -> list[str]:
     """Every condition and its evidence analysed by Spark: all in one query, then one at a time only when that
     fails (for the message that names the rule)."""
     spec = ruleset.kinds[kind]
@@ -100,7 +102,7 @@ def register_parquet(spark: SparkSession, con: duckdb.DuckDBPyConnection, table:
     df.select(*table_columns(con, table)).createOrReplaceTempView(table)  # the store's columns, in its order
 
 
-def register_reference(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSet) -> None:
+def register_reference(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSetLike) -> None:
     """The reference tables as installed in the store (ref_*), and the rule titles of this version (`rules`)."""
     refs = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND table_name LIKE 'ref\\_%' ESCAPE '\\'"
@@ -113,7 +115,7 @@ def register_reference(spark: SparkSession, con: duckdb.DuckDBPyConnection, rule
     )
 
 
-def create_views(spark: SparkSession, ruleset: RuleSet, kind: str, _made: set[str] | None = None) -> None:
+def create_views(spark: SparkSession, ruleset: RuleSetLike, kind: str, _made: set[str] | None = None) -> None:
     """The kind's view, after the views of other kinds it reads (v_shelter_capacity reads v_shelters)."""
     made = set() if _made is None else _made
     made.add(kind)
@@ -133,7 +135,7 @@ def create_views(spark: SparkSession, ruleset: RuleSet, kind: str, _made: set[st
             raise RuleSetError(f"rules/views/{path.name}: Spark does not accept it: {_first(e)}") from e
 
 
-def examples_on_spark(spark: SparkSession, ruleset: RuleSet, kind: str) -> dict[str, list[tuple[dict, bool, bool]]]:
+def examples_on_spark(spark: SparkSession, ruleset: RuleSetLike, kind: str) -> dict[str, list[tuple[dict, bool, bool]]]:
     """For each rule of the kind: (example, should fire, fires on Spark), every example loaded at once through
     the transpiled view and condition (a rule whose examples name the asset id runs them one at a time)."""
     spec = ruleset.kinds[kind]
@@ -181,7 +183,7 @@ def _fired(spark: SparkSession, view: str, id_column: str, when: str) -> set[str
 class _example_store:
     """A scratch DuckDB with the store's tables and the rule set's reference tables and views (as verify uses)."""
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSetLike):
         self.ruleset = ruleset
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
@@ -194,7 +196,7 @@ class _example_store:
         self.con.close()
 
 
-def _push_examples(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSet, spec) -> None:
+def _push_examples(spark: SparkSession, con: duckdb.DuckDBPyConnection, ruleset: RuleSetLike, spec) -> None:
     """The loaded examples to Spark: through the staging tables and the transpiled view, or, for a kind whose
     examples are rows of its view (`examples: view`), as that view itself."""
     if spec.examples == "view":
