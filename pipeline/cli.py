@@ -106,8 +106,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.platform import run_state
 
     before = None if os.environ.get("LITONG_FAULT") else run_state.fingerprint()
-    if before is not None and (state := run_state.confirmed()) is not None:
-        print(f"自上次运行（{state['run_id'][:8]}，{state['confirmed_at'].replace('T', ' ')} 确认）以来，上传文件、"
+    if before is not None and (state := run_state.confirmed(before)) is not None:
+        print(f"自上次运行（{state['confirmed_at'].replace('T', ' ')} 确认）以来，上传文件、"
               "规则、数据库和输出文件都没有变化：无需运行", flush=True)  # fmt: skip
         print_status()
         _print_outputs()

@@ -105,13 +105,14 @@ def fingerprint() -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def confirmed() -> dict | None:
-    """The recorded state when the current fingerprint is the confirmed one: nothing to do."""
+def confirmed(now: str | None = None) -> dict | None:
+    """The recorded state when the current fingerprint (`now`, taken here when not given) is the confirmed one:
+    nothing to do."""
     try:
         state = json.loads(state_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint():
+    if not isinstance(state, dict) or state.get("fingerprint") != (now or fingerprint()):
         return None
     return state
 
