@@ -19,7 +19,7 @@ import datetime as dt
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -65,7 +65,11 @@ def _say(message: str) -> None:
 
 
 def _execute(
-    job_name: str, partition_key: str | None = None, ops: dict | None = None, selection: list | None = None
+    job_name: str,
+    partition_key: str | None = None,
+    ops: dict | None = None,
+    selection: list | None = None,
+    at_end: Callable[[], object] | None = None,
 ) -> tuple[int, str | None]:
     """Run a job in this process with stage progress on the screen. Returns (exit code, run id): 0 only if
     the run succeeded and no check of ERROR severity failed; failed warnings are printed. A job of the
@@ -82,6 +86,8 @@ def _execute(
         config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
                                         partition_key=partition_key, asset_selection=selection)  # fmt: skip
+        if at_end:  # still holding the writer lock
+            at_end()
     evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
     errors = [e for e in evaluations if e.severity == dg.AssetCheckSeverity.ERROR]
     for e in evaluations:
@@ -105,20 +111,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_kinds(kinds, getattr(args, "first", False))
     from pipeline.platform import run_state
 
-    before = None if os.environ.get("LITONG_FAULT") else run_state.fingerprint()
+    before = None if os.environ.get("LITONG_FAULT") else run_state.taken()
     if before is not None and (state := run_state.confirmed(before)) is not None:
         print(f"自上次运行（{state['confirmed_at'].replace('T', ' ')} 确认）以来，上传文件、"
               "规则、数据库和输出文件都没有变化：无需运行", flush=True)  # fmt: skip
         print_status()
         _print_outputs()
         return 0
-    code, run_id = _execute("main_job")
+    ended: list[run_state.Fingerprint] = []
+    code, run_id = _execute("main_job", at_end=None if before is None else lambda: ended.append(run_state.taken()))
     print_status(run_id)
     _print_outputs()
     if code == 0:
         code = _follow_up_events()
-    if code == 0 and before is not None:
-        run_state.confirm(run_id, before)  # only when the run changed nothing: the next run may then skip
+    if code == 0 and before is not None and ended:
+        run_state.confirm(run_id, before, ended[0])  # the next run, with nothing new, starts no Dagster run
+    elif before is not None:
+        run_state.forget()
     return code
 
 

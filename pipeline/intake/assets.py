@@ -15,6 +15,7 @@ from pipeline.intake.receipts import write_receipts
 from pipeline.intake.validate import validate_if_changed
 from pipeline.platform import stage_inputs
 from pipeline.platform.resources import LitongStore
+from pipeline.registries import units as registry
 from pipeline.registries.templates import KINDS, load_template
 
 QUARANTINE_WARN_SHARE = 0.10
@@ -73,9 +74,21 @@ def _check_specs(kind: str) -> list[dg.AssetCheckSpec]:
     ]  # fmt: skip
 
 
+def _enterprise_scores(kind: str) -> list[str]:
+    """The scoring steps that find the enterprises a kind's unit-code columns may name (a hazchem site's
+    enterprise, a pipeline's operator): validated after them, a row naming an enterprise surveyed in the same
+    run is accepted in that run, not one run later. Not for a kind those scorings read (no cycle)."""
+    template = load_template(kind)
+    owners = registry.enterprise_surveys()
+    read_by_owners = {t for tables in owners.values() for t in tables}
+    if not any(f.type == "unit_code" for f in template.fields) or f"stg_{kind}" in read_by_owners:
+        return []
+    return [f"scores_{k}" for k in owners if k != kind]
+
+
 def build_staging_asset(kind: str) -> dg.AssetsDefinition:
     template = load_template(kind)
-    deps = [f"raw_{kind}"] + [f"stg_{c.requires}" for c in template.cross_kind]
+    deps = [f"raw_{kind}"] + [f"stg_{c.requires}" for c in template.cross_kind] + _enterprise_scores(kind)
 
     @dg.asset(
         name=f"stg_{kind}",

@@ -26,12 +26,21 @@ from pipeline.scoring.ruleset import ruleset_version
 
 
 def ledger_inputs(con: duckdb.DuckDBPyConnection) -> str:
-    """The scorings the ledger update reads, the ledger as it stands (its last event), the unit registry and
-    the supervision table (who supervises each hazard) and the ledger code: the same findings on the same ledger change nothing."""
+    """The scorings the ledger update reads, the assets they scored that it has not looked at yet, the unit
+    registry and the supervision table (who supervises each hazard) and the ledger code: the same findings
+    change nothing. Not the ledger itself: the update looks only at assets scored again since it last ran, so a
+    change made after it (feedback, 灾情反馈, later in the same run) leaves it nothing to do — with it, every
+    run that applied feedback left the next run an update to make."""
     return stage_inputs.fingerprint(
-        [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], ledger_version(con),
+        [stage_inputs.recorded(con, f"score:{k}") for k in SCORED_KINDS], _not_yet_looked_at(con),
         stage_inputs.reference_version("units.csv", SUPERVISION_FILE), stage_inputs.code_version("pipeline/ledger"),
     )  # fmt: skip
+
+
+def _not_yet_looked_at(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows in the scorings' log of rescored assets (emptied by the ledger update)."""
+    has = con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'rescored_assets'").fetchall()
+    return con.execute("SELECT count(*) FROM rescored_assets").fetchone()[0] if has else 0
 
 
 def update_ledger_if_changed(con: duckdb.DuckDBPyConnection) -> tuple[LedgerUpdate, bool]:

@@ -6,10 +6,13 @@ disk: the uploads (data_raw/), the code, the survey's definitions (schemas/, rul
 database, the outputs, the district's date and the installed engines. Their fingerprint here is file names,
 sizes and modification times (the code and definitions by their bytes), taken in a few milliseconds.
 
-A run *confirms* a fingerprint when it ends successfully and the fingerprint after it is the one before it:
-the run found nothing to do, wrote no table and no file (a run that did work may leave work for the next:
-the enterprises the scoring found are validated again on the next run, so a run that changed something is
-never taken as proof). The confirmed fingerprint is kept beside the database (STATE_NAME). A later `cli run`
+A successful run *confirms* the fingerprint it leaves behind: one run does all the work its inputs call for
+(every step runs after the steps it reads, the validation of a 责任单位 column after the scorings that find
+the enterprises, and no step's inputs are written by a later one), so a run straight after it would find
+nothing to do. It confirms only when its inputs did not move while it ran: the uploads, definitions, settings
+and date after it are those before it (a file landed by the web page mid-run is work for the next run), and
+the fingerprint is taken before the writer lock is released (so a write waiting for the lock is not taken
+for the run's own). The confirmed fingerprint is kept beside the database (STATE_NAME). A later `cli run`
 that finds the same fingerprint does not start Dagster: it says so and shows the published figures. Any
 change — a new or touched upload, a rule, a deleted output, a new day, a write by the portal or the
 earthquake response — changes the fingerprint, and the run is a Dagster run as before (the record of every
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -83,47 +87,70 @@ def _engines() -> list[str]:
     return versions
 
 
-def fingerprint() -> str:
+@dataclass(frozen=True)
+class Fingerprint:
+    """`inputs`: what no run writes (uploads, definitions, settings, date, engines); `whole`: that and what a
+    run writes (the database, the outputs, `.cache`)."""
+
+    inputs: str
+    whole: str
+
+
+def taken() -> Fingerprint:
     """What a `cli run` now would read: uploads, outputs and the database (names, sizes, times), the code and
     the survey's definitions (bytes), the date, the settings and the engines' versions."""
     db = paths.database_path()
-    places = {"data_raw": paths.data_raw_dir(), "output": paths.output_dir(), "cache": db.parent / ".cache"}
-    database = [(p.name, *_file_id(p)) for p in (db, db.with_name(db.name + ".wal")) if p.exists()]
-    parts = {
-        "listings": {k: _listing(p) if p.is_dir() else None for k, p in places.items()},
-        "database": database,  # its folder may hold more (DAGSTER_HOME, a person's files): not read
+    written = {"output": paths.output_dir(), "cache": db.parent / ".cache"}
+    inputs = {
+        "data_raw": _listing(paths.data_raw_dir()) if paths.data_raw_dir().is_dir() else None,
         "definitions": {d: _bytes_of(paths.PROJECT_ROOT / d) for d in DEFINITION_DIRS},
-        "survey": [str(paths.SCHEMAS_DIR), str(paths.RULES_DIR), str(paths.REFERENCE_DIR)],
+        # definitions read from elsewhere (LITONG_SCHEMAS …) by their bytes too
+        "survey": [
+            (str(p), _bytes_of(p) if p.is_dir() else None)
+            for p in (paths.SCHEMAS_DIR, paths.RULES_DIR, paths.REFERENCE_DIR)
+        ],  # fmt: skip
         "today": district_today().isoformat(),
         "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("LITONG_")},
         "engines": _engines(),
         "db": str(db),
     }
-    for k in ("survey",):  # definitions read from elsewhere (LITONG_SCHEMAS …) by their bytes too
-        parts[k] = [(p, _bytes_of(Path(p)) if Path(p).is_dir() else None) for p in parts[k]]
-    text = json.dumps(parts, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    products = {
+        "listings": {k: _listing(p) if p.is_dir() else None for k, p in written.items()},
+        # its folder may hold more (DAGSTER_HOME, a person's files): not read
+        "database": [(p.name, *_file_id(p)) for p in (db, db.with_name(db.name + ".wal")) if p.exists()],
+    }
+    inputs_hash = _hash(inputs)
+    return Fingerprint(inputs_hash, _hash({"inputs": inputs_hash, "products": products}))
 
 
-def confirmed(now: str | None = None) -> dict | None:
+def _hash(parts: dict) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def confirmed(now: Fingerprint | None = None) -> dict | None:
     """The recorded state when the current fingerprint (`now`, taken here when not given) is the confirmed one:
     nothing to do."""
     try:
         state = json.loads(state_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("fingerprint") != (now or fingerprint()):
+    if not isinstance(state, dict) or state.get("fingerprint") != (now or taken()).whole:
         return None
     return state
 
 
-def confirm(run_id: str, before: str) -> bool:
-    """Records that run `run_id` found nothing to do, if the fingerprint now is `before` (taken before it
-    ran); else forgets any confirmed state. Returns whether it recorded."""
-    path = state_path()
-    if fingerprint() != before:
-        path.unlink(missing_ok=True)
+def forget() -> None:
+    state_path().unlink(missing_ok=True)
+
+
+def confirm(run_id: str, before: Fingerprint, after: Fingerprint) -> bool:
+    """Records that run `run_id`, which succeeded, left `after` (taken as it ended, still holding the writer
+    lock) with nothing more to do — if its inputs did not move while it ran (`before`) and nothing changed
+    since it ended. Else forgets any confirmed state. Returns whether it recorded."""
+    if before.inputs != after.inputs or taken() != after:
+        forget()
         return False
-    state = {"fingerprint": before, "run_id": run_id, "confirmed_at": beijing_now().isoformat(timespec="seconds")}
-    write_bytes_atomic(path, json.dumps(state, ensure_ascii=False).encode("utf-8"))
+    state = {"fingerprint": after.whole, "run_id": run_id,
+             "confirmed_at": beijing_now().isoformat(timespec="seconds")}  # fmt: skip
+    write_bytes_atomic(state_path(), json.dumps(state, ensure_ascii=False).encode("utf-8"))
     return True

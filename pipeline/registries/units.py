@@ -23,8 +23,9 @@ from functools import cache
 from pathlib import PurePosixPath
 
 import duckdb
+import yaml
 
-from pipeline.platform.paths import REFERENCE_DIR
+from pipeline.platform.paths import REFERENCE_DIR, RULES_DIR
 
 UNITS_FILE = "units.csv"
 TOP_UNIT = "QZF"  # 利通区人民政府: supervises the bureau (YJJ); the registry's one unit without a supervisor
@@ -50,6 +51,20 @@ class SurveyRound:
     starts_on: dt.date
     ends_on: dt.date
     order: int  # 1, 2, … in the order the rounds happen
+
+
+@cache
+def enterprise_surveys() -> dict[str, tuple[str, ...]]:
+    """kind → its staging tables, for the survey kinds whose assets belong to an enterprise (`owner` in
+    rules/kinds.yaml): their scoring finds the enterprises that the other surveys' 责任单位 may name, so those
+    surveys are validated after it (one run then does all its work: the next finds nothing to do)."""
+    with open(RULES_DIR / "kinds.yaml", encoding="utf-8") as f:
+        kinds = yaml.safe_load(f) or {}
+    return {
+        kind: tuple(spec.get("staging") or [f"stg_{kind}"])
+        for kind, spec in kinds.items()
+        if isinstance(spec, dict) and spec.get("owner")
+    }
 
 
 @cache
