@@ -4,12 +4,11 @@
     python -m benchmarks.bench_run --rows 200000        # while developing
     python -m benchmarks.bench_run --scratch-only       # the from-scratch run and its floor only
 
-Five runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
-temporary folder, district date 2025-06-30): from scratch; again with nothing new (the first run's scoring
-found the enterprises, so the buildings naming one are validated again, as bench_incremental's pass 2); with
-one new file of `--new-rows` buildings (住建局's first buildings resurveyed in the second round: they lie in
-every town); then with nothing changed, twice (the first confirms that nothing changes, the second then starts
-no Dagster run: pipeline/platform/run_state.py). For each it prints the whole
+Four runs of `python -m pipeline.cli run` (a subprocess, its own DAGSTER_HOME, output and database in a
+temporary folder, district date 2025-06-30): from scratch; again with nothing new (one run does all its work, so
+this one starts no Dagster run: pipeline/platform/run_state.py); with one new file of `--new-rows` buildings
+(住建局's first buildings resurveyed in the second round: they lie in every town); then with nothing changed
+(again no Dagster run). For each it prints the whole
 run's seconds, each step's seconds (from the run's own Dagster events: STEP_START to STEP_SUCCESS) and the peak
 resident memory of the whole process tree (the run and every process it starts, summed, polled from /proc every
 50 ms), beside the floor: bare DuckDB doing the same work for the buildings in a child process measured the
@@ -234,13 +233,11 @@ def main() -> None:
     label, seconds, peak, code, steps, _, _ = results[0]
     results[0] = (label, seconds, peak, code, steps, f_seconds, f_peak)
     if not args.scratch_only:
-        # the first scoring found the enterprises: buildings naming one are validated again (as bench_incremental)
-        one("second run, nothing new", None)
+        one("second run, nothing new", None)  # the first confirmed what it left: no Dagster run
         shutil.rmtree(data_raw)
         new = data_raw_with_new_file(raw, data_raw, args.new_rows)
         one(f"one new {args.new_rows:,}-row file", ["new", str(new)])
         one("nothing changed", None)
-        one("nothing changed again", None)  # the run before confirmed nothing changes: no Dagster run (run_state)
 
     print(f"\n== `cli run` on {args.rows:,} buildings (district date {TODAY}), beside bare DuckDB ==")
     print(f"{'run':<26} {'product':>9} {'peak':>8} {'floor':>8} {'peak':>8}  steps (s, largest first)")
