@@ -318,6 +318,12 @@ def dictionary() -> dict[str, dict[str, str]]:
     return tables
 
 
+def quake_tables() -> dict[str, dict[str, str]]:
+    """The tables documented in the section on the earthquake store (checked by tests/test_quake_reports.py)."""
+    section = text_of(DICTIONARY).split("\n## The earthquake store", 1)[1].split("\n## ", 1)[0]
+    return {t: cols for t, cols in dictionary().items() if f"### `{t}`" in section}
+
+
 def store_tables(*databases: Path) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for db in databases:
@@ -367,7 +373,7 @@ def test_the_data_dictionary_is_the_store_both_ways(sample):
     assert result.success
     published = deployment.output / "published" / "litong.duckdb"
     store = store_tables(deployment.db, published)
-    documented = dictionary()
+    documented = {t: cols for t, cols in dictionary().items() if t not in quake_tables()}
     families = {k: v for k, v in documented.items() if "<" in k}
     assert set(families) == {"raw_<kind>", "norm_<kind>", "stg_<kind>", "ref_<file>"}
     problems = []

@@ -437,3 +437,14 @@ def test_the_earthquake_page_links_each_units_checklist_and_says_where_to_report
     page = duty.get(site.url + "/quake").text
     assert f'href="/quake/{event_id}/checklist?unit=JYJ"' in page and "利通区教育局</a>" in page
     assert "data_raw" not in page and "quake_feedback/" not in page
+
+
+def test_the_earthquake_store_is_in_the_data_dictionary_both_ways(response):
+    """Every table and column of output/quake/quake.duckdb after a whole response (首报, two 续报, 终报) is in
+    docs/data-dictionary.md's section on the earthquake store, with its type, and nothing more is."""
+    from tests.test_docs import quake_tables, store_tables
+
+    d, _ = response
+    store, said = store_tables(quake_db_path(d.output)), quake_tables()
+    assert store and said == store, {"not documented": {t: c for t, c in store.items() if said.get(t) != c},
+                                     "documented": {t: c for t, c in said.items() if store.get(t) != c}}  # fmt: skip
