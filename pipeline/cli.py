@@ -252,8 +252,8 @@ def _print_intake(con) -> None:
 # outcome of a row taken). A row can pass validation and still be returned there (not the unit's object, an
 # illegal change), so the summary counts those rows by the ledger's outcome.
 LEDGER_JUDGED = {
-    "feedback": ("feedback_results", "feedback_applied", "已执行"),
-    "quake_feedback": ("quake_feedback_rows", "quake_feedback_applied", "已受理"),
+    "feedback": ("feedback_results", "feedback_applied", ["已执行", "此前已执行"]),
+    "quake_feedback": ("quake_feedback_rows", "quake_feedback_applied", ["已受理"]),
 }
 
 
@@ -280,7 +280,7 @@ def _accepted_refused(con, kind: str) -> tuple[int, int]:
     return con.execute(
         f"""
         SELECT (SELECT count(*) FROM stg_{kind} WHERE file_id NOT IN (SELECT file_id FROM {applied}))
-               + count(*) FILTER (WHERE r.outcome = ?),
+               + count(*) FILTER (WHERE list_contains(?, r.outcome)),
                (SELECT count(*) FROM quarantine q WHERE q.kind = ?
                   AND q.file_id NOT IN (SELECT file_id FROM {applied}))
                + count(*) FILTER (WHERE r.outcome = '退回')
@@ -476,7 +476,8 @@ def _preview_unlanded(source: Path, target: Path, args: argparse.Namespace) -> b
     if part is None or not part.readable or result.feedback is None:
         raise CliError(f"文件无法读取：{source.name}：{part.problem if part else '文件中没有反馈表'}")
     fb = result.feedback
-    print(f"预览 {rel}：将执行 {fb['will_apply']} 行，退回 {fb['will_refuse']} 行（尚未做任何更改）")
+    again = f"，{fb['applied_before']} 行此前已执行" if fb.get("applied_before") else ""
+    print(f"预览 {rel}：将执行 {fb['will_apply']} 行，退回 {fb['will_refuse']} 行{again}（尚未做任何更改）")
     for r in fb["rows"]:
         change = f"{r['from']} → {r['to']}" if r["outcome"] == "将执行" else r["reason"]
         print(f"  第{r['row']}行 {r['hazard_no'] or ''}：{r['outcome']}  {change}")
@@ -549,7 +550,8 @@ def _feedback(target: Path, args: argparse.Namespace, confirmed: bool = False) -
             applied = apply_pending(con, only=file_id)
             write_feedback_receipts(con, paths.output_dir() / "receipts")
     for r in applied:
-        print(f"已执行 {r.applied} 行，退回 {r.refused} 行；回执已写入 {paths.output_dir() / 'receipts'}")
+        again = f"，{r.repeated} 行此前已执行（不再重复执行）" if r.repeated else ""
+        print(f"已执行 {r.applied} 行，退回 {r.refused} 行{again}；回执已写入 {paths.output_dir() / 'receipts'}")
     print("更新台账、图表和简报：")
     return _execute("daily_job")[0]
 
@@ -559,7 +561,8 @@ def _preview_landed(con, file_id: str, rel: str, args: argparse.Namespace) -> bo
     from pipeline.ledger.feedback import preview
 
     result = preview(con, file_id)
-    print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行（尚未做任何更改）")
+    again = f"，{result.repeated} 行此前已执行" if result.repeated else ""
+    print(f"预览 {rel}：将执行 {result.applied} 行，退回 {result.refused} 行{again}（尚未做任何更改）")
     for r in result.rows:
         change = f"{r.from_status} → {r.to_status}" if r.outcome == "将执行" else r.reason_zh
         print(f"  第{r.row_no}行 {r.hazard_no or ''}：{r.outcome}  {change}")

@@ -31,9 +31,11 @@ hazard. Like an extension decision, a decision row leaves 整改状态 as it is 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import duckdb
 import pandas as pd
@@ -70,10 +72,11 @@ class RowResult:
     row_no: int
     hazard_no: str | None
     unit: str | None  # the acting unit (the file's folder), not the value typed in the row
-    outcome: str  # 已执行 / 退回 (将执行 in a preview)
+    outcome: str  # 已执行 / 退回 / 此前已执行 (将执行 in a preview)
     reason_zh: str
     from_status: str | None = None
     to_status: str | None = None
+    digest: str | None = None  # what the row reported (row_digest), for a valid row
 
 
 @dataclass
@@ -90,6 +93,40 @@ class FileResult:
     @property
     def refused(self) -> int:
         return sum(r.outcome == "退回" for r in self.rows)
+
+    @property
+    def repeated(self) -> int:
+        return sum(r.outcome == REPEATED for r in self.rows)
+
+
+REPEATED = "此前已执行"
+
+
+def row_digest(row: dict) -> str:
+    """What a feedback row reports: every column but its row number and the 填报单位 typed (which may only repeat
+    the folder's unit). A unit that sends a corrected file again, or the same rows in a new file, sends rows
+    already applied: each is recognised by this, said to be applied before, and neither applied twice nor
+    refused."""
+    reported = {k: str(v) for k, v in sorted(row.items()) if k not in ("row_no", "unit") and v is not None}
+    return hashlib.sha256(json.dumps(reported, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+
+
+def _applied_before(con: duckdb.DuckDBPyConnection, acting: str, digests: list[str]) -> dict[str, str]:
+    """digest → why the row is not applied again (Chinese): the file, row and day it was applied, for the rows
+    of `digests` that this unit already had applied."""
+    if not digests:
+        return {}
+    found = con.execute(
+        """
+        SELECT r.row_digest, arg_min(r.rel_path, a.applied_at), arg_min(r.row_no, a.applied_at), min(a.applied_at)
+        FROM feedback_results r JOIN feedback_applied a USING (file_id)
+        WHERE r.unit = ? AND r.outcome = '已执行' AND r.row_digest IN (SELECT unnest(?::VARCHAR[]))
+        GROUP BY r.row_digest
+        """,
+        [acting, digests],
+    ).fetchall()
+    return {d: f"与{PurePosixPath(rel).name}第{row}行相同，已于{when:%Y-%m-%d %H:%M}执行，不再重复执行"
+            for d, rel, row, when in found}  # fmt: skip
 
 
 def validate_feedback(con: duckdb.DuckDBPyConnection, data_raw: Path) -> bool:
@@ -419,6 +456,12 @@ def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept:
         [file_id],
     ).fetchall()
     result.rows += [RowResult(r, h, acting, "退回", reason) for r, h, reason in refused]
+    for row in valid:
+        row["digest"] = row_digest(row)
+    before = _applied_before(con, acting, [row["digest"] for row in valid])
+    result.rows += [RowResult(row["row_no"], row["hazard_no"], acting, REPEATED, before[row["digest"]],
+                              digest=row["digest"]) for row in valid if row["digest"] in before]  # fmt: skip
+    valid = [row for row in valid if row["digest"] not in before]
     for wave in _waves(valid):
         state = _hazards(con, [r["hazard_no"] for r in wave])
         accepted = []
@@ -431,11 +474,13 @@ def _run_file(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, dept:
             else:
                 reason, target = _check(h, row, acting)
             if reason:
-                result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason))
+                result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "退回", reason,
+                                             digest=row["digest"]))  # fmt: skip
                 continue
             accepted.append(_wave_row(row, h, target, acting, rel_path))
             to_status = target or h["status"]
-            result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], to_status))
+            result.rows.append(RowResult(row["row_no"], row["hazard_no"], acting, "已执行", "", h["status"], to_status,
+                                         row["digest"]))  # fmt: skip
         if accepted:
             _apply_wave(con, accepted)
     result.rows.sort(key=lambda r: r.row_no)
@@ -461,17 +506,17 @@ def preview(con: duckdb.DuckDBPyConnection, file_id: str) -> FileResult:
 def _record_results(con: duckdb.DuckDBPyConnection, file_id: str, rel_path: str, rows: list[RowResult]) -> None:
     """One INSERT for the file's row outcomes (executemany costs a statement per row)."""
     frame = pd.DataFrame(
-        [(file_id, rel_path, r.row_no, r.hazard_no, r.unit, r.outcome, r.reason_zh, r.from_status, r.to_status)
-         for r in rows],
+        [(file_id, rel_path, r.row_no, r.hazard_no, r.unit, r.outcome, r.reason_zh, r.from_status, r.to_status,
+          r.digest) for r in rows],
         columns=["file_id", "rel_path", "row_no", "hazard_no", "unit", "outcome", "reason_zh", "from_status",
-                 "to_status"],
+                 "to_status", "row_digest"],
         dtype=object,
     )  # fmt: skip
     con.register("feedback_results_df", frame)
     try:
         con.execute(
-            "INSERT INTO feedback_results SELECT file_id, rel_path, row_no::INTEGER, hazard_no, unit, outcome, "
-            "reason_zh, from_status, to_status FROM feedback_results_df"
+            "INSERT INTO feedback_results BY NAME SELECT file_id, rel_path, row_no::INTEGER AS row_no, hazard_no, unit, "
+            "outcome, reason_zh, from_status, to_status, row_digest FROM feedback_results_df"
         )
     finally:
         con.unregister("feedback_results_df")
@@ -511,8 +556,8 @@ def applied_results(con: duckdb.DuckDBPyConnection) -> list[FileResult]:
         "WHERE f.is_current ORDER BY a.rel_path"
     ).fetchall()
     rows = con.execute(
-        "SELECT file_id, row_no, hazard_no, unit, outcome, reason_zh, from_status, to_status FROM feedback_results "
-        "ORDER BY file_id, row_no"
+        "SELECT file_id, row_no, hazard_no, unit, outcome, reason_zh, from_status, to_status, row_digest "
+        "FROM feedback_results ORDER BY file_id, row_no"
     ).fetchall()
     by_file: dict[str, list[RowResult]] = {}
     for file_id, *r in rows:
@@ -549,15 +594,25 @@ def write_feedback_receipt(result: FileResult, receipts_dir: Path) -> Path:
     path = receipt_path(receipts_dir, result.rel_path, result.department)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("回执")
-    for row in [("项目", "内容"), ("文件", result.rel_path), ("报送单位", unit_label(result.department)),
-                ("执行行数", result.applied), ("退回行数", result.refused),
-                ("说明", "退回的行未作任何更改，其余行已执行")]:  # fmt: skip
+    summary = [
+        ("项目", "内容"),
+        ("文件", result.rel_path),
+        ("报送单位", unit_label(result.department)),
+        ("执行行数", result.applied),
+        ("退回行数", result.refused),
+    ]
+    if result.repeated:
+        summary.append(("此前已执行行数", result.repeated))
+    summary.append(("说明", "退回的行未作任何更改，请按退回原因改正后重新报送"
+                    + ("；“此前已执行”的行与本单位此前报送并已执行的行相同，不再重复执行" if result.repeated else "")
+                    + "；其余行已执行"))  # fmt: skip
+    for row in summary:
         ws.append([xlsx_cell(v) for v in row])
     ws = wb.create_sheet("逐行结果")
     ws.append(["行号", "隐患编号", "报送单位", "结果", "原状态", "新状态", "退回原因"])
     for r in result.rows:
-        ws.append([xlsx_cell(v) for v in (r.row_no, r.hazard_no, r.unit, r.outcome, r.from_status, r.to_status,
-                                          r.reason_zh)])  # fmt: skip
+        ws.append([xlsx_cell(v) for v in (r.row_no, r.hazard_no, unit_label(r.unit) if r.unit else None, r.outcome,
+                                          r.from_status, r.to_status, r.reason_zh)])  # fmt: skip
     with atomic_path(path) as tmp:
         wb.save(tmp)
     return path

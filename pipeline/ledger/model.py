@@ -106,6 +106,8 @@ LEDGER_DDL = [
     """CREATE TABLE IF NOT EXISTS feedback_results (
         file_id VARCHAR, rel_path VARCHAR, row_no INTEGER, hazard_no VARCHAR, unit VARCHAR, outcome VARCHAR,
         reason_zh VARCHAR, from_status VARCHAR, to_status VARCHAR)""",
+    # what the row reported (feedback.row_digest): a row sent again, identical, is not applied twice
+    "ALTER TABLE feedback_results ADD COLUMN IF NOT EXISTS row_digest VARCHAR",
 ]
 
 

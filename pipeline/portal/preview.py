@@ -109,6 +109,8 @@ class Result:
         if self.feedback:
             verb = "受理" if self.feedback.get("taken_label") else "更新"
             text += f"；{self.feedback['will_apply']} 条将{verb}，{self.feedback['will_refuse']} 条将退回"
+            if self.feedback.get("applied_before"):
+                text += f"，{self.feedback['applied_before']} 条此前已执行"
         return text
 
 
@@ -302,7 +304,8 @@ def _conflicts(con: duckdb.DuckDBPyConnection, kind: str, limit: int) -> list[di
 
 
 def _copy_hazards(con: duckdb.DuckDBPyConnection) -> None:
-    """The hazards a feedback file names, as the snapshot holds them."""
+    """The hazards a feedback file names, as the snapshot holds them, and the rows already applied to them (a
+    row sent again is shown as applied before, not as refused)."""
     from pipeline.ledger.model import ensure_ledger_schema
 
     ensure_ledger_schema(con)
@@ -311,6 +314,11 @@ def _copy_hazards(con: duckdb.DuckDBPyConnection) -> None:
             f"INSERT INTO hazards BY NAME SELECT * FROM {SNAPSHOT}.hazards "
             "WHERE hazard_no IN (SELECT hazard_no FROM stg_feedback)"
         )
+    if _snap_has(con, "feedback_results") and _snap_has(con, "feedback_applied"):
+        con.execute(f"INSERT INTO feedback_results BY NAME SELECT * FROM {SNAPSHOT}.feedback_results "
+                    "WHERE hazard_no IN (SELECT hazard_no FROM stg_feedback) AND outcome = '已执行'")  # fmt: skip
+        con.execute(f"INSERT INTO feedback_applied BY NAME SELECT * FROM {SNAPSHOT}.feedback_applied "
+                    "WHERE file_id IN (SELECT file_id FROM feedback_results)")  # fmt: skip
 
 
 def _copy_quake_objects(con: duckdb.DuckDBPyConnection) -> None:
@@ -354,4 +362,5 @@ def _feedback(con: duckdb.DuckDBPyConnection) -> dict:
          "reason": r.reason_zh}
         for r in result.rows
     ]  # fmt: skip
-    return {"will_apply": result.applied, "will_refuse": result.refused, "rows": rows}
+    return {"will_apply": result.applied, "will_refuse": result.refused, "applied_before": result.repeated,
+            "rows": rows}  # fmt: skip
