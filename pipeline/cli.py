@@ -78,12 +78,15 @@ def _execute(
 
     from pipeline.platform.resources import QUAKE_TAG
     from pipeline.wiring.definitions import defs
+    from pipeline.wiring.step_titles import step_titles
 
     instance = _instance()
     job = defs.resolve_job_def(job_name)
     with nullcontext() if QUAKE_TAG in job.tags else _writing(f"命令行 {job_name}"):
         steps = len(selection) if selection else len(job.graph.node_defs)
-        config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
+        titles = step_titles([node.name for node in job.graph.node_defs])
+        progress = {"steps": steps, "titles": titles}
+        config = {"loggers": {"progress": {"config": progress}}, **({"ops": ops} if ops else {})}
         result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
                                         partition_key=partition_key, asset_selection=selection)  # fmt: skip
         if at_end:  # still holding the writer lock

@@ -73,7 +73,7 @@ def _query(root, sql: str, params: list | None = None) -> list[tuple]:
 
 def test_run_shows_progress_and_writes_every_output(home):
     out = (home / "run_output.txt").read_text()
-    assert "[ 1/42]" in out and "[42/42]" in out and "完成 stg_buildings" in out and "简报：" in out
+    assert "[ 1/42]" in out and "[42/42]" in out and "完成 校验：房屋建筑" in out and "接收 " in out and "简报：" in out
     assert (home / "output" / "briefing" / "简报.pdf").exists()
     assert len(list((home / "output" / "charts").glob("*.png"))) == 7
     assert (home / "output" / "ledger" / "隐患台账.xlsx").exists()
@@ -108,7 +108,7 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     out = capsys.readouterr().out
     assert (
-        "已执行 1 行" in out and "[ 1/10]" in out and "[10/10]" in out and "完成 published_snapshot" in out
+        "已执行 1 行" in out and "[ 1/10]" in out and "[10/10]" in out and "完成 发布数据" in out
     )  # the refresh
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
     assert list((home / "output" / "receipts" / unit / "feedback").rglob("*_回执.xlsx"))

@@ -102,7 +102,7 @@ def test_one_run_does_all_the_work_a_forced_run_after_it_changes_nothing(tmp_pat
         code, out = _run()
         assert code == 0 and "[42/42]" in out
         assert run_state.taken().whole == left.whole, "the run after a run still had work to do"
-        assert "(inputs unchanged: not validated again)" in out and "not scored again" in out
+        assert "未重新校验" in out and "未重新评分" in out
 
 
 def test_a_run_whose_uploads_moved_while_it_ran_confirms_nothing(tmp_path_factory):

@@ -113,8 +113,8 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
             if "error" in r:
                 context.log.warning(f"{r['file']}: receipt not written ({r['error']})")
         context.log.info(
-            f"{kind}: {result.valid} valid, {result.quarantined} quarantined"
-            + ("" if computed else " (inputs unchanged: not validated again)")
+            f"接收 {result.valid:,} 行，退回 {result.quarantined:,} 行"
+            + ("" if computed else "（上传文件和校验规则都没有变化：未重新校验）")
         )
         yield dg.MaterializeResult(
             metadata={

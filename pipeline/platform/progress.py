@@ -12,9 +12,10 @@ EventType = dg.DagsterEventType
 
 
 class ProgressHandler(logging.Handler):
-    def __init__(self, steps: int, stream=None):
+    def __init__(self, steps: int, stream=None, titles: dict[str, str] | None = None):
         super().__init__(level=logging.DEBUG)
         self.steps = steps
+        self.titles = titles or {}  # step → what people call it (pipeline/wiring/step_titles.py)
         self.stream = stream or sys.stdout
         self.started: dict[str, float] = {}
         self.run_started = time.monotonic()
@@ -26,6 +27,7 @@ class ProgressHandler(logging.Handler):
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
         step = meta.get("step_key") or ""
+        shown = self.titles.get(step, step)
         if event is None:
             if record.levelno >= logging.INFO and step:
                 self._print(f"        {meta.get('orig_message', record.getMessage())}")
@@ -34,21 +36,25 @@ class ProgressHandler(logging.Handler):
         elapsed = f"{time.monotonic() - self.run_started:6.0f} s"
         if kind == EventType.STEP_START:
             self.started[step] = time.monotonic()
-            self._print(f"[{len(self.started):>2}/{self.steps}] {elapsed}  {step} …")
+            self._print(f"[{len(self.started):>2}/{self.steps}] {elapsed}  {shown} …")
         elif kind == EventType.STEP_SUCCESS:
-            self._print(f"        完成 {step}（{time.monotonic() - self.started.get(step, time.monotonic()):.1f} 秒）")
+            self._print(f"        完成 {shown}（{time.monotonic() - self.started.get(step, time.monotonic()):.1f} 秒）")
         elif kind == EventType.STEP_FAILURE:
-            self._print(f"        失败 {step}：{event.event_specific_data.error.message.strip()}")
+            self._print(f"        失败 {shown}：{event.event_specific_data.error.message.strip()}")
         elif kind == EventType.STEP_SKIPPED:
-            self._print(f"        跳过 {step}（上游未完成）")
+            self._print(f"        跳过 {shown}（上游未完成）")
         elif kind == EventType.ASSET_CHECK_EVALUATION:
             check = event.event_specific_data
             if not check.passed:
-                self._print(f"        检查未通过：{check.asset_check_key.name}（{step}）")
+                self._print(f"        检查未通过：{check.asset_check_key.name}（{shown}）")
 
 
-@dg.logger(config_schema={"steps": dg.Field(int, default_value=0)}, description="Stage progress for the CLI.")
+@dg.logger(
+    config_schema={"steps": dg.Field(int, default_value=0), "titles": dg.Field(dg.Permissive(), is_required=False)},
+    description="Stage progress for the CLI.",
+)
 def progress_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
     log = logging.Logger("litong.progress", level=logging.DEBUG)
-    log.addHandler(ProgressHandler(init_context.logger_config["steps"]))
+    config = init_context.logger_config
+    log.addHandler(ProgressHandler(config["steps"], titles=config.get("titles")))
     return log

@@ -73,6 +73,14 @@ def last_scoring(con: duckdb.DuckDBPyConnection, kind: str) -> ScoringResult:
     return ScoringResult(kind, run_id, version, assets, findings, levels, 0.0)
 
 
+LEVELS_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+
+
+def levels_zh(levels: dict[str, int]) -> str:
+    """`红色 3 橙色 6 黄色 4 蓝色 1`: the assets of each risk level, highest first."""
+    return " ".join(f"{zh} {levels.get(lv, 0):,}" for lv, zh in LEVELS_ZH.items())
+
+
 def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"scores_{kind}",
@@ -94,8 +102,12 @@ def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
                 "SELECT count(*) FROM rules WHERE kind = ? AND ruleset_version = ?", [kind, result.ruleset_version]
             ).fetchone()[0]
         context.log.info(
-            f"{kind}: {result.assets} assets, {result.findings} findings, levels {result.levels}"
-            + ((" (on Spark)" if on_spark else "") if scored_now else " (inputs unchanged: not scored again)")
+            f"评分对象 {result.assets:,} 个，触发规则 {result.findings:,} 条；{levels_zh(result.levels)}"
+            + (
+                ("（在 Spark 上计算）" if on_spark else "")
+                if scored_now
+                else "（校验结果和规则都没有变化：未重新评分）"
+            )
         )
         faults.point(f"scores_{kind}:done")
         return dg.MaterializeResult(
@@ -141,7 +153,7 @@ def appraisal_worklist(context: dg.AssetExecutionContext, store: LitongStore) ->
                 f"SELECT count(*), count(*) FILTER (WHERE worklist_class = 1) FROM {WORKLIST_TABLE}"
             ).fetchone()
             result = WorklistResult(rows, legal, rows - legal, [out / f"{WORKLIST_NAME}{e}" for e in (".xlsx", ".csv")])
-    context.log.info(f"待鉴定清单: {result.rows} buildings ({result.legal} by law, {result.low_score} by low S)")
+    context.log.info(f"待鉴定房屋 {result.rows:,} 栋（依法须鉴定 {result.legal:,} 栋，评分低 {result.low_score:,} 栋）")
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,
