@@ -78,14 +78,16 @@ def _execute(
 
     from pipeline.platform.resources import QUAKE_TAG
     from pipeline.wiring.definitions import defs
+    from pipeline.wiring.run_history import quick_history_writes
 
     instance = _instance()
     job = defs.resolve_job_def(job_name)
     with nullcontext() if QUAKE_TAG in job.tags else _writing(f"命令行 {job_name}"):
         steps = len(selection) if selection else len(job.graph.node_defs)
         config = {"loggers": {"progress": {"config": {"steps": steps}}}, **({"ops": ops} if ops else {})}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
-                                        partition_key=partition_key, asset_selection=selection)  # fmt: skip
+        with quick_history_writes(Path(instance.root_directory)):  # the run's Dagster events, without an fsync each
+            result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
+                                            partition_key=partition_key, asset_selection=selection)  # fmt: skip
         if at_end:  # still holding the writer lock
             at_end()
     evaluations = [e for e in result.get_asset_check_evaluations() if not e.passed]
