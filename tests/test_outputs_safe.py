@@ -5,6 +5,7 @@ no temporary file behind), and names with control characters draw without missin
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import openpyxl
@@ -13,7 +14,7 @@ import pytest
 from matplotlib.figure import Figure
 from openpyxl import Workbook
 
-from pipeline.formats.excel_safe import neutralise, safe_cell, write_safe_csv
+from pipeline.formats.excel_safe import BLANKS, neutralise, safe_cell, write_safe_csv
 from pipeline.formats.xlsx_stream import StreamedWorkbook, streamed_workbook
 from pipeline.intake import blank_templates
 from pipeline.ledger.exports import EXPORT_FILES, export_ledger, write_sheet
@@ -32,6 +33,13 @@ AS_OF = dt.date(2023, 9, 1)
 
 
 # --- the neutraliser ---------------------------------------------------------------------------
+
+
+def test_blanks_are_every_character_str_strip_removes():
+    """BLANKS stops at U+3000 (issue 30: start-up); no blank of this Python's Unicode lies above it."""
+    every = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    assert BLANKS == every
+    assert "\u3000" in BLANKS and " " in BLANKS
 
 
 @pytest.mark.parametrize(

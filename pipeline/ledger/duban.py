@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-import yaml
-
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.ledger.model import SUPERVISE_AWAITING_CLOSE, SUPERVISING
 from pipeline.platform.paths import REFERENCE_DIR
 
@@ -39,7 +38,7 @@ class ProposalRule:
 @cache
 def _config() -> dict:
     with open(REFERENCE_DIR / DUBAN_FILE, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return load_yaml(f)
 
 
 def issuers() -> tuple[str, ...]:

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import yaml
 
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.validate import validate_if_changed
 from pipeline.ledger.exports import KIND_ZH
@@ -74,7 +74,7 @@ ROW_COLUMNS = ("file_id", "rel_path", "event_id", "batch_seq", "row_no", "unit",
 @cache
 def damage_rules(rules_dir: Path = RULES_DIR) -> dict:
     """rules/quake/damage.yaml, with its rules by kind."""
-    raw = yaml.safe_load((rules_dir / "quake" / "damage.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml((rules_dir / "quake" / "damage.yaml").read_text(encoding="utf-8"))
     raw["by_kind"] = {r["kind"]: r for r in raw["rules"]}
     problems = [
         p for r in raw["rules"] for p in control_days_problems(r, f"rules/quake/damage.yaml: rule {r.get('id')}")

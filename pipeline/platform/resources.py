@@ -19,7 +19,8 @@ class LitongStore(dg.ConfigurableResource):
     (project folders, overridable by LITONG_DB / LITONG_DATA_RAW / LITONG_OUTPUT).
 
     In a run, the resource holds the database's writer lock from the run's first step to its last
-    (pipeline/platform/writer_lock.py), and first marks failed any earlier run whose process died. Outside a run
+    (pipeline/platform/writer_lock.py), and first marks failed any earlier run whose process died; it keeps the
+    database open from the first step to the last (store.held_open), so a step's connection costs no file opening. Outside a run
     (a sensor reading data_raw/), and in an earthquake response run, it takes no lock."""
 
     database: str = ""
@@ -70,7 +71,8 @@ class LitongStore(dg.ConfigurableResource):
             if context.instance is not None:
                 for run_id in fail_dead_runs(context.instance, db, run.run_id):
                     context.log.warning(f"运行 {run_id[:8]} 的进程已不存在，已标记为失败")
-            yield self
+            with store.held_open(db):  # one open database for all the run's steps
+                yield self
 
 
 class SparkResource(dg.ConfigurableResource):

@@ -21,9 +21,8 @@ from functools import cache
 import duckdb
 import numpy as np
 import pandas as pd
-import yaml
-from scipy.special import betainc
 
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform.paths import RULES_DIR
 from pipeline.registries.templates import towns
 
@@ -46,7 +45,7 @@ METHOD_DDL = """CREATE TABLE IF NOT EXISTS quake_damage_method (event_id VARCHAR
 
 def settings() -> dict:
     with open(RULES_DIR / "quake" / "damage_estimate.yaml", encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return load_yaml(f)
 
 
 def mean_damage(intensity: np.ndarray | float, v: np.ndarray | float, s: dict | None = None) -> np.ndarray:
@@ -65,6 +64,8 @@ def grade_probabilities(mu: np.ndarray | float, s: dict | None = None) -> np.nda
     mu = np.clip(np.atleast_1d(np.asarray(mu, dtype=float)), 1e-6, 5 - 1e-6)  # r in (0, t): the beta exists
     r = t * (c1 * mu + c2 * mu**2 + c3 * mu**3)
     edges = np.arange(7) / 6.0
+    from scipy.special import betainc  # here: SciPy takes 0.2-0.5 s to import, and only an earthquake needs it
+
     cdf = betainc(r[:, None], (t - r)[:, None], edges[None, :])  # regularised incomplete beta = the beta CDF
     return np.diff(cdf, axis=1)
 

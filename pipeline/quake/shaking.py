@@ -26,8 +26,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform.paths import RULES_DIR
 
 EARTH_RADIUS_KM = 6371.0
@@ -66,7 +66,7 @@ class Relation:
 
 @cache
 def response_settings(rules_dir: Path = RULES_DIR) -> dict:
-    return yaml.safe_load((rules_dir / "quake" / "response.yaml").read_text(encoding="utf-8"))
+    return load_yaml((rules_dir / "quake" / "response.yaml").read_text(encoding="utf-8"))
 
 
 @cache

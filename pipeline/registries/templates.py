@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform.paths import REFERENCE_DIR, SCHEMAS_DIR
 from pipeline.registries import units as registry
 
@@ -24,7 +23,7 @@ def survey_kinds(schemas_dir: Path = SCHEMAS_DIR) -> tuple[str, ...]:
     Adding a kind is adding its files (schemas/README.md); no list of kinds lives in Python."""
     found = []
     for path in schemas_dir.glob("*.yaml"):
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
         if isinstance(raw, dict) and "order" in raw:
             found.append((raw["order"], raw["kind"]))
     return tuple(k for _, k in sorted(found))
@@ -205,7 +204,7 @@ def _check(raw: dict) -> Check:
 @cache
 def load_template(kind: str, schemas_dir: Path = SCHEMAS_DIR) -> Template:
     path = schemas_dir / f"{kind}.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw = load_yaml(path.read_text(encoding="utf-8"))
     fields = tuple(_field(f, kind) for f in raw["fields"])
     keys = [f.key for f in fields]
     if len(set(keys)) != len(keys):

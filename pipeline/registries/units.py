@@ -23,8 +23,8 @@ from functools import cache
 from pathlib import PurePosixPath
 
 import duckdb
-import yaml
 
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform.paths import REFERENCE_DIR, RULES_DIR
 
 UNITS_FILE = "units.csv"
@@ -59,7 +59,7 @@ def enterprise_surveys() -> dict[str, tuple[str, ...]]:
     rules/kinds.yaml): their scoring finds the enterprises that the other surveys' 责任单位 may name, so those
     surveys are validated after it (one run then does all its work: the next finds nothing to do)."""
     with open(RULES_DIR / "kinds.yaml", encoding="utf-8") as f:
-        kinds = yaml.safe_load(f) or {}
+        kinds = load_yaml(f) or {}
     return {
         kind: tuple(spec.get("staging") or [f"stg_{kind}"])
         for kind, spec in kinds.items()

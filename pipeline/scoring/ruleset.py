@@ -17,6 +17,7 @@ import yaml
 from pipeline.engines.base import RuleSetError  # noqa: F401 - defined with the seam (an engine refuses a rule set too)
 from pipeline.engines.seam import current
 from pipeline.engines.settings import engine
+from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.store import ensure_schema, quote, staging_table
 
@@ -193,7 +194,7 @@ def control_days_problems(raw: dict, where: str, hazard: bool = True) -> list[st
 
 def load_kinds(rules_dir: Path = RULES_DIR) -> dict[str, KindSpec]:
     """rules/kinds.yaml: how each kind is scored (cheap: no rule is parsed or verified)."""
-    raw = yaml.safe_load((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
+    raw = load_yaml((rules_dir / "kinds.yaml").read_text(encoding="utf-8"))
     specs = {}
     for k, v in raw.items():
         owner = v.pop("owner", None) or {}
@@ -215,7 +216,7 @@ def parse_rules(rules_dir: Path = RULES_DIR) -> RuleSet:
             continue
         file = path.relative_to(rules_dir.parent).as_posix()
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = load_yaml(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as e:
             problems.append(f"{file}: not valid YAML: {e}")
             continue
