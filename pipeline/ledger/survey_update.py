@@ -250,7 +250,7 @@ def _unproven(con: duckdb.DuckDBPyConnection) -> None:
     kinds = [k for (k,) in con.execute("SELECT DISTINCT kind FROM ledger_resurveyed ORDER BY 1").fetchall()]
     if not kinds:
         return
-    ruleset = load_ruleset()
+    ruleset = load_ruleset(con=con)
     labels = describe.evidence_labels()
     for kind in kinds:
         if kind not in ruleset.kinds:
