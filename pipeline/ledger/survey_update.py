@@ -131,13 +131,13 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
     return counts
 
 
-# temp views: the scores and findings of the assets an update looks at (all of them when it looks at all)
-SCOPED = {"scores": "__ledger_scores", "findings": "__ledger_findings"}
+# temp views: the scores, findings and hazards of the assets an update looks at (all of them when it looks at all)
+SCOPED = {"scores": "__ledger_scores", "findings": "__ledger_findings", "hazards": "__ledger_hazards"}
 
 
 def _scope_views(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
-    """The scores and findings an update reads, cut to its assets before they are joined to the ledger (a
-    filter on the join's result read all of them: issue 30). Each statement keeps its own scope condition."""
+    """The scores, findings and hazards an update reads, cut to its assets before they are joined (a filter on
+    the join's result read all of them: issue 30). Each statement keeps its own scope condition."""
     for table, view in SCOPED.items():
         cut = f" SEMI JOIN {SCOPE} c ON c.kind = x.kind AND c.asset_id = x.asset_id" if scoped else ""
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT x.* FROM {table} x{cut}")
@@ -231,7 +231,7 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
         CREATE OR REPLACE TEMP TABLE ledger_resurveyed AS
         SELECT h.hazard_no, h.kind, h.asset_id, h.rule_id, s.survey_date AS event_date, h.status AS from_status,
                s.department AS unit, s.source_file
-        FROM hazards h JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
+        FROM {SCOPED["hazards"]} h JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
           AND (h.last_survey_date IS NULL OR s.survey_date > h.last_survey_date)  -- a survey clears once: a
               -- supervisor's 退回 after it stands until a newer survey
@@ -361,7 +361,7 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection, scope: str = "") ->
                     WHEN NOT r.hazard THEN '不再作为隐患规则（仅计分）'
                     ELSE '调整后不再对该资产触发' END ||
                '（规则集版本 ' || coalesce(h.ruleset_version, '旧版') || ' → ' || s.ruleset_version || '）' AS note
-        FROM hazards h
+        FROM {SCOPED["hazards"]} h
         JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
         LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
         WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round AND h.origin_event IS NULL
@@ -383,7 +383,7 @@ def _route(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
     the old and the new; updated_on stays (a unit's report dated before the re-routing still applies)."""
     source = f"""(SELECT h.hazard_no, h.kind, s.sector, h.responsible_unit, h.status, h.updated_on,
                          h.sector_supervisor AS recorded
-                  FROM hazards h LEFT JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
+                  FROM {SCOPED["hazards"]} h LEFT JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
                   WHERE h.status <> '{WITHDRAWN}' {scope})"""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ledger_routes AS
