@@ -15,6 +15,7 @@ from pipeline.engines.base import SCORING_INPUT
 from pipeline.intake.ingest import ingest_kind
 from pipeline.intake.receipts import write_receipts
 from pipeline.intake.validate import validate_if_changed
+from pipeline.ledger.assets import update_ledger_if_changed
 from pipeline.platform import store
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.resources import SparkResource
@@ -105,13 +106,14 @@ def test_only_the_receipts_a_change_touches_are_written_and_they_equal_a_full_re
     assert kept == {Path(r["path"]).relative_to(tmp_path / "full"): sheets(Path(r["path"])) for r in full}
 
 
-def test_scoring_a_few_assets_reads_only_their_staged_rows_and_equals_scoring_every_asset(tmp_path):
+def test_scoring_and_the_ledger_update_of_a_few_assets_read_only_their_rows_and_equal_scoring_every_asset(tmp_path):
     d = Deployment(tmp_path)
     district(d)
     validate(d)
     version = ruleset_version(RULES_DIR)
     with store.connect(d.db) as con:
         assert score_if_changed(con, "buildings", ["stg_buildings"], version)[1]
+        assert update_ledger_if_changed(con)[1]  # every asset, the first time
     resurvey(d)
     validate(d)
     with store.connect(d.db) as con:
@@ -120,6 +122,13 @@ def test_scoring_a_few_assets_reads_only_their_staged_rows_and_equals_scoring_ev
         assert con.execute("SELECT count(*) FROM stg_buildings").fetchall() == [(13,)]
         assert con.execute("SELECT count(*) FROM __scope_stg_buildings").fetchall() == [(3,)]
         assert con.execute(f"SELECT asset_id FROM {SCORING_INPUT} ORDER BY 1").fetchall() == [("A-1",), ("D-1",)]
+        assert update_ledger_if_changed(con)[1]
+        # the ledger update read the scores, findings and hazards of those two assets only
+        read = {v: {r[0] for r in con.execute(f"SELECT asset_id FROM __ledger_{v}").fetchall()}
+                for v in ("scores", "findings", "hazards")}  # fmt: skip
+        assert read["scores"] == {"A-1", "D-1"} and read["findings"] and read["findings"] <= {"A-1", "D-1"}
+        assert "A-1" in read["hazards"] and read["hazards"] <= {"A-1", "D-1"}
+        assert con.execute("SELECT count(DISTINCT asset_id) FROM hazards").fetchall()[0][0] > len(read["hazards"])
         incremental = [con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} WHERE kind = 'buildings' ORDER BY ALL").fetchall()
                        for t in ("findings", "scores")]  # fmt: skip
         score_kind(con, rules.load_ruleset(con=con), "buildings")  # every asset, from scratch
