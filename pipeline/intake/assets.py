@@ -11,7 +11,7 @@
 import dagster as dg
 
 from pipeline.intake.ingest import ingest_kind
-from pipeline.intake.receipts import write_receipts
+from pipeline.intake.receipts import write_due_receipts
 from pipeline.intake.validate import validate_if_changed
 from pipeline.platform import stage_inputs
 from pipeline.platform.resources import LitongStore
@@ -101,8 +101,8 @@ def build_staging_asset(kind: str) -> dg.AssetsDefinition:
     def _stg(context: dg.AssetExecutionContext, store: LitongStore):
         with store.connect() as con:
             result, computed = validate_if_changed(con, template)  # nothing new: the tables stand as they are
-            # inputs unchanged: only the receipts missing on disk (one that could not be written last time)
-            receipts = write_receipts(con, store.out_dir() / "receipts", kind, only_missing=not computed)
+            # the receipts this validation changed, of new uploads, and any missing on disk (not written last time)
+            receipts = write_due_receipts(con, store.out_dir() / "receipts", kind)
             unreadable = con.execute(
                 "SELECT rel_path, problem_zh FROM intake_files WHERE kind = ? AND is_current AND status <> 'ingested' "
                 "ORDER BY rel_path",

@@ -19,6 +19,7 @@ from pipeline.formats.excel_safe import xlsx_cell
 from pipeline.intake.headers import MAPPING_FILE, quoted, renamed_by_mapping
 from pipeline.platform.atomic import atomic_path
 from pipeline.platform.clock import beijing_now
+from pipeline.platform.failures import rollback
 from pipeline.platform.store import has_table, quote
 from pipeline.registries.templates import Template, load_template
 from pipeline.registries.units import unit_label, units
@@ -242,3 +243,52 @@ def _versions_in_use(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, tup
         [kind],
     ).fetchall()
     return {rel: (version, accepted) for rel, version, accepted in rows}
+
+
+RECEIPTS_DDL = [
+    # the files whose receipts a validation changed (pipeline/intake/validate.py), until their receipts are written
+    "CREATE TABLE IF NOT EXISTS receipts_due (kind VARCHAR, rel_path VARCHAR)",
+    # the file version each file's receipt was last written for
+    "CREATE TABLE IF NOT EXISTS receipts_written (kind VARCHAR, rel_path VARCHAR, file_id VARCHAR)",
+]
+
+
+def ensure_receipt_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in RECEIPTS_DDL:
+        con.execute(ddl)
+
+
+def write_due_receipts(con: duckdb.DuckDBPyConnection, receipts_dir: Path, kind: str) -> list[dict]:
+    """The receipts of `kind` that are out of date: of the files whose rows a validation rewrote (`receipts_due`),
+    of file versions not given one yet (a new upload, readable or not), and those missing on disk; each written is
+    no longer due. The others stand: what they say did not change (issue 30: every receipt of the kind was
+    rewritten whenever one file of it changed)."""
+    ensure_receipt_tables(con)
+    rows = con.execute(
+        """
+        SELECT f.rel_path, f.department,
+               f.rel_path IN (SELECT rel_path FROM receipts_due WHERE kind = $kind)
+               OR f.file_id NOT IN (SELECT file_id FROM receipts_written WHERE kind = $kind AND rel_path = f.rel_path)
+        FROM intake_files f WHERE f.kind = $kind AND f.is_latest
+        """,
+        {"kind": kind},
+    ).fetchall()
+    due = {rel for rel, unit, stale in rows if stale or not receipt_path(receipts_dir, rel, unit, kind).is_file()}
+    if not due:
+        return []
+    written = write_receipts(con, receipts_dir, kind, only_files=due)
+    done = [r["file"] for r in written if "error" not in r]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM receipts_due WHERE kind = ? AND list_contains(?, rel_path)", [kind, done])
+        con.execute("DELETE FROM receipts_written WHERE kind = ? AND list_contains(?, rel_path)", [kind, done])
+        con.execute(
+            "INSERT INTO receipts_written SELECT kind, rel_path, file_id FROM intake_files "
+            "WHERE kind = ? AND is_latest AND list_contains(?, rel_path)",
+            [kind, done],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)  # never masks the error
+        raise
+    return written

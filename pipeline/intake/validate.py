@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.engines.expectations import Expectation
 from pipeline.engines.seam import current
-from pipeline.intake import file_versions
+from pipeline.intake import file_versions, receipts
 from pipeline.intake.ingest import TOO_BIG_ZH, refresh_current
 from pipeline.intake.normalize import cross_sql, lit, norm_table
 from pipeline.platform import stage_inputs
@@ -161,6 +161,8 @@ def validate(con: duckdb.DuckDBPyConnection, t: Template, today: dt.date | None 
             f"INSERT INTO row_failures SELECT {lit(kind)}, n.file_id, n.row_no, f.check_id, f.columns, f.problem_zh "
             f"FROM __row_failures f JOIN {norm} n ON n._row_key = f.row_key"
         )
+        if kind in KINDS:
+            _mark_receipts_due(con, t, pending)
         _record_windows(con, t, pending, today)
         _write_results(con, t)
         con.execute("DELETE FROM norm_touched WHERE kind = ?", [kind])
@@ -201,6 +203,16 @@ def _select_affected(con: duckdb.DuckDBPyConnection, t: Template, everything: bo
         UNION
         SELECT n._row_key, n.file_id, n.row_no FROM {norm} n SEMI JOIN keys k
             ON n._id_complete AND n._scope = k._scope AND n._record_id = k._record_id
+    """)  # fmt: skip
+
+
+def _mark_receipts_due(con: duckdb.DuckDBPyConnection, t: Template, pending: str) -> None:
+    """The files whose receipts this validation changes: the new versions and those whose rows it rechecks
+    (written by the step, pipeline/intake/receipts.py write_due_receipts)."""
+    receipts.ensure_receipt_tables(con)
+    con.execute(f"""
+        INSERT INTO receipts_due SELECT DISTINCT kind, rel_path FROM intake_files
+        WHERE kind = {lit(t.kind)} AND file_id IN (SELECT file_id FROM __affected UNION ALL {pending})
     """)  # fmt: skip
 
 

@@ -68,8 +68,8 @@ SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
        r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector,
        r.control_days
-FROM findings f
-JOIN scores s ON s.kind = f.kind AND s.asset_id = f.asset_id
+FROM {findings} f
+JOIN {scores} s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
 JOIN harm ON harm.kind = f.kind
 WHERE f.hazard {scope}
@@ -106,9 +106,10 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE harm AS SELECT * FROM (VALUES {harm}) t(kind, harm_zh)")
         con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE} AS SELECT DISTINCT kind, asset_id FROM rescored_assets")
+        _scope_views(con, scoped)
         describe.install(con)  # evidence_zh(): the evidence in Chinese (隐患描述)
         con.execute(CURRENT_SQL.format(hazard_no=hazard_no_sql("f.kind", "f.asset_id", "f.rule_id"),
-                                       scope=_in_scope("f") if scoped else ""))  # fmt: skip
+                                       scope=_in_scope("f") if scoped else "", **SCOPED))  # fmt: skip
         supervision.install(con)  # who supervises each hazard: by sector (reference/supervision.csv)
         con.execute(f"CREATE OR REPLACE TEMP TABLE ledger_current AS {supervision.routed_sql('ledger_current_raw')}")
         scope = _in_scope("h") if scoped else ""
@@ -128,6 +129,18 @@ def update_from_findings(con: duckdb.DuckDBPyConnection, only_rescored: bool = F
         rollback(con)  # never masks the error (a COMMIT that failed on a full disk leaves no transaction)
         raise
     return counts
+
+
+# temp views: the scores, findings and hazards of the assets an update looks at (all of them when it looks at all)
+SCOPED = {"scores": "__ledger_scores", "findings": "__ledger_findings", "hazards": "__ledger_hazards"}
+
+
+def _scope_views(con: duckdb.DuckDBPyConnection, scoped: bool) -> None:
+    """The scores, findings and hazards an update reads, cut to its assets before they are joined (a filter on
+    the join's result read all of them: issue 30). Each statement keeps its own scope condition."""
+    for table, view in SCOPED.items():
+        cut = f" SEMI JOIN {SCOPE} c ON c.kind = x.kind AND c.asset_id = x.asset_id" if scoped else ""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT x.* FROM {table} x{cut}")
 
 
 def _in_scope(alias: str) -> str:
@@ -218,7 +231,7 @@ def _clear_on_resurvey(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
         CREATE OR REPLACE TEMP TABLE ledger_resurveyed AS
         SELECT h.hazard_no, h.kind, h.asset_id, h.rule_id, s.survey_date AS event_date, h.status AS from_status,
                s.department AS unit, s.source_file
-        FROM hazards h JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+        FROM {SCOPED["hazards"]} h JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
         WHERE h.status IN ('待整改', '整改中', '管控中') AND s.survey_round > h.last_seen_round
           AND (h.last_survey_date IS NULL OR s.survey_date > h.last_survey_date)  -- a survey clears once: a
               -- supervisor's 退回 after it stands until a newer survey
@@ -250,7 +263,7 @@ def _unproven(con: duckdb.DuckDBPyConnection) -> None:
     kinds = [k for (k,) in con.execute("SELECT DISTINCT kind FROM ledger_resurveyed ORDER BY 1").fetchall()]
     if not kinds:
         return
-    ruleset = load_ruleset()
+    ruleset = load_ruleset(con=con)
     labels = describe.evidence_labels()
     for kind in kinds:
         if kind not in ruleset.kinds:
@@ -348,8 +361,8 @@ def _withdraw_on_rule_change(con: duckdb.DuckDBPyConnection, scope: str = "") ->
                     WHEN NOT r.hazard THEN '不再作为隐患规则（仅计分）'
                     ELSE '调整后不再对该资产触发' END ||
                '（规则集版本 ' || coalesce(h.ruleset_version, '旧版') || ' → ' || s.ruleset_version || '）' AS note
-        FROM hazards h
-        JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+        FROM {SCOPED["hazards"]} h
+        JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
         LEFT JOIN rules r ON r.rule_id = h.rule_id AND r.ruleset_version = s.ruleset_version
         WHERE h.status IN {OPEN_SQL} AND s.survey_round = h.last_seen_round AND h.origin_event IS NULL
           AND h.ruleset_version IS DISTINCT FROM s.ruleset_version
@@ -370,7 +383,7 @@ def _route(con: duckdb.DuckDBPyConnection, scope: str = "") -> int:
     the old and the new; updated_on stays (a unit's report dated before the re-routing still applies)."""
     source = f"""(SELECT h.hazard_no, h.kind, s.sector, h.responsible_unit, h.status, h.updated_on,
                          h.sector_supervisor AS recorded
-                  FROM hazards h LEFT JOIN scores s ON s.kind = h.kind AND s.asset_id = h.asset_id
+                  FROM {SCOPED["hazards"]} h LEFT JOIN {SCOPED["scores"]} s ON s.kind = h.kind AND s.asset_id = h.asset_id
                   WHERE h.status <> '{WITHDRAWN}' {scope})"""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ledger_routes AS

@@ -52,7 +52,7 @@ def score_if_changed(
         return last_scoring(con, kind), False
     base = stage_inputs.fingerprint(version, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"))
     whole = whole or stage_inputs.recorded(con, f"score_base:{kind}") != base
-    ruleset = load_ruleset()  # parsed and verified (seconds) only when it is used
+    ruleset = load_ruleset(con=con)  # parsed (and verified, if this store has not seen it) only when it is used
     result = score_kind(con, ruleset, kind, None if whole else changes.CHANGED_ASSETS,
                         lambda c: changes.forget(c, own, last), engine, tuple(deps))  # fmt: skip
     stage_inputs.record(con, f"score:{kind}", inputs)

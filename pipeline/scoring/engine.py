@@ -7,6 +7,7 @@ the rule set's version, so a score can be reproduced. One transaction per kind.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -279,11 +280,12 @@ def scoring_job(
     spec = ruleset.kinds[kind]
     statements = (input_sql(ruleset, kind, None),)
     if assets:  # the view with its filter is still computed whole by DuckDB: cut it down first
-        statements = (
+        scoped = scoped_view(con, spec.view, spec.id, tables, assets)
+        statements = (*scoped, input_sql(ruleset, kind, SCOPED_VIEW)) if scoped else (
             f"CREATE OR REPLACE TEMP TABLE __scoring_scope AS SELECT * FROM {spec.view} "
-            f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})",  # fmt: skip
+            f"WHERE {quote(spec.id)} IN (SELECT asset_id FROM {assets})",
             input_sql(ruleset, kind, "__scoring_scope"),
-        )
+        )  # fmt: skip
     scale = level_scale(con, kind)
     return ScoringJob(
         ruleset=ruleset,
@@ -297,6 +299,34 @@ def scoring_job(
         tables=tables,
         staging_context=staging_context,
     )
+
+
+SCOPED_VIEW = "__scoped_view"  # temp view: the kind's view over the staged rows of the assets to score
+
+
+def scoped_view(
+    con: duckdb.DuckDBPyConnection, view: str, id_column: str, tables: tuple[str, ...], assets: str
+) -> tuple[str, ...] | None:
+    """The statements that make SCOPED_VIEW: the kind's view read from copies of its staging tables holding only
+    the rows of the assets in `assets`, so its work grows with them, not with the district (DuckDB computes the
+    view's latest-survey window over every staged row before a filter on its result: 3 s for 10 k of 1 M
+    buildings). The same rows as the view's, filtered: an asset's row of the view is computed from the staged
+    rows naming it (the views pick each asset's latest survey; rules/views/*.sql). None when the view reads
+    another view (its tables could not all be cut) or does not read each table by name."""
+    ((sql,),) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = ? AND NOT temporary", [view]).fetchall()
+    others = [v for (v,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name <> ?",
+                                        [view]).fetchall()]  # fmt: skip
+    words = set(re.findall(r"\w+", sql))
+    if any(v in words for v in others) or not all(t in words for t in tables):
+        return None
+    statements = [
+        f"CREATE OR REPLACE TEMP TABLE __scope_{t} AS SELECT * FROM {t} WHERE {quote(id_column)} IN "
+        f"(SELECT asset_id FROM {assets})"
+        for t in tables
+    ]
+    body = re.sub(rf"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+{re.escape(view)}\s+AS\s", "", sql, flags=re.I)
+    body = re.sub(r"\b(" + "|".join(map(re.escape, tables)) + r")\b", r"__scope_\1", body)
+    return (*statements, f"CREATE OR REPLACE TEMP VIEW {SCOPED_VIEW} AS {body.rstrip().rstrip(';')}")
 
 
 def staging_context(table: str) -> str:

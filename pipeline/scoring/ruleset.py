@@ -18,6 +18,7 @@ from pipeline.engines.base import RuleSetError  # noqa: F401 - defined with the 
 from pipeline.engines.seam import current
 from pipeline.engines.settings import engine
 from pipeline.formats.yaml_file import load_yaml
+from pipeline.platform import stage_inputs
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.store import ensure_schema, quote, staging_table
 
@@ -431,17 +432,35 @@ def _table_types(table: str) -> dict[str, str]:
 _VERIFIED: set[tuple[str, str, str]] = set()
 
 
-def load_ruleset(rules_dir: Path = RULES_DIR) -> RuleSet:
+def load_ruleset(rules_dir: Path = RULES_DIR, con: duckdb.DuckDBPyConnection | None = None) -> RuleSet:
     """Parse and verify; the only way the scoring stage gets rules.
 
-    A version already verified in this process (same hash of every rule file) is not re-run. What the engine
+    A version already verified in this process (same hash of every rule file) is not re-run, nor one the store
+    `con` records as verified with the same rule files, engine, scoring code and DuckDB (issue 30: verifying
+    every example took seconds of every scoring and ledger step that had work). What the engine
     (pipeline/engines/seam.py) cannot run is a problem too, named with its rule: on Spark, a condition or view
     that does not translate to Spark SQL (whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
     key = (str(rules_dir.resolve()), ruleset.version, engine())
-    if key not in _VERIFIED or ruleset.problems:
+    if ruleset.problems or (key not in _VERIFIED and not _verified_in(con, key)):
         on = current()
         ruleset.problems += [p for kind in ruleset.kinds for p in on.rule_problems(ruleset, kind)]
         verify(ruleset)
         _VERIFIED.add(key)
+        if con is not None:
+            stage_inputs.record(con, VERIFIED_STEP, _verification(key))
     return ruleset
+
+
+VERIFIED_STEP = "ruleset_verified"  # stage_inputs: the last rule set this store saw verified
+
+
+def _verification(key: tuple[str, str, str]) -> str:
+    """What a verification's verdict depends on: the rule files (their folder and version), the engine, the
+    code that verifies and runs them, and DuckDB's SQL."""
+    return stage_inputs.fingerprint(key, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"),
+                                    duckdb.__version__)  # fmt: skip
+
+
+def _verified_in(con: duckdb.DuckDBPyConnection | None, key: tuple[str, str, str]) -> bool:
+    return con is not None and stage_inputs.recorded(con, VERIFIED_STEP) == _verification(key)
