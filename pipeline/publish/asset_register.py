@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import duckdb
 
 from pipeline.platform import stage_inputs
+from pipeline.platform.failures import rollback
 from pipeline.platform.paths import PROJECT_ROOT, RULES_DIR
 from pipeline.scoring.engine import REGISTER_LOG, ensure_scoring_schema
 from pipeline.scoring.ruleset import load_kinds, ruleset_version
@@ -165,6 +166,7 @@ def update_asset_register(con: duckdb.DuckDBPyConnection) -> RegisterUpdate:
     if not whole:
         ids = _scope(con, state.get("last_event"))
         if not ids and last_event == state.get("last_event"):
+            con.execute(f"DROP TABLE IF EXISTS {SCOPE}")
             return RegisterUpdate(False, 0)
         whole = len(ids) > SCOPE_AS_LIST
     con.execute("BEGIN TRANSACTION")
@@ -181,7 +183,7 @@ def update_asset_register(con: duckdb.DuckDBPyConnection) -> RegisterUpdate:
         stage_inputs.record(con, STEP, base, {"base": base, "last_event": last_event})
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)  # never masks the error (a failed COMMIT leaves no transaction)
         raise
     finally:
         con.execute(f"DROP TABLE IF EXISTS {SCOPE}")
