@@ -1,14 +1,16 @@
 """The published snapshot is not copied when nothing it holds changed (issue 30); a run that confirmed it is
-the run readers are told about, and any change is published whole."""
+the run readers are told about, and any change is published whole. The asset register it carries is kept in
+the store by asset: a small change writes the rows of the assets it touched, and they are a rebuild's."""
 
 from __future__ import annotations
 
 import duckdb
 
 from pipeline.platform import store
+from pipeline.publish.asset_register import RegisterUpdate, register_select, update_asset_register
 from pipeline.publish.snapshot import STATE_NAME, publish_snapshot, snapshot_info
 from tests.conftest import Deployment, csv_bytes, run_all
-from tests.test_ledger import building
+from tests.test_ledger import FIVE, building, fb, feedback
 
 
 def test_nothing_changed_no_copy_and_a_change_is_published(tmp_path):
@@ -51,3 +53,48 @@ def test_a_run_with_nothing_new_publishes_nothing(tmp_path):
     assert again.asset_materializations_for_node("published_snapshot")[0].metadata["copied"].value is False
     assert published.stat().st_mtime_ns == stamp
     assert snapshot_info(published)["run_id"] == again.run_id
+
+
+def register_rows(con: duckdb.DuckDBPyConnection, src: str = "") -> list[tuple]:
+    return con.execute(f"SELECT * FROM {src}asset_register ORDER BY kind, asset_id").fetchall()
+
+
+def rebuilt_register(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute(f"SELECT * FROM ({register_select()}) ORDER BY kind, asset_id").fetchall()
+
+
+def test_the_register_is_kept_by_asset_and_is_what_a_rebuild_gives(tmp_path):
+    """Publishing writes the register's rows of the assets scored again or whose hazards changed, nothing when
+    nothing changed, and the published register is the one computed whole from the same store."""
+    d = Deployment(tmp_path)
+    d.drop("buildings", "b.csv", csv_bytes("buildings", [building("B-1", appraisal_grade="D"), building("B-2"),
+                                                          building("B-3")]))  # fmt: skip
+    first = run_all(d)
+    assert snapshot_meta(first)["register_rows_written"] == 3  # built whole
+    assert snapshot_meta(run_all(d))["register_rows_written"] == 0
+
+    # B-2 surveyed again, now graded D: its row alone, with its new hazard
+    d.drop("buildings", "b2.csv", csv_bytes("buildings", [building("B-2", appraisal_grade="D")]), rnd="2023-2")
+    meta = snapshot_meta(run_all(d))
+    assert meta["copied"] and meta["register_rows_written"] == 1
+    published = d.output / "published" / "litong.duckdb"
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        assert register_rows(con) == rebuilt_register(con)
+        assert con.execute("SELECT asset_id, open_hazards FROM asset_register ORDER BY asset_id").fetchall() == [
+            ("B-1", 1), ("B-2", 1), ("B-3", 0)]  # fmt: skip
+    finally:
+        con.close()
+
+    # a unit reports work started on B-1's hazard: only B-1's row (its hazard changed), none rescored
+    (result,) = feedback(d, "进展.csv", [fb("JZ-B-1-B01", "整改中", **FIVE)])
+    assert result.applied == 1
+    with store.connect(d.db) as con:
+        assert update_asset_register(con) == RegisterUpdate(whole=False, rows_written=1)
+        assert update_asset_register(con) == RegisterUpdate(whole=False, rows_written=0)
+        assert register_rows(con) == rebuilt_register(con)
+
+
+def snapshot_meta(result) -> dict:
+    assert result.success
+    return {k: v.value for k, v in result.asset_materializations_for_node("published_snapshot")[0].metadata.items()}

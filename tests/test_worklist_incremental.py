@@ -110,3 +110,24 @@ def test_a_town_is_split_into_sheets_at_the_row_limit(tmp_path):
     assert book.sheetnames == [f"{WORKLIST_NAME}(1)", f"{WORKLIST_NAME}(2)", f"{WORKLIST_NAME}(3)", "说明"]
     ids = [r[2] for name in book.sheetnames[:3] for r in list(book[name].iter_rows(values_only=True))[1:]]
     assert ids == [f"J-{i}" for i in range(1, 6)]
+
+
+def test_rescored_buildings_are_cut_from_the_view_alike_by_a_list_of_ids_and_by_a_join(tmp_path, monkeypatch):
+    """A small scope is cut from v_buildings by a list of ids (DuckDB filters before the view's window), a large
+    one by a join with the whole view: both give the rows a rebuild gives."""
+    from pipeline.scoring import worklist
+    from pipeline.scoring.ruleset import install
+
+    d = Deployment(tmp_path)
+    houses = [old_house(f"J-{i}", JINJI, occupants=str(i)) for i in range(1, 5)] + [old_house("G-1", GAOZHA)]
+    d.drop("buildings", "r1.csv", csv_bytes("buildings", houses), unit="ZJJ", rnd="2023-1")
+    run(d)
+    rebuilt = rows_of(d)
+    with store.connect(d.db) as con:
+        install(con)
+        for limit in (worklist.SCOPE_AS_LIST, 0):
+            monkeypatch.setattr(worklist, "SCOPE_AS_LIST", limit)
+            con.execute(f"INSERT INTO {worklist.WORKLIST_LOG} VALUES ('buildings', 'J-2'), ('buildings', 'G-1')")
+            assert update_worklist(con, whole=False) == 5  # both towns ranked again, nothing else
+            assert con.execute(f"SELECT * EXCLUDE (row_hash) FROM {WORKLIST_TABLE} ORDER BY town_part, priority"
+                               ).fetchall() == rebuilt  # fmt: skip

@@ -149,7 +149,7 @@ LEFT JOIN ref_towns_list t USING (town_code)
 LEFT JOIN ref_units_list u ON u.unit_code = h.responsible_unit
 LEFT JOIN ref_units_list sv ON sv.unit_code = h.sector_supervisor
 WHERE h.status <> '{withdrawn}'
-ORDER BY h.kind, h.town_code, h.hazard_no
+{order}
 """
 
 SUMMARY_SQL = """
@@ -185,26 +185,32 @@ SUPERVISE_STATE_SQL = (
 )
 
 
-def ledger_sql(table: str = "hazards") -> str:
+def ledger_sql(table: str = "hazards", ordered: bool = True) -> str:
     """The ledger with display names, rectification kind, next review and overdue days as of `$as_of`.
     Overdue (overdue_kind tells which, overdue_days counts from that date): 待整改/整改中 past the control deadline
     of an immediate measure without 管控措施已落实 (管控逾期); else past the deadline or extension (整改逾期); 管控中
-    past its next review (复核逾期)."""
+    past its next review (复核逾期). `ordered`: by kind, town and number (what the exports write)."""
     cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in RECTIFICATION_ZH.items())
     return LEDGER_SQL.format(overdue=str(OVERDUE_STATUSES), table=table, withdrawn=WITHDRAWN,
                              rect_cases=cases, review_days=DEFAULT_REVIEW_DAYS,
                              risk_label=risk_label_sql("h"), kind_control=OVERDUE_KINDS["control"],
                              kind_rect=OVERDUE_KINDS["rectification"], kind_review=OVERDUE_KINDS["review"],
-                             supervise_state=SUPERVISE_STATE_SQL)  # fmt: skip
+                             supervise_state=SUPERVISE_STATE_SQL,
+                             order="ORDER BY h.kind, h.town_code, h.hazard_no" if ordered else "")  # fmt: skip
 
 
 def query_ledger(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, select: str = "SELECT * FROM l", table: str = "hazards"
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    select: str = "SELECT * FROM l",
+    table: str = "hazards",
+    ordered: bool = True,
 ) -> pd.DataFrame:
     """`select` over `l`, the ledger with display names and overdue days as of `as_of` (from `hazards` or a
-    rebuilt copy; withdrawn hazards left out). The charts ask it for counts, not a million rows."""
+    rebuilt copy; withdrawn hazards left out). The charts ask it for counts, not a million rows, and not
+    `ordered` (sorting a million hazards is most of such a query's time)."""
     register_reference(con)
-    return con.execute(f"WITH l AS ({ledger_sql(table)}) {select}", {"as_of": as_of}).df()
+    return con.execute(f"WITH l AS ({ledger_sql(table, ordered)}) {select}", {"as_of": as_of}).df()
 
 
 def ledger_rows(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:

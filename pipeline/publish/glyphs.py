@@ -19,9 +19,19 @@ stop the 首报, its 排查清单 and map. A chart reports either through its `a
 from __future__ import annotations
 
 import functools
+import json
+import os
 import unicodedata
+from pathlib import Path
 
+from pipeline.platform.atomic import write_bytes_atomic
 from pipeline.publish.style import FontMissingError
+
+# What the glyphs of each font file hold, kept across processes (issue 30): reading a CJK font's tables with
+# fontTools costs seconds, every run, for the same few hundred characters. In matplotlib's cache folder, beside
+# its own font list (deleting that folder, as the fix for a missing font says, clears this too); a font file
+# replaced (another size or time) is read again.
+OUTLINES_FILE = "litong_glyph_outlines.json"
 
 
 @functools.cache
@@ -36,10 +46,63 @@ def _cmap(path: str, index: int) -> dict[int, str]:
     return _face(path, index).getBestCmap() or {}
 
 
+def _outlines_path() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_cachedir()) / OUTLINES_FILE
+
+
+@functools.cache
+def _kept() -> dict[str, dict[str, bool | None]]:
+    """The outline states kept by earlier processes, by font (`_font_key`) and character."""
+    try:
+        kept = json.loads(_outlines_path().read_text(encoding="utf-8"))
+        return kept if isinstance(kept, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@functools.cache
+def _font_key(path: str, index: int) -> str:
+    stat = os.stat(path)
+    return f"{path}#{index}#{stat.st_size}#{stat.st_mtime_ns}"
+
+
+def _keep_new_states() -> None:
+    """Write the states read in this process beside those another process may have written since (best effort:
+    a cache; a failed write costs the next process a read of the font)."""
+    if not _unsaved:
+        return
+    try:
+        on_disk = json.loads(_outlines_path().read_text(encoding="utf-8"))
+        on_disk = on_disk if isinstance(on_disk, dict) else {}
+    except (OSError, ValueError):
+        on_disk = {}
+    for key, states in _kept().items():
+        on_disk.setdefault(key, {}).update(states)
+    try:
+        write_bytes_atomic(_outlines_path(), json.dumps(on_disk, ensure_ascii=False).encode("utf-8"))
+    except OSError:
+        return
+    _unsaved.clear()
+
+
+_unsaved: set[str] = set()  # fonts with states read in this process and not yet written
+
+
 @functools.cache
 def outline_state(path: str, index: int, ch: str) -> bool | None:
     """None: the font's map lacks the character (matplotlib tries the next font); True: its glyph has an
     outline; False: the map lists it but the glyph is empty (nothing would be drawn)."""
+    states = _kept().setdefault(_font_key(path, index), {})
+    if ch not in states:
+        states[ch] = _read_outline(path, index, ch)
+        _unsaved.add(_font_key(path, index))
+    return states[ch]
+
+
+def _read_outline(path: str, index: int, ch: str) -> bool | None:
+    """outline_state read from the font file itself."""
     from fontTools.pens.boundsPen import BoundsPen
 
     name = _cmap(path, index).get(ord(ch))
@@ -88,6 +151,12 @@ def _installed(names: tuple[str, ...]) -> tuple[tuple[str, int, str], ...]:
 def missing_outlines(text: str, families: tuple[str, ...] | list[str] | None = None) -> dict[str, str]:
     """Character → the font that would draw it empty (or "" when no font of the list has it), for every
     character of `text` that would not be drawn; {} when all of them have outlines."""
+    missing = _missing_outlines(text, families)
+    _keep_new_states()
+    return missing
+
+
+def _missing_outlines(text: str, families: tuple[str, ...] | list[str] | None) -> dict[str, str]:
     import matplotlib
 
     files = _font_files(tuple(families or matplotlib.rcParams["font.sans-serif"]))
@@ -124,7 +193,8 @@ def figure_missing_outlines(fig) -> dict[str, str]:
         text = artist.get_text()
         if not text or not artist.get_visible():
             continue
-        missing |= missing_outlines(text.replace(r"\$", "$"), tuple(artist.get_fontproperties().get_family()))
+        missing |= _missing_outlines(text.replace(r"\$", "$"), tuple(artist.get_fontproperties().get_family()))
+    _keep_new_states()
     return missing
 
 

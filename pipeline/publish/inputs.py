@@ -42,7 +42,7 @@ class PublishInputs:
         return self.con.execute(sql, params or []).df()
 
     def _ledger(self, select: str) -> pd.DataFrame:
-        return query_ledger(self.con, self.as_of, select)
+        return query_ledger(self.con, self.as_of, select, ordered=False)  # each select orders what it shows
 
     def _with_names(self, df: pd.DataFrame) -> pd.DataFrame:
         if "kind" in df:

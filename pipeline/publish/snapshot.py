@@ -11,9 +11,14 @@ Nothing it holds changed (issue 30): no copy. What the snapshot holds is the dat
 modification time as they were) and the code that stamps it; their fingerprint is kept in a small JSON
 beside the snapshot (STATE_NAME) with the size and time of the snapshot it made. A run that finds both the
 same publishes nothing and records itself there as the run that confirmed the snapshot (`snapshot_info`
-reports it; `published_at` stays the time the data was published). When something changed the file is
-copied whole by the kernel: on this file system (no reflinks) a copy is the fastest way DuckDB allows
-(benchmarks/bench_snapshot.py measures it against ATTACH + COPY FROM DATABASE and EXPORT DATABASE).
+reports it; `published_at` stays the time the data was published).
+
+When something changed, publishing costs a file copy and no more: the asset register its readers need is kept
+in the store by asset (pipeline/publish/asset_register.py: only the rows of the assets that changed are
+written), so the copy carries it and is only stamped (`snapshot_info`, a one-row table). The file is copied
+whole by the kernel: on this file system (ext4, no reflinks) a copy is the fastest way DuckDB allows
+(benchmarks/bench_snapshot.py measures it against ATTACH + COPY FROM DATABASE and EXPORT DATABASE); DuckDB
+has no way to bring an older copy up to date in place, and a reader may hold the old one open.
 """
 
 import functools
@@ -29,7 +34,7 @@ from pipeline.platform.atomic import atomic_path, write_bytes_atomic
 from pipeline.platform.clock import beijing_now
 from pipeline.platform.paths import PROJECT_ROOT
 from pipeline.platform.resources import LitongStore
-from pipeline.publish.asset_register import write_asset_register
+from pipeline.publish.asset_register import update_asset_register
 from pipeline.publish.snapshot_state import STATE_NAME as STATE_NAME  # re-exported: where readers found it
 from pipeline.publish.snapshot_state import _file_id, _read_state, _state_path, snapshot_info
 from pipeline.registries.templates import KINDS
@@ -57,17 +62,19 @@ def _write_state(target: Path, fingerprint: str, run_id: str, job_name: str) -> 
 
 
 def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) -> dict:
-    """Copy the database (checkpointed, no connection open) to `target`, stamped with the run and with the asset
-    register its readers need (pipeline/publish/asset_register.py) — unless the snapshot there already holds
-    what the database holds (then only the state beside it names this run). The result says whether it copied."""
+    """Bring the asset register its readers need up to date in the database (pipeline/publish/asset_register.py),
+    then copy the database (checkpointed, no connection open) to `target`, stamped with the run — unless the
+    snapshot there already holds what the database holds (then only the state beside it names this run). The
+    result says whether it copied and how many rows of the register were written."""
     with store.connect(db_path) as con:
+        register = update_asset_register(con)
         con.execute("CHECKPOINT")  # everything committed is in the main file; the WAL is empty
     fingerprint = source_fingerprint(db_path)
     state = _read_state(target)
     if state is not None and state.get("source") == fingerprint:
         _write_state(target, fingerprint, run_id, job_name)
         info = snapshot_info(target) or {}
-        return {**info, "copied": False}
+        return {**info, "copied": False, "register_rows_written": register.rows_written}
     info = {"published_at": beijing_now(), "run_id": run_id, "job_name": job_name}
     _state_path(target).unlink(missing_ok=True)  # from here until the new state, the old one describes nothing
     with atomic_path(target) as tmp:
@@ -79,13 +86,12 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
                 "?::VARCHAR AS run_id, ?::VARCHAR AS job_name",
                 [info["published_at"], run_id, job_name],
             )
-            write_asset_register(con)
             con.execute("CHECKPOINT")
         finally:
             con.close()
         faults.point("snapshot:before_rename")
     _write_state(target, fingerprint, run_id, job_name)
-    return {**info, "copied": True}
+    return {**info, "copied": True, "register_rows_written": register.rows_written}
 
 
 @dg.asset(
@@ -100,5 +106,6 @@ def published_snapshot(context: dg.AssetExecutionContext, store: LitongStore) ->
     info = publish_snapshot(store.db_path(), target, context.run_id, context.dagster_run.job_name)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(target)), "published_at": str(info.get("published_at")),
-                  "bytes": target.stat().st_size, "copied": info["copied"]}
+                  "bytes": target.stat().st_size, "copied": info["copied"],
+                  "register_rows_written": info["register_rows_written"]}
     )  # fmt: skip

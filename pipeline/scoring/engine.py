@@ -59,13 +59,16 @@ SCORING_DDL = [
     "CREATE TABLE IF NOT EXISTS rescored_assets (kind VARCHAR, asset_id VARCHAR)",
     # … and the same for the 待鉴定清单, read and dropped by its update (pipeline/scoring/worklist.py)
     "CREATE TABLE IF NOT EXISTS worklist_rescored (kind VARCHAR, asset_id VARCHAR)",
+    # … and for the asset register, read and dropped when it is published (pipeline/publish/asset_register.py)
+    "CREATE TABLE IF NOT EXISTS register_rescored (kind VARCHAR, asset_id VARCHAR)",
     """CREATE TABLE IF NOT EXISTS scoring_runs (
         run_id VARCHAR, ruleset_version VARCHAR, kind VARCHAR, scored_at TIMESTAMP, assets INTEGER,
         findings INTEGER, seconds DOUBLE)""",
 ]
 
 
-RESCORED_LOGS = ("rescored_assets", "worklist_rescored")  # each read and emptied by its one reader
+REGISTER_LOG = "register_rescored"
+RESCORED_LOGS = ("rescored_assets", "worklist_rescored", REGISTER_LOG)  # each read and emptied by its one reader
 
 
 @dataclass

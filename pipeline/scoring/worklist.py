@@ -125,6 +125,7 @@ UNKNOWN_TOWN = "乡镇不明"
 EXCEL_MAX_ROWS = 1_048_576  # rows of an Excel sheet, the header included: a bigger town takes several sheets
 SMALL_WORKLIST_ROWS = 100_000  # up to this many rows the district workbook holds the whole list too
 MANIFEST_NAME = "worklist_manifest.json"
+SCOPE_AS_LIST = 100_000  # rescored buildings cut from the view by a list of ids (measured at 1 M: 100 k, 1.4 s)
 WRITER_FILES = ("pipeline/scoring/worklist.py", "pipeline/formats/xlsx_stream.py", "pipeline/formats/excel_safe.py",
                 "pipeline/formats/csv_fragments.py")  # fmt: skip
 ORDER_NOTE = ("序号为乡镇内的鉴定顺序：先列依法应当鉴定的（学校、幼儿园、医院、养老机构在前，其他人员密集场所在后），"
@@ -214,9 +215,7 @@ def _update_rescored(con: duckdb.DuckDBPyConnection) -> int:
                     FROM {WORKLIST_LOG} WHERE kind = 'buildings'""")  # fmt: skip
     if not con.execute("SELECT count(*) FROM __wl_scope").fetchone()[0]:
         return 0
-    # the view is computed whole unless cut down first (as the scoring does)
-    con.execute("CREATE OR REPLACE TEMP TABLE __wl_buildings AS SELECT * FROM v_buildings "
-                "WHERE building_id IN (SELECT building_id FROM __wl_scope)")  # fmt: skip
+    _cut_view(con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __wl_new AS {ROWS_SQL.format(source='__wl_buildings')}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE __wl_towns AS
                     SELECT town_part FROM {WORKLIST_TABLE} WHERE building_id IN (SELECT building_id FROM __wl_scope)
@@ -232,6 +231,21 @@ def _update_rescored(con: duckdb.DuckDBPyConnection) -> int:
     for t in ("__wl_scope", "__wl_buildings", "__wl_new", "__wl_towns", "__wl_rows"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     return int(inserted)
+
+
+def _cut_view(con: duckdb.DuckDBPyConnection) -> None:
+    """__wl_buildings: the rows of v_buildings of the buildings in __wl_scope. The view picks each building's
+    latest survey with a window over every staged row; DuckDB pushes a filter below that window only when it
+    is a plain expression of the building's id (a list of ids, not a join with a table): 10 k buildings of a
+    1 M district are cut in 0.2 s instead of the whole view's 2 s. The list is searched row by row, so past
+    SCOPE_AS_LIST ids the view computed whole and joined is the faster."""
+    ids = [r[0] for r in con.execute("SELECT building_id FROM __wl_scope").fetchall()]
+    if len(ids) <= SCOPE_AS_LIST:
+        con.execute("CREATE OR REPLACE TEMP TABLE __wl_buildings AS SELECT * FROM v_buildings "
+                    "WHERE list_contains(?, building_id)", [ids])  # fmt: skip
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE __wl_buildings AS SELECT * FROM v_buildings "
+                    "WHERE building_id IN (SELECT building_id FROM __wl_scope)")  # fmt: skip
 
 
 def ensure_log(con: duckdb.DuckDBPyConnection) -> None:
