@@ -57,8 +57,11 @@ def _quoted(text: str) -> str:
 def proposals_sql(ledger: str) -> str:
     """Of `ledger` (the ledger's SELECT with display names and overdue days, exports.ledger_sql), the open hazards
     not under 督办 that at least one rule proposes, with the rules (`proposed_by`: 'D01 重大隐患逾期未整改；…') and
-    their grounds (`basis`), most overdue first. Parameter: $as_of."""
+    their grounds (`basis`), most overdue first. Parameter: $as_of. The rows are first narrowed to those some
+    rule proposes (a plain filter), and only those get the lists: building two lists for every hazard took
+    3 s at 1 M buildings for 30,000 proposals."""
     rules = proposal_rules()
+    any_rule = " OR ".join(f"({r.when})" for r in rules) or "false"
     named = ", ".join(f"CASE WHEN ({r.when}) THEN {_quoted(f'{r.id} {r.title_zh}')} END" for r in rules)
     basis = ", ".join(f"CASE WHEN ({r.when}) THEN {_quoted(r.basis_zh)} END" for r in rules)
     return f"""
@@ -68,7 +71,8 @@ def proposals_sql(ledger: str) -> str:
                    list_filter([{basis}], lambda x: x IS NOT NULL) AS basis_list
             FROM l
             WHERE status <> '已销号'
-              AND coalesce(supervise_status, '') NOT IN ('{SUPERVISING}', '{SUPERVISE_AWAITING_CLOSE}'))
+              AND coalesce(supervise_status, '') NOT IN ('{SUPERVISING}', '{SUPERVISE_AWAITING_CLOSE}')
+              AND ({any_rule}))
         SELECT *, array_to_string(rule_list, '；') AS proposed_by, array_to_string(basis_list, '；') AS basis
         FROM p WHERE len(rule_list) > 0
         ORDER BY overdue_days DESC NULLS LAST, found_date, hazard_no"""

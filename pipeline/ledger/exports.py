@@ -5,13 +5,16 @@ whose deadline (or recorded extension) has passed, or whose immediate control (�
 not reported in place by its control deadline (管控逾期, counted from that deadline; 逾期类型 says which). 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
 
-Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table.
+Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table,
+in the ledger's order by row numbers taken from the hazards' numbers alone (issue 30: a window over the whole
+row sorted every column of every hazard); the summaries and the 督办建议清单 read that table.
 The full CSV is the header and one fragment per asset kind and town, each written by DuckDB COPY (text
 through the SQL form of the one neutraliser) and kept with a fingerprint, so only the fragments whose rows
 changed are written again; the Parquet is one COPY. The XLSX files are one per town and one per
 responsible unit, rewritten only when what they show changed (a fingerprint per file in
 exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/formats/xlsx_stream.py)
 and streamed into each workbook. 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
+The 督办建议清单 is written again only when what it shows changed (its fingerprint in the same manifest).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -100,7 +104,10 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
 EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
+ORDER_TABLE = "ledger_export_order"  # … its hazards' row numbers in the ledger's order, while making it
 ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
+PROPOSALS_TABLE = "ledger_export_proposals"  # … and the 督办建议清单's rows
+PROPOSALS_ORDER = "ORDER BY overdue_days DESC NULLS LAST, found_date, hazard_no"  # duban.proposals_sql's order
 PART_FOLDERS = {"town": "乡镇", "unit": "责任单位"}
 PART_KEYS = {"town": "town_part", "unit": "unit_part"}  # '' for a town or unit not in the reference tables
 UNKNOWN_PARTS = {"town": "乡镇不明", "unit": "未明确单位"}
@@ -241,6 +248,8 @@ class LedgerExport:
     skipped: list[Path] = field(default_factory=list)  # … and those left as they were (nothing they show changed)
     proposals: list[Path] = field(default_factory=list)  # 督办建议清单.csv and .xlsx
     proposed: int = 0  # hazards the 督办建议清单 lists
+    proposals_written: bool = True  # … and whether its files were written now (False: nothing it shows changed)
+    rows_rendered: int = 0  # hazards whose sheet rows were rendered for the town and unit workbooks written
 
 
 @dataclass(frozen=True)
@@ -283,15 +292,19 @@ def export_ledger(
         write_summary_csv(by_unit, paths[4])
         write_summary_csv(by_supervisor, paths[5])
         parts, with_kinds = ledger_parts(con, as_of_text, max_rows), hazards <= SMALL_LEDGER_ROWS
-        written, skipped = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
+        written, skipped, rendered = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
         catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
         write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows, with_kinds)
-        proposed, proposal_files = write_proposals(con, as_of, out_dir, suffix, table, as_of_text)
+        proposed, proposal_files, proposals_written = write_proposals(
+            con, as_of, out_dir, suffix, table, as_of_text, parts_dir / MANIFEST_NAME
+        )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {EXPORT_TABLE}")
         con.execute(f"DROP TABLE IF EXISTS {ROWS_XML_TABLE}")
+        con.execute(f"DROP TABLE IF EXISTS {PROPOSALS_TABLE}")
     files = paths + [parts_dir / p.rel for p in parts]
-    return LedgerExport(hazards, overdue, by_town, files, written, skipped, proposal_files, proposed)
+    return LedgerExport(hazards, overdue, by_town, files, written, skipped, proposal_files, proposed,
+                        proposals_written, rendered)  # fmt: skip
 
 
 def _exported_summary(con: duckdb.DuckDBPyConnection, by: str, period_start: dt.date) -> pd.DataFrame:
@@ -306,21 +319,31 @@ def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> 
     """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
     order (kind, town_code, hazard_no), the file keys (town_part, unit_part), the level, the displayed
     columns and `row_hash` (of what the row shows: the files' fingerprints add it up). Returns (hazards,
-    overdue)."""
+    overdue).
+
+    The row numbers are computed on the hazards' numbers alone (ORDER_TABLE) and joined on: a window over the
+    ledger's 47 columns sorted every row's whole payload (22 of the step's 54 s at 1 M buildings, and its
+    peak memory). The table is stored in `rn` order, so COPY and the sheets read it in order."""
     register_reference(con)
     con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {ORDER_TABLE} AS
+        SELECT hazard_no, row_number() OVER (ORDER BY kind, town_code, hazard_no) AS rn
+        FROM {table} WHERE status <> '{WITHDRAWN}'"""
+    )
+    con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {EXPORT_TABLE} AS
-        SELECT row_number() OVER (ORDER BY kind, town_code, hazard_no) AS rn, kind, town_code, risk_level,
+        SELECT o.rn, kind, town_code, risk_level,
                CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
                CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
                     THEN responsible_unit ELSE '' END AS unit_part,
                responsible_unit, sector_supervisor, rectification,  -- the summaries' keys and counts
                {", ".join(LEDGER_COLUMNS)},
                hash(risk_level, {", ".join(LEDGER_COLUMNS)}) AS row_hash  -- what a row shows (level: its fill)
-        FROM ({ledger_sql(table)})
-        ORDER BY rn""",
+        FROM ({ledger_sql(table, ordered=False)}) l JOIN {ORDER_TABLE} o USING (hazard_no)
+        ORDER BY o.rn""",
         {"as_of": as_of},
     )
+    con.execute(f"DROP TABLE {ORDER_TABLE}")
     ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
     return int(hazards), int(overdue)
 
@@ -381,8 +404,10 @@ def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, 
 def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
     """Every hazard as Parquet for analysts: the CSV's columns and Chinese headers, typed (dates, numbers)
     and as recorded (not neutralised: Parquet is read by programs, which run no formulas)."""
+    in_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    order = "" if in_order else " ORDER BY rn"  # EXPORT_TABLE is stored in rn order: no sort of every row again
     with atomic_path(path) as tmp:
-        con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE} ORDER BY rn) "
+        con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE}{order}) "
                     f"TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
     return path
 
@@ -431,22 +456,24 @@ def write_parts(
     as_of_text: str,
     max_rows: int,
     render_all: bool = False,
-) -> tuple[list[Path], list[Path]]:
+) -> tuple[list[Path], list[Path], int]:
     """Writes the town and unit workbooks whose fingerprint changed (or whose file is missing or was changed
     by hand), removes those of towns and units that no longer have hazards, and records the fingerprints.
     Their hazards' sheet rows are rendered once (a hazard is in its town's and its unit's workbook), every
-    hazard's with `render_all` (the district workbook shows them too). Returns (written, skipped)."""
+    hazard's with `render_all` (the district workbook shows them too). Returns (written, skipped, rows
+    rendered)."""
     manifest = Manifest.load(parts_dir / MANIFEST_NAME)
     stale = [p for p in parts if not manifest.is_current(p.rel, p.fingerprint)]
-    render_rows(con, "true" if render_all else _parts_filter(stale))
+    rendered = render_rows(con, "true" if render_all else _parts_filter(stale))
     for part in stale:
         write_part_workbook(con, part, parts_dir / part.rel, as_of_text, max_rows)
         manifest.record(part.rel, part.fingerprint)
-    for rel in set(manifest.entries) - {p.rel for p in parts}:  # only files this export wrote before
+    made_here = {rel for rel in manifest.entries if rel.split("/")[0] in PART_FOLDERS.values()}
+    for rel in made_here - {p.rel for p in parts}:  # only the town and unit files this export wrote before
         (parts_dir / rel).unlink(missing_ok=True)
         manifest.forget(rel)
     manifest.save()
-    return [parts_dir / p.rel for p in stale], [parts_dir / p.rel for p in parts if p not in stale]
+    return [parts_dir / p.rel for p in stale], [parts_dir / p.rel for p in parts if p not in stale], rendered
 
 
 def _parts_filter(parts: list[Part]) -> str:
@@ -457,16 +484,17 @@ def _parts_filter(parts: list[Part]) -> str:
     return " OR ".join(tests) or "false"
 
 
-def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> None:
+def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> int:
     """ROWS_XML_TABLE: the sheet row (<row> element in SHEET_COLUMNS' order, the level's fill on the coloured
     columns, every text neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its rn, kind,
-    file keys and whether it is closed (the sheets list those after the open ones)."""
+    file keys and whether it is closed (the sheets list those after the open ones). Returns the rows rendered."""
     columns = f"SELECT rn, risk_level, {', '.join(SHEET_COLUMNS)} FROM {EXPORT_TABLE}"
     coloured = [c for c, h in SHEET_COLUMNS.items() if h in COLOURED_COLUMNS]
     row = row_xml_sql(con, columns, level_column="risk_level", coloured=coloured, hidden=["rn"])
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS_XML_TABLE} AS
                     SELECT rn, kind, town_part, unit_part, status = '{CLOSED_STATUS}' AS closed, {row} AS xml
                     FROM {EXPORT_TABLE} WHERE {where}""")
+    return con.execute(f"SELECT count(*) FROM {ROWS_XML_TABLE}").fetchall()[0][0]
 
 
 def write_part_workbook(con: duckdb.DuckDBPyConnection, part: Part, path: Path, as_of_text: str, max_rows: int) -> Path:
@@ -555,34 +583,96 @@ def write_summary_csv(df: pd.DataFrame, path: Path) -> Path:
 # --- 督办建议清单 (issue 26 §3) -----------------------------------------------------------------------------
 
 
-def proposals(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards") -> pd.DataFrame:
+def proposals(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str = "hazards", ledger: str | None = None
+) -> pd.DataFrame:
     """The 督办建议清单 as of `as_of` (pipeline/ledger/duban.py's rules): one row per proposed hazard, every ledger
-    column plus `proposed_by` and `basis` (the rules that propose it)."""
+    column plus `proposed_by` and `basis` (the rules that propose it). `ledger`: the SELECT of the ledger as of
+    that date when it is at hand (the export's table), else ledger_sql over `table`."""
     register_reference(con)
-    return con.execute(proposals_sql(ledger_sql(table)), {"as_of": as_of}).df()
+    return con.execute(proposals_sql(ledger or ledger_sql(table)), {"as_of": as_of}).df()
+
+
+def _export_proposals(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> int:
+    """PROPOSALS_TABLE: the proposals' shown columns and level in the list's order, read from EXPORT_TABLE
+    (the ledger as of the date, made once) instead of computing the ledger again, and only those columns
+    (every ledger column of 30,000 proposals made into a DataFrame took 2 s at 1 M buildings). Returns its
+    rows. From the ledger query when a rule of reference/duban.yaml names a column the table does
+    not keep (its rules are data: a predicate over any ledger column)."""
+    register_reference(con)
+    columns = ", ".join([*PROPOSAL_COLUMNS, "risk_level"])
+
+    def make(ledger: str) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {PROPOSALS_TABLE} AS "
+                    f"SELECT {columns} FROM ({proposals_sql(ledger)}) {PROPOSALS_ORDER}", {"as_of": as_of})  # fmt: skip
+
+    try:
+        make(f"SELECT * FROM {EXPORT_TABLE}")
+    except duckdb.BinderException:
+        make(ledger_sql(table))
+    return con.execute(f"SELECT count(*) FROM {PROPOSALS_TABLE}").fetchall()[0][0]
+
+
+def _proposals_digest(con: duckdb.DuckDBPyConnection) -> list:
+    """What PROPOSALS_TABLE shows, order-free (its order follows from its values: the number is unique): the
+    rows' count and two sums of their hashes, as the town and unit files are fingerprinted."""
+    columns = ", ".join([*PROPOSAL_COLUMNS, "risk_level"])
+    return list(con.execute(f"SELECT count(*), sum(h::HUGEINT)::VARCHAR, bit_xor(h)::VARCHAR "
+                            f"FROM (SELECT hash({columns}) AS h FROM {PROPOSALS_TABLE})").fetchall()[0])  # fmt: skip
 
 
 def write_proposals(
-    con: duckdb.DuckDBPyConnection, as_of: dt.date, out_dir: Path, suffix: str, table: str, as_of_text: str
-) -> tuple[int, list[Path]]:
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    out_dir: Path,
+    suffix: str,
+    table: str,
+    as_of_text: str,
+    manifest_path: Path | None = None,
+) -> tuple[int, list[Path], bool]:
     """督办建议清单{suffix}.csv and .xlsx beside 隐患台账: the hazards reference/duban.yaml's rules propose for
-    挂牌督办 as of `as_of`, with the rules that propose each (a proposal for the government, not a 督办). Both
-    through the neutraliser, written under a temporary name and renamed. Returns (hazards, files)."""
-    df = proposals(con, as_of, table)
+    挂牌督办 as of `as_of` (read from EXPORT_TABLE), with the rules that propose each (a proposal for the
+    government, not a 督办). Both through the neutraliser, written under a temporary name and renamed. With a
+    `manifest_path` (the export's manifest) they are written only when what they show changed (the rows as
+    shown, the rules, the date, the code) or a file is missing or was changed by hand: at 1 M buildings the
+    list holds 30,000 hazards. Returns (hazards, files, whether written now)."""
+    proposed = _export_proposals(con, as_of, table)
+    paths = [out_dir / f"{PROPOSALS_NAME}{suffix}{ext}" for ext in (".csv", ".xlsx")]
+    rules = [[f"规则{r.id}", f"{r.title_zh}：{r.basis_zh}"] for r in proposal_rules()]
+    manifest = Manifest.load(manifest_path) if manifest_path else None
+    rels = [Path(os.path.relpath(p, manifest_path.parent)).as_posix() for p in paths] if manifest_path else []
+    shown_as = [writer_version(), as_of_text, rules, list(PROPOSAL_COLUMNS.values()), _proposals_digest(con)]
+    fingerprint = stage_inputs.fingerprint(*shown_as)
+    if manifest and all(manifest.is_current(rel, fingerprint) for rel in rels):
+        return proposed, paths, False
+    df = con.execute(f"SELECT * FROM {PROPOSALS_TABLE} {PROPOSALS_ORDER}").df()
     shown = df[list(PROPOSAL_COLUMNS)].astype(object).where(df[list(PROPOSAL_COLUMNS)].notna(), None)
     shown["overdue_days"] = [None if v is None else int(v) for v in shown["overdue_days"]]
     for column in ("found_date", "deadline", "extend_to"):
         shown[column] = [None if v is None else pd.Timestamp(v).date() for v in shown[column]]
     shown = shown.rename(columns=PROPOSAL_COLUMNS)
-    csv_path, xlsx_path = (out_dir / f"{PROPOSALS_NAME}{suffix}{ext}" for ext in (".csv", ".xlsx"))
-    write_safe_csv(shown, csv_path)
-    with streamed_workbook(xlsx_path, f"利通区重大隐患{PROPOSALS_NAME}（{as_of_text}）") as wb:
-        write_sheet(wb, PROPOSALS_NAME, list(shown.columns), shown.values.tolist(), levels=list(df["risk_level"]))
-        rules = [[f"规则{r.id}", f"{r.title_zh}：{r.basis_zh}"] for r in proposal_rules()]
+    write_safe_csv(shown, paths[0])
+    with streamed_workbook(paths[1], f"利通区重大隐患{PROPOSALS_NAME}（{as_of_text}）") as wb:
+        _proposals_sheet(wb, con, list(shown.columns))
         write_notes_sheet(wb, as_of_text, [["清单性质", "台账按规则提出的挂牌督办建议，供区人民政府（安委会办公室）决定；"
                                                        "不是督办。督办以区人民政府下达的督办通知书为准"],
                                            ["范围", "未销号、尚未挂牌督办的隐患"], *rules])  # fmt: skip
-    return len(shown), [csv_path, xlsx_path]
+    if manifest:
+        for rel in rels:
+            manifest.record(rel, fingerprint)
+        manifest.save()
+    return proposed, paths, True
+
+
+def _proposals_sheet(wb: StreamedWorkbook, con: duckdb.DuckDBPyConnection, header: list[str]) -> None:
+    """The list's sheet, its rows rendered by DuckDB from PROPOSALS_TABLE like the ledger's (the same cells
+    as write_sheet gives from Python values, a tenth of the time)."""
+    coloured = [c for c, h in PROPOSAL_COLUMNS.items() if h in COLOURED_COLUMNS]
+    query = f"SELECT * FROM {PROPOSALS_TABLE}"
+    row = row_xml_sql(con, query, level_column="risk_level", coloured=coloured)
+    n = con.execute(f"SELECT count(*) FROM {PROPOSALS_TABLE}").fetchall()[0][0]
+    rows = fetch_xml(con, f"SELECT {row} FROM {PROPOSALS_TABLE} {PROPOSALS_ORDER}")
+    wb.add_sheet(PROPOSALS_NAME, header, rows, n_rows=n)
 
 
 # --- sheets of Python values ---------------------------------------------------------------------------
