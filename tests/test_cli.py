@@ -107,9 +107,7 @@ def test_feedback_preview_changes_nothing_then_apply_changes_the_ledger(home, tm
 
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert (
-        "已执行 1 行" in out and "[ 1/10]" in out and "[10/10]" in out and "完成 发布数据" in out
-    )  # the refresh
+    assert "已执行 1 行" in out and "[ 1/10]" in out and "[10/10]" in out and "完成 发布数据" in out  # the refresh
     assert _query(home, "SELECT status FROM hazards WHERE hazard_no = ?", [hazard_no]) == [("整改中",)]
     assert list((home / "output" / "receipts" / unit / "feedback").rglob("*_回执.xlsx"))
 

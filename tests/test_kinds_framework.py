@@ -100,7 +100,7 @@ def test_a_kind_defined_only_in_files_goes_end_to_end(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pipeline.cli", "run"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "完成 stg_towers" in done.stdout and "完成 scores_towers" in done.stdout
+    assert "完成 校验：通信铁塔" in done.stdout and "完成 评分：通信铁塔" in done.stdout  # by its title, from its files
 
     import duckdb
 

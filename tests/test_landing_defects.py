@@ -246,7 +246,7 @@ def test_a_rerun_after_a_kill_during_the_refresh_finishes_the_refresh(home, tmp_
 
     assert main(["feedback", str(upload), "--unit", unit, "--apply", "--yes"]) == 0
     out = capsys.readouterr().out
-    assert "完成 published_snapshot" in out and "已执行 1 行" not in out  # the refresh, not a second application
+    assert "完成 发布数据" in out and "已执行 1 行" not in out  # the refresh, not a second application
     assert _published_status(published, hazard_no) == [("整改中",)]
     assert _query(home, "SELECT count(*) FROM hazard_events WHERE hazard_no = ? AND to_status = '整改中'",
                   [hazard_no]) == [(1,)]  # fmt: skip
