@@ -252,7 +252,11 @@ def main() -> None:
         print(f"{'':<26} steps in all {sum(steps.values()):.1f} s; outside the steps (start-up, status, summary) "
               f"{seconds - sum(steps.values()):.1f} s")  # fmt: skip
     print(f"log: {log}")
-    if not args.keep:
+    failed = any(code != 0 for _, _, _, code, *_ in results)
+    if failed:  # what went wrong, and the folder kept to look into it
+        print("a run failed; the end of its log:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+        print(f"kept: {work}")
+    elif not args.keep:
         shutil.rmtree(work)
 
 
