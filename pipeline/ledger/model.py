@@ -9,6 +9,7 @@ import duckdb
 
 from pipeline.platform.clock import BEIJING_NOW_SQL
 from pipeline.platform.paths import REFERENCE_DIR
+from pipeline.registries.risk_levels import colour_zh
 from pipeline.scoring.ruleset import load_kinds
 
 # Statuses whose deadline can be overdue (work is expected of the unit; see README "overdue").
@@ -36,7 +37,7 @@ DECISION_RAISE_NOTE = "监管部门认定为重大隐患"
 SUPERVISING, SUPERVISE_CLOSED, SUPERVISE_AWAITING_CLOSE = "督办中", "已核销", "待核销"
 # 风险等级 (the asset's colour, 风险分级) is another axis than 隐患等级 (一般/重大, the hazard's own): it is shown
 # colour first, 红色（重大风险）, so that it is not read as 重大隐患.
-RISK_COLOUR_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
+RISK_COLOUR_ZH = colour_zh()  # rules/reference/level_thresholds.csv
 # Per kind, from rules/kinds.yaml: the numbering prefix and what an earthquake may do.
 KIND_PREFIX = {k: spec.prefix for k, spec in load_kinds().items()}
 HARM_ZH = {k: spec.harm for k, spec in load_kinds().items()}

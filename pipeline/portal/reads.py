@@ -32,6 +32,7 @@ from pipeline.platform.store import has_table
 from pipeline.portal.accounts import Account
 from pipeline.registries import units as registry
 from pipeline.registries.events import closed_at, declared_events
+from pipeline.registries.risk_levels import risk_levels
 from pipeline.registries.templates import KINDS, load_template
 
 PAGE_ROWS = 200
@@ -425,8 +426,6 @@ def shelter_capacity(cur: duckdb.DuckDBPyConnection, town: str = "") -> list[dic
 
 # --- the leaders' figures for a town or a unit (issue 27 §3) ------------------------------------------------
 
-LEVELS_ZH = (("red", "红色（重大）"), ("orange", "橙色（较大）"), ("yellow", "黄色（一般）"), ("blue", "蓝色（低）"))
-
 
 @dataclass(frozen=True)
 class Figure:
@@ -459,7 +458,13 @@ def leader_figures(cur: duckdb.DuckDBPyConnection, ledger: str, as_of: dt.date, 
     if has_table(cur, "scores") and not unit:
         levels = dict(cur.execute("SELECT level, count(*) AS n FROM scores WHERE ($town IS NULL OR town_code = $town) "
                                   "GROUP BY level", {"town": town or None}).fetchall())  # fmt: skip
-        out.append(Figure("levels", "资产风险等级（对象数）", [(zh, int(levels.get(k, 0)), k) for k, zh in LEVELS_ZH]))
+        out.append(
+            Figure(
+                "levels",
+                "资产风险等级（对象数）",
+                [(lv.short_label_zh, int(levels.get(lv.key, 0)), lv.key) for lv in risk_levels()],
+            )
+        )
     status = dict(cur.execute(f"SELECT status, count(*) AS n FROM {ledger} WHERE {where} GROUP BY status",
                               params).fetchall())  # fmt: skip
     out.append(Figure("progress", "隐患整改进度（按状态）",

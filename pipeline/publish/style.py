@@ -12,20 +12,17 @@ from __future__ import annotations
 import unicodedata
 from pathlib import Path
 
+from pipeline.registries.risk_levels import risk_levels
+
 CJK_FONTS = ["Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "Noto Sans CJK JP"]
 # Where Debian puts them: added explicitly when matplotlib's font cache predates their installation.
 CJK_FONT_FILES = [
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
 ]
-LEVELS = ["red", "orange", "yellow", "blue"]  # most to least severe: stacking and legend order
+LEVELS = [lv.key for lv in risk_levels()]  # most to least severe: stacking and legend order
 # colour first: 红色（重大风险） is an object's risk level, not to be read as 重大隐患 (the hazard's own grade)
-LEVEL_ZH = {
-    "red": "红色（重大风险）",
-    "orange": "橙色（较大风险）",
-    "yellow": "黄色（一般风险）",
-    "blue": "蓝色（低风险）",
-}
+LEVEL_ZH = {lv.key: lv.label_zh for lv in risk_levels()}
 LEVEL_COLOUR = {"red": "#d62728", "orange": "#ff8c1a", "yellow": "#f2c500", "blue": "#2f6fd0"}
 OVERDUE_COLOUR = "#8b0000"
 INK = "#222222"

@@ -15,6 +15,7 @@ from pipeline.intake.receipts import inventory_files_without_q, write_receipts
 from pipeline.platform import faults, stage_inputs
 from pipeline.platform.paths import RULES_DIR
 from pipeline.platform.resources import LitongStore
+from pipeline.registries.risk_levels import colour_zh
 from pipeline.scoring import changes
 from pipeline.scoring.engine import ScoringResult, score_kind
 from pipeline.scoring.explain import top_assets_markdown
@@ -73,12 +74,9 @@ def last_scoring(con: duckdb.DuckDBPyConnection, kind: str) -> ScoringResult:
     return ScoringResult(kind, run_id, version, assets, findings, levels, 0.0)
 
 
-LEVELS_ZH = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色"}
-
-
 def levels_zh(levels: dict[str, int]) -> str:
     """`红色 3 橙色 6 黄色 4 蓝色 1`: the assets of each risk level, highest first."""
-    return " ".join(f"{zh} {levels.get(lv, 0):,}" for lv, zh in LEVELS_ZH.items())
+    return " ".join(f"{zh} {levels.get(lv, 0):,}" for lv, zh in colour_zh().items())
 
 
 def build_scores_asset(kind: str, deps: list[str]) -> dg.AssetsDefinition:
