@@ -108,8 +108,9 @@ def export_if_changed(con, out: Path) -> bool:
 
 def data_raw_with_new_file(base: Path, root: Path, rows: int) -> Path:
     """A data_raw holding the benchmark's files (linked, so they are the same versions) and one new file: the
-    first `rows` buildings of a town's file resurveyed in the second round."""
-    for f in base.rglob("*"):
+    first `rows` buildings of a town's file resurveyed in the second round. Only the survey files: the generator's
+    `done` marker beside them would be a stray upload (bench_run's first run links only the CSVs too)."""
+    for f in base.rglob("*.csv"):
         if f.is_file():
             target = root / f.relative_to(base)
             target.parent.mkdir(parents=True, exist_ok=True)

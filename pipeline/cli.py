@@ -131,7 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_outputs()
         return 0
     ended: list[run_state.Fingerprint] = []
-    code, run_id = _execute("main_job", at_end=None if before is None else lambda: ended.append(run_state.taken()))
+    job_name, selection = _changed_part(before)
+    code, run_id = _execute(job_name, selection=selection,
+                            at_end=None if before is None else lambda: ended.append(run_state.taken()))  # fmt: skip
     print_status(run_id)
     _print_outputs()
     if code == 0:
@@ -141,6 +143,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif before is not None:
         run_state.forget()
     return code
+
+
+def _changed_part(before) -> tuple[str, list | None]:
+    """The job and steps a run must cover: after a confirmed run, when only uploads changed since (nothing
+    else a run reads or writes), the steps downstream of them, as the upload sensor runs them (a new buildings
+    file: 17 of 42 steps; every other step is at its fixed point, with Dagster's ~0.15 s each at 1 M spared);
+    else all of main_job."""
+    from pipeline.platform import run_state
+    from pipeline.wiring.sensors import what_to_run
+
+    changed = None if before is None else run_state.changed_uploads(before)
+    if not changed:
+        return "main_job", None
+    job_name, selection = what_to_run(changed)
+    if selection is not None or job_name != "main_job":
+        folders = sorted({rel.split("/", 1)[0] for rel in changed})
+        print(f"自上次运行以来只有上传文件有变化（{'、'.join(_kind_title(f) for f in folders)}）："
+              "只运行它们及其下游的步骤", flush=True)  # fmt: skip
+    return job_name, selection
 
 
 FIRST_STEPS = {  # `run --kind K --first`: what a person waits for (receipts, the hazard's change), then publish

@@ -135,3 +135,57 @@ def test_a_responsible_unit_column_is_validated_after_the_scorings_that_find_the
     for kind in naming:
         upstream = {key.to_user_string() for key in graph.get(dg.AssetKey(f"stg_{kind}")).parent_keys}
         assert {f"scores_{k}" for k in owners} <= upstream, kind
+
+
+def _drop_last_row(upload) -> None:
+    """The upload rewritten without its last row: new bytes, a new file version, a building fewer."""
+    lines = upload.read_bytes().splitlines(keepends=True)
+    upload.write_bytes(b"".join(lines[:-1]))
+    os.utime(upload, ns=(upload.stat().st_atime_ns, upload.stat().st_mtime_ns + 1_000_000_000))
+
+
+def _building_rows(home) -> int:
+    """The buildings' rows staged or refused (a row is one or the other)."""
+    with store.connect(home / "litong.duckdb") as con:
+        return con.execute("SELECT (SELECT count(*) FROM stg_buildings) + "
+                           "(SELECT count(DISTINCT (file_id, row_no)) FROM quarantine WHERE kind = 'buildings')").fetchone()[0]  # fmt: skip
+
+
+def test_after_a_confirmed_run_a_changed_upload_runs_only_the_steps_downstream_of_it(tmp_path_factory):
+    """Only a buildings file changed since a confirmed run: the run is the 17 steps downstream of the buildings'
+    intake (as the upload sensor runs them), not 42 — and it leaves nothing to do: a forced run of all 42 steps
+    after it changes nothing at all (no output, no database write), so the 17 did everything 42 would have."""
+    with generated_home(tmp_path_factory, "changed_part") as home:
+        assert _run()[0] == 0 and run_state.confirmed() is not None
+        upload = next((home / "data_raw" / "buildings").rglob("*.csv"))
+        _drop_last_row(upload)
+        assert run_state.changed_uploads(run_state.taken()) == [upload.relative_to(home / "data_raw").as_posix()]
+        runs, rows = _runs(), _building_rows(home)
+        code, out = _run()
+        assert code == 0 and "只运行它们及其下游的步骤" in out and "房屋建筑" in out
+        assert "[17/17]" in out and "[18/" not in out and "校验：房屋建筑" in out and "校验：桥梁" not in out
+        assert _runs() == runs + 1 and run_state.confirmed() is not None
+        assert _building_rows(home) == rows - 1  # the dropped row is gone from the staged and refused rows
+        left = run_state.taken()
+        run_state.forget()
+        code, out = _run()
+        assert code == 0 and "[42/42]" in out
+        assert run_state.taken().whole == left.whole, "the 17 steps left work for the other 25"
+
+
+def test_anything_but_uploads_changed_runs_every_step(tmp_path_factory):
+    """A changed output (or code, rule, date, setting …) besides a changed upload: no shortcut, all 42 steps;
+    an earthquake declaration or a file outside the kinds' folders: likewise."""
+    with generated_home(tmp_path_factory, "changed_more") as home:
+        assert _run()[0] == 0 and run_state.confirmed() is not None
+        _drop_last_row(next((home / "data_raw" / "buildings").rglob("*.csv")))
+        assert run_state.changed_uploads(run_state.taken())
+        (home / "output" / "charts" / "levels_by_town.png").unlink()
+        assert run_state.changed_uploads(run_state.taken()) is None
+        code, out = _run()
+        assert code == 0 and "[42/42]" in out and "只运行" not in out
+        stray = home / "data_raw" / "说明.txt"
+        stray.write_text("一个放错位置的文件", encoding="utf-8")
+        assert run_state.changed_uploads(run_state.taken()) == ["说明.txt"]
+        code, out = _run()
+        assert code == 0 and "[42/42]" in out and "只运行" not in out

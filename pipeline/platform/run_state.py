@@ -17,6 +17,10 @@ that finds the same fingerprint does not start Dagster: it says so and shows the
 change — a new or touched upload, a rule, a deleted output, a new day, a write by the portal or the
 earthquake response — changes the fingerprint, and the run is a Dagster run as before (the record of every
 run that did work).
+
+The confirmed state also keeps the uploads' listing and the fingerprint of everything else. When only uploads
+changed since (`changed_uploads`), every step not downstream of them is still at its fixed point: the run covers
+the steps downstream of the changed uploads (as the upload sensor's runs do), and still confirms what it leaves.
 """
 
 from __future__ import annotations
@@ -90,10 +94,13 @@ def _engines() -> list[str]:
 @dataclass(frozen=True)
 class Fingerprint:
     """`inputs`: what no run writes (uploads, definitions, settings, date, engines); `whole`: that and what a
-    run writes (the database, the outputs, `.cache`)."""
+    run writes (the database, the outputs, `.cache`); `besides_uploads`: `whole` without the uploads, and
+    `uploads` their listing (name, size, time): with them a run tells which uploads alone changed."""
 
     inputs: str
     whole: str
+    besides_uploads: str = ""
+    uploads: tuple[tuple[str, int, int], ...] = ()
 
 
 def taken() -> Fingerprint:
@@ -101,8 +108,9 @@ def taken() -> Fingerprint:
     the survey's definitions (bytes), the date, the settings and the engines' versions."""
     db = paths.database_path()
     written = {"output": paths.output_dir(), "cache": db.parent / ".cache"}
+    uploads = _listing(paths.data_raw_dir()) if paths.data_raw_dir().is_dir() else None
     inputs = {
-        "data_raw": _listing(paths.data_raw_dir()) if paths.data_raw_dir().is_dir() else None,
+        "data_raw": uploads,
         "definitions": {d: _bytes_of(paths.PROJECT_ROOT / d) for d in DEFINITION_DIRS},
         # definitions read from elsewhere (LITONG_SCHEMAS …) by their bytes too
         "survey": [
@@ -120,21 +128,42 @@ def taken() -> Fingerprint:
         "database": [(p.name, *_file_id(p)) for p in (db, db.with_name(db.name + ".wal")) if p.exists()],
     }
     inputs_hash = _hash(inputs)
-    return Fingerprint(inputs_hash, _hash({"inputs": inputs_hash, "products": products}))
+    besides = _hash({"inputs": {**inputs, "data_raw": uploads is not None}, "products": products})
+    return Fingerprint(inputs_hash, _hash({"inputs": inputs_hash, "products": products}), besides,
+                       tuple(uploads or ()))  # fmt: skip
 
 
 def _hash(parts: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
-def confirmed(now: Fingerprint | None = None) -> dict | None:
-    """The recorded state when the current fingerprint (`now`, taken here when not given) is the confirmed one:
-    nothing to do."""
+def _state() -> dict | None:
     try:
         state = json.loads(state_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("fingerprint") != (now or taken()).whole:
+    return state if isinstance(state, dict) else None
+
+
+def changed_uploads(now: Fingerprint) -> list[str] | None:
+    """The uploads (paths under data_raw/) added, changed or removed since the confirmed state, when nothing
+    else a run reads or writes moved since (the code, definitions, settings, date, engines, database and
+    outputs are as that run left them); None otherwise (no confirmed state, or anything else moved). Every
+    step was then at its fixed point, so a run of the steps downstream of those uploads does all there is to
+    do (pipeline/wiring/sensors.py `what_to_run`, as the upload sensor runs them)."""
+    state = _state()
+    if state is None or not state.get("besides_uploads") or state["besides_uploads"] != now.besides_uploads:
+        return None
+    before = {rel: (size, mtime) for rel, size, mtime in state.get("uploads", [])}
+    after = {rel: (size, mtime) for rel, size, mtime in now.uploads}
+    return sorted(rel for rel in before.keys() | after.keys() if before.get(rel) != after.get(rel))
+
+
+def confirmed(now: Fingerprint | None = None) -> dict | None:
+    """The recorded state when the current fingerprint (`now`, taken here when not given) is the confirmed one:
+    nothing to do."""
+    state = _state()
+    if state is None or state.get("fingerprint") != (now or taken()).whole:
         return None
     return state
 
@@ -150,7 +179,7 @@ def confirm(run_id: str, before: Fingerprint, after: Fingerprint) -> bool:
     if before.inputs != after.inputs or taken() != after:
         forget()
         return False
-    state = {"fingerprint": after.whole, "run_id": run_id,
-             "confirmed_at": beijing_now().isoformat(timespec="seconds")}  # fmt: skip
+    state = {"fingerprint": after.whole, "run_id": run_id, "confirmed_at": beijing_now().isoformat(timespec="seconds"),
+             "besides_uploads": after.besides_uploads, "uploads": [list(u) for u in after.uploads]}  # fmt: skip
     write_bytes_atomic(state_path(), json.dumps(state, ensure_ascii=False).encode("utf-8"))
     return True

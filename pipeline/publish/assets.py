@@ -155,7 +155,7 @@ def briefing(store: LitongStore) -> dg.MaterializeResult:
             inp = PublishInputs(con, as_of)
             shown = briefing_figures(inp)
             if not (figures and figures.get("shown") == shown and files):  # else the same figures: it stands
-                head = write_briefing(inp, dated)
+                head = write_briefing(inp, dated, store.cache_dir() / "pdf_fonts")
                 write_bytes_atomic(out / "简报.pdf", dated.read_bytes())  # the newest under a fixed name, for bookmarks
                 figures = {"found": head.found, "closed": head.closed, "rectification_rate": round(head.rate, 4),
                            "overdue": head.overdue, "under_control": head.under_control,

@@ -19,6 +19,7 @@ from pipeline.platform.clock import as_of_label
 from pipeline.publish.charts import CHARTS_BY_NAME, shelter_shortfall
 from pipeline.publish.glyphs import settle_glyphs
 from pipeline.publish.inputs import PublishInputs, short_town
+from pipeline.publish.pdf_fonts import kept_font_subsets
 from pipeline.publish.render import new_figure
 from pipeline.publish.style import INK, LEVEL_COLOUR, MUTED, OVERDUE_COLOUR, check_cjk_font, clip, use_cjk_style
 
@@ -120,12 +121,13 @@ def briefing_figure(inp: PublishInputs) -> tuple[Headline, object]:
     return head, fig
 
 
-def write_briefing(inp: PublishInputs, path: Path) -> Headline:
+def write_briefing(inp: PublishInputs, path: Path, font_cache: Path | None = None) -> Headline:
+    """The briefing saved at `path`; its font subsets kept in `font_cache` (pipeline/publish/pdf_fonts.py)."""
     use_cjk_style()
     check_cjk_font()
     head, fig = briefing_figure(inp)
     settle_glyphs(fig)  # a name's character the font cannot draw: 〓 (the degrees: FontMissingError)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, kept_font_subsets(font_cache):
         title = f"利通区地震风险隐患排查整治简报（{as_of_label(inp.as_of)}）"
         fig.savefig(tmp, format="pdf", metadata={"Title": title})
     return head

@@ -24,6 +24,7 @@ has no way to bring an older copy up to date in place, and a reader may hold the
 import functools
 import json
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -66,19 +67,29 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
     then copy the database (checkpointed, no connection open) to `target`, stamped with the run — unless the
     snapshot there already holds what the database holds (then only the state beside it names this run). The
     result says whether it copied and how many rows of the register were written."""
+    seconds, started = {}, time.monotonic()
+
+    def lap(part: str) -> None:  # where a publication's seconds went, in its metadata
+        nonlocal started
+        seconds[part] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
+
     with store.connect(db_path) as con:
         register = update_asset_register(con)
+        lap("register")
         con.execute("CHECKPOINT")  # everything committed is in the main file; the WAL is empty
+        lap("checkpoint")
     fingerprint = source_fingerprint(db_path)
     state = _read_state(target)
     if state is not None and state.get("source") == fingerprint:
         _write_state(target, fingerprint, run_id, job_name)
         info = snapshot_info(target) or {}
-        return {**info, "copied": False, "register_rows_written": register.rows_written}
+        return {**info, "copied": False, "register_rows_written": register.rows_written, "seconds": seconds}
     info = {"published_at": beijing_now(), "run_id": run_id, "job_name": job_name}
     _state_path(target).unlink(missing_ok=True)  # from here until the new state, the old one describes nothing
     with atomic_path(target) as tmp:
         shutil.copyfile(db_path, tmp)
+        lap("copy")
         con = duckdb.connect(str(tmp))
         try:
             con.execute(
@@ -89,9 +100,10 @@ def publish_snapshot(db_path: Path, target: Path, run_id: str, job_name: str) ->
             con.execute("CHECKPOINT")
         finally:
             con.close()
+        lap("stamp")
         faults.point("snapshot:before_rename")
     _write_state(target, fingerprint, run_id, job_name)
-    return {**info, "copied": True, "register_rows_written": register.rows_written}
+    return {**info, "copied": True, "register_rows_written": register.rows_written, "seconds": seconds}
 
 
 @dg.asset(
@@ -107,5 +119,6 @@ def published_snapshot(context: dg.AssetExecutionContext, store: LitongStore) ->
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(target)), "published_at": str(info.get("published_at")),
                   "bytes": target.stat().st_size, "copied": info["copied"],
-                  "register_rows_written": info["register_rows_written"]}
+                  "register_rows_written": info["register_rows_written"],
+                  "seconds": dg.MetadataValue.json(info["seconds"])}
     )  # fmt: skip
