@@ -57,23 +57,25 @@ BLANK_VALUES = "('', '不详', '未知')"
 OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 CURRENT_SQL = """
-CREATE OR REPLACE TEMP TABLE ledger_current_raw AS
+CREATE OR REPLACE TEMP VIEW ledger_current_raw AS
 SELECT {hazard_no} AS hazard_no, f.kind, f.asset_id, s.asset_name, f.rule_id, s.town_code, s.lon, s.lat,
        coalesce(s.asset_name, f.asset_id) || '：' || r.title_zh || '。'
            || coalesce('依据：' || evidence_zh(f.kind, f.evidence) || '。', '') || harm.harm_zh AS description,
        CASE WHEN r.hazard_grade = '重大' THEN '重大' ELSE '一般' END AS hazard_grade,  -- the rule's, never the colour
-       s.level AS risk_level, s.level_zh AS risk_level_zh, r.title_zh AS rule_title,
-       coalesce(r.source_zh, r.source_ref) AS source_ref,
-       r.rectification, f.survey_date, f.survey_round,
+       s.level AS risk_level, s.level_zh AS risk_level_zh, f.survey_date, f.survey_round,
        CASE WHEN r.responsible = 'asset' THEN s.responsible_unit ELSE r.responsible END AS responsible_unit,
-       r.measure_zh, r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector,
-       r.control_days
+       r.deadline_days, r.review_days, s.source_file, s.department, f.ruleset_version, s.sector, r.control_days
 FROM {findings} f
 JOIN {scores} s ON s.kind = f.kind AND s.asset_id = f.asset_id
 JOIN rules r ON r.rule_id = f.rule_id AND r.ruleset_version = f.ruleset_version
 JOIN harm ON harm.kind = f.kind
 WHERE f.hazard {scope}
 """
+
+# A rule's texts as a hazard records them, joined where a hazard takes them (not carried on every row of
+# ledger_current: repeated per hazard they were half its size, and past DuckDB's memory limit at 3 M buildings)
+RULE_TEXTS_SQL = """SELECT rule_id, ruleset_version, title_zh AS rule_title,
+    coalesce(source_zh, source_ref) AS source_ref, rectification, measure_zh AS measures FROM rules"""
 
 SCOPE = "__ledger_scope"  # temp table (kind, asset_id): the assets an update looks at, when not all
 
@@ -160,16 +162,16 @@ def _open_new(con: duckdb.DuckDBPyConnection) -> int:
                c.department AS unit, c.source_file, '调查发现，登记入账' AS note
         FROM ledger_current c WHERE c.hazard_no NOT IN (SELECT hazard_no FROM hazards)""",
     )
-    con.execute("""
+    con.execute(f"""
         INSERT INTO hazards BY NAME
         SELECT c.hazard_no, c.kind, c.asset_id, c.asset_name, c.rule_id, c.town_code, c.lon, c.lat,
-               c.description, c.hazard_grade, c.risk_level, c.risk_level_zh, c.rule_title, c.source_ref,
-               c.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
-               c.survey_round AS last_seen_round, c.responsible_unit, c.measure_zh AS measures,
+               c.description, c.hazard_grade, c.risk_level, c.risk_level_zh, r.rule_title, r.source_ref,
+               r.rectification, c.survey_date AS found_date, c.survey_date AS last_survey_date,
+               c.survey_round AS last_seen_round, c.responsible_unit, r.measures,
                c.survey_date + c.deadline_days::INTEGER AS deadline, '待整改' AS status,
                c.survey_date AS updated_on, c.ruleset_version, c.review_days, c.sector_supervisor,
                c.survey_date + c.control_days::INTEGER AS control_deadline
-        FROM ledger_current c JOIN ledger_changes USING (hazard_no)""")
+        FROM ledger_current c JOIN ledger_changes USING (hazard_no) JOIN ({RULE_TEXTS_SQL}) r USING (rule_id, ruleset_version)""")
     record_events(con, "ledger_changes")
     return n
 
@@ -444,10 +446,10 @@ def _stamp_ruleset_version(con: duckdb.DuckDBPyConnection) -> None:
     """Hazards the current rule set still finds are confirmed by it, with its rule title, citation and the
     description in its words (no event: the hazard itself did not change; a ledger made before the
     descriptions were sentences reads them as sentences after the next rule-set change)."""
-    con.execute("""
+    con.execute(f"""
         UPDATE hazards h SET ruleset_version = c.ruleset_version, review_days = c.review_days,
-               rule_title = c.rule_title, source_ref = c.source_ref, description = c.description
-        FROM ledger_current c
+               rule_title = r.rule_title, source_ref = r.source_ref, description = c.description
+        FROM ledger_current c JOIN ({RULE_TEXTS_SQL}) r USING (rule_id, ruleset_version)
         WHERE c.hazard_no = h.hazard_no AND h.ruleset_version IS DISTINCT FROM c.ruleset_version""")
 
 
