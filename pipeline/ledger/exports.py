@@ -34,6 +34,7 @@ import pandas as pd
 
 from pipeline.formats.csv_fragments import MANIFEST_NAME, ROWS_FINGERPRINT_SQL, Fragment, assemble_csv, fault_point
 from pipeline.formats.excel_safe import install_excel_safe, sql_text, write_safe_csv
+from pipeline.formats.parquet_fragments import assemble_parquet
 from pipeline.formats.xlsx_stream import (
     PERCENT_FORMAT,
     StreamedWorkbook,
@@ -104,8 +105,9 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # clerk of a small district opens one file. Above it, the per-kind rows are in the town and unit files only
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
+PARQUET_CACHE = "parquet"  # the Parquet's fragments, in the cache folder
 EXPORT_TABLE = export_table.EXPORT_TABLE  # the ledger as of the date, kept by hazard (export_table.py)
-FILE_ORDER = "kind, town_code, hazard_no"  # the ledger's order in the files
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
 PROPOSALS_TABLE = "ledger_export_proposals"  # … and the 督办建议清单's rows
 PROPOSALS_ORDER = "ORDER BY overdue_days DESC NULLS LAST, found_date, hazard_no"  # duban.proposals_sql's order
@@ -119,6 +121,7 @@ WRITER_FILES = (
     "pipeline/formats/xlsx_stream.py",
     "pipeline/formats/excel_safe.py",
     "pipeline/formats/csv_fragments.py",
+    "pipeline/formats/parquet_fragments.py",
 )
 
 
@@ -253,6 +256,7 @@ class LedgerExport:
     rows_rendered: int = 0  # hazards whose sheet rows were rendered for the town and unit workbooks written
     rows_computed: int = 0  # hazards whose row of the ledger as of the date was computed (kept: only the changed)
     csv_fragments_written: int = 0  # fragments of the CSV written (the others copied as they were)
+    parquet_fragments_written: int = 0  # … and of the Parquet
 
 
 @dataclass(frozen=True)
@@ -286,13 +290,16 @@ def export_ledger(
     as_of_text, max_rows = as_of_label(as_of), EXCEL_MAX_ROWS
     paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]  # atomic_path clears stale temps
     parts_dir = out_dir / f"隐患台账{suffix}" if suffix else out_dir
-    with export_table.attached(con, cache_dir if table == "hazards" else None):
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None or table != "hazards":  # nothing kept: a temporary folder
+            cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger_export_")))
+        stack.enter_context(export_table.attached(con, cache_dir))
         try:
             kept = _bring_up_to_date(con, as_of, table)
             ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
             by_town, by_unit, by_supervisor = (_exported_summary(con, by, period_start) for by in SUMMARY_KEYS)
             fragments_written = write_ledger_csv(con, paths[1], cache_dir)
-            write_ledger_parquet(con, paths[2])
+            parquet_written = write_ledger_parquet(con, paths[2], cache_dir / PARQUET_CACHE)
             write_summary_csv(by_town, paths[3])
             write_summary_csv(by_unit, paths[4])
             write_summary_csv(by_supervisor, paths[5])
@@ -308,7 +315,8 @@ def export_ledger(
             con.execute(f"DROP TABLE IF EXISTS {PROPOSALS_TABLE}")
         files = paths + [parts_dir / p.rel for p in parts]
         return LedgerExport(int(hazards), int(overdue), by_town, files, written, skipped, proposal_files, proposed,
-                            proposals_written, rendered, kept.rows_written, fragments_written)  # fmt: skip
+                            proposals_written, rendered, kept.rows_written, fragments_written,
+                            parquet_written)  # fmt: skip
 
 
 def _exported_summary(con: duckdb.DuckDBPyConnection, by: str, period_start: dt.date) -> pd.DataFrame:
@@ -373,7 +381,7 @@ def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path
 def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> int:
     install_excel_safe(con)
     columns = _displayed_columns(con, neutralised=True)
-    fragments = [Fragment(rel, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE {where} ORDER BY hazard_no",
+    fragments = [Fragment(rel, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE {where}{_in_order(con)}",
                           fingerprint) for rel, where, fingerprint in _csv_fragments(con)]  # fmt: skip
     return assemble_csv(con, path, cache, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE false", fragments,
                         fault_point("ledger_exports:mid"))  # fmt: skip
@@ -392,19 +400,34 @@ def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]
             in groups]  # fmt: skip
 
 
+def _in_order(con: duckdb.DuckDBPyConnection) -> str:
+    """'' when DuckDB keeps the insertion order (its default): EXPORT_TABLE stores each group in order, a scan
+    reads it so; else an ORDER BY."""
+    in_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    return "" if in_order else " ORDER BY hazard_no"
+
+
 def _group_test(kind: str, town: str | None) -> str:
     """SQL true for the rows of EXPORT_TABLE of this kind and town (none: the hazards of no town)."""
     in_town = "town_code IS NULL" if town is None else f"town_code = {sql_text(town)}"
     return f"kind = {sql_text(kind)} AND {in_town}"
 
 
-def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
+def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> int:
     """Every hazard as Parquet for analysts: the CSV's columns and Chinese headers, typed (dates, numbers)
-    and as recorded (not neutralised: Parquet is read by programs, which run no formulas)."""
-    with atomic_path(path) as tmp:
-        con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE} ORDER BY {FILE_ORDER}) "
-                    f"TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
-    return path
+    and as recorded (not neutralised: Parquet is read by programs, which run no formulas), in the ledger's order.
+
+    Assembled like the CSV from one fragment per asset kind and town kept in `cache` (pipeline/formats/
+    parquet_fragments.py): only the fragments whose rows changed are encoded again, the file is their row
+    groups' bytes under one footer. Returns the fragments written."""
+    columns = _displayed_columns(con, neutralised=False)
+    fragments = [Fragment(rel.replace(".csv", ".parquet"), f"SELECT {columns} FROM {EXPORT_TABLE} WHERE {where}"
+                          f"{_in_order(con)}", fingerprint) for rel, where, fingerprint in _csv_fragments(con)]  # fmt: skip
+    if fragments:
+        return assemble_parquet(con, path, cache, fragments, PARQUET_OPTIONS)
+    with atomic_path(path) as tmp:  # no hazard: the columns alone
+        con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE}) TO {sql_text(str(tmp))} ({PARQUET_OPTIONS})")
+    return 0
 
 
 # --- one workbook per town and per responsible unit ---------------------------------------------------
