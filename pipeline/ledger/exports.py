@@ -5,12 +5,13 @@ whose deadline (or recorded extension) has passed, or whose immediate control (�
 not reported in place by its control deadline (管控逾期, counted from that deadline; 逾期类型 says which). 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
 
-Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table,
-in the ledger's order by row numbers taken from the hazards' numbers alone (issue 30: a window over the whole
-row sorted every column of every hazard); the summaries and the 督办建议清单 read that table.
+Exports at any size (issue 14): the ledger as of the date is one DuckDB table, kept between runs by asset kind
+and town in the cache (pipeline/ledger/export_table.py, issue 30: only the groups with a changed hazard are
+computed again, each stored in the files' order); the summaries, the files and the 督办建议清单 read that table.
 The full CSV is the header and one fragment per asset kind and town, each written by DuckDB COPY (text
 through the SQL form of the one neutraliser) and kept with a fingerprint, so only the fragments whose rows
-changed are written again; the Parquet is one COPY. The XLSX files are one per town and one per
+changed are written again; the Parquet likewise, its fragments' row groups copied under one footer
+(pipeline/formats/parquet_fragments.py). The XLSX files are one per town and one per
 responsible unit, rewritten only when what they show changed (a fingerprint per file in
 exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/formats/xlsx_stream.py)
 and streamed into each workbook. 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
