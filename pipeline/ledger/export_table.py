@@ -55,10 +55,14 @@ class KeptUpdate:
 
 
 @contextlib.contextmanager
-def attached(con: duckdb.DuckDBPyConnection, folder: Path) -> Iterator[None]:
-    """The kept file of `folder` attached as SCHEMA while the block runs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    con.execute(f"ATTACH {sql_text(str(folder / KEPT_FILE))} AS {SCHEMA}")
+def attached(con: duckdb.DuckDBPyConnection, folder: Path | None) -> Iterator[None]:
+    """The kept file of `folder` attached as SCHEMA while the block runs; without a folder, a database in memory
+    (nothing kept: the table is computed whole). Writable on a read-only connection too (the command line's
+    export reads the published snapshot)."""
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    where = ":memory:" if folder is None else str(folder / KEPT_FILE)
+    con.execute(f"ATTACH {sql_text(where)} AS {SCHEMA} (READ_WRITE)")
     try:
         yield
     finally:

@@ -292,9 +292,11 @@ def export_ledger(
     paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]  # atomic_path clears stale temps
     parts_dir = out_dir / f"隐患台账{suffix}" if suffix else out_dir
     with contextlib.ExitStack() as stack:
-        if cache_dir is None or table != "hazards":  # nothing kept: a temporary folder
+        if cache_dir is None or table != "hazards":  # nothing kept: the table in memory, fragments in a temp folder
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger_export_")))
-        stack.enter_context(export_table.attached(con, cache_dir))
+            stack.enter_context(export_table.attached(con, None))
+        else:
+            stack.enter_context(export_table.attached(con, cache_dir))
         try:
             kept = _bring_up_to_date(con, as_of, table)
             ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
