@@ -74,9 +74,9 @@ def bring_up_to_date(
     con: duckdb.DuckDBPyConnection, select: Callable[[str], str], params: dict, table: str, base: str
 ) -> KeptUpdate:
     """EXPORT_TABLE as `select` gives it now: select(source) is the SELECT of the table's rows over `source` (a
-    table of hazards, every column, and `source_hash`: with_source_hash), `params` its parameters. Rebuilt whole when `base` is not the table's;
-    else only the groups with a hazard whose source row changed (or that appeared or left) are taken out and put
-    back, in order."""
+    table of hazards, every column, and `source_hash`: with_source_hash), `params` its parameters. Rebuilt whole
+    when `base` is not the table's; else only the groups with a hazard whose source row changed (or that
+    appeared or left) are taken out and put back, in order."""
     if _recorded_base(con) != base:
         return _rebuild(con, select(with_source_hash(table)), params, base)
     groups = _scope(con, table)
