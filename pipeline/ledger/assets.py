@@ -152,6 +152,8 @@ def ledger_exports(store: LitongStore) -> dg.MaterializeResult:
                   "xlsx": str(result.files[0]), "csv": str(result.files[1]), "parquet": str(result.files[2]),
                   "duban_proposed": result.proposed, "duban_proposals": str(result.proposals[0]),
                   "duban_proposals_written": result.proposals_written, "rows_rendered": result.rows_rendered,
+                  "rows_computed": result.rows_computed, "csv_fragments_written": result.csv_fragments_written,
+                  "parquet_fragments_written": result.parquet_fragments_written,
                   "by_town": dg.MetadataValue.md(by_town.to_markdown(index=False) if len(by_town) else "empty")}
     )  # fmt: skip
 

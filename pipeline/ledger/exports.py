@@ -5,12 +5,13 @@ whose deadline (or recorded extension) has passed, or whose immediate control (�
 not reported in place by its control deadline (管控逾期, counted from that deadline; 逾期类型 says which). 管控中 and 已整改待验收 are not counted as
 overdue: the unit has done its part (control measures in place, or work awaiting acceptance).
 
-Exports at any size (issue 14): the ledger as of the date is computed once into a temporary DuckDB table,
-in the ledger's order by row numbers taken from the hazards' numbers alone (issue 30: a window over the whole
-row sorted every column of every hazard); the summaries and the 督办建议清单 read that table.
+Exports at any size (issue 14): the ledger as of the date is one DuckDB table, kept between runs by asset kind
+and town in the cache (pipeline/ledger/export_table.py, issue 30: only the groups with a changed hazard are
+computed again, each stored in the files' order); the summaries, the files and the 督办建议清单 read that table.
 The full CSV is the header and one fragment per asset kind and town, each written by DuckDB COPY (text
 through the SQL form of the one neutraliser) and kept with a fingerprint, so only the fragments whose rows
-changed are written again; the Parquet is one COPY. The XLSX files are one per town and one per
+changed are written again; the Parquet likewise, its fragments' row groups copied under one footer
+(pipeline/formats/parquet_fragments.py). The XLSX files are one per town and one per
 responsible unit, rewritten only when what they show changed (a fingerprint per file in
 exports_manifest.json); the sheet rows of their hazards are rendered by DuckDB once (pipeline/formats/xlsx_stream.py)
 and streamed into each workbook. 隐患台账.xlsx is the district's summary workbook with a 目录 of those files.
@@ -34,6 +35,7 @@ import pandas as pd
 
 from pipeline.formats.csv_fragments import MANIFEST_NAME, ROWS_FINGERPRINT_SQL, Fragment, assemble_csv, fault_point
 from pipeline.formats.excel_safe import install_excel_safe, sql_text, write_safe_csv
+from pipeline.formats.parquet_fragments import assemble_parquet
 from pipeline.formats.xlsx_stream import (
     PERCENT_FORMAT,
     StreamedWorkbook,
@@ -42,6 +44,7 @@ from pipeline.formats.xlsx_stream import (
     row_xml_sql,
     streamed_workbook,
 )
+from pipeline.ledger import export_table
 from pipeline.ledger.duban import PROPOSAL_COLUMNS, PROPOSALS_NAME, proposal_rules, proposals_sql
 from pipeline.ledger.model import (
     DEFAULT_REVIEW_DAYS,
@@ -103,8 +106,9 @@ RATE_COLUMN, RATE_FORMAT = "整改率", ".1%"  # 12.5% in the CSV, a percent cel
 # clerk of a small district opens one file. Above it, the per-kind rows are in the town and unit files only
 # (writing a sheet costs about 0.3 ms a row: 100,000 rows are half a minute more).
 SMALL_LEDGER_ROWS = 100_000
-EXPORT_TABLE = "ledger_export"  # the ledger as of the date, a temporary table while exporting
-ORDER_TABLE = "ledger_export_order"  # … its hazards' row numbers in the ledger's order, while making it
+PARQUET_CACHE = "parquet"  # the Parquet's fragments, in the cache folder
+EXPORT_TABLE = export_table.EXPORT_TABLE  # the ledger as of the date, kept by hazard (export_table.py)
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd"
 ROWS_XML_TABLE = "ledger_export_xml"  # … and the sheet rows of the hazards whose workbooks are written
 PROPOSALS_TABLE = "ledger_export_proposals"  # … and the 督办建议清单's rows
 PROPOSALS_ORDER = "ORDER BY overdue_days DESC NULLS LAST, found_date, hazard_no"  # duban.proposals_sql's order
@@ -118,6 +122,7 @@ WRITER_FILES = (
     "pipeline/formats/xlsx_stream.py",
     "pipeline/formats/excel_safe.py",
     "pipeline/formats/csv_fragments.py",
+    "pipeline/formats/parquet_fragments.py",
 )
 
 
@@ -250,6 +255,9 @@ class LedgerExport:
     proposed: int = 0  # hazards the 督办建议清单 lists
     proposals_written: bool = True  # … and whether its files were written now (False: nothing it shows changed)
     rows_rendered: int = 0  # hazards whose sheet rows were rendered for the town and unit workbooks written
+    rows_computed: int = 0  # hazards whose row of the ledger as of the date was computed (kept: only the changed)
+    csv_fragments_written: int = 0  # fragments of the CSV written (the others copied as they were)
+    parquet_fragments_written: int = 0  # … and of the Parquet
 
 
 @dataclass(frozen=True)
@@ -283,28 +291,35 @@ def export_ledger(
     as_of_text, max_rows = as_of_label(as_of), EXCEL_MAX_ROWS
     paths = [out_dir / f"{name}{suffix}{ext}" for name, ext in EXPORT_FILES]  # atomic_path clears stale temps
     parts_dir = out_dir / f"隐患台账{suffix}" if suffix else out_dir
-    try:
-        hazards, overdue = _materialise(con, as_of, table)
-        by_town, by_unit, by_supervisor = (_exported_summary(con, by, period_start) for by in SUMMARY_KEYS)
-        write_ledger_csv(con, paths[1], cache_dir)
-        write_ledger_parquet(con, paths[2])
-        write_summary_csv(by_town, paths[3])
-        write_summary_csv(by_unit, paths[4])
-        write_summary_csv(by_supervisor, paths[5])
-        parts, with_kinds = ledger_parts(con, as_of_text, max_rows), hazards <= SMALL_LEDGER_ROWS
-        written, skipped, rendered = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
-        catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
-        write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows, with_kinds)
-        proposed, proposal_files, proposals_written = write_proposals(
-            con, as_of, out_dir, suffix, table, as_of_text, parts_dir / MANIFEST_NAME
-        )
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {EXPORT_TABLE}")
-        con.execute(f"DROP TABLE IF EXISTS {ROWS_XML_TABLE}")
-        con.execute(f"DROP TABLE IF EXISTS {PROPOSALS_TABLE}")
-    files = paths + [parts_dir / p.rel for p in parts]
-    return LedgerExport(hazards, overdue, by_town, files, written, skipped, proposal_files, proposed,
-                        proposals_written, rendered)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if cache_dir is None or table != "hazards":  # nothing kept: the table in memory, fragments in a temp folder
+            cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger_export_")))
+            stack.enter_context(export_table.attached(con, None))
+        else:
+            stack.enter_context(export_table.attached(con, cache_dir))
+        try:
+            kept = _bring_up_to_date(con, as_of, table)
+            ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
+            by_town, by_unit, by_supervisor = (_exported_summary(con, by, period_start) for by in SUMMARY_KEYS)
+            fragments_written = write_ledger_csv(con, paths[1], cache_dir)
+            parquet_written = write_ledger_parquet(con, paths[2], cache_dir / PARQUET_CACHE)
+            write_summary_csv(by_town, paths[3])
+            write_summary_csv(by_unit, paths[4])
+            write_summary_csv(by_supervisor, paths[5])
+            parts, with_kinds = ledger_parts(con, as_of_text, max_rows), hazards <= SMALL_LEDGER_ROWS
+            written, skipped, rendered = write_parts(con, parts, parts_dir, as_of_text, max_rows, render_all=with_kinds)
+            catalogue = [(p, (parts_dir / p.rel).relative_to(out_dir).as_posix()) for p in parts]
+            write_district_workbook(con, paths[0], by_town, by_unit, catalogue, as_of_text, max_rows, with_kinds)
+            proposed, proposal_files, proposals_written = write_proposals(
+                con, as_of, out_dir, suffix, table, as_of_text, parts_dir / MANIFEST_NAME
+            )
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {ROWS_XML_TABLE}")
+            con.execute(f"DROP TABLE IF EXISTS {PROPOSALS_TABLE}")
+        files = paths + [parts_dir / p.rel for p in parts]
+        return LedgerExport(int(hazards), int(overdue), by_town, files, written, skipped, proposal_files, proposed,
+                            proposals_written, rendered, kept.rows_written, fragments_written,
+                            parquet_written)  # fmt: skip
 
 
 def _exported_summary(con: duckdb.DuckDBPyConnection, by: str, period_start: dt.date) -> pd.DataFrame:
@@ -315,37 +330,25 @@ def _exported_summary(con: duckdb.DuckDBPyConnection, by: str, period_start: dt.
     return con.execute(sql, {"period_start": period_start}).df()
 
 
-def _materialise(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> tuple[int, int]:
-    """The ledger as of `as_of` into the temporary table EXPORT_TABLE: row number `rn` in the ledger's
-    order (kind, town_code, hazard_no), the file keys (town_part, unit_part), the level, the displayed
-    columns and `row_hash` (of what the row shows: the files' fingerprints add it up). Returns (hazards,
-    overdue).
-
-    The row numbers are computed on the hazards' numbers alone (ORDER_TABLE) and joined on: a window over the
-    ledger's 47 columns sorted every row's whole payload (22 of the step's 54 s at 1 M buildings, and its
-    peak memory). The table is stored in `rn` order, so COPY and the sheets read it in order."""
+def _bring_up_to_date(con: duckdb.DuckDBPyConnection, as_of: dt.date, table: str) -> export_table.KeptUpdate:
+    """EXPORT_TABLE, the ledger as of `as_of` kept by hazard (export_table.py): the file keys (town_part,
+    unit_part), the level, the summaries' keys, the displayed columns and `row_hash` (of what the row shows:
+    the files' fingerprints add it up). Its base: the date, the names of towns, units and kinds, this code."""
     register_reference(con)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {ORDER_TABLE} AS
-        SELECT hazard_no, row_number() OVER (ORDER BY kind, town_code, hazard_no) AS rn
-        FROM {table} WHERE status <> '{WITHDRAWN}'"""
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {EXPORT_TABLE} AS
-        SELECT o.rn, kind, town_code, risk_level,
-               CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
-               CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
-                    THEN responsible_unit ELSE '' END AS unit_part,
-               responsible_unit, sector_supervisor, rectification,  -- the summaries' keys and counts
-               {", ".join(LEDGER_COLUMNS)},
-               hash(risk_level, {", ".join(LEDGER_COLUMNS)}) AS row_hash  -- what a row shows (level: its fill)
-        FROM ({ledger_sql(table, ordered=False)}) l JOIN {ORDER_TABLE} o USING (hazard_no)
-        ORDER BY o.rn""",
-        {"as_of": as_of},
-    )
-    con.execute(f"DROP TABLE {ORDER_TABLE}")
-    ((hazards, overdue),) = con.execute(f"SELECT count(*), count(overdue_days) FROM {EXPORT_TABLE}").fetchall()
-    return int(hazards), int(overdue)
+    columns = f"""kind, town_code, risk_level,
+        CASE WHEN town_name IS NOT NULL THEN town_code ELSE '' END AS town_part,
+        CASE WHEN unit_name IS NOT NULL AND regexp_full_match(responsible_unit, '{FILE_CODE}')
+             THEN responsible_unit ELSE '' END AS unit_part,
+        responsible_unit, sector_supervisor, rectification,  -- the summaries' keys and counts
+        {", ".join(LEDGER_COLUMNS)},
+        hash(risk_level, {", ".join(LEDGER_COLUMNS)}) AS row_hash,  -- what a row shows (level: its fill)
+        source_hash"""
+    base = export_table.base_of(as_of, table, towns(), units(), KIND_ZH, writer_version(),
+                                stage_inputs.code_version("pipeline/ledger"))  # fmt: skip
+    return export_table.bring_up_to_date(
+        con, lambda source: f"SELECT {columns} FROM ({ledger_sql(source, ordered=False)}) l", {"as_of": as_of},
+        table, base,
+    )  # fmt: skip
 
 
 # --- the whole ledger as CSV and Parquet, by DuckDB COPY -------------------------------------------------
@@ -362,7 +365,7 @@ def _displayed_columns(con: duckdb.DuckDBPyConnection, neutralised: bool) -> str
     return ", ".join(shown)
 
 
-def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path | None = None) -> Path:
+def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path | None = None) -> int:
     """Every hazard as CSV, written by DuckDB COPY: UTF-8 with BOM (Excel opens it as Chinese), the Chinese
     headers, every text cell neutralised, dates as 2023-05-11, numbers as numbers.
 
@@ -371,45 +374,63 @@ def write_ledger_csv(con: duckdb.DuckDBPyConnection, path: Path, cache_dir: Path
     whose rows changed are written again, the others are copied as they are (at 1 M buildings a new file
     in one town rewrites one fragment of 13, not 560,000 rows). Without a `cache_dir` they are written to
     a temporary folder. Written to a temporary file and renamed; the fault point `ledger_exports:mid` is
-    after the first half of the fragments."""
+    after the first half of the fragments. Returns the fragments written."""
     with contextlib.ExitStack() as stack:
         if cache_dir is None:
             cache_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ledger_csv_")))
         return _assemble_csv(con, path, Path(cache_dir))
 
 
-def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> Path:
+def _assemble_csv(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> int:
     install_excel_safe(con)
     columns = _displayed_columns(con, neutralised=True)
-    fragments = [Fragment(rel, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE rn BETWEEN {first} AND {last} ORDER BY rn",
-                          fingerprint) for rel, first, last, fingerprint in _csv_fragments(con)]  # fmt: skip
-    assemble_csv(con, path, cache, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE false", fragments,
-                 fault_point("ledger_exports:mid"))  # fmt: skip
-    return path
+    fragments = [Fragment(rel, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE {where}{_in_order(con)}",
+                          fingerprint) for rel, where, fingerprint in _csv_fragments(con)]  # fmt: skip
+    return assemble_csv(con, path, cache, f"SELECT {columns} FROM {EXPORT_TABLE} WHERE false", fragments,
+                        fault_point("ledger_exports:mid"))  # fmt: skip
 
 
-def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int, str]]:
-    """(file name, first rn, last rn, fingerprint of the rows) of each asset kind's town in the ledger's
-    order (kind, town, number: a group is a run of rn). The fingerprint covers what the CSV shows."""
+def _csv_fragments(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(file name, SQL test of its rows, fingerprint of the rows) of each asset kind's town in the ledger's
+    order (kind, town, number). The fingerprint covers what the CSV shows."""
     groups = con.execute(
-        f"""SELECT kind, town_code, min(rn), max(rn), {ROWS_FINGERPRINT_SQL} FROM {EXPORT_TABLE}
-            GROUP BY kind, town_code ORDER BY 3"""
+        f"""SELECT kind, town_code, {ROWS_FINGERPRINT_SQL} FROM {EXPORT_TABLE}
+            GROUP BY kind, town_code ORDER BY kind, town_code"""
     ).fetchall()
     shown = [writer_version(), list(LEDGER_COLUMNS.values())]
-    return [(f"{kind}_{stage_inputs.fingerprint(town)[:16]}.csv", first, last,
-             stage_inputs.fingerprint(*shown, n, hash_sum, hash_xor)) for kind, town, first, last, n, hash_sum, hash_xor
+    return [(f"{kind}_{stage_inputs.fingerprint(town)[:16]}.csv", _group_test(kind, town),
+             stage_inputs.fingerprint(*shown, n, hash_sum, hash_xor)) for kind, town, n, hash_sum, hash_xor
             in groups]  # fmt: skip
 
 
-def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Path:
-    """Every hazard as Parquet for analysts: the CSV's columns and Chinese headers, typed (dates, numbers)
-    and as recorded (not neutralised: Parquet is read by programs, which run no formulas)."""
+def _in_order(con: duckdb.DuckDBPyConnection) -> str:
+    """'' when DuckDB keeps the insertion order (its default): EXPORT_TABLE stores each group in order, a scan
+    reads it so; else an ORDER BY."""
     in_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-    order = "" if in_order else " ORDER BY rn"  # EXPORT_TABLE is stored in rn order: no sort of every row again
-    with atomic_path(path) as tmp:
-        con.execute(f"COPY (SELECT {_displayed_columns(con, neutralised=False)} FROM {EXPORT_TABLE}{order}) "
-                    f"TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")  # fmt: skip
-    return path
+    return "" if in_order else " ORDER BY hazard_no"
+
+
+def _group_test(kind: str, town: str | None) -> str:
+    """SQL true for the rows of EXPORT_TABLE of this kind and town (none: the hazards of no town)."""
+    in_town = "town_code IS NULL" if town is None else f"town_code = {sql_text(town)}"
+    return f"kind = {sql_text(kind)} AND {in_town}"
+
+
+def write_ledger_parquet(con: duckdb.DuckDBPyConnection, path: Path, cache: Path) -> int:
+    """Every hazard as Parquet for analysts: the CSV's columns and Chinese headers, typed (dates, numbers)
+    and as recorded (not neutralised: Parquet is read by programs, which run no formulas), in the ledger's order.
+
+    Assembled like the CSV from one fragment per asset kind and town kept in `cache` (pipeline/formats/
+    parquet_fragments.py): only the fragments whose rows changed are encoded again, the file is their row
+    groups' bytes under one footer. Returns the fragments written."""
+    columns = _displayed_columns(con, neutralised=False)
+    fragments = [Fragment(rel.replace(".csv", ".parquet"), f"SELECT {columns} FROM {EXPORT_TABLE} WHERE {where}"
+                          f"{_in_order(con)}", fingerprint) for rel, where, fingerprint in _csv_fragments(con)]  # fmt: skip
+    if fragments:
+        return assemble_parquet(con, path, cache, fragments, PARQUET_OPTIONS)
+    with atomic_path(path) as tmp:  # no hazard: the columns alone
+        con.execute(f"COPY (SELECT {columns} FROM {EXPORT_TABLE}) TO {sql_text(str(tmp))} ({PARQUET_OPTIONS})")
+    return 0
 
 
 # --- one workbook per town and per responsible unit ---------------------------------------------------
@@ -486,13 +507,14 @@ def _parts_filter(parts: list[Part]) -> str:
 
 def render_rows(con: duckdb.DuckDBPyConnection, where: str) -> int:
     """ROWS_XML_TABLE: the sheet row (<row> element in SHEET_COLUMNS' order, the level's fill on the coloured
-    columns, every text neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its rn, kind,
+    columns, every text neutralised) of each hazard of EXPORT_TABLE that matches `where`, with its town, number, kind,
     file keys and whether it is closed (the sheets list those after the open ones). Returns the rows rendered."""
-    columns = f"SELECT rn, risk_level, {', '.join(SHEET_COLUMNS)} FROM {EXPORT_TABLE}"
+    columns = f"SELECT risk_level, {', '.join(SHEET_COLUMNS)} FROM {EXPORT_TABLE}"
     coloured = [c for c, h in SHEET_COLUMNS.items() if h in COLOURED_COLUMNS]
-    row = row_xml_sql(con, columns, level_column="risk_level", coloured=coloured, hidden=["rn"])
+    row = row_xml_sql(con, columns, level_column="risk_level", coloured=coloured)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {ROWS_XML_TABLE} AS
-                    SELECT rn, kind, town_part, unit_part, status = '{CLOSED_STATUS}' AS closed, {row} AS xml
+                    SELECT town_code, hazard_no, kind, town_part, unit_part, status = '{CLOSED_STATUS}' AS closed,
+                           {row} AS xml
                     FROM {EXPORT_TABLE} WHERE {where}""")
     return con.execute(f"SELECT count(*) FROM {ROWS_XML_TABLE}").fetchall()[0][0]
 
@@ -521,7 +543,7 @@ def write_kind_sheets(
         n_sheets = max(1, -(-n // per_sheet))
         for i in range(n_sheets):
             rows = fetch_xml(con, f"""SELECT xml FROM {ROWS_XML_TABLE} WHERE {where} AND kind = ?
-                                      ORDER BY closed, rn LIMIT {per_sheet} OFFSET {i * per_sheet}""",
+                                      ORDER BY closed, town_code, hazard_no LIMIT {per_sheet} OFFSET {i * per_sheet}""",
                              [*params, kind])  # fmt: skip
             title = kind_zh if n_sheets == 1 else f"{kind_zh}({i + 1})"
             wb.add_sheet(title, list(SHEET_COLUMNS.values()), rows, n_rows=min(per_sheet, n - i * per_sheet))
