@@ -158,6 +158,19 @@ def test_the_ledger_as_of_the_date_is_kept_by_group(deployment, tmp_path):
     assert numbers == ["JZ-A-B11", "JZ-B-B01", "JZ-C-B01", "JZ-D-B11"]
 
 
+def test_a_damaged_kept_table_is_computed_again(deployment, tmp_path):
+    """The kept table is a cache: a file that cannot be opened (cut short, overwritten) is computed again and the
+    export is the one from scratch, never a failed run."""
+    district = _district(deployment)
+    out, cache, fresh = tmp_path / "ledger", tmp_path / "cache", tmp_path / "fresh"
+    _export(district, out, cache)
+    (cache / export_table.KEPT_FILE).write_bytes(b"not a database" * 1000)
+    again = _export(district, out, cache)
+    assert again.rows_computed == 5
+    _export(district, fresh, None)
+    _same_as_from_scratch(out, fresh)
+
+
 def test_a_parquet_file_of_fragments_is_their_rows_in_order(tmp_path):
     """concatenate: the row groups of several Parquet files (several row groups each, dictionary pages,
     statistics) under one footer read back as the rows of the files one after another, by DuckDB and pyarrow."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from pipeline.formats.excel_safe import sql_text
 from pipeline.ledger.model import WITHDRAWN
 from pipeline.platform import stage_inputs
 from pipeline.platform.failures import rollback
+
+log = logging.getLogger(__name__)
 
 KEPT_FILE = "ledger_export.duckdb"  # in the cache folder
 SCHEMA = "ledger_kept"  # the file's name while attached
@@ -62,7 +65,15 @@ def attached(con: duckdb.DuckDBPyConnection, folder: Path | None) -> Iterator[No
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     where = ":memory:" if folder is None else str(folder / KEPT_FILE)
-    con.execute(f"ATTACH {sql_text(where)} AS {SCHEMA} (READ_WRITE)")
+    try:
+        con.execute(f"ATTACH {sql_text(where)} AS {SCHEMA} (READ_WRITE)")
+    except duckdb.Error as e:  # a damaged kept file (a cut copy, a full disk): it is a cache, computed again
+        if folder is None:
+            raise
+        log.warning("the kept ledger table %s could not be opened (%s): computed again", where, e)
+        for damaged in (folder / KEPT_FILE, folder / f"{KEPT_FILE}.wal"):
+            damaged.unlink(missing_ok=True)
+        con.execute(f"ATTACH {sql_text(where)} AS {SCHEMA} (READ_WRITE)")
     try:
         yield
     finally:
