@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from pipeline.engines.base import SCORING_INPUT, ScoringJob
@@ -27,11 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def run_suite(
-    load_column: Callable[[str], pd.DataFrame],
-    t: Template,
-    expectations: list[Expectation],
-    wide: bool = False,
-    keys_of: dict[str, np.ndarray] | None = None,
+    load_column: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation], wide: bool = False
 ) -> tuple[pd.DataFrame, bool]:
     """Run the suite with Great Expectations; returns one row per (row key, failed check).
 
@@ -39,9 +34,7 @@ def run_suite(
     them: GE filters the whole batch frame for every metric (one wide frame costs columns x
     expectations), and one column at a time keeps memory to one column. A few rows (`wide`) are validated
     as one frame of all the columns, with one suite: then GE's cost is its ~0.2 s per validation, ~40
-    validations of one column each for a kind's 150 rows (issue 30: every small kind's staging took 15-70 s).
-    `keys_of`: the frames are indexed by position, and a column's failing positions are these row keys
-    (`run_distinct`'s packed frame: several positions may name one key, reported once per expectation)."""
+    validations of one column each for a kind's 150 rows (issue 30: every small kind's staging took 15-70 s)."""
     frames, success = [], True
     by_column: dict[str, list[Expectation]] = {}
     for e in expectations:
@@ -60,8 +53,6 @@ def run_suite(
             if r.exception_info.get("raised_exception"):
                 raise RuntimeError(f"expectation {e.check_id} on {e.column} raised: {r.exception_info}")
             keys = r.result.get("unexpected_index_list") or []
-            if keys and keys_of is not None:
-                keys = [int(k) for k in np.unique(keys_of[e.column][np.asarray(keys, dtype=np.int64)])]
             if keys:
                 frames.append(failure_frame(e, keys))
     return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
@@ -78,7 +69,7 @@ def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) 
     def load(column: str) -> pd.DataFrame:
         arrow = con.sql(
             f"SELECT _row_key, {quote(column)} FROM {table} WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)} "
-            "ORDER BY _row_key"  # the store keeps a kind's rows in no particular order
+            "ORDER BY _row_key"  # the normalised rows are stored in no particular order (normalize.py)
         ).to_arrow_table()
         df = arrow.to_pandas(date_as_object=False).set_index("_row_key")
         df.index.name = None  # GE then reports plain index values
@@ -163,48 +154,11 @@ def _run_in_chunks(
     frames, success = [], True
     while lo < hi:
         top = min(lo + CHUNK_ROWS, hi)
-        failures, ok = run_distinct(distinct_loader(con, table, lo, top), t, expectations)
+        failures, ok = run_suite(distinct_loader(con, table, lo, top), t, expectations)
         frames.append(rows_of_values(con, table, lo, top, failures, expectations))
         success = success and ok
         lo += CHUNK_ROWS
     return (pd.concat(frames, ignore_index=True) if frames else no_failures()), success
-
-
-PACK_ROWS = 5_000  # columns of up to this many distinct values in a chunk share one frame (`run_distinct`)
-
-
-def run_distinct(
-    load_distinct: Callable[[str], pd.DataFrame], t: Template, expectations: list[Expectation]
-) -> tuple[pd.DataFrame, bool]:
-    """The suite on each column's distinct values (`distinct_loader`), reported by each value's first row key.
-
-    The columns of few distinct values (towns, kinds, years, yes/no, the check flags: most of a template) are
-    validated together, as one frame of PACK_ROWS rows at most with one suite: a shorter column is padded by
-    repeating its first value, which is judged as that value is (every expectation is column-map) and reported
-    by that value's key. GE costs ~0.1 s per validation and ~0.15 s per suite it builds, whatever the rows: a
-    suite and a validation per column was ~55 of each for the buildings (issue 30). A column of many values
-    (ids, coordinates, addresses) keeps its own frame, as long as its values."""
-    frames = {c: load_distinct(c) for c in dict.fromkeys(e.column for e in expectations)}
-    packed = {c for c, frame in frames.items() if len(frame) <= PACK_ROWS}
-    out, success = [], True
-    if packed:
-        length = max(len(frames[c]) for c in packed)
-        padded, keys_of = {}, {}
-        for c in packed:
-            positions = np.arange(length)
-            positions[positions >= len(frames[c])] = 0
-            padded[c] = frames[c].iloc[positions].reset_index(drop=True)
-            keys_of[c] = frames[c].index.to_numpy(dtype=np.int64)[positions]
-        group = [e for e in expectations if e.column in packed]
-        failures, ok = run_suite(padded.__getitem__, t, group, True, keys_of)
-        out.append(failures)
-        success = success and ok
-    rest = [e for e in expectations if e.column not in packed]
-    if rest:
-        failures, ok = run_suite(frames.__getitem__, t, rest)
-        out.append(failures)
-        success = success and ok
-    return (pd.concat(out, ignore_index=True) if out else no_failures()), success
 
 
 def run_by_rows(

@@ -82,7 +82,7 @@ def _town_name_of(expr: str) -> str:
 
 
 def field_columns(f: Field, town_name: bool = True) -> list[str]:
-    """SQL select items for one field, reading the cleaned column `c."<key>"` (`town_name`: the template has a
+    """SQL select items for one field, reading the cleaned column `c."<key>"` as `prepared` left it (`town_name`: the template has a
     乡镇 column, which stands in for a missing town code)."""
     c = f"c.{quote(f.key)}"
     k = quote(f.key)
@@ -108,7 +108,7 @@ def field_columns(f: Field, town_name: bool = True) -> list[str]:
             f"AS {quote(f.key + '__bad')}",
         ]
     if f.type in ("integer", "decimal"):
-        t = f"clean_number({_not_unknown(c, f)})"
+        t = c  # clean_number(_not_unknown(...)), once (`prepared`)
         sql_type = "BIGINT" if f.type == "integer" else "DOUBLE"
         pattern = r"[-+]?\d+(\.0+)?" if f.type == "integer" else r"[-+]?(\d+\.?\d*|\.\d+)"
         typed = (
@@ -116,24 +116,50 @@ def field_columns(f: Field, town_name: bool = True) -> list[str]:
         )
         return [f"{t} AS {txt}", f"{typed} AS {k}"]
     if f.type == "year":
-        t = _not_unknown(c, f)
+        t = c  # _not_unknown(...), once (`prepared`)
         canon = f"CASE WHEN regexp_full_match({t}, '\\d{{4}}(年.*|[-/.]\\d{{1,2}}.*)?') THEN left({t}, 4) ELSE {t} END"
         return [
             f"{canon} AS {txt}",
             f"TRY_CAST(CASE WHEN regexp_full_match({canon}, '\\d{{4}}') THEN {canon} END AS INTEGER) AS {k}",
         ]
     if f.type == "date":
-        t = _not_unknown(c, f)
-        unified = (
-            f"regexp_replace(replace(replace(replace(replace(split_part({t}, ' ', 1), '年', '-'), '月', '-'), '日', ''), "
-            f"'/', '-'), '\\.', '-', 'g')"
-        )
-        parsed = f"coalesce(try_strptime({unified}, '%Y-%m-%d'), CASE WHEN regexp_full_match({t}, '\\d{{8}}') THEN try_strptime({t}, '%Y%m%d') END)::DATE"
+        t = c  # _not_unknown(...), once (`prepared`)
+        parsed = f"c.{quote(f.key + '__date')}"
         return [
             f"CASE WHEN {parsed} IS NOT NULL THEN strftime({parsed}, '%Y-%m-%d') ELSE {t} || ' (not a date)' END AS {txt}",
             f"{parsed} AS {k}",
         ]
     raise ValueError(f"unhandled field type {f.type}")
+
+
+def prepared(f: Field) -> list[str]:
+    """The select items that prepare a field's cleaned text for `field_columns`, reading `c."<key>"`: what its typed
+    columns use several times is computed once, in a projection of its own (DuckDB evaluated a number's
+    unit-stripping four times, a date's parsing three times: issue 30)."""
+    c, k = f"c.{quote(f.key)}", quote(f.key)
+    if f.type in ("integer", "decimal"):
+        return [f"clean_number({_not_unknown(c, f)}) AS {k}"]
+    if f.type == "year":
+        return [f"{_not_unknown(c, f)} AS {k}"]
+    if f.type == "date":
+        return [f"{_not_unknown(c, f)} AS {k}"]
+    return []
+
+
+def parsed_dates(f: Field) -> list[str]:
+    """A date field's parsed date (NULL when its text is not one), read by `field_columns` from `c."<key>__date"`."""
+    if f.type != "date":
+        return []
+    t = f"p.{quote(f.key)}"
+    unified = (
+        f"regexp_replace(replace(replace(replace(replace(split_part({t}, ' ', 1), '年', '-'), '月', '-'), '日', ''), "
+        f"'/', '-'), '\\.', '-', 'g')"
+    )
+    parsed = (
+        f"coalesce(try_strptime({unified}, '%Y-%m-%d'), "
+        f"CASE WHEN regexp_full_match({t}, '\\d{{8}}') THEN try_strptime({t}, '%Y%m%d') END)::DATE"
+    )
+    return [f"{parsed} AS {quote(f.key + '__date')}"]
 
 
 def builtin_checks(t: Template) -> list[str]:
@@ -174,6 +200,9 @@ def normalize_sql(t: Template) -> str:
         for f in t.fields
     )
     typed = ", ".join(item for f in t.fields for item in field_columns(f, t.has("town_name")))
+    items = [item for f in t.fields for item in prepared(f)]
+    replace = f" REPLACE ({', '.join(items)})" if items else ""
+    dates = "".join(", " + item for f in t.fields for item in parsed_dates(f))
     checks = [f"({chk.sql}) AS {quote('_chk_' + chk.id)}" for chk in t.checks]
     checks += builtin_checks(t)
     scope = "f.file_id" if t.unique_within == "file" else "f.survey_round"
@@ -189,8 +218,14 @@ def normalize_sql(t: Template) -> str:
         SELECT r.file_id, r.row_no, {clean}
         FROM {raw_table(t.kind)} r JOIN files USING (file_id)
     ),
+    p AS (
+        SELECT c.*{replace} FROM c
+    ),
+    d AS (
+        SELECT p.*{dates} FROM p
+    ),
     t AS (
-        SELECT c.file_id, c.row_no, {typed}{given} FROM c
+        SELECT c.file_id, c.row_no, {typed}{given} FROM d AS c
     ),
     k AS (
         SELECT t.*, {", ".join(checks) + "," if checks else ""}
