@@ -82,8 +82,8 @@ def _town_name_of(expr: str) -> str:
 
 
 def field_columns(f: Field, town_name: bool = True) -> list[str]:
-    """SQL select items for one field, reading the cleaned column `c."<key>"` as `prepared` left it (`town_name`: the template has a
-    乡镇 column, which stands in for a missing town code)."""
+    """SQL select items for one field, reading the cleaned column `c."<key>"` as `prepared` left it (`town_name`:
+    the template has a 乡镇 column, which stands in for a missing town code)."""
     c = f"c.{quote(f.key)}"
     k = quote(f.key)
     txt = quote(f.key + "__txt")
@@ -139,9 +139,7 @@ def prepared(f: Field) -> list[str]:
     c, k = f"c.{quote(f.key)}", quote(f.key)
     if f.type in ("integer", "decimal"):
         return [f"clean_number({_not_unknown(c, f)}) AS {k}"]
-    if f.type == "year":
-        return [f"{_not_unknown(c, f)} AS {k}"]
-    if f.type == "date":
+    if f.type in ("year", "date"):
         return [f"{_not_unknown(c, f)} AS {k}"]
     return []
 
@@ -280,24 +278,15 @@ def cross_sql(t: Template) -> str:
             f"CASE WHEN {' OR '.join(f'a.{quote(col)} IS NULL' for col in chk.columns)} THEN NULL "
             f"ELSE ({cols}) IN (SELECT ({ref}) FROM {staging_table(chk.requires)}) END AS {quote('_chk_' + chk.id)}"
         )
-    looked_up = "".join(f", n.{quote(col)}" for col in dict.fromkeys(c for chk in t.cross_kind for c in chk.columns))
     return f"""
-    WITH a AS (
-        SELECT n._row_key, n.file_id, n.row_no, n.source_file, n._scope, n._record_id, n._content,
-               n._id_complete{looked_up}
-        FROM {norm_table(t.kind)} n
-        WHERE n._row_key IN (SELECT _row_key FROM __affected)
-    ),
-    shared AS (
-        SELECT _scope, _record_id FROM a GROUP BY ALL HAVING count(*) > 1 AND bool_or(_id_complete)
-    ),
+    WITH {_affected_and_shared(t)},
     w AS (
         SELECT m._row_key,
             count(DISTINCT m._content) OVER w = 1 AS _id_unique,
             row_number() OVER (PARTITION BY m._scope, m._content ORDER BY m.source_file, m.row_no) = 1 AS _not_repeat,
             list(m.source_file || '第' || m.row_no || '行') OVER (w ORDER BY m.source_file, m.row_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS _dup_where
-        FROM a m SEMI JOIN shared s ON m._scope IS NOT DISTINCT FROM s._scope AND m._record_id = s._record_id
+        FROM ({shared_rows_sql()}) m
         WINDOW w AS (PARTITION BY m._scope, m._record_id)
     )
     SELECT a._row_key, a.file_id, a.row_no,
@@ -307,3 +296,29 @@ def cross_sql(t: Template) -> str:
         {"".join(", " + c for c in checks)}
     FROM a LEFT JOIN w USING (_row_key)
     """
+
+
+def _affected_and_shared(t: Template) -> str:
+    """CTEs `a`: the affected rows (the columns the checks read), `shared`: the ids given more than once among them."""
+    looked_up = "".join(f", n.{quote(col)}" for col in dict.fromkeys(c for chk in t.cross_kind for c in chk.columns))
+    return f"""a AS (
+        SELECT n._row_key, n.file_id, n.row_no, n.source_file, n._scope, n._record_id, n._content,
+               n._id_complete{looked_up}
+        FROM {norm_table(t.kind)} n
+        WHERE n._row_key IN (SELECT _row_key FROM __affected)
+    ),
+    shared AS (
+        SELECT _scope, _record_id FROM a GROUP BY ALL HAVING count(*) > 1 AND bool_or(_id_complete)
+    )"""
+
+
+def shared_rows_sql() -> str:
+    """The rows the windows of `cross_sql` run on, over its CTEs `a` and `shared`."""
+    return (
+        "SELECT a.* FROM a SEMI JOIN shared s ON a._scope IS NOT DISTINCT FROM s._scope AND a._record_id = s._record_id"
+    )
+
+
+def shared_rows_count_sql(t: Template) -> str:
+    """How many affected rows the windows of `cross_sql` see (what its work grows with)."""
+    return f"WITH {_affected_and_shared(t)} SELECT count(*) FROM ({shared_rows_sql()})"
