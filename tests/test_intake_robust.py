@@ -204,7 +204,7 @@ def test_running_out_of_memory_on_one_file_keeps_the_other_files_rows(deployment
     deployment.drop("buildings", "small.csv", csv_bytes("buildings", [example_row("buildings", building_id="S1")]))
     with store.connect(deployment.db) as con:
         ingest_kind(con, deployment.data_raw, "buildings")
-        con.execute("SET memory_limit = '64MB'")
+        con.execute("SET memory_limit = '48MB'")  # normalising no longer sorts the wide rows: 64 MB holds 50 k now
         result = validate_kind(con, load_template("buildings"))
     assert (result.valid, result.quarantined) == (1, 0)
     assert deployment.query("SELECT building_id FROM stg_buildings") == [("S1",)]

@@ -68,7 +68,8 @@ def column_loader(con: duckdb.DuckDBPyConnection, table: str, lo: int, hi: int) 
 
     def load(column: str) -> pd.DataFrame:
         arrow = con.sql(
-            f"SELECT _row_key, {quote(column)} FROM {table} WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)}"
+            f"SELECT _row_key, {quote(column)} FROM {table} WHERE _row_key > {int(lo)} AND _row_key <= {int(hi)} "
+            "ORDER BY _row_key"  # the normalised rows are stored in no particular order (normalize.py)
         ).to_arrow_table()
         df = arrow.to_pandas(date_as_object=False).set_index("_row_key")
         df.index.name = None  # GE then reports plain index values
