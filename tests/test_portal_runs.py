@@ -150,6 +150,7 @@ def test_the_runner_runs_one_command_at_a_time_and_gives_later_files_their_recei
     runner._run = fake
     runner.request("buildings")
     assert _until(lambda: calls, 5)
+    assert runner.busy()  # the page says 正在处理 from the request on, also while the command is being started
     runner.request("feedback")  # while the first pass runs
     runner.request("feedback")  # twice: one request
     release.set()

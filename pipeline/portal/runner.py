@@ -53,7 +53,7 @@ class Runner:
         self._pending: set[str] = set()
         self._cond = threading.Condition()
         self._stopping = False
-        self._process: subprocess.Popen | None = None
+        self._working = False  # from taking the kinds to the end of their runs (set under the lock)
         self._thread: threading.Thread | None = None
 
     def request(self, kind: str) -> None:
@@ -67,7 +67,7 @@ class Runner:
 
     def busy(self) -> bool:
         with self._cond:
-            return bool(self._pending) or self._process is not None
+            return bool(self._pending) or self._working  # not the process: none yet while it is being started
 
     def stop(self) -> None:
         """The portal stops: nothing new starts; a run going is left to finish (it holds the writer lock and
@@ -79,12 +79,14 @@ class Runner:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                self._working = False
                 while not self._pending and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
                 kinds = tuple(sorted(self._pending))
                 self._pending.clear()
+                self._working = True
             self._run(kinds, True)
             follow = set(kinds)
             while more := self._take():  # confirmed during the first pass: their receipts before the long run
@@ -112,16 +114,12 @@ class Runner:
                 out.flush()
                 process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-                with self._cond:
-                    self._process = process
                 launch.code = process.wait()
                 out.write(f"-- ended {launch.code} after {time.time() - launch.started:.1f} s\n".encode())
         except OSError:
             log.exception("could not start the pipeline run for %s", kinds)
             launch.code = -1
         finally:
-            with self._cond:
-                self._process = None
             launch.ended = time.time()
         if launch.code:
             log.warning("the pipeline run for %s ended with %s (see %s)", kinds, launch.code, self.log_dir / "runs.log")
