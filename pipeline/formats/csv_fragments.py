@@ -36,6 +36,29 @@ class Fragment:
     fingerprint: str  # of what its rows show
 
 
+def refresh_fragments(
+    con: duckdb.DuckDBPyConnection, cache: Path, fragments: Sequence[Fragment], copy_options: str
+) -> int:
+    """Write into `cache` the fragments whose fingerprint changed (or whose file is missing or was changed), by
+    COPY with `copy_options`, and drop the cached fragments no longer listed; returns the number written now.
+    The manifest is saved before the caller assembles its file: a fragment is never recorded without its file,
+    and a crash loses nothing."""
+    cache.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(cache / MANIFEST_NAME)
+    written = 0
+    for fragment in fragments:
+        if not manifest.is_current(fragment.rel, fragment.fingerprint):
+            with atomic_path(cache / fragment.rel) as tmp:
+                con.execute(f"COPY ({fragment.query}) TO {sql_text(str(tmp))} ({copy_options})")
+            manifest.record(fragment.rel, fragment.fingerprint)
+            written += 1
+    for rel in set(manifest.entries) - {f.rel for f in fragments}:  # a group with no row left
+        (cache / rel).unlink(missing_ok=True)
+        manifest.forget(rel)
+    manifest.save()
+    return written
+
+
 def assemble_csv(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -48,19 +71,7 @@ def assemble_csv(
     fragments whose fingerprint changed (or whose file is missing or was changed), drops the cached
     fragments no longer listed, and calls `at_half` after the first half of them (a fault point). Returns
     the number of fragments written now."""
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(cache / MANIFEST_NAME)
-    written = 0
-    for fragment in fragments:
-        if not manifest.is_current(fragment.rel, fragment.fingerprint):
-            with atomic_path(cache / fragment.rel) as tmp:
-                con.execute(f"COPY ({fragment.query}) TO {sql_text(str(tmp))} (FORMAT csv, HEADER false)")
-            manifest.record(fragment.rel, fragment.fingerprint)
-            written += 1
-    for rel in set(manifest.entries) - {f.rel for f in fragments}:  # a group with no row left
-        (cache / rel).unlink(missing_ok=True)
-        manifest.forget(rel)
-    manifest.save()  # before the CSV: a fragment is never recorded without its file, and a crash loses nothing
+    written = refresh_fragments(con, cache, fragments, "FORMAT csv, HEADER false")
     with atomic_path(path) as tmp:
         con.execute(f"COPY ({header_query}) TO {sql_text(str(tmp))} (FORMAT csv, HEADER true)")
         header = tmp.read_bytes()

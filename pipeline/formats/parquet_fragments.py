@@ -20,10 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.formats.csv_fragments import MANIFEST_NAME, Fragment
-from pipeline.formats.excel_safe import sql_text
+from pipeline.formats.csv_fragments import Fragment, refresh_fragments
 from pipeline.platform.atomic import atomic_path
-from pipeline.platform.manifest import Manifest
 
 MAGIC = b"PAR1"
 STOP, TRUE, FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(13)
@@ -42,19 +40,7 @@ def assemble_parquet(
     changed (or whose file is missing or was changed) by COPY with `options` (FORMAT parquet, …), drops the cached
     fragments no longer listed. Returns the number written now. No fragment: nothing to take a schema from, the
     caller writes the file itself."""
-    cache.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest.load(cache / MANIFEST_NAME)
-    written = 0
-    for fragment in fragments:
-        if not manifest.is_current(fragment.rel, fragment.fingerprint):
-            with atomic_path(cache / fragment.rel) as tmp:
-                con.execute(f"COPY ({fragment.query}) TO {sql_text(str(tmp))} ({options})")
-            manifest.record(fragment.rel, fragment.fingerprint)
-            written += 1
-    for rel in set(manifest.entries) - {f.rel for f in fragments}:
-        (cache / rel).unlink(missing_ok=True)
-        manifest.forget(rel)
-    manifest.save()
+    written = refresh_fragments(con, cache, fragments, options)
     concatenate([cache / f.rel for f in fragments], path)
     return written
 
