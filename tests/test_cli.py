@@ -87,6 +87,24 @@ def test_status_shows_last_run_counts_and_failing_checks(home, capsys):
     assert f"隐患 {found:,}：" in out and "房屋建筑" in out  # the kind by its title, not its folder name
 
 
+def test_status_counts_overdue_without_sorting_the_ledger(home, capsys, monkeypatch):
+    """The summary's overdue figure is the ledger's own count (as the summaries count it), read without ordering
+    every hazard: a count needs no order, and at 1 M buildings the sort was most of the summary's time."""
+    import pipeline.ledger.exports as exports
+    from pipeline.platform import store
+    from pipeline.platform.clock import district_today
+
+    with store.connect(home / "litong.duckdb") as con:
+        expected = int(exports.query_ledger(con, district_today(), "SELECT count(overdue_days) AS n FROM l")["n"][0])
+    asked, query_ledger = [], exports.query_ledger
+    monkeypatch.setattr(
+        exports, "query_ledger", lambda *a, **k: asked.append(k.get("ordered", True)) or query_ledger(*a, **k)
+    )
+    assert main(["status"]) == 0
+    assert f"逾期 {expected:,}（" in capsys.readouterr().out
+    assert asked == [False]
+
+
 def test_explain_an_asset(home, capsys):
     (asset_id,) = _query(home, "SELECT asset_id FROM scores ORDER BY score DESC, asset_id LIMIT 1")[0]
     assert main(["explain", asset_id]) == 0

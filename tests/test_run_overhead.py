@@ -147,3 +147,35 @@ def test_only_dagster_s_wal_files_and_only_in_the_block_are_written_without_fsyn
 @pytest.fixture(autouse=True)
 def _no_dagster_home(monkeypatch, tmp_path):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+
+
+class _Counting(sqlite3.Connection):
+    """A connection that lists the statements run on it."""
+
+    statements: list[str] = []
+
+    def execute(self, sql, *args):
+        _Counting.statements.append(sql)
+        return super().execute(sql, *args)
+
+
+def test_a_file_already_kept_costs_one_lookup_and_one_pragma_a_connection(tmp_path):
+    """Dagster opens ~900 connections a run: the checks (under DAGSTER_HOME? WAL? an idle connection?) are made
+    once per file; every later connection only has its `synchronous` set (and still is: NORMAL)."""
+    from pipeline.wiring.run_history import _Keepers
+
+    sqlite3.connect(tmp_path / "x.db").execute("PRAGMA journal_mode=WAL").fetchall()
+    keepers = _Keepers(tmp_path)
+    per_connection = []
+    for _ in range(3):
+        con = sqlite3.connect(tmp_path / "x.db", factory=_Counting)
+        _Counting.statements.clear()
+        keepers.on_connect(con, None)
+        per_connection.append(list(_Counting.statements))
+        assert con.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL on every connection
+        con.close()
+    assert [len(s) for s in per_connection] == [3, 2, 2]
+    assert per_connection[1] == ["PRAGMA database_list", "PRAGMA synchronous=NORMAL"]
+    assert len(keepers.open) == 1
+    keepers.close()
+    assert keepers.open == {} and keepers.ready == set()

@@ -36,12 +36,20 @@ class _Keepers:
         self.root = root.resolve()
         self.open: dict[str, sqlite3.Connection] = {}
         self.lock = threading.Lock()
+        self.ready: set[str] = set()  # files in WAL mode whose idle connection has read them (a file stays WAL)
+        self.outside: set[str] = set()  # files seen that are not under `root`: left as SQLite makes them
 
     def on_connect(self, dbapi_connection: object, _record: object) -> None:
         if not isinstance(dbapi_connection, sqlite3.Connection):
             return
         file = dbapi_connection.execute("PRAGMA database_list").fetchone()[2]
-        if not file or not Path(file).resolve().is_relative_to(self.root):
+        if not file or file in self.outside:
+            return
+        if file in self.ready:  # the checks below once per file, not at each of a run's ~900 connections
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+            return
+        if not Path(file).resolve().is_relative_to(self.root):
+            self.outside.add(file)
             return
         if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             return  # a new run's file before Dagster made it WAL: SQLite's defaults
@@ -52,6 +60,7 @@ class _Keepers:
                 keeper = self.open[file] = sqlite3.connect(file, timeout=30, check_same_thread=False)
             try:  # a read maps the WAL's index: from now on this connection counts as open on the file
                 keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self.ready.add(file)
             except sqlite3.Error:
                 pass  # busy or gone: only speed is lost
 
@@ -60,6 +69,7 @@ class _Keepers:
             for keeper in self.open.values():
                 keeper.close()
             self.open.clear()
+            self.ready.clear()
 
 
 @contextmanager
