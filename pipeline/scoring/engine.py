@@ -7,6 +7,7 @@ the rule set's version, so a score can be reproduced. One transaction per kind.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -198,11 +199,11 @@ def scores_from_hits_sql(ruleset: RuleSet, kind: str, run_id: str, scale: LevelS
     the findings back and grouping them by asset (an ordered string_agg per asset) went past DuckDB's memory
     limit at 5 M buildings, and writing it in slices of assets scanned every finding once per slice (issue 30:
     scores_buildings 7x slower at 5x the buildings). Every rule's points are whole numbers, so the sums are
-    those of `scores_sql` in any order; the reasons are sorted as there (points high to low, then rule id)."""
-    titles = " ".join(f"WHEN {sql_text(r.id)} THEN {sql_text(r.title_zh)}" for r in ruleset.for_kind(kind))
-    title = f"CASE x.r {titles} END" if titles else "NULL"
-    reason = f"x.r || ' ' || {title} || '（' || CAST(round(x.p) AS INTEGER) || '分）'"
-    ordered = "list_sort(list_transform(hits, lambda h: {'k': 0 - h.points, 'r': h.rule_id, 'p': h.points}))"
+    those of `scores_sql` in any order; the reasons are in its order (points high to low, then rule id), which
+    the rules alone fix: each rule's text is a constant, kept where the asset's hits name it."""
+    ordered = sorted(ruleset.for_kind(kind), key=lambda r: (-r.points, r.id))  # as string_agg orders them
+    reasons = ", ".join(f"CASE WHEN list_contains(ids, {sql_text(r.id)}) THEN {sql_text(_reason(r.id, r.title_zh, r.points))} END"
+                        for r in ordered if r.title_zh is not None)  # fmt: skip
     return f"""
     WITH scored AS (
         SELECT asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date,
@@ -210,12 +211,17 @@ def scores_from_hits_sql(ruleset: RuleSet, kind: str, run_id: str, scale: LevelS
                coalesce(list_sum(list_transform(hits, lambda h: h.points)), 0)::DOUBLE AS raw_points,
                list_min(list_transform(list_filter(hits, lambda h: h.hard), lambda h: h.rule_id)) AS hard_rule,
                len(hits) AS n_findings, len(list_filter(hits, lambda h: h.hazard)) AS n_hazards,
-               CASE WHEN len(hits) > 0 THEN array_to_string(list_transform({ordered}, lambda x: {reason}), '；') END
-                   AS reasons
-        FROM {SCORING_INPUT}
+               {f"nullif(concat_ws('；', {reasons}), '')" if reasons else "NULL::VARCHAR"} AS reasons
+        FROM (SELECT *, list_transform(hits, lambda h: h.rule_id) AS ids FROM {SCORING_INPUT})
     )
     {_scores_select(run_id, ruleset.version, kind, scale)}
     """
+
+
+def _reason(rule_id: str, title: str, points: float) -> str:
+    """`B07 标题（30分）`: a rule's part of an asset's reasons, its points rounded as DuckDB rounds (half away
+    from zero)."""
+    return f"{rule_id} {title}（{int(math.copysign(math.floor(abs(points) + 0.5), points))}分）"
 
 
 def _scores_select(run_id: str, version: str, kind: str, scale: LevelScale) -> str:
