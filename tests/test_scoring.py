@@ -180,3 +180,26 @@ def test_scores_from_each_assets_hits_equal_the_findings_grouped(tmp_path):
     assert con.execute(f"SELECT {columns} FROM ({grouped}) ORDER BY asset_id").fetchall() == stored
     assert len(stored) == 40 and len({row[10] for row in stored}) >= 3 and sum(row[14] for row in stored) > 40
     assert any(row[13] for row in stored) and any("；" in (row[16] or "") for row in stored)
+
+
+def test_the_samples_scores_of_every_kind_equal_its_findings_grouped(sample, tmp_path):
+    """On the bundled sample, every kind's stored scores (computed from each asset's hits) are the rows the
+    portable SQL gives by grouping that scoring's findings by asset: the same reasons, points, levels."""
+    from pipeline.scoring import engine
+    from pipeline.scoring.ruleset import install
+
+    deployment, result = sample
+    assert result.success
+    shutil.copy(deployment.db, tmp_path / "s.duckdb")  # the sample is shared: read a copy
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    install(con)
+    columns = "asset_id, raw_points, score, level, level_zh, hard_rule, n_findings, n_hazards, top_reasons, sector"
+    kinds = [k for (k,) in con.execute("SELECT DISTINCT kind FROM scores ORDER BY 1").fetchall()]
+    assert len(kinds) >= 8
+    for kind in kinds:
+        (run_id,) = con.execute("SELECT DISTINCT run_id FROM scores WHERE kind = ?", [kind]).fetchone()
+        con.execute(engine.input_sql(RULESET, kind))
+        grouped = engine.scores_sql(RULESET, kind, run_id, engine.level_scale(con, kind))
+        stored = con.execute(f"SELECT {columns} FROM scores WHERE kind = ? ORDER BY asset_id", [kind]).fetchall()
+        assert con.execute(f"SELECT {columns} FROM ({grouped}) ORDER BY asset_id").fetchall() == stored, kind
+        assert stored and any(row[8] for row in stored), kind
