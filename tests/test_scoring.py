@@ -159,8 +159,9 @@ def test_a_broken_rule_file_is_refused_with_its_name(tmp_path, text, problem):
     assert problem in str(err.value)
 
 
-def test_scores_written_a_slice_of_assets_at_a_time_equal_one_pass(tmp_path, monkeypatch):
-    """At 5 M buildings the scores are written in slices (DuckDB's memory limit): the same rows as one pass."""
+def test_scores_from_each_assets_hits_equal_the_findings_grouped(tmp_path):
+    """The store computes each score from its asset's own hits (one streaming pass, issue 30): the same rows,
+    value for value, as the portable SQL that groups the run's findings by asset (what Spark runs)."""
     from pipeline.scoring import engine
 
     con = duckdb.connect(str(tmp_path / "s.duckdb"))
@@ -171,10 +172,34 @@ def test_scores_written_a_slice_of_assets_at_a_time_equal_one_pass(tmp_path, mon
             "building_id": f"B{i:02d}", "survey_round": "2023-1", "survey_date": "2023-06-01",
             "structure_type": structures[i % 4], "year_built": 1960 + i, "seismic_design": "是" if i % 3 else "否",
             "appraisal_grade": grades[i % 5], "floors_above": 1 + i % 9, "town_code": "640302100"})  # fmt: skip
-    columns = "asset_id, raw_points, score, level, hard_rule, n_findings, n_hazards, top_reasons"
-    score_kind(con, RULESET, "buildings")
-    whole = con.execute(f"SELECT {columns} FROM scores ORDER BY asset_id").fetchall()
-    monkeypatch.setattr(engine, "SCORES_SLICE_ROWS", 7)  # 6 slices of 40 assets
-    score_kind(con, RULESET, "buildings")
-    assert con.execute(f"SELECT {columns} FROM scores ORDER BY asset_id").fetchall() == whole
-    assert len(whole) == 40 and len({row[3] for row in whole}) >= 3 and sum(row[5] for row in whole) > 40
+    result = score_kind(con, RULESET, "buildings")
+    grouped = engine.scores_sql(RULESET, "buildings", result.run_id, engine.level_scale(con, "buildings"))
+    columns = ("asset_id, asset_name, town_code, lon, lat, responsible_unit, survey_round, survey_date, raw_points, "
+               "score, level, level_zh, colour, hard_rule, n_findings, n_hazards, top_reasons, source_file, sector")  # fmt: skip
+    stored = con.execute(f"SELECT {columns} FROM scores ORDER BY asset_id").fetchall()
+    assert con.execute(f"SELECT {columns} FROM ({grouped}) ORDER BY asset_id").fetchall() == stored
+    assert len(stored) == 40 and len({row[10] for row in stored}) >= 3 and sum(row[14] for row in stored) > 40
+    assert any(row[13] for row in stored) and any("；" in (row[16] or "") for row in stored)
+
+
+def test_the_samples_scores_of_every_kind_equal_its_findings_grouped(sample, tmp_path):
+    """On the bundled sample, every kind's stored scores (computed from each asset's hits) are the rows the
+    portable SQL gives by grouping that scoring's findings by asset: the same reasons, points, levels."""
+    from pipeline.scoring import engine
+    from pipeline.scoring.ruleset import install
+
+    deployment, result = sample
+    assert result.success
+    shutil.copy(deployment.db, tmp_path / "s.duckdb")  # the sample is shared: read a copy
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    install(con)
+    columns = "asset_id, raw_points, score, level, level_zh, hard_rule, n_findings, n_hazards, top_reasons, sector"
+    kinds = [k for (k,) in con.execute("SELECT DISTINCT kind FROM scores ORDER BY 1").fetchall()]
+    assert len(kinds) >= 8
+    for kind in kinds:
+        (run_id,) = con.execute("SELECT DISTINCT run_id FROM scores WHERE kind = ?", [kind]).fetchone()
+        con.execute(engine.input_sql(RULESET, kind))
+        grouped = engine.scores_sql(RULESET, kind, run_id, engine.level_scale(con, kind))
+        stored = con.execute(f"SELECT {columns} FROM scores WHERE kind = ? ORDER BY asset_id", [kind]).fetchall()
+        assert con.execute(f"SELECT {columns} FROM ({grouped}) ORDER BY asset_id").fetchall() == stored, kind
+        assert stored and any(row[8] for row in stored), kind

@@ -59,8 +59,8 @@ class ScoringJob:
     input_select: str  # the scan of the whole view: asset, identity, the rules that fire (`hits`)
     input_sql: tuple[str, ...]  # in the store: the scan of the assets to score, into SCORING_INPUT
     findings_select: str  # over SCORING_INPUT: one row per asset and rule that fires
-    scores_sql: Callable[[int, int], str]  # (slices, part) -> a SELECT of the scores over this run's findings
-    slice_rows: int  # the scores are written this many assets at a time (DuckDB's memory)
+    scores_sql: str  # a SELECT of the scores over this run's findings (portable: Spark runs it)
+    scores_from_hits: str  # the same scores from SCORING_INPUT's hits alone, in one streaming pass (DuckDB)
     tables: tuple[str, ...]  # the staging tables the kind's view reads
     staging_context: Callable[[str], str]  # a staging table -> what its rows' normalisation depended on
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from pipeline.engines.base import SCORING_INPUT, ScoringJob
+from pipeline.engines.base import ScoringJob
 from pipeline.engines.expectations import Expectation, failure_frame, no_failures, suite_for
 from pipeline.platform.store import quote
 
@@ -267,10 +267,7 @@ class DuckDBEngine:
 
     def insert_results(self, con: duckdb.DuckDBPyConnection, job: ScoringJob) -> None:
         con.execute(f"INSERT INTO findings {job.findings_row}")
-        ((n_input,),) = con.execute(f"SELECT count(*) FROM {SCORING_INPUT}").fetchall()
-        slices = max(1, -(-n_input // job.slice_rows))
-        for part in range(slices):
-            con.execute(f"INSERT INTO scores {job.scores_sql(slices, part)}")
+        con.execute(f"INSERT INTO scores {job.scores_from_hits}")
 
     def finish(self, job: ScoringJob) -> None:
         pass

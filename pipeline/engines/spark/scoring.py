@@ -79,7 +79,7 @@ def score_on_spark(
     with clock("findings"):
         _write(spark, transpile.query(job.findings_row), out.findings, "findings")
     with clock("scores"):
-        _write(spark, transpile.query(job.scores_sql(1, 0)), out.scores, None)
+        _write(spark, transpile.query(job.scores_sql), out.scores, None)
     return out
 
 
