@@ -153,9 +153,27 @@ def test_a_rule_set_is_verified_once_per_store_and_again_when_it_changes(tmp_pat
     rules.load_ruleset(con=duckdb.connect(str(tmp_path / "b.duckdb")))  # another store: verified
     assert verified == [version, version]
 
+    elsewhere = tmp_path / "checkout" / "rules"  # the same rule files in another checkout: not verified again
+    shutil.copytree(RULES_DIR, elsewhere)
+    monkeypatch.setattr(rules, "_VERIFIED", set())
+    assert rules.load_ruleset(elsewhere, con=con).version == version and verified == [version, version]
+
     changed = tmp_path / "rules"
     shutil.copytree(RULES_DIR, changed)
     path = changed / "buildings.yaml"
     path.write_text(path.read_text(encoding="utf-8") + "\n# a comment\n", encoding="utf-8")
     other = rules.load_ruleset(changed, con=con)  # other rule files: verified again
     assert verified == [version, version, other.version] and other.version != version
+
+    rules.load_ruleset(con=con)  # the store records this rule set again
+    monkeypatch.setattr(rules, "_VERIFIED", set())
+    rules.load_ruleset(con=con)
+    assert verified == [version, version, other.version, version]
+    schemas = tmp_path / "schemas"  # another template: the examples are staged otherwise, verified again
+    shutil.copytree(rules.SCHEMAS_DIR, schemas)
+    template = schemas / "buildings.yaml"
+    template.write_text(template.read_text(encoding="utf-8") + "\n# a comment\n", encoding="utf-8")
+    monkeypatch.setattr(rules, "SCHEMAS_DIR", schemas)
+    monkeypatch.setattr(rules, "_VERIFIED", set())
+    rules.load_ruleset(con=con)
+    assert verified == [version, version, other.version, version, version]

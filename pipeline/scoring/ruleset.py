@@ -19,7 +19,7 @@ from pipeline.engines.seam import current
 from pipeline.engines.settings import engine
 from pipeline.formats.yaml_file import load_yaml
 from pipeline.platform import stage_inputs
-from pipeline.platform.paths import RULES_DIR
+from pipeline.platform.paths import RULES_DIR, SCHEMAS_DIR
 from pipeline.platform.store import ensure_schema, quote, staging_table
 
 RECTIFICATION = {"immediate": "立即整改", "project": "项目整改", "control": "管控措施"}
@@ -429,7 +429,7 @@ def _table_types(table: str) -> dict[str, str]:
     return dict(rows.fetchall())
 
 
-_VERIFIED: set[tuple[str, str, str]] = set()
+_VERIFIED: set[tuple[str, str]] = set()
 
 
 def load_ruleset(rules_dir: Path = RULES_DIR, con: duckdb.DuckDBPyConnection | None = None) -> RuleSet:
@@ -441,7 +441,7 @@ def load_ruleset(rules_dir: Path = RULES_DIR, con: duckdb.DuckDBPyConnection | N
     (pipeline/engines/seam.py) cannot run is a problem too, named with its rule: on Spark, a condition or view
     that does not translate to Spark SQL (whether Spark accepts it is checked on Spark)."""
     ruleset = parse_rules(rules_dir)
-    key = (str(rules_dir.resolve()), ruleset.version, engine())
+    key = (ruleset.version, engine())  # by content: the same rule set from another checkout is verified once
     if ruleset.problems or (key not in _VERIFIED and not _verified_in(con, key)):
         on = current()
         ruleset.problems += [p for kind in ruleset.kinds for p in on.rule_problems(ruleset, kind)]
@@ -455,12 +455,14 @@ def load_ruleset(rules_dir: Path = RULES_DIR, con: duckdb.DuckDBPyConnection | N
 VERIFIED_STEP = "ruleset_verified"  # stage_inputs: the last rule set this store saw verified
 
 
-def _verification(key: tuple[str, str, str]) -> str:
-    """What a verification's verdict depends on: the rule files (their folder and version), the engine, the
-    code that verifies and runs them, and DuckDB's SQL."""
-    return stage_inputs.fingerprint(key, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"),
+def _verification(key: tuple[str, str]) -> str:
+    """What a verification's verdict depends on: the rule files' contents (their version, not their folder: a
+    store scored from another checkout of the same rules is not verified again), the engine, the templates the
+    examples are staged as, the code that verifies and runs them, and DuckDB's SQL."""
+    templates = stage_inputs.files_version(*sorted(SCHEMAS_DIR.glob("*.yaml")))
+    return stage_inputs.fingerprint(key, templates, stage_inputs.code_version("pipeline/scoring", "pipeline/engines"),
                                     duckdb.__version__)  # fmt: skip
 
 
-def _verified_in(con: duckdb.DuckDBPyConnection | None, key: tuple[str, str, str]) -> bool:
+def _verified_in(con: duckdb.DuckDBPyConnection | None, key: tuple[str, str]) -> bool:
     return con is not None and stage_inputs.recorded(con, VERIFIED_STEP) == _verification(key)
