@@ -85,7 +85,7 @@ def _execute(
 
     from pipeline.platform.resources import QUAKE_TAG
     from pipeline.wiring.definitions import defs
-    from pipeline.wiring.run_history import quick_history_writes
+    from pipeline.wiring.run_history import quick_history_writes, shared_shard_connections
     from pipeline.wiring.step_titles import step_titles
 
     instance = _instance()
@@ -95,7 +95,8 @@ def _execute(
         titles = step_titles([node.name for node in job.graph.node_defs])
         progress = {"steps": steps, "titles": titles}
         config = {"loggers": {"progress": {"config": progress}}, **({"ops": ops} if ops else {})}
-        with quick_history_writes(Path(instance.root_directory)):  # the run's Dagster events, without an fsync each
+        history = instance.event_log_storage  # the run's Dagster events: no fsync each, one connection a file
+        with quick_history_writes(Path(instance.root_directory)), shared_shard_connections(history):
             result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config,
                                             partition_key=partition_key, asset_selection=selection)  # fmt: skip
         if at_end:  # still holding the writer lock

@@ -5,6 +5,8 @@ without an fsync and a checkpoint per event, and every event is still there."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -13,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipeline.platform import store
-from pipeline.wiring.run_history import quick_history_writes
+from pipeline.wiring.run_history import quick_history_writes, shared_shard_connections
 
 
 class CountingConnection:
@@ -87,14 +89,39 @@ def second_step(context):
     yield dg.AssetCheckResult(check_name="fine", passed=True)
 
 
-def _run(home: Path, quick: bool) -> tuple[dg.DagsterInstance, str, dict[str, sqlite3.Connection]]:
+def _run(
+    home: Path, quick: bool, counting: Callable | None = None
+) -> tuple[dg.DagsterInstance, str, dict[str, sqlite3.Connection]]:
     instance = dg.DagsterInstance.from_config(str(home))
     job = dg.Definitions(assets=[first_step, second_step]).resolve_implicit_global_asset_job_def()
+    with _listening(counting):
+        return _execute(instance, job, quick)
+
+
+@contextmanager
+def _listening(counting: Callable | None) -> Iterator[None]:
+    """For the block: `counting` called at every new SQLite connection SQLAlchemy makes."""
+    if counting is None:
+        yield
+        return
+    sa.event.listen(sa.engine.Engine, "connect", counting)
+    try:
+        yield
+    finally:
+        sa.event.remove(sa.engine.Engine, "connect", counting)
+
+
+def _execute(instance: dg.DagsterInstance, job, quick: bool) -> tuple[dg.DagsterInstance, str, dict]:
     if not quick:
         return instance, job.execute_in_process(instance=instance).run_id, {}
-    with quick_history_writes(home) as keepers:
+    home = Path(instance.root_directory)
+    with quick_history_writes(home) as keepers, shared_shard_connections(instance.event_log_storage) as shards:
+        assert shards is not None  # the instance's event log is Dagster's run-sharded SQLite one
         result = job.execute_in_process(instance=instance)
         opened = dict(keepers)
+    assert not {"_connect", "has_table"} & set(
+        vars(instance.event_log_storage)
+    )  # Dagster's own method again after the block
     return instance, result.run_id, opened
 
 
@@ -179,3 +206,69 @@ def test_a_file_already_kept_costs_one_lookup_and_one_pragma_a_connection(tmp_pa
     assert len(keepers.open) == 1
     keepers.close()
     assert keepers.open == {} and keepers.ready == set()
+
+
+def _connections_by_file(home: Path, quick: bool) -> tuple[dict[str, int], str]:
+    """A run's new SQLite connections (from its start to its end), by file name (the run's own file as "run.db")."""
+    counts: dict[str, int] = {}
+
+    def count(dbapi_connection, _record):
+        file = Path(dbapi_connection.execute("PRAGMA database_list").fetchone()[2]).name
+        counts[file] = counts.get(file, 0) + 1
+
+    _, run_id, _ = _run(home, quick, counting=count)
+    return {("run.db" if name == f"{run_id}.db" else name): n for name, n in counts.items()}, run_id
+
+
+def test_a_run_s_event_log_files_are_each_connected_to_once_or_twice_not_at_every_event(tmp_path):
+    """Dagster's SqliteEventLogStorage makes an engine and a connection per use (per event, per lookup); in the
+    block each event-log file gets one (the run's new file a few more while Dagster creates it, the index one
+    for each table Dagster asks about once)."""
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    slow.mkdir(), fast.mkdir()
+    before, _ = _connections_by_file(slow, quick=False)
+    after, run_id = _connections_by_file(fast, quick=True)
+    assert before["run.db"] > 10 and before["index.db"] > 10  # the old way: one per event
+    assert after["run.db"] <= 3 and after["index.db"] <= 3  # one engine; has_table asked once a table
+    assert after.get("runs.db", 0) == before.get("runs.db", 0)  # the run storage is left as it is
+    instance = dg.DagsterInstance.from_config(str(fast))  # a new reader (as the UI) sees the whole run
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert instance.get_latest_materialization_event(dg.AssetKey("second_step")).run_id == run_id
+    checks = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    assert [e.dagster_event.event_specific_data.passed for e in checks] == [True]
+
+
+def test_a_failed_write_in_the_block_is_rolled_back_and_the_connection_still_serves(tmp_path):
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    storage = instance.event_log_storage
+    with shared_shard_connections(storage) as shards:
+        with storage.run_connection("r1") as conn:
+            conn.execute(sa.text("CREATE TABLE scratch (x)"))
+        with pytest.raises(RuntimeError), storage.run_connection("r1") as conn:
+            conn.execute(sa.text("INSERT INTO scratch VALUES (1)"))
+            raise RuntimeError("a write that fails half way")
+        with storage.run_connection("r1") as conn:
+            conn.execute(sa.text("INSERT INTO scratch VALUES (2)"))
+        with storage.run_connection("r1") as conn:  # all-or-nothing, as Dagster's own; the next write is kept
+            assert conn.execute(sa.text("SELECT x FROM scratch")).scalars().all() == [2]
+        assert shards.opened == 1
+    assert shards.engines == {}
+
+
+KNOWN_CONNECT = "b8435f2665689760"  # dagster 1.13.27
+KNOWN_HAS_TABLE = "577d801c70b2a4a5"  # dagster 1.13.27
+
+
+def test_the_wrapped_dagster_method_is_the_one_it_stands_in_for():
+    """shared_shard_connections stands in for a private method of Dagster's: if Dagster changes it (a version
+    upgrade), this fails, and pipeline/wiring/run_history.py's _SharedShards must be checked against the new one."""
+    import hashlib
+    import inspect
+
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    for method, known in (("_connect", KNOWN_CONNECT), ("has_table", KNOWN_HAS_TABLE)):
+        source = inspect.getsource(getattr(SqliteEventLogStorage, method))
+        assert hashlib.sha256(source.encode()).hexdigest()[:16] == known, f"Dagster changed {method}"
+    for method in ("run_connection", "index_connection"):
+        assert "self._connect(" in inspect.getsource(getattr(SqliteEventLogStorage, method))

@@ -13,6 +13,12 @@ at 1 M buildings with nothing to do spent more time writing its history than in 
 * one idle reading connection to each file, so the per-event connection is never the last one: no checkpoint and
   no WAL removal at each close; SQLite checkpoints by itself every 1,000 pages, and at the end, when these close.
 
+And `shared_shard_connections(storage)` keeps, for the run, one connection per event-log file: Dagster's
+SqliteEventLogStorage makes a new SQLAlchemy engine and connection at every write or read of its history (~1,900
+a run of 42 steps: its events, the ~80 "planned" events at the run's creation, and the lookups of the inputs'
+last records at each step, for the data versions the UI shows); here each file's engine is made once and its
+connection reused, each write still its own committed transaction, under Dagster's own lock.
+
 Every event is still written, in order, to the same files: the UI, `status` and the sensors read the same record,
 and see it while the run goes. Other processes (the UI, the daemon) are not affected.
 """
@@ -25,8 +31,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 
 class _Keepers:
@@ -84,3 +91,69 @@ def quick_history_writes(dagster_home: Path) -> Iterator[dict[str, sqlite3.Conne
     finally:
         event.remove(Engine, "connect", keepers.on_connect)
         keepers.close()
+
+
+class _SharedShards:
+    """Stand-ins for SqliteEventLogStorage._connect and has_table (dagster 1.13; tests/test_run_overhead.py fails if
+    their source changes): the same lock, the same first-use schema check of a file, the same transaction per use, but one
+    engine per file for the block instead of one per use."""
+
+    def __init__(self, storage: object):
+        self.storage = storage
+        self.engines: dict[str, Engine] = {}
+        self.opened = 0  # engines made (for tests: one per file, not one per event)
+        self.tables: set[str] = set()  # index tables found
+
+    def _engine(self, shard: str) -> Engine:
+        storage = self.storage
+        engine = self.engines.get(shard)
+        if engine is None:
+            connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+            engine = create_engine(storage.conn_string_for_shard(shard), connect_args=connect_args)
+            self.opened += 1
+            if shard not in storage._initialized_dbs:
+                storage._initdb(engine)
+                storage._initialized_dbs.add(shard)
+                engine.dispose()  # the file may have just become WAL: the next connection is set up for it
+            self.engines[shard] = engine
+        return engine
+
+    @contextmanager
+    def connect(self, shard: str) -> Iterator[Connection]:
+        """One use of a file's history, as Dagster's: under the storage's lock, in one transaction."""
+        with self.storage._db_lock:
+            with self._engine(shard).connect() as conn:
+                with conn.begin():
+                    yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """SqliteEventLogStorage.has_table (asked at each asset or check event, a new engine each time): a table
+        found stays for the run; one not found is asked again (a migration by another process may add it)."""
+        if table_name not in self.tables:
+            if not type(self.storage).has_table(self.storage, table_name):
+                return False
+            self.tables.add(table_name)
+        return True
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+        self.engines.clear()
+
+
+@contextmanager
+def shared_shard_connections(storage: object) -> Iterator[_SharedShards | None]:
+    """For the block (one run in this process): `storage`, if Dagster's run-sharded SQLite event log, uses one
+    connection per file instead of one per use (see above). Any other storage is left as it is (yields None)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    if type(storage) is not SqliteEventLogStorage:
+        yield None
+        return
+    shards = _SharedShards(storage)
+    storage._connect, storage.has_table = shards.connect, shards.has_table  # on this object only, not the class
+    try:
+        yield shards
+    finally:
+        del storage._connect, storage.has_table
+        shards.close()
