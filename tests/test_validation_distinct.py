@@ -40,7 +40,7 @@ def _both(con: duckdb.DuckDBPyConnection, table: str, kind: str, expectations) -
 @pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("kind", [*KINDS, "feedback"])
 def test_distinct_values_fail_the_same_rows_with_the_same_reasons_as_every_row(sample, kind, wide, monkeypatch):
-    """Each column's distinct values (WIDE_ROWS 0), or a small table as one frame of all its columns (`wide`)."""
+    """Each column's distinct values (WIDE_ROWS 0), or a small table's rows (`wide`: each row's own values)."""
     deployment, _ = sample
     monkeypatch.setattr(engine, "_small_path_allowed", False)
     monkeypatch.setattr(engine, "WIDE_ROWS", 10**9 if wide else 0)
@@ -86,7 +86,7 @@ def test_a_value_repeated_on_many_rows_fails_on_each_of_them(monkeypatch):
     ]
     by_values, by_rows = _both(con, "x", "buildings", expectations)
     assert by_values == by_rows
-    monkeypatch.setattr(engine, "WIDE_ROWS", 20)  # the same in one wide frame
+    monkeypatch.setattr(engine, "WIDE_ROWS", 20)  # the same on each row's own values
     assert _both(con, "x", "buildings", expectations)[0] == by_rows
     assert [k for k, c, _, _ in by_values if c == "a"] == [3, 7]
     assert [k for k, c, _, _ in by_values if c == "b"] == [2, 5, 8, 10]
@@ -124,9 +124,10 @@ def test_great_expectations_gets_one_row_per_distinct_value_not_per_row(monkeypa
     assert len(failures) == 50_000 and set(failures["row_key"]) == set(range(3, 200_001, 4))
 
 
-def test_a_small_table_is_one_great_expectations_validation(monkeypatch):
-    """A kind of a few hundred rows is validated as one frame of all its columns with one suite (main: one
-    validation per column, ~0.2 s each, 15-70 s per small kind in a run)."""
+def test_a_small_table_is_validated_on_its_rows_one_expectation_at_a_time(monkeypatch):
+    """A kind of a few hundred rows is validated on each row's own values (no distinct values to map back), one
+    GE expectation per validation, on a one-column frame (test_validation_stacks.py: several columns sharing
+    an expectation are one stack)."""
     monkeypatch.setattr(engine, "_small_path_allowed", False)
     t = load_template("buildings")
     con = duckdb.connect()
@@ -147,7 +148,7 @@ def test_a_small_table_is_one_great_expectations_validation(monkeypatch):
         engine, "suite_for", lambda kind, group, *a: suites.append(len(group)) or real_suite_for(kind, group, *a)
     )
     failures, ok = engine._run_in_chunks(con, "x", t, expectations)
-    assert suites == [3] and not ok
+    assert suites == [1, 1, 1] and not ok
     assert sorted(failures.loc[failures["check_id"] == "b", "row_key"]) == list(range(1, 151, 3))
     assert sorted(failures.loc[failures["check_id"] == "a", "row_key"]) == list(range(1, 151, 5))
     assert sorted(failures.loc[failures["check_id"] == "c", "row_key"]) == [i + 1 for i in range(101, 150) if i % 5]
