@@ -145,4 +145,6 @@ def test_the_buildings_row_suite_reaches_great_expectations_as_one_expectation_p
     finally:
         con.close()
     assert len(expectations) == 70 and len(groups) <= 33  # 33 at 1 M rows; the sample's few nulls leave 31
-    assert given == [1] * len(groups)
+    # one expectation per GE validation, a stack per group and dtype, split at STACK_VALUES values (the sample's
+    # ~20 k rows a column: a stack holds two columns), so fewer validations than expectations
+    assert given == [1] * len(given) and len(groups) <= len(given) < len(expectations)
