@@ -109,6 +109,20 @@ def rules_scratch() -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+@contextmanager
+def normalised_rows(db: Path, kind: str) -> Iterator[tuple[Callable, int]]:
+    """A column loader over every normalised row of `kind` in the store `db` (read-only), and their number."""
+    from pipeline.engines.duckdb import column_loader
+    from pipeline.intake.normalize import norm_table
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        lo, hi = con.execute(f"SELECT min(_row_key) - 1, max(_row_key) FROM {norm_table(kind)}").fetchall()[0]
+        yield column_loader(con, norm_table(kind), lo, hi), (hi or 0) - (lo or 0)
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def deployment(tmp_path: Path) -> Deployment:
     return Deployment(tmp_path)

@@ -10,11 +10,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import normalised_rows
 
 from pipeline.engines import duckdb as duck_engine
-from pipeline.engines.duckdb import column_loader, run_suite, run_suite_small
+from pipeline.engines.duckdb import run_suite, run_suite_small
 from pipeline.engines.expectations import Expectation
-from pipeline.intake.normalize import norm_table
 from pipeline.intake.validate import cross_expectations, row_expectations
 from pipeline.registries.templates import KINDS, load_template
 
@@ -29,16 +29,11 @@ def _failures(frame: pd.DataFrame) -> set[tuple[int, str]]:
 def test_the_small_path_fails_the_same_rows_as_great_expectations_on_the_sample(sample, kind):
     deployment, _ = sample
     t = load_template(kind)
-    con = duckdb.connect(str(deployment.db), read_only=True)
-    try:
-        lo, hi = con.execute(f"SELECT min(_row_key) - 1, max(_row_key) FROM {norm_table(kind)}").fetchall()[0]
-        assert hi and hi - lo > 5, f"the sample has rows of {kind}"  # 6 reservoirs and dykes, 8 water works (issue 29)
-        load = column_loader(con, norm_table(kind), lo, hi)
+    with normalised_rows(deployment.db, kind) as (load, rows):
+        assert rows > 5, f"the sample has rows of {kind}"  # 6 reservoirs and dykes, 8 water works (issue 29)
         expectations = row_expectations(t, TODAY)
         by_ge, ge_ok = run_suite(load, t, expectations)
         small, small_ok = run_suite_small(load, expectations)
-    finally:
-        con.close()
     assert _failures(small) == _failures(by_ge)
     assert small_ok == ge_ok
     merged = small.merge(by_ge, on=["row_key", "check_id"], suffixes=("", "_ge"))

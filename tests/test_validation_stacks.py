@@ -12,6 +12,7 @@ import datetime as dt
 import duckdb
 import pandas as pd
 import pytest
+from conftest import normalised_rows
 
 from pipeline.engines import duckdb as engine
 from pipeline.engines.expectations import Expectation, failure_frame, no_failures, suite_for
@@ -53,16 +54,15 @@ def _rows(frame: pd.DataFrame) -> list[tuple[int, str, str, str]]:
 def test_stacks_fail_the_same_rows_with_the_same_reasons_as_each_expectation_alone(sample, kind):
     deployment, _ = sample
     t = load_template(kind)
-    con = duckdb.connect(str(deployment.db), read_only=True)
-    try:
-        lo, hi = con.execute(f"SELECT min(_row_key) - 1, max(_row_key) FROM {norm_table(kind)}").fetchall()[0]
-        load = engine.column_loader(con, norm_table(kind), lo, hi)
+    with normalised_rows(deployment.db, kind) as (load, _):
         expectations = row_expectations(t, TODAY)
         stacked, stacked_ok = engine.run_suite(load, t, expectations)
         alone, alone_ok = _one_by_one(load, kind, expectations)
         assert _rows(stacked) == _rows(alone) and stacked_ok == alone_ok  # same order too: by expectation, row key
         if kind == "buildings":
             assert len(alone) > 100, "the sample's buildings have rows that fail"
+    con = duckdb.connect(str(deployment.db), read_only=True)
+    try:
         con.execute(f"CREATE TEMP TABLE __affected AS SELECT _row_key, file_id, row_no FROM {norm_table(kind)}")
         con.execute(f"CREATE TEMP TABLE __cross AS {cross_sql(t)}")
         load = engine.column_loader(con, "__cross", 0, 10**12)

@@ -212,9 +212,10 @@ def _scope(con: duckdb.DuckDBPyConnection, last_event: int | None) -> dict[str, 
                     UNION SELECT h.kind, h.asset_id FROM hazards h
                     WHERE h.hazard_no IN (SELECT hazard_no FROM hazard_events WHERE seq > ?)""",
                 [-1 if last_event is None else last_event])  # fmt: skip
-    by_kind = {f"ids_{kind}": [] for kind in scoped_kinds()}
+    by_kind: dict[str, list[str]] = {f"ids_{kind}": [] for kind in scoped_kinds()}
+    ids: dict[str, None] = {}  # every kind's, each id once
     for kind, asset_id in con.execute(f"SELECT DISTINCT kind, asset_id FROM {SCOPE}").fetchall():
+        ids[asset_id] = None
         if f"ids_{kind}" in by_kind:
             by_kind[f"ids_{kind}"].append(asset_id)
-    ids = [r[0] for r in con.execute(f"SELECT DISTINCT asset_id FROM {SCOPE}").fetchall()]
-    return {"ids": ids, **by_kind}
+    return {"ids": list(ids), **by_kind}
